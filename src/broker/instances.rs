@@ -1,0 +1,494 @@
+//! Service instances of the virtual-cluster offering: provision, update, deprovision, fetch and `last_operation`,
+//! every one computed from and written to the cluster, so that any replica answers the same and retries converge.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use serde_json::{Map, Value};
+
+use super::instance::{Attributes, StoredInstance, context_names};
+use super::parameters::SchemaKind;
+use super::{Broker, check_maintenance};
+use crate::catalog::{PodSecurityLevel, Service, quantity};
+use crate::k8s::names::{self, *};
+use crate::k8s::virtual_cluster::VirtualCluster;
+use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::osb::api::{
+    FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
+    ProvisionRequest, UpdateRequest,
+};
+use crate::osb::identity::OriginatingIdentity;
+use crate::osb::{OsbError, OsbResult};
+
+/// The `operation` value of an asynchronous provision.
+pub const OPERATION_PROVISION: &str = "provision";
+/// The `operation` value of an asynchronous deprovision.
+pub const OPERATION_DEPROVISION: &str = "deprovision";
+
+/// How a provision ended, which the protocol layer turns into 201, 200 or 202.
+#[derive(Debug)]
+pub enum Provisioned {
+    /// Made by this request (201).
+    Created(InstanceResponse),
+    /// Already there with identical attributes (200).
+    AlreadyExists(InstanceResponse),
+    /// Accepted; the platform polls `last_operation` (202).
+    InProgress(InstanceResponse),
+}
+
+/// How a deprovision ended: 200 or 202.
+#[derive(Debug)]
+pub enum Deprovisioned {
+    /// Deleted; the namespace controller removes what is left (200).
+    Done,
+    /// Deleting; the platform polls `last_operation` (202).
+    InProgress(&'static str),
+}
+
+/// Whether the cluster has finished setting up a virtual cluster: quota usage computed (until then quota admission
+/// refuses pods) and the default ServiceAccount made (until then pods are refused too).
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    Ready,
+    Waiting(&'static str),
+}
+
+impl Broker {
+    fn namespaces(&self) -> Api<Namespace> {
+        Api::all(self.client.clone())
+    }
+
+    fn namespace_of(&self, instance_id: &str) -> String {
+        names::namespace(&self.options.namespace_prefix, instance_id)
+    }
+
+    /// The instance's namespace and what it records, if the namespace exists and belongs to this instance id.
+    async fn find(&self, instance_id: &str) -> OsbResult<Option<(Namespace, StoredInstance)>> {
+        let Some(namespace) = self.namespaces().get_opt(&self.namespace_of(instance_id)).await? else {
+            return Ok(None);
+        };
+        Ok(StoredInstance::from_namespace(&namespace)
+            .filter(|stored| stored.instance_id == instance_id)
+            .map(|stored| (namespace, stored)))
+    }
+
+    /// PUT /v2/service_instances/:instance_id
+    pub async fn provision(
+        &self,
+        instance_id: &str,
+        request: ProvisionRequest,
+        identity: Option<OriginatingIdentity>,
+        accepts_incomplete: bool,
+    ) -> OsbResult<Provisioned> {
+        let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
+        if request.organization_guid.is_empty() {
+            return Err(OsbError::BadRequest("organization_guid is required".to_owned()));
+        }
+        if request.space_guid.is_empty() {
+            return Err(OsbError::BadRequest("space_guid is required".to_owned()));
+        }
+        check_maintenance(plan, request.maintenance_info.as_ref())?;
+        let parameters = request.parameters.unwrap_or_default();
+        self.schemas.validate(&plan.id, SchemaKind::Create, &parameters)?;
+
+        let wanted = StoredInstance {
+            instance_id: instance_id.to_owned(),
+            attributes: Attributes {
+                service_id: service.id.clone(),
+                plan_id: plan.id.clone(),
+                organization_guid: request.organization_guid,
+                space_guid: request.space_guid,
+                parameters,
+            },
+            context: context_names(request.context.as_ref()),
+            maintenance_version: plan.maintenance_version().map(str::to_owned),
+            owner: names::owner_service_account(identity.as_ref().and_then(|i| i.user.as_deref())),
+            created_by: identity.as_ref().map(OriginatingIdentity::describe),
+            provisioned: false,
+            terminating: false,
+            age_seconds: 0,
+        };
+        let dashboard_url = self.dashboard_url(instance_id);
+
+        let stored = match self.find_or_claim(&wanted, service).await? {
+            Claim::New => None,
+            Claim::Existing(stored) => Some(stored),
+        };
+        let created_now = stored.is_none();
+        if let Some(stored) = &stored {
+            let differences = stored.attributes.differences(&wanted.attributes);
+            if !differences.is_empty() {
+                return Err(OsbError::Conflict(format!(
+                    "instance {instance_id} already exists with a different {}",
+                    differences.join(", ")
+                )));
+            }
+            if stored.terminating {
+                return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted; retry later")));
+            }
+            if stored.provisioned && self.readiness(stored).await? == Readiness::Ready {
+                return Ok(Provisioned::AlreadyExists(InstanceResponse { dashboard_url, operation: None }));
+            }
+        }
+        // Converge: a first request, or a retry of one that was interrupted, applies every object.
+        let record = stored.unwrap_or(wanted);
+        if let Err(error) = self.apply_virtual_cluster(service, &record).await {
+            if created_now {
+                self.delete_namespace_quietly(instance_id).await;
+            }
+            return Err(error);
+        }
+        let response = InstanceResponse { dashboard_url, operation: None };
+        match self.wait_until_ready(&record, accepts_incomplete).await? {
+            Readiness::Ready if created_now => Ok(Provisioned::Created(response)),
+            Readiness::Ready => Ok(Provisioned::AlreadyExists(response)),
+            Readiness::Waiting(_) => {
+                Ok(Provisioned::InProgress(InstanceResponse { operation: Some(OPERATION_PROVISION.to_owned()), ..response }))
+            }
+        }
+    }
+
+    /// Claims the instance id by creating its namespace (atomic: two concurrent provisions cannot both create it), or
+    /// returns what the existing namespace records.
+    async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> OsbResult<Claim> {
+        if let Some((namespace, stored)) = self.find(&wanted.instance_id).await? {
+            let _ = namespace;
+            return Ok(Claim::Existing(stored));
+        }
+        let name = self.namespace_of(&wanted.instance_id);
+        if self.namespaces().get_opt(&name).await?.is_some() {
+            return Err(OsbError::Conflict(format!(
+                "namespace {name} exists but does not belong to instance {}",
+                wanted.instance_id
+            )));
+        }
+        if self.options.one_instance_per_organization {
+            self.check_organization_has_no_instance(wanted, service).await?;
+        }
+        let namespace = self.virtual_cluster(service, wanted)?.namespace();
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        match self.namespaces().create(&params, &namespace).await {
+            Ok(_) => Ok(Claim::New),
+            Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
+                Some((_, stored)) => Ok(Claim::Existing(stored)),
+                None => Err(OsbError::Concurrency(format!("instance {} is changing; retry", wanted.instance_id))),
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn check_organization_has_no_instance(&self, wanted: &StoredInstance, service: &Service) -> OsbResult<()> {
+        let selector = format!(
+            "{LABEL_SERVICE}={},{LABEL_ORGANIZATION}={}",
+            names::label_value(&service.name),
+            names::label_value(&wanted.attributes.organization_guid)
+        );
+        let existing = self.namespaces().list_metadata(&ListParams::default().labels(&selector)).await?;
+        if let Some(other) = existing.items.first() {
+            let other = other.metadata.name.clone().unwrap_or_default();
+            return Err(OsbError::Unprocessable {
+                code: "InstanceLimitReached",
+                description: format!(
+                    "organization {} already has a {} instance (namespace {other}); this broker allows one per organization",
+                    wanted.attributes.organization_guid, service.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The desired virtual cluster for a recorded instance.
+    fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<VirtualCluster> {
+        let plan = service
+            .plan(&record.attributes.plan_id)
+            .ok_or_else(|| OsbError::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id)))?;
+        let parameters = &record.attributes.parameters;
+        let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
+            Some("restricted") => PodSecurityLevel::Restricted,
+            Some(_) => PodSecurityLevel::Baseline,
+            None => plan.broker.pod_security,
+        };
+        let allow_ingress_from_namespaces = parameters
+            .get("allow_ingress_from_namespaces")
+            .and_then(Value::as_array)
+            .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let labels = BTreeMap::from([
+            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+            (LABEL_INSTANCE.to_owned(), names::label_value(&record.instance_id)),
+            (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
+            (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
+            (LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid)),
+            (LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid)),
+        ]);
+        Ok(VirtualCluster {
+            namespace: self.namespace_of(&record.instance_id),
+            labels,
+            annotations: record.annotations(false),
+            quota: plan.broker.quota.clone(),
+            limits: plan.broker.limits.clone().unwrap_or_default(),
+            pod_security,
+            allow_ingress_from_namespaces,
+            owner: record.owner.clone(),
+        })
+    }
+
+    /// Applies every object of the virtual cluster, then marks the namespace provisioned.
+    async fn apply_virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<()> {
+        let mut cluster = self.virtual_cluster(service, record)?;
+        let namespace = cluster.namespace.clone();
+        let client = self.client.clone();
+        apply(&self.namespaces(), &cluster.namespace()).await?;
+        apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
+        apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
+        apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
+        apply(&Api::<ServiceAccount>::namespaced(client.clone(), &namespace), &cluster.owner_service_account()).await?;
+        apply(&Api::<RoleBinding>::namespaced(client, &namespace), &cluster.owner_role_binding()).await?;
+        cluster.annotations = record.annotations(true);
+        apply(&self.namespaces(), &cluster.namespace()).await?;
+        Ok(())
+    }
+
+    async fn readiness(&self, record: &StoredInstance) -> OsbResult<Readiness> {
+        let namespace = self.namespace_of(&record.instance_id);
+        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
+        let computed = quota.is_some_and(|quota| {
+            let wanted = quota.spec.and_then(|spec| spec.hard).unwrap_or_default();
+            let seen = quota.status.and_then(|status| status.hard).unwrap_or_default();
+            wanted.len() == seen.len()
+                && wanted.iter().all(|(key, value)| {
+                    seen.get(key).and_then(|s| quantity::parse(&s.0)) == quantity::parse(&value.0)
+                })
+        });
+        if !computed {
+            return Ok(Readiness::Waiting("the quota controller is computing the namespace's quota"));
+        }
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
+        if accounts.get_opt("default").await?.is_none() {
+            return Ok(Readiness::Waiting("the namespace's default ServiceAccount is being created"));
+        }
+        Ok(Readiness::Ready)
+    }
+
+    /// Asynchronous requests get the state right away; synchronous ones wait up to the configured timeout.
+    async fn wait_until_ready(&self, record: &StoredInstance, accepts_incomplete: bool) -> OsbResult<Readiness> {
+        let deadline = tokio::time::Instant::now() + self.options.sync_timeout;
+        // Even an asynchronous request waits a moment: the controllers usually finish within it, and a 201 saves the
+        // platform a round of polling.
+        let patience = if accepts_incomplete { Duration::from_secs(2) } else { self.options.sync_timeout };
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            let readiness = self.readiness(record).await?;
+            if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
+                if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
+                    return Err(OsbError::Unavailable(format!("the cluster did not finish in time: {what}")));
+                }
+                return Ok(readiness);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn delete_namespace_quietly(&self, instance_id: &str) {
+        let name = self.namespace_of(instance_id);
+        if let Err(error) = self.namespaces().delete(&name, &DeleteParams::background()).await
+            && !is_not_found(&error)
+        {
+            tracing::warn!(namespace = %name, %error, "could not remove a half-made namespace");
+        }
+    }
+
+    /// PATCH /v2/service_instances/:instance_id
+    pub async fn update(
+        &self,
+        instance_id: &str,
+        request: UpdateRequest,
+        identity: Option<OriginatingIdentity>,
+    ) -> OsbResult<InstanceResponse> {
+        let service = self.service(&request.service_id)?;
+        let Some((_, stored)) = self.find(instance_id).await? else {
+            return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
+        };
+        if stored.attributes.service_id != service.id {
+            return Err(OsbError::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
+        }
+        if stored.terminating {
+            return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted")));
+        }
+        if !stored.provisioned {
+            return Err(OsbError::Concurrency(format!("instance {instance_id} is still being provisioned; retry later")));
+        }
+        let current_plan = service.plan(&stored.attributes.plan_id);
+        let target_id = request.plan_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&stored.attributes.plan_id);
+        let (_, target) = self.service_and_plan(&service.id, target_id)?;
+        if target.id != stored.attributes.plan_id && !current_plan.is_some_and(|plan| service.plan_updateable(plan)) {
+            return Err(OsbError::Unprocessable {
+                code: "PlanChangeNotSupported",
+                description: format!("the plan of a {} instance cannot be changed", service.name),
+            });
+        }
+        check_maintenance(target, request.maintenance_info.as_ref())?;
+
+        let mut updated = stored.clone();
+        updated.attributes.plan_id = target.id.clone();
+        updated.maintenance_version = target.maintenance_version().map(str::to_owned);
+        if let Some(changes) = request.parameters {
+            self.schemas.validate(&target.id, SchemaKind::Update, &changes)?;
+            updated.attributes.parameters = merge(&stored.attributes.parameters, changes);
+            self.schemas.validate(&target.id, SchemaKind::Update, &updated.attributes.parameters)?;
+        }
+        if request.context.is_some() {
+            let mut context = stored.context.clone();
+            context.extend(context_names(request.context.as_ref()));
+            updated.context = context;
+        }
+        if let Some(identity) = identity {
+            tracing::info!(instance = instance_id, by = %identity.describe(), "update requested");
+        }
+        if target.id != stored.attributes.plan_id {
+            self.check_usage_fits(instance_id, &target.name, &target.broker.quota).await?;
+        }
+        self.apply_virtual_cluster(service, &updated).await?;
+        Ok(InstanceResponse { dashboard_url: self.dashboard_url(instance_id), operation: None })
+    }
+
+    /// Refuses a plan change when the namespace already uses more than the new plan allows.
+    async fn check_usage_fits(&self, instance_id: &str, plan: &str, hard: &BTreeMap<String, String>) -> OsbResult<()> {
+        let namespace = self.namespace_of(instance_id);
+        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
+        let used = quota.and_then(|q| q.status).and_then(|s| s.used).unwrap_or_default();
+        let over: Vec<String> = hard
+            .iter()
+            .filter_map(|(resource, limit)| {
+                let in_use = used.get(resource)?;
+                (quantity::parse(&in_use.0)? > quantity::parse(limit)?)
+                    .then(|| format!("{resource} (in use {}, plan {plan} allows {limit})", in_use.0))
+            })
+            .collect();
+        if over.is_empty() {
+            Ok(())
+        } else {
+            Err(OsbError::Unprocessable {
+                code: "UsageExceedsPlan",
+                description: format!(
+                    "cannot change to plan {plan}: the virtual cluster uses more than it allows: {}; free resources first",
+                    over.join(", ")
+                ),
+            })
+        }
+    }
+
+    /// DELETE /v2/service_instances/:instance_id
+    pub async fn deprovision(
+        &self,
+        instance_id: &str,
+        service_id: &str,
+        plan_id: &str,
+        accepts_incomplete: bool,
+    ) -> OsbResult<Deprovisioned> {
+        self.service_and_plan(service_id, plan_id)?;
+        let Some((_, stored)) = self.find(instance_id).await? else {
+            return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
+        };
+        if !stored.terminating {
+            let name = self.namespace_of(instance_id);
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
+            match self.namespaces().delete(&name, &params).await {
+                Ok(_) => tracing::info!(instance = instance_id, namespace = %name, "deleting the virtual cluster"),
+                Err(error) if is_not_found(&error) => {
+                    return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(if accepts_incomplete { Deprovisioned::InProgress(OPERATION_DEPROVISION) } else { Deprovisioned::Done })
+    }
+
+    /// GET /v2/service_instances/:instance_id
+    pub async fn fetch(&self, instance_id: &str) -> OsbResult<FetchedInstance> {
+        let not_found = || OsbError::NotFound(format!("instance {instance_id} does not exist"));
+        let (_, stored) = self.find(instance_id).await?.ok_or_else(not_found)?;
+        if !stored.provisioned || stored.terminating {
+            return Err(not_found());
+        }
+        let plan_name = self
+            .catalog
+            .service(&stored.attributes.service_id)
+            .and_then(|service| service.plan(&stored.attributes.plan_id))
+            .map(|plan| plan.name.clone());
+        let mut labels = Map::new();
+        labels.insert("namespace".to_owned(), Value::String(self.namespace_of(instance_id)));
+        if let Some(plan) = plan_name {
+            labels.insert("plan".to_owned(), Value::String(plan));
+        }
+        Ok(FetchedInstance {
+            service_id: stored.attributes.service_id,
+            plan_id: stored.attributes.plan_id,
+            dashboard_url: self.dashboard_url(instance_id),
+            parameters: stored.attributes.parameters,
+            maintenance_info: stored.maintenance_version.map(|version| MaintenanceVersion { version }),
+            metadata: InstanceMetadata { labels, attributes: Map::new() },
+        })
+    }
+
+    /// GET /v2/service_instances/:instance_id/last_operation
+    pub async fn last_operation(&self, instance_id: &str, operation: Option<&str>) -> OsbResult<LastOperation> {
+        let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
+        let Some((_, stored)) = self.find(instance_id).await? else {
+            return match operation {
+                Some(_) if deprovisioning => {
+                    Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
+                }
+                None => Err(OsbError::Gone(format!("instance {instance_id} does not exist"))),
+                Some(_) => Err(OsbError::NotFound(format!("instance {instance_id} does not exist"))),
+            };
+        };
+        if stored.terminating {
+            return Ok(LastOperation::new(OperationState::InProgress, "deleting the virtual cluster's namespace"));
+        }
+        if deprovisioning {
+            return Ok(LastOperation::new(OperationState::Failed, "the virtual cluster was not deleted; retry the deletion"));
+        }
+        if !stored.provisioned {
+            let grace = self.options.sync_timeout.as_secs() as i64 + 30;
+            return Ok(if stored.age_seconds > grace {
+                LastOperation::new(
+                    OperationState::Failed,
+                    "provisioning was interrupted before the virtual cluster was complete; delete the instance and create it again",
+                )
+            } else {
+                LastOperation::new(OperationState::InProgress, "creating the virtual cluster's objects")
+            });
+        }
+        Ok(match self.readiness(&stored).await? {
+            Readiness::Ready => LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"),
+            Readiness::Waiting(what) => LastOperation::new(OperationState::InProgress, what),
+        })
+    }
+}
+
+enum Claim {
+    New,
+    Existing(StoredInstance),
+}
+
+/// Merges update parameters over the current ones: a key given replaces, a key given as `null` is removed.
+fn merge(current: &Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
+    let mut merged = current.clone();
+    for (key, value) in changes {
+        if value.is_null() {
+            merged.remove(&key);
+        } else {
+            merged.insert(key, value);
+        }
+    }
+    merged
+}

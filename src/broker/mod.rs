@@ -1,0 +1,123 @@
+//! What each OSB operation means for this broker, independent of HTTP: the protocol layer ([`crate::osb`]) parses
+//! and answers, this module decides, and [`crate::k8s`] builds the objects.
+
+mod instance;
+mod instances;
+pub mod parameters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::catalog::{Catalog, Plan, Service};
+use crate::config::Settings;
+use crate::osb::OsbError;
+pub use instances::{Deprovisioned, Provisioned};
+use parameters::ParameterSchemas;
+
+/// How the broker lays out and paces its work, from the configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// Prefix of tenant namespace names.
+    pub namespace_prefix: String,
+    /// Base URL of the dashboard, if one is served.
+    pub dashboard_base_url: Option<String>,
+    /// How long a request without `accepts_incomplete` may wait for the cluster.
+    pub sync_timeout: Duration,
+    /// One virtual cluster per organization.
+    pub one_instance_per_organization: bool,
+}
+
+impl BrokerOptions {
+    /// The options the settings describe.
+    pub fn from_settings(settings: &Settings) -> BrokerOptions {
+        BrokerOptions {
+            namespace_prefix: settings.kubernetes.namespace_prefix.clone(),
+            dashboard_base_url: settings.dashboard.base_url.clone(),
+            sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),
+            one_instance_per_organization: settings.policy.one_instance_per_organization,
+        }
+    }
+}
+
+/// The broker: its catalog, compiled parameter schemas and a client of the cluster that holds all of its state.
+pub struct Broker {
+    catalog: Arc<Catalog>,
+    schemas: ParameterSchemas,
+    client: Client,
+    options: BrokerOptions,
+}
+
+impl Broker {
+    /// A broker serving `catalog` on the cluster `client` reaches.
+    pub fn new(catalog: Catalog, client: Client, options: BrokerOptions) -> Result<Broker, String> {
+        let schemas = ParameterSchemas::compile(&catalog)?;
+        Ok(Broker { catalog: Arc::new(catalog), schemas, client, options })
+    }
+
+    /// The catalog, as served.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The cluster client (readiness checks).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The offering and plan a request names; 400 when either is missing, empty or unknown.
+    fn service_and_plan(&self, service_id: &str, plan_id: &str) -> Result<(&Service, &Plan), OsbError> {
+        let service = self.service(service_id)?;
+        if plan_id.is_empty() {
+            return Err(OsbError::BadRequest("plan_id is required".to_owned()));
+        }
+        let plan = service
+            .plan(plan_id)
+            .ok_or_else(|| OsbError::BadRequest(format!("plan_id {plan_id:?} is not a plan of service {}", service.name)))?;
+        Ok((service, plan))
+    }
+
+    fn service(&self, service_id: &str) -> Result<&Service, OsbError> {
+        if service_id.is_empty() {
+            return Err(OsbError::BadRequest("service_id is required".to_owned()));
+        }
+        self.catalog
+            .service(service_id)
+            .ok_or_else(|| OsbError::BadRequest(format!("service_id {service_id:?} is not in the catalog")))
+    }
+
+    /// The dashboard of an instance, when a dashboard is configured.
+    fn dashboard_url(&self, instance_id: &str) -> Option<String> {
+        let base = self.options.dashboard_base_url.as_deref()?;
+        Some(format!("{}/instances/{}", base.trim_end_matches('/'), percent_encode(instance_id)))
+    }
+}
+
+/// `maintenance_info.version` of a request must be the plan's; `{}` or no version counts as not sent.
+fn check_maintenance(plan: &Plan, requested: Option<&crate::osb::api::RequestedMaintenance>) -> Result<(), OsbError> {
+    let Some(requested) = requested.and_then(|m| m.version.as_deref()) else {
+        return Ok(());
+    };
+    match plan.maintenance_version() {
+        Some(version) if version == requested => Ok(()),
+        Some(version) => Err(OsbError::MaintenanceInfoConflict(format!(
+            "maintenance_info.version {requested:?} does not match plan {}'s version {version:?}: refresh the catalog",
+            plan.name
+        ))),
+        None => Err(OsbError::MaintenanceInfoConflict(format!(
+            "plan {} has no maintenance_info, but the request names version {requested:?}",
+            plan.name
+        ))),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for ids placed in URLs.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,228 @@
+//! Every rule a catalog must meet before the broker serves it: the OSB rules (unique ids and names, at least one
+//! plan, schemas with `$schema`, at most 64 kB, no external `$ref`, semantic versions) and the broker's own (each
+//! quota and limit quantity parses, every plan of a virtual-cluster offering says what to build).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::{Catalog, Plan, Service, ServiceKind, quantity};
+
+/// Largest schema the OSB specification allows.
+const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// The JSON Schema draft platforms are required to support.
+const DRAFT_04: &str = "http://json-schema.org/draft-04/schema#";
+
+/// One problem found in a catalog, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    /// Where: service, plan and field.
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl CatalogError {
+    pub(super) fn new(location: &str, message: impl Into<String>) -> CatalogError {
+        CatalogError { location: location.to_owned(), message: message.into() }
+    }
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Checks a parsed catalog; returns every problem found, not just the first.
+pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
+    let mut errors = Vec::new();
+    let mut ids = HashSet::new();
+    let mut service_names = HashSet::new();
+    if catalog.services.is_empty() {
+        errors.push(CatalogError::new("services", "the catalog offers no service"));
+    }
+    for service in &catalog.services {
+        let at = format!("service {}", service.name);
+        non_empty(&mut errors, &at, "id", &service.id);
+        non_empty(&mut errors, &at, "name", &service.name);
+        non_empty(&mut errors, &at, "description", &service.description);
+        if !ids.insert(service.id.clone()) {
+            errors.push(CatalogError::new(&at, format!("id {} is used twice", service.id)));
+        }
+        if !service_names.insert(service.name.clone()) {
+            errors.push(CatalogError::new(&at, "the name is used by another service"));
+        }
+        if service.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
+            errors.push(CatalogError::new(&at, "name: use only letters, digits, '-', '.' and '_' (CLI-friendly)"));
+        }
+        if service.plans.is_empty() {
+            errors.push(CatalogError::new(&at, "plans: a service needs at least one plan"));
+        }
+        let mut plan_names = HashSet::new();
+        for plan in &service.plans {
+            let at = format!("service {}, plan {}", service.name, plan.name);
+            non_empty(&mut errors, &at, "id", &plan.id);
+            non_empty(&mut errors, &at, "name", &plan.name);
+            non_empty(&mut errors, &at, "description", &plan.description);
+            if !ids.insert(plan.id.clone()) {
+                errors.push(CatalogError::new(&at, format!("id {} is used twice", plan.id)));
+            }
+            if !plan_names.insert(plan.name.clone()) {
+                errors.push(CatalogError::new(&at, "the name is used by another plan of the service"));
+            }
+            check_plan(&mut errors, &at, service, plan);
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+fn non_empty(errors: &mut Vec<CatalogError>, at: &str, field: &str, value: &str) {
+    if value.trim().is_empty() {
+        errors.push(CatalogError::new(at, format!("{field} must not be empty")));
+    }
+}
+
+fn check_plan(errors: &mut Vec<CatalogError>, at: &str, service: &Service, plan: &Plan) {
+    if let Some(info) = &plan.maintenance_info
+        && semver::Version::parse(&info.version).is_err()
+    {
+        errors.push(CatalogError::new(
+            at,
+            format!("maintenance_info.version {:?} is not a semantic version (like 1.2.3)", info.version),
+        ));
+    }
+    if plan.binding_rotatable && !service.bindable(plan) {
+        errors.push(CatalogError::new(at, "binding_rotatable needs a bindable plan"));
+    }
+    let schemas = [
+        ("schemas.service_instance.create.parameters", plan.create_schema()),
+        ("schemas.service_instance.update.parameters", plan.update_schema()),
+        ("schemas.service_binding.create.parameters", plan.binding_schema()),
+    ];
+    for (field, schema) in schemas {
+        if let Some(schema) = schema
+            && let Err(message) = check_schema(schema)
+        {
+            errors.push(CatalogError::new(at, format!("{field}: {message}")));
+        }
+    }
+    match service.broker.kind {
+        ServiceKind::VirtualCluster => check_virtual_cluster(errors, at, plan),
+    }
+}
+
+/// A schema platforms can use: draft-04 declared, within the size limit, self-contained and itself valid.
+pub(crate) fn check_schema(schema: &Value) -> Result<(), String> {
+    match schema.get("$schema").and_then(Value::as_str) {
+        None => return Err("the schema has no $schema".to_owned()),
+        Some(DRAFT_04) => {}
+        Some(other) => return Err(format!("$schema is {other:?}; platforms are only required to support {DRAFT_04}")),
+    }
+    let size = schema.to_string().len();
+    if size > MAX_SCHEMA_BYTES {
+        return Err(format!("the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are allowed"));
+    }
+    if let Some(reference) = external_ref(schema) {
+        return Err(format!("external $ref {reference:?}: schemas must be self-contained"));
+    }
+    jsonschema::draft4::new(schema).map(|_| ()).map_err(|e| format!("not a valid draft-04 schema: {e}"))
+}
+
+fn external_ref(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, value)| match (key.as_str(), value) {
+            ("$ref", Value::String(reference)) if !reference.starts_with('#') => Some(reference.as_str()),
+            _ => external_ref(value),
+        }),
+        Value::Array(items) => items.iter().find_map(external_ref),
+        _ => None,
+    }
+}
+
+fn check_virtual_cluster(errors: &mut Vec<CatalogError>, at: &str, plan: &Plan) {
+    let settings = &plan.broker;
+    if settings.quota.is_empty() {
+        errors.push(CatalogError::new(at, "broker.quota: a virtual-cluster plan needs a ResourceQuota"));
+    }
+    for (resource, value) in &settings.quota {
+        check_quantity(errors, at, &format!("broker.quota[{resource:?}]"), value);
+    }
+    match &settings.limits {
+        None => errors.push(CatalogError::new(at, "broker.limits: a virtual-cluster plan needs LimitRange defaults")),
+        Some(limits) => {
+            let groups = [("default", &limits.default), ("default_request", &limits.default_request), ("max", &limits.max)];
+            for (group, values) in groups {
+                for (resource, value) in values {
+                    check_quantity(errors, at, &format!("broker.limits.{group}[{resource:?}]"), value);
+                }
+            }
+            for (resource, request) in &limits.default_request {
+                let limit = limits.default.get(resource).and_then(|l| quantity::parse(l));
+                if let (Some(request), Some(limit)) = (quantity::parse(request), limit)
+                    && request > limit
+                {
+                    errors.push(CatalogError::new(
+                        at,
+                        format!("broker.limits.default_request[{resource:?}] is above broker.limits.default"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_quantity(errors: &mut Vec<CatalogError>, at: &str, field: &str, value: &str) {
+    match quantity::parse(value) {
+        Some(parsed) if parsed.0 >= 0 => {}
+        Some(_) => errors.push(CatalogError::new(at, format!("{field}: {value:?} must not be negative"))),
+        None => errors.push(CatalogError::new(at, format!("{field}: {value:?} is not a Kubernetes quantity"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BUILT_IN, Catalog};
+
+    fn errors_of(yaml: &str) -> Vec<String> {
+        match Catalog::from_yaml(yaml) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn each_error_names_the_plan_and_field() {
+        let broken = BUILT_IN
+            .replacen("requests.cpu: \"2\"", "requests.cpu: \"2 cores\"", 1)
+            .replacen("version: 1.0.0", "version: one", 1)
+            .replacen("name: medium", "name: small", 1)
+            .replacen("id: 722b322b-49e9-40bf-8391-b0022aae6b51", "id: df58fe54-eee6-45f5-98f9-df0e3c12640f", 1);
+        let errors = errors_of(&broken);
+        let expect = [
+            "service caas, plan small: broker.quota[\"requests.cpu\"]: \"2 cores\" is not a Kubernetes quantity",
+            "service caas, plan micro: maintenance_info.version \"one\" is not a semantic version (like 1.2.3)",
+            "service caas, plan small: the name is used by another plan of the service",
+            "service caas, plan large: id df58fe54-eee6-45f5-98f9-df0e3c12640f is used twice",
+        ];
+        for expected in expect {
+            assert!(errors.iter().any(|e| e == expected), "missing {expected:?} in {errors:#?}");
+        }
+    }
+
+    #[test]
+    fn schemas_need_draft_04_and_no_external_refs() {
+        let no_schema = BUILT_IN.replacen("$schema: \"http://json-schema.org/draft-04/schema#\"\n    title: Virtual", "title: Virtual", 1);
+        assert!(errors_of(&no_schema).iter().any(|e| e.ends_with("schemas.service_instance.create.parameters: the schema has no $schema")));
+        let external = BUILT_IN.replacen("type: string\n        enum: [baseline, restricted]", "$ref: \"https://example.com/s.json\"", 1);
+        assert!(errors_of(&external).iter().any(|e| e.contains("external $ref \"https://example.com/s.json\"")));
+    }
+
+    #[test]
+    fn oversized_schema_is_refused() {
+        let big = format!("description: \"{}\"\n    title: Virtual", "x".repeat(70_000));
+        let oversized = BUILT_IN.replacen("title: Virtual", &big, 1);
+        assert!(errors_of(&oversized).iter().any(|e| e.contains("at most 65536 are allowed")));
+    }
+}

@@ -1,0 +1,312 @@
+//! The service catalog: what the broker offers (served at `GET /v2/catalog`) and, for each plan, what it builds.
+//!
+//! The catalog is one YAML file (`catalog/catalog.yaml`, compiled into the binary as the default). Its OSB fields are
+//! served as written; the `broker:` keys carry what the broker acts on and are never served. It is checked in full
+//! at load time (see [`check`]), so the rest of the broker can rely on every plan being complete and valid.
+
+mod check;
+pub mod quantity;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use check::{CatalogError, check};
+
+/// The catalog compiled into the binary, used when no catalog file is configured.
+pub const BUILT_IN: &str = include_str!("../../catalog/catalog.yaml");
+
+/// The whole catalog, as served and as acted on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    /// The service offerings.
+    pub services: Vec<Service>,
+}
+
+/// A service offering (OSB "Service Offering Object").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Service {
+    /// Globally unique, immutable id.
+    pub id: String,
+    /// CLI-friendly name, unique in the catalog.
+    pub name: String,
+    /// Short description.
+    pub description: String,
+    /// Tags shown by platforms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Platform features the service needs (none for this broker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// Whether instances can be bound (plans may override).
+    pub bindable: bool,
+    /// Whether GET instance works.
+    #[serde(default)]
+    pub instances_retrievable: bool,
+    /// Whether GET binding works.
+    #[serde(default)]
+    pub bindings_retrievable: bool,
+    /// Whether the platform may send context-only updates.
+    #[serde(default)]
+    pub allow_context_updates: bool,
+    /// Whether plans can be changed (plans may override).
+    #[serde(default)]
+    pub plan_updateable: bool,
+    /// Display metadata in the Cloud Foundry conventions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// The plans, at least one.
+    pub plans: Vec<Plan>,
+    /// What kind of thing the broker builds for this offering. Never served.
+    #[serde(skip_serializing)]
+    pub broker: ServiceSettings,
+}
+
+/// Broker-only settings of a service offering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// What an instance of this offering is.
+    pub kind: ServiceKind,
+}
+
+/// What an instance of an offering is, and so which part of the broker handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceKind {
+    /// A namespace-scoped virtual cluster.
+    VirtualCluster,
+}
+
+/// A service plan (OSB "Service Plan Object").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Globally unique, immutable id.
+    pub id: String,
+    /// CLI-friendly name, unique in its offering.
+    pub name: String,
+    /// Short description.
+    pub description: String,
+    /// Display metadata (bullets, costs, displayName).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Whether the plan is free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free: Option<bool>,
+    /// Overrides the offering's `bindable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindable: Option<bool>,
+    /// Whether bindings may name a `predecessor_binding_id` (OSB 2.17 rotation).
+    #[serde(default)]
+    pub binding_rotatable: bool,
+    /// Overrides the offering's `plan_updateable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_updateable: Option<bool>,
+    /// JSON Schemas (draft-04) of the parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<Schemas>,
+    /// Seconds a platform should poll an asynchronous operation before giving up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_polling_duration: Option<u64>,
+    /// The version of what the broker builds for this plan; a new version offers an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_info: Option<MaintenanceInfo>,
+    /// What the broker builds for this plan. Never served.
+    #[serde(skip_serializing)]
+    pub broker: PlanSettings,
+}
+
+/// Parameter schemas of a plan, in the OSB layout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Schemas {
+    /// Schemas for instance create and update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_instance: Option<InstanceSchemas>,
+    /// Schema for bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_binding: Option<BindingSchemas>,
+}
+
+/// Instance schemas.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceSchemas {
+    /// Provision parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<ParametersSchema>,
+    /// Update parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<ParametersSchema>,
+}
+
+/// Binding schemas.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BindingSchemas {
+    /// Bind parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<ParametersSchema>,
+}
+
+/// One JSON Schema for a `parameters` object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParametersSchema {
+    /// The schema document.
+    pub parameters: Value,
+}
+
+/// OSB `maintenance_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceInfo {
+    /// Semantic version.
+    pub version: String,
+    /// What the version brings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Broker-only settings of a plan: what a virtual cluster of this plan is made of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    /// ResourceQuota `spec.hard` of the tenant namespace.
+    #[serde(default)]
+    pub quota: BTreeMap<String, String>,
+    /// LimitRange defaults for containers.
+    #[serde(default)]
+    pub limits: Option<ContainerLimits>,
+    /// Pod Security Standard enforced in the namespace.
+    #[serde(default)]
+    pub pod_security: PodSecurityLevel,
+}
+
+/// Container defaults and bounds of a tenant's LimitRange.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerLimits {
+    /// Limits given to containers that set none.
+    #[serde(default)]
+    pub default: BTreeMap<String, String>,
+    /// Requests given to containers that set none.
+    #[serde(default)]
+    pub default_request: BTreeMap<String, String>,
+    /// Largest limits a container may set.
+    #[serde(default)]
+    pub max: BTreeMap<String, String>,
+}
+
+/// Pod Security Standards level (`pod-security.kubernetes.io/enforce`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// Prevents known privilege escalations; runs most workloads unchanged.
+    #[default]
+    Baseline,
+    /// Current pod hardening best practice.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Baseline => "baseline",
+            PodSecurityLevel::Restricted => "restricted",
+        }
+    }
+}
+
+impl Catalog {
+    /// Parses and checks a catalog document.
+    pub fn from_yaml(text: &str) -> Result<Catalog, Vec<CatalogError>> {
+        let mut value: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
+        value.apply_merge().map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
+        let catalog: Catalog =
+            serde_norway::from_value(value).map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
+        check(&catalog)?;
+        Ok(catalog)
+    }
+
+    /// Reads, parses and checks a catalog file.
+    pub fn from_file(path: &Path) -> Result<Catalog, Vec<CatalogError>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![CatalogError::new(&path.display().to_string(), e.to_string())])?;
+        Catalog::from_yaml(&text)
+    }
+
+    /// The built-in catalog.
+    pub fn built_in() -> Catalog {
+        #[allow(clippy::expect_used)]
+        Catalog::from_yaml(BUILT_IN).expect("the built-in catalog passes its own checks (tested)")
+    }
+
+    /// The service with this id.
+    pub fn service(&self, service_id: &str) -> Option<&Service> {
+        self.services.iter().find(|service| service.id == service_id)
+    }
+}
+
+impl Service {
+    /// The plan of this service with this id.
+    pub fn plan(&self, plan_id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.id == plan_id)
+    }
+
+    /// Whether plans of this service can be changed, as the plan overrides it.
+    pub fn plan_updateable(&self, plan: &Plan) -> bool {
+        plan.plan_updateable.unwrap_or(self.plan_updateable)
+    }
+
+    /// Whether instances of this plan can be bound.
+    pub fn bindable(&self, plan: &Plan) -> bool {
+        plan.bindable.unwrap_or(self.bindable)
+    }
+}
+
+impl Plan {
+    /// The provision parameters schema, if the plan has one.
+    pub fn create_schema(&self) -> Option<&Value> {
+        let schema = self.schemas.as_ref()?.service_instance.as_ref()?.create.as_ref()?;
+        Some(&schema.parameters)
+    }
+
+    /// The update parameters schema, if the plan has one.
+    pub fn update_schema(&self) -> Option<&Value> {
+        let schema = self.schemas.as_ref()?.service_instance.as_ref()?.update.as_ref()?;
+        Some(&schema.parameters)
+    }
+
+    /// The bind parameters schema, if the plan has one.
+    pub fn binding_schema(&self) -> Option<&Value> {
+        let schema = self.schemas.as_ref()?.service_binding.as_ref()?.create.as_ref()?;
+        Some(&schema.parameters)
+    }
+
+    /// The current maintenance version, if the plan has one.
+    pub fn maintenance_version(&self) -> Option<&str> {
+        self.maintenance_info.as_ref().map(|info| info.version.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_catalog_passes_its_checks_and_hides_broker_settings() {
+        let catalog = Catalog::from_yaml(BUILT_IN).unwrap_or_else(|errors| panic!("{errors:?}"));
+        let served = serde_json::to_value(&catalog).expect("serialize");
+        let text = served.to_string();
+        assert!(!text.contains("\"broker\""), "broker settings must not be served");
+        assert!(!text.contains("x-schemas"));
+        let caas = &served["services"][0];
+        assert_eq!(caas["name"], "caas");
+        let plans: Vec<&str> = caas["plans"].as_array().expect("plans").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(plans, ["micro", "small", "medium", "large"]);
+        assert_eq!(
+            caas["plans"][1]["schemas"]["service_instance"]["create"]["parameters"]["$schema"],
+            "http://json-schema.org/draft-04/schema#"
+        );
+    }
+}

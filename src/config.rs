@@ -1,0 +1,256 @@
+//! The broker's configuration: built-in defaults that work against the local control plane, then an optional file,
+//! then `CAAS_BROKER__SECTION__KEY` environment variables. Anything invalid stops start-up with a message naming the
+//! key, before the broker listens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Defaults, written as a configuration file so that they document themselves.
+const DEFAULTS: &str = r#"
+listen: "127.0.0.1:8080"
+auth:
+  username: broker
+  password: broker-dev-password
+kubernetes:
+  namespace_prefix: "caas-"
+  broker_namespace: caas-broker-system
+  request_timeout_seconds: 20
+limits:
+  body_bytes: 1048576
+  sync_timeout_seconds: 30
+policy:
+  one_instance_per_organization: false
+log:
+  format: human
+  level: info
+"#;
+
+/// The password the defaults carry; accepted only while the broker listens on loopback.
+pub const DEV_PASSWORD: &str = "broker-dev-password";
+
+/// All settings, section by section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// HTTP Basic credentials platforms must present.
+    pub auth: AuthSettings,
+    /// Catalog file; the catalog compiled into the binary when absent.
+    #[serde(default)]
+    pub catalog: Option<PathBuf>,
+    /// How the broker reaches and lays out the cluster.
+    pub kubernetes: KubernetesSettings,
+    /// Where tenants' dashboards are served, if anywhere.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
+    /// Request limits.
+    pub limits: LimitSettings,
+    /// Admission policies.
+    pub policy: PolicySettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// TLS for the broker's own listener; plain HTTP when absent (behind a platform router that terminates TLS).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// HTTP Basic credentials.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// The cluster side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSettings {
+    /// Kubeconfig file; in-cluster or `KUBECONFIG` when absent.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; the current one when absent.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Prefix of tenant namespace names.
+    pub namespace_prefix: String,
+    /// The broker's own namespace, where binding records live.
+    pub broker_namespace: String,
+    /// Timeout of one apiserver request.
+    pub request_timeout_seconds: u64,
+}
+
+/// The dashboard.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// Base URL; an instance's dashboard is `<base_url>/instances/<instance_id>`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body accepted (413 above).
+    pub body_bytes: usize,
+    /// How long a synchronous request (without `accepts_incomplete`) may wait for the cluster to finish.
+    pub sync_timeout_seconds: u64,
+}
+
+/// Admission policies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Allow one virtual cluster per organization, as the PaaS-TA broker did.
+    pub one_instance_per_organization: bool,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Human-readable lines or JSON objects.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `caas_broker=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Human,
+    /// For log collectors.
+    Json,
+}
+
+/// TLS certificate and key, PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain file.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then the environment (`CAAS_BROKER__AUTH__PASSWORD=...`), and checks
+    /// the result.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, String> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Yaml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let builder = builder.add_source(
+            config::Environment::with_prefix("CAAS_BROKER").prefix_separator("__").separator("__").try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let invalid = |key: &str, why: &str| Err(format!("invalid configuration: {key}: {why}"));
+        if self.auth.username.is_empty() {
+            return invalid("auth.username", "must not be empty");
+        }
+        if self.auth.password.len() < 8 {
+            return invalid("auth.password", "must have at least 8 characters");
+        }
+        if self.auth.password == DEV_PASSWORD && !self.listen.ip().is_loopback() {
+            return invalid("auth.password", "the development default is only allowed on a loopback address; set one");
+        }
+        if !is_dns_label(&self.kubernetes.broker_namespace) {
+            return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
+        }
+        let prefix = &self.kubernetes.namespace_prefix;
+        if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {
+            return invalid("kubernetes.namespace_prefix", "must be at most 20 of [a-z0-9-], starting with a letter or digit");
+        }
+        if self.kubernetes.request_timeout_seconds == 0 {
+            return invalid("kubernetes.request_timeout_seconds", "must be at least 1");
+        }
+        if self.limits.body_bytes < 1024 {
+            return invalid("limits.body_bytes", "must be at least 1024");
+        }
+        if !(1..=55).contains(&self.limits.sync_timeout_seconds) {
+            return invalid("limits.sync_timeout_seconds", "must be 1 to 55 (platforms give up after about 60 s)");
+        }
+        if let Some(url) = &self.dashboard.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return invalid("dashboard.base_url", "must be an http:// or https:// URL");
+        }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return invalid(key, &format!("{} is not a readable file", path.display()));
+                }
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a DNS-1123 label (a valid namespace name).
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_work_locally() {
+        let settings = Settings::load(None).expect("defaults are valid");
+        assert!(settings.listen.ip().is_loopback());
+        assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
+        assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("caas-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cases = [
+            ("limits:\n  sync_timeout_seconds: 600\n", "limits.sync_timeout_seconds"),
+            ("listen: \"0.0.0.0:8080\"\n", "auth.password"),
+            ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
+            ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
+            ("auth:\n  passwd: x\n", "passwd"),
+            ("limits:\n  body_bytes: lots\n", "body_bytes"),
+        ];
+        for (i, (yaml, key)) in cases.iter().enumerate() {
+            let file = dir.join(format!("case{i}.yaml"));
+            std::fs::write(&file, yaml).expect("write");
+            let error = Settings::load(Some(&file)).expect_err(yaml);
+            assert!(error.contains(key), "{error:?} should name {key}");
+        }
+    }
+}

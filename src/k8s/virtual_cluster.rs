@@ -1,0 +1,215 @@
+//! The objects that make a namespace a tenant's virtual cluster, built as typed k8s-openapi structs from the
+//! instance's desired state. Pure functions: applying them is [`super::apply`]'s job.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::names::*;
+use crate::catalog::{ContainerLimits, PodSecurityLevel};
+
+/// Everything the broker knows about a virtual cluster it should build.
+#[derive(Debug, Clone)]
+pub struct VirtualCluster {
+    /// Namespace name.
+    pub namespace: String,
+    /// Labels every object of the instance carries (managed-by, instance, service, plan, organization, space).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the namespace (exact ids, context, parameters, maintenance version, ...).
+    pub annotations: BTreeMap<String, String>,
+    /// ResourceQuota `spec.hard`.
+    pub quota: BTreeMap<String, String>,
+    /// LimitRange defaults.
+    pub limits: ContainerLimits,
+    /// Pod Security level to enforce.
+    pub pod_security: PodSecurityLevel,
+    /// Namespaces allowed to connect to the tenant's pods.
+    pub allow_ingress_from_namespaces: Vec<String>,
+    /// The owner ServiceAccount's name.
+    pub owner: String,
+}
+
+impl VirtualCluster {
+    fn meta(&self, name: &str, protected: bool) -> ObjectMeta {
+        let mut labels = self.labels.clone();
+        if protected {
+            labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
+        }
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// The namespace, with the instance's labels, Pod Security labels and annotations.
+    pub fn namespace(&self) -> Namespace {
+        let mut labels = self.labels.clone();
+        labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
+        labels.insert(LABEL_POD_SECURITY_ENFORCE.to_owned(), self.pod_security.as_str().to_owned());
+        labels.insert(LABEL_POD_SECURITY_ENFORCE_VERSION.to_owned(), "latest".to_owned());
+        // Tenants see what "restricted" would refuse even where "baseline" is enforced.
+        labels.insert(LABEL_POD_SECURITY_WARN.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
+        labels.insert(LABEL_POD_SECURITY_AUDIT.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace.clone()),
+                labels: Some(labels),
+                annotations: Some(self.annotations.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        }
+    }
+
+    /// The plan's ResourceQuota.
+    pub fn resource_quota(&self) -> ResourceQuota {
+        ResourceQuota {
+            metadata: self.meta(QUOTA_NAME, true),
+            spec: Some(ResourceQuotaSpec { hard: Some(quantities(&self.quota)), ..ResourceQuotaSpec::default() }),
+            ..ResourceQuota::default()
+        }
+    }
+
+    /// The plan's container defaults and bounds.
+    pub fn limit_range(&self) -> LimitRange {
+        let optional = |values: &BTreeMap<String, String>| (!values.is_empty()).then(|| quantities(values));
+        LimitRange {
+            metadata: self.meta(LIMIT_RANGE_NAME, true),
+            spec: Some(LimitRangeSpec {
+                limits: vec![LimitRangeItem {
+                    type_: "Container".to_owned(),
+                    default: optional(&self.limits.default),
+                    default_request: optional(&self.limits.default_request),
+                    max: optional(&self.limits.max),
+                    ..LimitRangeItem::default()
+                }],
+            }),
+        }
+    }
+
+    /// Denies all traffic in and out of the namespace except between its own pods, DNS lookups, and connections from
+    /// the namespaces the tenant allowed.
+    pub fn network_policy(&self) -> NetworkPolicy {
+        let same_namespace = NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..Default::default() };
+        let mut ingress_from = vec![same_namespace.clone()];
+        if !self.allow_ingress_from_namespaces.is_empty() {
+            ingress_from.push(NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: "kubernetes.io/metadata.name".to_owned(),
+                        operator: "In".to_owned(),
+                        values: Some(self.allow_ingress_from_namespaces.clone()),
+                    }]),
+                    ..LabelSelector::default()
+                }),
+                ..Default::default()
+            });
+        }
+        let dns_port = |protocol: &str| NetworkPolicyPort {
+            port: Some(IntOrString::Int(53)),
+            protocol: Some(protocol.to_owned()),
+            ..Default::default()
+        };
+        NetworkPolicy {
+            metadata: self.meta(NETWORK_POLICY_NAME, true),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+                ingress: Some(vec![NetworkPolicyIngressRule { from: Some(ingress_from), ports: None }]),
+                egress: Some(vec![
+                    NetworkPolicyEgressRule { to: Some(vec![same_namespace]), ports: None },
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![NetworkPolicyPeer {
+                            namespace_selector: Some(LabelSelector::default()),
+                            pod_selector: Some(LabelSelector {
+                                match_labels: Some(BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())])),
+                                ..LabelSelector::default()
+                            }),
+                            ..Default::default()
+                        }]),
+                        ports: Some(vec![dns_port("UDP"), dns_port("TCP")]),
+                    },
+                ]),
+            }),
+        }
+    }
+
+    /// The ServiceAccount of the tenant's owner.
+    pub fn owner_service_account(&self) -> ServiceAccount {
+        ServiceAccount { metadata: self.meta(&self.owner, true), ..ServiceAccount::default() }
+    }
+
+    /// Grants the owner the built-in `admin` ClusterRole in the namespace.
+    pub fn owner_role_binding(&self) -> RoleBinding {
+        role_binding(self.meta(OWNER_ROLE_BINDING_NAME, true), "admin", &self.owner, &self.namespace)
+    }
+}
+
+/// A RoleBinding of a built-in ClusterRole to a ServiceAccount.
+pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, namespace: &str) -> RoleBinding {
+    RoleBinding {
+        metadata,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "ClusterRole".to_owned(),
+            name: cluster_role.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: account.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            ..Subject::default()
+        }]),
+    }
+}
+
+fn quantities(values: &BTreeMap<String, String>) -> BTreeMap<String, Quantity> {
+    values.iter().map(|(key, value)| (key.clone(), Quantity(value.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> VirtualCluster {
+        VirtualCluster {
+            namespace: "caas-x".to_owned(),
+            labels: BTreeMap::from([(LABEL_INSTANCE.to_owned(), "x".to_owned())]),
+            annotations: BTreeMap::new(),
+            quota: BTreeMap::from([("pods".to_owned(), "10".to_owned())]),
+            limits: ContainerLimits::default(),
+            pod_security: PodSecurityLevel::Restricted,
+            allow_ingress_from_namespaces: vec!["ingress".to_owned()],
+            owner: "owner".to_owned(),
+        }
+    }
+
+    #[test]
+    fn namespace_carries_pod_security_and_protection() {
+        let labels = sample().namespace().metadata.labels.unwrap_or_default();
+        assert_eq!(labels[LABEL_POD_SECURITY_ENFORCE], "restricted");
+        assert_eq!(labels[LABEL_PROTECTED], "true");
+        assert_eq!(labels[LABEL_INSTANCE], "x");
+    }
+
+    #[test]
+    fn network_policy_denies_by_default_but_allows_dns_and_named_namespaces() {
+        let policy = serde_json::to_value(sample().network_policy()).expect("serialize");
+        assert_eq!(policy["spec"]["podSelector"], serde_json::json!({}));
+        assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+        assert_eq!(policy["spec"]["egress"][1]["ports"][0]["port"], 53);
+        assert_eq!(policy["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"][0], "ingress");
+    }
+}

@@ -1,0 +1,96 @@
+//! One thin handler per OSB route: parse with the OSB extractors, ask the broker, pick the status the specification
+//! prescribes for the outcome.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::api::{
+    AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest,
+};
+use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
+use super::{OsbError, OsbResult};
+use crate::broker::{Broker, Deprovisioned, Provisioned};
+
+/// Handlers share the broker.
+pub type BrokerState = Arc<Broker>;
+
+/// GET /v2/catalog
+pub async fn catalog(State(broker): State<BrokerState>) -> Response {
+    Json(broker.catalog()).into_response()
+}
+
+/// PUT /v2/service_instances/:instance_id
+pub async fn provision(
+    State(broker): State<BrokerState>,
+    OsbPath(instance_id): OsbPath<String>,
+    OsbQuery(query): OsbQuery<AsyncQuery>,
+    Identity(identity): Identity,
+    OsbJson(request): OsbJson<ProvisionRequest>,
+) -> OsbResult<Response> {
+    Ok(match broker.provision(&instance_id, request, identity, query.accepts_incomplete).await? {
+        Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+        Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+        Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+    })
+}
+
+/// PATCH /v2/service_instances/:instance_id
+pub async fn update(
+    State(broker): State<BrokerState>,
+    OsbPath(instance_id): OsbPath<String>,
+    OsbQuery(_query): OsbQuery<AsyncQuery>,
+    Identity(identity): Identity,
+    OsbJson(request): OsbJson<UpdateRequest>,
+) -> OsbResult<Response> {
+    let body = broker.update(&instance_id, request, identity).await?;
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// DELETE /v2/service_instances/:instance_id
+pub async fn deprovision(
+    State(broker): State<BrokerState>,
+    OsbPath(instance_id): OsbPath<String>,
+    OsbQuery(query): OsbQuery<DeleteQuery>,
+) -> OsbResult<Response> {
+    let outcome = broker.deprovision(&instance_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await?;
+    Ok(match outcome {
+        Deprovisioned::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
+        Deprovisioned::InProgress(operation) => {
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+        }
+    })
+}
+
+/// GET /v2/service_instances/:instance_id
+pub async fn fetch_instance(
+    State(broker): State<BrokerState>,
+    OsbPath(instance_id): OsbPath<String>,
+    OsbQuery(_hints): OsbQuery<FetchQuery>,
+) -> OsbResult<Response> {
+    Ok(Json(broker.fetch(&instance_id).await?).into_response())
+}
+
+/// GET /v2/service_instances/:instance_id/last_operation
+pub async fn instance_last_operation(
+    State(broker): State<BrokerState>,
+    OsbPath(instance_id): OsbPath<String>,
+    OsbQuery(query): OsbQuery<LastOperationQuery>,
+) -> OsbResult<Response> {
+    let state = broker.last_operation(&instance_id, query.operation.as_deref()).await?;
+    Ok(Json(state).into_response())
+}
+
+/// Any route the OSB API does not have.
+pub async fn not_found() -> OsbError {
+    OsbError::NotFound("no such OSB endpoint".to_owned())
+}
+
+/// A known route with a method it does not take.
+pub async fn method_not_allowed() -> Response {
+    let error = serde_json::json!({ "error": "MethodNotAllowed", "description": "this endpoint does not take that method" });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(error)).into_response()
+}

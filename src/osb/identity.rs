@@ -1,0 +1,69 @@
+//! `X-Broker-API-Originating-Identity`: who, on the platform, asked for this request. Parsed leniently and never
+//! fatal (orphan mitigation and catalog fetches carry none); used to name the owner ServiceAccount and for audit.
+
+use base64::Engine;
+use serde_json::Value;
+
+/// The header's name.
+pub const HEADER: &str = "x-broker-api-originating-identity";
+
+/// The user a platform says a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginatingIdentity {
+    /// `cloudfoundry`, `kubernetes`, or another platform's name.
+    pub platform: String,
+    /// The user: `user_id` on Cloud Foundry, `username` on Kubernetes.
+    pub user: Option<String>,
+}
+
+impl OriginatingIdentity {
+    /// Parses `<platform> <base64 JSON>`; `None` when the value is malformed.
+    pub fn parse(header: &str) -> Option<OriginatingIdentity> {
+        let (platform, encoded) = header.trim().split_once(' ')?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim()))
+            .ok()?;
+        let properties: Value = serde_json::from_slice(&decoded).ok()?;
+        let key = match platform {
+            "kubernetes" => "username",
+            _ => "user_id",
+        };
+        let user = properties.get(key).and_then(Value::as_str).filter(|user| !user.is_empty()).map(str::to_owned);
+        Some(OriginatingIdentity { platform: platform.to_owned(), user })
+    }
+
+    /// `<platform> <user>`, for the audit annotation.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.platform, self.user.as_deref().unwrap_or("(unknown user)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(json: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(json)
+    }
+
+    #[test]
+    fn cloud_foundry_and_kubernetes_forms() {
+        let cf = OriginatingIdentity::parse(&format!("cloudfoundry {}", encode(r#"{"user_id":"683ea748-3092"}"#)));
+        assert_eq!(cf.and_then(|i| i.user).as_deref(), Some("683ea748-3092"));
+        let k8s = OriginatingIdentity::parse(&format!(
+            "kubernetes {}",
+            encode(r#"{"username":"duke","uid":"c2dde242","groups":["admin","dev"],"extra":{"mydata":["data1"]}}"#)
+        ));
+        assert_eq!(k8s, Some(OriginatingIdentity { platform: "kubernetes".into(), user: Some("duke".into()) }));
+    }
+
+    #[test]
+    fn malformed_values_are_ignored() {
+        for bad in ["", "cloudfoundry", "cloudfoundry !!!", &format!("cloudfoundry {}", encode("not json"))] {
+            assert_eq!(OriginatingIdentity::parse(bad), None, "{bad:?}");
+        }
+        let no_user = OriginatingIdentity::parse(&format!("cloudfoundry {}", encode("{}")));
+        assert_eq!(no_user.and_then(|i| i.user), None);
+    }
+}

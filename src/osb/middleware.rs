@@ -1,0 +1,110 @@
+//! What every OSB request goes through before its handler, in the order the conformance checkers expect:
+//! request identity and logging span first (so even a 401 echoes the id), then HTTP Basic auth (401), then the
+//! `X-Broker-API-Version` check (412).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use subtle::ConstantTimeEq;
+use tracing::Instrument;
+
+use super::OsbError;
+
+/// Request identity header, echoed on every response.
+pub const REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
+/// API version header.
+pub const API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
+
+/// The HTTP Basic credentials platforms must present.
+pub struct Credentials {
+    expected: Vec<u8>,
+}
+
+impl Credentials {
+    /// Credentials for `username:password`.
+    pub fn new(username: &str, password: &str) -> Credentials {
+        Credentials { expected: format!("{username}:{password}").into_bytes() }
+    }
+
+    /// Compares in constant time, so the comparison leaks nothing about how much of a guess was right.
+    fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
+        let presented = authorization
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")))
+            .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+            .unwrap_or_default();
+        bool::from(presented.ct_eq(&self.expected))
+    }
+}
+
+/// Opens the request's logging span with its request identity, logs the outcome, and echoes the identity.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let identity = request.headers().get(&REQUEST_IDENTITY).cloned();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = identity.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "answered");
+    });
+    if let Some(identity) = identity {
+        response.headers_mut().insert(REQUEST_IDENTITY, identity);
+    }
+    response
+}
+
+/// 401 unless the request carries the broker's credentials.
+pub async fn authenticate(State(credentials): State<Arc<Credentials>>, request: Request, next: Next) -> Response {
+    if !credentials.accepts(request.headers().get(axum::http::header::AUTHORIZATION)) {
+        let mut response = OsbError::Unauthorized.into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"caas-broker\""));
+        return response;
+    }
+    next.run(request).await
+}
+
+/// 412 unless `X-Broker-API-Version` is a 2.x version.
+pub async fn require_api_version(request: Request, next: Next) -> Response {
+    let version = request.headers().get(&API_VERSION).and_then(|value| value.to_str().ok()).unwrap_or_default().trim();
+    let supported = version
+        .split_once('.')
+        .is_some_and(|(major, minor)| major == "2" && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
+    if !supported {
+        let shown = if version.is_empty() { "missing".to_owned() } else { format!("{version:?}") };
+        return OsbError::PreconditionFailed(format!(
+            "X-Broker-API-Version is {shown}; this broker speaks OSB API 2.x (2.13 to 2.17): send 2.17"
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_compared_exactly() {
+        let credentials = Credentials::new("broker", "s3cret-pass");
+        let header = |user_pass: &str| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
+            HeaderValue::from_str(&format!("Basic {encoded}")).expect("header")
+        };
+        assert!(credentials.accepts(Some(&header("broker:s3cret-pass"))));
+        assert!(!credentials.accepts(Some(&header("broker:s3cret-pas"))));
+        assert!(!credentials.accepts(Some(&header("broker:s3cret-pass2"))));
+        assert!(!credentials.accepts(Some(&HeaderValue::from_static("Bearer x"))));
+        assert!(!credentials.accepts(None));
+    }
+}

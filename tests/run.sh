@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: builds and starts the local control plane (tests/cluster/cluster.sh), then the Rust unit and
+# integration tests against it. Stops the control plane afterwards only if this script started it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cluster=tests/cluster/cluster.sh
+started_here=false
+if ! bash "$cluster" status | grep -q '^kube-apiserver running'; then started_here=true; fi
+stop() { if $started_here; then bash "$cluster" down; fi; }
+trap stop EXIT
+
+start=$SECONDS
+bash "$cluster" up
+echo "tests: control plane ready after $((SECONDS - start))s"
+
+cargo test --all-targets -- --test-threads 4

@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests. Each test file includes this module with `mod support;`.
+#![allow(dead_code, missing_docs)]
+
+pub mod cluster;
