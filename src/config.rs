@@ -69,7 +69,10 @@ pub struct AuthSettings {
 
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("AuthSettings")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -152,12 +155,16 @@ impl Settings {
     /// Loads the defaults, then `file` if given, then the environment (`CAAS_BROKER__AUTH__PASSWORD=...`), and checks
     /// the result.
     pub fn load(file: Option<&std::path::Path>) -> Result<Settings, String> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Yaml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Yaml));
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
         let builder = builder.add_source(
-            config::Environment::with_prefix("CAAS_BROKER").prefix_separator("__").separator("__").try_parsing(true),
+            config::Environment::with_prefix("CAAS_BROKER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
         );
         let settings: Settings = builder
             .build()
@@ -176,14 +183,20 @@ impl Settings {
             return invalid("auth.password", "must have at least 8 characters");
         }
         if self.auth.password == DEV_PASSWORD && !self.listen.ip().is_loopback() {
-            return invalid("auth.password", "the development default is only allowed on a loopback address; set one");
+            return invalid(
+                "auth.password",
+                "the development default is only allowed on a loopback address; set one",
+            );
         }
         if !is_dns_label(&self.kubernetes.broker_namespace) {
             return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
         }
         let prefix = &self.kubernetes.namespace_prefix;
         if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {
-            return invalid("kubernetes.namespace_prefix", "must be at most 20 of [a-z0-9-], starting with a letter or digit");
+            return invalid(
+                "kubernetes.namespace_prefix",
+                "must be at most 20 of [a-z0-9-], starting with a letter or digit",
+            );
         }
         if self.kubernetes.request_timeout_seconds == 0 {
             return invalid("kubernetes.request_timeout_seconds", "must be at least 1");
@@ -192,7 +205,10 @@ impl Settings {
             return invalid("limits.body_bytes", "must be at least 1024");
         }
         if !(1..=55).contains(&self.limits.sync_timeout_seconds) {
-            return invalid("limits.sync_timeout_seconds", "must be 1 to 55 (platforms give up after about 60 s)");
+            return invalid(
+                "limits.sync_timeout_seconds",
+                "must be 1 to 55 (platforms give up after about 60 s)",
+            );
         }
         if let Some(url) = &self.dashboard.base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -217,7 +233,9 @@ impl Settings {
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -231,7 +249,10 @@ mod tests {
         let settings = Settings::load(None).expect("defaults are valid");
         assert!(settings.listen.ip().is_loopback());
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
-        assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
+        assert!(
+            !format!("{settings:?}").contains(DEV_PASSWORD),
+            "Debug must not print the password"
+        );
     }
 
     #[test]
@@ -241,7 +262,10 @@ mod tests {
         let cases = [
             ("limits:\n  sync_timeout_seconds: 600\n", "limits.sync_timeout_seconds"),
             ("listen: \"0.0.0.0:8080\"\n", "auth.password"),
-            ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
+            (
+                "kubernetes:\n  broker_namespace: Not_Valid\n",
+                "kubernetes.broker_namespace",
+            ),
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),

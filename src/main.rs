@@ -1,5 +1,95 @@
-//! The `caas-broker` command.
+//! The `caas-broker` command: serve the OSB API, or check a catalog file.
 
-fn main() {
-    println!("caas-broker {}", env!("CARGO_PKG_VERSION"));
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use caas_broker::catalog::Catalog;
+use caas_broker::config::Settings;
+use caas_broker::{server, telemetry};
+
+const USAGE: &str = "usage:
+  caas-broker [serve] [--config FILE]   serve the OSB API (configuration: defaults, FILE, CAAS_BROKER__* variables)
+  caas-broker catalog check FILE        check a catalog file and say what is wrong with it";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["catalog", "check", file] => check_catalog(PathBuf::from(file)),
+        [] | ["serve"] => run(std::env::var_os("CAAS_BROKER_CONFIG").map(PathBuf::from)),
+        ["--config", file] | ["serve", "--config", file] => run(Some(PathBuf::from(file))),
+        ["--help"] | ["-h"] | ["help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_catalog(file: PathBuf) -> ExitCode {
+    match Catalog::from_file(&file) {
+        Ok(catalog) => {
+            let plans: usize = catalog.services.iter().map(|s| s.plans.len()).sum();
+            println!(
+                "{}: OK ({} services, {plans} plans)",
+                file.display(),
+                catalog.services.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}: {error}", file.display());
+            }
+            eprintln!("{}: {} problem(s)", file.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config_file: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("caas-broker: {message}");
+            return ExitCode::from(78);
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("caas-broker: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("caas-broker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(settings: Settings) -> anyhow::Result<()> {
+    let catalog = match &settings.catalog {
+        Some(path) => Catalog::from_file(path).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("catalog {} is invalid:\n  {}", path.display(), lines.join("\n  "))
+        })?,
+        None => Catalog::built_in(),
+    };
+    if settings.auth.password == caas_broker::config::DEV_PASSWORD {
+        tracing::warn!(
+            "using the development credentials broker/broker-dev-password: set auth.password for anything shared"
+        );
+    }
+    let client = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
+    let app = server::app(&settings, catalog, client).map_err(anyhow::Error::msg)?;
+    server::serve(&settings, app).await
 }

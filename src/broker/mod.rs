@@ -53,7 +53,12 @@ impl Broker {
     /// A broker serving `catalog` on the cluster `client` reaches.
     pub fn new(catalog: Catalog, client: Client, options: BrokerOptions) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
-        Ok(Broker { catalog: Arc::new(catalog), schemas, client, options })
+        Ok(Broker {
+            catalog: Arc::new(catalog),
+            schemas,
+            client,
+            options,
+        })
     }
 
     /// The catalog, as served.
@@ -72,9 +77,9 @@ impl Broker {
         if plan_id.is_empty() {
             return Err(OsbError::BadRequest("plan_id is required".to_owned()));
         }
-        let plan = service
-            .plan(plan_id)
-            .ok_or_else(|| OsbError::BadRequest(format!("plan_id {plan_id:?} is not a plan of service {}", service.name)))?;
+        let plan = service.plan(plan_id).ok_or_else(|| {
+            OsbError::BadRequest(format!("plan_id {plan_id:?} is not a plan of service {}", service.name))
+        })?;
         Ok((service, plan))
     }
 
@@ -90,7 +95,11 @@ impl Broker {
     /// The dashboard of an instance, when a dashboard is configured.
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;
-        Some(format!("{}/instances/{}", base.trim_end_matches('/'), percent_encode(instance_id)))
+        Some(format!(
+            "{}/instances/{}",
+            base.trim_end_matches('/'),
+            percent_encode(instance_id)
+        ))
     }
 }
 

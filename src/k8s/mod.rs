@@ -17,7 +17,12 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = object.meta().name.as_deref().unwrap_or_default();
-    api.patch(name, &PatchParams::apply(names::FIELD_MANAGER).force(), &Patch::Apply(object)).await
+    api.patch(
+        name,
+        &PatchParams::apply(names::FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
 }
 
 /// Whether an apiserver error says the object does not exist.

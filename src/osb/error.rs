@@ -116,11 +116,19 @@ impl IntoResponse for OsbError {
             tracing::info!(error = %self, code = self.code(), "request refused");
         }
         let description = match &self {
-            OsbError::Internal(_) => "the broker failed unexpectedly; the request id in the broker's log has the details"
-                .to_owned(),
+            OsbError::Internal(_) => {
+                "the broker failed unexpectedly; the request id in the broker's log has the details".to_owned()
+            }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { error: self.code(), description })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: self.code(),
+                description,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -129,10 +137,13 @@ impl From<kube::Error> for OsbError {
     /// the expected ones (not found, conflict, forbidden by quota) into domain errors before this is reached.
     fn from(error: kube::Error) -> Self {
         match &error {
-            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
-                OsbError::Unavailable(format!("the Kubernetes API is unavailable ({}); retry later", status.code))
+            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => OsbError::Unavailable(format!(
+                "the Kubernetes API is unavailable ({}); retry later",
+                status.code
+            )),
+            kube::Error::Api(status) => {
+                OsbError::Internal(format!("Kubernetes API refused a request: {}", status.message))
             }
-            kube::Error::Api(status) => OsbError::Internal(format!("Kubernetes API refused a request: {}", status.message)),
             kube::Error::HyperError(_) | kube::Error::Service(_) => {
                 OsbError::Unavailable("the Kubernetes API cannot be reached; retry later".to_owned())
             }

@@ -59,7 +59,8 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, OsbError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_slice(b"{}").map_err(|e| OsbError::BadRequest(format!("the body is required: {e}")));
     }
-    serde_json::from_slice(bytes).map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
 }
 
 /// A query string; 400 with the reason when it does not parse.
@@ -83,7 +84,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(identity::HEADER).and_then(|value| value.to_str().ok());
+        let header = parts
+            .headers
+            .get(identity::HEADER)
+            .and_then(|value| value.to_str().ok());
         let identity = header.and_then(|value| {
             let parsed = OriginatingIdentity::parse(value);
             if parsed.is_none() {

@@ -8,9 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::api::{
-    AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest,
-};
+use super::api::{AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest};
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::{OsbError, OsbResult};
 use crate::broker::{Broker, Deprovisioned, Provisioned};
@@ -31,11 +29,16 @@ pub async fn provision(
     Identity(identity): Identity,
     OsbJson(request): OsbJson<ProvisionRequest>,
 ) -> OsbResult<Response> {
-    Ok(match broker.provision(&instance_id, request, identity, query.accepts_incomplete).await? {
-        Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
-        Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
-    })
+    Ok(
+        match broker
+            .provision(&instance_id, request, identity, query.accepts_incomplete)
+            .await?
+        {
+            Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+            Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+            Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+        },
+    )
 }
 
 /// PATCH /v2/service_instances/:instance_id
@@ -56,12 +59,23 @@ pub async fn deprovision(
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    let outcome = broker.deprovision(&instance_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await?;
+    let outcome = broker
+        .deprovision(
+            &instance_id,
+            &query.service_id,
+            &query.plan_id,
+            query.accepts_incomplete,
+        )
+        .await?;
     Ok(match outcome {
         Deprovisioned::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
-        Deprovisioned::InProgress(operation) => {
-            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
-        }
+        Deprovisioned::InProgress(operation) => (
+            StatusCode::ACCEPTED,
+            Json(Empty {
+                operation: Some(operation.to_owned()),
+            }),
+        )
+            .into_response(),
     })
 }
 
@@ -91,6 +105,7 @@ pub async fn not_found() -> OsbError {
 
 /// A known route with a method it does not take.
 pub async fn method_not_allowed() -> Response {
-    let error = serde_json::json!({ "error": "MethodNotAllowed", "description": "this endpoint does not take that method" });
+    let error =
+        serde_json::json!({ "error": "MethodNotAllowed", "description": "this endpoint does not take that method" });
     (StatusCode::METHOD_NOT_ALLOWED, Json(error)).into_response()
 }

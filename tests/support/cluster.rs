@@ -29,9 +29,17 @@ pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
         let script = repo_root().join("tests/cluster/cluster.sh");
-        let up = Command::new("bash").arg(&script).arg("up").status().expect("run cluster.sh up");
+        let up = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .status()
+            .expect("run cluster.sh up");
         assert!(up.success(), "cluster.sh up failed: see the message above");
-        let env = Command::new("bash").arg(&script).arg("env").output().expect("run cluster.sh env");
+        let env = Command::new("bash")
+            .arg(&script)
+            .arg("env")
+            .output()
+            .expect("run cluster.sh env");
         assert!(env.status.success(), "cluster.sh env failed");
         let env = String::from_utf8(env.stdout).expect("cluster.sh env prints UTF-8");
         let value = |key: &str| {
@@ -40,7 +48,11 @@ pub fn cluster() -> &'static Cluster {
                 .unwrap_or_else(|| panic!("cluster.sh env does not print {key}"))
                 .to_owned()
         };
-        let bin_dir = value("PATH").split(':').next().expect("PATH has a first entry").to_owned();
+        let bin_dir = value("PATH")
+            .split(':')
+            .next()
+            .expect("PATH has a first entry")
+            .to_owned();
         Cluster {
             kubeconfig: PathBuf::from(value("KUBECONFIG")),
             kubectl: Path::new(&bin_dir).join("kubectl"),
@@ -128,7 +140,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -136,7 +151,10 @@ where
 /// Deletes a namespace and waits until the namespace controller has removed it.
 pub async fn delete_namespace_and_wait(client: &Client, name: &str) {
     let namespaces = Api::<Namespace>::all(client.clone());
-    namespaces.delete(name, &DeleteParams::default()).await.expect("delete namespace");
+    namespaces
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
     eventually(Duration::from_secs(60), "the namespace to disappear", || async {
         match namespaces.get_opt(name).await.expect("get namespace") {
             None => Some(()),

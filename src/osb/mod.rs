@@ -1,0 +1,46 @@
+//! The OSB protocol layer: routes, extractors, middleware and the one error type. It knows HTTP and the OSB
+//! specification; what an operation *means* is [`crate::broker`]'s business.
+
+pub mod api;
+mod error;
+pub mod extract;
+mod handlers;
+pub mod identity;
+pub mod middleware;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use error::{OsbError, OsbResult};
+use extract::BodyLimit;
+pub use handlers::BrokerState;
+use middleware::Credentials;
+
+/// The OSB routes, behind request identity, authentication and version checks, in that order.
+pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) -> Router {
+    let credentials = Arc::new(credentials);
+    Router::new()
+        .route("/v2/catalog", get(handlers::catalog))
+        .route(
+            "/v2/service_instances/{instance_id}",
+            get(handlers::fetch_instance)
+                .put(handlers::provision)
+                .patch(handlers::update)
+                .delete(handlers::deprovision),
+        )
+        .route(
+            "/v2/service_instances/{instance_id}/last_operation",
+            get(handlers::instance_last_operation),
+        )
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(handlers::not_found)
+        .with_state(broker)
+        .layer(axum::middleware::from_fn(middleware::require_api_version))
+        .layer(axum::middleware::from_fn_with_state(
+            credentials,
+            middleware::authenticate,
+        ))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+}

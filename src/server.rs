@@ -1,0 +1,111 @@
+//! The HTTP server: OSB routes plus the probes, served over plain HTTP or TLS, stopping gracefully on SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use kube::Client;
+
+use crate::broker::{Broker, BrokerOptions};
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::osb::{self, middleware::Credentials};
+
+/// Everything the server is made of, from the settings and a cluster client.
+pub fn app(settings: &Settings, catalog: Catalog, client: Client) -> Result<Router, String> {
+    let broker = Arc::new(Broker::new(catalog, client, BrokerOptions::from_settings(settings))?);
+    let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(broker.clone());
+    Ok(osb::router(broker, credentials, settings.limits.body_bytes)
+        .merge(probes)
+        .layer(axum::middleware::from_fn(osb::middleware::request_context)))
+}
+
+/// Ready only when the apiserver answers: a broker that cannot reach the cluster should not get traffic.
+async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, &'static str) {
+    let probe = tokio::time::timeout(Duration::from_secs(3), broker.client().apiserver_version()).await;
+    match probe {
+        Ok(Ok(_)) => (StatusCode::OK, "ok"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer"),
+    }
+}
+
+/// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`).
+pub async fn kube_client(settings: &Settings) -> Result<Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context: settings.kubernetes.context.clone(),
+        ..Default::default()
+    };
+    let mut config = match &settings.kubernetes.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("kubernetes.kubeconfig: cannot read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("kubernetes.kubeconfig: {e}"))?
+        }
+        None if settings.kubernetes.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubernetes.context: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration found (set KUBECONFIG or kubernetes.kubeconfig): {e}"))?,
+    };
+    let timeout = Duration::from_secs(settings.kubernetes.request_timeout_seconds);
+    config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+pub async fn serve(settings: &Settings, app: Router) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let service = app.into_make_service();
+    match &settings.tls {
+        Some(tls) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
+            tracing::info!(address = %settings.listen, "serving OSB API over TLS");
+            axum_server::bind_rustls(settings.listen, config)
+                .handle(handle)
+                .serve(service)
+                .await?;
+        }
+        None => {
+            tracing::info!(address = %settings.listen, "serving OSB API over HTTP");
+            axum_server::bind(settings.listen).handle(handle).serve(service).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+    }
+}
