@@ -32,7 +32,11 @@ async fn apiserver_reports_the_pinned_release() {
         .expect("read go.mod");
     let pinned = pinned
         .lines()
-        .find_map(|line| line.trim().trim_start_matches("require ").strip_prefix("k8s.io/kubernetes "))
+        .find_map(|line| {
+            line.trim()
+                .trim_start_matches("require ")
+                .strip_prefix("k8s.io/kubernetes ")
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .expect("go.mod pins k8s.io/kubernetes");
     assert_eq!(version.git_version, pinned);

@@ -59,8 +59,20 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, OsbError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_slice(b"{}").map_err(|e| OsbError::BadRequest(format!("the body is required: {e}")));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON for this request: {e}")))
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let place = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        OsbError::BadRequest(format!("the body is not valid for this request: {place}{}", e.inner()))
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// A query string; 400 with the reason when it does not parse.

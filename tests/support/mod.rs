@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests. Each test file includes this module with `mod support;`.
 #![allow(dead_code, missing_docs)]
 
+pub mod broker;
 pub mod cluster;
