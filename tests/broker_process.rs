@@ -1,0 +1,170 @@
+//! The `caas-broker` binary as operators run it: configuration from the environment, TLS, JSON logs with the request
+//! identity, probes, graceful shutdown on SIGTERM, refusal of invalid configuration, and `catalog check`.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cluster::cluster;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_caas-broker");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (status.to_owned(), body.to_owned())
+}
+
+#[test]
+fn serves_tls_logs_json_and_stops_gracefully() {
+    let cluster = cluster();
+    let pki = cluster.kubeconfig.parent().expect("state dir").join("pki");
+    let port = free_port();
+    let mut broker = Command::new(BINARY)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__TLS__CERT", pki.join("serving.crt"))
+        .env("CAAS_BROKER__TLS__KEY", pki.join("serving.key"))
+        .env("CAAS_BROKER__LOG__FORMAT", "json")
+        .env("CAAS_BROKER__AUTH__PASSWORD", "a-long-test-password")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the broker");
+    let base = format!("https://127.0.0.1:{port}");
+    let ca = pki.join("ca.crt");
+    let ca = ca.to_str().expect("path");
+    let started = Instant::now();
+    while curl(&["--cacert", ca, &format!("{base}/healthz")]).0 != "200" {
+        assert!(started.elapsed() < Duration::from_secs(20), "the broker did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(curl(&["--cacert", ca, &format!("{base}/readyz")]).0, "200");
+    let (status, body) = curl(&[
+        "--cacert",
+        ca,
+        "-u",
+        "broker:a-long-test-password",
+        "-H",
+        "X-Broker-API-Version: 2.15",
+        "-H",
+        "X-Broker-API-Request-Identity: trace-me-42",
+        &format!("{base}/v2/catalog"),
+    ]);
+    assert_eq!(status, "200");
+    assert!(body.contains("\"name\":\"caas\""));
+    let (status, _) = curl(&[
+        "--cacert",
+        ca,
+        "-u",
+        "broker:broker-dev-password",
+        "-H",
+        "X-Broker-API-Version: 2.15",
+        &format!("{base}/v2/catalog"),
+    ]);
+    assert_eq!(status, "401", "the configured password replaces the default");
+
+    let pid = broker.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(status) = broker.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the broker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let mut logs = String::new();
+    broker
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut logs)
+        .expect("read logs");
+    let answered: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "answered" && line["span"]["request_id"] == "trace-me-42")
+        .collect();
+    assert_eq!(
+        answered.len(),
+        1,
+        "one JSON log line for the request, with its identity: {logs}"
+    );
+    assert_eq!(answered[0]["status"], 200);
+    assert!(
+        !logs.contains("a-long-test-password"),
+        "the password must never be logged"
+    );
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_key() {
+    let output = Command::new(BINARY)
+        .env("CAAS_BROKER__LIMITS__SYNC_TIMEOUT_SECONDS", "600")
+        .output()
+        .expect("run the broker");
+    assert_eq!(output.status.code(), Some(78));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("limits.sync_timeout_seconds"), "{message}");
+
+    let output = Command::new(BINARY)
+        .env("CAAS_BROKER__LISTEN", "0.0.0.0:8080")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("auth.password"));
+}
+
+#[test]
+fn catalog_check_names_each_problem() {
+    let good = support::cluster::repo_root().join("catalog/catalog.yaml");
+    let output = Command::new(BINARY)
+        .args(["catalog", "check"])
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("OK (1 services, 4 plans)"));
+
+    let broken = std::env::temp_dir().join(format!("catalog-{}.yaml", std::process::id()));
+    let text = std::fs::read_to_string(&good)
+        .expect("read")
+        .replacen("limits.memory: 2Gi", "limits.memory: 2 gigs", 1);
+    std::fs::write(&broken, text).expect("write");
+    let output = Command::new(BINARY)
+        .args(["catalog", "check"])
+        .arg(&broken)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(
+            "service caas, plan small: broker.quota[\"limits.memory\"]: \"2 gigs\" is not a Kubernetes quantity"
+        ),
+        "{message}"
+    );
+}
