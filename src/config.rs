@@ -17,6 +17,9 @@ kubernetes:
   namespace_prefix: "caas-"
   broker_namespace: caas-broker-system
   request_timeout_seconds: 20
+bindings:
+  default_expiration_seconds: 86400
+  max_expiration_seconds: 604800
 limits:
   body_bytes: 1048576
   sync_timeout_seconds: 30
@@ -46,6 +49,8 @@ pub struct Settings {
     /// Where tenants' dashboards are served, if anywhere.
     #[serde(default)]
     pub dashboard: DashboardSettings,
+    /// Credentials handed to bound applications.
+    pub bindings: BindingSettings,
     /// Request limits.
     pub limits: LimitSettings,
     /// Admission policies.
@@ -92,6 +97,22 @@ pub struct KubernetesSettings {
     pub broker_namespace: String,
     /// Timeout of one apiserver request.
     pub request_timeout_seconds: u64,
+    /// The apiserver URL bound applications use; the broker's own when absent.
+    #[serde(default)]
+    pub public_server: Option<String>,
+    /// PEM file of the CA bound applications trust for `public_server`; the broker's own when absent.
+    #[serde(default)]
+    pub public_ca_file: Option<PathBuf>,
+}
+
+/// Credentials handed to bound applications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingSettings {
+    /// Token lifetime when a bind does not ask for one.
+    pub default_expiration_seconds: u64,
+    /// The longest token lifetime a bind may ask for.
+    pub max_expiration_seconds: u64,
 }
 
 /// The dashboard.
@@ -200,6 +221,31 @@ impl Settings {
         }
         if self.kubernetes.request_timeout_seconds == 0 {
             return invalid("kubernetes.request_timeout_seconds", "must be at least 1");
+        }
+        if self.bindings.default_expiration_seconds < 600 {
+            return invalid(
+                "bindings.default_expiration_seconds",
+                "must be at least 600 (the apiserver's minimum)",
+            );
+        }
+        if self.bindings.max_expiration_seconds < self.bindings.default_expiration_seconds {
+            return invalid(
+                "bindings.max_expiration_seconds",
+                "must not be below bindings.default_expiration_seconds",
+            );
+        }
+        if let Some(url) = &self.kubernetes.public_server
+            && !url.starts_with("https://")
+        {
+            return invalid("kubernetes.public_server", "must be an https:// URL");
+        }
+        if let Some(path) = &self.kubernetes.public_ca_file
+            && !path.is_file()
+        {
+            return invalid(
+                "kubernetes.public_ca_file",
+                &format!("{} is not a readable file", path.display()),
+            );
         }
         if self.limits.body_bytes < 1024 {
             return invalid("limits.body_bytes", "must be at least 1024");

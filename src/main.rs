@@ -89,7 +89,7 @@ async fn start(settings: Settings) -> anyhow::Result<()> {
             "using the development credentials broker/broker-dev-password: set auth.password for anything shared"
         );
     }
-    let client = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
-    let app = server::app(&settings, catalog, client).map_err(anyhow::Error::msg)?;
+    let (client, endpoint) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
+    let app = server::app(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
     server::serve(&settings, app).await
 }

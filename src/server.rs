@@ -12,11 +12,17 @@ use kube::Client;
 use crate::broker::{Broker, BrokerOptions};
 use crate::catalog::Catalog;
 use crate::config::Settings;
+use crate::k8s::ClusterEndpoint;
 use crate::osb::{self, middleware::Credentials};
 
 /// Everything the server is made of, from the settings and a cluster client.
-pub fn app(settings: &Settings, catalog: Catalog, client: Client) -> Result<Router, String> {
-    let broker = Arc::new(Broker::new(catalog, client, BrokerOptions::from_settings(settings))?);
+pub fn app(settings: &Settings, catalog: Catalog, client: Client, endpoint: ClusterEndpoint) -> Result<Router, String> {
+    let broker = Arc::new(Broker::new(
+        catalog,
+        client,
+        endpoint,
+        BrokerOptions::from_settings(settings),
+    )?);
     let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -36,8 +42,9 @@ async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, &'static
     }
 }
 
-/// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`).
-pub async fn kube_client(settings: &Settings) -> Result<Client, String> {
+/// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), and the
+/// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own).
+pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint), String> {
     let options = kube::config::KubeConfigOptions {
         context: settings.kubernetes.context.clone(),
         ..Default::default()
@@ -61,7 +68,16 @@ pub async fn kube_client(settings: &Settings) -> Result<Client, String> {
     config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+    let mut endpoint = ClusterEndpoint::from_config(&config);
+    if let Some(server) = &settings.kubernetes.public_server {
+        endpoint.server = server.trim_end_matches('/').to_owned();
+    }
+    if let Some(path) = &settings.kubernetes.public_ca_file {
+        let pem = std::fs::read_to_string(path).map_err(|e| format!("kubernetes.public_ca_file: {e}"))?;
+        endpoint.ca_pem = Some(pem);
+    }
+    let client = Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
+    Ok((client, endpoint))
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.

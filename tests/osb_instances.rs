@@ -787,11 +787,16 @@ async fn an_unreachable_apiserver_gets_a_quick_osb_error() {
     config.connect_timeout = Some(Duration::from_secs(2));
     let client = kube::Client::try_from(config).expect("client");
     let settings = caas_broker::config::Settings::load(None).expect("settings");
-    let app =
-        caas_broker::server::app(&settings, caas_broker::catalog::Catalog::built_in(), client.clone()).expect("app");
+    let endpoint = caas_broker::k8s::ClusterEndpoint {
+        server: format!("https://127.0.0.1:{port}"),
+        ca_pem: None,
+    };
+    let catalog = caas_broker::catalog::Catalog::built_in();
+    let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
     let broker = TestBroker {
         app,
         client,
+        endpoint,
         settings,
         prefix: "unreachable-".to_owned(),
     };

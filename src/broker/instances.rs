@@ -63,12 +63,12 @@ impl Broker {
         Api::all(self.client.clone())
     }
 
-    fn namespace_of(&self, instance_id: &str) -> String {
+    pub(super) fn namespace_of(&self, instance_id: &str) -> String {
         names::namespace(&self.options.namespace_prefix, instance_id)
     }
 
     /// The instance's namespace and what it records, if the namespace exists and belongs to this instance id.
-    async fn find(&self, instance_id: &str) -> OsbResult<Option<(Namespace, StoredInstance)>> {
+    pub(super) async fn find(&self, instance_id: &str) -> OsbResult<Option<(Namespace, StoredInstance)>> {
         let Some(namespace) = self.namespaces().get_opt(&self.namespace_of(instance_id)).await? else {
             return Ok(None);
         };
@@ -468,6 +468,8 @@ impl Broker {
         let Some((_, stored)) = self.find(instance_id).await? else {
             return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
         };
+        // Platforms unbind first; whatever bindings remain are removed with the instance.
+        self.delete_binding_records(instance_id).await?;
         if !stored.terminating {
             let name = self.namespace_of(instance_id);
             let params = DeleteParams {

@@ -1,6 +1,8 @@
 //! What each OSB operation means for this broker, independent of HTTP: the protocol layer ([`crate::osb`]) parses
 //! and answers, this module decides, and [`crate::k8s`] builds the objects.
 
+mod bindings;
+mod credentials;
 mod instance;
 mod instances;
 pub mod parameters;
@@ -12,7 +14,9 @@ use kube::Client;
 
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
+use crate::k8s::ClusterEndpoint;
 use crate::osb::OsbError;
+pub use bindings::Bound;
 pub use instances::{Deprovisioned, Provisioned};
 use parameters::ParameterSchemas;
 
@@ -27,6 +31,12 @@ pub struct BrokerOptions {
     pub sync_timeout: Duration,
     /// One virtual cluster per organization.
     pub one_instance_per_organization: bool,
+    /// The broker's own namespace (binding records).
+    pub broker_namespace: String,
+    /// Token lifetime when a bind asks for none.
+    pub default_expiration_seconds: u64,
+    /// Longest token lifetime a bind may ask for.
+    pub max_expiration_seconds: u64,
 }
 
 impl BrokerOptions {
@@ -37,6 +47,9 @@ impl BrokerOptions {
             dashboard_base_url: settings.dashboard.base_url.clone(),
             sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),
             one_instance_per_organization: settings.policy.one_instance_per_organization,
+            broker_namespace: settings.kubernetes.broker_namespace.clone(),
+            default_expiration_seconds: settings.bindings.default_expiration_seconds,
+            max_expiration_seconds: settings.bindings.max_expiration_seconds,
         }
     }
 }
@@ -46,16 +59,23 @@ pub struct Broker {
     catalog: Arc<Catalog>,
     schemas: ParameterSchemas,
     client: Client,
+    endpoint: ClusterEndpoint,
     options: BrokerOptions,
 }
 
 impl Broker {
-    /// A broker serving `catalog` on the cluster `client` reaches.
-    pub fn new(catalog: Catalog, client: Client, options: BrokerOptions) -> Result<Broker, String> {
+    /// A broker serving `catalog` on the cluster `client` reaches, handing out credentials for `endpoint`.
+    pub fn new(
+        catalog: Catalog,
+        client: Client,
+        endpoint: ClusterEndpoint,
+        options: BrokerOptions,
+    ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
         Ok(Broker {
             catalog: Arc::new(catalog),
             schemas,
+            endpoint,
             client,
             options,
         })

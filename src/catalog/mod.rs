@@ -178,6 +178,9 @@ pub struct PlanSettings {
     /// Pod Security Standard enforced in the namespace.
     #[serde(default)]
     pub pod_security: PodSecurityLevel,
+    /// Binds need an application (`app_guid`); service keys are refused with `RequiresApp`.
+    #[serde(default)]
+    pub requires_app: bool,
 }
 
 /// Container defaults and bounds of a tenant's LimitRange.

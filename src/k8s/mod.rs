@@ -1,6 +1,7 @@
 //! The Kubernetes side: names and labels, the typed objects a tenant's virtual cluster is made of, and applying them
 //! with server-side apply under the broker's one field manager.
 
+pub mod binding;
 pub mod names;
 pub mod virtual_cluster;
 
@@ -33,4 +34,39 @@ pub fn is_not_found(error: &kube::Error) -> bool {
 /// Whether an apiserver error says the object already exists or changed underneath.
 pub fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// How bound applications reach the apiserver: its URL and the CA that signs its certificate.
+#[derive(Debug, Clone)]
+pub struct ClusterEndpoint {
+    /// The apiserver URL.
+    pub server: String,
+    /// PEM of the CA bundle, when the apiserver's certificate is not publicly trusted.
+    pub ca_pem: Option<String>,
+}
+
+impl ClusterEndpoint {
+    /// The endpoint of the broker's own client configuration.
+    pub fn from_config(config: &kube::Config) -> ClusterEndpoint {
+        let ca_pem = config
+            .root_cert
+            .as_ref()
+            .map(|certificates| certificates.iter().map(|der| pem("CERTIFICATE", der)).collect());
+        ClusterEndpoint {
+            server: config.cluster_url.to_string().trim_end_matches('/').to_owned(),
+            ca_pem,
+        }
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        text.push_str(&String::from_utf8_lossy(line));
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
 }

@@ -207,3 +207,85 @@ pub struct Empty {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
 }
+
+/// `bind_resource` of a bind request.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BindResource {
+    /// The application being bound.
+    #[serde(default)]
+    pub app_guid: Option<String>,
+    /// The route, for route services.
+    #[serde(default)]
+    pub route: Option<String>,
+}
+
+/// PUT /v2/service_instances/:instance_id/service_bindings/:binding_id body.
+#[derive(Debug, Default, Deserialize)]
+pub struct BindRequest {
+    /// Offering id.
+    #[serde(default)]
+    pub service_id: String,
+    /// Plan id.
+    #[serde(default)]
+    pub plan_id: String,
+    /// Deprecated app guid.
+    #[serde(default)]
+    pub app_guid: Option<String>,
+    /// What is being bound.
+    #[serde(default)]
+    pub bind_resource: Option<BindResource>,
+    /// Platform context.
+    #[serde(default)]
+    pub context: Option<Map<String, Value>>,
+    /// Bind parameters, validated against the plan's schema.
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+    /// The binding whose credentials this one replaces (OSB 2.17 rotation).
+    #[serde(default)]
+    pub predecessor_binding_id: Option<String>,
+}
+
+impl BindRequest {
+    /// The application guid, from `bind_resource` or the deprecated field.
+    pub fn app_guid(&self) -> Option<&str> {
+        self.bind_resource
+            .as_ref()
+            .and_then(|resource| resource.app_guid.as_deref())
+            .or(self.app_guid.as_deref())
+            .filter(|guid| !guid.is_empty())
+    }
+}
+
+/// A network endpoint of a binding (for firewalls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// Ports, e.g. `["443"]`.
+    pub ports: Vec<String>,
+    /// `tcp`, `udp` or `all`.
+    pub protocol: String,
+}
+
+/// OSB 2.17 binding metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingMetadata {
+    /// When the credentials stop working (ISO 8601).
+    pub expires_at: String,
+    /// When to rotate (ISO 8601).
+    pub renew_before: String,
+}
+
+/// Body of bind (200/201) and of GET binding.
+#[derive(Debug, Clone, Serialize)]
+pub struct BindingResponse {
+    /// What the application uses to reach its virtual cluster.
+    pub credentials: Value,
+    /// Expiry.
+    pub metadata: BindingMetadata,
+    /// Where the credentials lead.
+    pub endpoints: Vec<Endpoint>,
+    /// The binding's parameters (GET binding only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Map<String, Value>>,
+}

@@ -8,10 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::api::{AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest};
+use super::api::{
+    AsyncQuery, BindRequest, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest,
+};
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::{OsbError, OsbResult};
-use crate::broker::{Broker, Deprovisioned, Provisioned};
+use crate::broker::{Bound, Broker, Deprovisioned, Provisioned};
 
 /// Handlers share the broker.
 pub type BrokerState = Arc<Broker>;
@@ -95,6 +97,52 @@ pub async fn instance_last_operation(
     OsbQuery(query): OsbQuery<LastOperationQuery>,
 ) -> OsbResult<Response> {
     let state = broker.last_operation(&instance_id, query.operation.as_deref()).await?;
+    Ok(Json(state).into_response())
+}
+
+/// PUT /v2/service_instances/:instance_id/service_bindings/:binding_id
+pub async fn bind(
+    State(broker): State<BrokerState>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
+    OsbQuery(_query): OsbQuery<AsyncQuery>,
+    OsbJson(request): OsbJson<BindRequest>,
+) -> OsbResult<Response> {
+    Ok(match broker.bind(&instance_id, &binding_id, request).await? {
+        Bound::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+        Bound::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+    })
+}
+
+/// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
+pub async fn fetch_binding(
+    State(broker): State<BrokerState>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
+    OsbQuery(_hints): OsbQuery<FetchQuery>,
+) -> OsbResult<Response> {
+    Ok(Json(broker.fetch_binding(&instance_id, &binding_id).await?).into_response())
+}
+
+/// DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
+pub async fn unbind(
+    State(broker): State<BrokerState>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
+    OsbQuery(query): OsbQuery<DeleteQuery>,
+) -> OsbResult<Response> {
+    broker
+        .unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id)
+        .await?;
+    Ok((StatusCode::OK, Json(Empty::default())).into_response())
+}
+
+/// GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation
+pub async fn binding_last_operation(
+    State(broker): State<BrokerState>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
+    OsbQuery(query): OsbQuery<LastOperationQuery>,
+) -> OsbResult<Response> {
+    let state = broker
+        .binding_last_operation(&instance_id, &binding_id, query.operation.as_deref())
+        .await?;
     Ok(Json(state).into_response())
 }
 

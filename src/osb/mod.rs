@@ -34,6 +34,16 @@ pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) 
             "/v2/service_instances/{instance_id}/last_operation",
             get(handlers::instance_last_operation),
         )
+        .route(
+            "/v2/service_instances/{instance_id}/service_bindings/{binding_id}",
+            get(handlers::fetch_binding)
+                .put(handlers::bind)
+                .delete(handlers::unbind),
+        )
+        .route(
+            "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
+            get(handlers::binding_last_operation),
+        )
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .with_state(broker)

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine;
 use caas_broker::catalog::Catalog;
 use caas_broker::config::Settings;
+use caas_broker::k8s::ClusterEndpoint;
 use kube::Client;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -26,6 +27,7 @@ pub const MEDIUM: &str = "c289eefb-9d8c-46de-a684-c03d17301076";
 pub struct TestBroker {
     pub app: Router,
     pub client: Client,
+    pub endpoint: ClusterEndpoint,
     pub settings: Settings,
     pub prefix: String,
 }
@@ -41,16 +43,24 @@ pub struct Answer {
 impl TestBroker {
     /// A broker with default settings, its own namespace prefix, and `configure` applied.
     pub async fn start(configure: impl FnOnce(&mut Settings)) -> TestBroker {
-        let client = cluster().admin().await;
+        TestBroker::start_with_catalog(Catalog::built_in(), configure).await
+    }
+
+    /// Like [`TestBroker::start`], serving `catalog`.
+    pub async fn start_with_catalog(catalog: Catalog, configure: impl FnOnce(&mut Settings)) -> TestBroker {
+        let config = cluster().admin_config().await;
+        let endpoint = ClusterEndpoint::from_config(&config);
+        let client = Client::try_from(config).expect("client");
         let mut settings = Settings::load(None).expect("default settings");
         let prefix = format!("t{:05x}-", rand::random::<u32>() & 0xfffff);
         settings.kubernetes.namespace_prefix = prefix.clone();
         settings.dashboard.base_url = Some("https://dashboard.example.test".to_owned());
         configure(&mut settings);
-        let app = caas_broker::server::app(&settings, Catalog::built_in(), client.clone()).expect("app");
+        let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
         TestBroker {
             app,
             client,
+            endpoint,
             settings,
             prefix,
         }
@@ -58,7 +68,9 @@ impl TestBroker {
 
     /// Replaces the broker with a new one of the same configuration, as a restart would (only the cluster remains).
     pub fn restart(&mut self) {
-        self.app = caas_broker::server::app(&self.settings, Catalog::built_in(), self.client.clone()).expect("app");
+        let endpoint = self.endpoint.clone();
+        self.app =
+            caas_broker::server::app(&self.settings, Catalog::built_in(), self.client.clone(), endpoint).expect("app");
     }
 
     /// The namespace the broker uses for an instance id.
@@ -111,6 +123,29 @@ impl TestBroker {
             },
         )
         .await
+    }
+
+    /// Binds with these parameters (and any extra body fields).
+    pub async fn bind(&self, instance_id: &str, binding_id: &str, plan: &str, extra: Value) -> Answer {
+        let mut body = json!({
+            "service_id": CAAS,
+            "plan_id": plan,
+            "bind_resource": { "app_guid": "app-1" },
+            "context": { "platform": "cloudfoundry", "organization_guid": "org-1", "space_guid": "space-1" }
+        });
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+            body.extend(extra);
+        }
+        let uri = format!("/v2/service_instances/{instance_id}/service_bindings/{binding_id}");
+        self.call(Method::PUT, &uri, Some(body)).await
+    }
+
+    /// Unbinds.
+    pub async fn unbind(&self, instance_id: &str, binding_id: &str, plan: &str) -> Answer {
+        let uri = format!(
+            "/v2/service_instances/{instance_id}/service_bindings/{binding_id}?service_id={CAAS}&plan_id={plan}"
+        );
+        self.call(Method::DELETE, &uri, None).await
     }
 
     /// Deprovisions and waits until the namespace is gone.
@@ -202,4 +237,27 @@ async fn send(app: &Router, request: Request<Body>) -> Answer {
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     Answer { status, headers, body }
+}
+
+/// A client that authenticates with a binding's kubeconfig, exactly as an application would.
+pub async fn client_from_kubeconfig(kubeconfig: &str) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).expect("the binding's kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client")
+}
+
+/// Installs the tenant guard (a ValidatingAdmissionPolicy from `manifests/`) once; it is cluster-wide and idempotent.
+pub fn install_tenant_guard() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cluster = cluster();
+        let manifest = super::cluster::repo_root().join("manifests/tenant-guard.yaml");
+        let (ok, _, err) = cluster.kubectl(
+            &cluster.kubeconfig,
+            &["apply", "--server-side", "-f", manifest.to_str().expect("path")],
+        );
+        assert!(ok, "applying the tenant guard failed: {err}");
+    });
 }

@@ -1,0 +1,461 @@
+//! Bindings: each one a ServiceAccount of its own in the tenant namespace, bound to one built-in role, with a bound
+//! token from the TokenRequest API; and a record Secret in the broker's namespace so that every replica, and a
+//! restarted broker, returns the same credentials. Unbinding deletes the ServiceAccount, which revokes its tokens.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::{Map, Value};
+
+use super::Broker;
+use super::credentials::{self, IssuedToken};
+use super::instance::StoredInstance;
+use super::parameters::SchemaKind;
+use crate::k8s::binding::*;
+use crate::k8s::names::{self, *};
+use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::osb::api::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
+use crate::osb::{OsbError, OsbResult};
+
+/// The `operation` value of an unbind, for `last_operation` after the binding is gone.
+pub const OPERATION_UNBIND: &str = "unbind";
+/// The role of a binding that asks for none.
+const DEFAULT_ROLE: &str = "edit";
+/// Annotation with the binding's effective parameters.
+const ANNOTATION_BINDING_PARAMETERS: &str = "caas-broker.io/binding-parameters";
+/// Annotation with the parameters as requested (what an identical repeat must match).
+const ANNOTATION_REQUESTED: &str = "caas-broker.io/requested";
+
+/// How a bind ended: 201 or 200.
+#[derive(Debug)]
+pub enum Bound {
+    /// Made by this request.
+    Created(BindingResponse),
+    /// Already there with identical attributes: the same credentials.
+    AlreadyExists(BindingResponse),
+}
+
+/// A binding as its record holds it.
+struct BindingRecord {
+    instance_id: String,
+    requested: Value,
+    parameters: Map<String, Value>,
+    response: BindingResponse,
+}
+
+impl BindingRecord {
+    fn from_secret(secret: &Secret) -> Option<BindingRecord> {
+        let annotations = secret.metadata.annotations.as_ref()?;
+        let json = |key: &str| {
+            annotations
+                .get(key)
+                .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        };
+        let credentials = secret.data.as_ref()?.get(RECORD_CREDENTIALS_KEY)?;
+        let credentials: Value = serde_json::from_slice(&credentials.0).ok()?;
+        let metadata: BindingMetadata = serde_json::from_value(json(ANNOTATION_METADATA)?).ok()?;
+        let endpoints: Vec<Endpoint> = serde_json::from_value(json(ANNOTATION_ENDPOINTS)?).ok()?;
+        let parameters = match json(ANNOTATION_BINDING_PARAMETERS)? {
+            Value::Object(map) => map,
+            _ => return None,
+        };
+        Some(BindingRecord {
+            instance_id: annotations.get(ANNOTATION_INSTANCE_ID)?.clone(),
+            requested: json(ANNOTATION_REQUESTED)?,
+            parameters,
+            response: BindingResponse {
+                credentials,
+                metadata,
+                endpoints,
+                parameters: None,
+            },
+        })
+    }
+}
+
+impl Broker {
+    fn objects(&self, instance_id: &str, binding_id: &str) -> BindingObjects {
+        BindingObjects {
+            binding_id: binding_id.to_owned(),
+            instance_id: instance_id.to_owned(),
+            namespace: self.namespace_of(instance_id),
+            broker_namespace: self.options.broker_namespace.clone(),
+        }
+    }
+
+    fn records(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.options.broker_namespace)
+    }
+
+    async fn record(&self, objects: &BindingObjects) -> OsbResult<Option<BindingRecord>> {
+        let secret = self.records().get_opt(&objects.record_name()).await?;
+        let Some(secret) = secret else { return Ok(None) };
+        let binding_id = secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_BINDING_ID));
+        if binding_id != Some(&objects.binding_id) {
+            return Ok(None);
+        }
+        Ok(BindingRecord::from_secret(&secret))
+    }
+
+    /// PUT /v2/service_instances/:instance_id/service_bindings/:binding_id
+    pub async fn bind(&self, instance_id: &str, binding_id: &str, request: BindRequest) -> OsbResult<Bound> {
+        let objects = self.objects(instance_id, binding_id);
+        let requested = requested_attributes(&request);
+        // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
+        if let Some(record) = self.record(&objects).await? {
+            return if record.instance_id == instance_id && record.requested == requested {
+                Ok(Bound::AlreadyExists(record.response))
+            } else {
+                Err(OsbError::Conflict(format!(
+                    "binding {binding_id} already exists with other attributes"
+                )))
+            };
+        }
+        let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
+        let Some((_, instance)) = self.find(instance_id).await? else {
+            return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
+        };
+        if instance.terminating {
+            return Err(OsbError::NotFound(format!("instance {instance_id} is being deleted")));
+        }
+        if !instance.provisioned {
+            return Err(OsbError::Concurrency(format!(
+                "instance {instance_id} is still being provisioned; retry later"
+            )));
+        }
+        if instance.attributes.service_id != service.id || instance.attributes.plan_id != plan.id {
+            return Err(OsbError::BadRequest(format!(
+                "service_id and plan_id must be those of instance {instance_id}"
+            )));
+        }
+        if !service.bindable(plan) {
+            return Err(OsbError::BadRequest(format!("plan {} is not bindable", plan.name)));
+        }
+        if plan.broker.requires_app && request.app_guid().is_none() {
+            return Err(OsbError::RequiresApp);
+        }
+        let parameters = self.binding_parameters(instance_id, plan, &request).await?;
+        let role = parameters
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_ROLE)
+            .to_owned();
+        let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
+            Some(seconds) if seconds > self.options.max_expiration_seconds => {
+                return Err(OsbError::BadRequest(format!(
+                    "parameters.expiration_seconds: at most {} is allowed",
+                    self.options.max_expiration_seconds
+                )));
+            }
+            Some(seconds) => seconds,
+            None => self.options.default_expiration_seconds,
+        };
+
+        let token = self.issue_credentials(&objects, &role, expiration).await?;
+        let credentials = credentials::credentials(
+            &self.endpoint,
+            &objects.namespace,
+            &role,
+            &objects.account_name(),
+            &token,
+        );
+        let response = BindingResponse {
+            credentials,
+            metadata: credentials::metadata(&token),
+            endpoints: credentials::endpoints(&self.endpoint),
+            parameters: None,
+        };
+        self.save_record(&objects, &instance, &requested, &parameters, &request, &response)
+            .await
+    }
+
+    /// The effective bind parameters: the request's, validated, or for a rotation the predecessor's.
+    async fn binding_parameters(
+        &self,
+        instance_id: &str,
+        plan: &crate::catalog::Plan,
+        request: &BindRequest,
+    ) -> OsbResult<Map<String, Value>> {
+        let given = request.parameters.clone().unwrap_or_default();
+        self.schemas.validate(&plan.id, SchemaKind::Bind, &given)?;
+        let Some(predecessor) = request.predecessor_binding_id.as_deref().filter(|id| !id.is_empty()) else {
+            return Ok(given);
+        };
+        if !plan.binding_rotatable {
+            return Err(OsbError::BadRequest(format!(
+                "plan {} does not allow binding rotation",
+                plan.name
+            )));
+        }
+        let record = self.record(&self.objects(instance_id, predecessor)).await?;
+        let Some(record) = record.filter(|record| record.instance_id == instance_id) else {
+            return Err(OsbError::BadRequest(format!(
+                "predecessor_binding_id {predecessor:?} is not a binding of instance {instance_id}"
+            )));
+        };
+        if !given.is_empty() && given != record.parameters {
+            return Err(OsbError::BadRequest(
+                "a rotated binding keeps its predecessor's parameters: send none or the same".to_owned(),
+            ));
+        }
+        Ok(record.parameters)
+    }
+
+    /// The binding's ServiceAccount and RoleBinding, and a token for it.
+    async fn issue_credentials(&self, objects: &BindingObjects, role: &str, expiration: u64) -> OsbResult<IssuedToken> {
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
+        apply(&accounts, &objects.service_account()).await?;
+        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
+        apply(&bindings, &objects.role_binding(role)).await?;
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(i64::try_from(expiration).unwrap_or(i64::MAX)),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = accounts
+            .create_token_request(&objects.account_name(), &PostParams::default(), &request)
+            .await?;
+        let status = issued
+            .status
+            .ok_or_else(|| OsbError::Internal("TokenRequest returned no status".to_owned()))?;
+        let token = status
+            .token
+            .ok_or_else(|| OsbError::Internal("TokenRequest returned no token".to_owned()))?;
+        let expires_at = status
+            .expiration_timestamp
+            .map(|time| time.0)
+            .ok_or_else(|| OsbError::Internal("TokenRequest returned no expiry".to_owned()))?;
+        Ok(IssuedToken {
+            token,
+            issued_at: jiff::Timestamp::now(),
+            expires_at,
+        })
+    }
+
+    /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.
+    async fn save_record(
+        &self,
+        objects: &BindingObjects,
+        instance: &StoredInstance,
+        requested: &Value,
+        parameters: &Map<String, Value>,
+        request: &BindRequest,
+        response: &BindingResponse,
+    ) -> OsbResult<Bound> {
+        self.ensure_broker_namespace().await?;
+        let mut annotations = BTreeMap::from([
+            (ANNOTATION_REQUESTED.to_owned(), requested.to_string()),
+            (
+                ANNOTATION_BINDING_PARAMETERS.to_owned(),
+                Value::Object(parameters.clone()).to_string(),
+            ),
+            (
+                ANNOTATION_METADATA.to_owned(),
+                serde_json::to_string(&response.metadata).unwrap_or_default(),
+            ),
+            (
+                ANNOTATION_ENDPOINTS.to_owned(),
+                serde_json::to_string(&response.endpoints).unwrap_or_default(),
+            ),
+            (ANNOTATION_SERVICE_ID.to_owned(), instance.attributes.service_id.clone()),
+            (ANNOTATION_PLAN_ID.to_owned(), instance.attributes.plan_id.clone()),
+        ]);
+        if let Some(app) = request.app_guid() {
+            annotations.insert(ANNOTATION_APP_GUID.to_owned(), app.to_owned());
+        }
+        if let Some(predecessor) = &request.predecessor_binding_id {
+            annotations.insert(ANNOTATION_PREDECESSOR.to_owned(), predecessor.clone());
+        }
+        let record = objects.record(annotations, response.credentials.to_string());
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match self.records().create(&params, &record).await {
+            Ok(_) => Ok(Bound::Created(response.clone())),
+            Err(error) if is_conflict(&error) => match self.record(objects).await? {
+                Some(existing) if existing.requested == *requested && existing.instance_id == objects.instance_id => {
+                    Ok(Bound::AlreadyExists(existing.response))
+                }
+                _ => Err(OsbError::Conflict(format!(
+                    "binding {} already exists with other attributes",
+                    objects.binding_id
+                ))),
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn ensure_broker_namespace(&self) -> OsbResult<()> {
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        if namespaces.get_opt(&self.options.broker_namespace).await?.is_some() {
+            return Ok(());
+        }
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": self.options.broker_namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY } }
+        }))
+        .map_err(|e| OsbError::Internal(e.to_string()))?;
+        match namespaces.create(&PostParams::default(), &namespace).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_conflict(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
+    pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> OsbResult<BindingResponse> {
+        let record = self.record(&self.objects(instance_id, binding_id)).await?;
+        match record.filter(|record| record.instance_id == instance_id) {
+            Some(record) => Ok(BindingResponse {
+                parameters: Some(record.parameters),
+                ..record.response
+            }),
+            None => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+        }
+    }
+
+    /// DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
+    pub async fn unbind(&self, instance_id: &str, binding_id: &str, service_id: &str, plan_id: &str) -> OsbResult<()> {
+        self.service_and_plan(service_id, plan_id)?;
+        let objects = self.objects(instance_id, binding_id);
+        let record = self.record(&objects).await?;
+        if record.as_ref().is_some_and(|record| record.instance_id != instance_id) {
+            return Err(OsbError::Gone(format!(
+                "binding {binding_id} does not exist on instance {instance_id}"
+            )));
+        }
+        // The ServiceAccount first: deleting it revokes every token it was issued, at once.
+        let mut existed = record.is_some();
+        let account = objects.account_name();
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
+        existed |= deleted(accounts.delete(&account, &DeleteParams::default()).await)?;
+        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
+        existed |= deleted(bindings.delete(&account, &DeleteParams::default()).await)?;
+        if let Some(record) = &record {
+            if let Some(token) = record.response.credentials.get("token").and_then(Value::as_str) {
+                self.wait_until_revoked(token).await?;
+            }
+            deleted(
+                self.records()
+                    .delete(&objects.record_name(), &DeleteParams::default())
+                    .await,
+            )?;
+        }
+        if existed {
+            Ok(())
+        } else {
+            Err(OsbError::Gone(format!("binding {binding_id} does not exist")))
+        }
+    }
+
+    /// Waits until the apiserver refuses the token (its authenticator caches ServiceAccounts for a moment after they
+    /// are deleted), so that once unbind answers, the credentials are dead. Asks through TokenReview.
+    async fn wait_until_revoked(&self, token: &str) -> OsbResult<()> {
+        let reviews = Api::<TokenReview>::all(self.client.clone());
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_owned(),
+                ..TokenReviewSpec::default()
+            },
+            ..TokenReview::default()
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let answer = reviews.create(&PostParams::default(), &review).await?;
+            let authenticated = answer.status.and_then(|status| status.authenticated).unwrap_or(false);
+            if !authenticated {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OsbError::Unavailable(
+                    "the apiserver still accepts the binding's token; retry the unbind".to_owned(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation
+    pub async fn binding_last_operation(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        operation: Option<&str>,
+    ) -> OsbResult<LastOperation> {
+        let exists = self
+            .record(&self.objects(instance_id, binding_id))
+            .await?
+            .is_some_and(|r| r.instance_id == instance_id);
+        let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
+        match (exists, unbinding, operation) {
+            (true, false, _) => Ok(LastOperation::new(
+                OperationState::Succeeded,
+                "the credentials are ready",
+            )),
+            (true, true, _) => Ok(LastOperation::new(
+                OperationState::InProgress,
+                "revoking the credentials",
+            )),
+            (false, true, _) => Ok(LastOperation::new(
+                OperationState::Succeeded,
+                "the credentials have been revoked",
+            )),
+            (false, false, None) => Err(OsbError::Gone(format!("binding {binding_id} does not exist"))),
+            (false, false, Some(_)) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+        }
+    }
+
+    /// Deletes the records of every binding of an instance (its ServiceAccounts go with the namespace).
+    pub(super) async fn delete_binding_records(&self, instance_id: &str) -> OsbResult<()> {
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let records = self.records();
+        let listed = match records.list_metadata(&ListParams::default().labels(&selector)).await {
+            Ok(listed) => listed,
+            Err(error) if is_not_found(&error) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        for record in listed.items {
+            let exact = record
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_INSTANCE_ID));
+            if exact.is_some_and(|id| id == instance_id)
+                && let Some(name) = record.metadata.name
+            {
+                deleted(records.delete(&name, &DeleteParams::default()).await)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What makes two bind requests identical.
+fn requested_attributes(request: &BindRequest) -> Value {
+    serde_json::json!({
+        "service_id": request.service_id,
+        "plan_id": request.plan_id,
+        "app_guid": request.app_guid(),
+        "parameters": request.parameters.clone().unwrap_or_default(),
+        "predecessor_binding_id": request.predecessor_binding_id,
+    })
+}
+
+/// Ok(true) when deleted, Ok(false) when it was not there.
+fn deleted<T>(result: Result<T, kube::Error>) -> OsbResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
