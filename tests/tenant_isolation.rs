@@ -1,0 +1,467 @@
+//! Tenant isolation, proven against the real apiserver's RBAC and admission: three tenants, each with an admin, an
+//! edit and a view binding, try what their role should and should not allow, through real requests with each
+//! binding's kubeconfig (the Rust client and the real kubectl). Mutations are server-side dry runs, so every cell
+//! goes through authorization and admission without changing anything. The matrix is printed with its cell count.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::broker::*;
+use support::cluster::cluster;
+
+const ROLES: [&str; 3] = ["admin", "edit", "view"];
+
+struct Credential {
+    tenant: usize,
+    role: &'static str,
+    namespace: String,
+    client: Client,
+    kubeconfig: PathBuf,
+    binding_id: String,
+}
+
+fn dry_post() -> PostParams {
+    PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    }
+}
+
+fn dry_patch() -> PatchParams {
+    PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    }
+}
+
+fn dry_delete() -> DeleteParams {
+    DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    }
+}
+
+fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("object literal")
+}
+
+/// Allowed (`Ok`) or denied (403); anything else fails the test, naming the cell.
+fn outcome<T>(cell: &str, result: Result<T, kube::Error>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 403 => false,
+        Err(error) => panic!("{cell}: neither allowed nor forbidden: {error}"),
+    }
+}
+
+fn kubectl_outcome(cell: &str, credential: &Credential, args: &[&str]) -> bool {
+    let (ok, _, err) = cluster().kubectl(&credential.kubeconfig, args);
+    if !ok {
+        assert!(
+            err.contains("Forbidden") || err.contains("forbidden"),
+            "{cell}: kubectl failed otherwise: {err}"
+        );
+    }
+    ok
+}
+
+/// One attempt by one credential: what it is, which roles should be allowed, and the attempt itself.
+async fn attempt(
+    check: &str,
+    me: &Credential,
+    other: &Credential,
+    broker_namespace: &str,
+    binding_account: &str,
+) -> bool {
+    let client = me.client.clone();
+    let ns = me.namespace.as_str();
+    let cell = format!("tenant {} {} / {check}", me.tenant, me.role);
+    let cell = cell.as_str();
+    match check {
+        "list pods" => outcome(
+            cell,
+            Api::<Pod>::namespaced(client, ns).list(&ListParams::default()).await,
+        ),
+        "create configmap" => {
+            let configmap: ConfigMap = object(json!({ "metadata": { "name": "probe" } }));
+            outcome(
+                cell,
+                Api::<ConfigMap>::namespaced(client, ns)
+                    .create(&dry_post(), &configmap)
+                    .await,
+            )
+        }
+        "create deployment (kubectl)" => kubectl_outcome(
+            cell,
+            me,
+            &[
+                "create",
+                "deployment",
+                "probe",
+                "--image=example.invalid/app:1",
+                "--dry-run=server",
+            ],
+        ),
+        "read secrets" => outcome(
+            cell,
+            Api::<Secret>::namespaced(client, ns).list(&ListParams::default()).await,
+        ),
+        "create own networkpolicy" => {
+            let policy: NetworkPolicy = object(
+                json!({ "metadata": { "name": "probe" }, "spec": { "podSelector": {}, "policyTypes": ["Ingress"] } }),
+            );
+            outcome(
+                cell,
+                Api::<NetworkPolicy>::namespaced(client, ns)
+                    .create(&dry_post(), &policy)
+                    .await,
+            )
+        }
+        "bind role view" | "bind role cluster-admin" => {
+            let role = if check.ends_with("view") {
+                "view"
+            } else {
+                "cluster-admin"
+            };
+            let binding: RoleBinding = object(json!({
+                "metadata": { "name": "probe" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+                "subjects": [{ "kind": "ServiceAccount", "name": "default", "namespace": ns }]
+            }));
+            outcome(
+                cell,
+                Api::<RoleBinding>::namespaced(client, ns)
+                    .create(&dry_post(), &binding)
+                    .await,
+            )
+        }
+        "relabel own namespace" => {
+            let patch = json!({ "metadata": { "labels": { "pod-security.kubernetes.io/enforce": "privileged" } } });
+            outcome(
+                cell,
+                Api::<Namespace>::all(client)
+                    .patch(ns, &dry_patch(), &Patch::Merge(&patch))
+                    .await,
+            )
+        }
+        "raise own quota" => {
+            let patch = json!({ "spec": { "hard": { "requests.cpu": "1000" } } });
+            outcome(
+                cell,
+                Api::<ResourceQuota>::namespaced(client, ns)
+                    .patch("caas-quota", &dry_patch(), &Patch::Merge(&patch))
+                    .await,
+            )
+        }
+        "delete own limits" => outcome(
+            cell,
+            Api::<LimitRange>::namespaced(client, ns)
+                .delete("caas-limits", &dry_delete())
+                .await,
+        ),
+        "delete default-deny policy" => outcome(
+            cell,
+            Api::<NetworkPolicy>::namespaced(client, ns)
+                .delete("caas-default-deny", &dry_delete())
+                .await,
+        ),
+        "open default-deny policy" => {
+            let patch = json!({ "spec": { "ingress": [{}], "egress": [{}] } });
+            let policies = Api::<NetworkPolicy>::namespaced(client, ns);
+            outcome(
+                cell,
+                policies
+                    .patch("caas-default-deny", &dry_patch(), &Patch::Merge(&patch))
+                    .await,
+            )
+        }
+        "delete owner rolebinding" => outcome(
+            cell,
+            Api::<RoleBinding>::namespaced(client, ns)
+                .delete("caas-owner", &dry_delete())
+                .await,
+        ),
+        "delete another binding's account" => outcome(
+            cell,
+            Api::<ServiceAccount>::namespaced(client, ns)
+                .delete(binding_account, &dry_delete())
+                .await,
+        ),
+        "list pods of another tenant" => outcome(
+            cell,
+            Api::<Pod>::namespaced(client, &other.namespace)
+                .list(&ListParams::default())
+                .await,
+        ),
+        "create in another tenant" => {
+            let configmap: ConfigMap = object(json!({ "metadata": { "name": "probe" } }));
+            outcome(
+                cell,
+                Api::<ConfigMap>::namespaced(client, &other.namespace)
+                    .create(&dry_post(), &configmap)
+                    .await,
+            )
+        }
+        "list namespaces (kubectl)" => kubectl_outcome(cell, me, &["get", "namespaces"]),
+        "list nodes (kubectl)" => kubectl_outcome(cell, me, &["get", "nodes"]),
+        "create namespace" => {
+            let namespace: Namespace = object(json!({ "metadata": { "name": "probe-namespace" } }));
+            outcome(
+                cell,
+                Api::<Namespace>::all(client).create(&dry_post(), &namespace).await,
+            )
+        }
+        "bind cluster-admin cluster-wide (kubectl)" => kubectl_outcome(
+            cell,
+            me,
+            &[
+                "create",
+                "clusterrolebinding",
+                "probe",
+                "--clusterrole=cluster-admin",
+                &format!("--serviceaccount={ns}:default"),
+                "--dry-run=server",
+            ],
+        ),
+        "list broker secrets" => outcome(
+            cell,
+            Api::<Secret>::namespaced(client, broker_namespace)
+                .list(&ListParams::default())
+                .await,
+        ),
+        "read a binding record" => {
+            let records = Api::<Secret>::namespaced(client, broker_namespace);
+            outcome(cell, records.get(&format!("binding-{}", other.binding_id)).await)
+        }
+        other => panic!("unknown check {other}"),
+    }
+}
+
+/// The checks, and the roles allowed each in their own namespace. Everything else must be denied for every role.
+const CHECKS: [(&str, &[&str]); 22] = [
+    ("list pods", &["admin", "edit", "view"]),
+    ("create configmap", &["admin", "edit"]),
+    ("create deployment (kubectl)", &["admin", "edit"]),
+    ("read secrets", &["admin", "edit"]),
+    ("create own networkpolicy", &["admin", "edit"]),
+    ("bind role view", &["admin"]),
+    ("bind role cluster-admin", &[]),
+    ("relabel own namespace", &[]),
+    ("raise own quota", &[]),
+    ("delete own limits", &[]),
+    ("delete default-deny policy", &[]),
+    ("open default-deny policy", &[]),
+    ("delete owner rolebinding", &[]),
+    ("delete another binding's account", &[]),
+    ("list pods of another tenant", &[]),
+    ("create in another tenant", &[]),
+    ("list namespaces (kubectl)", &[]),
+    ("list nodes (kubectl)", &[]),
+    ("create namespace", &[]),
+    ("bind cluster-admin cluster-wide (kubectl)", &[]),
+    ("list broker secrets", &[]),
+    ("read a binding record", &[]),
+];
+
+#[tokio::test]
+async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else() {
+    install_tenant_guard();
+    let broker = TestBroker::start(|_| {}).await;
+    let run = format!("{:06x}", rand::random::<u32>() & 0xffffff);
+    let mut credentials = Vec::new();
+    for tenant in 0..3 {
+        let instance = format!("iso-{run}-{tenant}");
+        broker.provision(&instance, SMALL, json!({})).await;
+        for role in ROLES {
+            let binding = format!("b{run}-{tenant}-{role}");
+            let answer = broker
+                .bind(&instance, &binding, SMALL, json!({ "parameters": { "role": role } }))
+                .await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+            let text = answer.body["credentials"]["kubeconfig"]
+                .as_str()
+                .expect("kubeconfig")
+                .to_owned();
+            let kubeconfig = std::env::temp_dir().join(format!("iso-{run}-{tenant}-{role}.kubeconfig"));
+            std::fs::write(&kubeconfig, &text).expect("write kubeconfig");
+            credentials.push(Credential {
+                tenant,
+                role,
+                namespace: broker.namespace(&instance),
+                client: client_from_kubeconfig(&text).await,
+                kubeconfig,
+                binding_id: binding,
+            });
+        }
+    }
+
+    let broker_namespace = broker.settings.kubernetes.broker_namespace.clone();
+    let mut matrix: BTreeMap<(usize, &str), Vec<bool>> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    let mut cells = 0;
+    for me in &credentials {
+        let other = &credentials[(me.tenant * 3 + 3) % credentials.len()];
+        // Another binding's ServiceAccount in my own namespace.
+        let sibling = credentials
+            .iter()
+            .find(|c| c.tenant == me.tenant && c.role != me.role)
+            .expect("sibling");
+        let sibling_account = caas_broker::k8s::names::dns_label("caas-binding-", &sibling.binding_id);
+        for (check, allowed_roles) in CHECKS {
+            let allowed = attempt(check, me, other, &broker_namespace, &sibling_account).await;
+            let expected = allowed_roles.contains(&me.role);
+            cells += 1;
+            matrix.entry((me.tenant, me.role)).or_default().push(allowed);
+            if allowed != expected {
+                wrong.push(format!(
+                    "tenant {} {}: {check}: {} (expected {})",
+                    me.tenant,
+                    me.role,
+                    verdict(allowed),
+                    verdict(expected)
+                ));
+            }
+        }
+    }
+    print_matrix(&matrix, cells);
+    assert!(
+        wrong.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(cells, 9 * CHECKS.len());
+
+    // RBAC alone would let admin and edit delete the default-deny policy: the tenant guard is what refuses it.
+    for credential in credentials.iter().filter(|c| c.role != "view") {
+        let policies = Api::<NetworkPolicy>::namespaced(credential.client.clone(), &credential.namespace);
+        match policies.delete("caas-default-deny", &dry_delete()).await {
+            Err(kube::Error::Api(status)) => assert!(
+                status.code == 403 && status.message.contains("managed by caas-broker"),
+                "refused by the tenant guard: {}",
+                status.message
+            ),
+            other => panic!("{} may delete the default-deny policy: {other:?}", credential.role),
+        }
+    }
+
+    // The managed objects are as the broker made them.
+    for tenant in 0..3 {
+        let ns = &credentials[tenant * 3].namespace;
+        let quota = Api::<ResourceQuota>::namespaced(broker.client.clone(), ns)
+            .get("caas-quota")
+            .await
+            .expect("quota");
+        assert_eq!(
+            quota.spec.and_then(|s| s.hard).unwrap_or_default()["requests.cpu"].0,
+            "2"
+        );
+    }
+    for credential in &credentials {
+        std::fs::remove_file(&credential.kubeconfig).ok();
+    }
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "denied" }
+}
+
+fn print_matrix(matrix: &BTreeMap<(usize, &str), Vec<bool>>, cells: usize) {
+    println!("\ntenant isolation matrix (A = allowed, - = denied)");
+    let header: Vec<String> = matrix
+        .keys()
+        .map(|(tenant, role)| format!("t{tenant}-{role:<5}"))
+        .collect();
+    println!("{:<44} {}", "check", header.join(" "));
+    for (index, (check, _)) in CHECKS.iter().enumerate() {
+        let row: Vec<String> = matrix
+            .values()
+            .map(|results| format!("{:^10}", if results[index] { "A" } else { "-" }))
+            .collect();
+        println!("{check:<44} {}", row.join(" "));
+    }
+    println!("cells checked: {cells}\n");
+}
+
+/// Re-signs a token's claims with the cluster's service-account key (as the apiserver would), with new times.
+fn resign(token: &str, issued_at: i64, expires_at: i64) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let header = parts.next().expect("header");
+    let mut claims: Value =
+        serde_json::from_slice(&engine.decode(parts.next().expect("claims")).expect("base64")).expect("JSON");
+    claims["iat"] = json!(issued_at);
+    claims["nbf"] = json!(issued_at);
+    claims["exp"] = json!(expires_at);
+    let signing_input = format!("{header}.{}", engine.encode(claims.to_string()));
+    let key = cluster().kubeconfig.parent().expect("state").join("pki/sa.key");
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    use std::io::Write;
+    openssl
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(signing_input.as_bytes())
+        .expect("write");
+    let signature = openssl.wait_with_output().expect("signature").stdout;
+    format!("{signing_input}.{}", engine.encode(signature))
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let broker = TestBroker::start(|_| {}).await;
+    let instance = format!("exp-{:06x}", rand::random::<u32>() & 0xffffff);
+    broker.provision(&instance, MICRO, json!({})).await;
+    let binding = format!("{instance}-binding");
+    let answer = broker
+        .bind(&instance, &binding, MICRO, json!({ "parameters": { "role": "view" } }))
+        .await;
+    let token = answer.body["credentials"]["token"].as_str().expect("token").to_owned();
+    let kubeconfig = answer.body["credentials"]["kubeconfig"]
+        .as_str()
+        .expect("kubeconfig")
+        .to_owned();
+    let namespace = broker.namespace(&instance);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+
+    let with_token = |new_token: String| {
+        let text = kubeconfig.replace(&token, &new_token);
+        async move { client_from_kubeconfig(&text).await }
+    };
+    // Control: the same claims re-signed with a future expiry are accepted, so only the expiry differs below.
+    let fresh = with_token(resign(&token, now - 60, now + 600)).await;
+    assert!(
+        Api::<Pod>::namespaced(fresh, &namespace)
+            .list(&ListParams::default())
+            .await
+            .is_ok()
+    );
+    let expired = with_token(resign(&token, now - 7200, now - 3600)).await;
+    let refused = Api::<Pod>::namespaced(expired, &namespace)
+        .list(&ListParams::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 401),
+        "expired token: {refused:?}"
+    );
+    broker.deprovision(&instance, MICRO).await;
+}
