@@ -74,10 +74,7 @@ pub struct AuthSettings {
 
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("AuthSettings").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
@@ -182,10 +179,7 @@ impl Settings {
             builder = builder.add_source(config::File::from(file).required(true));
         }
         let builder = builder.add_source(
-            config::Environment::with_prefix("CAAS_BROKER")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
+            config::Environment::with_prefix("CAAS_BROKER").prefix_separator("__").separator("__").try_parsing(true),
         );
         let settings: Settings = builder
             .build()
@@ -204,10 +198,7 @@ impl Settings {
             return invalid("auth.password", "must have at least 8 characters");
         }
         if self.auth.password == DEV_PASSWORD && !self.listen.ip().is_loopback() {
-            return invalid(
-                "auth.password",
-                "the development default is only allowed on a loopback address; set one",
-            );
+            return invalid("auth.password", "the development default is only allowed on a loopback address; set one");
         }
         if !is_dns_label(&self.kubernetes.broker_namespace) {
             return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
@@ -223,16 +214,10 @@ impl Settings {
             return invalid("kubernetes.request_timeout_seconds", "must be at least 1");
         }
         if self.bindings.default_expiration_seconds < 600 {
-            return invalid(
-                "bindings.default_expiration_seconds",
-                "must be at least 600 (the apiserver's minimum)",
-            );
+            return invalid("bindings.default_expiration_seconds", "must be at least 600 (the apiserver's minimum)");
         }
         if self.bindings.max_expiration_seconds < self.bindings.default_expiration_seconds {
-            return invalid(
-                "bindings.max_expiration_seconds",
-                "must not be below bindings.default_expiration_seconds",
-            );
+            return invalid("bindings.max_expiration_seconds", "must not be below bindings.default_expiration_seconds");
         }
         if let Some(url) = &self.kubernetes.public_server
             && !url.starts_with("https://")
@@ -242,19 +227,13 @@ impl Settings {
         if let Some(path) = &self.kubernetes.public_ca_file
             && !path.is_file()
         {
-            return invalid(
-                "kubernetes.public_ca_file",
-                &format!("{} is not a readable file", path.display()),
-            );
+            return invalid("kubernetes.public_ca_file", &format!("{} is not a readable file", path.display()));
         }
         if self.limits.body_bytes < 1024 {
             return invalid("limits.body_bytes", "must be at least 1024");
         }
         if !(1..=55).contains(&self.limits.sync_timeout_seconds) {
-            return invalid(
-                "limits.sync_timeout_seconds",
-                "must be 1 to 55 (platforms give up after about 60 s)",
-            );
+            return invalid("limits.sync_timeout_seconds", "must be 1 to 55 (platforms give up after about 60 s)");
         }
         if let Some(url) = &self.dashboard.base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -279,9 +258,7 @@ impl Settings {
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -295,10 +272,7 @@ mod tests {
         let settings = Settings::load(None).expect("defaults are valid");
         assert!(settings.listen.ip().is_loopback());
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
-        assert!(
-            !format!("{settings:?}").contains(DEV_PASSWORD),
-            "Debug must not print the password"
-        );
+        assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
     }
 
     #[test]
@@ -308,10 +282,7 @@ mod tests {
         let cases = [
             ("limits:\n  sync_timeout_seconds: 600\n", "limits.sync_timeout_seconds"),
             ("listen: \"0.0.0.0:8080\"\n", "auth.password"),
-            (
-                "kubernetes:\n  broker_namespace: Not_Valid\n",
-                "kubernetes.broker_namespace",
-            ),
+            ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),

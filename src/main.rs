@@ -33,11 +33,7 @@ fn check_catalog(file: PathBuf) -> ExitCode {
     match Catalog::from_file(&file) {
         Ok(catalog) => {
             let plans: usize = catalog.services.iter().map(|s| s.plans.len()).sum();
-            println!(
-                "{}: OK ({} services, {plans} plans)",
-                file.display(),
-                catalog.services.len()
-            );
+            println!("{}: OK ({} services, {plans} plans)", file.display(), catalog.services.len());
             ExitCode::SUCCESS
         }
         Err(errors) => {

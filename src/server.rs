@@ -17,12 +17,7 @@ use crate::osb::{self, middleware::Credentials};
 
 /// Everything the server is made of, from the settings and a cluster client.
 pub fn app(settings: &Settings, catalog: Catalog, client: Client, endpoint: ClusterEndpoint) -> Result<Router, String> {
-    let broker = Arc::new(Broker::new(
-        catalog,
-        client,
-        endpoint,
-        BrokerOptions::from_settings(settings),
-    )?);
+    let broker = Arc::new(Broker::new(catalog, client, endpoint, BrokerOptions::from_settings(settings))?);
     let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -45,10 +40,8 @@ async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, &'static
 /// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), and the
 /// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own).
 pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint), String> {
-    let options = kube::config::KubeConfigOptions {
-        context: settings.kubernetes.context.clone(),
-        ..Default::default()
-    };
+    let options =
+        kube::config::KubeConfigOptions { context: settings.kubernetes.context.clone(), ..Default::default() };
     let mut config = match &settings.kubernetes.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -57,9 +50,9 @@ pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint
                 .await
                 .map_err(|e| format!("kubernetes.kubeconfig: {e}"))?
         }
-        None if settings.kubernetes.context.is_some() => kube::Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| format!("kubernetes.context: {e}"))?,
+        None if settings.kubernetes.context.is_some() => {
+            kube::Config::from_kubeconfig(&options).await.map_err(|e| format!("kubernetes.context: {e}"))?
+        }
         None => kube::Config::infer()
             .await
             .map_err(|e| format!("no Kubernetes configuration found (set KUBECONFIG or kubernetes.kubeconfig): {e}"))?,
@@ -94,10 +87,7 @@ pub async fn serve(settings: &Settings, app: Router) -> anyhow::Result<()> {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
             tracing::info!(address = %settings.listen, "serving OSB API over TLS");
-            axum_server::bind_rustls(settings.listen, config)
-                .handle(handle)
-                .serve(service)
-                .await?;
+            axum_server::bind_rustls(settings.listen, config).handle(handle).serve(service).await?;
         }
         None => {
             tracing::info!(address = %settings.listen, "serving OSB API over HTTP");

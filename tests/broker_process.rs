@@ -12,11 +12,7 @@ use support::cluster::cluster;
 const BINARY: &str = env!("CARGO_BIN_EXE_caas-broker");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn curl(args: &[&str]) -> (String, String) {
@@ -79,14 +75,39 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     ]);
     assert_eq!(status, "401", "the configured password replaces the default");
 
-    let pid = broker.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
+    // A provision and a bind through the process: the token must not reach the log.
+    let osb = |method: &str, path: &str, body: Option<&str>| {
+        let url = format!("{base}{path}");
+        let mut args =
+            vec!["--cacert", ca, "-u", "broker:a-long-test-password", "-H", "X-Broker-API-Version: 2.17", "-X", method];
+        if let Some(body) = body {
+            args.extend(["-H", "Content-Type: application/json", "-d", body]);
+        }
+        args.push(&url);
+        curl(&args)
+    };
+    let instance = format!("proc-{:08x}", rand::random::<u32>());
+    let plan = "df58fe54-eee6-45f5-98f9-df0e3c12640f";
+    let service = "df246006-e192-4292-807d-2b0ec6395bdf";
+    let provision =
+        format!(r#"{{"service_id":"{service}","plan_id":"{plan}","organization_guid":"o","space_guid":"s"}}"#);
+    let (status, body) = osb("PUT", &format!("/v2/service_instances/{instance}"), Some(&provision));
+    assert_eq!(status, "201", "{body}");
+    let bind = format!(r#"{{"service_id":"{service}","plan_id":"{plan}"}}"#);
+    let (status, body) =
+        osb("PUT", &format!("/v2/service_instances/{instance}/service_bindings/{instance}-b"), Some(&bind));
+    assert_eq!(status, "201", "{body}");
+    let bound: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let token = bound["credentials"]["token"].as_str().expect("token").to_owned();
+    let query = format!("service_id={service}&plan_id={plan}");
+    assert_eq!(
+        osb("DELETE", &format!("/v2/service_instances/{instance}/service_bindings/{instance}-b?{query}"), None).0,
+        "200"
     );
+    assert_eq!(osb("DELETE", &format!("/v2/service_instances/{instance}?{query}"), None).0, "200");
+
+    let pid = broker.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
         if let Some(status) = broker.try_wait().expect("wait") {
@@ -97,43 +118,30 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     };
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
     let mut logs = String::new();
-    broker
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut logs)
-        .expect("read logs");
+    broker.stdout.take().expect("stdout").read_to_string(&mut logs).expect("read logs");
     let answered: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|line| line["message"] == "answered" && line["span"]["request_id"] == "trace-me-42")
         .collect();
-    assert_eq!(
-        answered.len(),
-        1,
-        "one JSON log line for the request, with its identity: {logs}"
-    );
+    assert_eq!(answered.len(), 1, "one JSON log line for the request, with its identity: {logs}");
     assert_eq!(answered[0]["status"], 200);
-    assert!(
-        !logs.contains("a-long-test-password"),
-        "the password must never be logged"
-    );
+    assert!(!logs.contains("a-long-test-password"), "the password must never be logged");
+    assert!(!logs.contains(&token), "a binding's token must never be logged");
+    let mut errors = String::new();
+    broker.stderr.take().expect("stderr").read_to_string(&mut errors).expect("read stderr");
+    assert!(!errors.contains(&token));
 }
 
 #[test]
 fn invalid_configuration_stops_start_up_naming_the_key() {
-    let output = Command::new(BINARY)
-        .env("CAAS_BROKER__LIMITS__SYNC_TIMEOUT_SECONDS", "600")
-        .output()
-        .expect("run the broker");
+    let output =
+        Command::new(BINARY).env("CAAS_BROKER__LIMITS__SYNC_TIMEOUT_SECONDS", "600").output().expect("run the broker");
     assert_eq!(output.status.code(), Some(78));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("limits.sync_timeout_seconds"), "{message}");
 
-    let output = Command::new(BINARY)
-        .env("CAAS_BROKER__LISTEN", "0.0.0.0:8080")
-        .output()
-        .expect("run");
+    let output = Command::new(BINARY).env("CAAS_BROKER__LISTEN", "0.0.0.0:8080").output().expect("run");
     assert_eq!(output.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&output.stderr).contains("auth.password"));
 }
@@ -141,24 +149,14 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
 #[test]
 fn catalog_check_names_each_problem() {
     let good = support::cluster::repo_root().join("catalog/catalog.yaml");
-    let output = Command::new(BINARY)
-        .args(["catalog", "check"])
-        .arg(&good)
-        .output()
-        .expect("run");
+    let output = Command::new(BINARY).args(["catalog", "check"]).arg(&good).output().expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("OK (1 services, 4 plans)"));
 
     let broken = std::env::temp_dir().join(format!("catalog-{}.yaml", std::process::id()));
-    let text = std::fs::read_to_string(&good)
-        .expect("read")
-        .replacen("limits.memory: 2Gi", "limits.memory: 2 gigs", 1);
+    let text = std::fs::read_to_string(&good).expect("read").replacen("limits.memory: 2Gi", "limits.memory: 2 gigs", 1);
     std::fs::write(&broken, text).expect("write");
-    let output = Command::new(BINARY)
-        .args(["catalog", "check"])
-        .arg(&broken)
-        .output()
-        .expect("run");
+    let output = Command::new(BINARY).args(["catalog", "check"]).arg(&broken).output().expect("run");
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(

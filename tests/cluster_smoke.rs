@@ -32,11 +32,7 @@ async fn apiserver_reports_the_pinned_release() {
         .expect("read go.mod");
     let pinned = pinned
         .lines()
-        .find_map(|line| {
-            line.trim()
-                .trim_start_matches("require ")
-                .strip_prefix("k8s.io/kubernetes ")
-        })
+        .find_map(|line| line.trim().trim_start_matches("require ").strip_prefix("k8s.io/kubernetes "))
         .and_then(|rest| rest.split_whitespace().next())
         .expect("go.mod pins k8s.io/kubernetes");
     assert_eq!(version.git_version, pinned);
@@ -50,10 +46,7 @@ async fn bound_token_reaches_its_namespace_and_is_refused_elsewhere() {
 
     let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), &own.name);
     accounts
-        .create(
-            &PostParams::default(),
-            &object(json!({ "metadata": { "name": "reader" } })),
-        )
+        .create(&PostParams::default(), &object(json!({ "metadata": { "name": "reader" } })))
         .await
         .expect("create ServiceAccount");
     let binding: RoleBinding = object(json!({
@@ -67,49 +60,29 @@ async fn bound_token_reaches_its_namespace_and_is_refused_elsewhere() {
         .expect("create RoleBinding");
 
     let request: TokenRequest = object(json!({ "spec": { "audiences": [], "expirationSeconds": 600 } }));
-    let issued = accounts
-        .create_token_request("reader", &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest");
+    let issued = accounts.create_token_request("reader", &PostParams::default(), &request).await.expect("TokenRequest");
     let status = issued.status.expect("TokenRequest has a status");
-    let expires = status
-        .expiration_timestamp
-        .expect("TokenRequest says when the token expires");
+    let expires = status.expiration_timestamp.expect("TokenRequest says when the token expires");
     let lifetime = expires.0.as_second() - now_seconds();
-    assert!(
-        (540..=660).contains(&lifetime),
-        "token expires in {lifetime}s, asked for 600s"
-    );
+    assert!((540..=660).contains(&lifetime), "token expires in {lifetime}s, asked for 600s");
 
     let mut config = cluster().admin_config().await;
-    config.auth_info = AuthInfo {
-        token: Some(status.token.expect("TokenRequest returns a token").into()),
-        ..AuthInfo::default()
-    };
+    config.auth_info =
+        AuthInfo { token: Some(status.token.expect("TokenRequest returns a token").into()), ..AuthInfo::default() };
     let reader = Client::try_from(config).expect("token client");
 
-    let pods_own = Api::<Pod>::namespaced(reader.clone(), &own.name)
-        .list(&ListParams::default())
-        .await;
+    let pods_own = Api::<Pod>::namespaced(reader.clone(), &own.name).list(&ListParams::default()).await;
     assert!(pods_own.is_ok(), "view may list pods in its namespace: {pods_own:?}");
-    let pods_other = Api::<Pod>::namespaced(reader.clone(), &other.name)
-        .list(&ListParams::default())
-        .await;
+    let pods_other = Api::<Pod>::namespaced(reader.clone(), &other.name).list(&ListParams::default()).await;
     assert!(forbidden(pods_other), "listing pods in another namespace must be 403");
     let create_own = Api::<ServiceAccount>::namespaced(reader, &own.name)
-        .create(
-            &PostParams::default(),
-            &object(json!({ "metadata": { "name": "sneaky" } })),
-        )
+        .create(&PostParams::default(), &object(json!({ "metadata": { "name": "sneaky" } })))
         .await;
     assert!(forbidden(create_own), "view must not create");
 }
 
 fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
 }
 
 #[tokio::test]
@@ -143,17 +116,11 @@ async fn resource_quota_refuses_a_pod_over_it() {
     match over {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 403);
-            assert!(
-                status.message.contains("exceeded quota"),
-                "unexpected refusal: {}",
-                status.message
-            );
+            assert!(status.message.contains("exceeded quota"), "unexpected refusal: {}", status.message);
         }
         other => panic!("a pod over the quota must be refused, got {other:?}"),
     }
-    pods.create(&PostParams::default(), &pod("fits", "200m"))
-        .await
-        .expect("a pod within the quota is admitted");
+    pods.create(&PostParams::default(), &pod("fits", "200m")).await.expect("a pod within the quota is admitted");
 }
 
 #[tokio::test]
@@ -172,19 +139,13 @@ async fn deployment_pods_become_ready_on_simulated_nodes() {
         }
     }));
     let deployments = Api::<Deployment>::namespaced(admin.clone(), &ns.name);
-    deployments
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("create deployment");
+    deployments.create(&PostParams::default(), &deployment).await.expect("create deployment");
     eventually(Duration::from_secs(60), "2 ready replicas", || async {
         let ready = deployments.get("web").await.ok()?.status?.ready_replicas?;
         (ready == 2).then_some(())
     })
     .await;
-    let pods = Api::<Pod>::namespaced(admin, &ns.name)
-        .list(&ListParams::default())
-        .await
-        .expect("list pods");
+    let pods = Api::<Pod>::namespaced(admin, &ns.name).list(&ListParams::default()).await.expect("list pods");
     assert_eq!(pods.items.len(), 2);
     for pod in pods.items {
         let node = pod.spec.and_then(|spec| spec.node_name).unwrap_or_default();
@@ -198,10 +159,7 @@ async fn deleted_namespace_disappears() {
     let admin = cluster().admin().await;
     let ns = TestNamespace::create(&admin, "delete").await;
     Api::<ServiceAccount>::namespaced(admin.clone(), &ns.name)
-        .create(
-            &PostParams::default(),
-            &object(json!({ "metadata": { "name": "leftover" } })),
-        )
+        .create(&PostParams::default(), &object(json!({ "metadata": { "name": "leftover" } })))
         .await
         .expect("create content");
     delete_namespace_and_wait(&admin, &ns.name).await;

@@ -17,10 +17,7 @@ fn id(prefix: &str) -> String {
 }
 
 fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
 }
 
 fn seconds_until(timestamp: &Value) -> i64 {
@@ -47,14 +44,8 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     let namespace = broker.namespace(&instance);
     let binding = id("bind");
 
-    let created = broker
-        .bind(
-            &instance,
-            &binding,
-            SMALL,
-            json!({ "parameters": { "expiration_seconds": 3600 } }),
-        )
-        .await;
+    let created =
+        broker.bind(&instance, &binding, SMALL, json!({ "parameters": { "expiration_seconds": 3600 } })).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     let credentials = &created.body["credentials"];
     assert_eq!(credentials["namespace"], namespace);
@@ -65,20 +56,11 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
         .expect("base64");
     assert!(String::from_utf8_lossy(&ca).starts_with("-----BEGIN CERTIFICATE-----"));
     let lifetime = seconds_until(&created.body["metadata"]["expires_at"]);
-    assert!(
-        (3500..=3700).contains(&lifetime),
-        "expires in {lifetime}s, asked for 3600"
-    );
+    assert!((3500..=3700).contains(&lifetime), "expires in {lifetime}s, asked for 3600");
     let renew = seconds_until(&created.body["metadata"]["renew_before"]);
-    assert!(
-        renew < lifetime && renew > lifetime / 2,
-        "renew_before {renew}s, expires {lifetime}s"
-    );
+    assert!(renew < lifetime && renew > lifetime / 2, "renew_before {renew}s, expires {lifetime}s");
     let port = broker.endpoint.server.rsplit(':').next().expect("port");
-    assert_eq!(
-        created.body["endpoints"],
-        json!([{ "host": "127.0.0.1", "ports": [port], "protocol": "tcp" }])
-    );
+    assert_eq!(created.body["endpoints"], json!([{ "host": "127.0.0.1", "ports": [port], "protocol": "tcp" }]));
 
     // The kubeconfig works as it is, with the real kubectl: edit may create, and sees only its namespace.
     let kubeconfig = credentials["kubeconfig"].as_str().expect("kubeconfig");
@@ -86,49 +68,23 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     let cluster = cluster();
     let (ok, _, err) = cluster.kubectl(&file, &["create", "configmap", "from-kubectl", "--from-literal=a=b"]);
     assert!(ok, "edit creates in its namespace: {err}");
-    let (ok, out, _) = cluster.kubectl(
-        &file,
-        &[
-            "get",
-            "configmap",
-            "from-kubectl",
-            "-o",
-            "jsonpath={.metadata.namespace}",
-        ],
-    );
+    let (ok, out, _) =
+        cluster.kubectl(&file, &["get", "configmap", "from-kubectl", "-o", "jsonpath={.metadata.namespace}"]);
     assert!(ok);
-    assert_eq!(
-        out, namespace,
-        "the kubeconfig's context points at the tenant namespace"
-    );
+    assert_eq!(out, namespace, "the kubeconfig's context points at the tenant namespace");
     let (ok, _, err) = cluster.kubectl(&file, &["get", "pods", "-n", "default"]);
-    assert!(
-        !ok && err.contains("Forbidden"),
-        "other namespaces are forbidden: {err}"
-    );
+    assert!(!ok && err.contains("Forbidden"), "other namespaces are forbidden: {err}");
 
     // Credentials are nowhere in the instance's annotations.
     let token = credentials["token"].as_str().expect("token").to_owned();
-    let ns = Api::<Namespace>::all(broker.client.clone())
-        .get(&namespace)
-        .await
-        .expect("namespace");
+    let ns = Api::<Namespace>::all(broker.client.clone()).get(&namespace).await.expect("namespace");
     assert!(!serde_json::to_string(&ns).expect("json").contains(&token));
 
     // Identical repeat: 200 with the same credentials; other parameters: 409.
-    let again = broker
-        .bind(
-            &instance,
-            &binding,
-            SMALL,
-            json!({ "parameters": { "expiration_seconds": 3600 } }),
-        )
-        .await;
+    let again = broker.bind(&instance, &binding, SMALL, json!({ "parameters": { "expiration_seconds": 3600 } })).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["credentials"]["token"], token.as_str());
-    let conflict = broker
-        .bind(&instance, &binding, SMALL, json!({ "parameters": { "role": "admin" } }))
-        .await;
+    let conflict = broker.bind(&instance, &binding, SMALL, json!({ "parameters": { "role": "admin" } })).await;
     assert_eq!(conflict.status, StatusCode::CONFLICT, "{conflict:?}");
     assert_eq!(conflict.body["error"], "Conflict");
 
@@ -150,10 +106,7 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     let unbound = broker.unbind(&instance, &binding, SMALL).await;
     assert_eq!((unbound.status, unbound.body.clone()), (StatusCode::OK, json!({})));
     let refused = pods.list(&ListParams::default()).await;
-    assert!(
-        is_status(&refused, 401),
-        "a deleted binding's token must be refused with 401: {refused:?}"
-    );
+    assert!(is_status(&refused, 401), "a deleted binding's token must be refused with 401: {refused:?}");
     let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &namespace);
     let left: Vec<String> = accounts
         .list(&ListParams::default())
@@ -166,19 +119,10 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     assert!(left.iter().all(|name| !name.starts_with("caas-binding-")), "{left:?}");
     let records = Api::<Secret>::namespaced(broker.client.clone(), &broker.settings.kubernetes.broker_namespace);
     let selector = format!("caas-broker.io/binding={binding}");
-    assert!(
-        records
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(records.list(&ListParams::default().labels(&selector)).await.expect("list").items.is_empty());
     assert_eq!(broker.unbind(&instance, &binding, SMALL).await.status, StatusCode::GONE);
     assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND);
-    let after = broker
-        .call(Method::GET, &format!("{uri}/last_operation?operation=unbind"), None)
-        .await;
+    let after = broker.call(Method::GET, &format!("{uri}/last_operation?operation=unbind"), None).await;
     assert_eq!(after.body["state"], "succeeded");
     std::fs::remove_file(file).ok();
     broker.deprovision(&instance, SMALL).await;
@@ -195,11 +139,7 @@ async fn bad_binds_are_refused_and_create_nothing() {
         (json!({ "service_id": "" }), StatusCode::BAD_REQUEST, "service_id"),
         (json!({ "plan_id": "nope" }), StatusCode::BAD_REQUEST, "plan_id"),
         (json!({ "plan_id": SMALL }), StatusCode::BAD_REQUEST, "plan_id"),
-        (
-            json!({ "parameters": { "role": "cluster-admin" } }),
-            StatusCode::BAD_REQUEST,
-            "parameters.role",
-        ),
+        (json!({ "parameters": { "role": "cluster-admin" } }), StatusCode::BAD_REQUEST, "parameters.role"),
         (
             json!({ "parameters": { "expiration_seconds": 60 } }),
             StatusCode::BAD_REQUEST,
@@ -210,11 +150,7 @@ async fn bad_binds_are_refused_and_create_nothing() {
             StatusCode::BAD_REQUEST,
             "parameters.expiration_seconds",
         ),
-        (
-            json!({ "predecessor_binding_id": "never-existed" }),
-            StatusCode::BAD_REQUEST,
-            "predecessor_binding_id",
-        ),
+        (json!({ "predecessor_binding_id": "never-existed" }), StatusCode::BAD_REQUEST, "predecessor_binding_id"),
     ];
     for (extra, status, mentions) in cases {
         let answer = broker.bind(&instance, &binding, MICRO, extra.clone()).await;
@@ -223,10 +159,7 @@ async fn bad_binds_are_refused_and_create_nothing() {
         assert!(description.contains(mentions), "{extra}: {description}");
     }
     let unknown = broker.bind(&id("missing"), &binding, MICRO, json!({})).await;
-    assert_eq!(
-        (unknown.status, unknown.body["error"].clone()),
-        (StatusCode::NOT_FOUND, json!("NotFound"))
-    );
+    assert_eq!((unknown.status, unknown.body["error"].clone()), (StatusCode::NOT_FOUND, json!("NotFound")));
     let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &namespace);
     let names: Vec<String> = accounts
         .list(&ListParams::default())
@@ -236,15 +169,10 @@ async fn bad_binds_are_refused_and_create_nothing() {
         .into_iter()
         .filter_map(|a| a.metadata.name)
         .collect();
-    assert!(
-        names.iter().all(|n| !n.starts_with("caas-binding-")),
-        "a refused bind created {names:?}"
-    );
+    assert!(names.iter().all(|n| !n.starts_with("caas-binding-")), "a refused bind created {names:?}");
     let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
     assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND);
-    let missing_ids = broker
-        .call(Method::DELETE, &format!("{uri}?plan_id={MICRO}"), None)
-        .await;
+    let missing_ids = broker.call(Method::DELETE, &format!("{uri}?plan_id={MICRO}"), None).await;
     assert_eq!(missing_ids.status, StatusCode::BAD_REQUEST);
     broker.deprovision(&instance, MICRO).await;
 }
@@ -257,32 +185,17 @@ async fn rotation_issues_new_credentials_with_the_predecessors_role() {
     let namespace = broker.namespace(&instance);
     let first = id("first");
     let params = json!({ "role": "view", "expiration_seconds": 7200 });
-    let original = broker
-        .bind(&instance, &first, MICRO, json!({ "parameters": params }))
-        .await;
+    let original = broker.bind(&instance, &first, MICRO, json!({ "parameters": params })).await;
     assert_eq!(original.status, StatusCode::CREATED);
     let second = id("second");
-    let rotated = broker
-        .bind(&instance, &second, MICRO, json!({ "predecessor_binding_id": first }))
-        .await;
+    let rotated = broker.bind(&instance, &second, MICRO, json!({ "predecessor_binding_id": first })).await;
     assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
     assert_eq!(rotated.body["credentials"]["role"], "view");
-    assert_ne!(
-        rotated.body["credentials"]["token"],
-        original.body["credentials"]["token"]
-    );
+    assert_ne!(rotated.body["credentials"]["token"], original.body["credentials"]["token"]);
     let lifetime = seconds_until(&rotated.body["metadata"]["expires_at"]);
-    assert!(
-        (7000..=7300).contains(&lifetime),
-        "the predecessor's expiration is kept: {lifetime}"
-    );
-    let fetched = broker
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{instance}/service_bindings/{second}"),
-            None,
-        )
-        .await;
+    assert!((7000..=7300).contains(&lifetime), "the predecessor's expiration is kept: {lifetime}");
+    let fetched =
+        broker.call(Method::GET, &format!("/v2/service_instances/{instance}/service_bindings/{second}"), None).await;
     assert_eq!(fetched.body["parameters"], params);
 
     // Both credentials work until the predecessor is unbound; the rotated one can view but not create.
@@ -301,22 +214,12 @@ async fn rotation_issues_new_credentials_with_the_predecessors_role() {
     }
     assert_eq!(broker.unbind(&instance, &first, MICRO).await.status, StatusCode::OK);
     let client = client_from_kubeconfig(rotated.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
-    assert!(
-        Api::<ConfigMap>::namespaced(client, &namespace)
-            .list(&ListParams::default())
-            .await
-            .is_ok()
-    );
+    assert!(Api::<ConfigMap>::namespaced(client, &namespace).list(&ListParams::default()).await.is_ok());
 
     // A rotation may not change the parameters.
     let third = id("third");
     let changed = broker
-        .bind(
-            &instance,
-            &third,
-            MICRO,
-            json!({ "predecessor_binding_id": second, "parameters": { "role": "admin" } }),
-        )
+        .bind(&instance, &third, MICRO, json!({ "predecessor_binding_id": second, "parameters": { "role": "admin" } }))
         .await;
     assert_eq!(changed.status, StatusCode::BAD_REQUEST, "{changed:?}");
 
@@ -324,14 +227,7 @@ async fn rotation_issues_new_credentials_with_the_predecessors_role() {
     broker.deprovision(&instance, MICRO).await;
     let records = Api::<Secret>::namespaced(broker.client.clone(), &broker.settings.kubernetes.broker_namespace);
     let selector = format!("caas-broker.io/instance={instance}");
-    assert!(
-        records
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(records.list(&ListParams::default().labels(&selector)).await.expect("list").items.is_empty());
 }
 
 #[tokio::test]
@@ -345,14 +241,8 @@ async fn plans_that_require_an_app_refuse_service_keys() {
     let broker = TestBroker::start_with_catalog(catalog, |_| {}).await;
     let instance = id("inst");
     broker.provision(&instance, MICRO, json!({})).await;
-    let service_key = broker
-        .bind(
-            &instance,
-            &id("key"),
-            MICRO,
-            json!({ "bind_resource": { "credential_client_id": "cc" } }),
-        )
-        .await;
+    let service_key =
+        broker.bind(&instance, &id("key"), MICRO, json!({ "bind_resource": { "credential_client_id": "cc" } })).await;
     assert_eq!(
         (service_key.status, service_key.body["error"].clone()),
         (StatusCode::UNPROCESSABLE_ENTITY, json!("RequiresApp"))
@@ -371,28 +261,14 @@ async fn concurrent_identical_binds_share_one_binding() {
     let answers = futures::future::join_all((0..8).map(|_| broker.bind(&instance, &binding, MICRO, json!({})))).await;
     let created = answers.iter().filter(|a| a.status == StatusCode::CREATED).count();
     assert!(
-        created == 1
-            && answers
-                .iter()
-                .all(|a| a.status == StatusCode::CREATED || a.status == StatusCode::OK),
+        created == 1 && answers.iter().all(|a| a.status == StatusCode::CREATED || a.status == StatusCode::OK),
         "{answers:?}"
     );
-    let fetched = broker
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-            None,
-        )
-        .await;
+    let fetched =
+        broker.call(Method::GET, &format!("/v2/service_instances/{instance}/service_bindings/{binding}"), None).await;
     let token = &fetched.body["credentials"]["token"];
-    let ok_tokens: Vec<&Value> = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::OK)
-        .map(|a| &a.body["credentials"]["token"])
-        .collect();
-    assert!(
-        ok_tokens.iter().all(|t| *t == token),
-        "every 200 returns the recorded credentials"
-    );
+    let ok_tokens: Vec<&Value> =
+        answers.iter().filter(|a| a.status == StatusCode::OK).map(|a| &a.body["credentials"]["token"]).collect();
+    assert!(ok_tokens.iter().all(|t| *t == token), "every 200 returns the recorded credentials");
     broker.deprovision(&instance, MICRO).await;
 }

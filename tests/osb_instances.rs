@@ -16,29 +16,18 @@ use support::broker::*;
 use support::cluster::eventually;
 
 fn instance_id() -> String {
-    format!(
-        "{:08x}-1111-4222-8333-{:012x}",
-        rand::random::<u32>(),
-        rand::random::<u64>() & 0xffff_ffff_ffff
-    )
+    format!("{:08x}-1111-4222-8333-{:012x}", rand::random::<u32>(), rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
 async fn namespace_exists(broker: &TestBroker, instance: &str) -> bool {
-    Api::<Namespace>::all(broker.client.clone())
-        .get_opt(&broker.namespace(instance))
-        .await
-        .expect("get")
-        .is_some()
+    Api::<Namespace>::all(broker.client.clone()).get_opt(&broker.namespace(instance)).await.expect("get").is_some()
 }
 
 fn assert_osb_error(answer: &Answer, status: StatusCode, code: &str) {
     assert_eq!(answer.status, status, "{answer:?}");
     assert_eq!(answer.body["error"], code, "{answer:?}");
     let description = answer.body["description"].as_str().unwrap_or_default();
-    assert!(
-        !description.is_empty(),
-        "an OSB error carries a description: {answer:?}"
-    );
+    assert!(!description.is_empty(), "an OSB error carries a description: {answer:?}");
 }
 
 #[tokio::test]
@@ -64,31 +53,19 @@ async fn catalog_requires_credentials_and_a_2x_version_and_echoes_the_request_id
     assert!(no_auth.headers.contains_key("www-authenticate"));
 
     let mut wrong_password = osb_request(Method::GET, "/v2/catalog", None, &[]);
-    wrong_password
-        .headers_mut()
-        .insert("authorization", "Basic YnJva2VyOm5vcGU=".parse().expect("header"));
-    assert_osb_error(
-        &broker.raw(wrong_password).await,
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-    );
+    wrong_password.headers_mut().insert("authorization", "Basic YnJva2VyOm5vcGU=".parse().expect("header"));
+    assert_osb_error(&broker.raw(wrong_password).await, StatusCode::UNAUTHORIZED, "Unauthorized");
 
     for version in ["", "3.0", "two", "2", "1.14"] {
         let mut request = osb_request(Method::GET, "/v2/catalog", None, &[]);
-        request
-            .headers_mut()
-            .insert("x-broker-api-version", version.parse().expect("header"));
+        request.headers_mut().insert("x-broker-api-version", version.parse().expect("header"));
         let answer = broker.raw(request).await;
         assert_osb_error(&answer, StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
         assert_eq!(answer.headers["x-broker-api-request-identity"], "req-1234");
     }
     let mut missing = osb_request(Method::GET, "/v2/catalog", None, &[]);
     missing.headers_mut().remove("x-broker-api-version");
-    assert_osb_error(
-        &broker.raw(missing).await,
-        StatusCode::PRECONDITION_FAILED,
-        "PreconditionFailed",
-    );
+    assert_osb_error(&broker.raw(missing).await, StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
 
     let unknown_route = broker.call(Method::GET, "/v2/nothing", None).await;
     assert_osb_error(&unknown_route, StatusCode::NOT_FOUND, "NotFound");
@@ -100,11 +77,7 @@ async fn catalog_requires_credentials_and_a_2x_version_and_echoes_the_request_id
 async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
     let mut broker = TestBroker::start(|_| {}).await;
     let id = instance_id();
-    let body = provision_body(
-        SMALL,
-        "org-1",
-        json!({ "allow_ingress_from_namespaces": ["ingress-nginx"] }),
-    );
+    let body = provision_body(SMALL, "org-1", json!({ "allow_ingress_from_namespaces": ["ingress-nginx"] }));
     let request = osb_request(
         Method::PUT,
         &format!("/v2/service_instances/{id}"),
@@ -113,10 +86,7 @@ async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
     );
     let created = broker.raw(request).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
-    assert_eq!(
-        created.body,
-        json!({ "dashboard_url": format!("https://dashboard.example.test/instances/{id}") })
-    );
+    assert_eq!(created.body, json!({ "dashboard_url": format!("https://dashboard.example.test/instances/{id}") }));
 
     let ns = broker.namespace(&id);
     let client = broker.client.clone();
@@ -133,10 +103,7 @@ async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
     let context: Value = serde_json::from_str(&annotations["caas-broker.io/context"]).expect("context JSON");
     assert_eq!(context["organization_name"], "acme");
 
-    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
-        .get("caas-quota")
-        .await
-        .expect("quota");
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns).get("caas-quota").await.expect("quota");
     let hard = quota.spec.and_then(|s| s.hard).unwrap_or_default();
     assert_eq!(hard["requests.cpu"].0, "2");
     assert_eq!(hard["limits.memory"].0, "2Gi");
@@ -145,102 +112,57 @@ async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
     assert_eq!(hard["services.loadbalancers"].0, "0");
     assert_eq!(hard["requests.nvidia.com/gpu"].0, "0");
     assert_eq!(hard.len(), 17);
-    let limits = Api::<LimitRange>::namespaced(client.clone(), &ns)
-        .get("caas-limits")
-        .await
-        .expect("limits");
+    let limits = Api::<LimitRange>::namespaced(client.clone(), &ns).get("caas-limits").await.expect("limits");
     let item = &limits.spec.expect("spec").limits[0];
     assert_eq!(item.default_request.as_ref().expect("default request")["cpu"].0, "100m");
-    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
-        .get("caas-default-deny")
-        .await
-        .expect("policy");
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &ns).get("caas-default-deny").await.expect("policy");
     let policy = serde_json::to_value(policy).expect("json");
     assert_eq!(
         policy["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"],
         json!(["ingress-nginx"])
     );
-    let owner = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .get("owner-jane-doe")
-        .await;
+    let owner = Api::<ServiceAccount>::namespaced(client.clone(), &ns).get("owner-jane-doe").await;
     assert!(owner.is_ok(), "owner ServiceAccount named after the user: {owner:?}");
-    let binding = Api::<RoleBinding>::namespaced(client.clone(), &ns)
-        .get("caas-owner")
-        .await
-        .expect("binding");
+    let binding = Api::<RoleBinding>::namespaced(client.clone(), &ns).get("caas-owner").await.expect("binding");
     assert_eq!(binding.role_ref.name, "admin");
     assert_eq!(binding.subjects.expect("subjects")[0].name, "owner-jane-doe");
     for managed in [
         labels.get("caas-broker.io/protected"),
-        quota
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("caas-broker.io/protected")),
+        quota.metadata.labels.as_ref().and_then(|l| l.get("caas-broker.io/protected")),
     ] {
         assert_eq!(managed.map(String::as_str), Some("true"));
     }
 
     // Identical repeat: 200 with the same body, nothing new.
-    let again = broker
-        .call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(body.clone()))
-        .await;
+    let again = broker.call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(body.clone())).await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
     assert_eq!(again.body, created.body);
     let again_async = broker
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(body.clone()),
-        )
+        .call(Method::PUT, &format!("/v2/service_instances/{id}?accepts_incomplete=true"), Some(body.clone()))
         .await;
     assert_eq!(again_async.status, StatusCode::OK, "{again_async:?}");
 
     // Same id, other attributes: 409, and the instance is unchanged.
-    for (field, value) in [
-        ("plan_id", json!(MICRO)),
-        ("organization_guid", json!("org-2")),
-        ("parameters", json!({})),
-    ] {
+    for (field, value) in [("plan_id", json!(MICRO)), ("organization_guid", json!("org-2")), ("parameters", json!({}))]
+    {
         let mut other = body.clone();
         other[field] = value;
-        let conflict = broker
-            .call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(other))
-            .await;
+        let conflict = broker.call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(other)).await;
         assert_osb_error(&conflict, StatusCode::CONFLICT, "Conflict");
-        assert!(
-            conflict.body["description"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(field),
-            "{conflict:?}"
-        );
+        assert!(conflict.body["description"].as_str().unwrap_or_default().contains(field), "{conflict:?}");
     }
-    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
-        .get("caas-quota")
-        .await
-        .expect("quota");
-    assert_eq!(
-        quota.spec.and_then(|s| s.hard).unwrap_or_default()["requests.cpu"].0,
-        "2"
-    );
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns).get("caas-quota").await.expect("quota");
+    assert_eq!(quota.spec.and_then(|s| s.hard).unwrap_or_default()["requests.cpu"].0, "2");
 
     // The instance is retrievable, from a restarted broker too.
     broker.restart();
-    let fetched = broker
-        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
-        .await;
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{id}"), None).await;
     assert_eq!(fetched.status, StatusCode::OK, "{fetched:?}");
     assert_eq!(fetched.body["service_id"], CAAS);
     assert_eq!(fetched.body["plan_id"], SMALL);
-    assert_eq!(
-        fetched.body["parameters"],
-        json!({ "allow_ingress_from_namespaces": ["ingress-nginx"] })
-    );
+    assert_eq!(fetched.body["parameters"], json!({ "allow_ingress_from_namespaces": ["ingress-nginx"] }));
     assert_eq!(fetched.body["maintenance_info"]["version"], "1.0.0");
-    let state = broker
-        .call(Method::GET, &format!("/v2/service_instances/{id}/last_operation"), None)
-        .await;
+    let state = broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation"), None).await;
     assert_eq!(state.body["state"], "succeeded", "{state:?}");
 
     broker.deprovision(&id, SMALL).await;
@@ -264,62 +186,14 @@ async fn bad_provision_requests_are_refused_and_leave_nothing() {
         body
     };
     let cases: Vec<(&str, Value, StatusCode, &str, &str)> = vec![
-        (
-            "no service_id",
-            without("service_id"),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "service_id",
-        ),
-        (
-            "empty service_id",
-            with("service_id", json!("")),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "service_id",
-        ),
-        (
-            "unknown service",
-            with("service_id", json!("nope")),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "service_id",
-        ),
-        (
-            "no plan_id",
-            without("plan_id"),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "plan_id",
-        ),
-        (
-            "unknown plan",
-            with("plan_id", json!("nope")),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "plan_id",
-        ),
-        (
-            "no organization",
-            without("organization_guid"),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "organization_guid",
-        ),
-        (
-            "empty space",
-            with("space_guid", json!("")),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "space_guid",
-        ),
-        (
-            "wrong type",
-            with("plan_id", json!(7)),
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "plan_id",
-        ),
+        ("no service_id", without("service_id"), StatusCode::BAD_REQUEST, "BadRequest", "service_id"),
+        ("empty service_id", with("service_id", json!("")), StatusCode::BAD_REQUEST, "BadRequest", "service_id"),
+        ("unknown service", with("service_id", json!("nope")), StatusCode::BAD_REQUEST, "BadRequest", "service_id"),
+        ("no plan_id", without("plan_id"), StatusCode::BAD_REQUEST, "BadRequest", "plan_id"),
+        ("unknown plan", with("plan_id", json!("nope")), StatusCode::BAD_REQUEST, "BadRequest", "plan_id"),
+        ("no organization", without("organization_guid"), StatusCode::BAD_REQUEST, "BadRequest", "organization_guid"),
+        ("empty space", with("space_guid", json!("")), StatusCode::BAD_REQUEST, "BadRequest", "space_guid"),
+        ("wrong type", with("plan_id", json!(7)), StatusCode::BAD_REQUEST, "BadRequest", "plan_id"),
         (
             "parameters not an object",
             with("parameters", json!([1])),
@@ -353,61 +227,29 @@ async fn bad_provision_requests_are_refused_and_leave_nothing() {
         let answer = broker.call(Method::PUT, &uri, Some(body)).await;
         assert_osb_error(&answer, status, code);
         let description = answer.body["description"].as_str().unwrap_or_default();
-        assert!(
-            description.contains(mentions),
-            "{case}: {description:?} should mention {mentions}"
-        );
+        assert!(description.contains(mentions), "{case}: {description:?} should mention {mentions}");
     }
     // Malformed bodies and headers.
     type RawCase<'a> = (&'a str, Option<String>, &'a [(&'a str, &'a str)], StatusCode);
     let raw_cases: Vec<RawCase> = vec![
-        (
-            "malformed JSON",
-            Some("{\"service_id\": ".to_owned()),
-            &[],
-            StatusCode::BAD_REQUEST,
-        ),
+        ("malformed JSON", Some("{\"service_id\": ".to_owned()), &[], StatusCode::BAD_REQUEST),
         ("not an object", Some("[]".to_owned()), &[], StatusCode::BAD_REQUEST),
-        (
-            "wrong content type",
-            Some(good.to_string()),
-            &[("content-type", "text/plain")],
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "huge body",
-            Some(format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20))),
-            &[],
-            StatusCode::PAYLOAD_TOO_LARGE,
-        ),
-        (
-            "bad accepts_incomplete",
-            Some(good.to_string()),
-            &[],
-            StatusCode::BAD_REQUEST,
-        ),
+        ("wrong content type", Some(good.to_string()), &[("content-type", "text/plain")], StatusCode::BAD_REQUEST),
+        ("huge body", Some(format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20))), &[], StatusCode::PAYLOAD_TOO_LARGE),
+        ("bad accepts_incomplete", Some(good.to_string()), &[], StatusCode::BAD_REQUEST),
     ];
     for (case, body, headers, status) in raw_cases {
-        let uri = if case == "bad accepts_incomplete" {
-            format!("{uri}?accepts_incomplete=maybe")
-        } else {
-            uri.clone()
-        };
+        let uri =
+            if case == "bad accepts_incomplete" { format!("{uri}?accepts_incomplete=maybe") } else { uri.clone() };
         let mut request = osb_request(Method::PUT, &uri, body, &[]);
         for (name, value) in headers {
             request.headers_mut().insert(*name, value.parse().expect("header"));
         }
         let answer = broker.raw(request).await;
         assert_eq!(answer.status, status, "{case}: {answer:?}");
-        assert!(
-            answer.body["error"].is_string() && answer.body["description"].is_string(),
-            "{case}: {answer:?}"
-        );
+        assert!(answer.body["error"].is_string() && answer.body["description"].is_string(), "{case}: {answer:?}");
     }
-    assert!(
-        !namespace_exists(&broker, &id).await,
-        "a refused request must not create anything"
-    );
+    assert!(!namespace_exists(&broker, &id).await, "a refused request must not create anything");
 }
 
 #[tokio::test]
@@ -419,22 +261,15 @@ async fn asynchronous_lifecycle_reports_through_last_operation() {
     assert_eq!(done.body["description"], "the virtual cluster is ready");
 
     // Unknown operation values are tolerated.
-    let odd = broker
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{id}/last_operation?operation=%E2%9C%93"),
-            None,
-        )
-        .await;
+    let odd =
+        broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation?operation=%E2%9C%93"), None).await;
     assert_eq!(odd.body["state"], "succeeded", "{odd:?}");
 
     let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}&accepts_incomplete=true");
     let accepted = broker.call(Method::DELETE, &delete, None).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
     assert_eq!(accepted.body, json!({ "operation": "deprovision" }));
-    let fetched = broker
-        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
-        .await;
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{id}"), None).await;
     assert_osb_error(&fetched, StatusCode::NOT_FOUND, "NotFound");
     broker.wait_for_state(&id, "deprovision", "succeeded").await;
     assert!(!namespace_exists(&broker, &id).await);
@@ -443,34 +278,14 @@ async fn asynchronous_lifecycle_reports_through_last_operation() {
     let gone = broker.call(Method::DELETE, &delete, None).await;
     assert_osb_error(&gone, StatusCode::GONE, "Gone");
     let still = broker
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{id}/last_operation?operation=deprovision"),
-            None,
-        )
+        .call(Method::GET, &format!("/v2/service_instances/{id}/last_operation?operation=deprovision"), None)
         .await;
-    assert_eq!(
-        (still.status, still.body["state"].clone()),
-        (StatusCode::OK, json!("succeeded"))
-    );
+    assert_eq!((still.status, still.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
     let unknown = broker
-        .call(
-            Method::GET,
-            &format!(
-                "/v2/service_instances/{}/last_operation?operation=provision",
-                instance_id()
-            ),
-            None,
-        )
+        .call(Method::GET, &format!("/v2/service_instances/{}/last_operation?operation=provision", instance_id()), None)
         .await;
     assert_osb_error(&unknown, StatusCode::NOT_FOUND, "NotFound");
-    let missing_ids = broker
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/{id}?plan_id={MICRO}"),
-            None,
-        )
-        .await;
+    let missing_ids = broker.call(Method::DELETE, &format!("/v2/service_instances/{id}?plan_id={MICRO}"), None).await;
     assert_osb_error(&missing_ids, StatusCode::BAD_REQUEST, "BadRequest");
 }
 
@@ -485,21 +300,11 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
 
     // Upgrade to Pod Security restricted by parameter; plan stays.
     let answer = broker
-        .call(
-            Method::PATCH,
-            &uri,
-            Some(json!({ "service_id": CAAS, "parameters": { "pod_security": "restricted" } })),
-        )
+        .call(Method::PATCH, &uri, Some(json!({ "service_id": CAAS, "parameters": { "pod_security": "restricted" } })))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    let namespace = Api::<Namespace>::all(broker.client.clone())
-        .get(&ns)
-        .await
-        .expect("namespace");
-    assert_eq!(
-        namespace.metadata.labels.unwrap_or_default()["pod-security.kubernetes.io/enforce"],
-        "restricted"
-    );
+    let namespace = Api::<Namespace>::all(broker.client.clone()).get(&ns).await.expect("namespace");
+    assert_eq!(namespace.metadata.labels.unwrap_or_default()["pod-security.kubernetes.io/enforce"], "restricted");
 
     // Use 3 CPUs of requests: a pod that restricted Pod Security admits.
     let pod: Pod = serde_json::from_value(json!({
@@ -525,26 +330,11 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
     .await;
 
     // Downgrade to micro (1 CPU): refused, naming the resource; the quota is unchanged.
-    let refused = broker
-        .call(
-            Method::PATCH,
-            &uri,
-            Some(json!({ "service_id": CAAS, "plan_id": MICRO })),
-        )
-        .await;
+    let refused = broker.call(Method::PATCH, &uri, Some(json!({ "service_id": CAAS, "plan_id": MICRO }))).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
     let description = refused.body["description"].as_str().unwrap_or_default();
-    assert!(
-        description.contains("requests.cpu (in use 3, plan micro allows 1)"),
-        "{description}"
-    );
-    let hard = quotas
-        .get("caas-quota")
-        .await
-        .expect("quota")
-        .spec
-        .and_then(|s| s.hard)
-        .unwrap_or_default();
+    assert!(description.contains("requests.cpu (in use 3, plan micro allows 1)"), "{description}");
+    let hard = quotas.get("caas-quota").await.expect("quota").spec.and_then(|s| s.hard).unwrap_or_default();
     assert_eq!(hard["requests.cpu"].0, "4");
 
     // A maintenance version the plan does not have: 422 MaintenanceInfoConflict.
@@ -558,13 +348,7 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
     assert_osb_error(&conflict, StatusCode::UNPROCESSABLE_ENTITY, "MaintenanceInfoConflict");
 
     // Change to small (2 CPUs < 3 used) is refused; after freeing the pod it goes through.
-    let refused = broker
-        .call(
-            Method::PATCH,
-            &uri,
-            Some(json!({ "service_id": CAAS, "plan_id": SMALL })),
-        )
-        .await;
+    let refused = broker.call(Method::PATCH, &uri, Some(json!({ "service_id": CAAS, "plan_id": SMALL }))).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
     pods.delete("busy", &Default::default()).await.expect("delete pod");
     eventually(Duration::from_secs(30), "quota usage to drop", || async {
@@ -580,13 +364,7 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
-    let hard = quotas
-        .get("caas-quota")
-        .await
-        .expect("quota")
-        .spec
-        .and_then(|s| s.hard)
-        .unwrap_or_default();
+    let hard = quotas.get("caas-quota").await.expect("quota").spec.and_then(|s| s.hard).unwrap_or_default();
     assert_eq!(hard["requests.cpu"].0, "2");
     let fetched = broker.call(Method::GET, &uri, None).await;
     assert_eq!(fetched.body["plan_id"], SMALL);
@@ -594,23 +372,13 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
 
     // Invalid update parameters and unknown instances.
     let invalid = broker
-        .call(
-            Method::PATCH,
-            &uri,
-            Some(json!({ "service_id": CAAS, "parameters": { "pod_security": 1 } })),
-        )
+        .call(Method::PATCH, &uri, Some(json!({ "service_id": CAAS, "parameters": { "pod_security": 1 } })))
         .await;
     assert_osb_error(&invalid, StatusCode::BAD_REQUEST, "BadRequest");
-    let missing = broker
-        .call(Method::PATCH, &uri, Some(json!({ "plan_id": SMALL })))
-        .await;
+    let missing = broker.call(Method::PATCH, &uri, Some(json!({ "plan_id": SMALL }))).await;
     assert_osb_error(&missing, StatusCode::BAD_REQUEST, "BadRequest");
     let unknown = broker
-        .call(
-            Method::PATCH,
-            &format!("/v2/service_instances/{}", instance_id()),
-            Some(json!({ "service_id": CAAS })),
-        )
+        .call(Method::PATCH, &format!("/v2/service_instances/{}", instance_id()), Some(json!({ "service_id": CAAS })))
         .await;
     assert_osb_error(&unknown, StatusCode::NOT_FOUND, "NotFound");
 
@@ -625,23 +393,15 @@ async fn maintenance_upgrade_reapplies_every_object() {
     let ns = broker.namespace(&id);
     // Someone (an old broker version, an operator) removed and altered managed objects.
     let policies = Api::<NetworkPolicy>::namespaced(broker.client.clone(), &ns);
-    policies
-        .delete("caas-default-deny", &Default::default())
-        .await
-        .expect("delete policy");
+    policies.delete("caas-default-deny", &Default::default()).await.expect("delete policy");
     let limits = Api::<LimitRange>::namespaced(broker.client.clone(), &ns);
-    limits
-        .delete("caas-limits", &Default::default())
-        .await
-        .expect("delete limits");
+    limits.delete("caas-limits", &Default::default()).await.expect("delete limits");
     let upgrade = json!({
         "service_id": CAAS,
         "maintenance_info": { "version": "1.0.0" },
         "previous_values": { "plan_id": MICRO, "maintenance_info": { "version": "0.9.0" } }
     });
-    let answer = broker
-        .call(Method::PATCH, &format!("/v2/service_instances/{id}"), Some(upgrade))
-        .await;
+    let answer = broker.call(Method::PATCH, &format!("/v2/service_instances/{id}"), Some(upgrade)).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     assert!(policies.get_opt("caas-default-deny").await.expect("get").is_some());
     assert!(limits.get_opt("caas-limits").await.expect("get").is_some());
@@ -657,53 +417,25 @@ async fn interrupted_provision_is_converged_by_a_retry_and_cleaned_by_a_delete()
     // Simulate a broker killed half way: the completion marker and some objects are missing.
     let namespaces = Api::<Namespace>::all(broker.client.clone());
     let patch = json!({ "metadata": { "annotations": { "caas-broker.io/provisioned-at": null } } });
-    namespaces
-        .patch(
-            &ns,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .expect("patch");
+    namespaces.patch(&ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("patch");
     let quotas = Api::<ResourceQuota>::namespaced(broker.client.clone(), &ns);
-    quotas
-        .delete("caas-quota", &Default::default())
-        .await
-        .expect("delete quota");
+    quotas.delete("caas-quota", &Default::default()).await.expect("delete quota");
 
-    let fetched = broker
-        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
-        .await;
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{id}"), None).await;
     assert_osb_error(&fetched, StatusCode::NOT_FOUND, "NotFound");
-    let state = broker
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{id}/last_operation?operation=provision"),
-            None,
-        )
-        .await;
+    let state =
+        broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation?operation=provision"), None).await;
     assert_eq!(state.body["state"], "in progress", "{state:?}");
 
     // The platform's retry converges.
     let retry = broker
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{id}"),
-            Some(provision_body(MICRO, "org-1", json!({}))),
-        )
+        .call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(provision_body(MICRO, "org-1", json!({}))))
         .await;
     assert_eq!(retry.status, StatusCode::OK, "{retry:?}");
     assert!(quotas.get_opt("caas-quota").await.expect("get").is_some());
 
     // Interrupt again; this time the platform deletes (orphan mitigation, synchronous): 200, then gone.
-    namespaces
-        .patch(
-            &ns,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .expect("patch");
+    namespaces.patch(&ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("patch");
     let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}");
     let deleted = broker.call(Method::DELETE, &delete, None).await;
     assert_eq!((deleted.status, deleted.body.clone()), (StatusCode::OK, json!({})));
@@ -754,22 +486,11 @@ async fn ids_with_any_characters_get_valid_hashed_namespaces() {
             )
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{id}: {created:?}");
-        assert_eq!(
-            created.body["dashboard_url"],
-            format!("https://dashboard.example.test/instances/{encoded}")
-        );
+        assert_eq!(created.body["dashboard_url"], format!("https://dashboard.example.test/instances/{encoded}"));
         let ns = broker.namespace(id);
-        let namespace = Api::<Namespace>::all(broker.client.clone())
-            .get(&ns)
-            .await
-            .expect("namespace exists");
-        assert_eq!(
-            namespace.metadata.annotations.unwrap_or_default()["caas-broker.io/instance-id"],
-            id
-        );
-        let fetched = broker
-            .call(Method::GET, &format!("/v2/service_instances/{encoded}"), None)
-            .await;
+        let namespace = Api::<Namespace>::all(broker.client.clone()).get(&ns).await.expect("namespace exists");
+        assert_eq!(namespace.metadata.annotations.unwrap_or_default()["caas-broker.io/instance-id"], id);
+        let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{encoded}"), None).await;
         assert_eq!(fetched.status, StatusCode::OK);
         broker.deprovision(&encoded, MICRO).await;
     }
@@ -778,56 +499,22 @@ async fn ids_with_any_characters_get_valid_hashed_namespaces() {
 #[tokio::test]
 async fn an_unreachable_apiserver_gets_a_quick_osb_error() {
     // A kubeconfig pointing at a closed loopback port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut config = kube::Config::new(format!("https://127.0.0.1:{port}").parse().expect("url"));
     config.connect_timeout = Some(Duration::from_secs(2));
     let client = kube::Client::try_from(config).expect("client");
     let settings = caas_broker::config::Settings::load(None).expect("settings");
-    let endpoint = caas_broker::k8s::ClusterEndpoint {
-        server: format!("https://127.0.0.1:{port}"),
-        ca_pem: None,
-    };
+    let endpoint = caas_broker::k8s::ClusterEndpoint { server: format!("https://127.0.0.1:{port}"), ca_pem: None };
     let catalog = caas_broker::catalog::Catalog::built_in();
     let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
-    let broker = TestBroker {
-        app,
-        client,
-        endpoint,
-        settings,
-        prefix: "unreachable-".to_owned(),
-    };
+    let broker = TestBroker { app, client, endpoint, settings, prefix: "unreachable-".to_owned() };
     let started = std::time::Instant::now();
-    let answer = broker
-        .call(
-            Method::PUT,
-            "/v2/service_instances/x",
-            Some(provision_body(MICRO, "o", json!({}))),
-        )
-        .await;
+    let answer = broker.call(Method::PUT, "/v2/service_instances/x", Some(provision_body(MICRO, "o", json!({})))).await;
     assert_osb_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
-    let answer = broker
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/x?service_id={CAAS}&plan_id={MICRO}"),
-            None,
-        )
-        .await;
+    let answer =
+        broker.call(Method::DELETE, &format!("/v2/service_instances/x?service_id={CAAS}&plan_id={MICRO}"), None).await;
     assert_osb_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
-    let ready = broker
-        .raw(
-            axum::http::Request::get("/readyz")
-                .body(axum::body::Body::empty())
-                .expect("req"),
-        )
-        .await;
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let ready = broker.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("req")).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -31,24 +31,15 @@ struct Credential {
 }
 
 fn dry_post() -> PostParams {
-    PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    }
+    PostParams { dry_run: true, ..PostParams::default() }
 }
 
 fn dry_patch() -> PatchParams {
-    PatchParams {
-        dry_run: true,
-        ..PatchParams::default()
-    }
+    PatchParams { dry_run: true, ..PatchParams::default() }
 }
 
 fn dry_delete() -> DeleteParams {
-    DeleteParams {
-        dry_run: true,
-        ..DeleteParams::default()
-    }
+    DeleteParams { dry_run: true, ..DeleteParams::default() }
 }
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
@@ -67,10 +58,7 @@ fn outcome<T>(cell: &str, result: Result<T, kube::Error>) -> bool {
 fn kubectl_outcome(cell: &str, credential: &Credential, args: &[&str]) -> bool {
     let (ok, _, err) = cluster().kubectl(&credential.kubeconfig, args);
     if !ok {
-        assert!(
-            err.contains("Forbidden") || err.contains("forbidden"),
-            "{cell}: kubectl failed otherwise: {err}"
-        );
+        assert!(err.contains("Forbidden") || err.contains("forbidden"), "{cell}: kubectl failed otherwise: {err}");
     }
     ok
 }
@@ -88,71 +76,35 @@ async fn attempt(
     let cell = format!("tenant {} {} / {check}", me.tenant, me.role);
     let cell = cell.as_str();
     match check {
-        "list pods" => outcome(
-            cell,
-            Api::<Pod>::namespaced(client, ns).list(&ListParams::default()).await,
-        ),
+        "list pods" => outcome(cell, Api::<Pod>::namespaced(client, ns).list(&ListParams::default()).await),
         "create configmap" => {
             let configmap: ConfigMap = object(json!({ "metadata": { "name": "probe" } }));
-            outcome(
-                cell,
-                Api::<ConfigMap>::namespaced(client, ns)
-                    .create(&dry_post(), &configmap)
-                    .await,
-            )
+            outcome(cell, Api::<ConfigMap>::namespaced(client, ns).create(&dry_post(), &configmap).await)
         }
         "create deployment (kubectl)" => kubectl_outcome(
             cell,
             me,
-            &[
-                "create",
-                "deployment",
-                "probe",
-                "--image=example.invalid/app:1",
-                "--dry-run=server",
-            ],
+            &["create", "deployment", "probe", "--image=example.invalid/app:1", "--dry-run=server"],
         ),
-        "read secrets" => outcome(
-            cell,
-            Api::<Secret>::namespaced(client, ns).list(&ListParams::default()).await,
-        ),
+        "read secrets" => outcome(cell, Api::<Secret>::namespaced(client, ns).list(&ListParams::default()).await),
         "create own networkpolicy" => {
             let policy: NetworkPolicy = object(
                 json!({ "metadata": { "name": "probe" }, "spec": { "podSelector": {}, "policyTypes": ["Ingress"] } }),
             );
-            outcome(
-                cell,
-                Api::<NetworkPolicy>::namespaced(client, ns)
-                    .create(&dry_post(), &policy)
-                    .await,
-            )
+            outcome(cell, Api::<NetworkPolicy>::namespaced(client, ns).create(&dry_post(), &policy).await)
         }
         "bind role view" | "bind role cluster-admin" => {
-            let role = if check.ends_with("view") {
-                "view"
-            } else {
-                "cluster-admin"
-            };
+            let role = if check.ends_with("view") { "view" } else { "cluster-admin" };
             let binding: RoleBinding = object(json!({
                 "metadata": { "name": "probe" },
                 "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
                 "subjects": [{ "kind": "ServiceAccount", "name": "default", "namespace": ns }]
             }));
-            outcome(
-                cell,
-                Api::<RoleBinding>::namespaced(client, ns)
-                    .create(&dry_post(), &binding)
-                    .await,
-            )
+            outcome(cell, Api::<RoleBinding>::namespaced(client, ns).create(&dry_post(), &binding).await)
         }
         "relabel own namespace" => {
             let patch = json!({ "metadata": { "labels": { "pod-security.kubernetes.io/enforce": "privileged" } } });
-            outcome(
-                cell,
-                Api::<Namespace>::all(client)
-                    .patch(ns, &dry_patch(), &Patch::Merge(&patch))
-                    .await,
-            )
+            outcome(cell, Api::<Namespace>::all(client).patch(ns, &dry_patch(), &Patch::Merge(&patch)).await)
         }
         "raise own quota" => {
             let patch = json!({ "spec": { "hard": { "requests.cpu": "1000" } } });
@@ -163,63 +115,35 @@ async fn attempt(
                     .await,
             )
         }
-        "delete own limits" => outcome(
-            cell,
-            Api::<LimitRange>::namespaced(client, ns)
-                .delete("caas-limits", &dry_delete())
-                .await,
-        ),
-        "delete default-deny policy" => outcome(
-            cell,
-            Api::<NetworkPolicy>::namespaced(client, ns)
-                .delete("caas-default-deny", &dry_delete())
-                .await,
-        ),
+        "delete own limits" => {
+            outcome(cell, Api::<LimitRange>::namespaced(client, ns).delete("caas-limits", &dry_delete()).await)
+        }
+        "delete default-deny policy" => {
+            outcome(cell, Api::<NetworkPolicy>::namespaced(client, ns).delete("caas-default-deny", &dry_delete()).await)
+        }
         "open default-deny policy" => {
             let patch = json!({ "spec": { "ingress": [{}], "egress": [{}] } });
             let policies = Api::<NetworkPolicy>::namespaced(client, ns);
-            outcome(
-                cell,
-                policies
-                    .patch("caas-default-deny", &dry_patch(), &Patch::Merge(&patch))
-                    .await,
-            )
+            outcome(cell, policies.patch("caas-default-deny", &dry_patch(), &Patch::Merge(&patch)).await)
         }
-        "delete owner rolebinding" => outcome(
-            cell,
-            Api::<RoleBinding>::namespaced(client, ns)
-                .delete("caas-owner", &dry_delete())
-                .await,
-        ),
-        "delete another binding's account" => outcome(
-            cell,
-            Api::<ServiceAccount>::namespaced(client, ns)
-                .delete(binding_account, &dry_delete())
-                .await,
-        ),
-        "list pods of another tenant" => outcome(
-            cell,
-            Api::<Pod>::namespaced(client, &other.namespace)
-                .list(&ListParams::default())
-                .await,
-        ),
+        "delete owner rolebinding" => {
+            outcome(cell, Api::<RoleBinding>::namespaced(client, ns).delete("caas-owner", &dry_delete()).await)
+        }
+        "delete another binding's account" => {
+            outcome(cell, Api::<ServiceAccount>::namespaced(client, ns).delete(binding_account, &dry_delete()).await)
+        }
+        "list pods of another tenant" => {
+            outcome(cell, Api::<Pod>::namespaced(client, &other.namespace).list(&ListParams::default()).await)
+        }
         "create in another tenant" => {
             let configmap: ConfigMap = object(json!({ "metadata": { "name": "probe" } }));
-            outcome(
-                cell,
-                Api::<ConfigMap>::namespaced(client, &other.namespace)
-                    .create(&dry_post(), &configmap)
-                    .await,
-            )
+            outcome(cell, Api::<ConfigMap>::namespaced(client, &other.namespace).create(&dry_post(), &configmap).await)
         }
         "list namespaces (kubectl)" => kubectl_outcome(cell, me, &["get", "namespaces"]),
         "list nodes (kubectl)" => kubectl_outcome(cell, me, &["get", "nodes"]),
         "create namespace" => {
             let namespace: Namespace = object(json!({ "metadata": { "name": "probe-namespace" } }));
-            outcome(
-                cell,
-                Api::<Namespace>::all(client).create(&dry_post(), &namespace).await,
-            )
+            outcome(cell, Api::<Namespace>::all(client).create(&dry_post(), &namespace).await)
         }
         "bind cluster-admin cluster-wide (kubectl)" => kubectl_outcome(
             cell,
@@ -233,12 +157,9 @@ async fn attempt(
                 "--dry-run=server",
             ],
         ),
-        "list broker secrets" => outcome(
-            cell,
-            Api::<Secret>::namespaced(client, broker_namespace)
-                .list(&ListParams::default())
-                .await,
-        ),
+        "list broker secrets" => {
+            outcome(cell, Api::<Secret>::namespaced(client, broker_namespace).list(&ListParams::default()).await)
+        }
         "read a binding record" => {
             let records = Api::<Secret>::namespaced(client, broker_namespace);
             outcome(cell, records.get(&format!("binding-{}", other.binding_id)).await)
@@ -284,14 +205,9 @@ async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else(
         broker.provision(&instance, SMALL, json!({})).await;
         for role in ROLES {
             let binding = format!("b{run}-{tenant}-{role}");
-            let answer = broker
-                .bind(&instance, &binding, SMALL, json!({ "parameters": { "role": role } }))
-                .await;
+            let answer = broker.bind(&instance, &binding, SMALL, json!({ "parameters": { "role": role } })).await;
             assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-            let text = answer.body["credentials"]["kubeconfig"]
-                .as_str()
-                .expect("kubeconfig")
-                .to_owned();
+            let text = answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig").to_owned();
             let kubeconfig = std::env::temp_dir().join(format!("iso-{run}-{tenant}-{role}.kubeconfig"));
             std::fs::write(&kubeconfig, &text).expect("write kubeconfig");
             credentials.push(Credential {
@@ -312,10 +228,7 @@ async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else(
     for me in &credentials {
         let other = &credentials[(me.tenant * 3 + 3) % credentials.len()];
         // Another binding's ServiceAccount in my own namespace.
-        let sibling = credentials
-            .iter()
-            .find(|c| c.tenant == me.tenant && c.role != me.role)
-            .expect("sibling");
+        let sibling = credentials.iter().find(|c| c.tenant == me.tenant && c.role != me.role).expect("sibling");
         let sibling_account = caas_broker::k8s::names::dns_label("caas-binding-", &sibling.binding_id);
         for (check, allowed_roles) in CHECKS {
             let allowed = attempt(check, me, other, &broker_namespace, &sibling_account).await;
@@ -334,12 +247,7 @@ async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else(
         }
     }
     print_matrix(&matrix, cells);
-    assert!(
-        wrong.is_empty(),
-        "{} of {cells} cells wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "{} of {cells} cells wrong:\n{}", wrong.len(), wrong.join("\n"));
     assert_eq!(cells, 9 * CHECKS.len());
 
     // RBAC alone would let admin and edit delete the default-deny policy: the tenant guard is what refuses it.
@@ -358,14 +266,8 @@ async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else(
     // The managed objects are as the broker made them.
     for tenant in 0..3 {
         let ns = &credentials[tenant * 3].namespace;
-        let quota = Api::<ResourceQuota>::namespaced(broker.client.clone(), ns)
-            .get("caas-quota")
-            .await
-            .expect("quota");
-        assert_eq!(
-            quota.spec.and_then(|s| s.hard).unwrap_or_default()["requests.cpu"].0,
-            "2"
-        );
+        let quota = Api::<ResourceQuota>::namespaced(broker.client.clone(), ns).get("caas-quota").await.expect("quota");
+        assert_eq!(quota.spec.and_then(|s| s.hard).unwrap_or_default()["requests.cpu"].0, "2");
     }
     for credential in &credentials {
         std::fs::remove_file(&credential.kubeconfig).ok();
@@ -378,16 +280,11 @@ fn verdict(allowed: bool) -> &'static str {
 
 fn print_matrix(matrix: &BTreeMap<(usize, &str), Vec<bool>>, cells: usize) {
     println!("\ntenant isolation matrix (A = allowed, - = denied)");
-    let header: Vec<String> = matrix
-        .keys()
-        .map(|(tenant, role)| format!("t{tenant}-{role:<5}"))
-        .collect();
+    let header: Vec<String> = matrix.keys().map(|(tenant, role)| format!("t{tenant}-{role:<5}")).collect();
     println!("{:<44} {}", "check", header.join(" "));
     for (index, (check, _)) in CHECKS.iter().enumerate() {
-        let row: Vec<String> = matrix
-            .values()
-            .map(|results| format!("{:^10}", if results[index] { "A" } else { "-" }))
-            .collect();
+        let row: Vec<String> =
+            matrix.values().map(|results| format!("{:^10}", if results[index] { "A" } else { "-" })).collect();
         println!("{check:<44} {}", row.join(" "));
     }
     println!("cells checked: {cells}\n");
@@ -413,12 +310,7 @@ fn resign(token: &str, issued_at: i64, expires_at: i64) -> String {
         .spawn()
         .expect("openssl");
     use std::io::Write;
-    openssl
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(signing_input.as_bytes())
-        .expect("write");
+    openssl.stdin.take().expect("stdin").write_all(signing_input.as_bytes()).expect("write");
     let signature = openssl.wait_with_output().expect("signature").stdout;
     format!("{signing_input}.{}", engine.encode(signature))
 }
@@ -429,19 +321,11 @@ async fn an_expired_token_is_refused() {
     let instance = format!("exp-{:06x}", rand::random::<u32>() & 0xffffff);
     broker.provision(&instance, MICRO, json!({})).await;
     let binding = format!("{instance}-binding");
-    let answer = broker
-        .bind(&instance, &binding, MICRO, json!({ "parameters": { "role": "view" } }))
-        .await;
+    let answer = broker.bind(&instance, &binding, MICRO, json!({ "parameters": { "role": "view" } })).await;
     let token = answer.body["credentials"]["token"].as_str().expect("token").to_owned();
-    let kubeconfig = answer.body["credentials"]["kubeconfig"]
-        .as_str()
-        .expect("kubeconfig")
-        .to_owned();
+    let kubeconfig = answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig").to_owned();
     let namespace = broker.namespace(&instance);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
 
     let with_token = |new_token: String| {
         let text = kubeconfig.replace(&token, &new_token);
@@ -449,19 +333,9 @@ async fn an_expired_token_is_refused() {
     };
     // Control: the same claims re-signed with a future expiry are accepted, so only the expiry differs below.
     let fresh = with_token(resign(&token, now - 60, now + 600)).await;
-    assert!(
-        Api::<Pod>::namespaced(fresh, &namespace)
-            .list(&ListParams::default())
-            .await
-            .is_ok()
-    );
+    assert!(Api::<Pod>::namespaced(fresh, &namespace).list(&ListParams::default()).await.is_ok());
     let expired = with_token(resign(&token, now - 7200, now - 3600)).await;
-    let refused = Api::<Pod>::namespaced(expired, &namespace)
-        .list(&ListParams::default())
-        .await;
-    assert!(
-        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 401),
-        "expired token: {refused:?}"
-    );
+    let refused = Api::<Pod>::namespaced(expired, &namespace).list(&ListParams::default()).await;
+    assert!(matches!(&refused, Err(kube::Error::Api(status)) if status.code == 401), "expired token: {refused:?}");
     broker.deprovision(&instance, MICRO).await;
 }

@@ -50,11 +50,7 @@ struct BindingRecord {
 impl BindingRecord {
     fn from_secret(secret: &Secret) -> Option<BindingRecord> {
         let annotations = secret.metadata.annotations.as_ref()?;
-        let json = |key: &str| {
-            annotations
-                .get(key)
-                .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        };
+        let json = |key: &str| annotations.get(key).and_then(|text| serde_json::from_str::<Value>(text).ok());
         let credentials = secret.data.as_ref()?.get(RECORD_CREDENTIALS_KEY)?;
         let credentials: Value = serde_json::from_slice(&credentials.0).ok()?;
         let metadata: BindingMetadata = serde_json::from_value(json(ANNOTATION_METADATA)?).ok()?;
@@ -67,12 +63,7 @@ impl BindingRecord {
             instance_id: annotations.get(ANNOTATION_INSTANCE_ID)?.clone(),
             requested: json(ANNOTATION_REQUESTED)?,
             parameters,
-            response: BindingResponse {
-                credentials,
-                metadata,
-                endpoints,
-                parameters: None,
-            },
+            response: BindingResponse { credentials, metadata, endpoints, parameters: None },
         })
     }
 }
@@ -94,11 +85,7 @@ impl Broker {
     async fn record(&self, objects: &BindingObjects) -> OsbResult<Option<BindingRecord>> {
         let secret = self.records().get_opt(&objects.record_name()).await?;
         let Some(secret) = secret else { return Ok(None) };
-        let binding_id = secret
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_BINDING_ID));
+        let binding_id = secret.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_BINDING_ID));
         if binding_id != Some(&objects.binding_id) {
             return Ok(None);
         }
@@ -114,9 +101,7 @@ impl Broker {
             return if record.instance_id == instance_id && record.requested == requested {
                 Ok(Bound::AlreadyExists(record.response))
             } else {
-                Err(OsbError::Conflict(format!(
-                    "binding {binding_id} already exists with other attributes"
-                )))
+                Err(OsbError::Conflict(format!("binding {binding_id} already exists with other attributes")))
             };
         }
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
@@ -143,11 +128,7 @@ impl Broker {
             return Err(OsbError::RequiresApp);
         }
         let parameters = self.binding_parameters(instance_id, plan, &request).await?;
-        let role = parameters
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or(DEFAULT_ROLE)
-            .to_owned();
+        let role = parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE).to_owned();
         let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
             Some(seconds) if seconds > self.options.max_expiration_seconds => {
                 return Err(OsbError::BadRequest(format!(
@@ -160,21 +141,15 @@ impl Broker {
         };
 
         let token = self.issue_credentials(&objects, &role, expiration).await?;
-        let credentials = credentials::credentials(
-            &self.endpoint,
-            &objects.namespace,
-            &role,
-            &objects.account_name(),
-            &token,
-        );
+        let credentials =
+            credentials::credentials(&self.endpoint, &objects.namespace, &role, &objects.account_name(), &token);
         let response = BindingResponse {
             credentials,
             metadata: credentials::metadata(&token),
             endpoints: credentials::endpoints(&self.endpoint),
             parameters: None,
         };
-        self.save_record(&objects, &instance, &requested, &parameters, &request, &response)
-            .await
+        self.save_record(&objects, &instance, &requested, &parameters, &request, &response).await
     }
 
     /// The effective bind parameters: the request's, validated, or for a rotation the predecessor's.
@@ -190,10 +165,7 @@ impl Broker {
             return Ok(given);
         };
         if !plan.binding_rotatable {
-            return Err(OsbError::BadRequest(format!(
-                "plan {} does not allow binding rotation",
-                plan.name
-            )));
+            return Err(OsbError::BadRequest(format!("plan {} does not allow binding rotation", plan.name)));
         }
         let record = self.record(&self.objects(instance_id, predecessor)).await?;
         let Some(record) = record.filter(|record| record.instance_id == instance_id) else {
@@ -222,24 +194,14 @@ impl Broker {
             }),
             ..TokenRequest::default()
         };
-        let issued = accounts
-            .create_token_request(&objects.account_name(), &PostParams::default(), &request)
-            .await?;
-        let status = issued
-            .status
-            .ok_or_else(|| OsbError::Internal("TokenRequest returned no status".to_owned()))?;
-        let token = status
-            .token
-            .ok_or_else(|| OsbError::Internal("TokenRequest returned no token".to_owned()))?;
+        let issued = accounts.create_token_request(&objects.account_name(), &PostParams::default(), &request).await?;
+        let status = issued.status.ok_or_else(|| OsbError::Internal("TokenRequest returned no status".to_owned()))?;
+        let token = status.token.ok_or_else(|| OsbError::Internal("TokenRequest returned no token".to_owned()))?;
         let expires_at = status
             .expiration_timestamp
             .map(|time| time.0)
             .ok_or_else(|| OsbError::Internal("TokenRequest returned no expiry".to_owned()))?;
-        Ok(IssuedToken {
-            token,
-            issued_at: jiff::Timestamp::now(),
-            expires_at,
-        })
+        Ok(IssuedToken { token, issued_at: jiff::Timestamp::now(), expires_at })
     }
 
     /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.
@@ -255,18 +217,9 @@ impl Broker {
         self.ensure_broker_namespace().await?;
         let mut annotations = BTreeMap::from([
             (ANNOTATION_REQUESTED.to_owned(), requested.to_string()),
-            (
-                ANNOTATION_BINDING_PARAMETERS.to_owned(),
-                Value::Object(parameters.clone()).to_string(),
-            ),
-            (
-                ANNOTATION_METADATA.to_owned(),
-                serde_json::to_string(&response.metadata).unwrap_or_default(),
-            ),
-            (
-                ANNOTATION_ENDPOINTS.to_owned(),
-                serde_json::to_string(&response.endpoints).unwrap_or_default(),
-            ),
+            (ANNOTATION_BINDING_PARAMETERS.to_owned(), Value::Object(parameters.clone()).to_string()),
+            (ANNOTATION_METADATA.to_owned(), serde_json::to_string(&response.metadata).unwrap_or_default()),
+            (ANNOTATION_ENDPOINTS.to_owned(), serde_json::to_string(&response.endpoints).unwrap_or_default()),
             (ANNOTATION_SERVICE_ID.to_owned(), instance.attributes.service_id.clone()),
             (ANNOTATION_PLAN_ID.to_owned(), instance.attributes.plan_id.clone()),
         ]);
@@ -277,10 +230,7 @@ impl Broker {
             annotations.insert(ANNOTATION_PREDECESSOR.to_owned(), predecessor.clone());
         }
         let record = objects.record(annotations, response.credentials.to_string());
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.records().create(&params, &record).await {
             Ok(_) => Ok(Bound::Created(response.clone())),
             Err(error) if is_conflict(&error) => match self.record(objects).await? {
@@ -316,10 +266,7 @@ impl Broker {
     pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> OsbResult<BindingResponse> {
         let record = self.record(&self.objects(instance_id, binding_id)).await?;
         match record.filter(|record| record.instance_id == instance_id) {
-            Some(record) => Ok(BindingResponse {
-                parameters: Some(record.parameters),
-                ..record.response
-            }),
+            Some(record) => Ok(BindingResponse { parameters: Some(record.parameters), ..record.response }),
             None => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
         }
     }
@@ -330,9 +277,7 @@ impl Broker {
         let objects = self.objects(instance_id, binding_id);
         let record = self.record(&objects).await?;
         if record.as_ref().is_some_and(|record| record.instance_id != instance_id) {
-            return Err(OsbError::Gone(format!(
-                "binding {binding_id} does not exist on instance {instance_id}"
-            )));
+            return Err(OsbError::Gone(format!("binding {binding_id} does not exist on instance {instance_id}")));
         }
         // The ServiceAccount first: deleting it revokes every token it was issued, at once.
         let mut existed = record.is_some();
@@ -345,17 +290,9 @@ impl Broker {
             if let Some(token) = record.response.credentials.get("token").and_then(Value::as_str) {
                 self.wait_until_revoked(token).await?;
             }
-            deleted(
-                self.records()
-                    .delete(&objects.record_name(), &DeleteParams::default())
-                    .await,
-            )?;
+            deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
         }
-        if existed {
-            Ok(())
-        } else {
-            Err(OsbError::Gone(format!("binding {binding_id} does not exist")))
-        }
+        if existed { Ok(()) } else { Err(OsbError::Gone(format!("binding {binding_id} does not exist"))) }
     }
 
     /// Waits until the apiserver refuses the token (its authenticator caches ServiceAccounts for a moment after they
@@ -363,10 +300,7 @@ impl Broker {
     async fn wait_until_revoked(&self, token: &str) -> OsbResult<()> {
         let reviews = Api::<TokenReview>::all(self.client.clone());
         let review = TokenReview {
-            spec: TokenReviewSpec {
-                token: token.to_owned(),
-                ..TokenReviewSpec::default()
-            },
+            spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
             ..TokenReview::default()
         };
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -392,24 +326,13 @@ impl Broker {
         binding_id: &str,
         operation: Option<&str>,
     ) -> OsbResult<LastOperation> {
-        let exists = self
-            .record(&self.objects(instance_id, binding_id))
-            .await?
-            .is_some_and(|r| r.instance_id == instance_id);
+        let exists =
+            self.record(&self.objects(instance_id, binding_id)).await?.is_some_and(|r| r.instance_id == instance_id);
         let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
         match (exists, unbinding, operation) {
-            (true, false, _) => Ok(LastOperation::new(
-                OperationState::Succeeded,
-                "the credentials are ready",
-            )),
-            (true, true, _) => Ok(LastOperation::new(
-                OperationState::InProgress,
-                "revoking the credentials",
-            )),
-            (false, true, _) => Ok(LastOperation::new(
-                OperationState::Succeeded,
-                "the credentials have been revoked",
-            )),
+            (true, false, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready")),
+            (true, true, _) => Ok(LastOperation::new(OperationState::InProgress, "revoking the credentials")),
+            (false, true, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked")),
             (false, false, None) => Err(OsbError::Gone(format!("binding {binding_id} does not exist"))),
             (false, false, Some(_)) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
         }
@@ -425,11 +348,7 @@ impl Broker {
             Err(error) => return Err(error.into()),
         };
         for record in listed.items {
-            let exact = record
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANNOTATION_INSTANCE_ID));
+            let exact = record.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_INSTANCE_ID));
             if exact.is_some_and(|id| id == instance_id)
                 && let Some(name) = record.metadata.name
             {

@@ -20,10 +20,7 @@ pub struct IssuedToken {
 
 /// The credentials object of a binding.
 pub fn credentials(endpoint: &ClusterEndpoint, namespace: &str, role: &str, user: &str, token: &IssuedToken) -> Value {
-    let ca_data = endpoint
-        .ca_pem
-        .as_ref()
-        .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
+    let ca_data = endpoint.ca_pem.as_ref().map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
     json!({
         "server": endpoint.server,
         "certificate_authority_data": ca_data,
@@ -54,30 +51,20 @@ pub fn kubeconfig(endpoint: &ClusterEndpoint, namespace: &str, user: &str, token
 
 /// The apiserver as a binding endpoint.
 pub fn endpoints(endpoint: &ClusterEndpoint) -> Vec<Endpoint> {
-    let without_scheme = endpoint
-        .server
-        .split_once("://")
-        .map_or(endpoint.server.as_str(), |(_, rest)| rest);
+    let without_scheme = endpoint.server.split_once("://").map_or(endpoint.server.as_str(), |(_, rest)| rest);
     let authority = without_scheme.split('/').next().unwrap_or_default();
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => (host, port.to_owned()),
         _ => (authority, "443".to_owned()),
     };
-    vec![Endpoint {
-        host: host.trim_matches(['[', ']']).to_owned(),
-        ports: vec![port],
-        protocol: "tcp".to_owned(),
-    }]
+    vec![Endpoint { host: host.trim_matches(['[', ']']).to_owned(), ports: vec![port], protocol: "tcp".to_owned() }]
 }
 
 /// Expiry and the moment to rotate: when four fifths of the lifetime have passed.
 pub fn metadata(token: &IssuedToken) -> BindingMetadata {
     let lifetime = token.expires_at.as_second() - token.issued_at.as_second();
     let renew = jiff::Timestamp::from_second(token.expires_at.as_second() - lifetime / 5).unwrap_or(token.expires_at);
-    BindingMetadata {
-        expires_at: timestamp(token.expires_at),
-        renew_before: timestamp(renew),
-    }
+    BindingMetadata { expires_at: timestamp(token.expires_at), renew_before: timestamp(renew) }
 }
 
 /// ISO 8601 in UTC as the OSB specification writes it (`yyyy-mm-ddThh:mm:ss.sZ`).
@@ -106,25 +93,16 @@ mod tests {
 
     #[test]
     fn endpoints_name_host_and_port() {
-        let endpoint = |server: &str| ClusterEndpoint {
-            server: server.to_owned(),
-            ca_pem: None,
-        };
+        let endpoint = |server: &str| ClusterEndpoint { server: server.to_owned(), ca_pem: None };
         assert_eq!(endpoints(&endpoint("https://127.0.0.1:6443"))[0].ports, ["6443"]);
-        assert_eq!(
-            endpoints(&endpoint("https://api.example.com"))[0].host,
-            "api.example.com"
-        );
+        assert_eq!(endpoints(&endpoint("https://api.example.com"))[0].host, "api.example.com");
         assert_eq!(endpoints(&endpoint("https://api.example.com"))[0].ports, ["443"]);
         assert_eq!(endpoints(&endpoint("https://[::1]:6443"))[0].host, "::1");
     }
 
     #[test]
     fn kubeconfig_is_yaml_with_the_namespace_as_context() {
-        let endpoint = ClusterEndpoint {
-            server: "https://127.0.0.1:6443".to_owned(),
-            ca_pem: Some("PEM".to_owned()),
-        };
+        let endpoint = ClusterEndpoint { server: "https://127.0.0.1:6443".to_owned(), ca_pem: Some("PEM".to_owned()) };
         let text = kubeconfig(&endpoint, "caas-x", "binding", "secret-token");
         let parsed: Value = serde_norway::from_str(&text).expect("YAML");
         assert_eq!(parsed["current-context"], "caas-x");

@@ -75,9 +75,7 @@ impl StoredInstance {
         let annotations = namespace.metadata.annotations.as_ref()?;
         let text = |key: &str| annotations.get(key).cloned();
         let json_map = |key: &str| -> Map<String, Value> {
-            text(key)
-                .and_then(|json| serde_json::from_str(&json).ok())
-                .unwrap_or_default()
+            text(key).and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
         };
         let age_seconds = namespace
             .metadata
@@ -111,19 +109,10 @@ impl StoredInstance {
             (ANNOTATION_INSTANCE_ID.to_owned(), self.instance_id.clone()),
             (ANNOTATION_SERVICE_ID.to_owned(), self.attributes.service_id.clone()),
             (ANNOTATION_PLAN_ID.to_owned(), self.attributes.plan_id.clone()),
-            (
-                ANNOTATION_ORGANIZATION_GUID.to_owned(),
-                self.attributes.organization_guid.clone(),
-            ),
+            (ANNOTATION_ORGANIZATION_GUID.to_owned(), self.attributes.organization_guid.clone()),
             (ANNOTATION_SPACE_GUID.to_owned(), self.attributes.space_guid.clone()),
-            (
-                ANNOTATION_PARAMETERS.to_owned(),
-                Value::Object(self.attributes.parameters.clone()).to_string(),
-            ),
-            (
-                ANNOTATION_CONTEXT.to_owned(),
-                Value::Object(self.context.clone()).to_string(),
-            ),
+            (ANNOTATION_PARAMETERS.to_owned(), Value::Object(self.attributes.parameters.clone()).to_string()),
+            (ANNOTATION_CONTEXT.to_owned(), Value::Object(self.context.clone()).to_string()),
             (ANNOTATION_OWNER.to_owned(), self.owner.clone()),
         ]);
         if let Some(version) = &self.maintenance_version {

@@ -126,15 +126,10 @@ impl Broker {
                 )));
             }
             if stored.terminating {
-                return Err(OsbError::Concurrency(format!(
-                    "instance {instance_id} is being deleted; retry later"
-                )));
+                return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted; retry later")));
             }
             if stored.provisioned && self.readiness(stored).await? == Readiness::Ready {
-                return Ok(Provisioned::AlreadyExists(InstanceResponse {
-                    dashboard_url,
-                    operation: None,
-                }));
+                return Ok(Provisioned::AlreadyExists(InstanceResponse { dashboard_url, operation: None }));
             }
         }
         // Converge: a first request, or a retry of one that was interrupted, applies every object.
@@ -145,10 +140,7 @@ impl Broker {
             }
             return Err(error);
         }
-        let response = InstanceResponse {
-            dashboard_url,
-            operation: None,
-        };
+        let response = InstanceResponse { dashboard_url, operation: None };
         match self.wait_until_ready(&record, accepts_incomplete).await? {
             Readiness::Ready if created_now => Ok(Provisioned::Created(response)),
             Readiness::Ready => Ok(Provisioned::AlreadyExists(response)),
@@ -176,18 +168,12 @@ impl Broker {
             self.check_organization_has_no_instance(wanted, service).await?;
         }
         let namespace = self.virtual_cluster(service, wanted)?.namespace();
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.namespaces().create(&params, &namespace).await {
             Ok(_) => Ok(None),
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
                 Some((_, stored)) => Ok(Some(stored)),
-                None => Err(OsbError::Concurrency(format!(
-                    "instance {} is changing; retry",
-                    wanted.instance_id
-                ))),
+                None => Err(OsbError::Concurrency(format!("instance {} is changing; retry", wanted.instance_id))),
             },
             Err(error) => Err(error.into()),
         }
@@ -199,10 +185,7 @@ impl Broker {
             names::label_value(&service.name),
             names::label_value(&wanted.attributes.organization_guid)
         );
-        let existing = self
-            .namespaces()
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await?;
+        let existing = self.namespaces().list_metadata(&ListParams::default().labels(&selector)).await?;
         if let Some(other) = existing.items.first() {
             let other = other.metadata.name.clone().unwrap_or_default();
             return Err(OsbError::Unprocessable {
@@ -219,10 +202,7 @@ impl Broker {
     /// The desired virtual cluster for a recorded instance.
     fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
-            OsbError::Internal(format!(
-                "plan {} is no longer in the catalog",
-                record.attributes.plan_id
-            ))
+            OsbError::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
         let parameters = &record.attributes.parameters;
         let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
@@ -240,14 +220,8 @@ impl Broker {
             (LABEL_INSTANCE.to_owned(), names::label_value(&record.instance_id)),
             (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
             (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
-            (
-                LABEL_ORGANIZATION.to_owned(),
-                names::label_value(&record.attributes.organization_guid),
-            ),
-            (
-                LABEL_SPACE.to_owned(),
-                names::label_value(&record.attributes.space_guid),
-            ),
+            (LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid)),
+            (LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid)),
         ]);
         Ok(VirtualCluster {
             namespace: self.namespace_of(&record.instance_id),
@@ -267,31 +241,11 @@ impl Broker {
         let namespace = cluster.namespace.clone();
         let client = self.client.clone();
         apply(&self.namespaces(), &cluster.namespace()).await?;
-        apply(
-            &Api::<ResourceQuota>::namespaced(client.clone(), &namespace),
-            &cluster.resource_quota(),
-        )
-        .await?;
-        apply(
-            &Api::<LimitRange>::namespaced(client.clone(), &namespace),
-            &cluster.limit_range(),
-        )
-        .await?;
-        apply(
-            &Api::<NetworkPolicy>::namespaced(client.clone(), &namespace),
-            &cluster.network_policy(),
-        )
-        .await?;
-        apply(
-            &Api::<ServiceAccount>::namespaced(client.clone(), &namespace),
-            &cluster.owner_service_account(),
-        )
-        .await?;
-        apply(
-            &Api::<RoleBinding>::namespaced(client, &namespace),
-            &cluster.owner_role_binding(),
-        )
-        .await?;
+        apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
+        apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
+        apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
+        apply(&Api::<ServiceAccount>::namespaced(client.clone(), &namespace), &cluster.owner_service_account()).await?;
+        apply(&Api::<RoleBinding>::namespaced(client, &namespace), &cluster.owner_role_binding()).await?;
         cluster.annotations = record.annotations(true);
         apply(&self.namespaces(), &cluster.namespace()).await?;
         Ok(())
@@ -299,9 +253,7 @@ impl Broker {
 
     async fn readiness(&self, record: &StoredInstance) -> OsbResult<Readiness> {
         let namespace = self.namespace_of(&record.instance_id);
-        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace)
-            .get_opt(QUOTA_NAME)
-            .await?;
+        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
         let computed = quota.is_some_and(|quota| {
             let wanted = quota.spec.and_then(|spec| spec.hard).unwrap_or_default();
             let seen = quota.status.and_then(|status| status.hard).unwrap_or_default();
@@ -311,15 +263,11 @@ impl Broker {
                     .all(|(key, value)| seen.get(key).and_then(|s| quantity::parse(&s.0)) == quantity::parse(&value.0))
         });
         if !computed {
-            return Ok(Readiness::Waiting(
-                "the quota controller is computing the namespace's quota",
-            ));
+            return Ok(Readiness::Waiting("the quota controller is computing the namespace's quota"));
         }
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
         if accounts.get_opt("default").await?.is_none() {
-            return Ok(Readiness::Waiting(
-                "the namespace's default ServiceAccount is being created",
-            ));
+            return Ok(Readiness::Waiting("the namespace's default ServiceAccount is being created"));
         }
         Ok(Readiness::Ready)
     }
@@ -329,19 +277,13 @@ impl Broker {
         let deadline = tokio::time::Instant::now() + self.options.sync_timeout;
         // Even an asynchronous request waits a moment: the controllers usually finish within it, and a 201 saves the
         // platform a round of polling.
-        let patience = if accepts_incomplete {
-            Duration::from_secs(2)
-        } else {
-            self.options.sync_timeout
-        };
+        let patience = if accepts_incomplete { Duration::from_secs(2) } else { self.options.sync_timeout };
         let give_up = tokio::time::Instant::now() + patience;
         loop {
             let readiness = self.readiness(record).await?;
             if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
                 if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
-                    return Err(OsbError::Unavailable(format!(
-                        "the cluster did not finish in time: {what}"
-                    )));
+                    return Err(OsbError::Unavailable(format!("the cluster did not finish in time: {what}")));
                 }
                 return Ok(readiness);
             }
@@ -370,15 +312,10 @@ impl Broker {
             return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
         };
         if stored.attributes.service_id != service.id {
-            return Err(OsbError::BadRequest(format!(
-                "instance {instance_id} is not of service {}",
-                service.name
-            )));
+            return Err(OsbError::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
         }
         if stored.terminating {
-            return Err(OsbError::Concurrency(format!(
-                "instance {instance_id} is being deleted"
-            )));
+            return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted")));
         }
         if !stored.provisioned {
             return Err(OsbError::Concurrency(format!(
@@ -386,11 +323,7 @@ impl Broker {
             )));
         }
         let current_plan = service.plan(&stored.attributes.plan_id);
-        let target_id = request
-            .plan_id
-            .as_deref()
-            .filter(|id| !id.is_empty())
-            .unwrap_or(&stored.attributes.plan_id);
+        let target_id = request.plan_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&stored.attributes.plan_id);
         let (_, target) = self.service_and_plan(&service.id, target_id)?;
         if target.id != stored.attributes.plan_id && !current_plan.is_some_and(|plan| service.plan_updateable(plan)) {
             return Err(OsbError::Unprocessable {
@@ -406,8 +339,7 @@ impl Broker {
         if let Some(changes) = request.parameters {
             self.schemas.validate(&target.id, SchemaKind::Update, &changes)?;
             updated.attributes.parameters = merge(&stored.attributes.parameters, changes);
-            self.schemas
-                .validate(&target.id, SchemaKind::Update, &updated.attributes.parameters)?;
+            self.schemas.validate(&target.id, SchemaKind::Update, &updated.attributes.parameters)?;
         }
         if request.context.is_some() {
             let mut context = stored.context.clone();
@@ -418,22 +350,16 @@ impl Broker {
             tracing::info!(instance = instance_id, by = %identity.describe(), "update requested");
         }
         if target.id != stored.attributes.plan_id {
-            self.check_usage_fits(instance_id, &target.name, &target.broker.quota)
-                .await?;
+            self.check_usage_fits(instance_id, &target.name, &target.broker.quota).await?;
         }
         self.apply_virtual_cluster(service, &updated).await?;
-        Ok(InstanceResponse {
-            dashboard_url: self.dashboard_url(instance_id),
-            operation: None,
-        })
+        Ok(InstanceResponse { dashboard_url: self.dashboard_url(instance_id), operation: None })
     }
 
     /// Refuses a plan change when the namespace already uses more than the new plan allows.
     async fn check_usage_fits(&self, instance_id: &str, plan: &str, hard: &BTreeMap<String, String>) -> OsbResult<()> {
         let namespace = self.namespace_of(instance_id);
-        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace)
-            .get_opt(QUOTA_NAME)
-            .await?;
+        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
         let used = quota.and_then(|q| q.status).and_then(|s| s.used).unwrap_or_default();
         let over: Vec<String> = hard
             .iter()
@@ -472,10 +398,8 @@ impl Broker {
         self.delete_binding_records(instance_id).await?;
         if !stored.terminating {
             let name = self.namespace_of(instance_id);
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..DeleteParams::default()
-            };
+            let params =
+                DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
             match self.namespaces().delete(&name, &params).await {
                 Ok(_) => tracing::info!(instance = instance_id, namespace = %name, "deleting the virtual cluster"),
                 Err(error) if is_not_found(&error) => {
@@ -484,11 +408,7 @@ impl Broker {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(if accepts_incomplete {
-            Deprovisioned::InProgress(OPERATION_DEPROVISION)
-        } else {
-            Deprovisioned::Done
-        })
+        Ok(if accepts_incomplete { Deprovisioned::InProgress(OPERATION_DEPROVISION) } else { Deprovisioned::Done })
     }
 
     /// GET /v2/service_instances/:instance_id
@@ -514,10 +434,7 @@ impl Broker {
             dashboard_url: self.dashboard_url(instance_id),
             parameters: stored.attributes.parameters,
             maintenance_info: stored.maintenance_version.map(|version| MaintenanceVersion { version }),
-            metadata: InstanceMetadata {
-                labels,
-                attributes: Map::new(),
-            },
+            metadata: InstanceMetadata { labels, attributes: Map::new() },
         })
     }
 
@@ -526,19 +443,15 @@ impl Broker {
         let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
         let Some((_, stored)) = self.find(instance_id).await? else {
             return match operation {
-                Some(_) if deprovisioning => Ok(LastOperation::new(
-                    OperationState::Succeeded,
-                    "the virtual cluster has been deleted",
-                )),
+                Some(_) if deprovisioning => {
+                    Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
+                }
                 None => Err(OsbError::Gone(format!("instance {instance_id} does not exist"))),
                 Some(_) => Err(OsbError::NotFound(format!("instance {instance_id} does not exist"))),
             };
         };
         if stored.terminating {
-            return Ok(LastOperation::new(
-                OperationState::InProgress,
-                "deleting the virtual cluster's namespace",
-            ));
+            return Ok(LastOperation::new(OperationState::InProgress, "deleting the virtual cluster's namespace"));
         }
         if deprovisioning {
             return Ok(LastOperation::new(

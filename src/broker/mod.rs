@@ -72,13 +72,7 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
-        Ok(Broker {
-            catalog: Arc::new(catalog),
-            schemas,
-            endpoint,
-            client,
-            options,
-        })
+        Ok(Broker { catalog: Arc::new(catalog), schemas, endpoint, client, options })
     }
 
     /// The catalog, as served.
@@ -115,11 +109,7 @@ impl Broker {
     /// The dashboard of an instance, when a dashboard is configured.
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;
-        Some(format!(
-            "{}/instances/{}",
-            base.trim_end_matches('/'),
-            percent_encode(instance_id)
-        ))
+        Some(format!("{}/instances/{}", base.trim_end_matches('/'), percent_encode(instance_id)))
     }
 }
 

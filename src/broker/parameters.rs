@@ -51,9 +51,7 @@ impl ParameterSchemas {
         let Some(validator) = self.validators.get(&(plan_id.to_owned(), kind)) else {
             return match parameters.keys().next() {
                 None => Ok(()),
-                Some(key) => Err(OsbError::BadRequest(format!(
-                    "parameters.{key}: this plan takes no parameters"
-                ))),
+                Some(key) => Err(OsbError::BadRequest(format!("parameters.{key}: this plan takes no parameters"))),
             };
         };
         let instance = Value::Object(parameters.clone());
@@ -62,21 +60,14 @@ impl ParameterSchemas {
             .take(5)
             .map(|error| {
                 let pointer = error.instance_path().to_string();
-                let field: String = pointer
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| format!(".{s}"))
-                    .collect();
+                let field: String = pointer.split('/').filter(|s| !s.is_empty()).map(|s| format!(".{s}")).collect();
                 format!("parameters{field}: {error}")
             })
             .collect();
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(OsbError::BadRequest(format!(
-                "invalid parameters: {}",
-                problems.join("; ")
-            )))
+            Err(OsbError::BadRequest(format!("invalid parameters: {}", problems.join("; "))))
         }
     }
 }
@@ -87,44 +78,25 @@ mod tests {
 
     fn small_plan() -> String {
         let catalog = Catalog::built_in();
-        catalog.services[0]
-            .plans
-            .iter()
-            .find(|p| p.name == "small")
-            .map(|p| p.id.clone())
-            .unwrap_or_default()
+        catalog.services[0].plans.iter().find(|p| p.name == "small").map(|p| p.id.clone()).unwrap_or_default()
     }
 
     fn check(kind: SchemaKind, parameters: Value) -> Result<(), String> {
         let schemas = ParameterSchemas::compile(&Catalog::built_in()).expect("compile");
-        let Value::Object(map) = parameters else {
-            panic!("object")
-        };
+        let Value::Object(map) = parameters else { panic!("object") };
         schemas.validate(&small_plan(), kind, &map).map_err(|e| e.to_string())
     }
 
     #[test]
     fn valid_parameters_pass() {
-        assert_eq!(
-            check(SchemaKind::Create, serde_json::json!({"pod_security": "restricted"})),
-            Ok(())
-        );
-        assert_eq!(
-            check(
-                SchemaKind::Bind,
-                serde_json::json!({"role": "view", "expiration_seconds": 3600})
-            ),
-            Ok(())
-        );
+        assert_eq!(check(SchemaKind::Create, serde_json::json!({"pod_security": "restricted"})), Ok(()));
+        assert_eq!(check(SchemaKind::Bind, serde_json::json!({"role": "view", "expiration_seconds": 3600})), Ok(()));
     }
 
     #[test]
     fn refusals_name_the_field() {
         let error = check(SchemaKind::Create, serde_json::json!({"pod_security": "privileged"})).expect_err("refused");
-        assert!(
-            error.starts_with("invalid parameters: parameters.pod_security: "),
-            "{error}"
-        );
+        assert!(error.starts_with("invalid parameters: parameters.pod_security: "), "{error}");
         assert!(error.contains("privileged"), "{error}");
         let error = check(SchemaKind::Create, serde_json::json!({"color": "red"})).expect_err("refused");
         assert!(error.contains("color"), "{error}");

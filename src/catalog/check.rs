@@ -25,10 +25,7 @@ pub struct CatalogError {
 
 impl CatalogError {
     pub(super) fn new(location: &str, message: impl Into<String>) -> CatalogError {
-        CatalogError {
-            location: location.to_owned(),
-            message: message.into(),
-        }
+        CatalogError { location: location.to_owned(), message: message.into() }
     }
 }
 
@@ -57,15 +54,8 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
         if !service_names.insert(service.name.clone()) {
             errors.push(CatalogError::new(&at, "the name is used by another service"));
         }
-        if service
-            .name
-            .chars()
-            .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
-        {
-            errors.push(CatalogError::new(
-                &at,
-                "name: use only letters, digits, '-', '.' and '_' (CLI-friendly)",
-            ));
+        if service.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
+            errors.push(CatalogError::new(&at, "name: use only letters, digits, '-', '.' and '_' (CLI-friendly)"));
         }
         if service.plans.is_empty() {
             errors.push(CatalogError::new(&at, "plans: a service needs at least one plan"));
@@ -80,10 +70,7 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
                 errors.push(CatalogError::new(&at, format!("id {} is used twice", plan.id)));
             }
             if !plan_names.insert(plan.name.clone()) {
-                errors.push(CatalogError::new(
-                    &at,
-                    "the name is used by another plan of the service",
-                ));
+                errors.push(CatalogError::new(&at, "the name is used by another plan of the service"));
             }
             check_plan(&mut errors, &at, service, plan);
         }
@@ -103,10 +90,7 @@ fn check_plan(errors: &mut Vec<CatalogError>, at: &str, service: &Service, plan:
     {
         errors.push(CatalogError::new(
             at,
-            format!(
-                "maintenance_info.version {:?} is not a semantic version (like 1.2.3)",
-                info.version
-            ),
+            format!("maintenance_info.version {:?} is not a semantic version (like 1.2.3)", info.version),
         ));
     }
     if plan.binding_rotatable && !service.bindable(plan) {
@@ -135,23 +119,17 @@ pub(crate) fn check_schema(schema: &Value) -> Result<(), String> {
         None => return Err("the schema has no $schema".to_owned()),
         Some(DRAFT_04) => {}
         Some(other) => {
-            return Err(format!(
-                "$schema is {other:?}; platforms are only required to support {DRAFT_04}"
-            ));
+            return Err(format!("$schema is {other:?}; platforms are only required to support {DRAFT_04}"));
         }
     }
     let size = schema.to_string().len();
     if size > MAX_SCHEMA_BYTES {
-        return Err(format!(
-            "the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are allowed"
-        ));
+        return Err(format!("the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are allowed"));
     }
     if let Some(reference) = external_ref(schema) {
         return Err(format!("external $ref {reference:?}: schemas must be self-contained"));
     }
-    jsonschema::draft4::new(schema)
-        .map(|_| ())
-        .map_err(|e| format!("not a valid draft-04 schema: {e}"))
+    jsonschema::draft4::new(schema).map(|_| ()).map_err(|e| format!("not a valid draft-04 schema: {e}"))
 }
 
 fn external_ref(value: &Value) -> Option<&str> {
@@ -168,25 +146,16 @@ fn external_ref(value: &Value) -> Option<&str> {
 fn check_virtual_cluster(errors: &mut Vec<CatalogError>, at: &str, plan: &Plan) {
     let settings = &plan.broker;
     if settings.quota.is_empty() {
-        errors.push(CatalogError::new(
-            at,
-            "broker.quota: a virtual-cluster plan needs a ResourceQuota",
-        ));
+        errors.push(CatalogError::new(at, "broker.quota: a virtual-cluster plan needs a ResourceQuota"));
     }
     for (resource, value) in &settings.quota {
         check_quantity(errors, at, &format!("broker.quota[{resource:?}]"), value);
     }
     match &settings.limits {
-        None => errors.push(CatalogError::new(
-            at,
-            "broker.limits: a virtual-cluster plan needs LimitRange defaults",
-        )),
+        None => errors.push(CatalogError::new(at, "broker.limits: a virtual-cluster plan needs LimitRange defaults")),
         Some(limits) => {
-            let groups = [
-                ("default", &limits.default),
-                ("default_request", &limits.default_request),
-                ("max", &limits.max),
-            ];
+            let groups =
+                [("default", &limits.default), ("default_request", &limits.default_request), ("max", &limits.max)];
             for (group, values) in groups {
                 for (resource, value) in values {
                     check_quantity(errors, at, &format!("broker.limits.{group}[{resource:?}]"), value);
@@ -210,14 +179,8 @@ fn check_virtual_cluster(errors: &mut Vec<CatalogError>, at: &str, plan: &Plan) 
 fn check_quantity(errors: &mut Vec<CatalogError>, at: &str, field: &str, value: &str) {
     match quantity::parse(value) {
         Some(parsed) if parsed.0 >= 0 => {}
-        Some(_) => errors.push(CatalogError::new(
-            at,
-            format!("{field}: {value:?} must not be negative"),
-        )),
-        None => errors.push(CatalogError::new(
-            at,
-            format!("{field}: {value:?} is not a Kubernetes quantity"),
-        )),
+        Some(_) => errors.push(CatalogError::new(at, format!("{field}: {value:?} must not be negative"))),
+        None => errors.push(CatalogError::new(at, format!("{field}: {value:?} is not a Kubernetes quantity"))),
     }
 }
 
@@ -238,11 +201,7 @@ mod tests {
             .replacen("requests.cpu: \"2\"", "requests.cpu: \"2 cores\"", 1)
             .replacen("version: 1.0.0", "version: one", 1)
             .replacen("name: medium", "name: small", 1)
-            .replacen(
-                "id: 722b322b-49e9-40bf-8391-b0022aae6b51",
-                "id: df58fe54-eee6-45f5-98f9-df0e3c12640f",
-                1,
-            );
+            .replacen("id: 722b322b-49e9-40bf-8391-b0022aae6b51", "id: df58fe54-eee6-45f5-98f9-df0e3c12640f", 1);
         let errors = errors_of(&broken);
         let expect = [
             "service caas, plan small: broker.quota[\"requests.cpu\"]: \"2 cores\" is not a Kubernetes quantity",
@@ -251,10 +210,7 @@ mod tests {
             "service caas, plan large: id df58fe54-eee6-45f5-98f9-df0e3c12640f is used twice",
         ];
         for expected in expect {
-            assert!(
-                errors.iter().any(|e| e == expected),
-                "missing {expected:?} in {errors:#?}"
-            );
+            assert!(errors.iter().any(|e| e == expected), "missing {expected:?} in {errors:#?}");
         }
     }
 
@@ -275,21 +231,13 @@ mod tests {
             "$ref: \"https://example.com/s.json\"",
             1,
         );
-        assert!(
-            errors_of(&external)
-                .iter()
-                .any(|e| e.contains("external $ref \"https://example.com/s.json\""))
-        );
+        assert!(errors_of(&external).iter().any(|e| e.contains("external $ref \"https://example.com/s.json\"")));
     }
 
     #[test]
     fn oversized_schema_is_refused() {
         let big = format!("description: \"{}\"\n    title: Virtual", "x".repeat(70_000));
         let oversized = BUILT_IN.replacen("title: Virtual", &big, 1);
-        assert!(
-            errors_of(&oversized)
-                .iter()
-                .any(|e| e.contains("at most 65536 are allowed"))
-        );
+        assert!(errors_of(&oversized).iter().any(|e| e.contains("at most 65536 are allowed")));
     }
 }

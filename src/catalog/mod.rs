@@ -224,9 +224,7 @@ impl Catalog {
     pub fn from_yaml(text: &str) -> Result<Catalog, Vec<CatalogError>> {
         let mut value: serde_norway::Value =
             serde_norway::from_str(text).map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
-        value
-            .apply_merge()
-            .map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
+        value.apply_merge().map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
         let catalog: Catalog =
             serde_norway::from_value(value).map_err(|e| vec![CatalogError::new("catalog", e.to_string())])?;
         check(&catalog)?;
@@ -307,12 +305,8 @@ mod tests {
         assert!(!text.contains("x-schemas"));
         let caas = &served["services"][0];
         assert_eq!(caas["name"], "caas");
-        let plans: Vec<&str> = caas["plans"]
-            .as_array()
-            .expect("plans")
-            .iter()
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let plans: Vec<&str> =
+            caas["plans"].as_array().expect("plans").iter().filter_map(|p| p["name"].as_str()).collect();
         assert_eq!(plans, ["micro", "small", "medium", "large"]);
         assert_eq!(
             caas["plans"][1]["schemas"]["service_instance"]["create"]["parameters"]["$schema"],

@@ -63,10 +63,7 @@ impl BindingObjects {
             name: Some(self.account_name()),
             namespace: Some(self.namespace.clone()),
             labels: Some(self.labels()),
-            annotations: Some(BTreeMap::from([(
-                ANNOTATION_BINDING_ID.to_owned(),
-                self.binding_id.clone(),
-            )])),
+            annotations: Some(BTreeMap::from([(ANNOTATION_BINDING_ID.to_owned(), self.binding_id.clone())])),
             ..ObjectMeta::default()
         }
     }

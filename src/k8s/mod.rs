@@ -18,12 +18,7 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = object.meta().name.as_deref().unwrap_or_default();
-    api.patch(
-        name,
-        &PatchParams::apply(names::FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
+    api.patch(name, &PatchParams::apply(names::FIELD_MANAGER).force(), &Patch::Apply(object)).await
 }
 
 /// Whether an apiserver error says the object does not exist.
@@ -52,10 +47,7 @@ impl ClusterEndpoint {
             .root_cert
             .as_ref()
             .map(|certificates| certificates.iter().map(|der| pem("CERTIFICATE", der)).collect());
-        ClusterEndpoint {
-            server: config.cluster_url.to_string().trim_end_matches('/').to_owned(),
-            ca_pem,
-        }
+        ClusterEndpoint { server: config.cluster_url.to_string().trim_end_matches('/').to_owned(), ca_pem }
     }
 }
 

@@ -72,16 +72,10 @@ const LABEL_VALUE_MAX: usize = 63;
 pub fn label_value(id: &str) -> String {
     let valid = !id.is_empty()
         && id.len() <= LABEL_VALUE_MAX
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && id.as_bytes()[0].is_ascii_alphanumeric()
         && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
-    if valid {
-        id.to_owned()
-    } else {
-        format!("h-{}", &hash(id)[..40])
-    }
+    if valid { id.to_owned() } else { format!("h-{}", &hash(id)[..40]) }
 }
 
 /// The namespace of an instance: `<prefix><id>` when that is a valid namespace name, otherwise `<prefix>` and a hash.
@@ -108,29 +102,16 @@ pub fn owner_service_account(user: Option<&str>) -> String {
             let sanitized: String = user
                 .to_ascii_lowercase()
                 .chars()
-                .map(|c| {
-                    if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
+                .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
                 .collect();
             let sanitized = sanitized.trim_matches('-');
-            if sanitized.is_empty() {
-                "owner".to_owned()
-            } else {
-                dns_label("owner-", sanitized)
-            }
+            if sanitized.is_empty() { "owner".to_owned() } else { dns_label("owner-", sanitized) }
         }
     }
 }
 
 fn hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -147,17 +128,7 @@ mod tests {
 
     #[test]
     fn odd_ids_are_hashed_into_valid_distinct_names() {
-        let odd = [
-            "UPPER",
-            "a/b",
-            "ü",
-            "0",
-            &"x".repeat(80),
-            "-leading",
-            "h-deadbeef",
-            "with space",
-            "",
-        ];
+        let odd = ["UPPER", "a/b", "ü", "0", &"x".repeat(80), "-leading", "h-deadbeef", "with space", ""];
         let mut seen = std::collections::HashSet::new();
         for id in odd {
             let name = namespace("caas-", id);
@@ -173,10 +144,7 @@ mod tests {
     #[test]
     fn owner_names_follow_the_user() {
         assert_eq!(owner_service_account(None), "owner");
-        assert_eq!(
-            owner_service_account(Some("Jane.Doe@example.com")),
-            "owner-jane-doe-example-com"
-        );
+        assert_eq!(owner_service_account(Some("Jane.Doe@example.com")), "owner-jane-doe-example-com");
         assert!(is_dns_label(&owner_service_account(Some(&"u".repeat(100)))));
         assert_eq!(owner_service_account(Some("@@")), "owner");
     }

@@ -57,20 +57,11 @@ impl VirtualCluster {
     pub fn namespace(&self) -> Namespace {
         let mut labels = self.labels.clone();
         labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
-        labels.insert(
-            LABEL_POD_SECURITY_ENFORCE.to_owned(),
-            self.pod_security.as_str().to_owned(),
-        );
+        labels.insert(LABEL_POD_SECURITY_ENFORCE.to_owned(), self.pod_security.as_str().to_owned());
         labels.insert(LABEL_POD_SECURITY_ENFORCE_VERSION.to_owned(), "latest".to_owned());
         // Tenants see what "restricted" would refuse even where "baseline" is enforced.
-        labels.insert(
-            LABEL_POD_SECURITY_WARN.to_owned(),
-            PodSecurityLevel::Restricted.as_str().to_owned(),
-        );
-        labels.insert(
-            LABEL_POD_SECURITY_AUDIT.to_owned(),
-            PodSecurityLevel::Restricted.as_str().to_owned(),
-        );
+        labels.insert(LABEL_POD_SECURITY_WARN.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
+        labels.insert(LABEL_POD_SECURITY_AUDIT.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
         Namespace {
             metadata: ObjectMeta {
                 name: Some(self.namespace.clone()),
@@ -86,10 +77,7 @@ impl VirtualCluster {
     pub fn resource_quota(&self) -> ResourceQuota {
         ResourceQuota {
             metadata: self.meta(QUOTA_NAME, true),
-            spec: Some(ResourceQuotaSpec {
-                hard: Some(quantities(&self.quota)),
-                ..ResourceQuotaSpec::default()
-            }),
+            spec: Some(ResourceQuotaSpec { hard: Some(quantities(&self.quota)), ..ResourceQuotaSpec::default() }),
             ..ResourceQuota::default()
         }
     }
@@ -114,10 +102,7 @@ impl VirtualCluster {
     /// Denies all traffic in and out of the namespace except between its own pods, DNS lookups, and connections from
     /// the namespaces the tenant allowed.
     pub fn network_policy(&self) -> NetworkPolicy {
-        let same_namespace = NetworkPolicyPeer {
-            pod_selector: Some(LabelSelector::default()),
-            ..Default::default()
-        };
+        let same_namespace = NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..Default::default() };
         let mut ingress_from = vec![same_namespace.clone()];
         if !self.allow_ingress_from_namespaces.is_empty() {
             ingress_from.push(NetworkPolicyPeer {
@@ -142,15 +127,9 @@ impl VirtualCluster {
             spec: Some(NetworkPolicySpec {
                 pod_selector: Some(LabelSelector::default()),
                 policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
-                ingress: Some(vec![NetworkPolicyIngressRule {
-                    from: Some(ingress_from),
-                    ports: None,
-                }]),
+                ingress: Some(vec![NetworkPolicyIngressRule { from: Some(ingress_from), ports: None }]),
                 egress: Some(vec![
-                    NetworkPolicyEgressRule {
-                        to: Some(vec![same_namespace]),
-                        ports: None,
-                    },
+                    NetworkPolicyEgressRule { to: Some(vec![same_namespace]), ports: None },
                     NetworkPolicyEgressRule {
                         to: Some(vec![NetworkPolicyPeer {
                             namespace_selector: Some(LabelSelector::default()),
@@ -169,20 +148,12 @@ impl VirtualCluster {
 
     /// The ServiceAccount of the tenant's owner.
     pub fn owner_service_account(&self) -> ServiceAccount {
-        ServiceAccount {
-            metadata: self.meta(&self.owner, true),
-            ..ServiceAccount::default()
-        }
+        ServiceAccount { metadata: self.meta(&self.owner, true), ..ServiceAccount::default() }
     }
 
     /// Grants the owner the built-in `admin` ClusterRole in the namespace.
     pub fn owner_role_binding(&self) -> RoleBinding {
-        role_binding(
-            self.meta(OWNER_ROLE_BINDING_NAME, true),
-            "admin",
-            &self.owner,
-            &self.namespace,
-        )
+        role_binding(self.meta(OWNER_ROLE_BINDING_NAME, true), "admin", &self.owner, &self.namespace)
     }
 }
 
@@ -205,10 +176,7 @@ pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, nam
 }
 
 fn quantities(values: &BTreeMap<String, String>) -> BTreeMap<String, Quantity> {
-    values
-        .iter()
-        .map(|(key, value)| (key.clone(), Quantity(value.clone())))
-        .collect()
+    values.iter().map(|(key, value)| (key.clone(), Quantity(value.clone()))).collect()
 }
 
 #[cfg(test)]

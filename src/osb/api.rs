@@ -57,9 +57,7 @@ fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
     match text.as_str() {
         "true" | "True" | "TRUE" => Ok(true),
         "" | "false" | "False" | "FALSE" => Ok(false),
-        other => Err(serde::de::Error::custom(format!(
-            "expected true or false, got {other:?}"
-        ))),
+        other => Err(serde::de::Error::custom(format!("expected true or false, got {other:?}"))),
     }
 }
 
@@ -193,10 +191,7 @@ pub struct LastOperation {
 impl LastOperation {
     /// An operation in this state with this description.
     pub fn new(state: OperationState, description: impl Into<String>) -> LastOperation {
-        LastOperation {
-            state,
-            description: Some(description.into()),
-        }
+        LastOperation { state, description: Some(description.into()) }
     }
 }
 

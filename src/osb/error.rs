@@ -121,14 +121,7 @@ impl IntoResponse for OsbError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.code(),
-                description,
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { error: self.code(), description })).into_response()
     }
 }
 
@@ -137,10 +130,9 @@ impl From<kube::Error> for OsbError {
     /// the expected ones (not found, conflict, forbidden by quota) into domain errors before this is reached.
     fn from(error: kube::Error) -> Self {
         match &error {
-            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => OsbError::Unavailable(format!(
-                "the Kubernetes API is unavailable ({}); retry later",
-                status.code
-            )),
+            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+                OsbError::Unavailable(format!("the Kubernetes API is unavailable ({}); retry later", status.code))
+            }
             kube::Error::Api(status) => {
                 OsbError::Internal(format!("Kubernetes API refused a request: {}", status.message))
             }

@@ -25,9 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
             let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
             let essence = content_type.split(';').next().unwrap_or_default().trim();
             if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
-                return Err(OsbError::BadRequest(format!(
-                    "the body must be application/json, not {essence:?}"
-                )));
+                return Err(OsbError::BadRequest(format!("the body must be application/json, not {essence:?}")));
             }
         }
         let limit = request.extensions().get::<BodyLimit>().map_or(1 << 20, |limit| limit.0);
@@ -62,16 +60,10 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, OsbError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
-        let place = if path == "." {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
+        let place = if path == "." { String::new() } else { format!("{path}: ") };
         OsbError::BadRequest(format!("the body is not valid for this request: {place}{}", e.inner()))
     })?;
-    deserializer
-        .end()
-        .map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    deserializer.end().map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -96,10 +88,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(identity::HEADER)
-            .and_then(|value| value.to_str().ok());
+        let header = parts.headers.get(identity::HEADER).and_then(|value| value.to_str().ok());
         let identity = header.and_then(|value| {
             let parsed = OriginatingIdentity::parse(value);
             if parsed.is_none() {

@@ -31,16 +31,11 @@ pub async fn provision(
     Identity(identity): Identity,
     OsbJson(request): OsbJson<ProvisionRequest>,
 ) -> OsbResult<Response> {
-    Ok(
-        match broker
-            .provision(&instance_id, request, identity, query.accepts_incomplete)
-            .await?
-        {
-            Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-            Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
-            Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
-        },
-    )
+    Ok(match broker.provision(&instance_id, request, identity, query.accepts_incomplete).await? {
+        Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+        Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+        Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+    })
 }
 
 /// PATCH /v2/service_instances/:instance_id
@@ -61,23 +56,12 @@ pub async fn deprovision(
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    let outcome = broker
-        .deprovision(
-            &instance_id,
-            &query.service_id,
-            &query.plan_id,
-            query.accepts_incomplete,
-        )
-        .await?;
+    let outcome = broker.deprovision(&instance_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await?;
     Ok(match outcome {
         Deprovisioned::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
-        Deprovisioned::InProgress(operation) => (
-            StatusCode::ACCEPTED,
-            Json(Empty {
-                operation: Some(operation.to_owned()),
-            }),
-        )
-            .into_response(),
+        Deprovisioned::InProgress(operation) => {
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+        }
     })
 }
 
@@ -128,9 +112,7 @@ pub async fn unbind(
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    broker
-        .unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id)
-        .await?;
+    broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id).await?;
     Ok((StatusCode::OK, Json(Empty::default())).into_response())
 }
 
@@ -140,9 +122,7 @@ pub async fn binding_last_operation(
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<LastOperationQuery>,
 ) -> OsbResult<Response> {
-    let state = broker
-        .binding_last_operation(&instance_id, &binding_id, query.operation.as_deref())
-        .await?;
+    let state = broker.binding_last_operation(&instance_id, &binding_id, query.operation.as_deref()).await?;
     Ok(Json(state).into_response())
 }
 

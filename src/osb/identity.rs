@@ -29,15 +29,8 @@ impl OriginatingIdentity {
             "kubernetes" => "username",
             _ => "user_id",
         };
-        let user = properties
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|user| !user.is_empty())
-            .map(str::to_owned);
-        Some(OriginatingIdentity {
-            platform: platform.to_owned(),
-            user,
-        })
+        let user = properties.get(key).and_then(Value::as_str).filter(|user| !user.is_empty()).map(str::to_owned);
+        Some(OriginatingIdentity { platform: platform.to_owned(), user })
     }
 
     /// `<platform> <user>`, for the audit annotation.
@@ -62,23 +55,12 @@ mod tests {
             "kubernetes {}",
             encode(r#"{"username":"duke","uid":"c2dde242","groups":["admin","dev"],"extra":{"mydata":["data1"]}}"#)
         ));
-        assert_eq!(
-            k8s,
-            Some(OriginatingIdentity {
-                platform: "kubernetes".into(),
-                user: Some("duke".into())
-            })
-        );
+        assert_eq!(k8s, Some(OriginatingIdentity { platform: "kubernetes".into(), user: Some("duke".into()) }));
     }
 
     #[test]
     fn malformed_values_are_ignored() {
-        for bad in [
-            "",
-            "cloudfoundry",
-            "cloudfoundry !!!",
-            &format!("cloudfoundry {}", encode("not json")),
-        ] {
+        for bad in ["", "cloudfoundry", "cloudfoundry !!!", &format!("cloudfoundry {}", encode("not json"))] {
             assert_eq!(OriginatingIdentity::parse(bad), None, "{bad:?}");
         }
         let no_user = OriginatingIdentity::parse(&format!("cloudfoundry {}", encode("{}")));

@@ -28,9 +28,7 @@ pub struct Credentials {
 impl Credentials {
     /// Credentials for `username:password`.
     pub fn new(username: &str, password: &str) -> Credentials {
-        Credentials {
-            expected: format!("{username}:{password}").into_bytes(),
-        }
+        Credentials { expected: format!("{username}:{password}").into_bytes() }
     }
 
     /// Compares in constant time, so the comparison leaks nothing about how much of a guess was right.
@@ -56,11 +54,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            millis = started.elapsed().as_millis() as u64,
-            "answered"
-        );
+        tracing::info!(status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "answered");
     });
     if let Some(identity) = identity {
         response.headers_mut().insert(REQUEST_IDENTITY, identity);
@@ -72,10 +66,9 @@ pub async fn request_context(request: Request, next: Next) -> Response {
 pub async fn authenticate(State(credentials): State<Arc<Credentials>>, request: Request, next: Next) -> Response {
     if !credentials.accepts(request.headers().get(axum::http::header::AUTHORIZATION)) {
         let mut response = OsbError::Unauthorized.into_response();
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"caas-broker\""),
-        );
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"caas-broker\""));
         return response;
     }
     next.run(request).await
@@ -83,21 +76,12 @@ pub async fn authenticate(State(credentials): State<Arc<Credentials>>, request: 
 
 /// 412 unless `X-Broker-API-Version` is a 2.x version.
 pub async fn require_api_version(request: Request, next: Next) -> Response {
-    let version = request
-        .headers()
-        .get(&API_VERSION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .trim();
+    let version = request.headers().get(&API_VERSION).and_then(|value| value.to_str().ok()).unwrap_or_default().trim();
     let supported = version
         .split_once('.')
         .is_some_and(|(major, minor)| major == "2" && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
     if !supported {
-        let shown = if version.is_empty() {
-            "missing".to_owned()
-        } else {
-            format!("{version:?}")
-        };
+        let shown = if version.is_empty() { "missing".to_owned() } else { format!("{version:?}") };
         return OsbError::PreconditionFailed(format!(
             "X-Broker-API-Version is {shown}; this broker speaks OSB API 2.x (2.13 to 2.17): send 2.17"
         ))

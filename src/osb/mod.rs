@@ -30,15 +30,10 @@ pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) 
                 .patch(handlers::update)
                 .delete(handlers::deprovision),
         )
-        .route(
-            "/v2/service_instances/{instance_id}/last_operation",
-            get(handlers::instance_last_operation),
-        )
+        .route("/v2/service_instances/{instance_id}/last_operation", get(handlers::instance_last_operation))
         .route(
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}",
-            get(handlers::fetch_binding)
-                .put(handlers::bind)
-                .delete(handlers::unbind),
+            get(handlers::fetch_binding).put(handlers::bind).delete(handlers::unbind),
         )
         .route(
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
@@ -48,9 +43,6 @@ pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) 
         .fallback(handlers::not_found)
         .with_state(broker)
         .layer(axum::middleware::from_fn(middleware::require_api_version))
-        .layer(axum::middleware::from_fn_with_state(
-            credentials,
-            middleware::authenticate,
-        ))
+        .layer(axum::middleware::from_fn_with_state(credentials, middleware::authenticate))
         .layer(axum::Extension(BodyLimit(body_limit)))
 }

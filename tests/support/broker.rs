@@ -57,13 +57,7 @@ impl TestBroker {
         settings.dashboard.base_url = Some("https://dashboard.example.test".to_owned());
         configure(&mut settings);
         let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
-        TestBroker {
-            app,
-            client,
-            endpoint,
-            settings,
-            prefix,
-        }
+        TestBroker { app, client, endpoint, settings, prefix }
     }
 
     /// Replaces the broker with a new one of the same configuration, as a restart would (only the cluster remains).
@@ -92,9 +86,7 @@ impl TestBroker {
     /// Provisions `instance_id` of the caas service with `plan` and waits until `last_operation` says succeeded.
     pub async fn provision(&self, instance_id: &str, plan: &str, parameters: Value) -> Answer {
         let uri = format!("/v2/service_instances/{instance_id}?accepts_incomplete=true");
-        let answer = self
-            .call(Method::PUT, &uri, Some(provision_body(plan, "org-1", parameters)))
-            .await;
+        let answer = self.call(Method::PUT, &uri, Some(provision_body(plan, "org-1", parameters))).await;
         assert!(
             answer.status == StatusCode::CREATED || answer.status == StatusCode::ACCEPTED,
             "provision answered {answer:?}"
@@ -108,20 +100,16 @@ impl TestBroker {
     /// Polls last_operation until it reports `state`, panicking on any other final state.
     pub async fn wait_for_state(&self, instance_id: &str, operation: &str, state: &str) -> Answer {
         let uri = format!("/v2/service_instances/{instance_id}/last_operation?operation={operation}");
-        super::cluster::eventually(
-            std::time::Duration::from_secs(60),
-            &format!("{operation} {state}"),
-            || async {
-                let answer = self.call(Method::GET, &uri, None).await;
-                assert_eq!(answer.status, StatusCode::OK, "last_operation answered {answer:?}");
-                let now = answer.body["state"].as_str().unwrap_or_default().to_owned();
-                if now == state {
-                    return Some(answer);
-                }
-                assert_eq!(now, "in progress", "last_operation went to {answer:?}");
-                None
-            },
-        )
+        super::cluster::eventually(std::time::Duration::from_secs(60), &format!("{operation} {state}"), || async {
+            let answer = self.call(Method::GET, &uri, None).await;
+            assert_eq!(answer.status, StatusCode::OK, "last_operation answered {answer:?}");
+            let now = answer.body["state"].as_str().unwrap_or_default().to_owned();
+            if now == state {
+                return Some(answer);
+            }
+            assert_eq!(now, "in progress", "last_operation went to {answer:?}");
+            None
+        })
         .await
     }
 
@@ -163,10 +151,8 @@ impl Drop for TestBroker {
         // Whatever a failed test left behind: every namespace with this broker's prefix.
         let cluster = cluster();
         let (_, names, _) = cluster.kubectl(&cluster.kubeconfig, &["get", "namespaces", "-o", "name"]);
-        let mine: Vec<&str> = names
-            .lines()
-            .filter(|name| name.trim_start_matches("namespace/").starts_with(&self.prefix))
-            .collect();
+        let mine: Vec<&str> =
+            names.lines().filter(|name| name.trim_start_matches("namespace/").starts_with(&self.prefix)).collect();
         if !mine.is_empty() {
             let mut args = vec!["delete", "--wait=false", "--ignore-not-found"];
             args.extend(mine);
@@ -198,10 +184,7 @@ pub fn provision_body(plan: &str, organization: &str, parameters: Value) -> Valu
 /// The originating identity header value of a Cloud Foundry user.
 pub fn cf_identity(user_id: &str) -> String {
     let json = json!({ "user_id": user_id }).to_string();
-    format!(
-        "cloudfoundry {}",
-        base64::engine::general_purpose::STANDARD.encode(json)
-    )
+    format!("cloudfoundry {}", base64::engine::general_purpose::STANDARD.encode(json))
 }
 
 /// A request with the broker's credentials, API version 2.15 and a request identity, plus `extra` headers.
@@ -219,18 +202,14 @@ pub fn osb_request(method: Method, uri: &str, body: Option<String>, extra: &[(&s
     for (name, value) in extra {
         builder = builder.header(*name, *value);
     }
-    builder
-        .body(body.map(Body::from).unwrap_or_else(Body::empty))
-        .expect("request")
+    builder.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("request")
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.expect("router answers");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -242,9 +221,8 @@ async fn send(app: &Router, request: Request<Body>) -> Answer {
 /// A client that authenticates with a binding's kubeconfig, exactly as an application would.
 pub async fn client_from_kubeconfig(kubeconfig: &str) -> Client {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).expect("the binding's kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("kubeconfig is usable");
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig is usable");
     Client::try_from(config).expect("client")
 }
 
@@ -254,10 +232,8 @@ pub fn install_tenant_guard() {
     ONCE.call_once(|| {
         let cluster = cluster();
         let manifest = super::cluster::repo_root().join("manifests/tenant-guard.yaml");
-        let (ok, _, err) = cluster.kubectl(
-            &cluster.kubeconfig,
-            &["apply", "--server-side", "-f", manifest.to_str().expect("path")],
-        );
+        let (ok, _, err) =
+            cluster.kubectl(&cluster.kubeconfig, &["apply", "--server-side", "-f", manifest.to_str().expect("path")]);
         assert!(ok, "applying the tenant guard failed: {err}");
     });
 }

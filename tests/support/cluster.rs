@@ -29,17 +29,9 @@ pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
         let script = repo_root().join("tests/cluster/cluster.sh");
-        let up = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .status()
-            .expect("run cluster.sh up");
+        let up = Command::new("bash").arg(&script).arg("up").status().expect("run cluster.sh up");
         assert!(up.success(), "cluster.sh up failed: see the message above");
-        let env = Command::new("bash")
-            .arg(&script)
-            .arg("env")
-            .output()
-            .expect("run cluster.sh env");
+        let env = Command::new("bash").arg(&script).arg("env").output().expect("run cluster.sh env");
         assert!(env.status.success(), "cluster.sh env failed");
         let env = String::from_utf8(env.stdout).expect("cluster.sh env prints UTF-8");
         let value = |key: &str| {
@@ -48,15 +40,8 @@ pub fn cluster() -> &'static Cluster {
                 .unwrap_or_else(|| panic!("cluster.sh env does not print {key}"))
                 .to_owned()
         };
-        let bin_dir = value("PATH")
-            .split(':')
-            .next()
-            .expect("PATH has a first entry")
-            .to_owned();
-        Cluster {
-            kubeconfig: PathBuf::from(value("KUBECONFIG")),
-            kubectl: Path::new(&bin_dir).join("kubectl"),
-        }
+        let bin_dir = value("PATH").split(':').next().expect("PATH has a first entry").to_owned();
+        Cluster { kubeconfig: PathBuf::from(value("KUBECONFIG")), kubectl: Path::new(&bin_dir).join("kubectl") }
     })
 }
 
@@ -76,12 +61,8 @@ impl Cluster {
 
     /// Runs the real kubectl with the given kubeconfig, returning (success, stdout, stderr).
     pub fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(args)
-            .output()
-            .expect("run kubectl");
+        let out =
+            Command::new(&self.kubectl).arg("--kubeconfig").arg(kubeconfig).args(args).output().expect("run kubectl");
         let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
         (out.status.success(), text(out.stdout), text(out.stderr))
     }
@@ -119,10 +100,8 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Drop cannot await; kubectl deletes without waiting for the namespace to finish terminating.
         let cluster = cluster();
-        let (ok, _, err) = cluster.kubectl(
-            &cluster.kubeconfig,
-            &["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"],
-        );
+        let (ok, _, err) = cluster
+            .kubectl(&cluster.kubeconfig, &["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"]);
         if !ok {
             eprintln!("could not delete test namespace {}: {err}", self.name);
         }
@@ -140,10 +119,7 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -151,10 +127,7 @@ where
 /// Deletes a namespace and waits until the namespace controller has removed it.
 pub async fn delete_namespace_and_wait(client: &Client, name: &str) {
     let namespaces = Api::<Namespace>::all(client.clone());
-    namespaces
-        .delete(name, &DeleteParams::default())
-        .await
-        .expect("delete namespace");
+    namespaces.delete(name, &DeleteParams::default()).await.expect("delete namespace");
     eventually(Duration::from_secs(60), "the namespace to disappear", || async {
         match namespaces.get_opt(name).await.expect("get namespace") {
             None => Some(()),
