@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 cluster=tests/cluster/cluster.sh
 started_here=false
-if ! bash "$cluster" status | grep -q '^kube-apiserver running'; then started_here=true; fi
+status="$(bash "$cluster" status)"
+if [[ "$status" != *"kube-apiserver running"* ]]; then started_here=true; fi
 stop() { if $started_here; then bash "$cluster" down; fi; }
 trap stop EXIT
 
