@@ -20,6 +20,8 @@ kubernetes:
 bindings:
   default_expiration_seconds: 86400
   max_expiration_seconds: 604800
+workloads:
+  session_image: "ghcr.io/caas-broker/streaming-session:1.0.0"
 limits:
   body_bytes: 1048576
   sync_timeout_seconds: 30
@@ -51,6 +53,8 @@ pub struct Settings {
     pub dashboard: DashboardSettings,
     /// Credentials handed to bound applications.
     pub bindings: BindingSettings,
+    /// Workload plans (streaming sessions, container apps).
+    pub workloads: WorkloadSettings,
     /// Request limits.
     pub limits: LimitSettings,
     /// Admission policies.
@@ -100,6 +104,17 @@ pub struct KubernetesSettings {
     /// PEM file of the CA bound applications trust for `public_server`; the broker's own when absent.
     #[serde(default)]
     pub public_ca_file: Option<PathBuf>,
+}
+
+/// Workload plans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSettings {
+    /// Image of streaming sessions (`images/streaming-session`): the SteamCMD init step and the session itself.
+    pub session_image: String,
+    /// RuntimeClass of GPU sessions (e.g. `nvidia`), when the cluster needs one.
+    #[serde(default)]
+    pub gpu_runtime_class: Option<String>,
 }
 
 /// Credentials handed to bound applications.

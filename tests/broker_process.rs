@@ -151,7 +151,7 @@ fn catalog_check_names_each_problem() {
     let good = support::cluster::repo_root().join("catalog/catalog.yaml");
     let output = Command::new(BINARY).args(["catalog", "check"]).arg(&good).output().expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("OK (1 services, 4 plans)"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("OK (3 services, 10 plans)"));
 
     let broken = std::env::temp_dir().join(format!("catalog-{}.yaml", std::process::id()));
     let text = std::fs::read_to_string(&good).expect("read").replacen("limits.memory: 2Gi", "limits.memory: 2 gigs", 1);

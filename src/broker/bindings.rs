@@ -53,7 +53,7 @@ impl BindingRecord {
         let json = |key: &str| annotations.get(key).and_then(|text| serde_json::from_str::<Value>(text).ok());
         let credentials = secret.data.as_ref()?.get(RECORD_CREDENTIALS_KEY)?;
         let credentials: Value = serde_json::from_slice(&credentials.0).ok()?;
-        let metadata: BindingMetadata = serde_json::from_value(json(ANNOTATION_METADATA)?).ok()?;
+        let metadata: Option<BindingMetadata> = serde_json::from_value(json(ANNOTATION_METADATA)?).ok()?;
         let endpoints: Vec<Endpoint> = serde_json::from_value(json(ANNOTATION_ENDPOINTS)?).ok()?;
         let parameters = match json(ANNOTATION_BINDING_PARAMETERS)? {
             Value::Object(map) => map,
@@ -105,6 +105,23 @@ impl Broker {
             };
         }
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
+        if let Some(record) = self.workload(instance_id).await? {
+            if !record.stored.provisioned {
+                return Err(OsbError::Concurrency(format!("instance {instance_id} is still being provisioned")));
+            }
+            if record.stored.attributes.service_id != service.id || record.stored.attributes.plan_id != plan.id {
+                return Err(OsbError::BadRequest(format!(
+                    "service_id and plan_id must be those of instance {instance_id}"
+                )));
+            }
+            if plan.broker.requires_app && request.app_guid().is_none() {
+                return Err(OsbError::RequiresApp);
+            }
+            let parameters = request.parameters.clone().unwrap_or_default();
+            self.schemas.validate(&plan.id, SchemaKind::Bind, &parameters)?;
+            let response = self.workload_credentials(service, &record).await?;
+            return self.save_record(&objects, &record.stored, &requested, &parameters, &request, &response).await;
+        }
         let Some((_, instance)) = self.find(instance_id).await? else {
             return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
         };
@@ -145,7 +162,7 @@ impl Broker {
             credentials::credentials(&self.endpoint, &objects.namespace, &role, &objects.account_name(), &token);
         let response = BindingResponse {
             credentials,
-            metadata: credentials::metadata(&token),
+            metadata: Some(credentials::metadata(&token)),
             endpoints: credentials::endpoints(&self.endpoint),
             parameters: None,
         };
@@ -246,7 +263,7 @@ impl Broker {
         }
     }
 
-    async fn ensure_broker_namespace(&self) -> OsbResult<()> {
+    pub(super) async fn ensure_broker_namespace(&self) -> OsbResult<()> {
         let namespaces = Api::<Namespace>::all(self.client.clone());
         if namespaces.get_opt(&self.options.broker_namespace).await?.is_some() {
             return Ok(());

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
 use crate::k8s::names::*;
@@ -72,13 +73,19 @@ pub struct StoredInstance {
 impl StoredInstance {
     /// Reads the instance from its namespace; `None` when the namespace is not an instance made by this broker.
     pub fn from_namespace(namespace: &Namespace) -> Option<StoredInstance> {
-        let annotations = namespace.metadata.annotations.as_ref()?;
+        let mut stored = StoredInstance::from_meta(&namespace.metadata)?;
+        stored.terminating |= namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+        Some(stored)
+    }
+
+    /// Reads the instance from the annotations of the object that records it (a namespace, or a workload's record).
+    pub fn from_meta(metadata: &ObjectMeta) -> Option<StoredInstance> {
+        let annotations = metadata.annotations.as_ref()?;
         let text = |key: &str| annotations.get(key).cloned();
         let json_map = |key: &str| -> Map<String, Value> {
             text(key).and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
         };
-        let age_seconds = namespace
-            .metadata
+        let age_seconds = metadata
             .creation_timestamp
             .as_ref()
             .map(|created| jiff::Timestamp::now().as_second() - created.0.as_second())
@@ -97,8 +104,7 @@ impl StoredInstance {
             owner: text(ANNOTATION_OWNER).unwrap_or_else(|| "owner".to_owned()),
             created_by: text(ANNOTATION_CREATED_BY),
             provisioned: annotations.contains_key(ANNOTATION_PROVISIONED),
-            terminating: namespace.metadata.deletion_timestamp.is_some()
-                || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating"),
+            terminating: metadata.deletion_timestamp.is_some(),
             age_seconds,
         })
     }

@@ -44,10 +44,19 @@ pub enum Provisioned {
 /// How a deprovision ended: 200 or 202.
 #[derive(Debug)]
 pub enum Deprovisioned {
-    /// Deleted; the namespace controller removes what is left (200).
+    /// Deleted; the controllers remove what is left (200).
     Done,
-    /// Deleting; the platform polls `last_operation` (202).
-    InProgress(&'static str),
+    /// Deleting; the platform polls `last_operation` with this operation (202).
+    InProgress(String),
+}
+
+/// How an update ended: 200 or 202.
+#[derive(Debug)]
+pub enum Updated {
+    /// Applied (200).
+    Done(InstanceResponse),
+    /// Applying; the platform polls `last_operation` (202).
+    InProgress(InstanceResponse),
 }
 
 /// Whether the cluster has finished setting up a virtual cluster: quota usage computed (until then quota admission
@@ -95,6 +104,9 @@ impl Broker {
         check_maintenance(plan, request.maintenance_info.as_ref())?;
         let parameters = request.parameters.unwrap_or_default();
         self.schemas.validate(&plan.id, SchemaKind::Create, &parameters)?;
+        if service.broker.kind.is_workload() && !accepts_incomplete {
+            return Err(OsbError::AsyncRequired);
+        }
 
         let wanted = StoredInstance {
             instance_id: instance_id.to_owned(),
@@ -113,6 +125,9 @@ impl Broker {
             terminating: false,
             age_seconds: 0,
         };
+        if service.broker.kind.is_workload() {
+            return self.provision_workload(service, wanted).await;
+        }
         let dashboard_url = self.dashboard_url(instance_id);
 
         let stored = self.find_or_claim(&wanted, service).await?;
@@ -306,8 +321,15 @@ impl Broker {
         instance_id: &str,
         request: UpdateRequest,
         identity: Option<OriginatingIdentity>,
-    ) -> OsbResult<InstanceResponse> {
+        accepts_incomplete: bool,
+    ) -> OsbResult<Updated> {
         let service = self.service(&request.service_id)?;
+        if let Some(record) = self.workload(instance_id).await? {
+            if record.stored.attributes.service_id != service.id {
+                return Err(OsbError::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
+            }
+            return self.update_workload(service, record, request, accepts_incomplete).await.map(Updated::InProgress);
+        }
         let Some((_, stored)) = self.find(instance_id).await? else {
             return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
         };
@@ -337,7 +359,7 @@ impl Broker {
         updated.attributes.plan_id = target.id.clone();
         updated.maintenance_version = target.maintenance_version().map(str::to_owned);
         if let Some(changes) = request.parameters {
-            self.schemas.validate(&target.id, SchemaKind::Update, &changes)?;
+            self.schemas.validate(&target.id, SchemaKind::Update, &without_nulls(&changes))?;
             updated.attributes.parameters = merge(&stored.attributes.parameters, changes);
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.attributes.parameters)?;
         }
@@ -353,7 +375,7 @@ impl Broker {
             self.check_usage_fits(instance_id, &target.name, &target.broker.quota).await?;
         }
         self.apply_virtual_cluster(service, &updated).await?;
-        Ok(InstanceResponse { dashboard_url: self.dashboard_url(instance_id), operation: None })
+        Ok(Updated::Done(InstanceResponse { dashboard_url: self.dashboard_url(instance_id), operation: None }))
     }
 
     /// Refuses a plan change when the namespace already uses more than the new plan allows.
@@ -390,7 +412,11 @@ impl Broker {
         plan_id: &str,
         accepts_incomplete: bool,
     ) -> OsbResult<Deprovisioned> {
-        self.service_and_plan(service_id, plan_id)?;
+        let (service, _) = self.service_and_plan(service_id, plan_id)?;
+        if let Some(record) = self.workload(instance_id).await? {
+            let operation = self.deprovision_workload(service, record).await?;
+            return Ok(if accepts_incomplete { Deprovisioned::InProgress(operation) } else { Deprovisioned::Done });
+        }
         let Some((_, stored)) = self.find(instance_id).await? else {
             return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
         };
@@ -408,12 +434,36 @@ impl Broker {
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(if accepts_incomplete { Deprovisioned::InProgress(OPERATION_DEPROVISION) } else { Deprovisioned::Done })
+        Ok(if accepts_incomplete {
+            Deprovisioned::InProgress(OPERATION_DEPROVISION.to_owned())
+        } else {
+            Deprovisioned::Done
+        })
     }
 
     /// GET /v2/service_instances/:instance_id
     pub async fn fetch(&self, instance_id: &str) -> OsbResult<FetchedInstance> {
         let not_found = || OsbError::NotFound(format!("instance {instance_id} does not exist"));
+        if let Some(record) = self.workload(instance_id).await? {
+            if !record.stored.provisioned {
+                return Err(not_found());
+            }
+            let mut labels = Map::new();
+            labels.insert("namespace".to_owned(), Value::String(record.namespace.clone()));
+            labels.insert("cluster_instance_id".to_owned(), Value::String(record.cluster_instance_id.clone()));
+            return Ok(FetchedInstance {
+                service_id: record.stored.attributes.service_id.clone(),
+                plan_id: record.stored.attributes.plan_id.clone(),
+                dashboard_url: self.dashboard_url(instance_id),
+                parameters: Broker::workload_parameters(&record),
+                maintenance_info: record
+                    .stored
+                    .maintenance_version
+                    .clone()
+                    .map(|version| MaintenanceVersion { version }),
+                metadata: InstanceMetadata { labels, attributes: Map::new() },
+            });
+        }
         let (_, stored) = self.find(instance_id).await?.ok_or_else(not_found)?;
         if !stored.provisioned || stored.terminating {
             return Err(not_found());
@@ -441,6 +491,13 @@ impl Broker {
     /// GET /v2/service_instances/:instance_id/last_operation
     pub async fn last_operation(&self, instance_id: &str, operation: Option<&str>) -> OsbResult<LastOperation> {
         let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
+        if let Some(namespace) = operation.and_then(|op| op.strip_prefix(OPERATION_DEPROVISION)?.strip_prefix(':')) {
+            return self.workload_deletion_state(instance_id, namespace).await;
+        }
+        if let Some(record) = self.workload(instance_id).await? {
+            let (service, _) = self.workload_service(&record)?;
+            return self.workload_state(service, &record).await;
+        }
         let Some((_, stored)) = self.find(instance_id).await? else {
             return match operation {
                 Some(_) if deprovisioning => {
@@ -477,8 +534,13 @@ impl Broker {
     }
 }
 
+/// The parameters that set something (a `null` asks to remove a parameter, so it is not validated as a value).
+pub(super) fn without_nulls(changes: &Map<String, Value>) -> Map<String, Value> {
+    changes.iter().filter(|(_, value)| !value.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// Merges update parameters over the current ones: a key given replaces, a key given as `null` is removed.
-fn merge(current: &Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
+pub(super) fn merge(current: &Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
     let mut merged = current.clone();
     for (key, value) in changes {
         if value.is_null() {

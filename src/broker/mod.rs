@@ -6,6 +6,8 @@ mod credentials;
 mod instance;
 mod instances;
 pub mod parameters;
+mod progress;
+mod workloads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
 use crate::osb::OsbError;
 pub use bindings::Bound;
-pub use instances::{Deprovisioned, Provisioned};
+pub use instances::{Deprovisioned, Provisioned, Updated};
 use parameters::ParameterSchemas;
 
 /// How the broker lays out and paces its work, from the configuration.
@@ -37,6 +39,10 @@ pub struct BrokerOptions {
     pub default_expiration_seconds: u64,
     /// Longest token lifetime a bind may ask for.
     pub max_expiration_seconds: u64,
+    /// Image of streaming sessions.
+    pub session_image: String,
+    /// RuntimeClass of GPU sessions.
+    pub gpu_runtime_class: Option<String>,
 }
 
 impl BrokerOptions {
@@ -50,6 +56,8 @@ impl BrokerOptions {
             broker_namespace: settings.kubernetes.broker_namespace.clone(),
             default_expiration_seconds: settings.bindings.default_expiration_seconds,
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
+            session_image: settings.workloads.session_image.clone(),
+            gpu_runtime_class: settings.workloads.gpu_runtime_class.clone(),
         }
     }
 }

@@ -110,6 +110,9 @@ fn check_plan(errors: &mut Vec<CatalogError>, at: &str, service: &Service, plan:
     }
     match service.broker.kind {
         ServiceKind::VirtualCluster => check_virtual_cluster(errors, at, plan),
+        ServiceKind::StreamingSession | ServiceKind::ContainerApp => {
+            check_workload(errors, at, service.broker.kind, plan)
+        }
     }
 }
 
@@ -172,6 +175,28 @@ fn check_virtual_cluster(errors: &mut Vec<CatalogError>, at: &str, plan: &Plan) 
                     ));
                 }
             }
+        }
+    }
+}
+
+fn check_workload(errors: &mut Vec<CatalogError>, at: &str, kind: ServiceKind, plan: &Plan) {
+    let Some(size) = &plan.broker.workload else {
+        errors.push(CatalogError::new(at, "broker.workload: a workload plan needs cpu and memory"));
+        return;
+    };
+    check_quantity(errors, at, "broker.workload.cpu", &size.cpu);
+    check_quantity(errors, at, "broker.workload.memory", &size.memory);
+    if kind == ServiceKind::StreamingSession {
+        match &size.storage {
+            Some(storage) => check_quantity(errors, at, "broker.workload.storage", storage),
+            None => errors.push(CatalogError::new(at, "broker.workload.storage: a streaming plan needs a volume size")),
+        }
+        let resolution = size.resolution.as_deref().unwrap_or_default();
+        let valid =
+            resolution.split_once('x').is_some_and(|(w, h)| w.parse::<u32>().is_ok() && h.parse::<u32>().is_ok());
+        if !valid {
+            errors
+                .push(CatalogError::new(at, format!("broker.workload.resolution: {resolution:?} is not WIDTHxHEIGHT")));
         }
     }
 }

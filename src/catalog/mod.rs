@@ -78,6 +78,17 @@ pub struct ServiceSettings {
 pub enum ServiceKind {
     /// A namespace-scoped virtual cluster.
     VirtualCluster,
+    /// An interactive streaming session deployed into a virtual cluster.
+    StreamingSession,
+    /// A container image run as a web app in a virtual cluster.
+    ContainerApp,
+}
+
+impl ServiceKind {
+    /// Whether instances are workloads placed in a tenant's virtual cluster.
+    pub fn is_workload(self) -> bool {
+        self != ServiceKind::VirtualCluster
+    }
 }
 
 /// A service plan (OSB "Service Plan Object").
@@ -181,6 +192,28 @@ pub struct PlanSettings {
     /// Binds need an application (`app_guid`); service keys are refused with `RequiresApp`.
     #[serde(default)]
     pub requires_app: bool,
+    /// Size of a workload plan's pods.
+    #[serde(default)]
+    pub workload: Option<WorkloadSize>,
+}
+
+/// What each pod of a workload plan gets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSize {
+    /// CPU request and limit.
+    pub cpu: String,
+    /// Memory request and limit.
+    pub memory: String,
+    /// Volume size (streaming sessions: the install and the Steam configuration).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Virtual display size, `WIDTHxHEIGHT` (streaming sessions).
+    #[serde(default)]
+    pub resolution: Option<String>,
+    /// NVIDIA GPUs.
+    #[serde(default)]
+    pub gpu: u32,
 }
 
 /// Container defaults and bounds of a tenant's LimitRange.
@@ -308,6 +341,12 @@ mod tests {
         let plans: Vec<&str> =
             caas["plans"].as_array().expect("plans").iter().filter_map(|p| p["name"].as_str()).collect();
         assert_eq!(plans, ["micro", "small", "medium", "large"]);
+        assert_eq!(served["services"][1]["name"], "streaming-session");
+        assert_eq!(served["services"][2]["name"], "container-app");
+        let update = &served["services"][1]["plans"][0]["schemas"]["service_instance"]["update"]["parameters"];
+        assert!(update["properties"]["steam_app_id"].is_object(), "merge keys are resolved: {update}");
+        assert!(update["properties"]["state"].is_object());
+        assert!(update["properties"].get("<<").is_none());
         assert_eq!(
             caas["plans"][1]["schemas"]["service_instance"]["create"]["parameters"]["$schema"],
             "http://json-schema.org/draft-04/schema#"

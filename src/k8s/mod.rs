@@ -4,6 +4,7 @@
 pub mod binding;
 pub mod names;
 pub mod virtual_cluster;
+pub mod workload;
 
 use std::fmt::Debug;
 

@@ -65,6 +65,10 @@ pub const LIMIT_RANGE_NAME: &str = "caas-limits";
 pub const NETWORK_POLICY_NAME: &str = "caas-default-deny";
 /// The owner's RoleBinding.
 pub const OWNER_ROLE_BINDING_NAME: &str = "caas-owner";
+/// The tenant namespace a workload runs in (on the workload's record).
+pub const ANNOTATION_NAMESPACE: &str = "caas-broker.io/namespace";
+/// The virtual cluster a workload runs in (on the workload's record).
+pub const ANNOTATION_CLUSTER_INSTANCE_ID: &str = "caas-broker.io/cluster-instance-id";
 
 const LABEL_VALUE_MAX: usize = 63;
 
@@ -85,11 +89,16 @@ pub fn namespace(prefix: &str, instance_id: &str) -> String {
 
 /// A DNS-1123 label `<prefix><id>`, or `<prefix>` and a hash of the id when that would not be valid or unique.
 pub fn dns_label(prefix: &str, id: &str) -> String {
+    short_label(prefix, id, 63)
+}
+
+/// Like [`dns_label`], at most `max` characters (a StatefulSet's name must leave room for its revision hash).
+pub fn short_label(prefix: &str, id: &str, max: usize) -> String {
     let candidate = format!("{prefix}{id}");
-    if crate::config::is_dns_label(&candidate) && !id.starts_with("h-") {
+    if crate::config::is_dns_label(&candidate) && candidate.len() <= max && !id.starts_with("h-") {
         candidate
     } else {
-        let room = 63usize.saturating_sub(prefix.len() + 2).min(40);
+        let room = max.saturating_sub(prefix.len() + 2).min(40);
         format!("{prefix}h-{}", &hash(id)[..room])
     }
 }

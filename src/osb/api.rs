@@ -276,8 +276,9 @@ pub struct BindingMetadata {
 pub struct BindingResponse {
     /// What the application uses to reach its virtual cluster.
     pub credentials: Value,
-    /// Expiry.
-    pub metadata: BindingMetadata,
+    /// Expiry, for credentials that expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BindingMetadata>,
     /// Where the credentials lead.
     pub endpoints: Vec<Endpoint>,
     /// The binding's parameters (GET binding only).

@@ -13,7 +13,7 @@ use super::api::{
 };
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::{OsbError, OsbResult};
-use crate::broker::{Bound, Broker, Deprovisioned, Provisioned};
+use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Updated};
 
 /// Handlers share the broker.
 pub type BrokerState = Arc<Broker>;
@@ -42,12 +42,14 @@ pub async fn provision(
 pub async fn update(
     State(broker): State<BrokerState>,
     OsbPath(instance_id): OsbPath<String>,
-    OsbQuery(_query): OsbQuery<AsyncQuery>,
+    OsbQuery(query): OsbQuery<AsyncQuery>,
     Identity(identity): Identity,
     OsbJson(request): OsbJson<UpdateRequest>,
 ) -> OsbResult<Response> {
-    let body = broker.update(&instance_id, request, identity).await?;
-    Ok((StatusCode::OK, Json(body)).into_response())
+    Ok(match broker.update(&instance_id, request, identity, query.accepts_incomplete).await? {
+        Updated::Done(body) => (StatusCode::OK, Json(body)).into_response(),
+        Updated::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+    })
 }
 
 /// DELETE /v2/service_instances/:instance_id
@@ -60,7 +62,7 @@ pub async fn deprovision(
     Ok(match outcome {
         Deprovisioned::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
         Deprovisioned::InProgress(operation) => {
-            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation) })).into_response()
         }
     })
 }

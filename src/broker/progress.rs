@@ -1,0 +1,182 @@
+//! How far a workload has come, read from its pods: scheduled, installing (the SteamCMD step), ready; or why it
+//! failed (image pull, crash loop, quota refused), in words a developer can act on.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use crate::osb::api::{LastOperation, OperationState};
+
+/// Waiting reasons that will not fix themselves.
+const IMAGE_PULL: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+const CRASHING: [&str; 2] = ["CrashLoopBackOff", "CreateContainerConfigError"];
+
+/// The state of a workload that should have `expected` ready pods, given its pods and the latest refusal of the
+/// controller to create one (a `FailedCreate` event, e.g. "exceeded quota").
+pub fn progress(expected: i32, pods: &[Pod], failed_create: Option<&str>) -> LastOperation {
+    if expected == 0 {
+        return if pods.is_empty() {
+            LastOperation::new(OperationState::Succeeded, "stopped; the volume is kept")
+        } else {
+            LastOperation::new(OperationState::InProgress, "stopping")
+        };
+    }
+    for pod in pods {
+        if let Some(failure) = failure(pod) {
+            return LastOperation::new(OperationState::Failed, failure);
+        }
+    }
+    if (pods.len() as i32) < expected
+        && let Some(message) = failed_create
+    {
+        return LastOperation::new(OperationState::Failed, format!("the cluster refused to create a pod: {message}"));
+    }
+    let ready = pods.iter().filter(|pod| is_ready(pod)).count() as i32;
+    if ready >= expected {
+        return LastOperation::new(OperationState::Succeeded, format!("{ready} of {expected} pods ready"));
+    }
+    let stage = pods.iter().map(stage).min().unwrap_or(Stage::Creating);
+    LastOperation::new(OperationState::InProgress, format!("{}; {ready} of {expected} pods ready", stage.describe()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Creating,
+    Scheduling,
+    Installing,
+    Starting,
+    Ready,
+}
+
+impl Stage {
+    fn describe(self) -> &'static str {
+        match self {
+            Stage::Creating => "creating the pod",
+            Stage::Scheduling => "waiting for a node",
+            Stage::Installing => "installing the application (SteamCMD)",
+            Stage::Starting => "starting",
+            Stage::Ready => "ready",
+        }
+    }
+}
+
+fn condition(pod: &Pod, kind: &str) -> Option<bool> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == kind).map(|c| c.status == "True")
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none() && condition(pod, "Ready") == Some(true)
+}
+
+fn stage(pod: &Pod) -> Stage {
+    if is_ready(pod) {
+        return Stage::Ready;
+    }
+    if condition(pod, "PodScheduled") != Some(true) {
+        return if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+            Stage::Starting
+        } else {
+            Stage::Scheduling
+        };
+    }
+    let status = pod.status.as_ref();
+    let init_done = status.and_then(|s| s.init_container_statuses.as_ref()).is_none_or(|statuses| {
+        statuses
+            .iter()
+            .all(|s| s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code == 0))
+    });
+    if init_done { Stage::Starting } else { Stage::Installing }
+}
+
+fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    let status = pod.status.as_ref();
+    let init = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default();
+    let main = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+    init.iter().chain(main)
+}
+
+/// Why a pod will not become ready by itself, if it will not.
+fn failure(pod: &Pod) -> Option<String> {
+    for container in statuses(pod) {
+        let waiting = container.state.as_ref().and_then(|state| state.waiting.as_ref());
+        let reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or_default();
+        let message = waiting.and_then(|w| w.message.as_deref()).unwrap_or("");
+        if IMAGE_PULL.contains(&reason) {
+            return Some(format!("image pull failed for container {} ({reason}): {message}", container.name));
+        }
+        if CRASHING.contains(&reason) {
+            let exit = container
+                .last_state
+                .as_ref()
+                .and_then(|state| state.terminated.as_ref())
+                .map(|t| format!(" (last exit code {})", t.exit_code))
+                .unwrap_or_default();
+            return Some(format!("container {} is crashing ({reason}){exit}: {message}", container.name));
+        }
+    }
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() == Some("Failed") {
+        return Some(format!("the pod failed: {}", status.message.as_deref().unwrap_or("no message")));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({ "metadata": { "name": "p" }, "spec": { "containers": [] }, "status": status }))
+            .expect("pod")
+    }
+
+    #[test]
+    fn ready_pods_succeed_and_stopped_workloads_succeed_without_pods() {
+        let ready = pod(
+            json!({ "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": "True" }] }),
+        );
+        assert_eq!(progress(1, &[ready], None).state, OperationState::Succeeded);
+        assert_eq!(progress(0, &[], None).state, OperationState::Succeeded);
+        assert_eq!(progress(2, &[], None).state, OperationState::InProgress);
+    }
+
+    #[test]
+    fn stages_are_reported() {
+        let unscheduled =
+            pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }));
+        assert!(progress(1, &[unscheduled], None).description.unwrap_or_default().starts_with("waiting for a node"));
+        let installing = pod(json!({
+            "conditions": [{ "type": "PodScheduled", "status": "True" }],
+            "initContainerStatuses": [{ "name": "steamcmd", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+                "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } }]
+        }));
+        assert!(progress(1, &[installing], None).description.unwrap_or_default().starts_with("installing"));
+    }
+
+    #[test]
+    fn failures_name_their_reason() {
+        let pulling = pod(
+            json!({ "containerStatuses": [{ "name": "app", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": { "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope:1\"" } } }] }),
+        );
+        let answer = progress(1, &[pulling], None);
+        assert_eq!(answer.state, OperationState::Failed);
+        assert!(
+            answer.description.unwrap_or_default().contains("image pull failed for container app (ImagePullBackOff)")
+        );
+        let crashing = pod(
+            json!({ "containerStatuses": [{ "name": "app", "ready": false, "restartCount": 5, "image": "i", "imageID": "",
+            "state": { "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 5m0s" } },
+            "lastState": { "terminated": { "exitCode": 137 } } }] }),
+        );
+        assert!(
+            progress(1, &[crashing], None)
+                .description
+                .unwrap_or_default()
+                .contains("crashing (CrashLoopBackOff) (last exit code 137)")
+        );
+        let quota = progress(1, &[], Some("pods \"x\" is forbidden: exceeded quota: caas-quota"));
+        assert_eq!(quota.state, OperationState::Failed);
+        assert!(quota.description.unwrap_or_default().contains("exceeded quota"));
+    }
+}

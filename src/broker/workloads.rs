@@ -1,0 +1,588 @@
+//! Workload instances (streaming sessions and container apps): placed into a tenant's virtual cluster, recorded by a
+//! ConfigMap in the broker's namespace (tenants cannot touch it), their objects labelled with the instance so that
+//! deprovisioning removes exactly them. Provision and update are asynchronous; progress is read from the pods.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, Service as KubeService,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::{Map, Value, json};
+
+use super::instance::{Attributes, StoredInstance};
+use super::parameters::SchemaKind;
+use super::progress::progress;
+use super::{Broker, check_maintenance};
+use crate::catalog::{Plan, Service, ServiceKind};
+use crate::k8s::names::{self, *};
+use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
+use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::osb::api::{BindingResponse, Endpoint, LastOperation, OperationState, UpdateRequest};
+use crate::osb::{OsbError, OsbResult};
+
+/// The `operation` of a workload update.
+pub const OPERATION_UPDATE: &str = "update";
+
+/// A workload instance as its record holds it.
+#[derive(Debug, Clone)]
+pub struct WorkloadRecord {
+    /// OSB attributes and state.
+    pub stored: StoredInstance,
+    /// The tenant namespace it runs in.
+    pub namespace: String,
+    /// The virtual cluster it runs in.
+    pub cluster_instance_id: String,
+}
+
+/// The objects of a workload, by kind.
+enum Built {
+    Session(StreamingSession),
+    App(ContainerApp),
+}
+
+impl Built {
+    fn workload(&self) -> &Workload {
+        match self {
+            Built::Session(session) => &session.workload,
+            Built::App(app) => &app.workload,
+        }
+    }
+
+    /// Pods that should be ready.
+    fn expected(&self) -> i32 {
+        match self {
+            Built::Session(session) => i32::from(session.workload.running),
+            Built::App(app) if !app.workload.running => 0,
+            Built::App(app) => app.autoscale.as_ref().map_or(app.replicas, |a| a.min),
+        }
+    }
+}
+
+impl Broker {
+    fn workload_records(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.options.broker_namespace)
+    }
+
+    fn record_name(instance_id: &str) -> String {
+        names::dns_label("instance-", instance_id)
+    }
+
+    /// The record of a workload instance, if `instance_id` is one.
+    pub(super) async fn workload(&self, instance_id: &str) -> OsbResult<Option<WorkloadRecord>> {
+        let Some(record) = self.workload_records().get_opt(&Broker::record_name(instance_id)).await? else {
+            return Ok(None);
+        };
+        let Some(stored) = StoredInstance::from_meta(&record.metadata).filter(|s| s.instance_id == instance_id) else {
+            return Ok(None);
+        };
+        let annotations = record.metadata.annotations.unwrap_or_default();
+        Ok(Some(WorkloadRecord {
+            stored,
+            namespace: annotations.get(ANNOTATION_NAMESPACE).cloned().unwrap_or_default(),
+            cluster_instance_id: annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID).cloned().unwrap_or_default(),
+        }))
+    }
+
+    fn record_object(&self, record: &WorkloadRecord, provisioned: bool) -> ConfigMap {
+        let mut annotations = record.stored.annotations(provisioned);
+        annotations.insert(ANNOTATION_NAMESPACE.to_owned(), record.namespace.clone());
+        annotations.insert(ANNOTATION_CLUSTER_INSTANCE_ID.to_owned(), record.cluster_instance_id.clone());
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(Broker::record_name(&record.stored.instance_id)),
+                namespace: Some(self.options.broker_namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+                    (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
+                ])),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    /// Provisions a workload: validated by the caller; always asynchronous.
+    pub(super) async fn provision_workload(
+        &self,
+        service: &Service,
+        wanted: StoredInstance,
+    ) -> OsbResult<super::Provisioned> {
+        let dashboard_url = self.dashboard_url(&wanted.instance_id);
+        let accepted = || {
+            super::Provisioned::InProgress(crate::osb::api::InstanceResponse {
+                dashboard_url: dashboard_url.clone(),
+                operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
+            })
+        };
+        if let Some(existing) = self.workload(&wanted.instance_id).await? {
+            return self.repeat_provision(service, existing, &wanted, dashboard_url).await;
+        }
+        let (cluster_instance_id, namespace) = self.place(&wanted).await?;
+        let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id };
+        self.ensure_broker_namespace().await?;
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+        match self.workload_records().create(&params, &self.record_object(&record, false)).await {
+            Ok(_) => {}
+            Err(error) if is_conflict(&error) => {
+                let existing = self.workload(&record.stored.instance_id).await?.ok_or_else(|| {
+                    OsbError::Concurrency(format!("instance {} is changing; retry", record.stored.instance_id))
+                })?;
+                return self.repeat_provision(service, existing, &record.stored, dashboard_url).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if let Err(error) = self.apply_workload(service, &record).await {
+            self.delete_workload_objects(service, &record).await.ok();
+            self.workload_records()
+                .delete(&Broker::record_name(&record.stored.instance_id), &DeleteParams::default())
+                .await
+                .ok();
+            return Err(error);
+        }
+        apply(&self.workload_records(), &self.record_object(&record, true)).await?;
+        Ok(accepted())
+    }
+
+    async fn repeat_provision(
+        &self,
+        service: &Service,
+        existing: WorkloadRecord,
+        wanted: &StoredInstance,
+        dashboard_url: Option<String>,
+    ) -> OsbResult<super::Provisioned> {
+        let differences = existing.stored.attributes.differences(&wanted.attributes);
+        if !differences.is_empty() {
+            return Err(OsbError::Conflict(format!(
+                "instance {} already exists with a different {}",
+                wanted.instance_id,
+                differences.join(", ")
+            )));
+        }
+        let response = crate::osb::api::InstanceResponse { dashboard_url, operation: None };
+        let state = self.workload_state(service, &existing).await?;
+        Ok(if state.state == OperationState::Succeeded {
+            super::Provisioned::AlreadyExists(response)
+        } else {
+            super::Provisioned::InProgress(crate::osb::api::InstanceResponse {
+                operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
+                ..response
+            })
+        })
+    }
+
+    /// The virtual cluster a workload goes into: the one named by `cluster_instance_id`, or the organization's only one.
+    async fn place(&self, wanted: &StoredInstance) -> OsbResult<(String, String)> {
+        let organization = &wanted.attributes.organization_guid;
+        if let Some(cluster) = wanted.attributes.parameters.get("cluster_instance_id").and_then(Value::as_str) {
+            let Some((namespace, stored)) = self.find(cluster).await? else {
+                return Err(OsbError::BadRequest(format!(
+                    "parameters.cluster_instance_id: {cluster:?} is not a virtual cluster of this broker"
+                )));
+            };
+            if stored.attributes.organization_guid != *organization {
+                return Err(OsbError::BadRequest(format!(
+                    "parameters.cluster_instance_id: virtual cluster {cluster:?} belongs to another organization"
+                )));
+            }
+            if !stored.provisioned || stored.terminating {
+                return Err(OsbError::BadRequest(format!(
+                    "parameters.cluster_instance_id: virtual cluster {cluster:?} is being created or deleted; retry when it is ready"
+                )));
+            }
+            return Ok((cluster.to_owned(), namespace.metadata.name.unwrap_or_default()));
+        }
+        let cluster_services: Vec<String> = self
+            .catalog
+            .services
+            .iter()
+            .filter(|s| s.broker.kind == ServiceKind::VirtualCluster)
+            .map(|s| names::label_value(&s.name))
+            .collect();
+        let selector = format!("{LABEL_ORGANIZATION}={}", names::label_value(organization));
+        let listed = Api::<Namespace>::all(self.client.clone()).list(&ListParams::default().labels(&selector)).await?;
+        let candidates: Vec<(String, StoredInstance)> = listed
+            .items
+            .iter()
+            .filter(|ns| {
+                ns.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_SERVICE))
+                    .is_some_and(|s| cluster_services.contains(s))
+            })
+            .filter_map(|ns| Some((ns.metadata.name.clone()?, StoredInstance::from_namespace(ns)?)))
+            .filter(|(_, s)| s.attributes.organization_guid == *organization && s.provisioned && !s.terminating)
+            .collect();
+        match candidates.as_slice() {
+            [(namespace, stored)] => Ok((stored.instance_id.clone(), namespace.clone())),
+            [] => Err(OsbError::BadRequest(format!(
+                "organization {organization} has no virtual cluster to run this in: create one first \
+                 (cf create-service caas small my-cluster), or name one with parameters.cluster_instance_id"
+            ))),
+            several => Err(OsbError::BadRequest(format!(
+                "organization {organization} has {} virtual clusters: choose one with parameters.cluster_instance_id ({})",
+                several.len(),
+                several.iter().map(|(_, s)| s.instance_id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    fn build(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<Built> {
+        let plan = service.plan(&record.stored.attributes.plan_id).ok_or_else(|| {
+            OsbError::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
+        })?;
+        let size = plan.broker.workload.clone().unwrap_or_default();
+        let parameters = &record.stored.attributes.parameters;
+        let text = |key: &str| parameters.get(key).and_then(Value::as_str).map(str::to_owned);
+        let prefix = if service.broker.kind == ServiceKind::StreamingSession { "session-" } else { "app-" };
+        let workload = Workload {
+            name: names::short_label(prefix, &record.stored.instance_id, 50),
+            namespace: record.namespace.clone(),
+            labels: BTreeMap::from([
+                (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+                (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
+                (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
+                (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
+            ]),
+            running: text("state").as_deref() != Some("stopped"),
+            restart: text("restart"),
+            ingress_host: text("ingress_host"),
+            ingress_class: text("ingress_class"),
+            size: size.clone(),
+        };
+        Ok(match service.broker.kind {
+            ServiceKind::StreamingSession => {
+                let launch = parameters.get("launch");
+                let words = |key: &str| -> Vec<String> {
+                    launch
+                        .and_then(|l| l.get(key))
+                        .and_then(Value::as_array)
+                        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .unwrap_or_default()
+                };
+                let mut command = words("command");
+                if command.is_empty() {
+                    command.push("./start.sh".to_owned());
+                }
+                command.extend(words("args"));
+                Built::Session(StreamingSession {
+                    workload,
+                    image: self.options.session_image.clone(),
+                    steam_app_id: parameters.get("steam_app_id").and_then(Value::as_u64).unwrap_or_default(),
+                    steam_credentials_secret: text("steam_credentials_secret"),
+                    launch: command,
+                    resolution: text("resolution").or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
+                    expose: text("expose").unwrap_or_else(|| "ClusterIP".to_owned()),
+                    runtime_class: self.options.gpu_runtime_class.clone(),
+                })
+            }
+            ServiceKind::ContainerApp => {
+                let autoscale = parameters.get("autoscale").map(|a| {
+                    let number = |key: &str, default: i64| a.get(key).and_then(Value::as_i64).unwrap_or(default) as i32;
+                    Autoscale { min: number("min", 1), max: number("max", 1), cpu_percent: number("cpu_percent", 80) }
+                });
+                let env = parameters
+                    .get("env")
+                    .and_then(Value::as_object)
+                    .map(|env| env.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+                    .unwrap_or_default();
+                Built::App(ContainerApp {
+                    workload,
+                    image: text("image").unwrap_or_default(),
+                    port: parameters.get("port").and_then(Value::as_i64).unwrap_or(8080) as i32,
+                    replicas: parameters.get("replicas").and_then(Value::as_i64).unwrap_or(1) as i32,
+                    env,
+                    autoscale,
+                    path: text("path").unwrap_or_else(|| "/".to_owned()),
+                })
+            }
+            ServiceKind::VirtualCluster => {
+                return Err(OsbError::Internal("a virtual cluster is not a workload".to_owned()));
+            }
+        })
+    }
+
+    async fn apply_workload(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+        let built = self.build(service, record)?;
+        let ns = &record.namespace;
+        let client = self.client.clone();
+        let ingresses = Api::<Ingress>::namespaced(client.clone(), ns);
+        let name = built.workload().name.clone();
+        let ingress = match &built {
+            Built::Session(session) => {
+                let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+                if secrets.get_opt(&session.vnc_secret_name()).await?.is_none() {
+                    match secrets.create(&PostParams::default(), &session.vnc_secret(&vnc_password())).await {
+                        Ok(_) => {}
+                        Err(error) if is_conflict(&error) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                apply(&Api::<StatefulSet>::namespaced(client.clone(), ns), &session.stateful_set()).await?;
+                apply(&Api::<KubeService>::namespaced(client.clone(), ns), &session.service()).await?;
+                session.ingress()
+            }
+            Built::App(app) => {
+                apply(&Api::<Deployment>::namespaced(client.clone(), ns), &app.deployment()).await?;
+                apply(&Api::<KubeService>::namespaced(client.clone(), ns), &app.service()).await?;
+                let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns);
+                match app.autoscaler() {
+                    Some(autoscaler) => {
+                        apply(&autoscalers, &autoscaler).await?;
+                    }
+                    None => ignore_missing(autoscalers.delete(&name, &DeleteParams::default()).await)?,
+                }
+                app.ingress()
+            }
+        };
+        match ingress {
+            Some(ingress) => {
+                apply(&ingresses, &ingress).await?;
+            }
+            None => ignore_missing(ingresses.delete(&name, &DeleteParams::default()).await)?,
+        }
+        Ok(())
+    }
+
+    async fn delete_workload_objects(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+        let built = self.build(service, record)?;
+        let name = built.workload().name.clone();
+        let ns = &record.namespace;
+        let client = self.client.clone();
+        let params = DeleteParams::background();
+        ignore_missing(Api::<Ingress>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
+        ignore_missing(Api::<KubeService>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
+        match &built {
+            Built::Session(session) => {
+                ignore_missing(Api::<StatefulSet>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
+                ignore_missing(
+                    Api::<Secret>::namespaced(client.clone(), ns).delete(&session.vnc_secret_name(), &params).await,
+                )?;
+                let selector = format!("{LABEL_INSTANCE}={}", names::label_value(&record.stored.instance_id));
+                let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+                ignore_missing(claims.delete_collection(&params, &ListParams::default().labels(&selector)).await)?;
+            }
+            Built::App(_) => {
+                ignore_missing(
+                    Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).delete(&name, &params).await,
+                )?;
+                ignore_missing(Api::<Deployment>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a workload stands, from its controller and pods.
+    pub(super) async fn workload_state(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<LastOperation> {
+        if !record.stored.provisioned {
+            let grace = self.options.sync_timeout.as_secs() as i64 + 30;
+            return Ok(if record.stored.age_seconds > grace {
+                LastOperation::new(
+                    OperationState::Failed,
+                    "provisioning was interrupted; delete the instance and create it again",
+                )
+            } else {
+                LastOperation::new(OperationState::InProgress, "creating the workload's objects")
+            });
+        }
+        let built = self.build(service, record)?;
+        let name = built.workload().name.clone();
+        let ns = &record.namespace;
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(&record.stored.instance_id));
+        let pods =
+            Api::<Pod>::namespaced(self.client.clone(), ns).list(&ListParams::default().labels(&selector)).await?;
+        let rolled_out = match &built {
+            Built::Session(_) => {
+                let set = Api::<StatefulSet>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
+                set.is_some_and(|set| {
+                    let generation = set.metadata.generation.unwrap_or_default();
+                    let status = set.status.unwrap_or_default();
+                    status.observed_generation.unwrap_or_default() >= generation
+                        && status.update_revision.is_some()
+                        && status.update_revision == status.current_revision
+                })
+            }
+            Built::App(_) => {
+                let deployment = Api::<Deployment>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
+                deployment.is_some_and(|d| {
+                    let generation = d.metadata.generation.unwrap_or_default();
+                    let replicas = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    let status = d.status.unwrap_or_default();
+                    status.observed_generation.unwrap_or_default() >= generation
+                        && status.updated_replicas.unwrap_or_default() >= replicas
+                        && status.replicas.unwrap_or_default() == replicas
+                })
+            }
+        };
+        let events = Api::<Event>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().fields("reason=FailedCreate"))
+            .await?;
+        let failed_create = events
+            .items
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(&name)))
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+            .and_then(|e| e.message.clone());
+        let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+        let state = progress(built.expected(), &live, failed_create.as_deref());
+        if state.state == OperationState::Succeeded && !rolled_out {
+            return Ok(LastOperation::new(OperationState::InProgress, "rolling out the new version of the pods"));
+        }
+        Ok(state)
+    }
+
+    /// PATCH for a workload: always asynchronous.
+    pub(super) async fn update_workload(
+        &self,
+        service: &Service,
+        record: WorkloadRecord,
+        request: UpdateRequest,
+        accepts_incomplete: bool,
+    ) -> OsbResult<crate::osb::api::InstanceResponse> {
+        let instance_id = record.stored.instance_id.clone();
+        let target_id =
+            request.plan_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&record.stored.attributes.plan_id);
+        let (_, target) = self.service_and_plan(&service.id, target_id)?;
+        check_maintenance(target, request.maintenance_info.as_ref())?;
+        let mut updated = record.clone();
+        updated.stored.attributes.plan_id = target.id.clone();
+        updated.stored.maintenance_version = target.maintenance_version().map(str::to_owned);
+        if let Some(changes) = request.parameters {
+            self.schemas.validate(&target.id, SchemaKind::Update, &super::instances::without_nulls(&changes))?;
+            if changes.get("cluster_instance_id").is_some_and(|c| c.as_str() != Some(&record.cluster_instance_id)) {
+                return Err(OsbError::BadRequest(
+                    "parameters.cluster_instance_id: a workload cannot move to another virtual cluster".to_owned(),
+                ));
+            }
+            updated.stored.attributes.parameters =
+                super::instances::merge(&record.stored.attributes.parameters, changes);
+            self.schemas.validate(&target.id, SchemaKind::Update, &updated.stored.attributes.parameters)?;
+        }
+        if !accepts_incomplete {
+            return Err(OsbError::AsyncRequired);
+        }
+        self.apply_workload(service, &updated).await?;
+        apply(&self.workload_records(), &self.record_object(&updated, true)).await?;
+        Ok(crate::osb::api::InstanceResponse {
+            dashboard_url: self.dashboard_url(&instance_id),
+            operation: Some(OPERATION_UPDATE.to_owned()),
+        })
+    }
+
+    /// DELETE for a workload: removes its objects (volume included) and its record; the pods go in the background.
+    pub(super) async fn deprovision_workload(&self, service: &Service, record: WorkloadRecord) -> OsbResult<String> {
+        self.delete_binding_records(&record.stored.instance_id).await?;
+        self.delete_workload_objects(service, &record).await?;
+        ignore_missing(
+            self.workload_records()
+                .delete(&Broker::record_name(&record.stored.instance_id), &DeleteParams::default())
+                .await,
+        )?;
+        Ok(format!("{}:{}", super::instances::OPERATION_DEPROVISION, record.namespace))
+    }
+
+    /// last_operation of a deleted workload: done when no pod of it is left in the namespace the operation names.
+    pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> OsbResult<LastOperation> {
+        if !crate::config::is_dns_label(namespace) {
+            return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
+        }
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let pods =
+            Api::<Pod>::namespaced(self.client.clone(), namespace).list(&ListParams::default().labels(&selector)).await;
+        let left = match pods {
+            Ok(pods) => pods.items.len(),
+            Err(error) if is_not_found(&error) => 0,
+            Err(error) => return Err(error.into()),
+        };
+        Ok(if left == 0 {
+            LastOperation::new(OperationState::Succeeded, "the workload has been deleted")
+        } else {
+            LastOperation::new(OperationState::InProgress, format!("deleting the workload: {left} pod(s) left"))
+        })
+    }
+
+    /// Credentials of a workload binding: where to reach it.
+    pub(super) async fn workload_credentials(
+        &self,
+        service: &Service,
+        record: &WorkloadRecord,
+    ) -> OsbResult<BindingResponse> {
+        let built = self.build(service, record)?;
+        let workload = built.workload();
+        let host = format!("{}.{}.svc.cluster.local", workload.name, record.namespace);
+        let (credentials, port) = match &built {
+            Built::Session(session) => {
+                let secret = Api::<Secret>::namespaced(self.client.clone(), &record.namespace)
+                    .get_opt(&session.vnc_secret_name())
+                    .await?
+                    .ok_or_else(|| {
+                        OsbError::Concurrency("the session's VNC secret is not there yet; retry".to_owned())
+                    })?;
+                let password = secret
+                    .data
+                    .and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| String::from_utf8_lossy(&p.0).into_owned()))
+                    .unwrap_or_default();
+                let novnc_url = match &workload.ingress_host {
+                    Some(ingress) => format!("https://{ingress}/vnc.html"),
+                    None => format!("http://{host}:{NOVNC_PORT}/vnc.html"),
+                };
+                let credentials = json!({
+                    "novnc_url": novnc_url,
+                    "vnc_host": host,
+                    "vnc_port": NOVNC_PORT,
+                    "vnc_protocol": "websocket",
+                    "vnc_password": password,
+                });
+                (credentials, NOVNC_PORT)
+            }
+            Built::App(_) => {
+                let mut urls = vec![format!("http://{host}")];
+                if let Some(ingress) = &workload.ingress_host {
+                    urls.insert(0, format!("https://{ingress}"));
+                }
+                (json!({ "url": urls[0], "urls": urls, "host": host, "port": 80 }), 80)
+            }
+        };
+        Ok(BindingResponse {
+            credentials,
+            metadata: None,
+            endpoints: vec![Endpoint { host, ports: vec![port.to_string()], protocol: "tcp".to_owned() }],
+            parameters: None,
+        })
+    }
+
+    /// The workload's service and plan from the catalog.
+    pub(super) fn workload_service(&self, record: &WorkloadRecord) -> OsbResult<(&Service, &Plan)> {
+        let attributes: &Attributes = &record.stored.attributes;
+        self.service_and_plan(&attributes.service_id, &attributes.plan_id)
+            .map_err(|_| OsbError::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
+    }
+
+    /// A workload's FetchedInstance parameters (all of them: nothing secret is a parameter).
+    pub(super) fn workload_parameters(record: &WorkloadRecord) -> Map<String, Value> {
+        record.stored.attributes.parameters.clone()
+    }
+}
+
+/// Eight random characters (only the first 8 of a VNC password count).
+fn vnc_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+fn ignore_missing<T>(result: Result<T, kube::Error>) -> OsbResult<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if is_not_found(&error) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,500 @@
+//! The objects of the workload plans, deployed into a tenant's namespace and labelled with the workload's instance so
+//! that deprovisioning removes exactly them: a streaming session (StatefulSet with a volume, a SteamCMD init step, the
+//! session container, a Service, an optional Ingress) and a container app (Deployment, Service, optional Ingress and
+//! HorizontalPodAutoscaler).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::names::LABEL_INSTANCE;
+use crate::catalog::WorkloadSize;
+
+/// Pod-template annotation whose change rolls the pods (the `restart` parameter).
+pub const ANNOTATION_RESTART: &str = "caas-broker.io/restart";
+/// noVNC / websockify port of a session, the one port it exposes.
+pub const NOVNC_PORT: i32 = 6080;
+/// Key of the VNC password in the session's Secret.
+pub const VNC_PASSWORD_KEY: &str = "password";
+
+/// What every workload object shares.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Base name of the objects.
+    pub name: String,
+    /// The tenant namespace.
+    pub namespace: String,
+    /// Labels of every object (managed-by, instance, service, plan).
+    pub labels: BTreeMap<String, String>,
+    /// Pod size.
+    pub size: WorkloadSize,
+    /// Running (or scaled to zero).
+    pub running: bool,
+    /// The restart token, if any.
+    pub restart: Option<String>,
+    /// Host of an Ingress, if one is wanted.
+    pub ingress_host: Option<String>,
+    /// IngressClass of that Ingress.
+    pub ingress_class: Option<String>,
+}
+
+impl Workload {
+    fn meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn selector(&self) -> BTreeMap<String, String> {
+        self.labels
+            .iter()
+            .filter(|(key, _)| key.as_str() == LABEL_INSTANCE)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn template_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            labels: Some(self.labels.clone()),
+            annotations: self
+                .restart
+                .as_ref()
+                .map(|token| BTreeMap::from([(ANNOTATION_RESTART.to_owned(), token.clone())])),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn resources(&self, gpu: bool) -> ResourceRequirements {
+        let mut values = BTreeMap::from([
+            ("cpu".to_owned(), Quantity(self.size.cpu.clone())),
+            ("memory".to_owned(), Quantity(self.size.memory.clone())),
+        ]);
+        if gpu && self.size.gpu > 0 {
+            values.insert("nvidia.com/gpu".to_owned(), Quantity(self.size.gpu.to_string()));
+        }
+        ResourceRequirements { requests: Some(values.clone()), limits: Some(values), ..ResourceRequirements::default() }
+    }
+
+    /// The Service in front of the pods.
+    pub fn service(&self, port: i32, target: &str, service_type: &str) -> Service {
+        Service {
+            metadata: self.meta(&self.name),
+            spec: Some(ServiceSpec {
+                type_: Some(service_type.to_owned()),
+                selector: Some(self.selector()),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".to_owned()),
+                    port,
+                    target_port: Some(IntOrString::String(target.to_owned())),
+                    protocol: Some("TCP".to_owned()),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    /// The Ingress, when a host was asked for.
+    pub fn ingress(&self, path: &str, service_port: i32) -> Option<Ingress> {
+        let host = self.ingress_host.clone()?;
+        Some(Ingress {
+            metadata: self.meta(&self.name),
+            spec: Some(IngressSpec {
+                ingress_class_name: self.ingress_class.clone(),
+                rules: Some(vec![IngressRule {
+                    host: Some(host),
+                    http: Some(HTTPIngressRuleValue {
+                        paths: vec![HTTPIngressPath {
+                            path: Some(path.to_owned()),
+                            path_type: "Prefix".to_owned(),
+                            backend: IngressBackend {
+                                service: Some(IngressServiceBackend {
+                                    name: self.name.clone(),
+                                    port: Some(ServiceBackendPort { number: Some(service_port), ..Default::default() }),
+                                }),
+                                ..IngressBackend::default()
+                            },
+                        }],
+                    }),
+                }]),
+                ..IngressSpec::default()
+            }),
+            ..Ingress::default()
+        })
+    }
+}
+
+fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+        ..SecurityContext::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.to_owned(), value: Some(value.to_owned()), ..EnvVar::default() }
+}
+
+fn tcp_probe(port: &str) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(port.to_owned()), ..TCPSocketAction::default() }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+/// A streaming session: one pod with a SteamCMD init step and the session container.
+#[derive(Debug, Clone)]
+pub struct StreamingSession {
+    /// The shared parts.
+    pub workload: Workload,
+    /// The session image (`images/streaming-session`).
+    pub image: String,
+    /// Steam application to install and run.
+    pub steam_app_id: u64,
+    /// Secret in the tenant namespace with `username` and `password`; anonymous login when absent.
+    pub steam_credentials_secret: Option<String>,
+    /// Command line of the application (shell words).
+    pub launch: Vec<String>,
+    /// Virtual display size, `WIDTHxHEIGHT`.
+    pub resolution: String,
+    /// Service type.
+    pub expose: String,
+    /// RuntimeClass of GPU sessions.
+    pub runtime_class: Option<String>,
+}
+
+impl StreamingSession {
+    /// Name of the Secret with the VNC password.
+    pub fn vnc_secret_name(&self) -> String {
+        format!("{}-vnc", self.workload.name)
+    }
+
+    /// The Secret holding the generated VNC password (made once; never changed by later applies).
+    pub fn vnc_secret(&self, password: &str) -> Secret {
+        Secret {
+            metadata: self.workload.meta(&self.vnc_secret_name()),
+            string_data: Some(BTreeMap::from([(VNC_PASSWORD_KEY.to_owned(), password.to_owned())])),
+            ..Secret::default()
+        }
+    }
+
+    /// The session's StatefulSet: its volume keeps the install and the Steam configuration across restarts.
+    pub fn stateful_set(&self) -> StatefulSet {
+        let w = &self.workload;
+        let gpu = w.size.gpu > 0;
+        let mut steam_env = vec![
+            env("STEAM_APP_ID", &self.steam_app_id.to_string()),
+            env("INSTALL_DIR", "/data/app"),
+            env("HOME", "/data/home"),
+        ];
+        if let Some(secret) = &self.steam_credentials_secret {
+            for (variable, key) in [("STEAM_USERNAME", "username"), ("STEAM_PASSWORD", "password")] {
+                steam_env.push(EnvVar {
+                    name: variable.to_owned(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.clone(),
+                            key: key.to_owned(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                });
+            }
+        }
+        let mut session_env = vec![
+            env("DISPLAY_NUMBER", "1"),
+            env("RESOLUTION", &format!("{}x24", self.resolution)),
+            env("VNC_PASSWORD_FILE", "/etc/vnc/password"),
+            env("NOVNC_PORT", &NOVNC_PORT.to_string()),
+            env("APP_COMMAND", &shell_words(&self.launch)),
+            env("HOME", "/data/home"),
+            env("STATE_DIR", "/tmp/session"),
+        ];
+        if gpu {
+            session_env.push(env("NVIDIA_DRIVER_CAPABILITIES", "all"));
+            session_env.push(env("NVIDIA_VISIBLE_DEVICES", "all"));
+        }
+        let data = VolumeMount { name: "data".to_owned(), mount_path: "/data".to_owned(), ..VolumeMount::default() };
+        let init = Container {
+            name: "steamcmd".to_owned(),
+            image: Some(self.image.clone()),
+            command: Some(vec!["/usr/local/bin/steamcmd-install.sh".to_owned()]),
+            env: Some(steam_env),
+            volume_mounts: Some(vec![data.clone()]),
+            resources: Some(w.resources(false)),
+            security_context: Some(hardened()),
+            ..Container::default()
+        };
+        let session = Container {
+            name: "session".to_owned(),
+            image: Some(self.image.clone()),
+            command: Some(vec!["/usr/local/bin/entrypoint.sh".to_owned()]),
+            working_dir: Some("/data/app".to_owned()),
+            env: Some(session_env),
+            ports: Some(vec![ContainerPort {
+                name: Some("novnc".to_owned()),
+                container_port: NOVNC_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            }]),
+            readiness_probe: Some(tcp_probe("novnc")),
+            volume_mounts: Some(vec![
+                data,
+                VolumeMount { name: "shm".to_owned(), mount_path: "/dev/shm".to_owned(), ..VolumeMount::default() },
+                VolumeMount {
+                    name: "vnc".to_owned(),
+                    mount_path: "/etc/vnc".to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]),
+            resources: Some(w.resources(true)),
+            security_context: Some(hardened()),
+            ..Container::default()
+        };
+        let pod = PodSpec {
+            init_containers: Some(vec![init]),
+            containers: vec![session],
+            automount_service_account_token: Some(false),
+            runtime_class_name: if gpu { self.runtime_class.clone() } else { None },
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(1000),
+                run_as_group: Some(1000),
+                fs_group: Some(1000),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..SeccompProfile::default()
+                }),
+                ..PodSecurityContext::default()
+            }),
+            volumes: Some(vec![
+                Volume {
+                    name: "shm".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: Some("Memory".to_owned()),
+                        size_limit: Some(Quantity("1Gi".to_owned())),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "vnc".to_owned(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(self.vnc_secret_name()),
+                        default_mode: Some(0o400),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+            ]),
+            ..PodSpec::default()
+        };
+        let storage = w.size.storage.clone().unwrap_or_else(|| "10Gi".to_owned());
+        StatefulSet {
+            metadata: w.meta(&w.name),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(i32::from(w.running)),
+                service_name: Some(w.name.clone()),
+                selector: LabelSelector { match_labels: Some(w.selector()), ..LabelSelector::default() },
+                template: PodTemplateSpec { metadata: Some(w.template_meta()), spec: Some(pod) },
+                volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".to_owned()),
+                        labels: Some(w.labels.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(PersistentVolumeClaimSpec {
+                        access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                        resources: Some(VolumeResourceRequirements {
+                            requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(storage))])),
+                            ..VolumeResourceRequirements::default()
+                        }),
+                        ..PersistentVolumeClaimSpec::default()
+                    }),
+                    ..PersistentVolumeClaim::default()
+                }]),
+                ..StatefulSetSpec::default()
+            }),
+            ..StatefulSet::default()
+        }
+    }
+
+    /// The Service of the noVNC port.
+    pub fn service(&self) -> Service {
+        self.workload.service(NOVNC_PORT, "novnc", &self.expose)
+    }
+
+    /// The Ingress of the noVNC page (page and WebSocket share the port, so an HTTP Ingress carries both).
+    pub fn ingress(&self) -> Option<Ingress> {
+        self.workload.ingress("/", NOVNC_PORT)
+    }
+}
+
+/// Joins words into one shell command line, quoting each word.
+pub fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| {
+            if !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@".contains(&b)) {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Autoscaling bounds of a container app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autoscale {
+    /// Fewest pods.
+    pub min: i32,
+    /// Most pods.
+    pub max: i32,
+    /// Target average CPU use, percent of the request.
+    pub cpu_percent: i32,
+}
+
+/// A container image run as a web app.
+#[derive(Debug, Clone)]
+pub struct ContainerApp {
+    /// The shared parts.
+    pub workload: Workload,
+    /// The image.
+    pub image: String,
+    /// The container's port.
+    pub port: i32,
+    /// Pods, when not autoscaled.
+    pub replicas: i32,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Autoscaling, if wanted.
+    pub autoscale: Option<Autoscale>,
+    /// Path of the Ingress rule.
+    pub path: String,
+}
+
+impl ContainerApp {
+    /// The app's Deployment.
+    pub fn deployment(&self) -> Deployment {
+        let w = &self.workload;
+        let replicas = match (&self.autoscale, w.running) {
+            (_, false) => Some(0),
+            (Some(autoscale), true) => Some(autoscale.min),
+            (None, true) => Some(self.replicas),
+        };
+        let container = Container {
+            name: "app".to_owned(),
+            image: Some(self.image.clone()),
+            env: Some(self.env.iter().map(|(name, value)| env(name, value)).collect()),
+            ports: Some(vec![ContainerPort {
+                name: Some("app".to_owned()),
+                container_port: self.port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            }]),
+            readiness_probe: Some(tcp_probe("app")),
+            resources: Some(w.resources(false)),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                ..SecurityContext::default()
+            }),
+            ..Container::default()
+        };
+        Deployment {
+            metadata: w.meta(&w.name),
+            spec: Some(DeploymentSpec {
+                replicas,
+                selector: LabelSelector { match_labels: Some(w.selector()), ..LabelSelector::default() },
+                template: PodTemplateSpec {
+                    metadata: Some(w.template_meta()),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        automount_service_account_token: Some(false),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    /// The Service (port 80 to the app's port).
+    pub fn service(&self) -> Service {
+        self.workload.service(80, "app", "ClusterIP")
+    }
+
+    /// The Ingress, when a host was asked for.
+    pub fn ingress(&self) -> Option<Ingress> {
+        self.workload.ingress(&self.path, 80)
+    }
+
+    /// The autoscaler, when autoscaling was asked for and the app runs.
+    pub fn autoscaler(&self) -> Option<HorizontalPodAutoscaler> {
+        let autoscale = self.autoscale.as_ref().filter(|_| self.workload.running)?;
+        Some(HorizontalPodAutoscaler {
+            metadata: self.workload.meta(&self.workload.name),
+            spec: HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".to_owned()),
+                    kind: "Deployment".to_owned(),
+                    name: self.workload.name.clone(),
+                },
+                min_replicas: Some(autoscale.min),
+                max_replicas: autoscale.max,
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".to_owned(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".to_owned(),
+                        target: MetricTarget {
+                            type_: "Utilization".to_owned(),
+                            average_utilization: Some(autoscale.cpu_percent),
+                            ..MetricTarget::default()
+                        },
+                    }),
+                    ..MetricSpec::default()
+                }]),
+                ..HorizontalPodAutoscalerSpec::default()
+            },
+            ..HorizontalPodAutoscaler::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quote_what_needs_it() {
+        let words = ["./game.x86_64", "-windowed", "it's here", ""].map(str::to_owned);
+        assert_eq!(shell_words(&words), r#"./game.x86_64 -windowed 'it'\''s here' ''"#);
+    }
+}

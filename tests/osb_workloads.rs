@@ -1,0 +1,268 @@
+//! Workload plans over OSB against the real control plane: streaming sessions and container apps are placed in the
+//! tenant's virtual cluster, counted against its quota, admitted by Pod Security, made Ready by the simulated kubelets,
+//! managed through updates, and removed without touching the tenant's other objects.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use axum::http::{Method, StatusCode};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::{Value, json};
+use support::broker::*;
+
+const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
+const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
+const APP: &str = "d3bc9dcc-7e6e-4233-b13e-fbae81b08a60";
+const APP_MEDIUM: &str = "0c23659f-ddf8-4f8c-841f-375d5cf3f8ff";
+
+fn id(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+fn body(service: &str, plan: &str, org: &str, parameters: Value) -> Value {
+    json!({ "service_id": service, "plan_id": plan, "organization_guid": org, "space_guid": "space-1",
+            "context": { "platform": "cloudfoundry", "organization_guid": org }, "parameters": parameters })
+}
+
+async fn provision_cluster(broker: &TestBroker, org: &str) -> String {
+    let cluster = id("vc");
+    let answer = broker
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{cluster}?accepts_incomplete=true"),
+            Some(provision_body(SMALL, org, json!({}))),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{answer:?}");
+    broker.wait_for_state(&cluster, "provision", "succeeded").await;
+    cluster
+}
+
+async fn put_async(broker: &TestBroker, instance: &str, body: Value) -> Answer {
+    broker.call(Method::PUT, &format!("/v2/service_instances/{instance}?accepts_incomplete=true"), Some(body)).await
+}
+
+async fn patch_async(broker: &TestBroker, instance: &str, body: Value) -> Answer {
+    broker.call(Method::PATCH, &format!("/v2/service_instances/{instance}?accepts_incomplete=true"), Some(body)).await
+}
+
+/// A volume for the session's claim (the local control plane has no storage provisioner).
+async fn offer_volume(broker: &TestBroker, name: &str) {
+    let volume: PersistentVolume = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
+                  "persistentVolumeReclaimPolicy": "Delete", "hostPath": { "path": format!("/tmp/{name}") } }
+    }))
+    .expect("pv");
+    Api::<PersistentVolume>::all(broker.client.clone())
+        .create(&PostParams::default(), &volume)
+        .await
+        .expect("create pv");
+}
+
+#[tokio::test]
+async fn streaming_session_lifecycle_in_the_tenant_namespace() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    let volume = id("pv");
+    offer_volume(&broker, &volume).await;
+    // Something of the tenant's own, which deprovisioning the session must leave alone.
+    let configmaps = Api::<ConfigMap>::namespaced(broker.client.clone(), &namespace);
+    configmaps
+        .create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "mine" } })).expect("cm"))
+        .await
+        .expect("cm");
+
+    let session = id("ss");
+    let parameters = json!({ "steam_app_id": 1007, "launch": { "command": ["./game"], "args": ["-windowed"] } });
+    let sync = broker
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{session}"),
+            Some(body(STREAMING, CPU_720P, &org, parameters.clone())),
+        )
+        .await;
+    assert_eq!((sync.status, sync.body["error"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("AsyncRequired")));
+    let accepted = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, parameters.clone())).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    assert_eq!(accepted.body["operation"], "provision");
+    let done = broker.wait_for_state(&session, "provision", "succeeded").await;
+    assert_eq!(done.body["description"], "1 of 1 pods ready");
+
+    let sets = Api::<StatefulSet>::namespaced(broker.client.clone(), &namespace);
+    let set = sets
+        .list(&ListParams::default().labels(&format!("caas-broker.io/instance={session}")))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(set.len(), 1);
+    let set = serde_json::to_value(&set[0]).expect("json");
+    let pod = &set["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["name"], "steamcmd");
+    let init_env = &pod["initContainers"][0]["env"];
+    assert!(init_env.as_array().expect("env").iter().any(|e| e["name"] == "STEAM_APP_ID" && e["value"] == "1007"));
+    let session_env: BTreeMap<String, Value> = pod["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap_or_default().to_owned(), e["value"].clone()))
+        .collect();
+    assert_eq!(session_env["RESOLUTION"], "1280x720x24");
+    assert_eq!(session_env["APP_COMMAND"], "./game -windowed");
+    assert_eq!(pod["containers"][0]["ports"][0]["containerPort"], 6080);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["volumes"].as_array().expect("volumes").iter().any(|v| v["emptyDir"]["medium"] == "Memory"));
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
+    let name = set["metadata"]["name"].as_str().expect("name").to_owned();
+    let service = Api::<Service>::namespaced(broker.client.clone(), &namespace).get(&name).await.expect("service");
+    assert_eq!(service.spec.and_then(|s| s.ports).expect("ports")[0].port, 6080);
+
+    // Bind: where the session is, and its VNC password (the one in the session's Secret).
+    let binding = id("b");
+    let bound = broker.bind(&session, &binding, CPU_720P, json!({ "service_id": STREAMING })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let credentials = &bound.body["credentials"];
+    assert_eq!(credentials["vnc_port"], 6080);
+    assert_eq!(credentials["novnc_url"], format!("http://{name}.{namespace}.svc.cluster.local:6080/vnc.html"));
+    let secret =
+        Api::<Secret>::namespaced(broker.client.clone(), &namespace).get(&format!("{name}-vnc")).await.expect("secret");
+    let stored = String::from_utf8(secret.data.expect("data")["password"].0.clone()).expect("utf8");
+    assert_eq!(credentials["vnc_password"], stored);
+    assert_eq!(stored.len(), 8);
+
+    // Stop: scaled to zero, the volume is kept; start with a restart token: the template rolls.
+    let stop =
+        patch_async(&broker, &session, json!({ "service_id": STREAMING, "parameters": { "state": "stopped" } })).await;
+    assert_eq!(stop.status, StatusCode::ACCEPTED, "{stop:?}");
+    let stopped = broker.wait_for_state(&session, "update", "succeeded").await;
+    assert_eq!(stopped.body["description"], "stopped; the volume is kept");
+    assert_eq!(sets.get(&name).await.expect("set").spec.and_then(|s| s.replicas), Some(0));
+    let claims = Api::<PersistentVolumeClaim>::namespaced(broker.client.clone(), &namespace);
+    assert_eq!(claims.list(&ListParams::default()).await.expect("claims").items.len(), 1);
+    let start = patch_async(
+        &broker,
+        &session,
+        json!({ "service_id": STREAMING, "parameters": { "state": "running", "restart": "r1" } }),
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::ACCEPTED);
+    broker.wait_for_state(&session, "update", "succeeded").await;
+    let template = sets.get(&name).await.expect("set").spec.expect("spec").template.metadata.expect("meta");
+    assert_eq!(template.annotations.unwrap_or_default()["caas-broker.io/restart"], "r1");
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{session}"), None).await;
+    assert_eq!(fetched.body["parameters"]["restart"], "r1");
+    assert_eq!(fetched.body["metadata"]["labels"]["cluster_instance_id"], cluster);
+
+    // Deprovision removes exactly the session's objects, volume included.
+    let delete =
+        format!("/v2/service_instances/{session}?service_id={STREAMING}&plan_id={CPU_720P}&accepts_incomplete=true");
+    let deleting = broker.call(Method::DELETE, &delete, None).await;
+    assert_eq!(deleting.status, StatusCode::ACCEPTED);
+    let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
+    assert_eq!(operation, format!("deprovision:{namespace}"));
+    broker.wait_for_state(&session, &operation, "succeeded").await;
+    assert!(sets.get_opt(&name).await.expect("get").is_none());
+    assert!(claims.list(&ListParams::default()).await.expect("claims").items.is_empty());
+    assert!(configmaps.get_opt("mine").await.expect("get").is_some(), "the tenant's own objects stay");
+    assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::GONE);
+    Api::<PersistentVolume>::all(broker.client.clone()).delete(&volume, &Default::default()).await.ok();
+    broker.deprovision(&cluster, SMALL).await;
+}
+
+#[tokio::test]
+async fn placement_needs_exactly_one_virtual_cluster_of_the_organization() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let app = json!({ "image": "example.invalid/api:1", "port": 8080 });
+    let none = put_async(&broker, &id("app"), body(APP, APP_MEDIUM, &org, app.clone())).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{none:?}");
+    assert!(none.body["description"].as_str().unwrap_or_default().contains("has no virtual cluster"));
+    let first = provision_cluster(&broker, &org).await;
+    let second = provision_cluster(&broker, &org).await;
+    let several = put_async(&broker, &id("app"), body(APP, APP_MEDIUM, &org, app.clone())).await;
+    assert_eq!(several.status, StatusCode::BAD_REQUEST);
+    assert!(
+        several.body["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("choose one with parameters.cluster_instance_id")
+    );
+    let elsewhere = put_async(
+        &broker,
+        &id("app"),
+        body(APP, APP_MEDIUM, "other-org", json!({ "image": "x", "port": 80, "cluster_instance_id": first })),
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST);
+    assert!(elsewhere.body["description"].as_str().unwrap_or_default().contains("another organization"));
+    let missing = put_async(&broker, &id("app"), body(APP, APP_MEDIUM, &org, json!({ "port": 80 }))).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "image is required");
+    broker.deprovision(&first, SMALL).await;
+    broker.deprovision(&second, SMALL).await;
+}
+
+#[tokio::test]
+async fn container_app_scales_binds_and_reports_quota_refusals() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    let app = id("app");
+    let parameters = json!({ "image": "example.invalid/api:1.4", "port": 8080, "replicas": 2, "env": { "MODE": "prod" },
+                             "ingress_host": "api.example.test", "ingress_class": "nginx", "path": "/api" });
+    let accepted = put_async(&broker, &app, body(APP, APP_MEDIUM, &org, parameters)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    let done = broker.wait_for_state(&app, "provision", "succeeded").await;
+    assert_eq!(done.body["description"], "2 of 2 pods ready");
+    let deployments = Api::<Deployment>::namespaced(broker.client.clone(), &namespace);
+    let selector = format!("caas-broker.io/instance={app}");
+    let deployment = deployments.list(&ListParams::default().labels(&selector)).await.expect("list").items.remove(0);
+    let name = deployment.metadata.name.clone().expect("name");
+    let container = &deployment.spec.expect("spec").template.spec.expect("pod").containers[0];
+    assert_eq!(container.image.as_deref(), Some("example.invalid/api:1.4"));
+    assert_eq!(container.env.as_ref().expect("env")[0].value.as_deref(), Some("prod"));
+    assert_eq!(container.resources.as_ref().and_then(|r| r.limits.as_ref()).expect("limits")["cpu"].0, "500m");
+    let ingress = Api::<Ingress>::namespaced(broker.client.clone(), &namespace).get(&name).await.expect("ingress");
+    let rule = &ingress.spec.expect("spec").rules.expect("rules")[0];
+    assert_eq!(rule.host.as_deref(), Some("api.example.test"));
+
+    let bound = broker.bind(&app, &id("b"), APP_MEDIUM, json!({ "service_id": APP })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    assert_eq!(bound.body["credentials"]["url"], "https://api.example.test");
+    assert_eq!(bound.body["credentials"]["urls"][1], format!("http://{name}.{namespace}.svc.cluster.local"));
+
+    // Autoscaling makes an HPA; 6 pods of 500m exceed the small virtual cluster's 2 CPUs: the refusal is reported.
+    let scaled = patch_async(
+        &broker,
+        &app,
+        json!({ "service_id": APP, "parameters": { "autoscale": { "min": 1, "max": 3, "cpu_percent": 70 } } }),
+    )
+    .await;
+    assert_eq!(scaled.status, StatusCode::ACCEPTED);
+    broker.wait_for_state(&app, "update", "succeeded").await;
+    let hpa =
+        Api::<HorizontalPodAutoscaler>::namespaced(broker.client.clone(), &namespace).get(&name).await.expect("hpa");
+    assert_eq!(hpa.spec.max_replicas, 3);
+    let too_many =
+        patch_async(&broker, &app, json!({ "service_id": APP, "parameters": { "autoscale": null, "replicas": 6 } }))
+            .await;
+    assert_eq!(too_many.status, StatusCode::ACCEPTED);
+    let failed = broker.wait_for_state(&app, "update", "failed").await;
+    let description = failed.body["description"].as_str().unwrap_or_default();
+    assert!(description.contains("exceeded quota"), "{description}");
+
+    let delete = format!("/v2/service_instances/{app}?service_id={APP}&plan_id={APP_MEDIUM}&accepts_incomplete=true");
+    let deleting = broker.call(Method::DELETE, &delete, None).await;
+    let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
+    broker.wait_for_state(&app, &operation, "succeeded").await;
+    assert!(deployments.get_opt(&name).await.expect("get").is_none());
+    broker.deprovision(&cluster, SMALL).await;
+}
