@@ -29,6 +29,14 @@ fn is_status(result: &Result<impl std::fmt::Debug, kube::Error>, code: u16) -> b
     matches!(result, Err(kube::Error::Api(status)) if status.code == code)
 }
 
+/// No binding ServiceAccount is left in (or was made in) the namespace.
+async fn assert_no_binding_accounts(broker: &TestBroker, namespace: &str) {
+    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), namespace);
+    let listed = accounts.list(&ListParams::default()).await.expect("list service accounts");
+    let names: Vec<String> = listed.items.into_iter().filter_map(|a| a.metadata.name).collect();
+    assert!(names.iter().all(|n| !n.starts_with("caas-binding-")), "binding accounts in {namespace}: {names:?}");
+}
+
 /// Writes a kubeconfig to a temporary file for kubectl.
 fn kubeconfig_file(text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("binding-{:016x}.kubeconfig", rand::random::<u64>()));
@@ -107,16 +115,7 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     assert_eq!((unbound.status, unbound.body.clone()), (StatusCode::OK, json!({})));
     let refused = pods.list(&ListParams::default()).await;
     assert!(is_status(&refused, 401), "a deleted binding's token must be refused with 401: {refused:?}");
-    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &namespace);
-    let left: Vec<String> = accounts
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .filter_map(|a| a.metadata.name)
-        .collect();
-    assert!(left.iter().all(|name| !name.starts_with("caas-binding-")), "{left:?}");
+    assert_no_binding_accounts(&broker, &namespace).await;
     let records = Api::<Secret>::namespaced(broker.client.clone(), &broker.settings.kubernetes.broker_namespace);
     let selector = format!("caas-broker.io/binding={binding}");
     assert!(records.list(&ListParams::default().labels(&selector)).await.expect("list").items.is_empty());
@@ -160,16 +159,7 @@ async fn bad_binds_are_refused_and_create_nothing() {
     }
     let unknown = broker.bind(&id("missing"), &binding, MICRO, json!({})).await;
     assert_eq!((unknown.status, unknown.body["error"].clone()), (StatusCode::NOT_FOUND, json!("NotFound")));
-    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &namespace);
-    let names: Vec<String> = accounts
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .filter_map(|a| a.metadata.name)
-        .collect();
-    assert!(names.iter().all(|n| !n.starts_with("caas-binding-")), "a refused bind created {names:?}");
+    assert_no_binding_accounts(&broker, &namespace).await;
     let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
     assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND);
     let missing_ids = broker.call(Method::DELETE, &format!("{uri}?plan_id={MICRO}"), None).await;
