@@ -52,11 +52,14 @@ async fn patch_async(broker: &TestBroker, instance: &str, body: Value) -> Answer
     broker.call(Method::PATCH, &format!("/v2/service_instances/{instance}?accepts_incomplete=true"), Some(body)).await
 }
 
-/// A volume for the session's claim (the local control plane has no storage provisioner).
-async fn offer_volume(broker: &TestBroker, name: &str) {
+/// A volume reserved for the claim of `session` (the local control plane has no storage provisioner; the claim
+/// reference keeps concurrent tests from taking each other's volume).
+async fn offer_volume(broker: &TestBroker, name: &str, namespace: &str, session: &str) {
+    let claim = format!("data-{}-0", caas_broker::k8s::names::short_label("session-", session, 50));
     let volume: PersistentVolume = serde_json::from_value(json!({
         "metadata": { "name": name },
         "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
+                  "claimRef": { "namespace": namespace, "name": claim },
                   "persistentVolumeReclaimPolicy": "Delete", "hostPath": { "path": format!("/tmp/{name}") } }
     }))
     .expect("pv");
@@ -72,8 +75,9 @@ async fn streaming_session_lifecycle_in_the_tenant_namespace() {
     let org = id("org");
     let cluster = provision_cluster(&broker, &org).await;
     let namespace = broker.namespace(&cluster);
+    let session = id("ss");
     let volume = id("pv");
-    offer_volume(&broker, &volume).await;
+    offer_volume(&broker, &volume, &namespace, &session).await;
     // Something of the tenant's own, which deprovisioning the session must leave alone.
     let configmaps = Api::<ConfigMap>::namespaced(broker.client.clone(), &namespace);
     configmaps
@@ -81,7 +85,6 @@ async fn streaming_session_lifecycle_in_the_tenant_namespace() {
         .await
         .expect("cm");
 
-    let session = id("ss");
     let parameters = json!({ "steam_app_id": 1007, "launch": { "command": ["./game"], "args": ["-windowed"] } });
     let sync = broker
         .call(
@@ -264,5 +267,48 @@ async fn container_app_scales_binds_and_reports_quota_refusals() {
     let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
     broker.wait_for_state(&app, &operation, "succeeded").await;
     assert!(deployments.get_opt(&name).await.expect("get").is_none());
+    broker.deprovision(&cluster, SMALL).await;
+}
+
+#[tokio::test]
+async fn binding_a_session_that_is_not_ready_yet_is_asynchronous() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let session = id("ss");
+    // No volume is offered yet: the session's claim stays unbound and its pod waits for a node.
+    let accepted = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, json!({ "steam_app_id": 1007 }))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let state = broker.call(Method::GET, &format!("/v2/service_instances/{session}/last_operation"), None).await;
+    assert_eq!(state.body["state"], "in progress", "{state:?}");
+
+    let binding = id("b");
+    let uri = format!("/v2/service_instances/{session}/service_bindings/{binding}");
+    let bind_body = json!({ "service_id": STREAMING, "plan_id": CPU_720P, "bind_resource": { "app_guid": "app-1" } });
+    let sync = broker.call(Method::PUT, &format!("{uri}-sync"), Some(bind_body.clone())).await;
+    assert_eq!((sync.status, sync.body["error"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("AsyncRequired")));
+    let accepted = broker.call(Method::PUT, &format!("{uri}?accepts_incomplete=true"), Some(bind_body.clone())).await;
+    assert_eq!((accepted.status, accepted.body.clone()), (StatusCode::ACCEPTED, json!({ "operation": "bind" })));
+    assert!(accepted.body.get("credentials").is_none(), "a 202 carries no credentials");
+    let again = broker.call(Method::PUT, &format!("{uri}?accepts_incomplete=true"), Some(bind_body)).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND, "in progress: 404");
+    let polled = broker.call(Method::GET, &format!("{uri}/last_operation?operation=bind"), None).await;
+    assert_eq!(polled.body["state"], "in progress", "{polled:?}");
+
+    let volume = id("pv");
+    offer_volume(&broker, &volume, &broker.namespace(&cluster), &session).await;
+    support::cluster::eventually(std::time::Duration::from_secs(60), "the binding to complete", || async {
+        let polled = broker.call(Method::GET, &format!("{uri}/last_operation?operation=bind"), None).await;
+        (polled.body["state"] == "succeeded").then_some(())
+    })
+    .await;
+    let fetched = broker.call(Method::GET, &uri, None).await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(fetched.body["credentials"]["vnc_password"].as_str().map(str::len), Some(8));
+
+    let delete = format!("/v2/service_instances/{session}?service_id={STREAMING}&plan_id={CPU_720P}");
+    assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::OK);
+    Api::<PersistentVolume>::all(broker.client.clone()).delete(&volume, &Default::default()).await.ok();
     broker.deprovision(&cluster, SMALL).await;
 }

@@ -29,6 +29,10 @@ const DEFAULT_ROLE: &str = "edit";
 const ANNOTATION_BINDING_PARAMETERS: &str = "caas-broker.io/binding-parameters";
 /// Annotation with the parameters as requested (what an identical repeat must match).
 const ANNOTATION_REQUESTED: &str = "caas-broker.io/requested";
+/// Set on a binding accepted before its workload was ready: it is complete once the workload is.
+const ANNOTATION_PENDING: &str = "caas-broker.io/pending";
+/// The `operation` of an asynchronous bind.
+pub const OPERATION_BIND: &str = "bind";
 
 /// How a bind ended: 201 or 200.
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub enum Bound {
     Created(BindingResponse),
     /// Already there with identical attributes: the same credentials.
     AlreadyExists(BindingResponse),
+    /// Accepted; complete when the workload is ready (202, credentials through GET binding).
+    InProgress(&'static str),
 }
 
 /// A binding as its record holds it.
@@ -45,6 +51,7 @@ struct BindingRecord {
     requested: Value,
     parameters: Map<String, Value>,
     response: BindingResponse,
+    pending: bool,
 }
 
 impl BindingRecord {
@@ -64,6 +71,7 @@ impl BindingRecord {
             requested: json(ANNOTATION_REQUESTED)?,
             parameters,
             response: BindingResponse { credentials, metadata, endpoints, parameters: None },
+            pending: annotations.contains_key(ANNOTATION_PENDING),
         })
     }
 }
@@ -93,12 +101,22 @@ impl Broker {
     }
 
     /// PUT /v2/service_instances/:instance_id/service_bindings/:binding_id
-    pub async fn bind(&self, instance_id: &str, binding_id: &str, request: BindRequest) -> OsbResult<Bound> {
+    pub async fn bind(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        request: BindRequest,
+        accepts_incomplete: bool,
+    ) -> OsbResult<Bound> {
         let objects = self.objects(instance_id, binding_id);
         let requested = requested_attributes(&request);
         // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
         if let Some(record) = self.record(&objects).await? {
             return if record.instance_id == instance_id && record.requested == requested {
+                if record.pending && self.binding_state(instance_id, &record).await?.state != OperationState::Succeeded
+                {
+                    return Ok(Bound::InProgress(OPERATION_BIND));
+                }
                 Ok(Bound::AlreadyExists(record.response))
             } else {
                 Err(OsbError::Conflict(format!("binding {binding_id} already exists with other attributes")))
@@ -120,7 +138,15 @@ impl Broker {
             let parameters = request.parameters.clone().unwrap_or_default();
             self.schemas.validate(&plan.id, SchemaKind::Bind, &parameters)?;
             let response = self.workload_credentials(service, &record).await?;
-            return self.save_record(&objects, &record.stored, &requested, &parameters, &request, &response).await;
+            let ready = self.workload_state(service, &record).await?.state == OperationState::Succeeded;
+            if !ready && !accepts_incomplete {
+                return Err(OsbError::AsyncRequired);
+            }
+            let saved = self.save_record(&objects, &record.stored, &parameters, &request, &response, !ready);
+            return match saved.await? {
+                Bound::Created(_) if !ready => Ok(Bound::InProgress(OPERATION_BIND)),
+                other => Ok(other),
+            };
         }
         let Some((_, instance)) = self.find(instance_id).await? else {
             return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
@@ -166,7 +192,7 @@ impl Broker {
             endpoints: credentials::endpoints(&self.endpoint),
             parameters: None,
         };
-        self.save_record(&objects, &instance, &requested, &parameters, &request, &response).await
+        self.save_record(&objects, &instance, &parameters, &request, &response, false).await
     }
 
     /// The effective bind parameters: the request's, validated, or for a rotation the predecessor's.
@@ -226,12 +252,13 @@ impl Broker {
         &self,
         objects: &BindingObjects,
         instance: &StoredInstance,
-        requested: &Value,
         parameters: &Map<String, Value>,
         request: &BindRequest,
         response: &BindingResponse,
+        pending: bool,
     ) -> OsbResult<Bound> {
         self.ensure_broker_namespace().await?;
+        let requested = &requested_attributes(request);
         let mut annotations = BTreeMap::from([
             (ANNOTATION_REQUESTED.to_owned(), requested.to_string()),
             (ANNOTATION_BINDING_PARAMETERS.to_owned(), Value::Object(parameters.clone()).to_string()),
@@ -245,6 +272,9 @@ impl Broker {
         }
         if let Some(predecessor) = &request.predecessor_binding_id {
             annotations.insert(ANNOTATION_PREDECESSOR.to_owned(), predecessor.clone());
+        }
+        if pending {
+            annotations.insert(ANNOTATION_PENDING.to_owned(), "true".to_owned());
         }
         let record = objects.record(annotations, response.credentials.to_string());
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
@@ -282,10 +312,12 @@ impl Broker {
     /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
     pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> OsbResult<BindingResponse> {
         let record = self.record(&self.objects(instance_id, binding_id)).await?;
-        match record.filter(|record| record.instance_id == instance_id) {
-            Some(record) => Ok(BindingResponse { parameters: Some(record.parameters), ..record.response }),
-            None => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+        let not_found = || OsbError::NotFound(format!("binding {binding_id} does not exist"));
+        let record = record.filter(|record| record.instance_id == instance_id).ok_or_else(not_found)?;
+        if record.pending && self.binding_state(instance_id, &record).await?.state != OperationState::Succeeded {
+            return Err(OsbError::NotFound(format!("binding {binding_id} is still in progress")));
         }
+        Ok(BindingResponse { parameters: Some(record.parameters), ..record.response })
     }
 
     /// DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
@@ -343,16 +375,36 @@ impl Broker {
         binding_id: &str,
         operation: Option<&str>,
     ) -> OsbResult<LastOperation> {
-        let exists =
-            self.record(&self.objects(instance_id, binding_id)).await?.is_some_and(|r| r.instance_id == instance_id);
+        let record =
+            self.record(&self.objects(instance_id, binding_id)).await?.filter(|r| r.instance_id == instance_id);
+        let exists = record.is_some();
         let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
         match (exists, unbinding, operation) {
-            (true, false, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready")),
+            (true, false, _) => match record {
+                Some(record) => self.binding_state(instance_id, &record).await,
+                None => Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready")),
+            },
             (true, true, _) => Ok(LastOperation::new(OperationState::InProgress, "revoking the credentials")),
             (false, true, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked")),
             (false, false, None) => Err(OsbError::Gone(format!("binding {binding_id} does not exist"))),
             (false, false, Some(_)) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
         }
+    }
+
+    /// A pending binding is as far as its workload: done when the workload is ready.
+    async fn binding_state(&self, instance_id: &str, record: &BindingRecord) -> OsbResult<LastOperation> {
+        if !record.pending {
+            return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
+        }
+        let Some(workload) = self.workload(instance_id).await? else {
+            return Ok(LastOperation::new(OperationState::Failed, "the instance no longer exists"));
+        };
+        let (service, _) = self.workload_service(&workload)?;
+        let state = self.workload_state(service, &workload).await?;
+        Ok(match state.state {
+            OperationState::Succeeded => LastOperation::new(OperationState::Succeeded, "the credentials are ready"),
+            _ => state,
+        })
     }
 
     /// Deletes the records of every binding of an instance (its ServiceAccounts go with the namespace).

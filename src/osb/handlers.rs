@@ -90,12 +90,15 @@ pub async fn instance_last_operation(
 pub async fn bind(
     State(broker): State<BrokerState>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
-    OsbQuery(_query): OsbQuery<AsyncQuery>,
+    OsbQuery(query): OsbQuery<AsyncQuery>,
     OsbJson(request): OsbJson<BindRequest>,
 ) -> OsbResult<Response> {
-    Ok(match broker.bind(&instance_id, &binding_id, request).await? {
+    Ok(match broker.bind(&instance_id, &binding_id, request, query.accepts_incomplete).await? {
         Bound::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
         Bound::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+        Bound::InProgress(operation) => {
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+        }
     })
 }
 
