@@ -11,6 +11,7 @@ pub mod broker;
 pub mod catalog;
 pub mod config;
 pub mod k8s;
+pub mod metrics;
 pub mod osb;
 pub mod server;
 pub mod telemetry;

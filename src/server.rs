@@ -22,6 +22,7 @@ pub fn app(settings: &Settings, catalog: Catalog, client: Client, endpoint: Clus
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(broker.clone());
     Ok(osb::router(broker, credentials, settings.limits.body_bytes)
         .merge(probes)
@@ -35,6 +36,19 @@ async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, &'static
         Ok(Ok(_)) => (StatusCode::OK, "ok"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer"),
     }
+}
+
+/// Prometheus metrics; the instance counts are read from the cluster first (a failure leaves the last counts).
+async fn metrics(State(broker): State<osb::BrokerState>) -> impl axum::response::IntoResponse {
+    let metrics = crate::metrics::global();
+    match broker.count_instances().await {
+        Ok(counts) => metrics.set_instances(&counts),
+        Err(error) => tracing::warn!(%error, "could not count instances for /metrics"),
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
 }
 
 /// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), and the
@@ -69,7 +83,10 @@ pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint
         let pem = std::fs::read_to_string(path).map_err(|e| format!("kubernetes.public_ca_file: {e}"))?;
         endpoint.ca_pem = Some(pem);
     }
-    let client = Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?
+        .with_layer(&crate::metrics::ApiserverTiming)
+        .build();
     Ok((client, endpoint))
 }
 

@@ -99,6 +99,26 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     assert_eq!(status, "201", "{body}");
     let bound: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let token = bound["credentials"]["token"].as_str().expect("token").to_owned();
+    // Metrics: requests by route and status, operations by plan and outcome, apiserver latencies, instances.
+    let (status, metrics) = curl(&["--cacert", ca, &format!("{base}/metrics")]);
+    assert_eq!(status, "200");
+    let sample = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {prefix} in:\n{metrics}"))
+    };
+    assert_eq!(sample(r#"caas_broker_http_requests_total{route="/v2/catalog",method="GET",status="200"}"#), 1.0);
+    assert_eq!(sample(r#"caas_broker_http_requests_total{route="/v2/catalog",method="GET",status="401"}"#), 1.0);
+    let provisioned =
+        r#"caas_broker_osb_operations_total{operation="provision",service="caas",plan="micro",outcome="succeeded"}"#;
+    assert_eq!(sample(provisioned), 1.0);
+    let bound = r#"caas_broker_osb_operations_total{operation="bind",service="caas",plan="micro",outcome="succeeded"}"#;
+    assert_eq!(sample(bound), 1.0);
+    assert!(sample(r#"caas_broker_kubernetes_request_duration_seconds_count{method="PATCH",status="201"}"#) >= 6.0, "{metrics}");
+    assert!(sample(r#"caas_broker_instances{service="caas",plan="micro"}"#) >= 1.0);
     let query = format!("service_id={service}&plan_id={plan}");
     assert_eq!(
         osb("DELETE", &format!("/v2/service_instances/{instance}/service_bindings/{instance}-b?{query}"), None).0,

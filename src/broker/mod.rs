@@ -114,6 +114,41 @@ impl Broker {
             .ok_or_else(|| OsbError::BadRequest(format!("service_id {service_id:?} is not in the catalog")))
     }
 
+    /// Offering and plan names for ids (`unknown` for what the catalog does not have), for labels and metrics.
+    pub fn plan_names(&self, service_id: &str, plan_id: &str) -> (String, String) {
+        let service = self.catalog.service(service_id);
+        let plan = service.and_then(|service| service.plan(plan_id));
+        (
+            service.map_or_else(|| "unknown".to_owned(), |s| s.name.clone()),
+            plan.map_or_else(|| "unknown".to_owned(), |p| p.name.clone()),
+        )
+    }
+
+    /// Instances by (service, plan) name, counted from the cluster: virtual-cluster namespaces and workload records.
+    pub async fn count_instances(&self) -> Result<std::collections::BTreeMap<(String, String), i64>, kube::Error> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+        use kube::api::ListParams;
+
+        use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
+        let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
+        let params = ListParams::default().labels(&selector);
+        let namespaces = kube::Api::<Namespace>::all(self.client.clone()).list_metadata(&params).await?;
+        let records = kube::Api::<ConfigMap>::namespaced(self.client.clone(), &self.options.broker_namespace);
+        let records = match records.list_metadata(&params).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let mut counts = std::collections::BTreeMap::new();
+        for metadata in namespaces.items.iter().map(|n| &n.metadata).chain(records.iter().map(|r| &r.metadata)) {
+            let labels = metadata.labels.clone().unwrap_or_default();
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            let key = (label(LABEL_SERVICE), label(LABEL_PLAN));
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     /// The dashboard of an instance, when a dashboard is configured.
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;

@@ -97,10 +97,16 @@ impl Broker {
             metadata: ObjectMeta {
                 name: Some(Broker::record_name(&record.stored.instance_id)),
                 namespace: Some(self.options.broker_namespace.clone()),
-                labels: Some(BTreeMap::from([
-                    (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-                    (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
-                ])),
+                labels: Some({
+                    let attributes = &record.stored.attributes;
+                    let (service, plan) = self.plan_names(&attributes.service_id, &attributes.plan_id);
+                    BTreeMap::from([
+                        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+                        (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
+                        (LABEL_SERVICE.to_owned(), names::label_value(&service)),
+                        (LABEL_PLAN.to_owned(), names::label_value(&plan)),
+                    ])
+                }),
                 annotations: Some(annotations),
                 ..ObjectMeta::default()
             },

@@ -18,6 +18,23 @@ use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Updated};
 /// Handlers share the broker.
 pub type BrokerState = Arc<Broker>;
 
+/// Counts an OSB operation by plan and outcome, then passes its answer on.
+fn counted(
+    broker: &Broker,
+    operation: &str,
+    service_id: &str,
+    plan_id: &str,
+    answer: OsbResult<Response>,
+) -> OsbResult<Response> {
+    let status = match &answer {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status().as_u16(),
+    };
+    let (service, plan) = broker.plan_names(service_id, plan_id);
+    crate::metrics::global().operation(operation, &service, &plan, status);
+    answer
+}
+
 /// GET /v2/catalog
 pub async fn catalog(State(broker): State<BrokerState>) -> Response {
     Json(broker.catalog()).into_response()
@@ -31,11 +48,16 @@ pub async fn provision(
     Identity(identity): Identity,
     OsbJson(request): OsbJson<ProvisionRequest>,
 ) -> OsbResult<Response> {
-    Ok(match broker.provision(&instance_id, request, identity, query.accepts_incomplete).await? {
-        Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
-        Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
-    })
+    let (service_id, plan_id) = (request.service_id.clone(), request.plan_id.clone());
+    let answer =
+        broker.provision(&instance_id, request, identity, query.accepts_incomplete).await.map(
+            |outcome| match outcome {
+                Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+                Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+                Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+            },
+        );
+    counted(&broker, "provision", &service_id, &plan_id, answer)
 }
 
 /// PATCH /v2/service_instances/:instance_id
@@ -46,10 +68,13 @@ pub async fn update(
     Identity(identity): Identity,
     OsbJson(request): OsbJson<UpdateRequest>,
 ) -> OsbResult<Response> {
-    Ok(match broker.update(&instance_id, request, identity, query.accepts_incomplete).await? {
-        Updated::Done(body) => (StatusCode::OK, Json(body)).into_response(),
-        Updated::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
-    })
+    let (service_id, plan_id) = (request.service_id.clone(), request.plan_id.clone().unwrap_or_default());
+    let answer =
+        broker.update(&instance_id, request, identity, query.accepts_incomplete).await.map(|outcome| match outcome {
+            Updated::Done(body) => (StatusCode::OK, Json(body)).into_response(),
+            Updated::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+        });
+    counted(&broker, "update", &service_id, &plan_id, answer)
 }
 
 /// DELETE /v2/service_instances/:instance_id
@@ -58,13 +83,14 @@ pub async fn deprovision(
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    let outcome = broker.deprovision(&instance_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await?;
-    Ok(match outcome {
+    let outcome = broker.deprovision(&instance_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await;
+    let answer = outcome.map(|outcome| match outcome {
         Deprovisioned::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
         Deprovisioned::InProgress(operation) => {
             (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation) })).into_response()
         }
-    })
+    });
+    counted(&broker, "deprovision", &query.service_id, &query.plan_id, answer)
 }
 
 /// GET /v2/service_instances/:instance_id
@@ -93,13 +119,16 @@ pub async fn bind(
     OsbQuery(query): OsbQuery<AsyncQuery>,
     OsbJson(request): OsbJson<BindRequest>,
 ) -> OsbResult<Response> {
-    Ok(match broker.bind(&instance_id, &binding_id, request, query.accepts_incomplete).await? {
-        Bound::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        Bound::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
-        Bound::InProgress(operation) => {
-            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
-        }
-    })
+    let (service_id, plan_id) = (request.service_id.clone(), request.plan_id.clone());
+    let answer =
+        broker.bind(&instance_id, &binding_id, request, query.accepts_incomplete).await.map(|outcome| match outcome {
+            Bound::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
+            Bound::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+            Bound::InProgress(operation) => {
+                (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+            }
+        });
+    counted(&broker, "bind", &service_id, &plan_id, answer)
 }
 
 /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
@@ -117,8 +146,9 @@ pub async fn unbind(
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id).await?;
-    Ok((StatusCode::OK, Json(Empty::default())).into_response())
+    let answer = broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id).await;
+    let answer = answer.map(|()| (StatusCode::OK, Json(Empty::default())).into_response());
+    counted(&broker, "unbind", &query.service_id, &query.plan_id, answer)
 }
 
 /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation

@@ -45,6 +45,11 @@ impl Credentials {
 /// Opens the request's logging span with its request identity, logs the outcome, and echoes the identity.
 pub async fn request_context(request: Request, next: Next) -> Response {
     let identity = request.headers().get(&REQUEST_IDENTITY).cloned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
@@ -53,9 +58,15 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "answered");
+        tracing::info!(status = response.status().as_u16(), millis = elapsed.as_millis() as u64, "answered");
     });
+    let metrics = crate::metrics::global();
+    let labels =
+        crate::metrics::HttpLabels { route: route.clone(), method: method.clone(), status: response.status().as_u16() };
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics.http_duration.get_or_create(&crate::metrics::RouteLabels { route, method }).observe(elapsed.as_secs_f64());
     if let Some(identity) = identity {
         response.headers_mut().insert(REQUEST_IDENTITY, identity);
     }

@@ -1,0 +1,202 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format: HTTP requests by route and status with
+//! their latencies, OSB operations by plan and outcome, apiserver call latencies, and instances by plan (counted from
+//! the cluster at scrape time, so every replica reports the same truth).
+//!
+//! One registry per process: metrics describe the process, and every part of it (router, Kubernetes client) records
+//! into the same one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// Route template, e.g. `/v2/service_instances/{instance_id}`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of a route's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+}
+
+/// Labels of an OSB operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// provision, update, deprovision, bind, unbind.
+    pub operation: String,
+    /// Offering name.
+    pub service: String,
+    /// Plan name.
+    pub plan: String,
+    /// succeeded (2xx), refused (4xx) or failed (5xx).
+    pub outcome: String,
+}
+
+/// Labels of an apiserver call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// HTTP method of the call.
+    pub method: String,
+    /// Status code, or `error` when there was no answer.
+    pub status: String,
+}
+
+/// Labels of the instance count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    /// Offering name.
+    pub service: String,
+    /// Plan name.
+    pub plan: String,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route, method and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// HTTP latency by route and method.
+    pub http_duration: Family<RouteLabels, Histogram>,
+    /// OSB operations by plan and outcome.
+    pub operations: Family<OperationLabels, Counter>,
+    /// Apiserver call latency.
+    pub apiserver_duration: Family<ApiLabels, Histogram>,
+    /// Instances by plan, set at each scrape.
+    pub instances: Family<PlanLabels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("caas_broker");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let operations = Family::<OperationLabels, Counter>::default();
+        let apiserver_duration =
+            Family::<ApiLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let instances = Family::<PlanLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_duration.clone());
+        registry.register("osb_operations", "OSB operations by plan and outcome", operations.clone());
+        registry.register(
+            "kubernetes_request_duration_seconds",
+            "Time the Kubernetes apiserver took to answer a call",
+            apiserver_duration.clone(),
+        );
+        registry.register("instances", "Service instances by plan, counted from the cluster", instances.clone());
+        Metrics { registry, http_requests, http_duration, operations, apiserver_duration, instances }
+    })
+}
+
+impl Metrics {
+    /// Sets the instance counts (a full replacement: plans that have none left drop to zero).
+    pub fn set_instances(&self, counts: &BTreeMap<(String, String), i64>) {
+        self.instances.clear();
+        for ((service, plan), count) in counts {
+            self.instances.get_or_create(&PlanLabels { service: service.clone(), plan: plan.clone() }).set(*count);
+        }
+    }
+
+    /// Records the outcome of an OSB operation from its HTTP status.
+    pub fn operation(&self, operation: &str, service: &str, plan: &str, status: u16) {
+        let outcome = match status {
+            200..=299 => "succeeded",
+            400..=499 => "refused",
+            _ => "failed",
+        };
+        let labels = OperationLabels {
+            operation: operation.to_owned(),
+            service: service.to_owned(),
+            plan: plan.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.operations.get_or_create(&labels).inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// A tower layer for the Kubernetes client that times every apiserver call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApiserverTiming;
+
+impl<S> tower::Layer<S> for ApiserverTiming {
+    type Service = Timed<S>;
+
+    fn layer(&self, inner: S) -> Timed<S> {
+        Timed { inner }
+    }
+}
+
+/// The service [`ApiserverTiming`] wraps around the client's stack.
+pub struct Timed<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, R> tower::Service<http::Request<B>> for Timed<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.method().to_string();
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            let status = match &result {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "error".to_owned(),
+            };
+            global()
+                .apiserver_duration
+                .get_or_create(&ApiLabels { method, status })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
