@@ -9,13 +9,24 @@ use caas_broker::{server, telemetry};
 
 const USAGE: &str = "usage:
   caas-broker [serve] [--config FILE]   serve the OSB API (configuration: defaults, FILE, CAAS_BROKER__* variables)
-  caas-broker catalog check FILE        check a catalog file and say what is wrong with it";
+  caas-broker catalog check FILE        check a catalog file and say what is wrong with it
+  caas-broker config check FILE         check a configuration file (with the environment) without starting";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["catalog", "check", file] => check_catalog(PathBuf::from(file)),
+        ["config", "check", file] => match Settings::load(Some(std::path::Path::new(file))) {
+            Ok(_) => {
+                println!("{file}: OK");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("caas-broker: {message}");
+                ExitCode::from(78)
+            }
+        },
         [] | ["serve"] => run(std::env::var_os("CAAS_BROKER_CONFIG").map(PathBuf::from)),
         ["--config", file] | ["serve", "--config", file] => run(Some(PathBuf::from(file))),
         ["--help"] | ["-h"] | ["help"] => {

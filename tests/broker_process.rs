@@ -117,7 +117,10 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     assert_eq!(sample(provisioned), 1.0);
     let bound = r#"caas_broker_osb_operations_total{operation="bind",service="caas",plan="micro",outcome="succeeded"}"#;
     assert_eq!(sample(bound), 1.0);
-    assert!(sample(r#"caas_broker_kubernetes_request_duration_seconds_count{method="PATCH",status="201"}"#) >= 6.0, "{metrics}");
+    assert!(
+        sample(r#"caas_broker_kubernetes_request_duration_seconds_count{method="PATCH",status="201"}"#) >= 6.0,
+        "{metrics}"
+    );
     assert!(sample(r#"caas_broker_instances{service="caas",plan="micro"}"#) >= 1.0);
     let query = format!("service_id={service}&plan_id={plan}");
     assert_eq!(
@@ -164,6 +167,15 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
     let output = Command::new(BINARY).env("CAAS_BROKER__LISTEN", "0.0.0.0:8080").output().expect("run");
     assert_eq!(output.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&output.stderr).contains("auth.password"));
+
+    let file = std::env::temp_dir().join(format!("config-{}.yaml", std::process::id()));
+    std::fs::write(&file, "listen: \"127.0.0.1:9999\"\nauth:\n  password: long-enough-secret\n").expect("write");
+    let output = Command::new(BINARY).args(["config", "check"]).arg(&file).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&file, "listen: nowhere\n").expect("write");
+    let output = Command::new(BINARY).args(["config", "check"]).arg(&file).output().expect("run");
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen"));
 }
 
 #[test]
