@@ -49,6 +49,15 @@ impl TestBroker {
     /// Like [`TestBroker::start`], serving `catalog`.
     pub async fn start_with_catalog(catalog: Catalog, configure: impl FnOnce(&mut Settings)) -> TestBroker {
         let config = cluster().admin_config().await;
+        TestBroker::start_with_config(config, catalog, configure)
+    }
+
+    /// A broker that reaches the cluster with `config` (for example the credentials of the broker's ServiceAccount).
+    pub fn start_with_config(
+        config: kube::Config,
+        catalog: Catalog,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestBroker {
         let endpoint = ClusterEndpoint::from_config(&config);
         let client = Client::try_from(config).expect("client");
         let mut settings = Settings::load(None).expect("default settings");
