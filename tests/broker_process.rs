@@ -156,6 +156,55 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     assert!(!errors.contains(&token));
 }
 
+/// The `command` of manifest.yml, run as Cloud Foundry runs it (a shell, `PORT` set, the app directory as working
+/// directory with the binary, the catalog and a kubeconfig), serves the health check the manifest names.
+#[test]
+fn the_cf_push_manifest_command_starts_the_broker() {
+    let manifest: serde_json::Value = serde_norway::from_str(
+        &std::fs::read_to_string(support::cluster::repo_root().join("manifest.yml")).expect("manifest.yml"),
+    )
+    .expect("YAML");
+    let app = &manifest["applications"][0];
+    let command = app["command"].as_str().expect("command");
+    let endpoint = app["health-check-http-endpoint"].as_str().expect("health check endpoint");
+    let dir = std::env::temp_dir().join(format!("cf-push-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("catalog")).expect("push dir");
+    std::fs::copy(BINARY, dir.join("caas-broker")).expect("binary");
+    std::fs::copy(support::cluster::repo_root().join("catalog/catalog.yaml"), dir.join("catalog/catalog.yaml"))
+        .expect("catalog");
+    std::fs::copy(&cluster().kubeconfig, dir.join("kubeconfig")).expect("kubeconfig");
+    let port = free_port();
+    // Cloud Foundry's launcher runs the command with bash, which replaces itself with the last simple command.
+    let mut child = Command::new("bash");
+    child.arg("-c").arg(command).current_dir(&dir).env("PORT", port.to_string());
+    for (key, value) in app["env"].as_object().expect("env") {
+        child.env(key, value.as_str().expect("string"));
+    }
+    let mut child =
+        child.env("CAAS_BROKER__AUTH__PASSWORD", "pushed-password").stdout(Stdio::null()).spawn().expect("run");
+    let started = Instant::now();
+    let mut status = String::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        status = curl(&[&format!("http://127.0.0.1:{port}{endpoint}")]).0;
+        if status == "200" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let catalog = curl(&[
+        "-u",
+        "broker:pushed-password",
+        "-H",
+        "X-Broker-API-Version: 2.15",
+        &format!("http://127.0.0.1:{port}/v2/catalog"),
+    ]);
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(status, "200", "the manifest's health check answers");
+    assert_eq!(catalog.0, "200", "the catalog is served with the pushed configuration");
+}
+
 #[test]
 fn invalid_configuration_stops_start_up_naming_the_key() {
     let output =
