@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the streaming-session scripts (images/streaming-session/) and their end-to-end test
+# (tests/streaming_session_e2e.rs) need on a Debian (bookworm) host: the X/VNC/noVNC stack, Chromium, Tk for the test
+# application, Node.js when missing, and then this directory's npm packages (playwright-core; no browser download).
+# Idempotent and quick when everything is there: apt runs only when a package is missing, npm only when
+# package-lock.json changed. Run as root (CI does).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(
+  xvfb              # the virtual display
+  x11-utils         # xdpyinfo: is the display up?
+  openbox           # the window manager
+  x11vnc            # VNC server of the display
+  novnc             # the browser client (/usr/share/novnc)
+  websockify        # serves noVNC and bridges its WebSocket to x11vnc
+  chromium          # the browser of the test (/usr/bin/chromium)
+  fonts-dejavu-core # text in noVNC's page
+  python3-tk        # the test's X application (tests/browser/colour_app.py)
+)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f '${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]})); then
+  if ((EUID != 0)); then
+    echo "install-deps: missing Debian packages ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if ((node_major < 20)); then
+  echo "install-deps: playwright-core needs Node.js 20 or later; this host has $(node --version)" >&2
+  exit 1
+fi
+
+stamp=node_modules/.package-lock.sha256
+wanted="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ ! -f node_modules/playwright-core/package.json || "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
+  echo "install-deps: npm ci in tests/browser"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+  echo "$wanted" >"$stamp"
+fi
