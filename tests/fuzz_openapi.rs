@@ -41,6 +41,7 @@ fn schemathesis_finds_no_server_error() {
         .args(["--header", &format!("Authorization: Basic {auth}"), "--header", "X-Broker-API-Version: 2.17"])
         .args(["--checks", "not_a_server_error", "--max-examples", "25", "--workers", "2", "--seed", "20261123"])
         .env("NO_COLOR", "1")
+        .current_dir(std::env::temp_dir())
         .output()
         .expect("run schemathesis");
     broker.kill().ok();
