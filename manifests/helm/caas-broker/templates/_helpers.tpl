@@ -1,0 +1,73 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "caas-broker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of every object: fullnameOverride, else the release name when it contains the chart name, else
+"<release>-<chart>". At most 63 characters (a label value; the longest derived name adds "-tenant-guard").
+*/}}
+{{- define "caas-broker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "caas-broker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "caas-broker.labels" -}}
+helm.sh/chart: {{ include "caas-broker.chart" . }}
+{{ include "caas-broker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels that select the broker pods (stable across upgrades: a Deployment's selector cannot change).
+*/}}
+{{- define "caas-broker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "caas-broker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The broker's ServiceAccount.
+*/}}
+{{- define "caas-broker.serviceAccountName" -}}
+{{- include "caas-broker.fullname" . }}
+{{- end }}
+
+{{/*
+The Secret with the keys "username" and "password": auth.existingSecret, else the chart's own.
+*/}}
+{{- define "caas-broker.credentialsSecret" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecret }}
+{{- else }}
+{{- printf "%s-credentials" (include "caas-broker.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference.
+*/}}
+{{- define "caas-broker.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
