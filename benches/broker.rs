@@ -1,0 +1,376 @@
+//! Benchmarks against the local real control plane, each beside a baseline measured in the same run:
+//!
+//! - virtual-cluster provision latency (request → every object in place and the cluster done with it) against
+//!   `kubectl apply --server-side` of the same objects and against the floor, the same writes by a minimal client;
+//! - bind latency (request → usable kubeconfig) against kubectl and a minimal client;
+//! - throughput: virtual clusters provisioned and deprovisioned at concurrency 1, 8 and 32;
+//! - HTTP: `GET /v2/catalog` and `last_operation` requests per second and p99 at 64 connections (wrk);
+//! - memory: the broker's resident set idle and while serving many instances.
+//!
+//! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N). It prints a
+//! Markdown report; docs/benchmarks.md keeps the latest one.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use caas_broker::catalog::{Catalog, PodSecurityLevel};
+use caas_broker::k8s::virtual_cluster::VirtualCluster;
+use caas_broker::k8s::{apply, names};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::broker::*;
+use support::cluster::cluster;
+
+fn size(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn summary(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    format!(
+        "{:>8.1} ms | {:>8.1} ms",
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3
+    )
+}
+
+/// The same objects the broker makes for a small virtual cluster.
+fn objects(namespace: &str) -> VirtualCluster {
+    let catalog = Catalog::built_in();
+    let plan = catalog.services[0].plans.iter().find(|p| p.name == "small").expect("small plan").clone();
+    VirtualCluster {
+        namespace: namespace.to_owned(),
+        labels: BTreeMap::from([(names::LABEL_MANAGED_BY.to_owned(), "bench".to_owned())]),
+        annotations: BTreeMap::new(),
+        quota: plan.broker.quota.clone(),
+        limits: plan.broker.limits.clone().unwrap_or_default(),
+        pod_security: PodSecurityLevel::Baseline,
+        allow_ingress_from_namespaces: Vec::new(),
+        owner: "owner".to_owned(),
+    }
+}
+
+async fn minimal_client_provision(client: &Client, cluster: &VirtualCluster) {
+    let ns = &cluster.namespace;
+    apply(&Api::<Namespace>::all(client.clone()), &cluster.namespace()).await.expect("namespace");
+    apply(&Api::<ResourceQuota>::namespaced(client.clone(), ns), &cluster.resource_quota()).await.expect("quota");
+    apply(&Api::<LimitRange>::namespaced(client.clone(), ns), &cluster.limit_range()).await.expect("limits");
+    apply(&Api::<NetworkPolicy>::namespaced(client.clone(), ns), &cluster.network_policy()).await.expect("policy");
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &cluster.owner_service_account()).await.expect("sa");
+    apply(&Api::<RoleBinding>::namespaced(client.clone(), ns), &cluster.owner_role_binding()).await.expect("rb");
+}
+
+fn kubectl_apply(cluster: &VirtualCluster) {
+    let docs = [
+        serde_json::to_value(cluster.namespace()),
+        serde_json::to_value(cluster.resource_quota()),
+        serde_json::to_value(cluster.limit_range()),
+        serde_json::to_value(cluster.network_policy()),
+        serde_json::to_value(cluster.owner_service_account()),
+        serde_json::to_value(cluster.owner_role_binding()),
+    ];
+    let yaml: Vec<String> =
+        docs.into_iter().map(|d| serde_norway::to_string(&d.expect("json")).expect("yaml")).collect();
+    let c = support::cluster::cluster();
+    let mut child = Command::new(&c.kubectl)
+        .args(["--kubeconfig", c.kubeconfig.to_str().expect("path"), "apply", "--server-side", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    child.stdin.take().expect("stdin").write_all(yaml.join("---\n").as_bytes()).expect("write");
+    assert!(child.wait().expect("kubectl").success());
+}
+
+async fn delete_namespaces(client: &Client, prefix: &str) {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in namespaces.list(&ListParams::default()).await.expect("list").items {
+        let name = ns.metadata.name.unwrap_or_default();
+        if name.starts_with(prefix) {
+            let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wrk(url: &str, auth: &str) -> String {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            "-c64",
+            "-d10s",
+            "--latency",
+            "-H",
+            &format!("Authorization: Basic {auth}"),
+            "-H",
+            "X-Broker-API-Version: 2.17",
+            url,
+        ])
+        .output();
+    let Ok(out) = out else { return "wrk is not installed (apt-get install wrk)".to_owned() };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).unwrap_or("?").trim().to_owned();
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).unwrap_or("?").trim().to_owned();
+    let non_2xx =
+        text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:")).unwrap_or("0").trim().to_owned();
+    format!("{rps} req/s, p99 {p99}, non-2xx {non_2xx}")
+}
+
+#[tokio::main]
+async fn main() {
+    let latency_n = size("BENCH_LATENCY_N", 200);
+    let throughput_n = size("BENCH_THROUGHPUT_N", 1000);
+    let memory_n = size("BENCH_MEMORY_N", 10_000);
+    let admin = cluster().admin().await;
+    let run = format!("{:04x}", rand::random::<u16>());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']))
+        .unwrap_or("?");
+    println!("# caas-broker benchmarks\n");
+    println!(
+        "Machine: {} cores ({model}); Kubernetes {} on loopback (tests/cluster), release build.\n",
+        num_cpus(),
+        admin.apiserver_version().await.map(|v| v.git_version).unwrap_or_default()
+    );
+
+    // Provision latency.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut by_broker = Vec::new();
+    for i in 0..latency_n {
+        let started = Instant::now();
+        let answer = broker
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/lat-{i}"),
+                Some(provision_body(SMALL, "bench", json!({}))),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        by_broker.push(started.elapsed());
+    }
+    let mut by_kubectl = Vec::new();
+    let mut by_client = Vec::new();
+    for i in 0..latency_n {
+        let cluster = objects(&format!("bk{run}-{i}"));
+        let started = Instant::now();
+        tokio::task::block_in_place(|| kubectl_apply(&cluster));
+        by_kubectl.push(started.elapsed());
+        let cluster = objects(&format!("bc{run}-{i}"));
+        let started = Instant::now();
+        minimal_client_provision(&admin, &cluster).await;
+        by_client.push(started.elapsed());
+    }
+    println!("## Virtual-cluster provision latency ({latency_n} instances, sequential)\n");
+    println!("| path | median | p99 |\n|---|---|---|");
+    println!(
+        "| caas-broker PUT (sync: objects applied and the quota and ServiceAccount controllers done) | {} |",
+        summary(by_broker)
+    );
+    println!("| kubectl apply --server-side of the same 6 objects | {} |", summary(by_kubectl));
+    println!("| minimal client: the same 6 server-side applies | {} |\n", summary(by_client));
+
+    // Bind latency.
+    let mut bind_broker = Vec::new();
+    let mut bind_client = Vec::new();
+    let mut bind_kubectl = Vec::new();
+    let ns = broker.namespace("lat-0");
+    for i in 0..latency_n {
+        let started = Instant::now();
+        let answer = broker.bind("lat-0", &format!("bench-{run}-{i}"), SMALL, json!({})).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        bind_broker.push(started.elapsed());
+        let objects = caas_broker::k8s::binding::BindingObjects {
+            binding_id: format!("min-{i}"),
+            instance_id: "lat-0".to_owned(),
+            namespace: ns.clone(),
+            broker_namespace: "caas-broker-system".to_owned(),
+        };
+        let started = Instant::now();
+        let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), &ns);
+        apply(&accounts, &objects.service_account()).await.expect("sa");
+        apply(&Api::<RoleBinding>::namespaced(admin.clone(), &ns), &objects.role_binding("edit")).await.expect("rb");
+        let request: TokenRequest =
+            serde_json::from_value(json!({ "spec": { "expirationSeconds": 3600 } })).expect("tr");
+        accounts.create_token_request(&objects.account_name(), &PostParams::default(), &request).await.expect("token");
+        bind_client.push(started.elapsed());
+        let c = cluster();
+        let started = Instant::now();
+        let name = format!("kc-{i}");
+        tokio::task::block_in_place(|| {
+            for args in [
+                vec!["create", "serviceaccount", &name, "-n", &ns],
+                vec!["create", "rolebinding", &name, "--clusterrole=edit", "-n", &ns],
+                vec!["create", "token", &name, "-n", &ns, "--duration=1h"],
+            ] {
+                let sa = format!("--serviceaccount={ns}:{name}");
+                let mut args = args;
+                if args[1] == "rolebinding" {
+                    args.push(&sa);
+                }
+                let (ok, _, err) = c.kubectl(&c.kubeconfig, &args);
+                assert!(ok, "{err}");
+            }
+        });
+        bind_kubectl.push(started.elapsed());
+    }
+    println!("## Bind latency ({latency_n} bindings, sequential)\n");
+    println!("| path | median | p99 |\n|---|---|---|");
+    println!(
+        "| caas-broker PUT binding (ServiceAccount, RoleBinding, TokenRequest, record, kubeconfig) | {} |",
+        summary(bind_broker)
+    );
+    println!("| kubectl create serviceaccount + rolebinding + token | {} |", summary(bind_kubectl));
+    println!("| minimal client: the same 2 applies and the TokenRequest | {} |\n", summary(bind_client));
+    delete_namespaces(&admin, &format!("bk{run}-")).await;
+    delete_namespaces(&admin, &format!("bc{run}-")).await;
+
+    // Throughput.
+    println!("## Throughput ({throughput_n} virtual clusters provisioned, then deprovisioned)\n");
+    println!("| concurrency | provisions/s | deprovisions/s |\n|---|---|---|");
+    for concurrency in [1usize, 8, 32] {
+        let ids: Vec<String> = (0..throughput_n).map(|i| format!("tp{concurrency}-{i}")).collect();
+        let rate = |elapsed: Duration| throughput_n as f64 / elapsed.as_secs_f64();
+        let started = Instant::now();
+        for chunk in ids.chunks(concurrency) {
+            futures::future::join_all(chunk.iter().map(|id| {
+                let broker = &broker;
+                async move {
+                    let uri = format!("/v2/service_instances/{id}");
+                    let answer = broker.call(Method::PUT, &uri, Some(provision_body(MICRO, "bench", json!({})))).await;
+                    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+                }
+            }))
+            .await;
+        }
+        let provisions = rate(started.elapsed());
+        let started = Instant::now();
+        for chunk in ids.chunks(concurrency) {
+            futures::future::join_all(chunk.iter().map(|id| {
+                let broker = &broker;
+                async move {
+                    let uri = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}");
+                    assert_eq!(broker.call(Method::DELETE, &uri, None).await.status, StatusCode::OK);
+                }
+            }))
+            .await;
+        }
+        println!("| {concurrency} | {provisions:.1} | {:.1} |", rate(started.elapsed()));
+    }
+    println!();
+
+    // HTTP and memory, on the real binary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let binary = env!("CARGO_BIN_EXE_caas-broker");
+    let mut process = Command::new(binary)
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", &broker.prefix)
+        .env("CAAS_BROKER__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(process.id());
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "broker:broker-dev-password");
+    println!("## HTTP at 64 connections (wrk, 10 s, 2 threads; the load generator shares the 2 cores)\n");
+    println!("| request | result |\n|---|---|");
+    let catalog = tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/catalog"), &auth));
+    println!("| GET /v2/catalog | {catalog} |");
+    let last = tokio::task::block_in_place(|| {
+        wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
+    });
+    println!("| GET last_operation (reads the namespace, the quota and the default ServiceAccount) | {last} |\n");
+    let after_load = rss_kib(process.id());
+
+    // Memory while serving many instances.
+    let started = Instant::now();
+    let ids: Vec<String> = (0..memory_n).map(|i| format!("mem-{i}")).collect();
+    for chunk in ids.chunks(32) {
+        futures::future::join_all(chunk.iter().map(|id| {
+            let broker = &broker;
+            async move {
+                let answer = broker
+                    .call(
+                        Method::PUT,
+                        &format!("/v2/service_instances/{id}"),
+                        Some(provision_body(MICRO, "bench", json!({}))),
+                    )
+                    .await;
+                assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+            }
+        }))
+        .await;
+    }
+    let created_in = started.elapsed();
+    let scrape = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
+    let instances = String::from_utf8_lossy(&scrape.stdout)
+        .lines()
+        .filter(|l| l.starts_with("caas_broker_instances{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    let serving = tokio::task::block_in_place(|| {
+        wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/mem-1/last_operation"), &auth)
+    });
+    let loaded = rss_kib(process.id());
+    println!("## Memory (resident set of the broker process)\n");
+    println!("| state | RSS |\n|---|---|");
+    println!("| idle, after start-up | {:.1} MiB |", idle as f64 / 1024.0);
+    println!("| after the HTTP load above | {:.1} MiB |", after_load as f64 / 1024.0);
+    println!(
+        "| serving {instances} instances (created in {created_in:?}), under last_operation load: {serving} | {:.1} MiB |",
+        loaded as f64 / 1024.0
+    );
+    process.kill().ok();
+    process.wait().ok();
+    for chunk in ids.chunks(32) {
+        futures::future::join_all(chunk.iter().map(|id| {
+            let broker = &broker;
+            async move {
+                broker
+                    .call(
+                        Method::DELETE,
+                        &format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}"),
+                        None,
+                    )
+                    .await
+            }
+        }))
+        .await;
+    }
+    for i in 0..latency_n {
+        broker
+            .call(Method::DELETE, &format!("/v2/service_instances/lat-{i}?service_id={CAAS}&plan_id={SMALL}"), None)
+            .await;
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
