@@ -15,4 +15,4 @@ start=$SECONDS
 bash "$cluster" up
 echo "tests: control plane ready after $((SECONDS - start))s"
 
-cargo test --all-targets -- --test-threads 4
+cargo test --all-targets --no-fail-fast -- --test-threads 4
