@@ -15,4 +15,5 @@ start=$SECONDS
 bash "$cluster" up
 echo "tests: control plane ready after $((SECONDS - start))s"
 
-cargo test --all-targets --no-fail-fast -- --test-threads 4
+# Benchmarks are not tests: `cargo bench --bench broker` runs them (`--all-targets` would include them).
+cargo test --lib --bins --tests --no-fail-fast -- --test-threads 4
