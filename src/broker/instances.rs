@@ -172,13 +172,7 @@ impl Broker {
         if let Some((_, stored)) = self.find(&wanted.instance_id).await? {
             return Ok(Some(stored));
         }
-        let name = self.namespace_of(&wanted.instance_id);
-        if self.namespaces().get_opt(&name).await?.is_some() {
-            return Err(OsbError::Conflict(format!(
-                "namespace {name} exists but does not belong to instance {}",
-                wanted.instance_id
-            )));
-        }
+        // No namespace of this instance yet: the create below decides between concurrent requests for the same id.
         if self.options.one_instance_per_organization {
             self.check_organization_has_no_instance(wanted, service).await?;
         }
@@ -188,7 +182,11 @@ impl Broker {
             Ok(_) => Ok(None),
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
                 Some((_, stored)) => Ok(Some(stored)),
-                None => Err(OsbError::Concurrency(format!("instance {} is changing; retry", wanted.instance_id))),
+                None => Err(OsbError::Conflict(format!(
+                    "namespace {} exists but does not belong to instance {}",
+                    self.namespace_of(&wanted.instance_id),
+                    wanted.instance_id
+                ))),
             },
             Err(error) => Err(error.into()),
         }
@@ -201,7 +199,8 @@ impl Broker {
             names::label_value(&wanted.attributes.organization_guid)
         );
         let existing = self.namespaces().list_metadata(&ListParams::default().labels(&selector)).await?;
-        if let Some(other) = existing.items.first() {
+        let own = self.namespace_of(&wanted.instance_id);
+        if let Some(other) = existing.items.iter().find(|ns| ns.metadata.name.as_deref() != Some(own.as_str())) {
             let other = other.metadata.name.clone().unwrap_or_default();
             return Err(OsbError::Unprocessable {
                 code: "InstanceLimitReached",
