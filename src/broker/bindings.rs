@@ -11,10 +11,10 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Map, Value};
 
-use super::Broker;
 use super::credentials::{self, IssuedToken};
 use super::instance::StoredInstance;
 use super::parameters::SchemaKind;
+use super::{Broker, deleted};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};
 use crate::k8s::{apply, is_conflict, is_not_found};
@@ -437,13 +437,4 @@ fn requested_attributes(request: &BindRequest) -> Value {
         "parameters": request.parameters.clone().unwrap_or_default(),
         "predecessor_binding_id": request.predecessor_binding_id,
     })
-}
-
-/// Ok(true) when deleted, Ok(false) when it was not there.
-fn deleted<T>(result: Result<T, kube::Error>) -> OsbResult<bool> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(error) if is_not_found(&error) => Ok(false),
-        Err(error) => Err(error.into()),
-    }
 }

@@ -516,8 +516,7 @@ impl Broker {
             ));
         }
         if !stored.provisioned {
-            let grace = self.options.sync_timeout.as_secs() as i64 + 30;
-            return Ok(if stored.age_seconds > grace {
+            return Ok(if self.provisioning_interrupted(&stored) {
                 LastOperation::new(
                     OperationState::Failed,
                     "provisioning was interrupted before the virtual cluster was complete; delete the instance and create it again",

@@ -174,6 +174,23 @@ fn check_maintenance(plan: &Plan, requested: Option<&crate::osb::api::RequestedM
     }
 }
 
+/// Ok(true) when deleted, Ok(false) when it was not there.
+fn deleted<T>(result: Result<T, kube::Error>) -> Result<bool, OsbError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if crate::k8s::is_not_found(&error) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl Broker {
+    /// An instance still without its completion marker well after a synchronous request would have given up was
+    /// interrupted (a broker killed mid-way), not slow.
+    fn provisioning_interrupted(&self, stored: &instance::StoredInstance) -> bool {
+        stored.age_seconds > self.options.sync_timeout.as_secs() as i64 + 30
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters, for ids placed in URLs.
 pub fn percent_encode(text: &str) -> String {
     text.bytes()

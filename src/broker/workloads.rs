@@ -388,8 +388,7 @@ impl Broker {
     /// Where a workload stands, from its controller and pods.
     pub(super) async fn workload_state(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<LastOperation> {
         if !record.stored.provisioned {
-            let grace = self.options.sync_timeout.as_secs() as i64 + 30;
-            return Ok(if record.stored.age_seconds > grace {
+            return Ok(if self.provisioning_interrupted(&record.stored) {
                 LastOperation::new(
                     OperationState::Failed,
                     "provisioning was interrupted; delete the instance and create it again",
@@ -585,10 +584,7 @@ fn vnc_password() -> String {
     bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
+/// A delete whose object was already gone is as good as done.
 fn ignore_missing<T>(result: Result<T, kube::Error>) -> OsbResult<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if is_not_found(&error) => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    super::deleted(result).map(|_| ())
 }
