@@ -279,6 +279,25 @@ impl Session {
         fs::read_to_string(self.dir.join("session.log")).unwrap_or_default()
     }
 
+    /// The session's output, its components' logs and the display's window tree: what a failed test shows.
+    fn diagnosis(&self) -> String {
+        let mut text = format!("--- session output\n{}", self.log());
+        for component in ["xvfb", "wm", "x11vnc", "websockify"] {
+            let log = fs::read_to_string(self.state_file(&format!("{component}.log"))).unwrap_or_default();
+            text += &format!("--- {component}.log\n{log}");
+        }
+        let tree =
+            Command::new("xwininfo").args(["-display", &format!(":{}", self.display), "-root", "-tree"]).output();
+        text += &format!(
+            "--- xwininfo -root -tree\n{}",
+            tree.map_or_else(
+                |e| e.to_string(),
+                |out| { String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr) }
+            )
+        );
+        text
+    }
+
     fn state_file(&self, name: &str) -> PathBuf {
         self.dir.join("state").join(name)
     }
@@ -343,8 +362,8 @@ fn novnc_shows_the_app_to_the_right_password_only_and_measures_the_stream() {
     let started = Instant::now();
     session.wait_ready(Duration::from_secs(20));
     // The measurement is of the stream, not of the app's start-up: wait until it has painted its window.
-    wait_until(Duration::from_secs(20), || app_ready.exists() || session.process.try_status().is_some());
-    assert!(app_ready.exists(), "the app did not paint its window:\n{}", session.log());
+    wait_until(Duration::from_secs(60), || app_ready.exists() || session.process.try_status().is_some());
+    assert!(app_ready.exists(), "the app did not paint its window:\n{}", session.diagnosis());
     println!("streaming session up, app painted, after {} ms", started.elapsed().as_millis());
 
     let profile = dir.0.join("chromium-profile");
@@ -374,7 +393,7 @@ fn novnc_shows_the_app_to_the_right_password_only_and_measures_the_stream() {
     assert!(
         status.is_some_and(|s| s.success()),
         "the noVNC probe failed ({status:?}):\n{probe_log}\n{}",
-        session.log()
+        session.diagnosis()
     );
     drop(probe);
     assert!(processes_mentioning(&profile.to_string_lossy()).is_empty(), "Chromium processes are left");

@@ -35,9 +35,28 @@ def sweep(x: int = 0) -> None:
     root.after(PERIOD_MS, sweep, x)
 
 
-root.wait_visibility(canvas)
-root.update()
-if READY_FILE:
-    pathlib.Path(READY_FILE).touch()
-root.after(PERIOD_MS, sweep)
+def log(message: str) -> None:
+    print(f"colour_app: {message}", file=sys.stderr, flush=True)
+
+
+def signal_when_viewable(waited_ms: int = 0) -> None:
+    """Polls until the canvas is viewable (mapped, as are its ancestors), then paints and creates READY_FILE.
+
+    Polling the window's state, rather than waiting for a VisibilityNotify event, cannot miss an event the window
+    manager's reparenting swallowed; every 5 s without success it says where it stands.
+    """
+    if canvas.winfo_viewable():
+        root.update_idletasks()
+        log(f"window viewable and painted after {waited_ms} ms")
+        if READY_FILE:
+            pathlib.Path(READY_FILE).touch()
+        root.after(PERIOD_MS, sweep)
+        return
+    if waited_ms and waited_ms % 5000 == 0:
+        log(f"window not viewable yet after {waited_ms} ms (state {root.state()}, mapped {root.winfo_ismapped()})")
+    root.after(50, signal_when_viewable, waited_ms + 50)
+
+
+log(f"started on {root.winfo_screen()} ({width}x{height})")
+root.after_idle(signal_when_viewable)
 root.mainloop()

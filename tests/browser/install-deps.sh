@@ -36,6 +36,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Build the font caches now (quick when they are current), not during the first Tk or Chromium start of a test.
+fc-cache >/dev/null 2>&1 || true
+
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if ((node_major < 20)); then
   echo "install-deps: playwright-core needs Node.js 20 or later; this host has $(node --version)" >&2
