@@ -267,7 +267,9 @@ impl Broker {
 
     async fn readiness(&self, record: &StoredInstance) -> OsbResult<Readiness> {
         let namespace = self.namespace_of(&record.instance_id);
-        let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
+        let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace);
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
+        let (quota, default_account) = tokio::try_join!(quotas.get_opt(QUOTA_NAME), accounts.get_opt("default"))?;
         let computed = quota.is_some_and(|quota| {
             let wanted = quota.spec.and_then(|spec| spec.hard).unwrap_or_default();
             let seen = quota.status.and_then(|status| status.hard).unwrap_or_default();
@@ -279,8 +281,7 @@ impl Broker {
         if !computed {
             return Ok(Readiness::Waiting("the quota controller is computing the namespace's quota"));
         }
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
-        if accounts.get_opt("default").await?.is_none() {
+        if default_account.is_none() {
             return Ok(Readiness::Waiting("the namespace's default ServiceAccount is being created"));
         }
         Ok(Readiness::Ready)
@@ -493,11 +494,13 @@ impl Broker {
         if let Some(namespace) = operation.and_then(|op| op.strip_prefix(OPERATION_DEPROVISION)?.strip_prefix(':')) {
             return self.workload_deletion_state(instance_id, namespace).await;
         }
-        if let Some(record) = self.workload(instance_id).await? {
+        // Both kinds of record are looked up at once: the platform polls, and each poll should cost one round trip.
+        let (workload, virtual_cluster) = tokio::try_join!(self.workload(instance_id), self.find(instance_id))?;
+        if let Some(record) = workload {
             let (service, _) = self.workload_service(&record)?;
             return self.workload_state(service, &record).await;
         }
-        let Some((_, stored)) = self.find(instance_id).await? else {
+        let Some((namespace, stored)) = virtual_cluster else {
             return match operation {
                 Some(_) if deprovisioning => {
                     Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
@@ -525,8 +528,14 @@ impl Broker {
                 LastOperation::new(OperationState::InProgress, "creating the virtual cluster's objects")
             });
         }
+        if self.seen_ready.contains(&namespace) {
+            return Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"));
+        }
         Ok(match self.readiness(&stored).await? {
-            Readiness::Ready => LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"),
+            Readiness::Ready => {
+                self.seen_ready.insert(&namespace);
+                LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready")
+            }
             Readiness::Waiting(what) => LastOperation::new(OperationState::InProgress, what),
         })
     }

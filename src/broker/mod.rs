@@ -7,6 +7,7 @@ mod instance;
 mod instances;
 pub mod parameters;
 mod progress;
+mod seen_ready;
 mod workloads;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::osb::OsbError;
 pub use bindings::Bound;
 pub use instances::{Deprovisioned, Provisioned, Updated};
 use parameters::ParameterSchemas;
+use seen_ready::SeenReady;
 
 /// How the broker lays out and paces its work, from the configuration.
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct Broker {
     client: Client,
     endpoint: ClusterEndpoint,
     options: BrokerOptions,
+    /// Virtual clusters already seen ready, which `last_operation` need not check again.
+    seen_ready: SeenReady,
 }
 
 impl Broker {
@@ -80,7 +84,7 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
-        Ok(Broker { catalog: Arc::new(catalog), schemas, endpoint, client, options })
+        Ok(Broker { catalog: Arc::new(catalog), schemas, endpoint, client, options, seen_ready: SeenReady::default() })
     }
 
     /// The catalog, as served.
