@@ -306,7 +306,7 @@ async fn main() {
     let last = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
-    println!("| GET last_operation (reads the namespace, the quota and the default ServiceAccount) | {last} |\n");
+    println!("| GET last_operation of a ready virtual cluster (two reads at once) | {last} |\n");
     let after_load = rss_kib(process.id());
 
     // Memory while serving many instances.

@@ -24,6 +24,33 @@ pub use instances::{Deprovisioned, Provisioned, Updated};
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
 
+/// Instances by (service name, plan name).
+pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
+
+/// Adds the broker's objects in `api` to `counts` by their service and plan labels, reading the metadata a page at a
+/// time: a scrape of `/metrics` must not hold ten thousand namespaces in memory at once.
+async fn count_by_plan<K>(api: &kube::Api<K>, counts: &mut InstanceCounts) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
+    const PAGE: u32 = 500;
+    let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
+    let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        for item in &page.items {
+            let labels = item.metadata.labels.as_ref();
+            let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
+            *counts.entry((label(LABEL_SERVICE), label(LABEL_PLAN))).or_insert(0) += 1;
+        }
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// How the broker lays out and paces its work, from the configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
@@ -129,26 +156,15 @@ impl Broker {
     }
 
     /// Instances by (service, plan) name, counted from the cluster: virtual-cluster namespaces and workload records.
-    pub async fn count_instances(&self) -> Result<std::collections::BTreeMap<(String, String), i64>, kube::Error> {
+    pub async fn count_instances(&self) -> Result<InstanceCounts, kube::Error> {
         use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-        use kube::api::ListParams;
 
-        use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
-        let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
-        let params = ListParams::default().labels(&selector);
-        let namespaces = kube::Api::<Namespace>::all(self.client.clone()).list_metadata(&params).await?;
+        let mut counts = InstanceCounts::new();
+        count_by_plan(&kube::Api::<Namespace>::all(self.client.clone()), &mut counts).await?;
         let records = kube::Api::<ConfigMap>::namespaced(self.client.clone(), &self.options.broker_namespace);
-        let records = match records.list_metadata(&params).await {
-            Ok(list) => list.items,
-            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-            Err(error) => return Err(error),
-        };
-        let mut counts = std::collections::BTreeMap::new();
-        for metadata in namespaces.items.iter().map(|n| &n.metadata).chain(records.iter().map(|r| &r.metadata)) {
-            let labels = metadata.labels.clone().unwrap_or_default();
-            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
-            let key = (label(LABEL_SERVICE), label(LABEL_PLAN));
-            *counts.entry(key).or_insert(0) += 1;
+        match count_by_plan(&records, &mut counts).await {
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            other => other?,
         }
         Ok(counts)
     }
