@@ -349,6 +349,7 @@ async fn main() {
     );
     process.kill().ok();
     process.wait().ok();
+    // Clean up without waiting for each namespace to go: the namespace controller removes them afterwards.
     for chunk in ids.chunks(32) {
         futures::future::join_all(chunk.iter().map(|id| {
             let broker = &broker;
@@ -356,7 +357,9 @@ async fn main() {
                 broker
                     .call(
                         Method::DELETE,
-                        &format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}"),
+                        &format!(
+                            "/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}&accepts_incomplete=true"
+                        ),
                         None,
                     )
                     .await
@@ -366,7 +369,11 @@ async fn main() {
     }
     for i in 0..latency_n {
         broker
-            .call(Method::DELETE, &format!("/v2/service_instances/lat-{i}?service_id={CAAS}&plan_id={SMALL}"), None)
+            .call(
+                Method::DELETE,
+                &format!("/v2/service_instances/lat-{i}?service_id={CAAS}&plan_id={SMALL}&accepts_incomplete=true"),
+                None,
+            )
             .await;
     }
 }
