@@ -111,6 +111,17 @@ function instrument([target, tolerance]) {
     probe.distinctFrames = 0;
     probe.windowStart = performance.now();
   };
+  // The share of a screenshot (PNG, base64) in the app's colour, decoded by the browser itself. Its OffscreenCanvas is
+  // not a CanvasRenderingContext2D, so decoding does not count as a canvas update.
+  probe.colourShare = async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    const offscreen = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = offscreen.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    return { share: appShare(pixels), width: bitmap.width, height: bitmap.height };
+  };
   probe.readWindow = () => {
     const seconds = (performance.now() - probe.windowStart) / 1000;
     return {
@@ -122,37 +133,15 @@ function instrument([target, tolerance]) {
   };
 }
 
-// The share of a PNG's pixels that have the app's colour, decoded by the browser itself.
-async function colourShare(decoder, png) {
-  return decoder.evaluate(
-    async ([base64, target, tolerance]) => {
-      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-      const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
-      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = canvas.getContext('2d');
-      ctx.drawImage(bitmap, 0, 0);
-      const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
-      let matching = 0;
-      for (let i = 0; i < pixels.length; i += 4) {
-        if (
-          Math.abs(pixels[i] - target[0]) <= tolerance &&
-          Math.abs(pixels[i + 1] - target[1]) <= tolerance &&
-          Math.abs(pixels[i + 2] - target[2]) <= tolerance
-        ) {
-          matching += 1;
-        }
-      }
-      return { share: matching / (pixels.length / 4), width: bitmap.width, height: bitmap.height };
-    },
-    [png.toString('base64'), target, TOLERANCE],
-  );
-}
+// The share of a screenshot's pixels that have the app's colour, counted in `page` by the instrument's own test.
+const colourShare = (page, png) =>
+  page.evaluate((base64) => window.__probe.colourShare(base64), png.toString('base64'));
 
 const pageUrl = (pw) => `${baseUrl}/vnc.html?autoconnect=1&resize=scale&password=${encodeURIComponent(pw)}`;
 const statusText = (page) =>
   page.evaluate(() => document.getElementById('noVNC_status')?.textContent?.trim() ?? '');
 
-async function probeWrongPassword(context, decoder) {
+async function probeWrongPassword(context) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(String(error)));
@@ -168,7 +157,7 @@ async function probeWrongPassword(context, decoder) {
   await page.waitForTimeout(1000); // any frame that slipped through would be drawn by now
   const screenshot = join(outDir, 'wrong-password.png');
   const png = await page.screenshot({ path: screenshot });
-  const { share } = await colourShare(decoder, png);
+  const { share } = await colourShare(page, png);
   const probe = await page.evaluate(() => ({
     updates: window.__probe.updates,
     firstAppFrameMs: window.__probe.navigationToFirstAppFrameMs,
@@ -184,7 +173,7 @@ async function probeWrongPassword(context, decoder) {
   };
 }
 
-async function probeRightPassword(context, decoder) {
+async function probeRightPassword(context) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(String(error)));
@@ -212,7 +201,7 @@ async function probeRightPassword(context, decoder) {
   const box = await canvas.boundingBox();
   const screenshot = join(outDir, 'right-password.png');
   const png = await page.screenshot({ path: screenshot, clip: box });
-  const { share, width, height } = await colourShare(decoder, png);
+  const { share, width, height } = await colourShare(page, png);
   const status = await statusText(page);
   await page.close();
   return {
@@ -249,9 +238,8 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 let exitCode = 0;
 try {
   await context.addInitScript(instrument, [target, TOLERANCE]);
-  const decoder = context.pages()[0] ?? (await context.newPage());
-  const wrong = await probeWrongPassword(context, decoder);
-  const right = await probeRightPassword(context, decoder);
+  const wrong = await probeWrongPassword(context);
+  const right = await probeRightPassword(context);
   const browserVersion = context.browser()?.version() ?? null;
   process.stdout.write(`${JSON.stringify({ browserVersion, wrong, right })}\n`);
 } catch (error) {
