@@ -165,14 +165,7 @@ async fn main() {
     let mut by_broker = Vec::new();
     for i in 0..latency_n {
         let started = Instant::now();
-        let answer = broker
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/lat-{i}"),
-                Some(provision_body(SMALL, "bench", json!({}))),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        provision_now(&broker, &format!("lat-{i}"), SMALL).await;
         by_broker.push(started.elapsed());
     }
     let mut by_kubectl = Vec::new();
@@ -258,29 +251,13 @@ async fn main() {
         let ids: Vec<String> = (0..throughput_n).map(|i| format!("tp{concurrency}-{i}")).collect();
         let rate = |elapsed: Duration| throughput_n as f64 / elapsed.as_secs_f64();
         let started = Instant::now();
-        for chunk in ids.chunks(concurrency) {
-            futures::future::join_all(chunk.iter().map(|id| {
-                let broker = &broker;
-                async move {
-                    let uri = format!("/v2/service_instances/{id}");
-                    let answer = broker.call(Method::PUT, &uri, Some(provision_body(MICRO, "bench", json!({})))).await;
-                    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-                }
-            }))
-            .await;
-        }
+        in_chunks(&ids, concurrency, |id| provision_now(&broker, id, MICRO)).await;
         let provisions = rate(started.elapsed());
         let started = Instant::now();
-        for chunk in ids.chunks(concurrency) {
-            futures::future::join_all(chunk.iter().map(|id| {
-                let broker = &broker;
-                async move {
-                    let uri = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}");
-                    assert_eq!(broker.call(Method::DELETE, &uri, None).await.status, StatusCode::OK);
-                }
-            }))
-            .await;
-        }
+        in_chunks(&ids, concurrency, |id| async {
+            assert_eq!(deprovision(&broker, id, MICRO, false).await, StatusCode::OK);
+        })
+        .await;
         println!("| {concurrency} | {provisions:.1} | {:.1} |", rate(started.elapsed()));
     }
     println!();
@@ -312,22 +289,7 @@ async fn main() {
     // Memory while serving many instances.
     let started = Instant::now();
     let ids: Vec<String> = (0..memory_n).map(|i| format!("mem-{i}")).collect();
-    for chunk in ids.chunks(32) {
-        futures::future::join_all(chunk.iter().map(|id| {
-            let broker = &broker;
-            async move {
-                let answer = broker
-                    .call(
-                        Method::PUT,
-                        &format!("/v2/service_instances/{id}"),
-                        Some(provision_body(MICRO, "bench", json!({}))),
-                    )
-                    .await;
-                assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-            }
-        }))
-        .await;
-    }
+    in_chunks(&ids, 32, |id| provision_now(&broker, id, MICRO)).await;
     let created_in = started.elapsed();
     let scrape = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
     let instances = String::from_utf8_lossy(&scrape.stdout)
@@ -349,32 +311,38 @@ async fn main() {
     );
     process.kill().ok();
     process.wait().ok();
-    // Clean up without waiting for each namespace to go: the namespace controller removes them afterwards.
-    for chunk in ids.chunks(32) {
-        futures::future::join_all(chunk.iter().map(|id| {
-            let broker = &broker;
-            async move {
-                broker
-                    .call(
-                        Method::DELETE,
-                        &format!(
-                            "/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}&accepts_incomplete=true"
-                        ),
-                        None,
-                    )
-                    .await
-            }
-        }))
-        .await;
-    }
+    // Clean up asynchronously: the namespace controller removes the namespaces afterwards.
+    in_chunks(&ids, 32, |id| async {
+        deprovision(&broker, id, MICRO, true).await;
+    })
+    .await;
     for i in 0..latency_n {
-        broker
-            .call(
-                Method::DELETE,
-                &format!("/v2/service_instances/lat-{i}?service_id={CAAS}&plan_id={SMALL}&accepts_incomplete=true"),
-                None,
-            )
-            .await;
+        deprovision(&broker, &format!("lat-{i}"), SMALL, true).await;
+    }
+}
+
+/// A synchronous provision, as this benchmark measures it: answered 201 once the virtual cluster is usable.
+async fn provision_now(broker: &TestBroker, id: &str, plan: &str) {
+    let body = provision_body(plan, "bench", json!({}));
+    let answer = broker.call(Method::PUT, &format!("/v2/service_instances/{id}"), Some(body)).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+}
+
+/// A deprovision, synchronous or (`accepts_incomplete`) answered as soon as the deletion has started; its status.
+async fn deprovision(broker: &TestBroker, id: &str, plan: &str, accepts_incomplete: bool) -> StatusCode {
+    let uri =
+        format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={plan}&accepts_incomplete={accepts_incomplete}");
+    broker.call(Method::DELETE, &uri, None).await.status
+}
+
+/// Runs `task` for every id, `concurrency` at a time.
+async fn in_chunks<'a, F, Fut>(ids: &'a [String], concurrency: usize, task: F)
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for chunk in ids.chunks(concurrency) {
+        futures::future::join_all(chunk.iter().map(|id| task(id))).await;
     }
 }
 
