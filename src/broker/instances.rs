@@ -528,16 +528,13 @@ impl Broker {
                 LastOperation::new(OperationState::InProgress, "creating the virtual cluster's objects")
             });
         }
-        if self.seen_ready.contains(&namespace) {
-            return Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"));
-        }
-        Ok(match self.readiness(&stored).await? {
-            Readiness::Ready => {
-                self.seen_ready.insert(&namespace);
-                LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready")
+        if !self.seen_ready.contains(&namespace) {
+            if let Readiness::Waiting(what) = self.readiness(&stored).await? {
+                return Ok(LastOperation::new(OperationState::InProgress, what));
             }
-            Readiness::Waiting(what) => LastOperation::new(OperationState::InProgress, what),
-        })
+            self.seen_ready.insert(&namespace);
+        }
+        Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"))
     }
 }
 

@@ -27,30 +27,6 @@ use seen_ready::SeenReady;
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
 
-/// Adds the broker's objects in `api` to `counts` by their service and plan labels, reading the metadata a page at a
-/// time: a scrape of `/metrics` must not hold ten thousand namespaces in memory at once.
-async fn count_by_plan<K>(api: &kube::Api<K>, counts: &mut InstanceCounts) -> Result<(), kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
-    const PAGE: u32 = 500;
-    let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
-    let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
-    loop {
-        let page = api.list_metadata(&params).await?;
-        for item in &page.items {
-            let labels = item.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
-            *counts.entry((label(LABEL_SERVICE), label(LABEL_PLAN))).or_insert(0) += 1;
-        }
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(()),
-        }
-    }
-}
-
 /// How the broker lays out and paces its work, from the configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
@@ -173,6 +149,30 @@ impl Broker {
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;
         Some(format!("{}/instances/{}", base.trim_end_matches('/'), percent_encode(instance_id)))
+    }
+}
+
+/// Adds the broker's objects in `api` to `counts` by their service and plan labels, reading the metadata a page at a
+/// time: a scrape of `/metrics` must not hold ten thousand namespaces in memory at once.
+async fn count_by_plan<K>(api: &kube::Api<K>, counts: &mut InstanceCounts) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
+    const PAGE: u32 = 500;
+    let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
+    let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        for item in &page.items {
+            let labels = item.metadata.labels.as_ref();
+            let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
+            *counts.entry((label(LABEL_SERVICE), label(LABEL_PLAN))).or_insert(0) += 1;
+        }
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! A memory of the namespace versions already seen ready, so that `last_operation` polls of a finished virtual
-//! cluster cost one read of its namespace instead of three.
+//! cluster read its namespace alone, not also its quota and default ServiceAccount.
 //!
 //! Readiness (the quota computed by its controller, the default ServiceAccount made) does not go back while the
 //! namespace stays the same version: tenants cannot touch the quota, and a plan update, which changes the quota,
