@@ -294,7 +294,8 @@ cmd_up() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy.crt" --proxy-client-key-file="$PKI/front-proxy.key" \
-    --endpoint-reconciler-type=none --profiling=false --v=1
+    --endpoint-reconciler-type=none --profiling=false --v=1 \
+    --service-account-max-token-expiration=168h --service-account-extend-token-expiration=false
   wait_for kube-apiserver 120 "$LOGS/kube-apiserver.log" api_ready
 
   start kube-controller-manager --kubeconfig="$STATE_DIR/controller-manager.kubeconfig" \
