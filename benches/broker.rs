@@ -63,6 +63,8 @@ fn objects(namespace: &str) -> VirtualCluster {
         pod_security: PodSecurityLevel::Baseline,
         allow_ingress_from_namespaces: Vec::new(),
         owner: "owner".to_owned(),
+        // The same writes as the broker's, kept in one namespace so the baselines need nothing set up beforehand.
+        identity_namespace: namespace.to_owned(),
     }
 }
 
@@ -72,7 +74,7 @@ async fn minimal_client_provision(client: &Client, cluster: &VirtualCluster) {
     apply(&Api::<ResourceQuota>::namespaced(client.clone(), ns), &cluster.resource_quota()).await.expect("quota");
     apply(&Api::<LimitRange>::namespaced(client.clone(), ns), &cluster.limit_range()).await.expect("limits");
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), ns), &cluster.network_policy()).await.expect("policy");
-    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &cluster.owner_service_account()).await.expect("sa");
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &cluster.owner_service_account(None)).await.expect("sa");
     apply(&Api::<RoleBinding>::namespaced(client.clone(), ns), &cluster.owner_role_binding()).await.expect("rb");
 }
 
@@ -82,7 +84,7 @@ fn kubectl_apply(cluster: &VirtualCluster) {
         serde_json::to_value(cluster.resource_quota()),
         serde_json::to_value(cluster.limit_range()),
         serde_json::to_value(cluster.network_policy()),
-        serde_json::to_value(cluster.owner_service_account()),
+        serde_json::to_value(cluster.owner_service_account(None)),
         serde_json::to_value(cluster.owner_role_binding()),
     ];
     let yaml: Vec<String> =
@@ -204,10 +206,11 @@ async fn main() {
             instance_id: "lat-0".to_owned(),
             namespace: ns.clone(),
             broker_namespace: "caas-broker-system".to_owned(),
+            identity_namespace: ns.clone(),
         };
         let started = Instant::now();
         let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), &ns);
-        apply(&accounts, &objects.service_account()).await.expect("sa");
+        apply(&accounts, &objects.service_account(None)).await.expect("sa");
         apply(&Api::<RoleBinding>::namespaced(admin.clone(), &ns), &objects.role_binding("edit")).await.expect("rb");
         let request: TokenRequest =
             serde_json::from_value(json!({ "spec": { "expirationSeconds": 3600 } })).expect("tr");

@@ -16,6 +16,7 @@ auth:
 kubernetes:
   namespace_prefix: "caas-"
   broker_namespace: caas-broker-system
+  identity_namespace: caas-broker-identities
   request_timeout_seconds: 20
 bindings:
   default_expiration_seconds: 86400
@@ -96,6 +97,9 @@ pub struct KubernetesSettings {
     pub namespace_prefix: String,
     /// The broker's own namespace, where binding records live.
     pub broker_namespace: String,
+    /// Where the identities the broker hands out live (owners' and bindings' ServiceAccounts): a namespace no
+    /// tenant can reach, so that no tenant can mint tokens for, impersonate or run pods as them.
+    pub identity_namespace: String,
     /// Timeout of one apiserver request.
     pub request_timeout_seconds: u64,
     /// The apiserver URL bound applications use; the broker's own when absent.
@@ -218,6 +222,9 @@ impl Settings {
         if !is_dns_label(&self.kubernetes.broker_namespace) {
             return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
         }
+        if !is_dns_label(&self.kubernetes.identity_namespace) {
+            return invalid("kubernetes.identity_namespace", "must be a valid namespace name");
+        }
         let prefix = &self.kubernetes.namespace_prefix;
         if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {
             return invalid(
@@ -298,6 +305,7 @@ mod tests {
             ("limits:\n  sync_timeout_seconds: 600\n", "limits.sync_timeout_seconds"),
             ("listen: \"0.0.0.0:8080\"\n", "auth.password"),
             ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
+            ("kubernetes:\n  identity_namespace: x.y\n", "kubernetes.identity_namespace"),
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),

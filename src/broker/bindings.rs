@@ -1,11 +1,13 @@
-//! Bindings: each one a ServiceAccount of its own in the tenant namespace, bound to one built-in role, with a bound
-//! token from the TokenRequest API; and a record Secret in the broker's namespace so that every replica, and a
-//! restarted broker, returns the same credentials. Unbinding deletes the ServiceAccount, which revokes its tokens.
+//! Bindings: each one a ServiceAccount of its own in the identity namespace (see [`super::identities`]), bound to
+//! one built-in role in the tenant namespace, with a bound token from the TokenRequest API; and a record Secret in
+//! the broker's namespace so that every replica, and a restarted broker, returns the same credentials. Unbinding
+//! deletes the ServiceAccount, which revokes its tokens.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -16,6 +18,7 @@ use super::instance::StoredInstance;
 use super::parameters::SchemaKind;
 use super::{Broker, deleted};
 use crate::k8s::binding::*;
+use crate::k8s::virtual_cluster::owned_by;
 use crate::k8s::names::{self, *};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::osb::api::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
@@ -83,6 +86,7 @@ impl Broker {
             instance_id: instance_id.to_owned(),
             namespace: self.namespace_of(instance_id),
             broker_namespace: self.options.broker_namespace.clone(),
+            identity_namespace: self.options.identity_namespace.clone(),
         }
     }
 
@@ -148,7 +152,7 @@ impl Broker {
                 other => Ok(other),
             };
         }
-        let Some((_, instance)) = self.find(instance_id).await? else {
+        let Some((namespace, instance)) = self.find(instance_id).await? else {
             return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
         };
         if instance.terminating {
@@ -183,7 +187,7 @@ impl Broker {
             None => self.options.default_expiration_seconds,
         };
 
-        let token = self.issue_credentials(&objects, &role, expiration).await?;
+        let token = self.issue_credentials(&objects, &role, expiration, owned_by(&namespace)).await?;
         let credentials =
             credentials::credentials(&self.endpoint, &objects.namespace, &role, &objects.account_name(), &token);
         let response = BindingResponse {
@@ -225,11 +229,17 @@ impl Broker {
     }
 
     /// The binding's ServiceAccount and RoleBinding, and a token for it.
-    async fn issue_credentials(&self, objects: &BindingObjects, role: &str, expiration: u64) -> OsbResult<IssuedToken> {
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
-        apply(&accounts, &objects.service_account()).await?;
+    async fn issue_credentials(
+        &self,
+        objects: &BindingObjects,
+        role: &str,
+        expiration: u64,
+        owner: Option<OwnerReference>,
+    ) -> OsbResult<IssuedToken> {
+        self.apply_identity(&objects.service_account(owner)).await?;
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         apply(&bindings, &objects.role_binding(role)).await?;
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
                 expiration_seconds: Some(i64::try_from(expiration).unwrap_or(i64::MAX)),
@@ -257,7 +267,7 @@ impl Broker {
         response: &BindingResponse,
         pending: bool,
     ) -> OsbResult<Bound> {
-        self.ensure_broker_namespace().await?;
+        self.ensure_namespace(&self.options.broker_namespace).await?;
         let requested = &requested_attributes(request);
         let mut annotations = BTreeMap::from([
             (ANNOTATION_REQUESTED.to_owned(), requested.to_string()),
@@ -293,22 +303,6 @@ impl Broker {
         }
     }
 
-    pub(super) async fn ensure_broker_namespace(&self) -> OsbResult<()> {
-        let namespaces = Api::<Namespace>::all(self.client.clone());
-        if namespaces.get_opt(&self.options.broker_namespace).await?.is_some() {
-            return Ok(());
-        }
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": self.options.broker_namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY } }
-        }))
-        .map_err(|e| OsbError::Internal(e.to_string()))?;
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => Ok(()),
-            Err(error) if is_conflict(&error) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
     pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> OsbResult<BindingResponse> {
         let record = self.record(&self.objects(instance_id, binding_id)).await?;
@@ -331,8 +325,7 @@ impl Broker {
         // The ServiceAccount first: deleting it revokes every token it was issued, at once.
         let mut existed = record.is_some();
         let account = objects.account_name();
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
-        existed |= deleted(accounts.delete(&account, &DeleteParams::default()).await)?;
+        existed |= self.delete_identity(&account, &objects.namespace).await?;
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         existed |= deleted(bindings.delete(&account, &DeleteParams::default()).await)?;
         if let Some(record) = &record {

@@ -60,6 +60,8 @@ pub struct StoredInstance {
     pub maintenance_version: Option<String>,
     /// The owner ServiceAccount.
     pub owner: String,
+    /// Where the owner ServiceAccount lives; `None` for an instance of the layout before 2.0 (in the tenant namespace).
+    pub identity_namespace: Option<String>,
     /// Who created it.
     pub created_by: Option<String>,
     /// Every object has been applied.
@@ -102,6 +104,7 @@ impl StoredInstance {
             context: json_map(ANNOTATION_CONTEXT),
             maintenance_version: text(ANNOTATION_MAINTENANCE_VERSION),
             owner: text(ANNOTATION_OWNER).unwrap_or_else(|| "owner".to_owned()),
+            identity_namespace: text(ANNOTATION_IDENTITY_NAMESPACE),
             created_by: text(ANNOTATION_CREATED_BY),
             provisioned: annotations.contains_key(ANNOTATION_PROVISIONED),
             terminating: metadata.deletion_timestamp.is_some(),
@@ -121,6 +124,9 @@ impl StoredInstance {
             (ANNOTATION_CONTEXT.to_owned(), Value::Object(self.context.clone()).to_string()),
             (ANNOTATION_OWNER.to_owned(), self.owner.clone()),
         ]);
+        if let Some(namespace) = &self.identity_namespace {
+            annotations.insert(ANNOTATION_IDENTITY_NAMESPACE.to_owned(), namespace.clone());
+        }
         if let Some(version) = &self.maintenance_version {
             annotations.insert(ANNOTATION_MAINTENANCE_VERSION.to_owned(), version.clone());
         }

@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 
 use super::instance::{Attributes, StoredInstance, context_names};
 use super::parameters::SchemaKind;
-use super::{Broker, check_maintenance};
+use super::{Broker, check_maintenance, deleted};
 use crate::catalog::{PodSecurityLevel, Service, quantity};
 use crate::k8s::names::{self, *};
-use crate::k8s::virtual_cluster::VirtualCluster;
+use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::osb::api::{
     FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
@@ -119,7 +119,8 @@ impl Broker {
             },
             context: context_names(request.context.as_ref()),
             maintenance_version: plan.maintenance_version().map(str::to_owned),
-            owner: names::owner_service_account(identity.as_ref().and_then(|i| i.user.as_deref())),
+            owner: names::owner_account(instance_id),
+            identity_namespace: Some(self.options.identity_namespace.clone()),
             created_by: identity.as_ref().map(OriginatingIdentity::describe),
             provisioned: false,
             terminating: false,
@@ -246,20 +247,40 @@ impl Broker {
             pod_security,
             allow_ingress_from_namespaces,
             owner: record.owner.clone(),
+            identity_namespace: self.options.identity_namespace.clone(),
         })
     }
 
-    /// Applies every object of the virtual cluster, then marks the namespace provisioned.
+    /// The record as the current layout has it: the owner in the identity namespace. Instances made before
+    /// version 2.0 had it in the tenant namespace; the next apply (a maintenance upgrade, any update) moves it.
+    fn in_current_layout(&self, record: &StoredInstance) -> StoredInstance {
+        StoredInstance {
+            owner: names::owner_account(&record.instance_id),
+            identity_namespace: Some(self.options.identity_namespace.clone()),
+            ..record.clone()
+        }
+    }
+
+    /// Applies every object of the virtual cluster in the current layout, then marks the namespace provisioned.
     async fn apply_virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<()> {
+        let legacy_owner = record.identity_namespace.is_none().then(|| record.owner.clone());
+        let record = &self.in_current_layout(record);
         let mut cluster = self.virtual_cluster(service, record)?;
         let namespace = cluster.namespace.clone();
         let client = self.client.clone();
-        apply(&self.namespaces(), &cluster.namespace()).await?;
+        let applied = apply(&self.namespaces(), &cluster.namespace()).await?;
         apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
         apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
         apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
-        apply(&Api::<ServiceAccount>::namespaced(client.clone(), &namespace), &cluster.owner_service_account()).await?;
-        apply(&Api::<RoleBinding>::namespaced(client, &namespace), &cluster.owner_role_binding()).await?;
+        self.apply_identity(&cluster.owner_service_account(owned_by(&applied))).await?;
+        apply(&Api::<RoleBinding>::namespaced(client.clone(), &namespace), &cluster.owner_role_binding()).await?;
+        if let Some(legacy_owner) = legacy_owner {
+            // The owner's old ServiceAccount, which the tenant could mint tokens for: deleting it revokes them.
+            let accounts = Api::<ServiceAccount>::namespaced(client, &namespace);
+            if deleted(accounts.delete(&legacy_owner, &DeleteParams::default()).await)? {
+                tracing::info!(instance = %record.instance_id, account = %legacy_owner, "moved the owner out of the tenant namespace");
+            }
+        }
         cluster.annotations = record.annotations(true);
         apply(&self.namespaces(), &cluster.namespace()).await?;
         Ok(())
@@ -420,8 +441,10 @@ impl Broker {
         let Some((_, stored)) = self.find(instance_id).await? else {
             return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
         };
-        // Platforms unbind first; whatever bindings remain are removed with the instance.
+        // Platforms unbind first; whatever bindings remain are removed with the instance. Identities go first, so
+        // that they are revoked now (the garbage collector would also remove them with the namespace).
         self.delete_binding_records(instance_id).await?;
+        self.delete_identities_of(instance_id).await?;
         if !stored.terminating {
             let name = self.namespace_of(instance_id);
             let params =

@@ -3,6 +3,7 @@
 
 mod bindings;
 mod credentials;
+mod identities;
 mod instance;
 mod instances;
 pub mod parameters;
@@ -40,6 +41,8 @@ pub struct BrokerOptions {
     pub one_instance_per_organization: bool,
     /// The broker's own namespace (binding records).
     pub broker_namespace: String,
+    /// Where owners' and bindings' ServiceAccounts live, out of every tenant's reach.
+    pub identity_namespace: String,
     /// Token lifetime when a bind asks for none.
     pub default_expiration_seconds: u64,
     /// Longest token lifetime a bind may ask for.
@@ -59,6 +62,7 @@ impl BrokerOptions {
             sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),
             one_instance_per_organization: settings.policy.one_instance_per_organization,
             broker_namespace: settings.kubernetes.broker_namespace.clone(),
+            identity_namespace: settings.kubernetes.identity_namespace.clone(),
             default_expiration_seconds: settings.bindings.default_expiration_seconds,
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
             session_image: settings.workloads.session_image.clone(),

@@ -132,7 +132,7 @@ impl Broker {
         }
         let (cluster_instance_id, namespace) = self.place(&wanted).await?;
         let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id };
-        self.ensure_broker_namespace().await?;
+        self.ensure_namespace(&self.options.broker_namespace).await?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.workload_records().create(&params, &self.record_object(&record, false)).await {
             Ok(_) => {}

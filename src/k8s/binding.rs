@@ -1,12 +1,13 @@
-//! The objects of a binding: in the tenant namespace a ServiceAccount of its own (deleting it revokes every token
-//! it was issued) and a RoleBinding of the requested built-in role; in the broker's namespace the record Secret that
-//! lets any replica answer GET binding with the same credentials.
+//! The objects of a binding: a ServiceAccount of its own in the identity namespace, out of the tenant's reach
+//! (deleting it revokes every token it was issued), and in the tenant namespace a RoleBinding granting it the
+//! requested built-in role there; in the broker's namespace the record Secret that lets any replica answer GET
+//! binding with the same credentials.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::names::{self, *};
 use super::virtual_cluster::role_binding;
@@ -35,10 +36,13 @@ pub struct BindingObjects {
     pub namespace: String,
     /// The broker's namespace, where the record lives.
     pub broker_namespace: String,
+    /// Where the binding's ServiceAccount lives.
+    pub identity_namespace: String,
 }
 
 impl BindingObjects {
-    /// Name of the binding's ServiceAccount and RoleBinding in the tenant namespace.
+    /// Name of the binding's ServiceAccount (in the identity namespace; bindings made before version 2.0 have it in
+    /// the tenant namespace) and of its RoleBinding in the tenant namespace.
     pub fn account_name(&self) -> String {
         names::dns_label("caas-binding-", &self.binding_id)
     }
@@ -68,18 +72,18 @@ impl BindingObjects {
         }
     }
 
-    /// The binding's own ServiceAccount.
-    pub fn service_account(&self) -> ServiceAccount {
-        ServiceAccount {
-            metadata: self.tenant_meta(),
-            automount_service_account_token: Some(false),
-            ..Default::default()
-        }
+    /// The binding's own ServiceAccount, in the identity namespace, owned by the tenant namespace so that it goes
+    /// with the virtual cluster.
+    pub fn service_account(&self, owner: Option<OwnerReference>) -> ServiceAccount {
+        let mut metadata = self.tenant_meta();
+        metadata.namespace = Some(self.identity_namespace.clone());
+        metadata.owner_references = owner.map(|owner| vec![owner]);
+        ServiceAccount { metadata, automount_service_account_token: Some(false), ..Default::default() }
     }
 
     /// Grants the ServiceAccount the built-in ClusterRole `role` in the tenant namespace only.
     pub fn role_binding(&self, role: &str) -> RoleBinding {
-        role_binding(self.tenant_meta(), role, &self.account_name(), &self.namespace)
+        role_binding(self.tenant_meta(), role, &self.account_name(), &self.identity_namespace)
     }
 
     /// The record: credentials in `data`, everything else in annotations.

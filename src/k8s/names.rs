@@ -54,6 +54,9 @@ pub const ANNOTATION_MAINTENANCE_VERSION: &str = "caas-broker.io/maintenance-ver
 pub const ANNOTATION_CREATED_BY: &str = "caas-broker.io/created-by";
 /// The owner ServiceAccount's name.
 pub const ANNOTATION_OWNER: &str = "caas-broker.io/owner";
+/// The namespace of the owner ServiceAccount; absent on instances made before version 2.0, whose owner lives in the
+/// tenant namespace until a maintenance upgrade moves it.
+pub const ANNOTATION_IDENTITY_NAMESPACE: &str = "caas-broker.io/identity-namespace";
 /// Set, with a timestamp, once every object of the instance has been applied.
 pub const ANNOTATION_PROVISIONED: &str = "caas-broker.io/provisioned-at";
 
@@ -103,20 +106,10 @@ pub fn short_label(prefix: &str, id: &str, max: usize) -> String {
     }
 }
 
-/// A name for a user's ServiceAccount: `owner-<user>` sanitized, or `owner` when the user is unknown.
-pub fn owner_service_account(user: Option<&str>) -> String {
-    match user {
-        None => "owner".to_owned(),
-        Some(user) => {
-            let sanitized: String = user
-                .to_ascii_lowercase()
-                .chars()
-                .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
-                .collect();
-            let sanitized = sanitized.trim_matches('-');
-            if sanitized.is_empty() { "owner".to_owned() } else { dns_label("owner-", sanitized) }
-        }
-    }
+/// The name of an instance's owner ServiceAccount in the identity namespace (unique per instance; who asked for the
+/// instance is recorded in [`ANNOTATION_CREATED_BY`]).
+pub fn owner_account(instance_id: &str) -> String {
+    dns_label("caas-owner-", instance_id)
 }
 
 fn hash(text: &str) -> String {
@@ -151,10 +144,9 @@ mod tests {
     }
 
     #[test]
-    fn owner_names_follow_the_user() {
-        assert_eq!(owner_service_account(None), "owner");
-        assert_eq!(owner_service_account(Some("Jane.Doe@example.com")), "owner-jane-doe-example-com");
-        assert!(is_dns_label(&owner_service_account(Some(&"u".repeat(100)))));
-        assert_eq!(owner_service_account(Some("@@")), "owner");
+    fn owner_names_are_valid_and_distinct_per_instance() {
+        assert_eq!(owner_account("abc"), "caas-owner-abc");
+        assert!(is_dns_label(&owner_account(&"u".repeat(100))));
+        assert_ne!(owner_account("A"), owner_account("a"));
     }
 }

@@ -12,7 +12,9 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names::*;
@@ -35,8 +37,10 @@ pub struct VirtualCluster {
     pub pod_security: PodSecurityLevel,
     /// Namespaces allowed to connect to the tenant's pods.
     pub allow_ingress_from_namespaces: Vec<String>,
-    /// The owner ServiceAccount's name.
+    /// The owner ServiceAccount's name, in `identity_namespace`.
     pub owner: String,
+    /// Where the owner's ServiceAccount lives: out of the tenant's reach (see [`crate::config::KubernetesSettings`]).
+    pub identity_namespace: String,
 }
 
 impl VirtualCluster {
@@ -146,19 +150,36 @@ impl VirtualCluster {
         }
     }
 
-    /// The ServiceAccount of the tenant's owner.
-    pub fn owner_service_account(&self) -> ServiceAccount {
-        ServiceAccount { metadata: self.meta(&self.owner, true), ..ServiceAccount::default() }
+    /// The ServiceAccount of the tenant's owner, in the identity namespace, owned by the tenant namespace `owner` so
+    /// that deleting the namespace also deletes it (and revokes its tokens) even if the broker never gets to.
+    pub fn owner_service_account(&self, owner: Option<OwnerReference>) -> ServiceAccount {
+        let mut metadata = self.meta(&self.owner, true);
+        metadata.namespace = Some(self.identity_namespace.clone());
+        metadata.owner_references = owner.map(|owner| vec![owner]);
+        ServiceAccount { metadata, automount_service_account_token: Some(false), ..ServiceAccount::default() }
     }
 
-    /// Grants the owner the built-in `admin` ClusterRole in the namespace.
+    /// Grants the owner the built-in `admin` ClusterRole in the tenant namespace (and nowhere else).
     pub fn owner_role_binding(&self) -> RoleBinding {
-        role_binding(self.meta(OWNER_ROLE_BINDING_NAME, true), "admin", &self.owner, &self.namespace)
+        role_binding(self.meta(OWNER_ROLE_BINDING_NAME, true), "admin", &self.owner, &self.identity_namespace)
     }
 }
 
-/// A RoleBinding of a built-in ClusterRole to a ServiceAccount.
-pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, namespace: &str) -> RoleBinding {
+/// An owner reference to a tenant namespace: what the garbage collector follows to delete the identities of a
+/// virtual cluster together with it. `None` for a namespace not read back from the apiserver (no uid).
+pub fn owned_by(namespace: &Namespace) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "Namespace".to_owned(),
+        name: namespace.metadata.name.clone()?,
+        uid: namespace.metadata.uid.clone()?,
+        ..OwnerReference::default()
+    })
+}
+
+/// A RoleBinding (in the namespace of `metadata`) of a built-in ClusterRole to the ServiceAccount `account` of
+/// `account_namespace`.
+pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, account_namespace: &str) -> RoleBinding {
     RoleBinding {
         metadata,
         role_ref: RoleRef {
@@ -169,7 +190,7 @@ pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, nam
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_owned(),
             name: account.to_owned(),
-            namespace: Some(namespace.to_owned()),
+            namespace: Some(account_namespace.to_owned()),
             ..Subject::default()
         }]),
     }
@@ -192,8 +213,27 @@ mod tests {
             limits: ContainerLimits::default(),
             pod_security: PodSecurityLevel::Restricted,
             allow_ingress_from_namespaces: vec!["ingress".to_owned()],
-            owner: "owner".to_owned(),
+            owner: "caas-owner-x".to_owned(),
+            identity_namespace: "identities".to_owned(),
         }
+    }
+
+    #[test]
+    fn the_owner_lives_in_the_identity_namespace_and_dies_with_the_tenant_namespace() {
+        let cluster = sample();
+        let namespace = Namespace {
+            metadata: ObjectMeta { name: Some("caas-x".to_owned()), uid: Some("u-1".to_owned()), ..Default::default() },
+            ..Namespace::default()
+        };
+        let account = cluster.owner_service_account(owned_by(&namespace));
+        assert_eq!(account.metadata.namespace.as_deref(), Some("identities"));
+        let owners = account.metadata.owner_references.unwrap_or_default();
+        assert_eq!((owners[0].kind.as_str(), owners[0].uid.as_str()), ("Namespace", "u-1"));
+        let binding = cluster.owner_role_binding();
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("caas-x"));
+        let subject = &binding.subjects.unwrap_or_default()[0];
+        assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("caas-owner-x", Some("identities")));
+        assert_eq!(binding.role_ref.name, "admin");
     }
 
     #[test]

@@ -1,0 +1,78 @@
+//! The identities the broker hands out (each virtual cluster's owner, each binding) are ServiceAccounts in the
+//! identity namespace, not in the tenant namespace. Inside its own namespace a tenant with `edit` or `admin` can mint
+//! tokens for, impersonate and run pods as any ServiceAccount there; none of those permissions reaches another
+//! namespace, so identities kept here cannot be turned into a stronger or longer-lived credential. The RoleBindings
+//! that give them their role stay in the tenant namespace, so what they may do is unchanged.
+//!
+//! Each identity is owned (an owner reference) by its tenant namespace: deleting the virtual cluster deletes its
+//! identities even when the broker is interrupted, and the broker deletes them itself first so that they are revoked
+//! at once. Nothing here is per-replica state: any replica finds an identity by its deterministic name.
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+
+use super::{Broker, deleted};
+use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::osb::OsbResult;
+
+impl Broker {
+    fn identities(&self) -> Api<ServiceAccount> {
+        Api::namespaced(self.client.clone(), &self.options.identity_namespace)
+    }
+
+    /// Applies an identity's ServiceAccount in the identity namespace, making the namespace on first use.
+    pub(super) async fn apply_identity(&self, account: &ServiceAccount) -> OsbResult<()> {
+        match apply(&self.identities(), account).await {
+            Err(error) if is_not_found(&error) => {
+                self.ensure_namespace(&self.options.identity_namespace).await?;
+                apply(&self.identities(), account).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes one identity; also its copy in `legacy_namespace`, where instances and bindings made before version
+    /// 2.0 kept it. Ok(true) when either existed.
+    pub(super) async fn delete_identity(&self, name: &str, legacy_namespace: &str) -> OsbResult<bool> {
+        let legacy = Api::<ServiceAccount>::namespaced(self.client.clone(), legacy_namespace);
+        let params = DeleteParams::default();
+        let identities = self.identities();
+        let (current, old) = tokio::join!(identities.delete(name, &params), legacy.delete(name, &params));
+        Ok(deleted(current)? | deleted(old)?)
+    }
+
+    /// Deletes every identity of an instance (its owner and its bindings' ServiceAccounts), revoking their tokens.
+    pub(super) async fn delete_identities_of(&self, instance_id: &str) -> OsbResult<()> {
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let listed = ListParams::default().labels(&selector);
+        match self.identities().delete_collection(&DeleteParams::default(), &listed).await {
+            Err(error) if !is_not_found(&error) => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes one of the broker's own namespaces (records, identities) when it is missing; two replicas may race.
+    pub(super) async fn ensure_namespace(&self, name: &str) -> OsbResult<()> {
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        if namespaces.get_opt(name).await?.is_some() {
+            return Ok(());
+        }
+        let namespace = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some([(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned())].into()),
+                ..Default::default()
+            },
+            ..Namespace::default()
+        };
+        match namespaces.create(&PostParams::default(), &namespace).await {
+            Err(error) if !is_conflict(&error) => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+}
