@@ -74,7 +74,9 @@ async fn minimal_client_provision(client: &Client, cluster: &VirtualCluster) {
     apply(&Api::<ResourceQuota>::namespaced(client.clone(), ns), &cluster.resource_quota()).await.expect("quota");
     apply(&Api::<LimitRange>::namespaced(client.clone(), ns), &cluster.limit_range()).await.expect("limits");
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), ns), &cluster.network_policy()).await.expect("policy");
-    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &cluster.owner_service_account(None)).await.expect("sa");
+    apply(&Api::<ServiceAccount>::namespaced(client.clone(), ns), &cluster.owner_service_account(None))
+        .await
+        .expect("sa");
     apply(&Api::<RoleBinding>::namespaced(client.clone(), ns), &cluster.owner_role_binding()).await.expect("rb");
 }
 

@@ -29,12 +29,16 @@ fn is_status(result: &Result<impl std::fmt::Debug, kube::Error>, code: u16) -> b
     matches!(result, Err(kube::Error::Api(status)) if status.code == code)
 }
 
-/// No binding ServiceAccount is left in (or was made in) the namespace.
-async fn assert_no_binding_accounts(broker: &TestBroker, namespace: &str) {
-    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), namespace);
-    let listed = accounts.list(&ListParams::default()).await.expect("list service accounts");
-    let names: Vec<String> = listed.items.into_iter().filter_map(|a| a.metadata.name).collect();
-    assert!(names.iter().all(|n| !n.starts_with("caas-binding-")), "binding accounts in {namespace}: {names:?}");
+/// No binding ServiceAccount of the instance is left in (or was made in) the tenant namespace, nor in the identity
+/// namespace.
+async fn assert_no_binding_accounts(broker: &TestBroker, instance: &str) {
+    let selector = format!("caas-broker.io/instance={}", caas_broker::k8s::names::label_value(instance));
+    for namespace in [broker.namespace(instance), broker.settings.kubernetes.identity_namespace.clone()] {
+        let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &namespace);
+        let listed = accounts.list(&ListParams::default().labels(&selector)).await.expect("list service accounts");
+        let names: Vec<String> = listed.items.into_iter().filter_map(|a| a.metadata.name).collect();
+        assert!(names.iter().all(|n| !n.starts_with("caas-binding-")), "binding accounts in {namespace}: {names:?}");
+    }
 }
 
 /// Writes a kubeconfig to a temporary file for kubectl.
@@ -115,7 +119,7 @@ async fn bind_hands_out_working_scoped_credentials_and_unbind_revokes_them() {
     assert_eq!((unbound.status, unbound.body.clone()), (StatusCode::OK, json!({})));
     let refused = pods.list(&ListParams::default()).await;
     assert!(is_status(&refused, 401), "a deleted binding's token must be refused with 401: {refused:?}");
-    assert_no_binding_accounts(&broker, &namespace).await;
+    assert_no_binding_accounts(&broker, &instance).await;
     let records = Api::<Secret>::namespaced(broker.client.clone(), &broker.settings.kubernetes.broker_namespace);
     let selector = format!("caas-broker.io/binding={binding}");
     assert!(records.list(&ListParams::default().labels(&selector)).await.expect("list").items.is_empty());
@@ -132,7 +136,6 @@ async fn bad_binds_are_refused_and_create_nothing() {
     let broker = TestBroker::start(|_| {}).await;
     let instance = id("inst");
     broker.provision(&instance, MICRO, json!({})).await;
-    let namespace = broker.namespace(&instance);
     let binding = id("bind");
     let cases = [
         (json!({ "service_id": "" }), StatusCode::BAD_REQUEST, "service_id"),
@@ -159,7 +162,7 @@ async fn bad_binds_are_refused_and_create_nothing() {
     }
     let unknown = broker.bind(&id("missing"), &binding, MICRO, json!({})).await;
     assert_eq!((unknown.status, unknown.body["error"].clone()), (StatusCode::NOT_FOUND, json!("NotFound")));
-    assert_no_binding_accounts(&broker, &namespace).await;
+    assert_no_binding_accounts(&broker, &instance).await;
     let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
     assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND);
     let missing_ids = broker.call(Method::DELETE, &format!("{uri}?plan_id={MICRO}"), None).await;

@@ -121,11 +121,25 @@ async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
         policy["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"],
         json!(["ingress-nginx"])
     );
-    let owner = Api::<ServiceAccount>::namespaced(client.clone(), &ns).get("owner-jane-doe").await;
-    assert!(owner.is_ok(), "owner ServiceAccount named after the user: {owner:?}");
+    // The owner lives in the identity namespace, owned by the tenant namespace, and has admin in the tenant namespace.
+    let identities = broker.settings.kubernetes.identity_namespace.clone();
+    let owner_name = caas_broker::k8s::names::owner_account(&id);
+    let owner = Api::<ServiceAccount>::namespaced(client.clone(), &identities).get(&owner_name).await.expect("owner");
+    let owned_by = owner.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owned_by.len(), 1, "owner ServiceAccount is owned by the tenant namespace");
+    assert_eq!((owned_by[0].kind.as_str(), owned_by[0].name.as_str()), ("Namespace", ns.as_str()));
+    assert_eq!(Some(&owned_by[0].uid), namespace.metadata.uid.as_ref());
+    let tenant_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &ns).list(&Default::default()).await;
+    let tenant_accounts: Vec<_> =
+        tenant_accounts.expect("list").items.into_iter().filter_map(|a| a.metadata.name).collect();
+    assert!(
+        tenant_accounts.iter().all(|a| a == "default"),
+        "no broker identity in the tenant namespace: {tenant_accounts:?}"
+    );
     let binding = Api::<RoleBinding>::namespaced(client.clone(), &ns).get("caas-owner").await.expect("binding");
     assert_eq!(binding.role_ref.name, "admin");
-    assert_eq!(binding.subjects.expect("subjects")[0].name, "owner-jane-doe");
+    let subject = &binding.subjects.expect("subjects")[0];
+    assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), (owner_name.as_str(), Some(identities.as_str())));
     for managed in [
         labels.get("caas-broker.io/protected"),
         quota.metadata.labels.as_ref().and_then(|l| l.get("caas-broker.io/protected")),
@@ -161,7 +175,7 @@ async fn provision_builds_the_virtual_cluster_and_repeats_are_idempotent() {
     assert_eq!(fetched.body["service_id"], CAAS);
     assert_eq!(fetched.body["plan_id"], SMALL);
     assert_eq!(fetched.body["parameters"], json!({ "allow_ingress_from_namespaces": ["ingress-nginx"] }));
-    assert_eq!(fetched.body["maintenance_info"]["version"], "1.0.0");
+    assert_eq!(fetched.body["maintenance_info"]["version"], "2.0.0");
     let state = broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation"), None).await;
     assert_eq!(state.body["state"], "succeeded", "{state:?}");
 
@@ -258,7 +272,7 @@ async fn asynchronous_lifecycle_reports_through_last_operation() {
     let id = instance_id();
     broker.provision(&id, MICRO, json!({})).await;
     let done = broker.wait_for_state(&id, "provision", "succeeded").await;
-    assert_eq!(done.body["description"], "the virtual cluster is ready");
+    assert_eq!(done.body["description"], "the virtual cluster is ready (maintenance version 2.0.0)");
 
     // Unknown operation values are tolerated.
     let odd =
@@ -342,7 +356,7 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
         .call(
             Method::PATCH,
             &uri,
-            Some(json!({ "service_id": CAAS, "plan_id": SMALL, "maintenance_info": { "version": "2.0.0" } })),
+            Some(json!({ "service_id": CAAS, "plan_id": SMALL, "maintenance_info": { "version": "3.0.0" } })),
         )
         .await;
     assert_osb_error(&conflict, StatusCode::UNPROCESSABLE_ENTITY, "MaintenanceInfoConflict");
@@ -360,7 +374,7 @@ async fn update_changes_plan_and_parameters_and_refuses_a_downgrade_below_usage(
         .call(
             Method::PATCH,
             &uri,
-            Some(json!({ "service_id": CAAS, "plan_id": SMALL, "maintenance_info": { "version": "1.0.0" } })),
+            Some(json!({ "service_id": CAAS, "plan_id": SMALL, "maintenance_info": { "version": "2.0.0" } })),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
@@ -398,8 +412,8 @@ async fn maintenance_upgrade_reapplies_every_object() {
     limits.delete("caas-limits", &Default::default()).await.expect("delete limits");
     let upgrade = json!({
         "service_id": CAAS,
-        "maintenance_info": { "version": "1.0.0" },
-        "previous_values": { "plan_id": MICRO, "maintenance_info": { "version": "0.9.0" } }
+        "maintenance_info": { "version": "2.0.0" },
+        "previous_values": { "plan_id": MICRO, "maintenance_info": { "version": "1.0.0" } }
     });
     let answer = broker.call(Method::PATCH, &format!("/v2/service_instances/{id}"), Some(upgrade)).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
@@ -517,4 +531,112 @@ async fn an_unreachable_apiserver_gets_a_quick_osb_error() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     let ready = broker.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("req")).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A token for a ServiceAccount, minted by the cluster administrator (as a tenant could under the layout before 2.0).
+async fn mint_token(client: &kube::Client, namespace: &str, account: &str) -> String {
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 3600 } })).expect("token request");
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), namespace);
+    let issued = accounts.create_token_request(account, &PostParams::default(), &request).await.expect("token");
+    issued.status.expect("status").token.expect("token")
+}
+
+/// Whether a bearer token still gets through to the namespace: Some(true) allowed, Some(false) 401, None otherwise.
+async fn token_works(token: &str, namespace: &str) -> Option<bool> {
+    let mut config = support::cluster::cluster().admin_config().await;
+    config.auth_info = kube::config::AuthInfo { token: Some(token.to_owned().into()), ..Default::default() };
+    let client = kube::Client::try_from(config).expect("client");
+    match Api::<Pod>::namespaced(client, namespace).list(&ListParams::default()).await {
+        Ok(_) => Some(true),
+        Err(kube::Error::Api(status)) if status.code == 401 => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// An instance made before 2.0 kept its owner's and bindings' ServiceAccounts in the tenant namespace, where the
+/// tenant could mint tokens for them. A maintenance upgrade moves it to the current layout: the owner leaves the
+/// tenant namespace (tokens minted for the old one stop working), an existing binding's credentials keep working until
+/// it is unbound (which then revokes them), and fetch and last_operation report the new version.
+#[tokio::test]
+async fn maintenance_upgrade_moves_an_instance_of_the_old_layout_out_of_the_tenants_reach() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams};
+    let broker = TestBroker::start(|_| {}).await;
+    let client = broker.client.clone();
+    let id = instance_id();
+    broker.provision(&id, MICRO, json!({})).await;
+    let ns = broker.namespace(&id);
+    let identities = broker.settings.kubernetes.identity_namespace.clone();
+    let binding = format!("legacy-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+    let bound = broker.bind(&id, &binding, MICRO, json!({})).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+
+    // Rewrite the instance and its binding as version 1.0 made them.
+    let label = caas_broker::k8s::names::label_value(&id);
+    let tenant_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &ns);
+    let identity_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &identities);
+    let role_bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns);
+    let binding_account = caas_broker::k8s::names::dns_label("caas-binding-", &binding);
+    for (name, role_binding) in [("owner-jane-doe", "caas-owner"), (binding_account.as_str(), binding_account.as_str())]
+    {
+        let account: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": name,
+            "labels": { "app.kubernetes.io/managed-by": "caas-broker", "caas-broker.io/instance": label,
+                        "caas-broker.io/protected": "true" } } }))
+        .expect("account");
+        tenant_accounts.create(&PostParams::default(), &account).await.expect("old-layout account");
+        let subjects = json!({ "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }] });
+        role_bindings.patch(role_binding, &PatchParams::default(), &Patch::Merge(&subjects)).await.expect("subjects");
+    }
+    identity_accounts.delete(&caas_broker::k8s::names::owner_account(&id), &Default::default()).await.expect("owner");
+    identity_accounts.delete(&binding_account, &Default::default()).await.expect("binding account");
+    let old_annotations = json!({ "metadata": { "annotations": { "caas-broker.io/identity-namespace": null,
+        "caas-broker.io/owner": "owner-jane-doe", "caas-broker.io/maintenance-version": "1.0.0" } } });
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&old_annotations)).await.expect("annotations");
+    let owner_token = mint_token(&client, &ns, "owner-jane-doe").await;
+    let binding_token = mint_token(&client, &ns, &binding_account).await;
+    let records = Api::<Secret>::namespaced(client.clone(), &broker.settings.kubernetes.broker_namespace);
+    let record_name = caas_broker::k8s::names::dns_label("binding-", &binding);
+    let old_token = bound.body["credentials"]["token"].as_str().expect("token");
+    let credentials = bound.body["credentials"].to_string().replace(old_token, &binding_token);
+    let record_patch = json!({ "stringData": { "credentials": credentials } });
+    records.patch(&record_name, &PatchParams::default(), &Patch::Merge(&record_patch)).await.expect("record");
+    assert_eq!(token_works(&owner_token, &ns).await, Some(true), "the old owner's token works before the upgrade");
+    assert_eq!(token_works(&binding_token, &ns).await, Some(true), "the old binding's token works");
+    let uri = format!("/v2/service_instances/{id}");
+    assert_eq!(broker.call(Method::GET, &uri, None).await.body["maintenance_info"]["version"], "1.0.0");
+
+    let upgrade = json!({ "service_id": CAAS, "plan_id": MICRO, "maintenance_info": { "version": "2.0.0" },
+        "previous_values": { "plan_id": MICRO, "maintenance_info": { "version": "1.0.0" } } });
+    let answer = broker.call(Method::PATCH, &format!("{uri}?accepts_incomplete=true"), Some(upgrade)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+
+    // The owner moved: the old ServiceAccount and its tokens are gone, the new one is out of the tenant's reach.
+    assert!(tenant_accounts.get_opt("owner-jane-doe").await.expect("get").is_none(), "old owner still there");
+    eventually(Duration::from_secs(15), "the old owner's token to be refused", || async {
+        (token_works(&owner_token, &ns).await == Some(false)).then_some(())
+    })
+    .await;
+    let owner = identity_accounts.get(&caas_broker::k8s::names::owner_account(&id)).await.expect("new owner");
+    assert_eq!(owner.metadata.owner_references.unwrap_or_default()[0].name, ns);
+    let subjects = role_bindings.get("caas-owner").await.expect("owner binding").subjects.unwrap_or_default();
+    assert_eq!(subjects[0].namespace.as_deref(), Some(identities.as_str()));
+    // The binding keeps working until it is unbound or rotated.
+    assert_eq!(token_works(&binding_token, &ns).await, Some(true), "an existing binding keeps working");
+    let fetched = broker.call(Method::GET, &uri, None).await;
+    assert_eq!(fetched.body["maintenance_info"]["version"], "2.0.0", "{fetched:?}");
+    let state = broker.call(Method::GET, &format!("{uri}/last_operation"), None).await;
+    assert_eq!(
+        state.body,
+        json!({ "state": "succeeded",
+        "description": "the virtual cluster is ready (maintenance version 2.0.0)" })
+    );
+
+    // Unbinding the old binding deletes its ServiceAccount in the tenant namespace: its token is refused at once.
+    let unbound = broker.unbind(&id, &binding, MICRO).await;
+    assert_eq!(unbound.status, StatusCode::OK, "{unbound:?}");
+    assert_eq!(token_works(&binding_token, &ns).await, Some(false), "unbind revoked the old binding's token");
+    assert!(tenant_accounts.get_opt(&binding_account).await.expect("get").is_none());
+    broker.deprovision(&id, MICRO).await;
 }

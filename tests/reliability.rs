@@ -192,7 +192,7 @@ async fn malformed_input_never_gets_a_5xx_and_changes_nothing() {
         ("unicode everywhere", json!({ "service_id": "💥", "plan_id": "你好", "organization_guid": "\u{0}", "space_guid": "\u{202e}" }).to_string()),
         ("invalid utf-8", String::from_utf8_lossy(b"{\"service_id\":\"\xff\xfe\"}").into_owned()),
         ("oversize", format!("{{\"x\":\"{}\"}}", "a".repeat(3 << 20))),
-        ("unknown maintenance", provision_body(MICRO, "o", json!({})).to_string().replace("1.0.0", "x.y")),
+        ("unknown maintenance", provision_body(MICRO, "o", json!({})).to_string().replace("2.0.0", "x.y")),
     ];
     let id = instance_id("bad");
     for (name, body) in bodies {

@@ -69,7 +69,7 @@ async fn attempt(
     me: &Credential,
     other: &Credential,
     broker_namespace: &str,
-    binding_account: &str,
+    (identities, binding_account): (&str, &str),
 ) -> bool {
     let client = me.client.clone();
     let ns = me.namespace.as_str();
@@ -129,9 +129,10 @@ async fn attempt(
         "delete owner rolebinding" => {
             outcome(cell, Api::<RoleBinding>::namespaced(client, ns).delete("caas-owner", &dry_delete()).await)
         }
-        "delete another binding's account" => {
-            outcome(cell, Api::<ServiceAccount>::namespaced(client, ns).delete(binding_account, &dry_delete()).await)
-        }
+        "delete another binding's account" => outcome(
+            cell,
+            Api::<ServiceAccount>::namespaced(client, identities).delete(binding_account, &dry_delete()).await,
+        ),
         "list pods of another tenant" => {
             outcome(cell, Api::<Pod>::namespaced(client, &other.namespace).list(&ListParams::default()).await)
         }
@@ -222,16 +223,17 @@ async fn each_binding_reaches_its_namespace_as_its_role_allows_and_nothing_else(
     }
 
     let broker_namespace = broker.settings.kubernetes.broker_namespace.clone();
+    let identities = broker.settings.kubernetes.identity_namespace.clone();
     let mut matrix: BTreeMap<(usize, &str), Vec<bool>> = BTreeMap::new();
     let mut wrong = Vec::new();
     let mut cells = 0;
     for me in &credentials {
         let other = &credentials[(me.tenant * 3 + 3) % credentials.len()];
-        // Another binding's ServiceAccount in my own namespace.
+        // Another binding's ServiceAccount, where it lives.
         let sibling = credentials.iter().find(|c| c.tenant == me.tenant && c.role != me.role).expect("sibling");
         let sibling_account = caas_broker::k8s::names::dns_label("caas-binding-", &sibling.binding_id);
         for (check, allowed_roles) in CHECKS {
-            let allowed = attempt(check, me, other, &broker_namespace, &sibling_account).await;
+            let allowed = attempt(check, me, other, &broker_namespace, (&identities, &sibling_account)).await;
             let expected = allowed_roles.contains(&me.role);
             cells += 1;
             matrix.entry((me.tenant, me.role)).or_default().push(allowed);
@@ -338,4 +340,188 @@ async fn an_expired_token_is_refused() {
     let refused = Api::<Pod>::namespaced(expired, &namespace).list(&ListParams::default()).await;
     assert!(matches!(&refused, Err(kube::Error::Api(status)) if status.code == 401), "expired token: {refused:?}");
     broker.deprovision(&instance, MICRO).await;
+}
+
+/// What one credential tries against one identity inside its own virtual cluster.
+const ESCALATIONS: [&str; 6] = [
+    "token request where it lives",
+    "token request in my namespace",
+    "legacy token secret in my namespace",
+    "legacy token secret where it lives",
+    "impersonate it (kubectl --as)",
+    "run a pod as it",
+];
+
+/// The one thing a tenant credential may do with an identity in its namespace: run a pod as the namespace's own
+/// `default` ServiceAccount (admin and edit), which gives the pod a token bound to it (at most an hour, void once the
+/// pod is deleted): the tenant's workloads need an identity, and it is not one the broker hands out.
+fn escalation_allowed(role: &str, target: &str, check: &str) -> bool {
+    role != "view" && target == "default (own namespace)" && check == "run a pod as it"
+}
+
+/// Refused (403 or 404: there is no such identity within reach) or obtained (`Some` with what was obtained: a token,
+/// or a description); anything else fails the test, naming the cell.
+fn obtained<T>(cell: &str, result: Result<T, kube::Error>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(kube::Error::Api(status)) if status.code == 403 || status.code == 404 => None,
+        Err(error) => panic!("{cell}: neither obtained nor refused: {error}"),
+    }
+}
+
+/// One escalation attempt by `me` against the ServiceAccount `target` of `target_namespace`. Returns the token
+/// obtained, if any (or a marker for an allowed impersonation or pod).
+async fn escalate(check: &str, me: &Credential, target_namespace: &str, target: &str) -> Option<String> {
+    let cell = format!("{} / {check} / {target_namespace}:{target}", me.role);
+    let cell = cell.as_str();
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        object(json!({ "spec": { "expirationSeconds": 31_536_000 } }));
+    let token_of = |issued: k8s_openapi::api::authentication::v1::TokenRequest| {
+        issued.status.and_then(|status| status.token).unwrap_or_else(|| "a token request was accepted".to_owned())
+    };
+    let legacy_secret = |name: &str| -> Secret {
+        object(json!({
+            "metadata": { "name": name, "annotations": { "kubernetes.io/service-account.name": target } },
+            "type": "kubernetes.io/service-account-token"
+        }))
+    };
+    match check {
+        "token request where it lives" => {
+            let accounts = Api::<ServiceAccount>::namespaced(me.client.clone(), target_namespace);
+            obtained(cell, accounts.create_token_request(target, &PostParams::default(), &request).await).map(token_of)
+        }
+        "token request in my namespace" => {
+            let accounts = Api::<ServiceAccount>::namespaced(me.client.clone(), &me.namespace);
+            obtained(cell, accounts.create_token_request(target, &PostParams::default(), &request).await).map(token_of)
+        }
+        "legacy token secret in my namespace" | "legacy token secret where it lives" => {
+            let namespace = if check.ends_with("my namespace") { me.namespace.as_str() } else { target_namespace };
+            let name = format!("escalate-{:08x}", rand::random::<u32>());
+            let secrets = Api::<Secret>::namespaced(me.client.clone(), namespace);
+            obtained(cell, secrets.create(&PostParams::default(), &legacy_secret(&name)).await)?;
+            // Created: the token controller would fill it with a token that never expires. Read it back as admin.
+            let admin = Api::<Secret>::namespaced(cluster().admin().await, namespace);
+            let token =
+                support::cluster::eventually(std::time::Duration::from_secs(10), "the legacy token", || async {
+                    admin.get(&name).await.ok()?.data?.get("token").map(|t| String::from_utf8_lossy(&t.0).into_owned())
+                })
+                .await;
+            Some(token)
+        }
+        "impersonate it (kubectl --as)" => {
+            let user = format!("--as=system:serviceaccount:{target_namespace}:{target}");
+            let (ok, _, err) = cluster().kubectl(&me.kubeconfig, &["get", "configmaps", &user]);
+            assert!(ok || err.contains("orbidden") || err.contains("cannot impersonate"), "{cell}: {err}");
+            ok.then(|| "impersonated".to_owned())
+        }
+        "run a pod as it" => {
+            let pod: Pod = object(json!({
+                "metadata": { "name": "escalate" },
+                "spec": {
+                    "serviceAccountName": target,
+                    "securityContext": { "runAsNonRoot": true, "seccompProfile": { "type": "RuntimeDefault" } },
+                    "containers": [{ "name": "c", "image": "example.invalid/app:1",
+                        "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] } } }]
+                }
+            }));
+            let pods = Api::<Pod>::namespaced(me.client.clone(), &me.namespace);
+            obtained(cell, pods.create(&dry_post(), &pod).await).map(|_| "a pod runs as it".to_owned())
+        }
+        other => panic!("unknown escalation {other}"),
+    }
+}
+
+/// Inside its own namespace a credential of each role tries to become a stronger or longer-lived identity: the
+/// owner, or another binding of each role, by minting a token for it (TokenRequest, or a legacy token Secret the
+/// token controller would fill with a token that never expires), impersonating it, or running a pod as it; and to
+/// mint a token for the namespace's own `default` ServiceAccount. Every cell must be refused. Then each credential is
+/// unbound, and neither its own token nor anything it obtained still authenticates. The matrix is printed.
+#[tokio::test]
+async fn no_credential_can_become_another_identity_inside_its_namespace_and_unbind_leaves_nothing() {
+    install_tenant_guard();
+    let broker = TestBroker::start(|_| {}).await;
+    let run = format!("{:06x}", rand::random::<u32>() & 0xffffff);
+    let instance = format!("esc-{run}");
+    broker.provision(&instance, SMALL, json!({})).await;
+    let namespace = broker.namespace(&instance);
+    let identities = broker.settings.kubernetes.identity_namespace.clone();
+    let mut me = Vec::new();
+    let mut targets = vec![("owner".to_owned(), identities.clone(), caas_broker::k8s::names::owner_account(&instance))];
+    for (group, role) in ROLES.iter().flat_map(|role| [("me", *role), ("other", *role)]) {
+        let binding = format!("esc{run}-{group}-{role}");
+        let answer = broker.bind(&instance, &binding, SMALL, json!({ "parameters": { "role": role } })).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        let account = caas_broker::k8s::names::dns_label("caas-binding-", &binding);
+        if group == "other" {
+            targets.push((format!("{role} binding"), identities.clone(), account));
+            continue;
+        }
+        let text = answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig").to_owned();
+        let kubeconfig = std::env::temp_dir().join(format!("esc-{run}-{role}.kubeconfig"));
+        std::fs::write(&kubeconfig, &text).expect("write kubeconfig");
+        let credential = Credential {
+            tenant: 0,
+            role,
+            namespace: namespace.clone(),
+            client: client_from_kubeconfig(&text).await,
+            kubeconfig,
+            binding_id: binding,
+        };
+        let token = answer.body["credentials"]["token"].as_str().expect("token").to_owned();
+        me.push((credential, token));
+    }
+    targets.push(("default (own namespace)".to_owned(), namespace.clone(), "default".to_owned()));
+
+    let mut rows: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut wrong = Vec::new();
+    let mut minted: Vec<(String, String)> = Vec::new();
+    for (credential, _) in &me {
+        for (label, target_namespace, target) in &targets {
+            let mut row = Vec::new();
+            for check in ESCALATIONS {
+                let got = escalate(check, credential, target_namespace, target).await;
+                let expected = escalation_allowed(credential.role, label, check);
+                row.push(match (&got, expected) {
+                    (None, _) => "-",
+                    (Some(_), true) => "A (as expected)",
+                    (Some(_), false) => "OBTAINED",
+                });
+                if got.is_some() != expected {
+                    let verdict = if got.is_some() { "obtained" } else { "refused" };
+                    wrong.push(format!("{} / {label} / {check}: {verdict}", credential.role));
+                }
+                if let Some(got) = got.filter(|got| got.starts_with("ey")) {
+                    minted.push((format!("{} / {label} / {check}", credential.role), got));
+                }
+            }
+            rows.push((format!("{:<5} -> {label}", credential.role), row));
+        }
+    }
+    println!("\nin-namespace escalation matrix (- = refused, A = allowed as expected, OBTAINED = an escalation)");
+    println!("{:<34} {}", "credential -> identity", ESCALATIONS.map(|e| format!("{e:<36}")).join(""));
+    for (name, row) in &rows {
+        println!("{name:<34} {}", row.iter().map(|cell| format!("{cell:<36}")).collect::<String>());
+    }
+    let cells = rows.len() * ESCALATIONS.len();
+    println!("cells checked: {cells}\n");
+    assert_eq!(cells, 3 * 5 * ESCALATIONS.len());
+
+    // Unbind each credential: its own token and whatever it minted stop authenticating.
+    for (credential, token) in &me {
+        let answer = broker.unbind(&instance, &credential.binding_id, SMALL).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        minted.push((format!("{}'s own token", credential.role), token.clone()));
+        std::fs::remove_file(&credential.kubeconfig).ok();
+    }
+    for (what, token) in &minted {
+        let mut config = cluster().admin_config().await;
+        config.auth_info = kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() };
+        let client = Client::try_from(config).expect("client");
+        let answer = Api::<Pod>::namespaced(client, &namespace).list(&ListParams::default()).await;
+        if !matches!(&answer, Err(kube::Error::Api(status)) if status.code == 401) {
+            wrong.push(format!("{what}: still authenticates after unbind: {answer:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} escalations:\n{}", wrong.len(), wrong.join("\n"));
+    broker.deprovision(&instance, SMALL).await;
 }

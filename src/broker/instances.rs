@@ -557,7 +557,13 @@ impl Broker {
             }
             self.seen_ready.insert(&namespace);
         }
-        Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster is ready"))
+        Ok(LastOperation::new(
+            OperationState::Succeeded,
+            match &stored.maintenance_version {
+                Some(version) => format!("the virtual cluster is ready (maintenance version {version})"),
+                None => "the virtual cluster is ready".to_owned(),
+            },
+        ))
     }
 }
 

@@ -224,7 +224,7 @@ mod tests {
     fn each_error_names_the_plan_and_field() {
         let broken = BUILT_IN
             .replacen("requests.cpu: \"2\"", "requests.cpu: \"2 cores\"", 1)
-            .replacen("version: 1.0.0", "version: one", 1)
+            .replacen("version: 2.0.0", "version: one", 1)
             .replacen("name: medium", "name: small", 1)
             .replacen("id: 722b322b-49e9-40bf-8391-b0022aae6b51", "id: df58fe54-eee6-45f5-98f9-df0e3c12640f", 1);
         let errors = errors_of(&broken);

@@ -152,6 +152,18 @@ impl TestBroker {
         let answer = self.call(Method::DELETE, &uri, None).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
         self.wait_for_state(instance_id, "deprovision", "succeeded").await;
+        self.assert_no_identities_left(instance_id).await;
+    }
+
+    /// Nothing of a deleted instance is left in the identity namespace (its owner's and bindings' ServiceAccounts).
+    pub async fn assert_no_identities_left(&self, instance_id: &str) {
+        let identities = &self.settings.kubernetes.identity_namespace;
+        let admin = cluster().admin().await;
+        let accounts = kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin, identities);
+        let selector = format!("caas-broker.io/instance={}", caas_broker::k8s::names::label_value(instance_id));
+        let left = accounts.list_metadata(&kube::api::ListParams::default().labels(&selector)).await;
+        let left: Vec<_> = left.expect("list identities").items.into_iter().filter_map(|a| a.metadata.name).collect();
+        assert!(left.is_empty(), "identities of deleted instance {instance_id} left in {identities}: {left:?}");
     }
 }
 
@@ -186,7 +198,7 @@ pub fn provision_body(plan: &str, organization: &str, parameters: Value) -> Valu
             "instance_name": "my-cluster"
         },
         "parameters": parameters,
-        "maintenance_info": { "version": "1.0.0" }
+        "maintenance_info": { "version": "2.0.0" }
     })
 }
 
@@ -235,14 +247,36 @@ pub async fn client_from_kubeconfig(kubeconfig: &str) -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// Installs the tenant guard (a ValidatingAdmissionPolicy from `manifests/`) once; it is cluster-wide and idempotent.
+/// Installs the tenant guard (ValidatingAdmissionPolicies from `manifests/`) once; it is cluster-wide and idempotent.
+/// Returns once the policies are in force: a probe they must refuse (a never-expiring token Secret in the identity
+/// namespace, as a server-side dry run) is refused.
 pub fn install_tenant_guard() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let cluster = cluster();
-        let manifest = super::cluster::repo_root().join("manifests/tenant-guard.yaml");
-        let (ok, _, err) =
-            cluster.kubectl(&cluster.kubeconfig, &["apply", "--server-side", "-f", manifest.to_str().expect("path")]);
-        assert!(ok, "applying the tenant guard failed: {err}");
+        let root = super::cluster::repo_root();
+        for file in ["manifests/namespace.yaml", "manifests/tenant-guard.yaml"] {
+            let manifest = root.join(file);
+            let (ok, _, err) = cluster
+                .kubectl(&cluster.kubeconfig, &["apply", "--server-side", "-f", manifest.to_str().expect("path")]);
+            assert!(ok, "applying {file} failed: {err}");
+        }
+        let probe = std::env::temp_dir().join(format!("legacy-token-probe-{}.yaml", std::process::id()));
+        std::fs::write(
+            &probe,
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: probe\n  namespace: caas-broker-identities\n  \
+             annotations: {kubernetes.io/service-account.name: default}\ntype: kubernetes.io/service-account-token\n",
+        )
+        .expect("write probe");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let args = ["create", "--dry-run=server", "-f", probe.to_str().expect("path")];
+            let (accepted, _, err) = cluster.kubectl(&cluster.kubeconfig, &args);
+            if !accepted && err.contains("never expire") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the tenant guard is not in force after 30 s: {err}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     });
 }
