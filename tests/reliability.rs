@@ -105,8 +105,9 @@ async fn fifty_parallel_requests_on_one_id_make_one_object() {
     let fetched = broker.call(Method::GET, &format!("{uri}/service_bindings/{binding}"), None).await;
     let token = &fetched.body["credentials"]["token"];
     let same = binds.iter().filter(|a| a.status == StatusCode::OK).all(|a| &a.body["credentials"]["token"] == token);
-    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), &broker.namespace(&id))
-        .list(&ListParams::default())
+    let identities = &broker.settings.kubernetes.identity_namespace;
+    let accounts = Api::<ServiceAccount>::namespaced(broker.client.clone(), identities)
+        .list(&ListParams::default().labels(&format!("caas-broker.io/instance={id}")))
         .await
         .expect("accounts");
     let binding_accounts = accounts
@@ -436,12 +437,9 @@ async fn a_broker_killed_at_random_points_converges_under_the_platforms_retries(
             lost += 1;
             failures.push(format!("binding {binding} was acknowledged but its record is gone"));
         }
-        let namespace = caas_broker::k8s::names::namespace(&prefix, instance);
-        let accounts = Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
-            .list(&ListParams::default())
-            .await
-            .expect("sa");
-        if !accounts.items.iter().any(|a| a.metadata.name.as_deref() == Some(&format!("caas-binding-{binding}"))) {
+        let account = format!("caas-binding-{binding}");
+        let identities = Api::<ServiceAccount>::namespaced(client.clone(), "caas-broker-identities");
+        if identities.get_opt(&account).await.expect("sa").is_none() {
             lost += 1;
             failures.push(format!("binding {binding} has no ServiceAccount"));
         }
