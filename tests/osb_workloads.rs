@@ -312,3 +312,59 @@ async fn binding_a_session_that_is_not_ready_yet_is_asynchronous() {
     Api::<PersistentVolume>::all(broker.client.clone()).delete(&volume, &Default::default()).await.ok();
     broker.deprovision(&cluster, SMALL).await;
 }
+
+/// A session that the virtual cluster's quota cannot hold beside what already runs there is refused at once (422,
+/// saying what it needs and what is in use) and creates nothing; a session whose volume claim cannot be bound
+/// reports the scheduler's reason while it waits, not just "waiting for a node".
+#[tokio::test]
+async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    const APP_SMALL: &str = "278427c7-d889-4e85-9efa-d530be419e8f";
+    let app = id("app");
+    let parameters = json!({ "image": "example.invalid/app:1", "port": 8080 });
+    assert_eq!(put_async(&broker, &app, body(APP, APP_SMALL, &org, parameters)).await.status, StatusCode::ACCEPTED);
+    broker.wait_for_state(&app, "provision", "succeeded").await;
+
+    // cpu-720p needs the whole of a small cluster's 2 GiB of memory; the app holds 256 MiB of it.
+    let session = id("ss");
+    let refused = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, json!({ "steam_app_id": 1007 }))).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
+    assert_eq!(refused.body["error"], "QuotaExceeded");
+    let description = refused.body["description"].as_str().unwrap_or_default();
+    assert!(description.contains("limits.memory: needs 2Gi, 256Mi of 2Gi in use"), "{description}");
+    let sets = Api::<StatefulSet>::namespaced(broker.client.clone(), &namespace);
+    assert!(sets.list(&ListParams::default()).await.expect("list").items.is_empty(), "nothing was created");
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{session}"), None).await;
+    assert_eq!(fetched.status, StatusCode::NOT_FOUND, "no record of the refused session");
+
+    // Without the app it fits; with no volume for its claim, progress names the scheduler's reason.
+    let delete = format!("/v2/service_instances/{app}?service_id={APP}&plan_id={APP_SMALL}&accepts_incomplete=true");
+    let deleting = broker.call(Method::DELETE, &delete, None).await;
+    let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
+    broker.wait_for_state(&app, &operation, "succeeded").await;
+    support::cluster::eventually(std::time::Duration::from_secs(30), "the app's quota to be released", || async {
+        let quotas = Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(broker.client.clone(), &namespace);
+        let used = quotas.get("caas-quota").await.ok()?.status?.used?;
+        (caas_broker::catalog::quantity::parse(&used.get("limits.memory")?.0)?.0 == 0).then_some(())
+    })
+    .await;
+    let accepted = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, json!({ "steam_app_id": 1007 }))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    let uri = format!("/v2/service_instances/{session}/last_operation?operation=provision");
+    let waiting =
+        support::cluster::eventually(std::time::Duration::from_secs(60), "the scheduler's reason", || async {
+            let state = broker.call(Method::GET, &uri, None).await;
+            let description = state.body["description"].as_str()?.to_owned();
+            description.contains("unbound immediate PersistentVolumeClaims").then_some(state)
+        })
+        .await;
+    assert_eq!(waiting.body["state"], "in progress", "{waiting:?}");
+    assert!(waiting.body["description"].as_str().unwrap_or_default().starts_with("waiting for a node: "));
+    let delete =
+        format!("/v2/service_instances/{session}?service_id={STREAMING}&plan_id={CPU_720P}&accepts_incomplete=true");
+    assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::ACCEPTED);
+    broker.deprovision(&cluster, SMALL).await;
+}

@@ -34,7 +34,26 @@ pub fn progress(expected: i32, pods: &[Pod], failed_create: Option<&str>) -> Las
         return LastOperation::new(OperationState::Succeeded, format!("{ready} of {expected} pods ready"));
     }
     let stage = pods.iter().map(stage).min().unwrap_or(Stage::Creating);
-    LastOperation::new(OperationState::InProgress, format!("{}; {ready} of {expected} pods ready", stage.describe()))
+    // While a pod waits for a node, the scheduler's own words say why (no node fits, an unbound volume claim, ...).
+    let why = match stage {
+        Stage::Scheduling => pods
+            .iter()
+            .find_map(unschedulable)
+            .map(|why| format!(": {}", why.trim_end_matches('.')))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    LastOperation::new(
+        OperationState::InProgress,
+        format!("{}{why}; {ready} of {expected} pods ready", stage.describe()),
+    )
+}
+
+/// The scheduler's message on a pod it could not place.
+fn unschedulable(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled" && c.status != "True")?;
+    scheduled.message.clone().filter(|message| !message.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,7 +163,20 @@ mod tests {
     fn stages_are_reported() {
         let unscheduled =
             pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }));
-        assert!(progress(1, &[unscheduled], None).description.unwrap_or_default().starts_with("waiting for a node"));
+        assert_eq!(
+            progress(1, &[unscheduled], None).description.as_deref(),
+            Some("waiting for a node; 0 of 1 pods ready")
+        );
+        let unbound =
+            pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims." }] }));
+        assert_eq!(
+            progress(1, &[unbound], None).description.as_deref(),
+            Some(
+                "waiting for a node: 0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims; \
+                 0 of 1 pods ready"
+            )
+        );
         let installing = pod(json!({
             "conditions": [{ "type": "PodScheduled", "status": "True" }],
             "initContainerStatuses": [{ "name": "steamcmd", "ready": false, "restartCount": 0, "image": "i", "imageID": "",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, Secret, Service as KubeService,
+    ConfigMap, Event, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service as KubeService,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,8 +19,9 @@ use super::instance::{Attributes, StoredInstance};
 use super::parameters::SchemaKind;
 use super::progress::progress;
 use super::{Broker, check_maintenance};
-use crate::catalog::{Plan, Service, ServiceKind};
+use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
+use crate::k8s::quota;
 use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::osb::api::{BindingResponse, Endpoint, LastOperation, OperationState, UpdateRequest};
@@ -52,6 +53,35 @@ impl Built {
             Built::Session(session) => &session.workload,
             Built::App(app) => &app.workload,
         }
+    }
+
+    /// What the workload takes from its namespace's quota once it runs: its pods, their resources, its objects.
+    fn quota_needed(&self) -> quota::Usage {
+        let one = quantity::parse("1").unwrap_or(quantity::Milli(1000));
+        let times = |amount: quantity::Milli, n: i32| quantity::Milli(amount.0 * i128::from(n));
+        let mut needed = quota::Usage::new();
+        let (pod, pods, objects) = match self {
+            Built::Session(session) => {
+                let set = session.stateful_set();
+                let storage = session.workload.size.storage.as_deref().and_then(quantity::parse);
+                quota::add(&mut needed, "persistentvolumeclaims", one);
+                quota::add(&mut needed, "requests.storage", storage.unwrap_or(quantity::Milli(0)));
+                (set.spec.and_then(|s| s.template.spec), 1, ["count/statefulsets.apps", "count/secrets"])
+            }
+            Built::App(app) => {
+                let deployment = app.deployment();
+                (deployment.spec.and_then(|s| s.template.spec), self.expected(), ["count/deployments.apps", ""])
+            }
+        };
+        for (resource, amount) in pod.as_ref().map(quota::pod_usage).unwrap_or_default() {
+            quota::add(&mut needed, &resource, times(amount, pods));
+        }
+        quota::add(&mut needed, "pods", times(one, pods));
+        quota::add(&mut needed, "services", one);
+        for object in objects.into_iter().filter(|o| !o.is_empty()) {
+            quota::add(&mut needed, object, one);
+        }
+        needed
     }
 
     /// Pods that should be ready.
@@ -132,6 +162,7 @@ impl Broker {
         }
         let (cluster_instance_id, namespace) = self.place(&wanted).await?;
         let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id };
+        self.check_fits(service, &record).await?;
         self.ensure_namespace(&self.options.broker_namespace).await?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.workload_records().create(&params, &self.record_object(&record, false)).await {
@@ -180,6 +211,30 @@ impl Broker {
                 operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
                 ..response
             })
+        })
+    }
+
+    /// Refuses a workload that its virtual cluster's quota cannot hold beside what already runs there, saying what
+    /// it needs and what is in use (the quota admission would otherwise refuse its pods minutes later).
+    async fn check_fits(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+        let built = self.build(service, record)?;
+        if built.expected() == 0 {
+            return Ok(());
+        }
+        let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), &record.namespace);
+        let short = quota::shortfalls(&built.quota_needed(), quotas.get_opt(QUOTA_NAME).await?.as_ref());
+        if short.is_empty() {
+            return Ok(());
+        }
+        Err(OsbError::Unprocessable {
+            code: "QuotaExceeded",
+            description: format!(
+                "this {} does not fit in virtual cluster {}: {}; free resources there, choose a smaller plan, or \
+                 upgrade the virtual cluster's plan",
+                service.name,
+                record.cluster_instance_id,
+                short.join("; ")
+            ),
         })
     }
 

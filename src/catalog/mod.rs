@@ -352,4 +352,46 @@ mod tests {
             "http://json-schema.org/draft-04/schema#"
         );
     }
+
+    /// Each streaming-session plan names the caas plans one session fits in, and the names are the true ones.
+    #[test]
+    fn session_plans_name_the_virtual_clusters_they_fit_in() {
+        let catalog = Catalog::built_in();
+        let of_kind = |kind: ServiceKind| catalog.services.iter().find(|s| s.broker.kind == kind).expect("service");
+        let clusters = of_kind(ServiceKind::VirtualCluster);
+        for plan in &of_kind(ServiceKind::StreamingSession).plans {
+            let size = plan.broker.workload.clone().expect("size");
+            let needs = [
+                ("requests.cpu", size.cpu.clone()),
+                ("limits.cpu", size.cpu.clone()),
+                ("requests.memory", size.memory.clone()),
+                ("limits.memory", size.memory.clone()),
+                ("requests.storage", size.storage.clone().unwrap_or_default()),
+                ("requests.nvidia.com/gpu", size.gpu.to_string()),
+            ];
+            let fits: Vec<&str> = clusters
+                .plans
+                .iter()
+                .filter(|cluster| {
+                    needs.iter().all(|(resource, need)| {
+                        let hard = cluster.broker.quota.get(*resource).and_then(|q| quantity::parse(q));
+                        hard.is_none_or(|hard| quantity::parse(need).is_some_and(|need| need <= hard))
+                    })
+                })
+                .map(|cluster| cluster.name.as_str())
+                .collect();
+            let listed = match fits.as_slice() {
+                [] => panic!("session plan {} fits in no caas plan", plan.name),
+                [one] => (*one).to_owned(),
+                [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+            };
+            let expected = format!("Fits in a caas {listed} virtual cluster.");
+            assert!(
+                plan.description.ends_with(&expected),
+                "{}: {:?} should end with {expected:?}",
+                plan.name,
+                plan.description
+            );
+        }
+    }
 }

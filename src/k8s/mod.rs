@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod names;
+pub mod quota;
 pub mod virtual_cluster;
 pub mod workload;
 
