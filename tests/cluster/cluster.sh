@@ -35,7 +35,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
 # Its physical path: a component's /proc/PID/exe is compared with the binary's path.
-mkdir -p "$CACHE_DIR"
+mkdir -p "$CACHE_DIR" || { echo "cluster: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
 CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 STATE_DIR="${CAAS_CLUSTER_DIR:-$CACHE_DIR/cluster}"
 PKI="$STATE_DIR/pki"
@@ -104,6 +104,9 @@ require_tools() {
     tail_log "$log"
     die "installing ${packages[*]} failed; its log is $log"
   fi
+  for pair in "${missing[@]}"; do
+    command -v "$pair" >/dev/null || die "$pair is still not on PATH after installing ${packages[*]}; apt-get's log is $log"
+  done
 }
 
 # The version a go.mod in this folder pins for a module.
@@ -184,7 +187,7 @@ missing_binaries() {
   for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
     [[ -x "$(binary "$c")" ]] || echo "$c"
   done
-  [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok-stages"
+  [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok's-stages"
 }
 
 cmd_build() {
@@ -200,7 +203,7 @@ cmd_build() {
     missing="$(missing_binaries)"
   fi
   if [[ -n "$missing" ]]; then
-    say "building ${missing//$'\n'/ } with $GO_VERSION (about 10 minutes from scratch on 2 cores; logs in $CACHE_DIR/build-logs)"
+    say "building ${missing//$'\n'/ } with $GO_VERSION (all six take about 10 min on 2 cores from an empty Go build cache; logs in $CACHE_DIR/build-logs)"
     go_build etcd "$BIN_ETCD" go.etcd.io/etcd/server/v3 etcd \
       "-X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
     local c
