@@ -25,6 +25,12 @@
 # Test hook: CAAS_CLUSTER_WRAPPER="COMMAND [ARGS]" is put in front of every component's binary (COMMAND receives the
 # binary and its arguments and must exec it). tests/cluster_script.rs uses it to delay each exec and to make one
 # component die at start. Not for normal use.
+
+# The whole script is one { ... } block that bash parses before it runs any of it, so that editing the script while
+# a 10-minute build runs (a git checkout, a pull) cannot make the running copy read garbage. (shellcheck cannot see
+# that the probes and traps inside it are called.)
+# shellcheck disable=SC2317
+{
 set -euo pipefail
 set -E
 # Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
@@ -187,7 +193,7 @@ missing_binaries() {
   for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
     [[ -x "$(binary "$c")" ]] || echo "$c"
   done
-  [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok's-stages"
+  [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok-stages.yaml"
 }
 
 cmd_build() {
@@ -575,7 +581,13 @@ cmd_status() {
 }
 
 cmd_logs() {
-  if [[ -z "${1:-}" ]]; then ls "$LOGS"/*.log "$CACHE_DIR"/build-logs/*.log 2>/dev/null; return; fi
+  if [[ -z "${1:-}" ]]; then
+    local logs=()
+    mapfile -t logs < <(compgen -G "$LOGS/*.log"; compgen -G "$CACHE_DIR/build-logs/*.log")
+    ((${#logs[@]})) || die "no logs yet in $LOGS or $CACHE_DIR/build-logs"
+    printf '%s\n' "${logs[@]}"
+    return
+  fi
   local log="$LOGS/$1.log"
   [[ -f "$log" ]] || log="$CACHE_DIR/build-logs/$1.log"
   [[ -f "$log" ]] || die "no log for '$1'; known: ${COMPONENTS[*]}"
@@ -593,5 +605,7 @@ case "$verb" in
   status) cmd_status ;;
   logs) cmd_logs "$@" ;;
   kubectl) kctl "$@" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
+exit
+}
