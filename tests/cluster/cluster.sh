@@ -61,13 +61,19 @@ on_error() {
 }
 trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
 # Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'say "interrupted (SIGINT)"; exit 130' INT
+trap 'say "terminated (SIGTERM)"; exit 143' TERM
 BUILD_PID=""
 STARTING_PID=""
 cleanup() {
-  [[ -z "$BUILD_PID" ]] || kill "$BUILD_PID" 2>/dev/null || true
-  [[ -z "$STARTING_PID" ]] || kill -- "-$STARTING_PID" 2>/dev/null || true
+  if [[ -n "$BUILD_PID" ]]; then
+    say "stopping the unfinished build (pid $BUILD_PID)"
+    kill "$BUILD_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$STARTING_PID" ]]; then
+    say "stopping the half-started component (pid $STARTING_PID)"
+    kill -- "-$STARTING_PID" 2>/dev/null || true
+  fi
   return 0
 }
 trap cleanup EXIT
@@ -337,6 +343,7 @@ exited() {
     wait "$pid" 2>/dev/null || rc=$?
     status=" with status $rc"
   fi
+  if [[ "$pid" == "$STARTING_PID" ]]; then STARTING_PID=""; fi
   rm -f "$PIDS/$name.pid"
   tail_log "$log"
   die "$name (pid $pid) exited$status $when; its log is $log"
@@ -368,6 +375,7 @@ start() {
     alive "$pid" || exited "$name" "$pid" "before it started"
     if ((SECONDS >= deadline)); then
       kill -- "-$pid" 2>/dev/null || true
+      STARTING_PID=""
       rm -f "$PIDS/$name.pid"
       tail_log "$LOGS/$name.log"
       die "$name (pid $pid) still runs ${exe:-an unknown program} instead of $bin after 30 s; stopped it; its log is $LOGS/$name.log"
