@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: builds and starts the local control plane (tests/cluster/cluster.sh), then the Rust unit and
-# integration tests against it. Stops the control plane afterwards only if this script started it.
+# Runs every test, on a fresh machine too: installs what is missing (tests/install-deps.sh: system packages with
+# apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), builds and
+# starts the local control plane (tests/cluster/cluster.sh), then runs the Rust unit and integration tests against it.
+# Stops the control plane afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+start=$SECONDS
+bash tests/install-deps.sh || { echo "tests: setting up the machine failed (tests/install-deps.sh; its message is above)" >&2; exit 1; }
+echo "tests: set-up checked in $((SECONDS - start))s"
 
 cluster=tests/cluster/cluster.sh
 started_here=false
@@ -12,7 +18,7 @@ stop() { if $started_here; then bash "$cluster" down; fi; }
 trap stop EXIT
 
 start=$SECONDS
-bash "$cluster" up
+bash "$cluster" up || { echo "tests: the control plane did not come up (tests/cluster/cluster.sh up; its message is above)" >&2; exit 1; }
 echo "tests: control plane ready after $((SECONDS - start))s"
 
 # Benchmarks are not tests: `cargo bench --bench broker` runs them (`--all-targets` would include them).

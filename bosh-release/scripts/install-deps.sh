@@ -13,9 +13,13 @@ done
 if command -v ruby >/dev/null && ! ruby -rerb -ryaml -rjson -e '' 2>/dev/null; then need+=(ruby); fi
 if ((${#need[@]})); then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
+    echo "bosh-release/install-deps: missing Debian packages ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
   echo "bosh-release/install-deps: installing ${need[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${need[@]}"
 fi
 command -v go >/dev/null || { echo "install-deps: Go is required (it builds the BOSH and cf CLIs)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "install-deps: Rust (rustup) is required" >&2; exit 1; }

@@ -27,13 +27,13 @@ for package in "${packages[@]}"; do
   fi
 done
 if ((${#missing[@]})); then
-  if ((EUID != 0)); then
-    echo "install-deps: missing Debian packages ${missing[*]}; run this script as root" >&2
+  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
+    echo "browser/install-deps: missing Debian packages ${missing[*]}; install them (as root: apt-get install ${missing[*]})" >&2
     exit 1
   fi
   echo "install-deps: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null
 fi
 
 # Build the font caches now (quick when they are current), not during the first Tk or Chromium start of a test.

@@ -15,12 +15,34 @@
 #   cluster.sh kubectl … run the matching kubectl against the cluster
 #
 # Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the binaries keyed by version and the state folder
-# (CAAS_CLUSTER_DIR, default $CAAS_CACHE_DIR/cluster).
+# (CAAS_CLUSTER_DIR, default $CAAS_CACHE_DIR/cluster; give each experiment its own, ports are chosen at random).
+#
+# Needs Go (only to build), openssl, curl, flock and setsid: when one of the last four is missing it is installed with
+# apt-get if this runs as root, otherwise the script stops naming the Debian packages to install.
+#
+# Every way this script stops says why on stderr, naming the component and its log.
+#
+# Test hook: CAAS_CLUSTER_WRAPPER="COMMAND [ARGS]" is put in front of every component's binary (COMMAND receives the
+# binary and its arguments and must exec it). tests/cluster_script.rs uses it to delay each exec and to make one
+# component die at start. Not for normal use.
+
+# The whole script is one { ... } block that bash parses before it runs any of it, so that editing the script while
+# a 10-minute build runs (a git checkout, a pull) cannot make the running copy read garbage. (shellcheck cannot see
+# that the probes and traps inside it are called.)
+# shellcheck disable=SC2317
+{
 set -euo pipefail
+set -E
+# Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
+# place instead of forking: the pid recorded for a component is the component's own.
+set +m
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
+# Its physical path: a component's /proc/PID/exe is compared with the binary's path.
+mkdir -p "$CACHE_DIR" || { echo "cluster: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
+CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 STATE_DIR="${CAAS_CLUSTER_DIR:-$CACHE_DIR/cluster}"
 PKI="$STATE_DIR/pki"
 LOGS="$STATE_DIR/logs"
@@ -30,6 +52,74 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 say() { echo "cluster: $*" >&2; }
+
+# Anything that fails without its own message (set -e) still says what and where; only the script's own process
+# speaks, not the subshells of command substitutions.
+on_error() {
+  [[ $BASHPID == "$$" ]] || return 0
+  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
+}
+trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
+# Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
+trap 'say "interrupted (SIGINT)"; exit 130' INT
+trap 'say "terminated (SIGTERM)"; exit 143' TERM
+BUILD_PID=""
+STARTING_PID=""
+cleanup() {
+  if [[ -n "$BUILD_PID" ]]; then
+    say "stopping the unfinished build (pid $BUILD_PID)"
+    kill "$BUILD_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$STARTING_PID" ]]; then
+    say "stopping the half-started component (pid $STARTING_PID)"
+    kill -- "-$STARTING_PID" 2>/dev/null || true
+  fi
+  return 0
+}
+trap cleanup EXIT
+
+# tail_log FILE: the end of a log, framed, so a failure shows what the component said last.
+tail_log() {
+  [[ -s "$1" ]] || { echo "cluster: ($1 is empty or missing)" >&2; return 0; }
+  echo "----- last lines of $1 -----" >&2
+  tail -n 20 "$1" >&2
+  echo "----- end of $1 -----" >&2
+}
+
+# quietly WHAT COMMAND...: runs COMMAND without its chatter; when it fails, shows the chatter and stops naming WHAT.
+quietly() {
+  local what="$1" out
+  shift
+  if ! out="$("$@" 2>&1)"; then
+    [[ -n "$out" ]] && echo "$out" >&2
+    die "$what failed ($*)"
+  fi
+}
+
+# require_tools: the commands this script runs. Missing ones are installed with apt-get when root, otherwise named.
+require_tools() {
+  local missing=() packages=() pair log
+  for pair in openssl:openssl curl:curl flock:util-linux setsid:util-linux base64:coreutils awk:mawk; do
+    command -v "${pair%%:*}" >/dev/null && continue
+    missing+=("${pair%%:*}")
+    [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
+    die "missing commands: ${missing[*]}; install the Debian packages ${packages[*]} (as root: apt-get install ${packages[*]}), then run this again"
+  fi
+  mkdir -p "$CACHE_DIR/build-logs"
+  log="$CACHE_DIR/build-logs/apt-get.log"
+  say "installing ${packages[*]} with apt-get, for ${missing[*]} (log: $log)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "${packages[@]}"; } >"$log" 2>&1; then
+    tail_log "$log"
+    die "installing ${packages[*]} failed; its log is $log"
+  fi
+  for pair in "${missing[@]}"; do
+    command -v "$pair" >/dev/null || die "$pair is still not on PATH after installing ${packages[*]}; apt-get's log is $log"
+  done
+}
 
 # The version a go.mod in this folder pins for a module.
 pinned() { awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$HERE/$1/go.mod"; }
@@ -53,20 +143,43 @@ binary() {
 
 # --- build -----------------------------------------------------------------------------------------------------------
 
-# go_build MODULE_DIR OUT_DIR PACKAGE NAME [LDFLAGS]: one binary, with a log that a failure points at.
+# alive PID: the process exists and is not a zombie (an exited child that nobody reaped yet).
+alive() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" != Z ]]
+}
+
+PROGRESS_SECONDS=30
+
+# go_build MODULE_DIR OUT_DIR PACKAGE NAME [LDFLAGS]: one binary, with a log that a failure points at. Says every
+# PROGRESS_SECONDS that it is still building, since one binary can take five minutes.
 go_build() {
   local module="$1" out="$2" package="$3" name="$4" ldflags="${5:-}"
   [[ -x "$out/$name" ]] && return 0
   command -v go >/dev/null || die "building $name needs Go (https://go.dev/dl), which is not on PATH"
   mkdir -p "$out" "$CACHE_DIR/build-logs"
-  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS
+  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS next rc=0
   say "building $name from $package (log: $log)"
-  if ! (cd "$HERE/$module" && go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$package") >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    die "building $name failed; its log is $log"
+  (cd "$HERE/$module" && exec go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$package") >"$log" 2>&1 </dev/null &
+  BUILD_PID=$!
+  next=$((SECONDS + PROGRESS_SECONDS))
+  while alive "$BUILD_PID"; do
+    if ((SECONDS >= next)); then
+      say "still building $name ($((SECONDS - started)) s)"
+      next=$((SECONDS + PROGRESS_SECONDS))
+    fi
+    sleep 1
+  done
+  wait "$BUILD_PID" || rc=$?
+  BUILD_PID=""
+  if ((rc != 0)); then
+    tail_log "$log"
+    die "building $name failed (go build exited with status $rc after $((SECONDS - started)) s); its log is $log"
   fi
   mv "$out/$name.tmp" "$out/$name"
-  say "built $name in $((SECONDS - started))s"
+  say "built $name in $((SECONDS - started)) s"
 }
 
 k8s_ldflags() {
@@ -80,24 +193,51 @@ k8s_ldflags() {
   echo "$ldflags"
 }
 
-cmd_build() {
-  go_build etcd "$BIN_ETCD" go.etcd.io/etcd/server/v3 etcd \
-    "-X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
+# What cmd_build would build: the binaries (and kwok's stages file) that are not cached yet.
+missing_binaries() {
   local c
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    go_build kubernetes "$BIN_K8S" "k8s.io/kubernetes/cmd/$c" "$c" "$(k8s_ldflags)"
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+    [[ -x "$(binary "$c")" ]] || echo "$c"
   done
-  go_build kwok "$BIN_KWOK" sigs.k8s.io/kwok/cmd/kwok kwok
-  if [[ ! -s "$BIN_KWOK/stages.yaml" ]]; then
-    # kwok's own "fast" stages: nodes turn Ready and keep their lease, pods turn Running and Ready at once.
-    local stages
-    stages="$(cd "$HERE/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage" || die "cannot find kwok's stages"
-    for f in "$stages"/node/fast/node-initialize.yaml "$stages"/node/heartbeat-with-lease/*.yaml "$stages"/pod/fast/pod-*.yaml; do
-      echo "---"
-      cat "$f"
-    done >"$BIN_KWOK/stages.yaml.tmp"
-    mv "$BIN_KWOK/stages.yaml.tmp" "$BIN_KWOK/stages.yaml"
+  [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok-stages.yaml"
+}
+
+cmd_build() {
+  local missing started=$SECONDS
+  missing="$(missing_binaries)"
+  [[ -z "$missing" ]] && return 0
+  # One build at a time per cache (two `up` on different state folders share the binaries).
+  mkdir -p "$CACHE_DIR/bin"
+  exec 8>"$CACHE_DIR/bin/.build.lock"
+  if ! flock -n 8; then
+    say "waiting for another cluster.sh that is building into $CACHE_DIR/bin (lock $CACHE_DIR/bin/.build.lock)"
+    flock 8
+    missing="$(missing_binaries)"
   fi
+  if [[ -n "$missing" ]]; then
+    say "building ${missing//$'\n'/ } with $GO_VERSION (all six take about 10 min on 2 cores from an empty Go build cache; logs in $CACHE_DIR/build-logs)"
+    go_build etcd "$BIN_ETCD" go.etcd.io/etcd/server/v3 etcd \
+      "-X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
+    local c
+    for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+      go_build kubernetes "$BIN_K8S" "k8s.io/kubernetes/cmd/$c" "$c" "$(k8s_ldflags)"
+    done
+    go_build kwok "$BIN_KWOK" sigs.k8s.io/kwok/cmd/kwok kwok
+    if [[ ! -s "$BIN_KWOK/stages.yaml" ]]; then
+      # kwok's own "fast" stages: nodes turn Ready and keep their lease, pods turn Running and Ready at once.
+      local stages f
+      stages="$(cd "$HERE/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)" || die "cannot find kwok's module (go list -m sigs.k8s.io/kwok in $HERE/kwok)"
+      stages="$stages/kustomize/stage"
+      for f in "$stages"/node/fast/node-initialize.yaml "$stages"/node/heartbeat-with-lease/*.yaml "$stages"/pod/fast/pod-*.yaml; do
+        [[ -s "$f" ]] || die "kwok's stage file $f is missing"
+        echo "---"
+        cat "$f"
+      done >"$BIN_KWOK/stages.yaml.tmp"
+      mv "$BIN_KWOK/stages.yaml.tmp" "$BIN_KWOK/stages.yaml"
+    fi
+    say "control plane built in $((SECONDS - started)) s"
+  fi
+  exec 8>&-
 }
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
@@ -106,15 +246,15 @@ cmd_build() {
 cert() {
   local name="$1" subject="$2" san="${3:-}" ext="$PKI/$1.ext"
   [[ -s "$PKI/$name.crt" ]] && return 0
-  openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
-  openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr" 2>/dev/null
+  quietly "the $name key" openssl genrsa -out "$PKI/$name.key" 2048
+  quietly "the $name certificate request" openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
   {
     echo "basicConstraints=CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
     if [[ -n "$san" ]]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"; else echo "extendedKeyUsage=clientAuth"; fi
   } >"$ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
+  quietly "signing the $name certificate" openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt"
   rm -f "$PKI/$name.csr" "$ext"
 }
 
@@ -122,9 +262,9 @@ make_pki() {
   mkdir -p "$PKI"
   chmod 700 "$PKI"
   if [[ ! -s "$PKI/ca.crt" ]]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 3650 \
-      -subj "/CN=caas-broker-test-ca" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+    quietly "the cluster CA" openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
+      -days 3650 -subj "/CN=caas-broker-test-ca" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
   fi
   cert apiserver "/CN=kube-apiserver" \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
@@ -134,14 +274,17 @@ make_pki() {
   cert controller-manager "/CN=system:kube-controller-manager"
   cert scheduler "/CN=system:kube-scheduler"
   if [[ ! -s "$PKI/sa.key" ]]; then
-    openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
-    openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+    quietly "the service-account signing key" openssl genrsa -out "$PKI/sa.key" 2048
+    quietly "the service-account public key" openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
   fi
 }
 
 # kubeconfig USER FILE: a kubeconfig for the apiserver with USER's client certificate.
 kubeconfig() {
-  local user="$1" file="$2"
+  local user="$1" file="$2" ca crt key
+  ca="$(base64 -w0 <"$PKI/ca.crt")" || die "cannot read $PKI/ca.crt"
+  crt="$(base64 -w0 <"$PKI/$user.crt")" || die "cannot read $PKI/$user.crt"
+  key="$(base64 -w0 <"$PKI/$user.key")" || die "cannot read $PKI/$user.key"
   cat >"$file.tmp" <<EOF
 apiVersion: v1
 kind: Config
@@ -149,12 +292,12 @@ clusters:
 - name: caas-local
   cluster:
     server: https://127.0.0.1:$API_PORT
-    certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
+    certificate-authority-data: $ca
 users:
 - name: $user
   user:
-    client-certificate-data: $(base64 -w0 <"$PKI/$user.crt")
-    client-key-data: $(base64 -w0 <"$PKI/$user.key")
+    client-certificate-data: $crt
+    client-key-data: $key
 contexts:
 - name: caas-local
   context: {cluster: caas-local, user: $user}
@@ -171,18 +314,85 @@ running() {
   local pidfile="$PIDS/$1.pid" pid
   [[ -s "$pidfile" ]] || return 1
   pid="$(cat "$pidfile")"
-  [[ -d "/proc/$pid" ]] || return 1
+  alive "$pid" || return 1
   [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(binary "$1")"* ]]
 }
 
+# ours NAME: the recorded process is the component, or is on its way to exec it (setsid or the test wrapper, whose
+# command line names the binary): what `down` must stop.
+ours() {
+  running "$1" && return 0
+  local pidfile="$PIDS/$1.pid" pid cmdline
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(cat "$pidfile")"
+  alive "$pid" || return 1
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmdline" == *"$(binary "$1") "* ]]
+}
+
+# The test hook: a command put in front of every component's binary (see the header).
+read -ra WRAPPER <<<"${CAAS_CLUSTER_WRAPPER:-}"
+STARTED_PIDS=" "
+WATCHED=()
+
+# exited NAME PID WHEN: reports a component that is gone, with its exit status when this run started it, and the end
+# of its log, then stops.
+exited() {
+  local name="$1" pid="$2" when="$3" log="$LOGS/$1.log" status="" rc=0
+  if [[ "$STARTED_PIDS" == *" $pid "* ]]; then
+    wait "$pid" 2>/dev/null || rc=$?
+    status=" with status $rc"
+  fi
+  if [[ "$pid" == "$STARTING_PID" ]]; then STARTING_PID=""; fi
+  rm -f "$PIDS/$name.pid"
+  tail_log "$log"
+  die "$name (pid $pid) exited$status $when; its log is $log"
+}
+
+# start NAME ARGS...: starts the component in its own session and returns once its recorded pid runs the binary, so
+# that every later check of it (running, status, down) holds; a component that exits before is reported.
 start() {
-  local name="$1"
+  local name="$1" bin pid exe deadline
   shift
-  running "$name" && return 0
+  bin="$(binary "$name")"
+  [[ -x "$bin" ]] || die "$name's binary $bin is missing; run '$0 build'"
+  if running "$name"; then
+    WATCHED+=("$name")
+    return 0
+  fi
   mkdir -p "$LOGS" "$PIDS"
+  echo "----- $(date -u +%FT%TZ) cluster.sh starts $name -----" >>"$LOGS/$name.log"
   # fd 9 holds the state lock: the long-running child must not inherit it.
-  setsid "$(binary "$name")" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$PIDS/$name.pid"
+  setsid "${WRAPPER[@]}" "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  STARTING_PID=$pid
+  STARTED_PIDS+="$pid "
+  echo "$pid" >"$PIDS/$name.pid"
+  deadline=$((SECONDS + 30))
+  while :; do
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || exe=""
+    [[ "$exe" == "$bin"* ]] && break
+    alive "$pid" || exited "$name" "$pid" "before it started"
+    if ((SECONDS >= deadline)); then
+      kill -- "-$pid" 2>/dev/null || true
+      STARTING_PID=""
+      rm -f "$PIDS/$name.pid"
+      tail_log "$LOGS/$name.log"
+      die "$name (pid $pid) still runs ${exe:-an unknown program} instead of $bin after 30 s; stopped it; its log is $LOGS/$name.log"
+    fi
+    sleep 0.05
+  done
+  STARTING_PID=""
+  WATCHED+=("$name")
+  say "started $name (pid $pid, log: $LOGS/$name.log)"
+}
+
+# check_alive: every component started or found by this run still runs; one that died is reported.
+check_alive() {
+  local name
+  for name in "${WATCHED[@]}"; do
+    running "$name" || exited "$name" "$(cat "$PIDS/$name.pid" 2>/dev/null || echo '?')" "while the cluster was starting"
+  done
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -202,27 +412,26 @@ choose_ports() {
   mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
 }
 
-# wait_for WHAT SECONDS COMMAND...: retries COMMAND until it succeeds, or fails naming WHAT and its log.
+# wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
+# end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
 wait_for() {
-  local what="$1" limit="$2" log="$3" deadline=$((SECONDS + $2))
+  local what="$1" limit="$2" log="$3" deadline=$((SECONDS + $2)) out=""
   shift 3
-  until "$@" >/dev/null 2>&1; do
+  while :; do
+    check_alive
+    if out="$("$@" 2>&1)"; then return 0; fi
     if ((SECONDS >= deadline)); then
-      [[ -f "$log" ]] && tail -n 15 "$log" >&2
-      die "$what did not come up within ${limit}s; its log is $log"
+      tail_log "$log"
+      [[ -n "$out" ]] && printf 'cluster: the last check (%s) said:\n%s\n' "$*" "$(tail -n 10 <<<"$out")" >&2
+      die "$what did not come up within ${limit} s; its log is $log"
     fi
     sleep 0.5
   done
 }
 
-alive_or_die() {
-  running "$1" || { tail -n 15 "$LOGS/$1.log" >&2 2>/dev/null; die "$1 exited; its log is $LOGS/$1.log"; }
-}
-
-healthy() { alive_or_die "$1"; curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$2/healthz"; }
+healthy() { curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$1/healthz"; }
 
 api_ready() {
-  alive_or_die kube-apiserver
   curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$API_PORT/readyz"
 }
@@ -251,19 +460,27 @@ EOF
 }
 
 nodes_ready() {
-  alive_or_die kwok
   [[ "$(kctl get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)" == 2 ]]
 }
 
 system_namespaces() { kctl get namespace default kube-system kube-public kube-node-lease; }
 default_service_account() { kctl get serviceaccount default -n default; }
 
-cmd_up() {
-  local started=$SECONDS
-  cmd_build
+# lock_state: one cluster.sh at a time changes a state folder; a second one says what it waits for.
+lock_state() {
   mkdir -p "$STATE_DIR" "$LOGS" "$PIDS"
   exec 9>"$STATE_DIR/lock"
-  flock 9
+  if ! flock -n 9; then
+    say "waiting for another cluster.sh working on $STATE_DIR (lock $STATE_DIR/lock)"
+    flock 9
+  fi
+}
+
+cmd_up() {
+  local started=$SECONDS
+  require_tools
+  cmd_build
+  lock_state
   if running kube-apiserver && [[ -s "$STATE_DIR/ports.env" ]]; then
     # shellcheck source=/dev/null
     source "$STATE_DIR/ports.env"
@@ -314,26 +531,31 @@ cmd_up() {
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --cidr=10.244.0.0/16 --server-address="127.0.0.1:$KWOK_PORT" --v=1
 
-  wait_for kube-controller-manager 60 "$LOGS/kube-controller-manager.log" healthy kube-controller-manager "$KCM_PORT"
-  wait_for kube-scheduler 60 "$LOGS/kube-scheduler.log" healthy kube-scheduler "$SCHED_PORT"
+  wait_for kube-controller-manager 60 "$LOGS/kube-controller-manager.log" healthy "$KCM_PORT"
+  wait_for kube-scheduler 60 "$LOGS/kube-scheduler.log" healthy "$SCHED_PORT"
   wait_for "the system namespaces" 60 "$LOGS/kube-apiserver.log" system_namespaces
-  nodes_manifest | kctl apply -f - >/dev/null
+  quietly "creating the kwok nodes (kubectl apply)" kctl apply -f <(nodes_manifest)
   wait_for "the kwok nodes" 60 "$LOGS/kwok.log" nodes_ready
   wait_for "the default ServiceAccount" 60 "$LOGS/kube-controller-manager.log" default_service_account
   say "up in $((SECONDS - started))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (KUBECONFIG=$KUBECONFIG_ADMIN)"
 }
 
-etcd_healthy() { alive_or_die etcd; curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
+# Stops each component by its recorded pid (its own process group, from setsid, so a test wrapper goes too): TERM,
+# then KILL after 5 s.
 cmd_down_locked() {
   local name pid i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name="${COMPONENTS[$i]}"
-    if running "$name"; then
+    if ours "$name"; then
       pid="$(cat "$PIDS/$name.pid")"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do [[ -d "/proc/$pid" ]] || break; sleep 0.1; done
-      [[ -d "/proc/$pid" ]] && kill -9 "$pid" 2>/dev/null || true
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+      if alive "$pid"; then
+        say "$name ($pid) did not stop within 5 s of SIGTERM; sending SIGKILL"
+        kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+      fi
       [[ "${1:-}" == quiet ]] || say "stopped $name ($pid)"
     fi
     rm -f "$PIDS/$name.pid"
@@ -342,8 +564,8 @@ cmd_down_locked() {
 
 cmd_down() {
   [[ -d "$STATE_DIR" ]] || return 0
-  exec 9>"$STATE_DIR/lock"
-  flock 9
+  require_tools
+  lock_state
   cmd_down_locked
 }
 
@@ -367,7 +589,13 @@ cmd_status() {
 }
 
 cmd_logs() {
-  if [[ -z "${1:-}" ]]; then ls "$LOGS"/*.log "$CACHE_DIR"/build-logs/*.log 2>/dev/null; return; fi
+  if [[ -z "${1:-}" ]]; then
+    local logs=()
+    mapfile -t logs < <(compgen -G "$LOGS/*.log"; compgen -G "$CACHE_DIR/build-logs/*.log")
+    ((${#logs[@]})) || die "no logs yet in $LOGS or $CACHE_DIR/build-logs"
+    printf '%s\n' "${logs[@]}"
+    return
+  fi
   local log="$LOGS/$1.log"
   [[ -f "$log" ]] || log="$CACHE_DIR/build-logs/$1.log"
   [[ -f "$log" ]] || die "no log for '$1'; known: ${COMPONENTS[*]}"
@@ -377,7 +605,7 @@ cmd_logs() {
 verb="${1:-}"
 shift || true
 case "$verb" in
-  build) cmd_build ;;
+  build) require_tools; cmd_build ;;
   up) cmd_up ;;
   down) cmd_down ;;
   reset) cmd_reset ;;
@@ -385,5 +613,7 @@ case "$verb" in
   status) cmd_status ;;
   logs) cmd_logs "$@" ;;
   kubectl) kctl "$@" ;;
-  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
+exit
+}
