@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
@@ -517,4 +517,71 @@ async fn an_unreachable_apiserver_gets_a_quick_osb_error() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     let ready = broker.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("req")).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_synchronous_deprovision_answers_200_only_once_the_namespace_is_gone() {
+    let broker = TestBroker::start(|_| {}).await;
+    for query in ["", "&accepts_incomplete=false"] {
+        let id = instance_id();
+        broker.provision(&id, MICRO, json!({})).await;
+        let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}{query}");
+        let deleted = broker.call(Method::DELETE, &delete, None).await;
+        assert_eq!((deleted.status, deleted.body.clone()), (StatusCode::OK, json!({})), "{query:?}: {deleted:?}");
+        assert!(!namespace_exists(&broker, &id).await, "{query:?}: 200 means deleted, the namespace must be gone");
+        assert_osb_error(&broker.call(Method::DELETE, &delete, None).await, StatusCode::GONE, "Gone");
+    }
+}
+
+#[tokio::test]
+async fn a_synchronous_deprovision_that_cannot_finish_in_time_is_async_required_and_a_repeat_follows_it() {
+    let broker = TestBroker::start(|settings| settings.limits.sync_timeout_seconds = 2).await;
+    let id = instance_id();
+    broker.provision(&id, MICRO, json!({})).await;
+    let namespace = broker.namespace(&id);
+    // An object with a finalizer the test holds keeps the namespace terminating until the test lets it go.
+    let held: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "held", "finalizers": ["caas-broker.test/hold"] }
+    }))
+    .expect("config map");
+    let config_maps = Api::<ConfigMap>::namespaced(broker.client.clone(), &namespace);
+    config_maps.create(&PostParams::default(), &held).await.expect("create held object");
+
+    let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}");
+    let refused = broker.call(Method::DELETE, &delete, None).await;
+    assert_osb_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "AsyncRequired");
+    let description = refused.body["description"].as_str().unwrap_or_default();
+    assert!(description.contains("the deletion continues") && description.contains("repeat"), "{description}");
+    let terminating = Api::<Namespace>::all(broker.client.clone()).get(&namespace).await.expect("namespace");
+    assert!(terminating.metadata.deletion_timestamp.is_some(), "the deletion goes on");
+
+    // Being deleted: last_operation says so, with or without the operation.
+    for query in ["", "?operation=deprovision"] {
+        let state = broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation{query}"), None).await;
+        assert_eq!((state.status, state.body["state"].clone()), (StatusCode::OK, json!("in progress")), "{query:?}");
+    }
+    assert_osb_error(
+        &broker.call(Method::DELETE, &delete, None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "AsyncRequired",
+    );
+
+    // Once released, a repeat follows the deletion to its end: 200 with the namespace gone, then 410.
+    let release = json!({ "metadata": { "finalizers": null } });
+    config_maps
+        .patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&release))
+        .await
+        .expect("release");
+    let done = eventually(Duration::from_secs(60), "a repeated synchronous DELETE answers 200", || async {
+        let answer = broker.call(Method::DELETE, &delete, None).await;
+        if answer.status == StatusCode::OK {
+            return Some(answer);
+        }
+        assert_osb_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "AsyncRequired");
+        None
+    })
+    .await;
+    assert_eq!(done.body, json!({}));
+    assert!(!namespace_exists(&broker, &id).await, "200 means deleted");
+    assert_osb_error(&broker.call(Method::DELETE, &delete, None).await, StatusCode::GONE, "Gone");
 }

@@ -18,7 +18,7 @@ use super::api::{
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::version::{ApiVersion, Body};
 use super::{OsbError, OsbResult};
-use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Updated};
+use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Unbound, Updated};
 use crate::catalog::Catalog;
 
 /// Handlers share the broker.
@@ -196,8 +196,14 @@ pub async fn unbind(
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    let answer = broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id).await;
-    let answer = answer.map(|()| (StatusCode::OK, Json(Empty::default())).into_response());
+    let answer =
+        broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await;
+    let answer = answer.map(|outcome| match outcome {
+        Unbound::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
+        Unbound::InProgress(operation) => {
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+        }
+    });
     counted(&broker, "unbind", &query.service_id, &query.plan_id, answer)
 }
 
