@@ -349,3 +349,25 @@ async fn unbind_answers_200_only_once_the_binding_objects_are_gone() {
     }
     broker.deprovision(&instance, SMALL).await;
 }
+
+#[tokio::test]
+async fn last_operation_of_an_unknown_binding() {
+    let broker = TestBroker::start(|_| {}).await;
+    let instance = id("inst");
+    broker.provision(&instance, MICRO, json!({})).await;
+    for parent in [instance.clone(), id("never")] {
+        let uri = format!("/v2/service_instances/{parent}/service_bindings/{}/last_operation", id("never"));
+        for query in ["", "?operation=bind"] {
+            let answer = broker.call(Method::GET, &format!("{uri}{query}"), None).await;
+            assert_eq!(
+                (answer.status, answer.body["error"].clone()),
+                (StatusCode::NOT_FOUND, json!("NotFound")),
+                "{query:?}"
+            );
+            assert!(answer.body["description"].is_string());
+        }
+        let unbound = broker.call(Method::GET, &format!("{uri}?operation=unbind"), None).await;
+        assert_eq!((unbound.status, unbound.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+    }
+    broker.deprovision(&instance, MICRO).await;
+}

@@ -585,3 +585,28 @@ async fn a_synchronous_deprovision_that_cannot_finish_in_time_is_async_required_
     assert!(!namespace_exists(&broker, &id).await, "200 means deleted");
     assert_osb_error(&broker.call(Method::DELETE, &delete, None).await, StatusCode::GONE, "Gone");
 }
+
+#[tokio::test]
+async fn last_operation_of_an_unknown_or_deleted_instance() {
+    let broker = TestBroker::start(|_| {}).await;
+    let state = |id: String, query: &'static str| {
+        let uri = format!("/v2/service_instances/{id}/last_operation{query}");
+        let broker = &broker;
+        async move { broker.call(Method::GET, &uri, None).await }
+    };
+    // Never existed: 404 (an unknown instance), except a poll of a deletion, which has nothing left to do.
+    let never = instance_id();
+    assert_osb_error(&state(never.clone(), "").await, StatusCode::NOT_FOUND, "NotFound");
+    assert_osb_error(&state(never.clone(), "?operation=provision").await, StatusCode::NOT_FOUND, "NotFound");
+    let polled = state(never, "?operation=deprovision").await;
+    assert_eq!((polled.status, polled.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+
+    // Deleted by an asynchronous deprovision: its poll stays 200 succeeded (what the checkers want); without the
+    // operation it is an instance the broker does not know.
+    let id = instance_id();
+    broker.provision(&id, MICRO, json!({})).await;
+    broker.deprovision(&id, MICRO).await;
+    let polled = state(id.clone(), "?operation=deprovision").await;
+    assert_eq!((polled.status, polled.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+    assert_osb_error(&state(id, "").await, StatusCode::NOT_FOUND, "NotFound");
+}

@@ -432,9 +432,10 @@ impl Broker {
                 deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
                 Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked"))
             }
+            // Nothing is kept of a deleted binding: a poll of an unbind (our `operation`) succeeded, as the checkers
+            // want; any other poll is of a binding the broker does not know (404, as the specification says).
             (false, true, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked")),
-            (false, false, None) => Err(OsbError::Gone(format!("binding {binding_id} does not exist"))),
-            (false, false, Some(_)) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+            (false, false, _) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
         }
     }
 

@@ -514,14 +514,15 @@ impl Broker {
             return self.workload_state(service, &record).await;
         }
         let Some((namespace, stored)) = virtual_cluster else {
-            return match operation {
-                Some(_) if deprovisioning => {
-                    Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
-                }
-                None => Err(OsbError::Gone(format!("instance {instance_id} does not exist"))),
-                Some(_) => Err(OsbError::NotFound(format!("instance {instance_id} does not exist"))),
+            // Nothing is kept once an instance is gone, so "deleted" and "never existed" look alike. A poll of a
+            // deprovision (the platform sends back our `operation`) is answered as the conformance checkers want,
+            // 200 succeeded; any other poll is of an instance the broker does not know: 404, as for any unknown id
+            // (410 is only for a finished asynchronous delete, and a poll without our `operation` is not one).
+            return if deprovisioning {
+                Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
+            } else {
+                Err(OsbError::NotFound(format!("instance {instance_id} does not exist")))
             };
-        };
         };
         if stored.terminating {
             return Ok(LastOperation::new(OperationState::InProgress, "deleting the virtual cluster's namespace"));
