@@ -494,7 +494,8 @@ impl Broker {
         self.delete_binding_records(instance_id).await?;
         self.delete_workload_objects(service, &record).await?;
         if wait {
-            let left = self.wait_until_gone(self.options.sync_timeout, || self.workload_objects_left(&record)).await?;
+            let (id, ns) = (instance_id.as_str(), record.namespace.as_str());
+            let left = self.wait_until_gone(self.options.sync_timeout, || self.workload_objects_left(id, ns)).await?;
             if let Some(remaining) = left {
                 return Err(self.deletion_continues(&format!("instance {instance_id}"), &remaining));
             }
@@ -507,9 +508,9 @@ impl Broker {
 
     /// The objects of a deleted workload still in its namespace (pods, controllers, services, volumes...), counted by
     /// the instance label every one of them carries; `None` when nothing is left.
-    async fn workload_objects_left(&self, record: &WorkloadRecord) -> OsbResult<Option<String>> {
-        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(&record.stored.instance_id));
-        let (client, ns) = (&self.client, record.namespace.as_str());
+    async fn workload_objects_left(&self, instance_id: &str, ns: &str) -> OsbResult<Option<String>> {
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let client = &self.client;
         let (pods, sets, deployments, services, ingresses, secrets, claims, autoscalers) = tokio::try_join!(
             count_labelled::<Pod>(client, ns, &selector),
             count_labelled::<StatefulSet>(client, ns, &selector),
@@ -539,23 +540,15 @@ impl Broker {
         Ok((!left.is_empty()).then(|| format!("left in namespace {ns}: {}", left.join(", "))))
     }
 
-    /// last_operation of a deleted workload: done when no pod of it is left in the namespace the operation names.
+    /// last_operation of a deleted workload: done when none of its objects (pods, volumes...) is left in the namespace
+    /// the operation names.
     pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> OsbResult<LastOperation> {
         if !crate::config::is_dns_label(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
-        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
-        let pods =
-            Api::<Pod>::namespaced(self.client.clone(), namespace).list(&ListParams::default().labels(&selector)).await;
-        let left = match pods {
-            Ok(pods) => pods.items.len(),
-            Err(error) if is_not_found(&error) => 0,
-            Err(error) => return Err(error.into()),
-        };
-        Ok(if left == 0 {
-            LastOperation::new(OperationState::Succeeded, "the workload has been deleted")
-        } else {
-            LastOperation::new(OperationState::InProgress, format!("deleting the workload: {left} pod(s) left"))
+        Ok(match self.workload_objects_left(instance_id, namespace).await? {
+            None => LastOperation::new(OperationState::Succeeded, "the workload has been deleted"),
+            Some(left) => LastOperation::new(OperationState::InProgress, format!("deleting the workload: {left}")),
         })
     }
 
