@@ -6,6 +6,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
@@ -263,5 +264,113 @@ async fn concurrent_identical_binds_share_one_binding() {
     let ok_tokens: Vec<&Value> =
         answers.iter().filter(|a| a.status == StatusCode::OK).map(|a| &a.body["credentials"]["token"]).collect();
     assert!(ok_tokens.iter().all(|t| *t == token), "every 200 returns the recorded credentials");
+    broker.deprovision(&instance, MICRO).await;
+}
+
+/// The ServiceAccount a binding's token authenticates as (namespace, name), asked of the apiserver.
+async fn account_of(broker: &TestBroker, token: &str) -> (String, String) {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    let review = TokenReview {
+        spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
+        ..TokenReview::default()
+    };
+    let reviewed = Api::<TokenReview>::all(broker.client.clone()).create(&PostParams::default(), &review).await;
+    let username = reviewed.expect("token review").status.and_then(|s| s.user).and_then(|u| u.username);
+    let username = username.expect("the token authenticates");
+    let account = username.strip_prefix("system:serviceaccount:").expect("a ServiceAccount");
+    let (namespace, name) = account.split_once(':').expect("namespace:name");
+    (namespace.to_owned(), name.to_owned())
+}
+
+#[tokio::test]
+async fn unbind_answers_200_only_once_the_binding_objects_are_gone() {
+    let broker = TestBroker::start(|settings| settings.limits.sync_timeout_seconds = 2).await;
+    let instance = id("inst");
+    broker.provision(&instance, SMALL, json!({})).await;
+    for accepts_incomplete in [false, true] {
+        let binding = id("bind");
+        let created = broker.bind(&instance, &binding, SMALL, json!({})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+        let token = created.body["credentials"]["token"].as_str().expect("token").to_owned();
+        let (namespace, account) = account_of(&broker, &token).await;
+        // A finalizer the test holds keeps the binding's RoleBinding in the cluster after it is deleted (on the
+        // ServiceAccount it would also keep the token valid: the apiserver accepts tokens of a ServiceAccount for
+        // 60 s after its deletion began).
+        let role_bindings = Api::<RoleBinding>::namespaced(broker.client.clone(), &namespace);
+        let listed = role_bindings.list(&ListParams::default()).await.expect("list role bindings");
+        let name = listed
+            .items
+            .into_iter()
+            .find(|b| b.subjects.iter().flatten().any(|s| s.kind == "ServiceAccount" && s.name == account))
+            .and_then(|b| b.metadata.name)
+            .expect("the binding's RoleBinding");
+        let hold = json!({ "metadata": { "finalizers": ["caas-broker.test/hold"] } });
+        let patch = kube::api::Patch::Merge(&hold);
+        role_bindings.patch(&name, &kube::api::PatchParams::default(), &patch).await.expect("hold");
+
+        let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
+        let delete = format!("{uri}?service_id={CAAS}&plan_id={SMALL}&accepts_incomplete={accepts_incomplete}");
+        let answer = broker.call(Method::DELETE, &delete, None).await;
+        let poll = format!("{uri}/last_operation?operation=unbind");
+        if accepts_incomplete {
+            assert_eq!((answer.status, answer.body.clone()), (StatusCode::ACCEPTED, json!({ "operation": "unbind" })));
+            let state = broker.call(Method::GET, &poll, None).await;
+            assert_eq!(state.body["state"], "in progress", "{state:?}");
+        } else {
+            assert_eq!(
+                (answer.status, answer.body["error"].clone()),
+                (StatusCode::UNPROCESSABLE_ENTITY, json!("AsyncRequired"))
+            );
+            let description = answer.body["description"].as_str().unwrap_or_default();
+            assert!(description.contains("the deletion continues"), "{description}");
+        }
+        // Whatever the answer, the credentials are dead already.
+        let client =
+            client_from_kubeconfig(created.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
+        let refused = Api::<Pod>::namespaced(client, &broker.namespace(&instance)).list(&ListParams::default()).await;
+        assert!(is_status(&refused, 401), "{refused:?}");
+
+        let release = json!({ "metadata": { "finalizers": null } });
+        role_bindings
+            .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&release))
+            .await
+            .expect("release");
+        if accepts_incomplete {
+            let done = support::cluster::eventually(std::time::Duration::from_secs(30), "unbind succeeded", || async {
+                let state = broker.call(Method::GET, &poll, None).await;
+                (state.body["state"] == "succeeded").then_some(state)
+            })
+            .await;
+            assert_eq!(done.status, StatusCode::OK);
+        } else {
+            let repeat = broker.call(Method::DELETE, &delete, None).await;
+            assert_eq!((repeat.status, repeat.body.clone()), (StatusCode::OK, json!({})), "{repeat:?}");
+        }
+        assert!(role_bindings.get_opt(&name).await.expect("get").is_none(), "the RoleBinding is gone");
+        assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::GONE);
+        assert_eq!(broker.call(Method::GET, &uri, None).await.status, StatusCode::NOT_FOUND);
+    }
+    broker.deprovision(&instance, SMALL).await;
+}
+
+#[tokio::test]
+async fn last_operation_of_an_unknown_binding() {
+    let broker = TestBroker::start(|_| {}).await;
+    let instance = id("inst");
+    broker.provision(&instance, MICRO, json!({})).await;
+    for parent in [instance.clone(), id("never")] {
+        let uri = format!("/v2/service_instances/{parent}/service_bindings/{}/last_operation", id("never"));
+        for query in ["", "?operation=bind"] {
+            let answer = broker.call(Method::GET, &format!("{uri}{query}"), None).await;
+            assert_eq!(
+                (answer.status, answer.body["error"].clone()),
+                (StatusCode::NOT_FOUND, json!("NotFound")),
+                "{query:?}"
+            );
+            assert!(answer.body["description"].is_string());
+        }
+        let unbound = broker.call(Method::GET, &format!("{uri}?operation=unbind"), None).await;
+        assert_eq!((unbound.status, unbound.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+    }
     broker.deprovision(&instance, MICRO).await;
 }

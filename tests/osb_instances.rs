@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
@@ -639,4 +639,103 @@ async fn maintenance_upgrade_moves_an_instance_of_the_old_layout_out_of_the_tena
     assert_eq!(token_works(&binding_token, &ns).await, Some(false), "unbind revoked the old binding's token");
     assert!(tenant_accounts.get_opt(&binding_account).await.expect("get").is_none());
     broker.deprovision(&id, MICRO).await;
+}
+
+#[tokio::test]
+async fn a_synchronous_deprovision_answers_200_only_once_the_namespace_is_gone() {
+    let broker = TestBroker::start(|_| {}).await;
+    for query in ["", "&accepts_incomplete=false"] {
+        let id = instance_id();
+        broker.provision(&id, MICRO, json!({})).await;
+        let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}{query}");
+        let deleted = broker.call(Method::DELETE, &delete, None).await;
+        assert_eq!((deleted.status, deleted.body.clone()), (StatusCode::OK, json!({})), "{query:?}: {deleted:?}");
+        assert!(!namespace_exists(&broker, &id).await, "{query:?}: 200 means deleted, the namespace must be gone");
+        assert_osb_error(&broker.call(Method::DELETE, &delete, None).await, StatusCode::GONE, "Gone");
+    }
+}
+
+#[tokio::test]
+async fn a_synchronous_deprovision_that_cannot_finish_in_time_is_async_required_and_a_repeat_follows_it() {
+    let broker = TestBroker::start(|settings| settings.limits.sync_timeout_seconds = 2).await;
+    let id = instance_id();
+    broker.provision(&id, MICRO, json!({})).await;
+    let namespace = broker.namespace(&id);
+    // An object with a finalizer the test holds keeps the namespace terminating until the test lets it go.
+    let held: ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "held", "finalizers": ["caas-broker.test/hold"] }
+    }))
+    .expect("config map");
+    let config_maps = Api::<ConfigMap>::namespaced(broker.client.clone(), &namespace);
+    config_maps.create(&PostParams::default(), &held).await.expect("create held object");
+
+    let delete = format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={MICRO}");
+    let refused = broker.call(Method::DELETE, &delete, None).await;
+    assert_osb_error(&refused, StatusCode::UNPROCESSABLE_ENTITY, "AsyncRequired");
+    let description = refused.body["description"].as_str().unwrap_or_default();
+    assert!(description.contains("the deletion continues") && description.contains("repeat"), "{description}");
+    let terminating = Api::<Namespace>::all(broker.client.clone()).get(&namespace).await.expect("namespace");
+    assert!(terminating.metadata.deletion_timestamp.is_some(), "the deletion goes on");
+
+    // Being deleted: last_operation says so, with or without the operation.
+    for query in ["", "?operation=deprovision"] {
+        let state = broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation{query}"), None).await;
+        assert_eq!((state.status, state.body["state"].clone()), (StatusCode::OK, json!("in progress")), "{query:?}");
+    }
+    assert_osb_error(
+        &broker.call(Method::DELETE, &delete, None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "AsyncRequired",
+    );
+
+    // Once released, repeats follow the deletion to its end: 422 while it goes on, then 200 with the namespace gone
+    // (or 410, when it vanished between two repeats), then 410.
+    let release = json!({ "metadata": { "finalizers": null } });
+    config_maps
+        .patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&release))
+        .await
+        .expect("release");
+    eventually(Duration::from_secs(60), "a repeated synchronous DELETE ends", || async {
+        let answer = broker.call(Method::DELETE, &delete, None).await;
+        match answer.status {
+            StatusCode::OK => {
+                assert_eq!(answer.body, json!({}));
+                assert!(!namespace_exists(&broker, &id).await, "200 means deleted");
+                Some(())
+            }
+            StatusCode::GONE => Some(()),
+            _ => {
+                assert_osb_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "AsyncRequired");
+                None
+            }
+        }
+    })
+    .await;
+    assert!(!namespace_exists(&broker, &id).await);
+    assert_osb_error(&broker.call(Method::DELETE, &delete, None).await, StatusCode::GONE, "Gone");
+}
+
+#[tokio::test]
+async fn last_operation_of_an_unknown_or_deleted_instance() {
+    let broker = TestBroker::start(|_| {}).await;
+    let state = |id: String, query: &'static str| {
+        let uri = format!("/v2/service_instances/{id}/last_operation{query}");
+        let broker = &broker;
+        async move { broker.call(Method::GET, &uri, None).await }
+    };
+    // Never existed: 404 (an unknown instance), except a poll of a deletion, which has nothing left to do.
+    let never = instance_id();
+    assert_osb_error(&state(never.clone(), "").await, StatusCode::NOT_FOUND, "NotFound");
+    assert_osb_error(&state(never.clone(), "?operation=provision").await, StatusCode::NOT_FOUND, "NotFound");
+    let polled = state(never, "?operation=deprovision").await;
+    assert_eq!((polled.status, polled.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+
+    // Deleted by an asynchronous deprovision: its poll stays 200 succeeded (what the checkers want); without the
+    // operation it is an instance the broker does not know.
+    let id = instance_id();
+    broker.provision(&id, MICRO, json!({})).await;
+    broker.deprovision(&id, MICRO).await;
+    let polled = state(id.clone(), "?operation=deprovision").await;
+    assert_eq!((polled.status, polled.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
+    assert_osb_error(&state(id, "").await, StatusCode::NOT_FOUND, "NotFound");
 }

@@ -368,3 +368,41 @@ async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
     assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::ACCEPTED);
     broker.deprovision(&cluster, SMALL).await;
 }
+
+#[tokio::test]
+async fn a_synchronous_deprovision_of_a_workload_answers_200_once_its_objects_are_gone() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    let app = id("app");
+    let parameters =
+        json!({ "image": "example.invalid/api:1", "port": 8080, "replicas": 2, "ingress_host": "a.example.test" });
+    let accepted = put_async(&broker, &app, body(APP, APP_MEDIUM, &org, parameters)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    broker.wait_for_state(&app, "provision", "succeeded").await;
+
+    let delete = format!("/v2/service_instances/{app}?service_id={APP}&plan_id={APP_MEDIUM}");
+    let deleted = broker.call(Method::DELETE, &delete, None).await;
+    assert_eq!((deleted.status, deleted.body.clone()), (StatusCode::OK, json!({})), "{deleted:?}");
+    let selector = format!("caas-broker.io/instance={app}");
+    let client = &broker.client;
+    assert_eq!(labelled::<k8s_openapi::api::core::v1::Pod>(client, &namespace, &selector).await, 0, "no pod left");
+    assert_eq!(labelled::<Deployment>(client, &namespace, &selector).await, 0, "no Deployment left");
+    assert_eq!(labelled::<Service>(client, &namespace, &selector).await, 0, "no Service left");
+    assert_eq!(labelled::<Ingress>(client, &namespace, &selector).await, 0, "no Ingress left");
+    assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::GONE);
+    broker.deprovision(&cluster, SMALL).await;
+}
+
+/// How many objects of a kind in `namespace` carry the labels `selector` names.
+async fn labelled<K>(client: &kube::Client, namespace: &str, selector: &str) -> usize
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    api.list_metadata(&ListParams::default().labels(selector)).await.expect("list").items.len()
+}

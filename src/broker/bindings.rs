@@ -48,6 +48,15 @@ pub enum Bound {
     InProgress(&'static str),
 }
 
+/// How an unbind ended: 200 or 202.
+#[derive(Debug)]
+pub enum Unbound {
+    /// Deleted: its ServiceAccount and RoleBinding are gone and its tokens refused (200).
+    Done,
+    /// The tokens are refused but the objects are still being deleted; `last_operation` follows them (202).
+    InProgress(&'static str),
+}
+
 /// A binding as its record holds it.
 struct BindingRecord {
     instance_id: String,
@@ -315,7 +324,14 @@ impl Broker {
     }
 
     /// DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
-    pub async fn unbind(&self, instance_id: &str, binding_id: &str, service_id: &str, plan_id: &str) -> OsbResult<()> {
+    pub async fn unbind(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        service_id: &str,
+        plan_id: &str,
+        accepts_incomplete: bool,
+    ) -> OsbResult<Unbound> {
         self.service_and_plan(service_id, plan_id)?;
         let objects = self.objects(instance_id, binding_id);
         let record = self.record(&objects).await?;
@@ -328,13 +344,36 @@ impl Broker {
         existed |= self.delete_identity(&account, &objects.namespace).await?;
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         existed |= deleted(bindings.delete(&account, &DeleteParams::default()).await)?;
-        if let Some(record) = &record {
-            if let Some(token) = record.response.credentials.get("token").and_then(Value::as_str) {
-                self.wait_until_revoked(token).await?;
-            }
-            deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
+        if !existed {
+            return Err(OsbError::Gone(format!("binding {binding_id} does not exist")));
         }
-        if existed { Ok(()) } else { Err(OsbError::Gone(format!("binding {binding_id} does not exist"))) }
+        if let Some(token) = record.as_ref().and_then(|r| r.response.credentials.get("token")).and_then(Value::as_str) {
+            self.wait_until_revoked(token).await?;
+        }
+        // 200 means deleted: the objects gone, not just being deleted. The record stays until then, so that a repeat
+        // (or last_operation of an asynchronous unbind) finds the binding and finishes it.
+        let patience = if accepts_incomplete { std::time::Duration::from_secs(2) } else { self.options.sync_timeout };
+        match self.wait_until_gone(patience, || self.binding_objects_left(&objects)).await? {
+            None => {
+                deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
+                Ok(Unbound::Done)
+            }
+            Some(_) if accepts_incomplete => Ok(Unbound::InProgress(OPERATION_UNBIND)),
+            Some(remaining) => Err(self.deletion_continues(&format!("binding {binding_id}"), &remaining)),
+        }
+    }
+
+    /// What is left of a deleted binding's objects: its ServiceAccount and RoleBinding while they are being deleted.
+    async fn binding_objects_left(&self, objects: &BindingObjects) -> OsbResult<Option<String>> {
+        let account = objects.account_name();
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
+        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
+        let (account_left, binding_left) = tokio::try_join!(accounts.get_opt(&account), bindings.get_opt(&account))?;
+        let left: Vec<&str> = [(account_left.is_some(), "ServiceAccount"), (binding_left.is_some(), "RoleBinding")]
+            .into_iter()
+            .filter_map(|(left, kind)| left.then_some(kind))
+            .collect();
+        Ok((!left.is_empty()).then(|| format!("{} {account} in namespace {}", left.join(" and "), objects.namespace)))
     }
 
     /// Waits until the apiserver refuses the token (its authenticator caches ServiceAccounts for a moment after they
@@ -377,10 +416,19 @@ impl Broker {
                 Some(record) => self.binding_state(instance_id, &record).await,
                 None => Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready")),
             },
-            (true, true, _) => Ok(LastOperation::new(OperationState::InProgress, "revoking the credentials")),
+            (true, true, _) => {
+                // An asynchronous unbind whose objects were still going: finish it once they are gone.
+                let objects = self.objects(instance_id, binding_id);
+                if let Some(remaining) = self.binding_objects_left(&objects).await? {
+                    return Ok(LastOperation::new(OperationState::InProgress, format!("deleting {remaining}")));
+                }
+                deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
+                Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked"))
+            }
+            // Nothing is kept of a deleted binding: a poll of an unbind (our `operation`) succeeded, as the checkers
+            // want; any other poll is of a binding the broker does not know (404, as the specification says).
             (false, true, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked")),
-            (false, false, None) => Err(OsbError::Gone(format!("binding {binding_id} does not exist"))),
-            (false, false, Some(_)) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+            (false, false, _) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
         }
     }
 

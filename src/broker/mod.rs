@@ -19,8 +19,8 @@ use kube::Client;
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
-use crate::osb::OsbError;
-pub use bindings::Bound;
+use crate::osb::{OsbError, OsbResult};
+pub use bindings::{Bound, Unbound};
 pub use instances::{Deprovisioned, Provisioned, Updated};
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
@@ -208,6 +208,34 @@ fn deleted<T>(result: Result<T, kube::Error>) -> Result<bool, OsbError> {
 }
 
 impl Broker {
+    /// Polls `left` (what of a deleted instance or binding is still there, `None` when nothing) for up to `patience`:
+    /// a delete answers 200 only once what it deleted is gone, not while it is still being deleted. Returns what is
+    /// left when time ran out.
+    async fn wait_until_gone<F, Fut>(&self, patience: Duration, mut left: F) -> OsbResult<Option<String>>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = OsbResult<Option<String>>>,
+    {
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            let remaining = left().await?;
+            if remaining.is_none() || tokio::time::Instant::now() >= give_up {
+                return Ok(remaining);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The 422 of a synchronous delete that could not finish in time: the deletion goes on in the cluster, and a repeat
+    /// of the request follows it (200 once gone).
+    fn deletion_continues(&self, what: &str, remaining: &str) -> OsbError {
+        OsbError::DeletionContinues(format!(
+            "{what} is still being deleted after {} s ({remaining}); the deletion continues: repeat the request to \
+             follow it (200 once it is gone), or send accepts_incomplete=true",
+            self.options.sync_timeout.as_secs()
+        ))
+    }
+
     /// An instance still without its completion marker well after a synchronous request would have given up was
     /// interrupted (a broker killed mid-way), not slow.
     fn provisioning_interrupted(&self, stored: &instance::StoredInstance) -> bool {

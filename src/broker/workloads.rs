@@ -536,35 +536,74 @@ impl Broker {
         })
     }
 
-    /// DELETE for a workload: removes its objects (volume included) and its record; the pods go in the background.
-    pub(super) async fn deprovision_workload(&self, service: &Service, record: WorkloadRecord) -> OsbResult<String> {
-        self.delete_binding_records(&record.stored.instance_id).await?;
+    /// DELETE for a workload: removes its objects (volume included) and its record. Asynchronously the pods go in the
+    /// background; a synchronous request (`wait`) keeps the record, so that a repeat finds and follows the deletion,
+    /// until every object is gone, and fails with `AsyncRequired` if that takes longer than the synchronous timeout.
+    pub(super) async fn deprovision_workload(
+        &self,
+        service: &Service,
+        record: WorkloadRecord,
+        wait: bool,
+    ) -> OsbResult<String> {
+        let instance_id = &record.stored.instance_id;
+        self.delete_binding_records(instance_id).await?;
         self.delete_workload_objects(service, &record).await?;
+        if wait {
+            let (id, ns) = (instance_id.as_str(), record.namespace.as_str());
+            let left = self.wait_until_gone(self.options.sync_timeout, || self.workload_objects_left(id, ns)).await?;
+            if let Some(remaining) = left {
+                return Err(self.deletion_continues(&format!("instance {instance_id}"), &remaining));
+            }
+        }
         ignore_missing(
-            self.workload_records()
-                .delete(&Broker::record_name(&record.stored.instance_id), &DeleteParams::default())
-                .await,
+            self.workload_records().delete(&Broker::record_name(instance_id), &DeleteParams::default()).await,
         )?;
         Ok(format!("{}:{}", super::instances::OPERATION_DEPROVISION, record.namespace))
     }
 
-    /// last_operation of a deleted workload: done when no pod of it is left in the namespace the operation names.
+    /// The objects of a deleted workload still in its namespace (pods, controllers, services, volumes...), counted by
+    /// the instance label every one of them carries; `None` when nothing is left.
+    async fn workload_objects_left(&self, instance_id: &str, ns: &str) -> OsbResult<Option<String>> {
+        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let client = &self.client;
+        let (pods, sets, deployments, services, ingresses, secrets, claims, autoscalers) = tokio::try_join!(
+            count_labelled::<Pod>(client, ns, &selector),
+            count_labelled::<StatefulSet>(client, ns, &selector),
+            count_labelled::<Deployment>(client, ns, &selector),
+            count_labelled::<KubeService>(client, ns, &selector),
+            count_labelled::<Ingress>(client, ns, &selector),
+            count_labelled::<Secret>(client, ns, &selector),
+            count_labelled::<PersistentVolumeClaim>(client, ns, &selector),
+            count_labelled::<HorizontalPodAutoscaler>(client, ns, &selector),
+        )?;
+        let kinds = [
+            ("pod", pods),
+            ("StatefulSet", sets),
+            ("Deployment", deployments),
+            ("Service", services),
+            ("Ingress", ingresses),
+            ("Secret", secrets),
+            ("PersistentVolumeClaim", claims),
+            ("HorizontalPodAutoscaler", autoscalers),
+        ];
+        let mut left = Vec::new();
+        for (kind, count) in kinds {
+            if count > 0 {
+                left.push(format!("{count} {kind}(s)"));
+            }
+        }
+        Ok((!left.is_empty()).then(|| format!("left in namespace {ns}: {}", left.join(", "))))
+    }
+
+    /// last_operation of a deleted workload: done when none of its objects (pods, volumes...) is left in the namespace
+    /// the operation names.
     pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> OsbResult<LastOperation> {
         if !crate::config::is_dns_label(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
-        let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
-        let pods =
-            Api::<Pod>::namespaced(self.client.clone(), namespace).list(&ListParams::default().labels(&selector)).await;
-        let left = match pods {
-            Ok(pods) => pods.items.len(),
-            Err(error) if is_not_found(&error) => 0,
-            Err(error) => return Err(error.into()),
-        };
-        Ok(if left == 0 {
-            LastOperation::new(OperationState::Succeeded, "the workload has been deleted")
-        } else {
-            LastOperation::new(OperationState::InProgress, format!("deleting the workload: {left} pod(s) left"))
+        Ok(match self.workload_objects_left(instance_id, namespace).await? {
+            None => LastOperation::new(OperationState::Succeeded, "the workload has been deleted"),
+            Some(left) => LastOperation::new(OperationState::InProgress, format!("deleting the workload: {left}")),
         })
     }
 
@@ -637,6 +676,22 @@ fn vnc_password() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).unwrap_or_default();
     bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+/// How many objects of kind `K` in `namespace` match `selector` (none in a namespace that is gone).
+async fn count_labelled<K>(client: &kube::Client, namespace: &str, selector: &str) -> OsbResult<usize>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    match api.list_metadata(&ListParams::default().labels(selector)).await {
+        Ok(list) => Ok(list.items.len()),
+        Err(error) if is_not_found(&error) => Ok(0),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A delete whose object was already gone is as good as done.

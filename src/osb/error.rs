@@ -33,6 +33,10 @@ pub enum OsbError {
     /// The operation can only be done asynchronously and the platform did not send `accepts_incomplete=true`.
     #[error("this operation requires asynchronous processing: retry with accepts_incomplete=true")]
     AsyncRequired,
+    /// A synchronous delete that started but did not finish within the synchronous timeout: not 200 (which means
+    /// deleted) but `AsyncRequired`, whose description says that the deletion continues and a repeat follows it.
+    #[error("{0}")]
+    DeletionContinues(String),
     /// Another operation is in progress on the same instance or binding.
     #[error("{0}")]
     Concurrency(String),
@@ -77,6 +81,7 @@ impl OsbError {
             OsbError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             OsbError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             OsbError::AsyncRequired
+            | OsbError::DeletionContinues(_)
             | OsbError::Concurrency(_)
             | OsbError::RequiresApp
             | OsbError::MaintenanceInfoConflict(_)
@@ -96,7 +101,7 @@ impl OsbError {
             OsbError::Conflict(_) => "Conflict",
             OsbError::PreconditionFailed(_) => "PreconditionFailed",
             OsbError::PayloadTooLarge(_) => "PayloadTooLarge",
-            OsbError::AsyncRequired => "AsyncRequired",
+            OsbError::AsyncRequired | OsbError::DeletionContinues(_) => "AsyncRequired",
             OsbError::Concurrency(_) => "ConcurrencyError",
             OsbError::RequiresApp => "RequiresApp",
             OsbError::MaintenanceInfoConflict(_) => "MaintenanceInfoConflict",

@@ -1,19 +1,25 @@
 //! One thin handler per OSB route: parse with the OSB extractors, ask the broker, pick the status the specification
 //! prescribes for the outcome.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::api::{
     AsyncQuery, BindRequest, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest,
 };
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
+use super::version::{ApiVersion, Body};
 use super::{OsbError, OsbResult};
-use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Updated};
+use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Unbound, Updated};
+use crate::catalog::Catalog;
 
 /// Handlers share the broker.
 pub type BrokerState = Arc<Broker>;
@@ -35,14 +41,50 @@ fn counted(
     answer
 }
 
+/// An answer of `kind` as `version` defines it: built for the newest version, then stripped of what `version` lacks.
+fn versioned<T: Serialize>(version: ApiVersion, kind: Body, status: StatusCode, body: &T) -> Response {
+    match serde_json::to_value(body) {
+        Ok(mut value) => {
+            version.shape(kind, &mut value);
+            (status, Json(value)).into_response()
+        }
+        Err(error) => OsbError::Internal(format!("an answer could not be serialized: {error}")).into_response(),
+    }
+}
+
+/// The catalog serialized once per answer shape at start-up: it never changes while the broker runs, and platforms
+/// fetch it often, so each request only picks its version's bytes.
+pub struct CatalogBodies(BTreeMap<ApiVersion, Bytes>);
+
+impl CatalogBodies {
+    /// Serializes `catalog` for every distinct set of fields ([`ApiVersion::shapes`]).
+    pub fn new(catalog: &Catalog) -> CatalogBodies {
+        let full = serde_json::to_value(catalog).expect("the catalog serializes to JSON");
+        let bodies = ApiVersion::shapes()
+            .into_iter()
+            .map(|version| {
+                let mut body = full.clone();
+                version.shape(Body::Catalog, &mut body);
+                (version, Bytes::from(body.to_string()))
+            })
+            .collect();
+        CatalogBodies(bodies)
+    }
+
+    fn get(&self, version: ApiVersion) -> Bytes {
+        self.0.get(&version.canonical()).cloned().unwrap_or_default()
+    }
+}
+
 /// GET /v2/catalog
-pub async fn catalog(State(broker): State<BrokerState>) -> Response {
-    Json(broker.catalog()).into_response()
+pub async fn catalog(version: ApiVersion, Extension(bodies): Extension<Arc<CatalogBodies>>) -> Response {
+    ([(CONTENT_TYPE, "application/json")], bodies.get(version)).into_response()
 }
 
 /// PUT /v2/service_instances/:instance_id
 pub async fn provision(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<AsyncQuery>,
     Identity(identity): Identity,
@@ -52,9 +94,9 @@ pub async fn provision(
     let answer =
         broker.provision(&instance_id, request, identity, query.accepts_incomplete).await.map(
             |outcome| match outcome {
-                Provisioned::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-                Provisioned::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
-                Provisioned::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+                Provisioned::Created(body) => versioned(version, Body::Provision, StatusCode::CREATED, &body),
+                Provisioned::AlreadyExists(body) => versioned(version, Body::Provision, StatusCode::OK, &body),
+                Provisioned::InProgress(body) => versioned(version, Body::Provision, StatusCode::ACCEPTED, &body),
             },
         );
     counted(&broker, "provision", &service_id, &plan_id, answer)
@@ -63,6 +105,7 @@ pub async fn provision(
 /// PATCH /v2/service_instances/:instance_id
 pub async fn update(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<AsyncQuery>,
     Identity(identity): Identity,
@@ -71,8 +114,8 @@ pub async fn update(
     let (service_id, plan_id) = (request.service_id.clone(), request.plan_id.clone().unwrap_or_default());
     let answer =
         broker.update(&instance_id, request, identity, query.accepts_incomplete).await.map(|outcome| match outcome {
-            Updated::Done(body) => (StatusCode::OK, Json(body)).into_response(),
-            Updated::InProgress(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+            Updated::Done(body) => versioned(version, Body::Update, StatusCode::OK, &body),
+            Updated::InProgress(body) => versioned(version, Body::Update, StatusCode::ACCEPTED, &body),
         });
     counted(&broker, "update", &service_id, &plan_id, answer)
 }
@@ -96,25 +139,29 @@ pub async fn deprovision(
 /// GET /v2/service_instances/:instance_id
 pub async fn fetch_instance(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(_hints): OsbQuery<FetchQuery>,
 ) -> OsbResult<Response> {
-    Ok(Json(broker.fetch(&instance_id).await?).into_response())
+    let instance = broker.fetch(&instance_id).await?;
+    Ok(versioned(version, Body::FetchInstance, StatusCode::OK, &instance))
 }
 
 /// GET /v2/service_instances/:instance_id/last_operation
 pub async fn instance_last_operation(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(query): OsbQuery<LastOperationQuery>,
 ) -> OsbResult<Response> {
     let state = broker.last_operation(&instance_id, query.operation.as_deref()).await?;
-    Ok(Json(state).into_response())
+    Ok(versioned(version, Body::InstanceLastOperation, StatusCode::OK, &state))
 }
 
 /// PUT /v2/service_instances/:instance_id/service_bindings/:binding_id
 pub async fn bind(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<AsyncQuery>,
     OsbJson(request): OsbJson<BindRequest>,
@@ -122,10 +169,11 @@ pub async fn bind(
     let (service_id, plan_id) = (request.service_id.clone(), request.plan_id.clone());
     let answer =
         broker.bind(&instance_id, &binding_id, request, query.accepts_incomplete).await.map(|outcome| match outcome {
-            Bound::Created(body) => (StatusCode::CREATED, Json(body)).into_response(),
-            Bound::AlreadyExists(body) => (StatusCode::OK, Json(body)).into_response(),
+            Bound::Created(body) => versioned(version, Body::Bind, StatusCode::CREATED, &body),
+            Bound::AlreadyExists(body) => versioned(version, Body::Bind, StatusCode::OK, &body),
             Bound::InProgress(operation) => {
-                (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+                let body = Empty { operation: Some(operation.to_owned()) };
+                versioned(version, Body::BindAccepted, StatusCode::ACCEPTED, &body)
             }
         });
     counted(&broker, "bind", &service_id, &plan_id, answer)
@@ -134,10 +182,12 @@ pub async fn bind(
 /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
 pub async fn fetch_binding(
     State(broker): State<BrokerState>,
+    version: ApiVersion,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(_hints): OsbQuery<FetchQuery>,
 ) -> OsbResult<Response> {
-    Ok(Json(broker.fetch_binding(&instance_id, &binding_id).await?).into_response())
+    let binding = broker.fetch_binding(&instance_id, &binding_id).await?;
+    Ok(versioned(version, Body::FetchBinding, StatusCode::OK, &binding))
 }
 
 /// DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id
@@ -146,8 +196,14 @@ pub async fn unbind(
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(query): OsbQuery<DeleteQuery>,
 ) -> OsbResult<Response> {
-    let answer = broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id).await;
-    let answer = answer.map(|()| (StatusCode::OK, Json(Empty::default())).into_response());
+    let answer =
+        broker.unbind(&instance_id, &binding_id, &query.service_id, &query.plan_id, query.accepts_incomplete).await;
+    let answer = answer.map(|outcome| match outcome {
+        Unbound::Done => (StatusCode::OK, Json(Empty::default())).into_response(),
+        Unbound::InProgress(operation) => {
+            (StatusCode::ACCEPTED, Json(Empty { operation: Some(operation.to_owned()) })).into_response()
+        }
+    });
     counted(&broker, "unbind", &query.service_id, &query.plan_id, answer)
 }
 

@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use super::OsbError;
+use super::version::ApiVersion;
 
 /// Request identity header, echoed on every response.
 pub const REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
@@ -87,16 +88,9 @@ pub async fn authenticate(State(credentials): State<Arc<Credentials>>, request: 
 
 /// 412 unless `X-Broker-API-Version` is a 2.x version.
 pub async fn require_api_version(request: Request, next: Next) -> Response {
-    let version = request.headers().get(&API_VERSION).and_then(|value| value.to_str().ok()).unwrap_or_default().trim();
-    let supported = version
-        .split_once('.')
-        .is_some_and(|(major, minor)| major == "2" && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
-    if !supported {
-        let shown = if version.is_empty() { "missing".to_owned() } else { format!("{version:?}") };
-        return OsbError::PreconditionFailed(format!(
-            "X-Broker-API-Version is {shown}; this broker speaks OSB API 2.x (2.13 to 2.17): send 2.17"
-        ))
-        .into_response();
+    let version = request.headers().get(&API_VERSION).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if ApiVersion::parse(version).is_none() {
+        return super::version::unsupported(version).into_response();
     }
     next.run(request).await
 }

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod identity;
 pub mod middleware;
+pub mod version;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use middleware::Credentials;
 /// The OSB routes, behind request identity, authentication and version checks, in that order.
 pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) -> Router {
     let credentials = Arc::new(credentials);
+    let catalog = Arc::new(handlers::CatalogBodies::new(broker.catalog()));
     Router::new()
         .route("/v2/catalog", get(handlers::catalog))
         .route(
@@ -45,4 +47,5 @@ pub fn router(broker: BrokerState, credentials: Credentials, body_limit: usize) 
         .layer(axum::middleware::from_fn(middleware::require_api_version))
         .layer(axum::middleware::from_fn_with_state(credentials, middleware::authenticate))
         .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(axum::Extension(catalog))
 }

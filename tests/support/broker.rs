@@ -81,9 +81,15 @@ impl TestBroker {
         caas_broker::k8s::names::namespace(&self.prefix, instance_id)
     }
 
-    /// Sends a request with Cloud Foundry's headers and credentials.
+    /// Sends a request with Cloud Foundry's headers and credentials, declaring the newest API version.
     pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
         let request = osb_request(method, uri, body.map(|b| b.to_string()), &[]);
+        send(&self.app, request).await
+    }
+
+    /// Like [`TestBroker::call`], declaring OSB API `version`.
+    pub async fn call_as(&self, version: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let request = osb_request(method, uri, body.map(|b| b.to_string()), &[("x-broker-api-version", version)]);
         send(&self.app, request).await
     }
 
@@ -208,22 +214,25 @@ pub fn cf_identity(user_id: &str) -> String {
     format!("cloudfoundry {}", base64::engine::general_purpose::STANDARD.encode(json))
 }
 
-/// A request with the broker's credentials, API version 2.15 and a request identity, plus `extra` headers.
+/// A request with the broker's credentials, API version 2.17 (answers then carry every field the broker has; older
+/// versions are the subject of `osb_versions.rs`) and a request identity; `extra` headers replace or add.
 pub fn osb_request(method: Method, uri: &str, body: Option<String>, extra: &[(&str, &str)]) -> Request<Body> {
     let credentials = base64::engine::general_purpose::STANDARD.encode("broker:broker-dev-password");
     let mut builder = Request::builder()
         .method(method)
         .uri(uri)
         .header("authorization", format!("Basic {credentials}"))
-        .header("x-broker-api-version", "2.15")
+        .header("x-broker-api-version", "2.17")
         .header("x-broker-api-request-identity", "req-1234");
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
+    let mut request = builder.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("request");
     for (name, value) in extra {
-        builder = builder.header(*name, *value);
+        let name = axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
+        request.headers_mut().insert(name, value.parse().expect("header value"));
     }
-    builder.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("request")
+    request
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Answer {
