@@ -218,6 +218,9 @@ fn minimal_properties_render_a_configuration_the_broker_accepts() {
     assert_eq!(rendered["listen"], "0.0.0.0:8080");
     assert_eq!(rendered["auth"], json!({ "username": "broker", "password": "a-long-test-password" }));
     assert_eq!(rendered["log"], json!({ "format": "json", "level": "info" }));
+    // The identity namespace is the broker's default, written out (as the broker namespace is).
+    assert_eq!(rendered["kubernetes"]["broker_namespace"], "caas-broker-system");
+    assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-broker-identities");
     assert!(rendered.get("tls").is_none() && rendered["kubernetes"].get("kubeconfig").is_none());
 
     // No kubeconfig property and KUBECONFIG pointing nowhere: the configuration passes, reaching Kubernetes fails.
@@ -250,6 +253,7 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
             "context": "ctx",
             "namespace_prefix": "tenant-",
             "broker_namespace": "caas-system",
+            "identity_namespace": "caas-identities",
             "request_timeout_seconds": 10,
             "public_server": "https://k8s.example.com:6443",
             "public_ca": cert,
@@ -273,6 +277,7 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     assert_eq!(rendered["kubernetes"]["public_ca_file"], file("public-ca.pem"));
     assert_eq!(rendered["tls"], json!({ "cert": file("tls.crt"), "key": file("tls.key") }));
     assert_eq!(rendered["workloads"]["gpu_runtime_class"], "nvidia");
+    assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-identities");
     assert_eq!(rendered["policy"]["one_instance_per_organization"], true);
     assert_eq!(std::fs::read_to_string(file("tls.key")).expect("key").trim(), key.trim());
 
@@ -301,6 +306,7 @@ fn wrong_properties_are_refused_by_the_broker_naming_the_key() {
     let cases = [
         (json!({ "port": "eighty" }), "listen"),
         (json!({ "kubernetes": { "namespace_prefix": "Tenant_" } }), "kubernetes.namespace_prefix"),
+        (json!({ "kubernetes": { "identity_namespace": "Not_Valid" } }), "kubernetes.identity_namespace"),
         (json!({ "log": { "format": "xml" } }), "log.format"),
         (json!({ "limits": { "sync_timeout_seconds": 600 } }), "limits.sync_timeout_seconds"),
         (json!({ "tls": { "certificate": "only half of the pair" } }), "tls.key"),

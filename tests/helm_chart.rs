@@ -2,10 +2,11 @@
 //!
 //! helm is built from its Go module by `manifests/helm/helm.sh` on first use (cached by version). The chart must lint
 //! cleanly; with default values it must render the manifests' objects (same names for the release `caas-broker`, the
-//! same ClusterRole and Role rules, two replicas, the probes) with configuration the broker itself accepts (the
-//! rendered environment goes through `caas-broker config check`); it must apply (server-side dry run, then a real
-//! install into a fresh namespace under Pod Security `restricted`) with the pods Ready, keep its generated password
-//! on upgrade, and leave nothing behind on uninstall; values must show in the render.
+//! identity namespace, the same ClusterRole and Role rules, both tenant guard policies, two replicas, the probes) with
+//! configuration the broker itself accepts (the rendered environment goes through `caas-broker config check`); it must
+//! apply (server-side dry run, then a real install into a fresh namespace under Pod Security `restricted`) with the
+//! pods Ready, keep its generated password on upgrade, and leave nothing behind on uninstall; values must show in the
+//! render.
 
 mod support;
 
@@ -102,6 +103,19 @@ fn only<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "expected exactly one {kind}, found {}", found.len());
     found[0]
+}
+
+/// The one object of `kind` named `name` among `objects`.
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind && o["metadata"]["name"] == name).collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind} {name}, found {}", found.len());
+    found[0]
+}
+
+/// The tenant guard's matchCondition: which ServiceAccounts count as tenant credentials.
+fn guard_condition(objects: &[Value], policy: &str) -> String {
+    let conditions = &named(objects, "ValidatingAdmissionPolicy", policy)["spec"]["matchConditions"];
+    conditions[0]["expression"].as_str().expect("a matchCondition expression").to_owned()
 }
 
 fn kinds(objects: &[Value]) -> BTreeMap<String, usize> {
@@ -203,6 +217,8 @@ fn chart_lints_cleanly() {
         "auth.existingSecret=my-credentials,tenantGuard.enabled=false,podDisruptionBudget.enabled=false",
         "--set",
         "networkPolicy.enabled=false,topologySpread=false,log.level=debug,kubernetes.publicServer=https://k.example",
+        "--set",
+        "identityNamespace.create=false,kubernetes.identityNamespace=my-identities",
     ]);
     assert!(ok && out.contains("0 chart(s) failed"), "helm lint with other values failed:\n{out}\n{err}");
 }
@@ -212,26 +228,29 @@ fn chart_lints_cleanly() {
 #[test]
 fn default_render_is_the_manifests() {
     let rendered = documents(&render("caas-broker", "caas-broker-system", &[]));
-    let plain = manifests(&["rbac.yaml", "deployment.yaml", "tenant-guard.yaml"]);
+    let plain = manifests(&["namespace.yaml", "rbac.yaml", "deployment.yaml", "tenant-guard.yaml"]);
 
     // The same objects under the same names (release "caas-broker" in "caas-broker-system"), plus the credentials Secret
-    // that manifests/deployment.yaml asks the operator to create by hand.
+    // that manifests/deployment.yaml asks the operator to create by hand, less the broker's own namespace, which helm
+    // installs into rather than makes (the identity namespace it does make).
     let mut expected = identities(&plain);
+    assert!(expected.remove(&("Namespace".into(), String::new(), "caas-broker-system".into())));
     expected.insert(("Secret".into(), "caas-broker-system".into(), "caas-broker-credentials".into()));
     assert_eq!(identities(&rendered), expected, "rendered objects differ from manifests/");
     let expected_kinds: BTreeMap<String, usize> = [
         ("ClusterRole", 1),
         ("ClusterRoleBinding", 1),
         ("Deployment", 1),
+        ("Namespace", 1),
         ("NetworkPolicy", 1),
         ("PodDisruptionBudget", 1),
-        ("Role", 1),
-        ("RoleBinding", 1),
+        ("Role", 2),
+        ("RoleBinding", 2),
         ("Secret", 1),
         ("Service", 1),
         ("ServiceAccount", 1),
-        ("ValidatingAdmissionPolicy", 1),
-        ("ValidatingAdmissionPolicyBinding", 1),
+        ("ValidatingAdmissionPolicy", 2),
+        ("ValidatingAdmissionPolicyBinding", 2),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
@@ -239,15 +258,33 @@ fn default_render_is_the_manifests() {
     assert_eq!(kinds(&rendered), expected_kinds);
 
     // RBAC: identical rules, bound to the release's ServiceAccount.
-    let rules = |objects: &[Value], kind: &str| only(objects, kind)["rules"].clone();
-    let plain_rules = rules(&plain, "ClusterRole");
-    assert!(plain_rules.as_array().is_some_and(|r| !r.is_empty()), "no rules parsed from manifests/rbac.yaml");
-    assert_eq!(rules(&rendered, "ClusterRole"), plain_rules, "ClusterRole rules differ");
-    assert_eq!(rules(&rendered, "Role"), rules(&plain, "Role"), "Role rules differ");
-    for kind in ["ClusterRoleBinding", "RoleBinding"] {
-        assert_eq!(only(&rendered, kind)["subjects"], only(&plain, kind)["subjects"], "{kind} subjects");
-        assert_eq!(only(&rendered, kind)["roleRef"], only(&plain, kind)["roleRef"], "{kind} roleRef");
+    for (kind, name) in
+        [("ClusterRole", "caas-broker"), ("Role", "caas-broker-records"), ("Role", "caas-broker-identities")]
+    {
+        let plain_rules = &named(&plain, kind, name)["rules"];
+        assert!(plain_rules.as_array().is_some_and(|r| !r.is_empty()), "no rules parsed for {kind} {name}");
+        assert_eq!(&named(&rendered, kind, name)["rules"], plain_rules, "{kind} {name} rules differ");
     }
+    for (kind, name) in [
+        ("ClusterRoleBinding", "caas-broker"),
+        ("RoleBinding", "caas-broker-records"),
+        ("RoleBinding", "caas-broker-identities"),
+    ] {
+        let (binding, plain_binding) = (named(&rendered, kind, name), named(&plain, kind, name));
+        assert_eq!(binding["subjects"], plain_binding["subjects"], "{kind} {name} subjects");
+        assert_eq!(binding["roleRef"], plain_binding["roleRef"], "{kind} {name} roleRef");
+    }
+
+    // The identity namespace carries the manifests' labels (Pod Security "restricted"), but for managed-by: helm sets
+    // it to "Helm" on everything it installs, whatever the template says (see templates/identity-namespace.yaml).
+    let identity_labels = &named(&rendered, "Namespace", "caas-broker-identities")["metadata"]["labels"];
+    let plain_labels = named(&plain, "Namespace", "caas-broker-identities")["metadata"]["labels"].as_object();
+    for (key, value) in plain_labels.expect("labels of the identity namespace in manifests/namespace.yaml") {
+        if key != "app.kubernetes.io/managed-by" {
+            assert_eq!(&identity_labels[key], value, "label {key} of the identity namespace");
+        }
+    }
+    assert_eq!(identity_labels["app.kubernetes.io/managed-by"], "Helm");
 
     // The Deployment: replicas, probes, resources, security, the credentials Secret the manifests name.
     let (deployment, plain_deployment) = (only(&rendered, "Deployment"), only(&plain, "Deployment"));
@@ -273,6 +310,8 @@ fn default_render_is_the_manifests() {
     assert_eq!(secret_refs, BTreeSet::from(["caas-broker-credentials".to_owned()]));
     let env = literal_env(broker);
     assert_eq!(env.get("CAAS_BROKER__KUBERNETES__BROKER_NAMESPACE").map(String::as_str), Some("caas-broker-system"));
+    let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
+    assert_eq!(identity_namespace, Some("caas-broker-identities"), "the identity namespace is always passed");
     assert_eq!(env.get("CAAS_BROKER__LISTEN").map(String::as_str), Some("0.0.0.0:8080"));
     assert_eq!(env.get("CAAS_BROKER__LOG__FORMAT").map(String::as_str), Some("json"));
     assert!(!env.contains_key("CAAS_BROKER__DASHBOARD__BASE_URL"), "no dashboard unless asked: {env:?}");
@@ -303,7 +342,9 @@ fn default_render_is_the_manifests() {
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], selector, "the NetworkPolicy selects the broker pods");
     assert_eq!(&deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"], "caas-broker");
     for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
-        assert_eq!(only(&rendered, kind)["spec"], only(&plain, kind)["spec"], "{kind} spec");
+        for name in ["caas-broker-tenant-guard", "caas-broker-no-legacy-tokens"] {
+            assert_eq!(named(&rendered, kind, name)["spec"], named(&plain, kind, name)["spec"], "{kind} {name} spec");
+        }
     }
 
     // The broker accepts the configuration the chart gives it.
@@ -316,23 +357,34 @@ fn render_follows_release_name_and_namespace() {
     let yaml = render("helm-x", "elsewhere", &[]);
     assert!(!yaml.contains("caas-broker-system"), "the render hard-codes the manifests' namespace:\n{yaml}");
     let objects = documents(&yaml);
+    // The identity namespace follows the release too, so that two releases never share (or fight over) it.
+    let identities_of_release = "helm-x-caas-broker-identities";
     for object in &objects {
         let name = object["metadata"]["name"].as_str().expect("name");
-        assert!(name.starts_with("helm-x-caas-broker"), "{} {name} does not carry the release name", object["kind"]);
-        let cluster_scoped = ["ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy"]
+        let kind = object["kind"].as_str().expect("kind");
+        assert!(name.starts_with("helm-x-caas-broker"), "{kind} {name} does not carry the release name");
+        let cluster_scoped = ["ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "Namespace"]
             .iter()
-            .any(|k| object["kind"].as_str().is_some_and(|kind| kind.starts_with(k)));
+            .any(|k| kind.starts_with(k));
         let namespace = &object["metadata"]["namespace"];
         if cluster_scoped {
-            assert!(namespace.is_null(), "{} is cluster-scoped but has namespace {namespace}", object["kind"]);
+            assert!(namespace.is_null(), "{kind} is cluster-scoped but has namespace {namespace}");
+        } else if kind.starts_with("Role") && name == identities_of_release {
+            assert_eq!(namespace, identities_of_release, "{kind} {name} belongs in the identity namespace");
         } else {
-            assert_eq!(namespace, "elsewhere", "{} {name}", object["kind"]);
+            assert_eq!(namespace, "elsewhere", "{kind} {name}");
         }
     }
     assert_eq!(only(&objects, "ClusterRole")["metadata"]["name"], "helm-x-caas-broker");
     assert_eq!(only(&objects, "ClusterRoleBinding")["subjects"][0]["namespace"], "elsewhere");
+    assert_eq!(only(&objects, "Namespace")["metadata"]["name"], identities_of_release);
+    assert_eq!(named(&objects, "RoleBinding", identities_of_release)["subjects"][0]["namespace"], "elsewhere");
+    let condition = guard_condition(&objects, "helm-x-caas-broker-tenant-guard");
+    assert!(condition.contains("'system:serviceaccount:helm-x-caas-broker-identities:'"), "{condition}");
     let env = literal_env(broker_container(only(&objects, "Deployment")));
     assert_eq!(env.get("CAAS_BROKER__KUBERNETES__BROKER_NAMESPACE").map(String::as_str), Some("elsewhere"));
+    let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
+    assert_eq!(identity_namespace, Some(identities_of_release));
 }
 
 // --- (d) values -------------------------------------------------------------------------------------------------------
@@ -343,16 +395,30 @@ fn values_show_in_the_render() {
     let objects = documents(&render(
         "caas-broker",
         "brokers",
-        &["replicas=3", &format!("auth.password={password}"), "dashboard.baseUrl=https://d.example"],
+        &[
+            "replicas=3",
+            &format!("auth.password={password}"),
+            "dashboard.baseUrl=https://d.example",
+            "kubernetes.identityNamespace=broker-identities",
+        ],
     ));
     let deployment = only(&objects, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 3);
+    // The identity namespace given: made, the broker's Role there, the guard and the broker told.
+    assert_eq!(only(&objects, "Namespace")["metadata"]["name"], "broker-identities");
+    for kind in ["Role", "RoleBinding"] {
+        assert_eq!(named(&objects, kind, "caas-broker-identities")["metadata"]["namespace"], "broker-identities");
+    }
+    let condition = guard_condition(&objects, "caas-broker-tenant-guard");
+    assert!(condition.contains("'system:serviceaccount:broker-identities:'"), "{condition}");
     let secret = only(&objects, "Secret");
     assert_eq!(secret["metadata"]["name"], "caas-broker-credentials");
     assert_eq!(decoded(secret, "password"), password);
     assert_eq!(decoded(secret, "username"), "broker");
     let env = literal_env(broker_container(deployment));
     assert_eq!(env.get("CAAS_BROKER__DASHBOARD__BASE_URL").map(String::as_str), Some("https://d.example"));
+    let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
+    assert_eq!(identity_namespace, Some("broker-identities"));
     let resolved = container_env(&objects, &BTreeMap::new());
     assert!(resolved.contains(&("CAAS_BROKER__AUTH__PASSWORD".into(), password.into())), "{resolved:?}");
     let (ok, text) = broker_config_check(&resolved);
@@ -370,6 +436,7 @@ fn values_show_in_the_render() {
             "policy.oneInstancePerOrganization=true",
             "auth.existingSecret=platform-credentials",
             "tenantGuard.enabled=false",
+            "identityNamespace.create=false",
         ],
     ));
     let env = literal_env(broker_container(only(&objects, "Deployment")));
@@ -383,8 +450,11 @@ fn values_show_in_the_render() {
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(value), "{name} in {env:?}");
     }
-    // An existing Secret: the chart makes none and refers to it; no tenant guard when disabled.
+    // An existing Secret: the chart makes none and refers to it; no tenant guard when disabled; an identity namespace
+    // the operator makes: no Namespace, but the broker's Role in it all the same.
     assert!(!objects.iter().any(|o| o["kind"] == "Secret"), "a Secret was rendered despite auth.existingSecret");
+    assert!(!objects.iter().any(|o| o["kind"] == "Namespace"), "a Namespace was rendered despite create=false");
+    assert_eq!(named(&objects, "Role", "caas-broker-identities")["metadata"]["namespace"], "caas-broker-identities");
     assert!(!objects.iter().any(|o| o["kind"].as_str().is_some_and(|k| k.starts_with("ValidatingAdmissionPolicy"))));
     let refs: BTreeSet<&str> = broker_container(only(&objects, "Deployment"))["env"]
         .as_array()
@@ -413,6 +483,9 @@ fn values_show_in_the_render() {
         ("log.format=xml", "log.format"),
         ("kubernetes.namespacePrefix=Not_Valid", "kubernetes.namespacePrefix"),
         ("kubernetes.publicServer=http://plain", "kubernetes.publicServer"),
+        ("kubernetes.identityNamespace=Not_Valid", "kubernetes.identityNamespace"),
+        // The release namespace ("default" here): the guard would take the broker's own ServiceAccount for a tenant's.
+        ("kubernetes.identityNamespace=default", "kubernetes.identityNamespace"),
     ] {
         let (ok, _, err) = helm(&["template", "caas-broker", CHART, "--set", set]);
         assert!(!ok && err.contains(key), "--set {set} should fail naming {key}: {err}");
@@ -421,10 +494,12 @@ fn values_show_in_the_render() {
 
 // --- (c) the real control plane ---------------------------------------------------------------------------------------
 
-/// A release and its namespace on the test control plane; uninstalled and deleted when dropped (also on failure).
+/// A release and its namespace on the test control plane; uninstalled and deleted when dropped (also on failure), with
+/// the identity namespace the chart makes.
 struct Release {
     name: String,
     namespace: String,
+    identity_namespace: String,
 }
 
 impl Drop for Release {
@@ -436,12 +511,14 @@ impl Drop for Release {
         if !ok {
             eprintln!("could not uninstall release {}: {err}", self.name);
         }
-        let (ok, _, err) = cluster.kubectl(
-            &cluster.kubeconfig,
-            &["delete", "namespace", &self.namespace, "--wait=false", "--ignore-not-found"],
-        );
-        if !ok {
-            eprintln!("could not delete namespace {}: {err}", self.namespace);
+        for namespace in [&self.namespace, &self.identity_namespace] {
+            let (ok, _, err) = cluster.kubectl(
+                &cluster.kubeconfig,
+                &["delete", "namespace", namespace, "--wait=false", "--ignore-not-found"],
+            );
+            if !ok {
+                eprintln!("could not delete namespace {namespace}: {err}");
+            }
         }
     }
 }
@@ -492,9 +569,16 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     let client = cluster.admin().await;
     let kubeconfig = cluster.kubeconfig.to_str().expect("kubeconfig path").to_owned();
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let release = Release { name: format!("helm-test-{suffix}"), namespace: format!("caas-helm-{suffix}") };
-    let (name, namespace) = (release.name.as_str(), release.namespace.as_str());
+    let name = format!("helm-test-{suffix}");
     let fullname = format!("{name}-caas-broker");
+    // The default identity namespace follows the release: this one's own, beside the development broker's.
+    let release = Release {
+        name,
+        namespace: format!("caas-helm-{suffix}"),
+        identity_namespace: format!("{fullname}-identities"),
+    };
+    let (name, namespace) = (release.name.as_str(), release.namespace.as_str());
+    let identity_namespace = release.identity_namespace.as_str();
 
     // The broker's namespace as manifests/namespace.yaml makes it: Pod Security "restricted" enforced, so the pods are
     // admitted only if the chart's security contexts are right.
@@ -503,16 +587,28 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     .expect("namespace literal");
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create the namespace");
 
-    // Server-side dry run of the render: every object is admitted, none is created.
+    // Server-side dry run of the render: every object is admitted, none is created. A dry run does not make the
+    // identity namespace, so the objects that go into it are tried in the release namespace instead.
     let yaml = render(name, namespace, &[]);
+    let objects: Vec<Value> = documents(&yaml)
+        .into_iter()
+        .map(|mut object| {
+            if object["metadata"]["namespace"] == identity_namespace {
+                object["metadata"]["namespace"] = json!(namespace);
+            }
+            object
+        })
+        .collect();
+    let stream: Vec<String> = objects.iter().map(Value::to_string).collect();
     let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helm-render-{suffix}.yaml"));
-    std::fs::write(&file, &yaml).expect("write the render");
+    std::fs::write(&file, stream.join("\n---\n")).expect("write the render");
     let (ok, out, err) =
         cluster.kubectl(&cluster.kubeconfig, &["apply", "--dry-run=server", "-f", file.to_str().expect("path")]);
     assert!(ok, "server-side dry run of the render failed:\n{err}");
     let dry_run_lines = out.lines().filter(|l| l.ends_with("(server dry run)")).count();
-    assert_eq!(dry_run_lines, documents(&yaml).len(), "not every object went through the dry run:\n{out}");
+    assert_eq!(dry_run_lines, objects.len(), "not every object went through the dry run:\n{out}");
     assert!(!exists(&["clusterrole", &fullname]), "the dry run created the ClusterRole");
+    assert!(!exists(&["namespace", identity_namespace]), "the dry run created the identity namespace");
     let _ = std::fs::remove_file(&file);
 
     // The real install; helm waits for the Deployment, then the cluster says so too.
@@ -537,6 +633,8 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
         let env = spec.containers[0].env.as_ref().expect("env");
         let broker_ns = env.iter().find(|e| e.name == "CAAS_BROKER__KUBERNETES__BROKER_NAMESPACE").expect("env var");
         assert_eq!(broker_ns.value.as_deref(), Some(namespace));
+        let identities = env.iter().find(|e| e.name == "CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").expect("env var");
+        assert_eq!(identities.value.as_deref(), Some(identity_namespace));
     }
 
     // Every object is there, cluster-scoped ones under the release's name, with the manifests' rules.
@@ -557,7 +655,29 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     assert_eq!(live["rules"], only(&manifests(&["rbac.yaml"]), "ClusterRole")["rules"], "live ClusterRole rules");
     assert!(exists(&["clusterrolebinding", &fullname]));
     let guard = format!("{fullname}-tenant-guard");
-    assert!(exists(&["validatingadmissionpolicy", &guard]) && exists(&["validatingadmissionpolicybinding", &guard]));
+    let no_legacy_tokens = format!("{fullname}-no-legacy-tokens");
+    for policy in [&guard, &no_legacy_tokens] {
+        assert!(
+            exists(&["validatingadmissionpolicy", policy]) && exists(&["validatingadmissionpolicybinding", policy])
+        );
+    }
+
+    // The identity namespace, under Pod Security "restricted", with the broker's Role and its rules. Its managed-by
+    // label is helm's, whatever the chart renders: the day helm leaves it alone, render the manifests' instead.
+    let (ok, out, err) = cluster.kubectl(&cluster.kubeconfig, &["get", "namespace", identity_namespace, "-o", "json"]);
+    assert!(ok, "get namespace {identity_namespace}: {err}");
+    let live: Value = serde_json::from_str(&out).expect("namespace JSON");
+    let labels = &live["metadata"]["labels"];
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted", "{labels}");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm", "{labels}");
+    let identities = format!("{fullname}-identities");
+    let (ok, out, err) =
+        cluster.kubectl(&cluster.kubeconfig, &["get", "role", &identities, "-n", identity_namespace, "-o", "json"]);
+    assert!(ok, "get role {identities} -n {identity_namespace}: {err}");
+    let live: Value = serde_json::from_str(&out).expect("role JSON");
+    let plain = manifests(&["rbac.yaml"]);
+    assert_eq!(live["rules"], named(&plain, "Role", "caas-broker-identities")["rules"], "live identities Role rules");
+    assert!(exists(&["rolebinding", &identities, "-n", identity_namespace]));
 
     // The ServiceAccount has what the broker needs and not more.
     assert!(can_i(namespace, &fullname, &["create", "namespaces"]));
@@ -566,6 +686,15 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     assert!(!can_i(namespace, &fullname, &["list", "configmaps", "-n", "default"]));
     assert!(!can_i(namespace, &fullname, &["bind", "clusterroles/cluster-admin"]));
     assert!(!can_i(namespace, &fullname, &["create", "clusterrolebindings"]));
+    // ServiceAccounts and their tokens: in the identity namespace only.
+    assert!(can_i(namespace, &fullname, &["create", "serviceaccounts", "-n", identity_namespace]));
+    assert!(can_i(
+        namespace,
+        &fullname,
+        &["create", "serviceaccounts", "--subresource=token", "-n", identity_namespace]
+    ));
+    assert!(!can_i(namespace, &fullname, &["create", "serviceaccounts", "-n", "default"]));
+    assert!(!can_i(namespace, &fullname, &["create", "serviceaccounts", "--subresource=token", "-n", "default"]));
 
     // An upgrade keeps the generated password and applies new values.
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
@@ -603,9 +732,15 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
         ("clusterrolebinding", fullname.clone()),
         ("validatingadmissionpolicy", guard.clone()),
         ("validatingadmissionpolicybinding", guard.clone()),
+        ("validatingadmissionpolicy", no_legacy_tokens.clone()),
+        ("validatingadmissionpolicybinding", no_legacy_tokens.clone()),
     ] {
         assert!(!exists(&[kind, &object]), "{kind} {object} left after uninstall");
     }
+    eventually(Duration::from_secs(60), "the identity namespace to go", || async {
+        (!exists(&["namespace", identity_namespace])).then_some(())
+    })
+    .await;
     for kind in
         ["deployment", "service", "serviceaccount", "poddisruptionbudget", "networkpolicy", "role", "rolebinding"]
     {

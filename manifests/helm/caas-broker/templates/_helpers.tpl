@@ -71,3 +71,20 @@ The image reference.
 {{- define "caas-broker.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/*
+The identity namespace (kubernetes.identity_namespace of the broker): kubernetes.identityNamespace, else
+"<fullname>-identities" ("caas-broker-identities" for the release "caas-broker", the broker's default). A namespace
+name, and not the release namespace: the tenant guard treats every ServiceAccount of the identity namespace as a
+tenant credential, which would include the broker's own.
+*/}}
+{{- define "caas-broker.identityNamespace" -}}
+{{- $name := .Values.kubernetes.identityNamespace | default (printf "%s-identities" (include "caas-broker.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- if not (and (le (len $name) 63) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name)) }}
+{{- fail (printf "kubernetes.identityNamespace must be a namespace name (at most 63 of [a-z0-9-], starting and ending with a letter or digit), not %q" $name) }}
+{{- end }}
+{{- if eq $name .Release.Namespace }}
+{{- fail (printf "kubernetes.identityNamespace must differ from the release namespace %q: no ServiceAccount there may be taken for a tenant's" $name) }}
+{{- end }}
+{{- $name }}
+{{- end }}
