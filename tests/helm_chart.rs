@@ -249,8 +249,8 @@ fn default_render_is_the_manifests() {
         ("Secret", 1),
         ("Service", 1),
         ("ServiceAccount", 1),
-        ("ValidatingAdmissionPolicy", 2),
-        ("ValidatingAdmissionPolicyBinding", 2),
+        ("ValidatingAdmissionPolicy", 3),
+        ("ValidatingAdmissionPolicyBinding", 3),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
@@ -342,7 +342,7 @@ fn default_render_is_the_manifests() {
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], selector, "the NetworkPolicy selects the broker pods");
     assert_eq!(&deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"], "caas-broker");
     for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
-        for name in ["caas-broker-tenant-guard", "caas-broker-no-legacy-tokens"] {
+        for name in ["caas-broker-tenant-guard", "caas-broker-no-legacy-tokens", "caas-broker-no-token-minting"] {
             assert_eq!(named(&rendered, kind, name)["spec"], named(&plain, kind, name)["spec"], "{kind} {name} spec");
         }
     }
@@ -409,8 +409,10 @@ fn values_show_in_the_render() {
     for kind in ["Role", "RoleBinding"] {
         assert_eq!(named(&objects, kind, "caas-broker-identities")["metadata"]["namespace"], "broker-identities");
     }
-    let condition = guard_condition(&objects, "caas-broker-tenant-guard");
-    assert!(condition.contains("'system:serviceaccount:broker-identities:'"), "{condition}");
+    for policy in ["caas-broker-tenant-guard", "caas-broker-no-token-minting"] {
+        let condition = guard_condition(&objects, policy);
+        assert!(condition.contains("'system:serviceaccount:broker-identities:'"), "{policy}: {condition}");
+    }
     let secret = only(&objects, "Secret");
     assert_eq!(secret["metadata"]["name"], "caas-broker-credentials");
     assert_eq!(decoded(secret, "password"), password);
@@ -656,7 +658,8 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     assert!(exists(&["clusterrolebinding", &fullname]));
     let guard = format!("{fullname}-tenant-guard");
     let no_legacy_tokens = format!("{fullname}-no-legacy-tokens");
-    for policy in [&guard, &no_legacy_tokens] {
+    let no_token_minting = format!("{fullname}-no-token-minting");
+    for policy in [&guard, &no_legacy_tokens, &no_token_minting] {
         assert!(
             exists(&["validatingadmissionpolicy", policy]) && exists(&["validatingadmissionpolicybinding", policy])
         );

@@ -347,13 +347,11 @@ impl Broker {
         if !existed {
             return Err(OsbError::Gone(format!("binding {binding_id} does not exist")));
         }
-        if let Some(token) = record.as_ref().and_then(|r| r.response.credentials.get("token")).and_then(Value::as_str) {
-            self.wait_until_revoked(token).await?;
-        }
-        // 200 means deleted: the objects gone, not just being deleted. The record stays until then, so that a repeat
-        // (or last_operation of an asynchronous unbind) finds the binding and finishes it.
+        // 200 means deleted: the objects gone and the token refused, not just being deleted. The record stays until
+        // then, so that a repeat (or last_operation of an asynchronous unbind) finds the binding and finishes it.
+        let token = record.as_ref().and_then(|r| r.response.credentials.get("token")).and_then(Value::as_str);
         let patience = if accepts_incomplete { std::time::Duration::from_secs(2) } else { self.options.sync_timeout };
-        match self.wait_until_gone(patience, || self.binding_objects_left(&objects)).await? {
+        match self.wait_until_gone(patience, || self.binding_left(&objects, token)).await? {
             None => {
                 deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
                 Ok(Unbound::Done)
@@ -363,41 +361,40 @@ impl Broker {
         }
     }
 
-    /// What is left of a deleted binding's objects: its ServiceAccount and RoleBinding while they are being deleted.
+    /// What is left of a deleted binding's objects while they are being deleted: its ServiceAccount (in the identity
+    /// namespace, or in the tenant namespace for a binding made before 2.0) and its RoleBinding.
     async fn binding_objects_left(&self, objects: &BindingObjects) -> OsbResult<Option<String>> {
         let account = objects.account_name();
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
+        let identities = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
+        let legacy = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
-        let (account_left, binding_left) = tokio::try_join!(accounts.get_opt(&account), bindings.get_opt(&account))?;
-        let left: Vec<&str> = [(account_left.is_some(), "ServiceAccount"), (binding_left.is_some(), "RoleBinding")]
-            .into_iter()
-            .filter_map(|(left, kind)| left.then_some(kind))
-            .collect();
-        Ok((!left.is_empty()).then(|| format!("{} {account} in namespace {}", left.join(" and "), objects.namespace)))
+        let (identity_left, legacy_left, binding_left) =
+            tokio::try_join!(identities.get_opt(&account), legacy.get_opt(&account), bindings.get_opt(&account))?;
+        let left: Vec<String> = [
+            (identity_left.is_some(), format!("ServiceAccount {account} in namespace {}", objects.identity_namespace)),
+            (legacy_left.is_some(), format!("ServiceAccount {account} in namespace {}", objects.namespace)),
+            (binding_left.is_some(), format!("RoleBinding {account} in namespace {}", objects.namespace)),
+        ]
+        .into_iter()
+        .filter_map(|(left, what)| left.then_some(what))
+        .collect();
+        Ok((!left.is_empty()).then(|| left.join(", ")))
     }
 
-    /// Waits until the apiserver refuses the token (its authenticator caches ServiceAccounts for a moment after they
-    /// are deleted), so that once unbind answers, the credentials are dead. Asks through TokenReview.
-    async fn wait_until_revoked(&self, token: &str) -> OsbResult<()> {
-        let reviews = Api::<TokenReview>::all(self.client.clone());
+    /// What keeps an unbind from being done: objects still being deleted, or the binding's token still accepted
+    /// (the apiserver caches a token it accepted for up to 10 s after its ServiceAccount is deleted).
+    async fn binding_left(&self, objects: &BindingObjects, token: Option<&str>) -> OsbResult<Option<String>> {
+        if let Some(left) = self.binding_objects_left(objects).await? {
+            return Ok(Some(left));
+        }
+        let Some(token) = token else { return Ok(None) };
         let review = TokenReview {
             spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
             ..TokenReview::default()
         };
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let answer = reviews.create(&PostParams::default(), &review).await?;
-            let authenticated = answer.status.and_then(|status| status.authenticated).unwrap_or(false);
-            if !authenticated {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(OsbError::Unavailable(
-                    "the apiserver still accepts the binding's token; retry the unbind".to_owned(),
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let answer = Api::<TokenReview>::all(self.client.clone()).create(&PostParams::default(), &review).await?;
+        let accepted = answer.status.and_then(|status| status.authenticated).unwrap_or(false);
+        Ok(accepted.then(|| "the apiserver still accepts the binding's token (it caches tokens up to 10 s)".to_owned()))
     }
 
     /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id/last_operation
@@ -417,10 +414,11 @@ impl Broker {
                 None => Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready")),
             },
             (true, true, _) => {
-                // An asynchronous unbind whose objects were still going: finish it once they are gone.
+                // An asynchronous unbind not finished yet: finish it once its objects are gone and its token refused.
                 let objects = self.objects(instance_id, binding_id);
-                if let Some(remaining) = self.binding_objects_left(&objects).await? {
-                    return Ok(LastOperation::new(OperationState::InProgress, format!("deleting {remaining}")));
+                let token = record.as_ref().and_then(|r| r.response.credentials.get("token")).and_then(Value::as_str);
+                if let Some(remaining) = self.binding_left(&objects, token).await? {
+                    return Ok(LastOperation::new(OperationState::InProgress, format!("revoking: {remaining}")));
                 }
                 deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
                 Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked"))

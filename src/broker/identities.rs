@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 
 use super::{Broker, deleted};
-use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_POD_SECURITY_ENFORCE, MANAGED_BY};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::osb::OsbResult;
 
@@ -56,7 +56,8 @@ impl Broker {
         }
     }
 
-    /// Makes one of the broker's own namespaces (records, identities) when it is missing; two replicas may race.
+    /// Makes one of the broker's own namespaces (records, identities) when it is missing (the manifests and the Helm
+    /// chart make them; a broker run by hand does it itself); two replicas may race.
     pub(super) async fn ensure_namespace(&self, name: &str) -> OsbResult<()> {
         let namespaces = Api::<Namespace>::all(self.client.clone());
         if namespaces.get_opt(name).await?.is_some() {
@@ -65,7 +66,14 @@ impl Broker {
         let namespace = Namespace {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.to_owned()),
-                labels: Some([(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned())].into()),
+                labels: Some(
+                    [
+                        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+                        // Nothing of the broker's runs pods there; whatever does must be restricted.
+                        (LABEL_POD_SECURITY_ENFORCE.to_owned(), "restricted".to_owned()),
+                    ]
+                    .into(),
+                ),
                 ..Default::default()
             },
             ..Namespace::default()
