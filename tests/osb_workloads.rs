@@ -313,9 +313,10 @@ async fn binding_a_session_that_is_not_ready_yet_is_asynchronous() {
     broker.deprovision(&cluster, SMALL).await;
 }
 
-/// A session that the virtual cluster's quota cannot hold beside what already runs there is refused at once (422,
-/// saying what it needs and what is in use) and creates nothing; a session whose volume claim cannot be bound
-/// reports the scheduler's reason while it waits, not just "waiting for a node".
+/// A virtual cluster that still runs a workload is not deleted (422 naming it); a session that the virtual cluster's
+/// quota cannot hold beside what already runs there is refused at once (422, saying what it needs and what is in use)
+/// and creates nothing; a session whose volume claim cannot be bound reports the scheduler's reason while it waits,
+/// not just "waiting for a node".
 #[tokio::test]
 async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
     let broker = TestBroker::start(|_| {}).await;
@@ -327,6 +328,23 @@ async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
     let parameters = json!({ "image": "example.invalid/app:1", "port": 8080 });
     assert_eq!(put_async(&broker, &app, body(APP, APP_SMALL, &org, parameters)).await.status, StatusCode::ACCEPTED);
     broker.wait_for_state(&app, "provision", "succeeded").await;
+
+    // The virtual cluster cannot be deleted while it runs the app: 422 naming it, and the cluster is untouched.
+    for accepts_incomplete in [true, false] {
+        let uri = format!(
+            "/v2/service_instances/{cluster}?service_id={CAAS}&plan_id={SMALL}&accepts_incomplete={accepts_incomplete}"
+        );
+        let refused = broker.call(Method::DELETE, &uri, None).await;
+        assert_eq!(
+            (refused.status, refused.body["error"].clone()),
+            (StatusCode::UNPROCESSABLE_ENTITY, json!("InstanceInUse"))
+        );
+        let description = refused.body["description"].as_str().unwrap_or_default();
+        assert!(description.contains(&format!("container-app instance {app}")), "{description}");
+    }
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(broker.client.clone());
+    let kept = namespaces.get(&namespace).await.expect("the virtual cluster is still there");
+    assert!(kept.metadata.deletion_timestamp.is_none(), "the virtual cluster is not being deleted");
 
     // cpu-720p needs the whole of a small cluster's 2 GiB of memory; the app holds 256 MiB of it.
     let session = id("ss");

@@ -441,6 +441,19 @@ impl Broker {
         let Some((_, stored)) = self.find(instance_id).await? else {
             return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
         };
+        if !stored.terminating {
+            let hosted = self.workloads_in(instance_id).await?;
+            if !hosted.is_empty() {
+                return Err(OsbError::Unprocessable {
+                    code: "InstanceInUse",
+                    description: format!(
+                        "virtual cluster {instance_id} still runs {}: delete {} first",
+                        hosted.join(", "),
+                        if hosted.len() == 1 { "it" } else { "them" }
+                    ),
+                });
+            }
+        }
         // Platforms unbind first; whatever bindings remain are removed with the instance. Identities go first, so
         // that they are revoked now (the garbage collector would also remove them with the namespace).
         self.delete_binding_records(instance_id).await?;

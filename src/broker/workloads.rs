@@ -144,6 +144,27 @@ impl Broker {
         }
     }
 
+    /// The workload instances placed in a virtual cluster, described for the user (`container-app instance <id>`).
+    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> OsbResult<Vec<String>> {
+        let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE}");
+        let records = match self.workload_records().list_metadata(&ListParams::default().labels(&selector)).await {
+            Ok(records) => records.items,
+            Err(error) if is_not_found(&error) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(records
+            .iter()
+            .filter_map(|record| {
+                let annotations = record.metadata.annotations.as_ref()?;
+                (annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID)? == cluster_instance_id).then(|| {
+                    let service = record.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE));
+                    let id = annotations.get(ANNOTATION_INSTANCE_ID).map_or("?", String::as_str);
+                    format!("{} instance {id}", service.map_or("workload", String::as_str))
+                })
+            })
+            .collect())
+    }
+
     /// Provisions a workload: validated by the caller; always asynchronous.
     pub(super) async fn provision_workload(
         &self,
@@ -561,36 +582,40 @@ impl Broker {
         Ok(format!("{}:{}", super::instances::OPERATION_DEPROVISION, record.namespace))
     }
 
-    /// The objects of a deleted workload still in its namespace (pods, controllers, services, volumes...), counted by
-    /// the instance label every one of them carries; `None` when nothing is left.
+    /// The objects of a deleted workload still in its namespace (pods, controllers, services, volumes...); `None` when
+    /// nothing is left. Pods are listed by the instance label; every other object is looked up by the name the
+    /// workload gives it (a session's or an app's: the record, and with it the kind, may be gone already), so that the
+    /// broker needs no permission to list Secrets or controllers in tenant namespaces.
     async fn workload_objects_left(&self, instance_id: &str, ns: &str) -> OsbResult<Option<String>> {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
+        let pods = match Api::<Pod>::namespaced(self.client.clone(), ns)
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(pods) => pods.items.len(),
+            Err(error) if is_not_found(&error) => 0,
+            Err(error) => return Err(error.into()),
+        };
+        let session = names::short_label("session-", instance_id, 50);
+        let app = names::short_label("app-", instance_id, 50);
         let client = &self.client;
-        let (pods, sets, deployments, services, ingresses, secrets, claims, autoscalers) = tokio::try_join!(
-            count_labelled::<Pod>(client, ns, &selector),
-            count_labelled::<StatefulSet>(client, ns, &selector),
-            count_labelled::<Deployment>(client, ns, &selector),
-            count_labelled::<KubeService>(client, ns, &selector),
-            count_labelled::<Ingress>(client, ns, &selector),
-            count_labelled::<Secret>(client, ns, &selector),
-            count_labelled::<PersistentVolumeClaim>(client, ns, &selector),
-            count_labelled::<HorizontalPodAutoscaler>(client, ns, &selector),
-        )?;
-        let kinds = [
-            ("pod", pods),
-            ("StatefulSet", sets),
-            ("Deployment", deployments),
-            ("Service", services),
-            ("Ingress", ingresses),
-            ("Secret", secrets),
-            ("PersistentVolumeClaim", claims),
-            ("HorizontalPodAutoscaler", autoscalers),
-        ];
-        let mut left = Vec::new();
-        for (kind, count) in kinds {
-            if count > 0 {
-                left.push(format!("{count} {kind}(s)"));
-            }
+        let (set, secret, claim, session_service, session_ingress, deployment, autoscaler, app_service, app_ingress) =
+            tokio::try_join!(
+                exists::<StatefulSet>(client, ns, session.clone()),
+                exists::<Secret>(client, ns, format!("{session}-vnc")),
+                exists::<PersistentVolumeClaim>(client, ns, format!("data-{session}-0")),
+                exists::<KubeService>(client, ns, session.clone()),
+                exists::<Ingress>(client, ns, session),
+                exists::<Deployment>(client, ns, app.clone()),
+                exists::<HorizontalPodAutoscaler>(client, ns, app.clone()),
+                exists::<KubeService>(client, ns, app.clone()),
+                exists::<Ingress>(client, ns, app),
+            )?;
+        let found =
+            [set, secret, claim, session_service, session_ingress, deployment, autoscaler, app_service, app_ingress];
+        let mut left: Vec<String> = found.into_iter().flatten().collect();
+        if pods > 0 {
+            left.insert(0, format!("{pods} pod(s)"));
         }
         Ok((!left.is_empty()).then(|| format!("left in namespace {ns}: {}", left.join(", "))))
     }
@@ -678,8 +703,8 @@ fn vnc_password() -> String {
     bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
-/// How many objects of kind `K` in `namespace` match `selector` (none in a namespace that is gone).
-async fn count_labelled<K>(client: &kube::Client, namespace: &str, selector: &str) -> OsbResult<usize>
+/// `Some("<Kind> <name>")` when the object exists (none in a namespace that is gone).
+async fn exists<K>(client: &kube::Client, namespace: &str, name: String) -> OsbResult<Option<String>>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -687,9 +712,9 @@ where
         + std::fmt::Debug,
 {
     let api = Api::<K>::namespaced(client.clone(), namespace);
-    match api.list_metadata(&ListParams::default().labels(selector)).await {
-        Ok(list) => Ok(list.items.len()),
-        Err(error) if is_not_found(&error) => Ok(0),
+    match api.get_metadata_opt(&name).await {
+        Ok(found) => Ok(found.map(|_| format!("{} {name}", K::kind(&())))),
+        Err(error) if is_not_found(&error) => Ok(None),
         Err(error) => Err(error.into()),
     }
 }
