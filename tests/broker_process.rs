@@ -17,7 +17,8 @@ fn free_port() -> u16 {
 
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}"])
+        // A synchronous unbind or deprovision waits for the cluster (up to the 30 s synchronous timeout).
+        .args(["-sS", "--max-time", "45", "-w", "\n%{http_code}"])
         .args(args)
         .output()
         .expect("curl");

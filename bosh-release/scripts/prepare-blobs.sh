@@ -34,9 +34,11 @@ say() { echo "prepare-blobs: $*" >&2; }
 pack() {
   local out="$1" dir="$2"
   shift 2
+  # A temporary file of this process's own: two runs sharing the cache (two checkouts, two CI jobs) each write theirs
+  # and the last rename wins; both are byte-identical.
   tar --sort=name --mtime="$PACK_MTIME" --owner=0 --group=0 --numeric-owner --format=gnu \
-    -C "$dir" -cf - "$@" | gzip -n -6 >"$out.tmp"
-  mv "$out.tmp" "$out"
+    -C "$dir" -cf - "$@" | gzip -n -6 >"$out.tmp.$$"
+  mv "$out.tmp.$$" "$out"
 }
 
 # blob_sha PATH: the sha256 config/blobs.yml records for the blob PATH, if any.
