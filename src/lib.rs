@@ -1,11 +1,13 @@
 //! caas-broker: an Open Service Broker (OSB API v2.17) that gives Cloud Foundry tenants namespace-scoped Kubernetes
 //! virtual clusters, scoped credentials and workloads, keeping all of its state in the cluster itself.
 //!
-//! - [`osb`]: the protocol layer (routes, extractors, the OSB error type),
-//! - [`broker`]: what each OSB operation means,
+//! - [`osb`]: the OSB face (routes, extractors, middleware, OSB error answers, per-version response shaping),
+//! - [`broker`]: what each operation means, what it takes and returns, and its errors: the domain every face shares,
 //! - [`k8s`]: names, labels and the typed objects applied to the cluster,
 //! - [`catalog`]: the offerings and plans, checked at load,
 //! - [`config`], [`telemetry`], [`server`]: the process around them.
+//!
+//! Dependencies go one way: [`osb`] → [`broker`] → [`k8s`] and [`catalog`]; nothing below a face imports it.
 
 pub mod broker;
 pub mod catalog;

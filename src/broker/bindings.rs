@@ -15,14 +15,14 @@ use serde_json::{Map, Value};
 
 use super::credentials::{self, IssuedToken};
 use super::instance::StoredInstance;
+use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
 use super::parameters::SchemaKind;
 use super::{Broker, deleted};
+use super::{Error, Result};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};
 use crate::k8s::virtual_cluster::owned_by;
 use crate::k8s::{apply, is_conflict, is_not_found};
-use crate::osb::api::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
-use crate::osb::{OsbError, OsbResult};
 
 /// The `operation` value of an unbind, for `last_operation` after the binding is gone.
 pub const OPERATION_UNBIND: &str = "unbind";
@@ -103,7 +103,7 @@ impl Broker {
         Api::namespaced(self.client.clone(), &self.options.broker_namespace)
     }
 
-    async fn record(&self, objects: &BindingObjects) -> OsbResult<Option<BindingRecord>> {
+    async fn record(&self, objects: &BindingObjects) -> Result<Option<BindingRecord>> {
         let secret = self.records().get_opt(&objects.record_name()).await?;
         let Some(secret) = secret else { return Ok(None) };
         let binding_id = secret.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_BINDING_ID));
@@ -120,7 +120,7 @@ impl Broker {
         binding_id: &str,
         request: BindRequest,
         accepts_incomplete: bool,
-    ) -> OsbResult<Bound> {
+    ) -> Result<Bound> {
         let objects = self.objects(instance_id, binding_id);
         let requested = requested_attributes(&request);
         // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
@@ -132,28 +132,28 @@ impl Broker {
                 }
                 Ok(Bound::AlreadyExists(record.response))
             } else {
-                Err(OsbError::Conflict(format!("binding {binding_id} already exists with other attributes")))
+                Err(Error::Conflict(format!("binding {binding_id} already exists with other attributes")))
             };
         }
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
         if let Some(record) = self.workload(instance_id).await? {
             if !record.stored.provisioned {
-                return Err(OsbError::Concurrency(format!("instance {instance_id} is still being provisioned")));
+                return Err(Error::Concurrency(format!("instance {instance_id} is still being provisioned")));
             }
             if record.stored.attributes.service_id != service.id || record.stored.attributes.plan_id != plan.id {
-                return Err(OsbError::BadRequest(format!(
+                return Err(Error::BadRequest(format!(
                     "service_id and plan_id must be those of instance {instance_id}"
                 )));
             }
             if plan.broker.requires_app && request.app_guid().is_none() {
-                return Err(OsbError::RequiresApp);
+                return Err(Error::RequiresApp);
             }
             let parameters = request.parameters.clone().unwrap_or_default();
             self.schemas.validate(&plan.id, SchemaKind::Bind, &parameters)?;
             let response = self.workload_credentials(service, &record).await?;
             let ready = self.workload_state(service, &record).await?.state == OperationState::Succeeded;
             if !ready && !accepts_incomplete {
-                return Err(OsbError::AsyncRequired);
+                return Err(Error::AsyncRequired);
             }
             let saved = self.save_record(&objects, &record.stored, &parameters, &request, &response, !ready);
             return match saved.await? {
@@ -162,32 +162,28 @@ impl Broker {
             };
         }
         let Some((namespace, instance)) = self.find(instance_id).await? else {
-            return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
+            return Err(Error::NotFound(format!("instance {instance_id} does not exist")));
         };
         if instance.terminating {
-            return Err(OsbError::NotFound(format!("instance {instance_id} is being deleted")));
+            return Err(Error::NotFound(format!("instance {instance_id} is being deleted")));
         }
         if !instance.provisioned {
-            return Err(OsbError::Concurrency(format!(
-                "instance {instance_id} is still being provisioned; retry later"
-            )));
+            return Err(Error::Concurrency(format!("instance {instance_id} is still being provisioned; retry later")));
         }
         if instance.attributes.service_id != service.id || instance.attributes.plan_id != plan.id {
-            return Err(OsbError::BadRequest(format!(
-                "service_id and plan_id must be those of instance {instance_id}"
-            )));
+            return Err(Error::BadRequest(format!("service_id and plan_id must be those of instance {instance_id}")));
         }
         if !service.bindable(plan) {
-            return Err(OsbError::BadRequest(format!("plan {} is not bindable", plan.name)));
+            return Err(Error::BadRequest(format!("plan {} is not bindable", plan.name)));
         }
         if plan.broker.requires_app && request.app_guid().is_none() {
-            return Err(OsbError::RequiresApp);
+            return Err(Error::RequiresApp);
         }
         let parameters = self.binding_parameters(instance_id, plan, &request).await?;
         let role = parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE).to_owned();
         let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
             Some(seconds) if seconds > self.options.max_expiration_seconds => {
-                return Err(OsbError::BadRequest(format!(
+                return Err(Error::BadRequest(format!(
                     "parameters.expiration_seconds: at most {} is allowed",
                     self.options.max_expiration_seconds
                 )));
@@ -214,23 +210,23 @@ impl Broker {
         instance_id: &str,
         plan: &crate::catalog::Plan,
         request: &BindRequest,
-    ) -> OsbResult<Map<String, Value>> {
+    ) -> Result<Map<String, Value>> {
         let given = request.parameters.clone().unwrap_or_default();
         self.schemas.validate(&plan.id, SchemaKind::Bind, &given)?;
         let Some(predecessor) = request.predecessor_binding_id.as_deref().filter(|id| !id.is_empty()) else {
             return Ok(given);
         };
         if !plan.binding_rotatable {
-            return Err(OsbError::BadRequest(format!("plan {} does not allow binding rotation", plan.name)));
+            return Err(Error::BadRequest(format!("plan {} does not allow binding rotation", plan.name)));
         }
         let record = self.record(&self.objects(instance_id, predecessor)).await?;
         let Some(record) = record.filter(|record| record.instance_id == instance_id) else {
-            return Err(OsbError::BadRequest(format!(
+            return Err(Error::BadRequest(format!(
                 "predecessor_binding_id {predecessor:?} is not a binding of instance {instance_id}"
             )));
         };
         if !given.is_empty() && given != record.parameters {
-            return Err(OsbError::BadRequest(
+            return Err(Error::BadRequest(
                 "a rotated binding keeps its predecessor's parameters: send none or the same".to_owned(),
             ));
         }
@@ -244,7 +240,7 @@ impl Broker {
         role: &str,
         expiration: u64,
         owner: Option<OwnerReference>,
-    ) -> OsbResult<IssuedToken> {
+    ) -> Result<IssuedToken> {
         self.apply_identity(&objects.service_account(owner)).await?;
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         apply(&bindings, &objects.role_binding(role)).await?;
@@ -257,12 +253,12 @@ impl Broker {
             ..TokenRequest::default()
         };
         let issued = accounts.create_token_request(&objects.account_name(), &PostParams::default(), &request).await?;
-        let status = issued.status.ok_or_else(|| OsbError::Internal("TokenRequest returned no status".to_owned()))?;
-        let token = status.token.ok_or_else(|| OsbError::Internal("TokenRequest returned no token".to_owned()))?;
+        let status = issued.status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
+        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
         let expires_at = status
             .expiration_timestamp
             .map(|time| time.0)
-            .ok_or_else(|| OsbError::Internal("TokenRequest returned no expiry".to_owned()))?;
+            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
         Ok(IssuedToken { token, issued_at: jiff::Timestamp::now(), expires_at })
     }
 
@@ -275,7 +271,7 @@ impl Broker {
         request: &BindRequest,
         response: &BindingResponse,
         pending: bool,
-    ) -> OsbResult<Bound> {
+    ) -> Result<Bound> {
         self.ensure_namespace(&self.options.broker_namespace).await?;
         let requested = &requested_attributes(request);
         let mut annotations = BTreeMap::from([
@@ -303,22 +299,21 @@ impl Broker {
                 Some(existing) if existing.requested == *requested && existing.instance_id == objects.instance_id => {
                     Ok(Bound::AlreadyExists(existing.response))
                 }
-                _ => Err(OsbError::Conflict(format!(
-                    "binding {} already exists with other attributes",
-                    objects.binding_id
-                ))),
+                _ => {
+                    Err(Error::Conflict(format!("binding {} already exists with other attributes", objects.binding_id)))
+                }
             },
             Err(error) => Err(error.into()),
         }
     }
 
     /// GET /v2/service_instances/:instance_id/service_bindings/:binding_id
-    pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> OsbResult<BindingResponse> {
+    pub async fn fetch_binding(&self, instance_id: &str, binding_id: &str) -> Result<BindingResponse> {
         let record = self.record(&self.objects(instance_id, binding_id)).await?;
-        let not_found = || OsbError::NotFound(format!("binding {binding_id} does not exist"));
+        let not_found = || Error::NotFound(format!("binding {binding_id} does not exist"));
         let record = record.filter(|record| record.instance_id == instance_id).ok_or_else(not_found)?;
         if record.pending && self.binding_state(instance_id, &record).await?.state != OperationState::Succeeded {
-            return Err(OsbError::NotFound(format!("binding {binding_id} is still in progress")));
+            return Err(Error::NotFound(format!("binding {binding_id} is still in progress")));
         }
         Ok(BindingResponse { parameters: Some(record.parameters), ..record.response })
     }
@@ -331,12 +326,12 @@ impl Broker {
         service_id: &str,
         plan_id: &str,
         accepts_incomplete: bool,
-    ) -> OsbResult<Unbound> {
+    ) -> Result<Unbound> {
         self.service_and_plan(service_id, plan_id)?;
         let objects = self.objects(instance_id, binding_id);
         let record = self.record(&objects).await?;
         if record.as_ref().is_some_and(|record| record.instance_id != instance_id) {
-            return Err(OsbError::Gone(format!("binding {binding_id} does not exist on instance {instance_id}")));
+            return Err(Error::Gone(format!("binding {binding_id} does not exist on instance {instance_id}")));
         }
         // The ServiceAccount first: deleting it revokes every token it was issued, at once.
         let mut existed = record.is_some();
@@ -345,7 +340,7 @@ impl Broker {
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         existed |= deleted(bindings.delete(&account, &DeleteParams::default()).await)?;
         if !existed {
-            return Err(OsbError::Gone(format!("binding {binding_id} does not exist")));
+            return Err(Error::Gone(format!("binding {binding_id} does not exist")));
         }
         // 200 means deleted: the objects gone and the token refused, not just being deleted. The record stays until
         // then, so that a repeat (or last_operation of an asynchronous unbind) finds the binding and finishes it.
@@ -363,7 +358,7 @@ impl Broker {
 
     /// What is left of a deleted binding's objects while they are being deleted: its ServiceAccount (in the identity
     /// namespace, or in the tenant namespace for a binding made before 2.0) and its RoleBinding.
-    async fn binding_objects_left(&self, objects: &BindingObjects) -> OsbResult<Option<String>> {
+    async fn binding_objects_left(&self, objects: &BindingObjects) -> Result<Option<String>> {
         let account = objects.account_name();
         let identities = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
         let legacy = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.namespace);
@@ -383,7 +378,7 @@ impl Broker {
 
     /// What keeps an unbind from being done: objects still being deleted, or the binding's token still accepted
     /// (the apiserver caches a token it accepted for up to 10 s after its ServiceAccount is deleted).
-    async fn binding_left(&self, objects: &BindingObjects, token: Option<&str>) -> OsbResult<Option<String>> {
+    async fn binding_left(&self, objects: &BindingObjects, token: Option<&str>) -> Result<Option<String>> {
         if let Some(left) = self.binding_objects_left(objects).await? {
             return Ok(Some(left));
         }
@@ -403,7 +398,7 @@ impl Broker {
         instance_id: &str,
         binding_id: &str,
         operation: Option<&str>,
-    ) -> OsbResult<LastOperation> {
+    ) -> Result<LastOperation> {
         let record =
             self.record(&self.objects(instance_id, binding_id)).await?.filter(|r| r.instance_id == instance_id);
         let exists = record.is_some();
@@ -426,12 +421,12 @@ impl Broker {
             // Nothing is kept of a deleted binding: a poll of an unbind (our `operation`) succeeded, as the checkers
             // want; any other poll is of a binding the broker does not know (404, as the specification says).
             (false, true, _) => Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked")),
-            (false, false, _) => Err(OsbError::NotFound(format!("binding {binding_id} does not exist"))),
+            (false, false, _) => Err(Error::NotFound(format!("binding {binding_id} does not exist"))),
         }
     }
 
     /// A pending binding is as far as its workload: done when the workload is ready.
-    async fn binding_state(&self, instance_id: &str, record: &BindingRecord) -> OsbResult<LastOperation> {
+    async fn binding_state(&self, instance_id: &str, record: &BindingRecord) -> Result<LastOperation> {
         if !record.pending {
             return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
         }
@@ -447,7 +442,7 @@ impl Broker {
     }
 
     /// Deletes the records of every binding of an instance (its ServiceAccounts go with the namespace).
-    pub(super) async fn delete_binding_records(&self, instance_id: &str) -> OsbResult<()> {
+    pub(super) async fn delete_binding_records(&self, instance_id: &str) -> Result<()> {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
         let records = self.records();
         let listed = match records.list_metadata(&ListParams::default().labels(&selector)).await {

@@ -4,8 +4,8 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::model::{BindingMetadata, Endpoint};
 use crate::k8s::ClusterEndpoint;
-use crate::osb::api::{BindingMetadata, Endpoint};
 
 /// A token issued by the TokenRequest API.
 #[derive(Debug, Clone)]

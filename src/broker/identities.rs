@@ -12,10 +12,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 
+use super::Result;
 use super::{Broker, deleted};
 use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_POD_SECURITY_ENFORCE, MANAGED_BY};
 use crate::k8s::{apply, is_conflict, is_not_found};
-use crate::osb::OsbResult;
 
 impl Broker {
     fn identities(&self) -> Api<ServiceAccount> {
@@ -23,7 +23,7 @@ impl Broker {
     }
 
     /// Applies an identity's ServiceAccount in the identity namespace, making the namespace on first use.
-    pub(super) async fn apply_identity(&self, account: &ServiceAccount) -> OsbResult<()> {
+    pub(super) async fn apply_identity(&self, account: &ServiceAccount) -> Result<()> {
         match apply(&self.identities(), account).await {
             Err(error) if is_not_found(&error) => {
                 self.ensure_namespace(&self.options.identity_namespace).await?;
@@ -38,7 +38,7 @@ impl Broker {
 
     /// Deletes one identity; also its copy in `legacy_namespace`, where instances and bindings made before version
     /// 2.0 kept it. Ok(true) when either existed.
-    pub(super) async fn delete_identity(&self, name: &str, legacy_namespace: &str) -> OsbResult<bool> {
+    pub(super) async fn delete_identity(&self, name: &str, legacy_namespace: &str) -> Result<bool> {
         let legacy = Api::<ServiceAccount>::namespaced(self.client.clone(), legacy_namespace);
         let params = DeleteParams::default();
         let identities = self.identities();
@@ -47,7 +47,7 @@ impl Broker {
     }
 
     /// Deletes every identity of an instance (its owner and its bindings' ServiceAccounts), revoking their tokens.
-    pub(super) async fn delete_identities_of(&self, instance_id: &str) -> OsbResult<()> {
+    pub(super) async fn delete_identities_of(&self, instance_id: &str) -> Result<()> {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
         let listed = ListParams::default().labels(&selector);
         match self.identities().delete_collection(&DeleteParams::default(), &listed).await {
@@ -58,7 +58,7 @@ impl Broker {
 
     /// Makes one of the broker's own namespaces (records, identities) when it is missing (the manifests and the Helm
     /// chart make them; a broker run by hand does it itself); two replicas may race.
-    pub(super) async fn ensure_namespace(&self, name: &str) -> OsbResult<()> {
+    pub(super) async fn ensure_namespace(&self, name: &str) -> Result<()> {
         let namespaces = Api::<Namespace>::all(self.client.clone());
         if namespaces.get_opt(name).await?.is_some() {
             return Ok(());

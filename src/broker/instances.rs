@@ -12,18 +12,17 @@ use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::{Map, Value};
 
 use super::instance::{Attributes, StoredInstance, context_names};
+use super::model::{
+    FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
+    OriginatingIdentity, ProvisionRequest, UpdateRequest,
+};
 use super::parameters::SchemaKind;
 use super::{Broker, check_maintenance, deleted};
+use super::{Error, Result};
 use crate::catalog::{PodSecurityLevel, Service, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
 use crate::k8s::{apply, is_conflict, is_not_found};
-use crate::osb::api::{
-    FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
-    ProvisionRequest, UpdateRequest,
-};
-use crate::osb::identity::OriginatingIdentity;
-use crate::osb::{OsbError, OsbResult};
 
 /// The `operation` value of an asynchronous provision.
 pub const OPERATION_PROVISION: &str = "provision";
@@ -77,7 +76,7 @@ impl Broker {
     }
 
     /// The instance's namespace and what it records, if the namespace exists and belongs to this instance id.
-    pub(super) async fn find(&self, instance_id: &str) -> OsbResult<Option<(Namespace, StoredInstance)>> {
+    pub(super) async fn find(&self, instance_id: &str) -> Result<Option<(Namespace, StoredInstance)>> {
         let Some(namespace) = self.namespaces().get_opt(&self.namespace_of(instance_id)).await? else {
             return Ok(None);
         };
@@ -93,19 +92,19 @@ impl Broker {
         request: ProvisionRequest,
         identity: Option<OriginatingIdentity>,
         accepts_incomplete: bool,
-    ) -> OsbResult<Provisioned> {
+    ) -> Result<Provisioned> {
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
         if request.organization_guid.is_empty() {
-            return Err(OsbError::BadRequest("organization_guid is required".to_owned()));
+            return Err(Error::BadRequest("organization_guid is required".to_owned()));
         }
         if request.space_guid.is_empty() {
-            return Err(OsbError::BadRequest("space_guid is required".to_owned()));
+            return Err(Error::BadRequest("space_guid is required".to_owned()));
         }
         check_maintenance(plan, request.maintenance_info.as_ref())?;
         let parameters = request.parameters.unwrap_or_default();
         self.schemas.validate(&plan.id, SchemaKind::Create, &parameters)?;
         if service.broker.kind.is_workload() && !accepts_incomplete {
-            return Err(OsbError::AsyncRequired);
+            return Err(Error::AsyncRequired);
         }
 
         let wanted = StoredInstance {
@@ -136,13 +135,13 @@ impl Broker {
         if let Some(stored) = &stored {
             let differences = stored.attributes.differences(&wanted.attributes);
             if !differences.is_empty() {
-                return Err(OsbError::Conflict(format!(
+                return Err(Error::Conflict(format!(
                     "instance {instance_id} already exists with a different {}",
                     differences.join(", ")
                 )));
             }
             if stored.terminating {
-                return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted; retry later")));
+                return Err(Error::Concurrency(format!("instance {instance_id} is being deleted; retry later")));
             }
             if stored.provisioned && self.readiness(stored).await? == Readiness::Ready {
                 return Ok(Provisioned::AlreadyExists(InstanceResponse { dashboard_url, operation: None }));
@@ -169,7 +168,7 @@ impl Broker {
 
     /// Claims the instance id by creating its namespace (atomic: two concurrent provisions cannot both create it) and
     /// returns `None`, or returns what the existing namespace records.
-    async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> OsbResult<Option<StoredInstance>> {
+    async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> Result<Option<StoredInstance>> {
         if let Some((_, stored)) = self.find(&wanted.instance_id).await? {
             return Ok(Some(stored));
         }
@@ -183,7 +182,7 @@ impl Broker {
             Ok(_) => Ok(None),
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
                 Some((_, stored)) => Ok(Some(stored)),
-                None => Err(OsbError::Conflict(format!(
+                None => Err(Error::Conflict(format!(
                     "namespace {} exists but does not belong to instance {}",
                     self.namespace_of(&wanted.instance_id),
                     wanted.instance_id
@@ -193,7 +192,7 @@ impl Broker {
         }
     }
 
-    async fn check_organization_has_no_instance(&self, wanted: &StoredInstance, service: &Service) -> OsbResult<()> {
+    async fn check_organization_has_no_instance(&self, wanted: &StoredInstance, service: &Service) -> Result<()> {
         let selector = format!(
             "{LABEL_SERVICE}={},{LABEL_ORGANIZATION}={}",
             names::label_value(&service.name),
@@ -203,7 +202,7 @@ impl Broker {
         let own = self.namespace_of(&wanted.instance_id);
         if let Some(other) = existing.items.iter().find(|ns| ns.metadata.name.as_deref() != Some(own.as_str())) {
             let other = other.metadata.name.clone().unwrap_or_default();
-            return Err(OsbError::Unprocessable {
+            return Err(Error::Unprocessable {
                 code: "InstanceLimitReached",
                 description: format!(
                     "organization {} already has a {} instance (namespace {other}); this broker allows one per organization",
@@ -215,9 +214,9 @@ impl Broker {
     }
 
     /// The desired virtual cluster for a recorded instance.
-    fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<VirtualCluster> {
+    fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
-            OsbError::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
+            Error::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
         let parameters = &record.attributes.parameters;
         let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
@@ -262,7 +261,7 @@ impl Broker {
     }
 
     /// Applies every object of the virtual cluster in the current layout, then marks the namespace provisioned.
-    async fn apply_virtual_cluster(&self, service: &Service, record: &StoredInstance) -> OsbResult<()> {
+    async fn apply_virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<()> {
         let legacy_owner = record.identity_namespace.is_none().then(|| record.owner.clone());
         let record = &self.in_current_layout(record);
         let mut cluster = self.virtual_cluster(service, record)?;
@@ -286,7 +285,7 @@ impl Broker {
         Ok(())
     }
 
-    async fn readiness(&self, record: &StoredInstance) -> OsbResult<Readiness> {
+    async fn readiness(&self, record: &StoredInstance) -> Result<Readiness> {
         let namespace = self.namespace_of(&record.instance_id);
         let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace);
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
@@ -309,7 +308,7 @@ impl Broker {
     }
 
     /// Asynchronous requests get the state right away; synchronous ones wait up to the configured timeout.
-    async fn wait_until_ready(&self, record: &StoredInstance, accepts_incomplete: bool) -> OsbResult<Readiness> {
+    async fn wait_until_ready(&self, record: &StoredInstance, accepts_incomplete: bool) -> Result<Readiness> {
         let deadline = tokio::time::Instant::now() + self.options.sync_timeout;
         // Even an asynchronous request waits a moment: the controllers usually finish within it, and a 201 saves the
         // platform a round of polling.
@@ -319,7 +318,7 @@ impl Broker {
             let readiness = self.readiness(record).await?;
             if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
                 if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
-                    return Err(OsbError::Unavailable(format!("the cluster did not finish in time: {what}")));
+                    return Err(Error::Unavailable(format!("the cluster did not finish in time: {what}")));
                 }
                 return Ok(readiness);
             }
@@ -343,33 +342,31 @@ impl Broker {
         request: UpdateRequest,
         identity: Option<OriginatingIdentity>,
         accepts_incomplete: bool,
-    ) -> OsbResult<Updated> {
+    ) -> Result<Updated> {
         let service = self.service(&request.service_id)?;
         if let Some(record) = self.workload(instance_id).await? {
             if record.stored.attributes.service_id != service.id {
-                return Err(OsbError::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
+                return Err(Error::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
             }
             return self.update_workload(service, record, request, accepts_incomplete).await.map(Updated::InProgress);
         }
         let Some((_, stored)) = self.find(instance_id).await? else {
-            return Err(OsbError::NotFound(format!("instance {instance_id} does not exist")));
+            return Err(Error::NotFound(format!("instance {instance_id} does not exist")));
         };
         if stored.attributes.service_id != service.id {
-            return Err(OsbError::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
+            return Err(Error::BadRequest(format!("instance {instance_id} is not of service {}", service.name)));
         }
         if stored.terminating {
-            return Err(OsbError::Concurrency(format!("instance {instance_id} is being deleted")));
+            return Err(Error::Concurrency(format!("instance {instance_id} is being deleted")));
         }
         if !stored.provisioned {
-            return Err(OsbError::Concurrency(format!(
-                "instance {instance_id} is still being provisioned; retry later"
-            )));
+            return Err(Error::Concurrency(format!("instance {instance_id} is still being provisioned; retry later")));
         }
         let current_plan = service.plan(&stored.attributes.plan_id);
         let target_id = request.plan_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&stored.attributes.plan_id);
         let (_, target) = self.service_and_plan(&service.id, target_id)?;
         if target.id != stored.attributes.plan_id && !current_plan.is_some_and(|plan| service.plan_updateable(plan)) {
-            return Err(OsbError::Unprocessable {
+            return Err(Error::Unprocessable {
                 code: "PlanChangeNotSupported",
                 description: format!("the plan of a {} instance cannot be changed", service.name),
             });
@@ -400,7 +397,7 @@ impl Broker {
     }
 
     /// Refuses a plan change when the namespace already uses more than the new plan allows.
-    async fn check_usage_fits(&self, instance_id: &str, plan: &str, hard: &BTreeMap<String, String>) -> OsbResult<()> {
+    async fn check_usage_fits(&self, instance_id: &str, plan: &str, hard: &BTreeMap<String, String>) -> Result<()> {
         let namespace = self.namespace_of(instance_id);
         let quota = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace).get_opt(QUOTA_NAME).await?;
         let used = quota.and_then(|q| q.status).and_then(|s| s.used).unwrap_or_default();
@@ -415,7 +412,7 @@ impl Broker {
         if over.is_empty() {
             Ok(())
         } else {
-            Err(OsbError::Unprocessable {
+            Err(Error::Unprocessable {
                 code: "UsageExceedsPlan",
                 description: format!(
                     "cannot change to plan {plan}: the virtual cluster uses more than it allows: {}; free resources first",
@@ -432,19 +429,19 @@ impl Broker {
         service_id: &str,
         plan_id: &str,
         accepts_incomplete: bool,
-    ) -> OsbResult<Deprovisioned> {
+    ) -> Result<Deprovisioned> {
         let (service, _) = self.service_and_plan(service_id, plan_id)?;
         if let Some(record) = self.workload(instance_id).await? {
             let operation = self.deprovision_workload(service, record, !accepts_incomplete).await?;
             return Ok(if accepts_incomplete { Deprovisioned::InProgress(operation) } else { Deprovisioned::Done });
         }
         let Some((_, stored)) = self.find(instance_id).await? else {
-            return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
+            return Err(Error::Gone(format!("instance {instance_id} does not exist")));
         };
         if !stored.terminating {
             let hosted = self.workloads_in(instance_id).await?;
             if !hosted.is_empty() {
-                return Err(OsbError::Unprocessable {
+                return Err(Error::Unprocessable {
                     code: "InstanceInUse",
                     description: format!(
                         "virtual cluster {instance_id} still runs {}: delete {} first",
@@ -465,7 +462,7 @@ impl Broker {
             match self.namespaces().delete(&name, &params).await {
                 Ok(_) => tracing::info!(instance = instance_id, namespace = %name, "deleting the virtual cluster"),
                 Err(error) if is_not_found(&error) => {
-                    return Err(OsbError::Gone(format!("instance {instance_id} does not exist")));
+                    return Err(Error::Gone(format!("instance {instance_id} does not exist")));
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -483,7 +480,7 @@ impl Broker {
 
     /// What is left of a deleted virtual cluster: its namespace while it terminates (a namespace of that name that is
     /// not being deleted is a new instance's, so this one is gone).
-    async fn namespace_left(&self, name: &str) -> OsbResult<Option<String>> {
+    async fn namespace_left(&self, name: &str) -> Result<Option<String>> {
         let namespace = self.namespaces().get_opt(name).await?;
         Ok(namespace
             .filter(|namespace| namespace.metadata.deletion_timestamp.is_some())
@@ -491,8 +488,8 @@ impl Broker {
     }
 
     /// GET /v2/service_instances/:instance_id
-    pub async fn fetch(&self, instance_id: &str) -> OsbResult<FetchedInstance> {
-        let not_found = || OsbError::NotFound(format!("instance {instance_id} does not exist"));
+    pub async fn fetch(&self, instance_id: &str) -> Result<FetchedInstance> {
+        let not_found = || Error::NotFound(format!("instance {instance_id} does not exist"));
         if let Some(record) = self.workload(instance_id).await? {
             if !record.stored.provisioned {
                 return Err(not_found());
@@ -538,7 +535,7 @@ impl Broker {
     }
 
     /// GET /v2/service_instances/:instance_id/last_operation
-    pub async fn last_operation(&self, instance_id: &str, operation: Option<&str>) -> OsbResult<LastOperation> {
+    pub async fn last_operation(&self, instance_id: &str, operation: Option<&str>) -> Result<LastOperation> {
         let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
         if let Some(namespace) = operation.and_then(|op| op.strip_prefix(OPERATION_DEPROVISION)?.strip_prefix(':')) {
             return self.workload_deletion_state(instance_id, namespace).await;
@@ -557,7 +554,7 @@ impl Broker {
             return if deprovisioning {
                 Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
             } else {
-                Err(OsbError::NotFound(format!("instance {instance_id} does not exist")))
+                Err(Error::NotFound(format!("instance {instance_id} does not exist")))
             };
         };
         if stored.terminating {

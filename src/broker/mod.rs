@@ -1,11 +1,15 @@
-//! What each OSB operation means for this broker, independent of HTTP: the protocol layer ([`crate::osb`]) parses
-//! and answers, this module decides, and [`crate::k8s`] builds the objects.
+//! What each operation means for this broker, independent of HTTP and of any one face over it: a face (the OSB API
+//! today, a tenant dashboard soon) parses requests and shapes answers, this module decides, and [`crate::k8s`] builds
+//! the objects. What the faces share is here: the operations' inputs and outputs ([`model`]) and what can go wrong
+//! ([`Error`]). Nothing here knows a face.
 
 mod bindings;
 mod credentials;
+mod error;
 mod identities;
 mod instance;
 mod instances;
+pub mod model;
 pub mod parameters;
 mod progress;
 mod seen_ready;
@@ -19,9 +23,10 @@ use kube::Client;
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
-use crate::osb::{OsbError, OsbResult};
 pub use bindings::{Bound, Unbound};
+pub use error::{Error, Result};
 pub use instances::{Deprovisioned, Provisioned, Updated};
+use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
 
@@ -105,24 +110,24 @@ impl Broker {
     }
 
     /// The offering and plan a request names; 400 when either is missing, empty or unknown.
-    fn service_and_plan(&self, service_id: &str, plan_id: &str) -> Result<(&Service, &Plan), OsbError> {
+    fn service_and_plan(&self, service_id: &str, plan_id: &str) -> Result<(&Service, &Plan)> {
         let service = self.service(service_id)?;
         if plan_id.is_empty() {
-            return Err(OsbError::BadRequest("plan_id is required".to_owned()));
+            return Err(Error::BadRequest("plan_id is required".to_owned()));
         }
         let plan = service.plan(plan_id).ok_or_else(|| {
-            OsbError::BadRequest(format!("plan_id {plan_id:?} is not a plan of service {}", service.name))
+            Error::BadRequest(format!("plan_id {plan_id:?} is not a plan of service {}", service.name))
         })?;
         Ok((service, plan))
     }
 
-    fn service(&self, service_id: &str) -> Result<&Service, OsbError> {
+    fn service(&self, service_id: &str) -> Result<&Service> {
         if service_id.is_empty() {
-            return Err(OsbError::BadRequest("service_id is required".to_owned()));
+            return Err(Error::BadRequest("service_id is required".to_owned()));
         }
         self.catalog
             .service(service_id)
-            .ok_or_else(|| OsbError::BadRequest(format!("service_id {service_id:?} is not in the catalog")))
+            .ok_or_else(|| Error::BadRequest(format!("service_id {service_id:?} is not in the catalog")))
     }
 
     /// Offering and plan names for ids (`unknown` for what the catalog does not have), for labels and metrics.
@@ -181,17 +186,17 @@ where
 }
 
 /// `maintenance_info.version` of a request must be the plan's; `{}` or no version counts as not sent.
-fn check_maintenance(plan: &Plan, requested: Option<&crate::osb::api::RequestedMaintenance>) -> Result<(), OsbError> {
+fn check_maintenance(plan: &Plan, requested: Option<&RequestedMaintenance>) -> Result<()> {
     let Some(requested) = requested.and_then(|m| m.version.as_deref()) else {
         return Ok(());
     };
     match plan.maintenance_version() {
         Some(version) if version == requested => Ok(()),
-        Some(version) => Err(OsbError::MaintenanceInfoConflict(format!(
+        Some(version) => Err(Error::MaintenanceInfoConflict(format!(
             "maintenance_info.version {requested:?} does not match plan {}'s version {version:?}: refresh the catalog",
             plan.name
         ))),
-        None => Err(OsbError::MaintenanceInfoConflict(format!(
+        None => Err(Error::MaintenanceInfoConflict(format!(
             "plan {} has no maintenance_info, but the request names version {requested:?}",
             plan.name
         ))),
@@ -199,7 +204,7 @@ fn check_maintenance(plan: &Plan, requested: Option<&crate::osb::api::RequestedM
 }
 
 /// Ok(true) when deleted, Ok(false) when it was not there.
-fn deleted<T>(result: Result<T, kube::Error>) -> Result<bool, OsbError> {
+fn deleted<T>(result: Result<T, kube::Error>) -> Result<bool> {
     match result {
         Ok(_) => Ok(true),
         Err(error) if crate::k8s::is_not_found(&error) => Ok(false),
@@ -211,10 +216,10 @@ impl Broker {
     /// Polls `left` (what of a deleted instance or binding is still there, `None` when nothing) for up to `patience`:
     /// a delete answers 200 only once what it deleted is gone, not while it is still being deleted. Returns what is
     /// left when time ran out.
-    async fn wait_until_gone<F, Fut>(&self, patience: Duration, mut left: F) -> OsbResult<Option<String>>
+    async fn wait_until_gone<F, Fut>(&self, patience: Duration, mut left: F) -> Result<Option<String>>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = OsbResult<Option<String>>>,
+        Fut: std::future::Future<Output = Result<Option<String>>>,
     {
         let give_up = tokio::time::Instant::now() + patience;
         loop {
@@ -228,8 +233,8 @@ impl Broker {
 
     /// The 422 of a synchronous delete that could not finish in time: the deletion goes on in the cluster, and a repeat
     /// of the request follows it (200 once gone).
-    fn deletion_continues(&self, what: &str, remaining: &str) -> OsbError {
-        OsbError::DeletionContinues(format!(
+    fn deletion_continues(&self, what: &str, remaining: &str) -> Error {
+        Error::DeletionContinues(format!(
             "{what} is still being deleted after {} s ({remaining}); the deletion continues: repeat the request to \
              follow it (200 once it is gone), or send accepts_incomplete=true",
             self.options.sync_timeout.as_secs()

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
+use super::{Error, Result};
 use crate::catalog::Catalog;
-use crate::osb::OsbError;
 
 /// Which of a plan's schemas applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,11 +47,11 @@ impl ParameterSchemas {
 
     /// Checks `parameters` against the plan's schema of this kind. A plan without such a schema takes no
     /// parameters: any given are refused rather than silently ignored.
-    pub fn validate(&self, plan_id: &str, kind: SchemaKind, parameters: &Map<String, Value>) -> Result<(), OsbError> {
+    pub fn validate(&self, plan_id: &str, kind: SchemaKind, parameters: &Map<String, Value>) -> Result<()> {
         let Some(validator) = self.validators.get(&(plan_id.to_owned(), kind)) else {
             return match parameters.keys().next() {
                 None => Ok(()),
-                Some(key) => Err(OsbError::BadRequest(format!("parameters.{key}: this plan takes no parameters"))),
+                Some(key) => Err(Error::BadRequest(format!("parameters.{key}: this plan takes no parameters"))),
             };
         };
         let instance = Value::Object(parameters.clone());
@@ -67,7 +67,7 @@ impl ParameterSchemas {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(OsbError::BadRequest(format!("invalid parameters: {}", problems.join("; "))))
+            Err(Error::BadRequest(format!("invalid parameters: {}", problems.join("; "))))
         }
     }
 }

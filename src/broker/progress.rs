@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use crate::osb::api::{LastOperation, OperationState};
+use super::model::{LastOperation, OperationState};
 
 /// Waiting reasons that will not fix themselves.
 const IMAGE_PULL: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];

@@ -16,16 +16,16 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Map, Value, json};
 
 use super::instance::{Attributes, StoredInstance};
+use super::model::{BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest};
 use super::parameters::SchemaKind;
 use super::progress::progress;
 use super::{Broker, check_maintenance};
+use super::{Error, Result};
 use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::quota;
 use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
 use crate::k8s::{apply, is_conflict, is_not_found};
-use crate::osb::api::{BindingResponse, Endpoint, LastOperation, OperationState, UpdateRequest};
-use crate::osb::{OsbError, OsbResult};
 
 /// The `operation` of a workload update.
 pub const OPERATION_UPDATE: &str = "update";
@@ -104,7 +104,7 @@ impl Broker {
     }
 
     /// The record of a workload instance, if `instance_id` is one.
-    pub(super) async fn workload(&self, instance_id: &str) -> OsbResult<Option<WorkloadRecord>> {
+    pub(super) async fn workload(&self, instance_id: &str) -> Result<Option<WorkloadRecord>> {
         let Some(record) = self.workload_records().get_opt(&Broker::record_name(instance_id)).await? else {
             return Ok(None);
         };
@@ -145,7 +145,7 @@ impl Broker {
     }
 
     /// The workload instances placed in a virtual cluster, described for the user (`container-app instance <id>`).
-    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> OsbResult<Vec<String>> {
+    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> Result<Vec<String>> {
         let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE}");
         let records = match self.workload_records().list_metadata(&ListParams::default().labels(&selector)).await {
             Ok(records) => records.items,
@@ -170,10 +170,10 @@ impl Broker {
         &self,
         service: &Service,
         wanted: StoredInstance,
-    ) -> OsbResult<super::Provisioned> {
+    ) -> Result<super::Provisioned> {
         let dashboard_url = self.dashboard_url(&wanted.instance_id);
         let accepted = || {
-            super::Provisioned::InProgress(crate::osb::api::InstanceResponse {
+            super::Provisioned::InProgress(InstanceResponse {
                 dashboard_url: dashboard_url.clone(),
                 operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
             })
@@ -190,7 +190,7 @@ impl Broker {
             Ok(_) => {}
             Err(error) if is_conflict(&error) => {
                 let existing = self.workload(&record.stored.instance_id).await?.ok_or_else(|| {
-                    OsbError::Concurrency(format!("instance {} is changing; retry", record.stored.instance_id))
+                    Error::Concurrency(format!("instance {} is changing; retry", record.stored.instance_id))
                 })?;
                 return self.repeat_provision(service, existing, &record.stored, dashboard_url).await;
             }
@@ -214,21 +214,21 @@ impl Broker {
         existing: WorkloadRecord,
         wanted: &StoredInstance,
         dashboard_url: Option<String>,
-    ) -> OsbResult<super::Provisioned> {
+    ) -> Result<super::Provisioned> {
         let differences = existing.stored.attributes.differences(&wanted.attributes);
         if !differences.is_empty() {
-            return Err(OsbError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "instance {} already exists with a different {}",
                 wanted.instance_id,
                 differences.join(", ")
             )));
         }
-        let response = crate::osb::api::InstanceResponse { dashboard_url, operation: None };
+        let response = InstanceResponse { dashboard_url, operation: None };
         let state = self.workload_state(service, &existing).await?;
         Ok(if state.state == OperationState::Succeeded {
             super::Provisioned::AlreadyExists(response)
         } else {
-            super::Provisioned::InProgress(crate::osb::api::InstanceResponse {
+            super::Provisioned::InProgress(InstanceResponse {
                 operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
                 ..response
             })
@@ -237,7 +237,7 @@ impl Broker {
 
     /// Refuses a workload that its virtual cluster's quota cannot hold beside what already runs there, saying what
     /// it needs and what is in use (the quota admission would otherwise refuse its pods minutes later).
-    async fn check_fits(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+    async fn check_fits(&self, service: &Service, record: &WorkloadRecord) -> Result<()> {
         let built = self.build(service, record)?;
         if built.expected() == 0 {
             return Ok(());
@@ -247,7 +247,7 @@ impl Broker {
         if short.is_empty() {
             return Ok(());
         }
-        Err(OsbError::Unprocessable {
+        Err(Error::Unprocessable {
             code: "QuotaExceeded",
             description: format!(
                 "this {} does not fit in virtual cluster {}: {}; free resources there, choose a smaller plan, or \
@@ -260,21 +260,21 @@ impl Broker {
     }
 
     /// The virtual cluster a workload goes into: the one named by `cluster_instance_id`, or the organization's only one.
-    async fn place(&self, wanted: &StoredInstance) -> OsbResult<(String, String)> {
+    async fn place(&self, wanted: &StoredInstance) -> Result<(String, String)> {
         let organization = &wanted.attributes.organization_guid;
         if let Some(cluster) = wanted.attributes.parameters.get("cluster_instance_id").and_then(Value::as_str) {
             let Some((namespace, stored)) = self.find(cluster).await? else {
-                return Err(OsbError::BadRequest(format!(
+                return Err(Error::BadRequest(format!(
                     "parameters.cluster_instance_id: {cluster:?} is not a virtual cluster of this broker"
                 )));
             };
             if stored.attributes.organization_guid != *organization {
-                return Err(OsbError::BadRequest(format!(
+                return Err(Error::BadRequest(format!(
                     "parameters.cluster_instance_id: virtual cluster {cluster:?} belongs to another organization"
                 )));
             }
             if !stored.provisioned || stored.terminating {
-                return Err(OsbError::BadRequest(format!(
+                return Err(Error::BadRequest(format!(
                     "parameters.cluster_instance_id: virtual cluster {cluster:?} is being created or deleted; retry when it is ready"
                 )));
             }
@@ -304,11 +304,11 @@ impl Broker {
             .collect();
         match candidates.as_slice() {
             [(namespace, stored)] => Ok((stored.instance_id.clone(), namespace.clone())),
-            [] => Err(OsbError::BadRequest(format!(
+            [] => Err(Error::BadRequest(format!(
                 "organization {organization} has no virtual cluster to run this in: create one first \
                  (cf create-service caas small my-cluster), or name one with parameters.cluster_instance_id"
             ))),
-            several => Err(OsbError::BadRequest(format!(
+            several => Err(Error::BadRequest(format!(
                 "organization {organization} has {} virtual clusters: choose one with parameters.cluster_instance_id ({})",
                 several.len(),
                 several.iter().map(|(_, s)| s.instance_id.as_str()).collect::<Vec<_>>().join(", ")
@@ -316,9 +316,9 @@ impl Broker {
         }
     }
 
-    fn build(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<Built> {
+    fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<Built> {
         let plan = service.plan(&record.stored.attributes.plan_id).ok_or_else(|| {
-            OsbError::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
+            Error::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
         })?;
         let size = plan.broker.workload.clone().unwrap_or_default();
         let parameters = &record.stored.attributes.parameters;
@@ -386,12 +386,12 @@ impl Broker {
                 })
             }
             ServiceKind::VirtualCluster => {
-                return Err(OsbError::Internal("a virtual cluster is not a workload".to_owned()));
+                return Err(Error::Internal("a virtual cluster is not a workload".to_owned()));
             }
         })
     }
 
-    async fn apply_workload(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+    async fn apply_workload(&self, service: &Service, record: &WorkloadRecord) -> Result<()> {
         let built = self.build(service, record)?;
         let ns = &record.namespace;
         let client = self.client.clone();
@@ -433,7 +433,7 @@ impl Broker {
         Ok(())
     }
 
-    async fn delete_workload_objects(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<()> {
+    async fn delete_workload_objects(&self, service: &Service, record: &WorkloadRecord) -> Result<()> {
         let built = self.build(service, record)?;
         let name = built.workload().name.clone();
         let ns = &record.namespace;
@@ -462,7 +462,7 @@ impl Broker {
     }
 
     /// Where a workload stands, from its controller and pods.
-    pub(super) async fn workload_state(&self, service: &Service, record: &WorkloadRecord) -> OsbResult<LastOperation> {
+    pub(super) async fn workload_state(&self, service: &Service, record: &WorkloadRecord) -> Result<LastOperation> {
         if !record.stored.provisioned {
             return Ok(if self.provisioning_interrupted(&record.stored) {
                 LastOperation::new(
@@ -526,7 +526,7 @@ impl Broker {
         record: WorkloadRecord,
         request: UpdateRequest,
         accepts_incomplete: bool,
-    ) -> OsbResult<crate::osb::api::InstanceResponse> {
+    ) -> Result<InstanceResponse> {
         let instance_id = record.stored.instance_id.clone();
         let target_id =
             request.plan_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&record.stored.attributes.plan_id);
@@ -538,7 +538,7 @@ impl Broker {
         if let Some(changes) = request.parameters {
             self.schemas.validate(&target.id, SchemaKind::Update, &super::instances::without_nulls(&changes))?;
             if changes.get("cluster_instance_id").is_some_and(|c| c.as_str() != Some(&record.cluster_instance_id)) {
-                return Err(OsbError::BadRequest(
+                return Err(Error::BadRequest(
                     "parameters.cluster_instance_id: a workload cannot move to another virtual cluster".to_owned(),
                 ));
             }
@@ -547,11 +547,11 @@ impl Broker {
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.stored.attributes.parameters)?;
         }
         if !accepts_incomplete {
-            return Err(OsbError::AsyncRequired);
+            return Err(Error::AsyncRequired);
         }
         self.apply_workload(service, &updated).await?;
         apply(&self.workload_records(), &self.record_object(&updated, true)).await?;
-        Ok(crate::osb::api::InstanceResponse {
+        Ok(InstanceResponse {
             dashboard_url: self.dashboard_url(&instance_id),
             operation: Some(OPERATION_UPDATE.to_owned()),
         })
@@ -565,7 +565,7 @@ impl Broker {
         service: &Service,
         record: WorkloadRecord,
         wait: bool,
-    ) -> OsbResult<String> {
+    ) -> Result<String> {
         let instance_id = &record.stored.instance_id;
         self.delete_binding_records(instance_id).await?;
         self.delete_workload_objects(service, &record).await?;
@@ -586,7 +586,7 @@ impl Broker {
     /// nothing is left. Pods are listed by the instance label; every other object is looked up by the name the
     /// workload gives it (a session's or an app's: the record, and with it the kind, may be gone already), so that the
     /// broker needs no permission to list Secrets or controllers in tenant namespaces.
-    async fn workload_objects_left(&self, instance_id: &str, ns: &str) -> OsbResult<Option<String>> {
+    async fn workload_objects_left(&self, instance_id: &str, ns: &str) -> Result<Option<String>> {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
         let pods = match Api::<Pod>::namespaced(self.client.clone(), ns)
             .list_metadata(&ListParams::default().labels(&selector))
@@ -622,7 +622,7 @@ impl Broker {
 
     /// last_operation of a deleted workload: done when none of its objects (pods, volumes...) is left in the namespace
     /// the operation names.
-    pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> OsbResult<LastOperation> {
+    pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> Result<LastOperation> {
         if !crate::config::is_dns_label(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
@@ -637,7 +637,7 @@ impl Broker {
         &self,
         service: &Service,
         record: &WorkloadRecord,
-    ) -> OsbResult<BindingResponse> {
+    ) -> Result<BindingResponse> {
         let built = self.build(service, record)?;
         let workload = built.workload();
         let host = format!("{}.{}.svc.cluster.local", workload.name, record.namespace);
@@ -646,9 +646,7 @@ impl Broker {
                 let secret = Api::<Secret>::namespaced(self.client.clone(), &record.namespace)
                     .get_opt(&session.vnc_secret_name())
                     .await?
-                    .ok_or_else(|| {
-                        OsbError::Concurrency("the session's VNC secret is not there yet; retry".to_owned())
-                    })?;
+                    .ok_or_else(|| Error::Concurrency("the session's VNC secret is not there yet; retry".to_owned()))?;
                 let password = secret
                     .data
                     .and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| String::from_utf8_lossy(&p.0).into_owned()))
@@ -683,10 +681,10 @@ impl Broker {
     }
 
     /// The workload's service and plan from the catalog.
-    pub(super) fn workload_service(&self, record: &WorkloadRecord) -> OsbResult<(&Service, &Plan)> {
+    pub(super) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
         let attributes: &Attributes = &record.stored.attributes;
         self.service_and_plan(&attributes.service_id, &attributes.plan_id)
-            .map_err(|_| OsbError::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
+            .map_err(|_| Error::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
     }
 
     /// A workload's FetchedInstance parameters (all of them: nothing secret is a parameter).
@@ -704,7 +702,7 @@ fn vnc_password() -> String {
 }
 
 /// `Some("<Kind> <name>")` when the object exists (none in a namespace that is gone).
-async fn exists<K>(client: &kube::Client, namespace: &str, name: String) -> OsbResult<Option<String>>
+async fn exists<K>(client: &kube::Client, namespace: &str, name: String) -> Result<Option<String>>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -720,6 +718,6 @@ where
 }
 
 /// A delete whose object was already gone is as good as done.
-fn ignore_missing<T>(result: Result<T, kube::Error>) -> OsbResult<()> {
+fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<()> {
     super::deleted(result).map(|_| ())
 }

@@ -8,7 +8,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::OsbError;
-use super::identity::{self, OriginatingIdentity};
+use super::identity;
+use crate::broker::model::OriginatingIdentity;
 
 /// A JSON body: 400 for a wrong content type or malformed JSON, 413 over the configured limit.
 pub struct OsbJson<T>(pub T);
@@ -25,7 +26,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
             let content_type = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
             let essence = content_type.split(';').next().unwrap_or_default().trim();
             if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
-                return Err(OsbError::BadRequest(format!("the body must be application/json, not {essence:?}")));
+                return Err(OsbError::Malformed(format!("the body must be application/json, not {essence:?}")));
             }
         }
         let limit = request.extensions().get::<BodyLimit>().map_or(1 << 20, |limit| limit.0);
@@ -34,7 +35,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
             if is_length_limit(&error) {
                 OsbError::PayloadTooLarge(limit)
             } else {
-                OsbError::BadRequest("the request body could not be read".to_owned())
+                OsbError::Malformed("the request body could not be read".to_owned())
             }
         })?;
         let _ = state;
@@ -55,15 +56,15 @@ fn is_length_limit(error: &axum::Error) -> bool {
 
 fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, OsbError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}").map_err(|e| OsbError::BadRequest(format!("the body is required: {e}")));
+        return serde_json::from_slice(b"{}").map_err(|e| OsbError::Malformed(format!("the body is required: {e}")));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let place = if path == "." { String::new() } else { format!("{path}: ") };
-        OsbError::BadRequest(format!("the body is not valid for this request: {place}{}", e.inner()))
+        OsbError::Malformed(format!("the body is not valid for this request: {place}{}", e.inner()))
     })?;
-    deserializer.end().map_err(|e| OsbError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    deserializer.end().map_err(|e| OsbError::Malformed(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -77,7 +78,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for OsbQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| OsbQuery(value))
-            .map_err(|rejection| OsbError::BadRequest(format!("invalid query string: {}", rejection.body_text())))
+            .map_err(|rejection| OsbError::Malformed(format!("invalid query string: {}", rejection.body_text())))
     }
 }
 
@@ -90,7 +91,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(identity::HEADER).and_then(|value| value.to_str().ok());
         let identity = header.and_then(|value| {
-            let parsed = OriginatingIdentity::parse(value);
+            let parsed = identity::parse(value);
             if parsed.is_none() {
                 tracing::warn!("ignoring a malformed X-Broker-API-Originating-Identity header");
             }
@@ -110,6 +111,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for OsbPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| OsbPath(value))
-            .map_err(|rejection| OsbError::BadRequest(format!("invalid id in the path: {}", rejection.body_text())))
+            .map_err(|rejection| OsbError::Malformed(format!("invalid id in the path: {}", rejection.body_text())))
     }
 }

@@ -12,12 +12,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::api::{
-    AsyncQuery, BindRequest, DeleteQuery, Empty, FetchQuery, LastOperationQuery, ProvisionRequest, UpdateRequest,
-};
+use super::api::{AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery};
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::version::{ApiVersion, Body};
 use super::{OsbError, OsbResult};
+use crate::broker::model::{BindRequest, ProvisionRequest, UpdateRequest};
 use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Unbound, Updated};
 use crate::catalog::Catalog;
 
@@ -30,8 +29,9 @@ fn counted(
     operation: &str,
     service_id: &str,
     plan_id: &str,
-    answer: OsbResult<Response>,
+    answer: crate::broker::Result<Response>,
 ) -> OsbResult<Response> {
+    let answer = answer.map_err(OsbError::from);
     let status = match &answer {
         Ok(response) => response.status().as_u16(),
         Err(error) => error.status().as_u16(),
@@ -48,7 +48,7 @@ fn versioned<T: Serialize>(version: ApiVersion, kind: Body, status: StatusCode, 
             version.shape(kind, &mut value);
             (status, Json(value)).into_response()
         }
-        Err(error) => OsbError::Internal(format!("an answer could not be serialized: {error}")).into_response(),
+        Err(error) => OsbError::Unserializable(error).into_response(),
     }
 }
 
@@ -219,7 +219,7 @@ pub async fn binding_last_operation(
 
 /// Any route the OSB API does not have.
 pub async fn not_found() -> OsbError {
-    OsbError::NotFound("no such OSB endpoint".to_owned())
+    OsbError::NoSuchEndpoint
 }
 
 /// A known route with a method it does not take.

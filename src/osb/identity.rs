@@ -1,42 +1,29 @@
 //! `X-Broker-API-Originating-Identity`: who, on the platform, asked for this request. Parsed leniently and never
-//! fatal (orphan mitigation and catalog fetches carry none); used to name the owner ServiceAccount and for audit.
+//! fatal (orphan mitigation and catalog fetches carry none). What it says, [`OriginatingIdentity`], is the broker's:
+//! it is recorded on the instance and logged for audit.
 
 use base64::Engine;
 use serde_json::Value;
 
+use crate::broker::model::OriginatingIdentity;
+
 /// The header's name.
 pub const HEADER: &str = "x-broker-api-originating-identity";
 
-/// The user a platform says a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginatingIdentity {
-    /// `cloudfoundry`, `kubernetes`, or another platform's name.
-    pub platform: String,
-    /// The user: `user_id` on Cloud Foundry, `username` on Kubernetes.
-    pub user: Option<String>,
-}
-
-impl OriginatingIdentity {
-    /// Parses `<platform> <base64 JSON>`; `None` when the value is malformed.
-    pub fn parse(header: &str) -> Option<OriginatingIdentity> {
-        let (platform, encoded) = header.trim().split_once(' ')?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim()))
-            .ok()?;
-        let properties: Value = serde_json::from_slice(&decoded).ok()?;
-        let key = match platform {
-            "kubernetes" => "username",
-            _ => "user_id",
-        };
-        let user = properties.get(key).and_then(Value::as_str).filter(|user| !user.is_empty()).map(str::to_owned);
-        Some(OriginatingIdentity { platform: platform.to_owned(), user })
-    }
-
-    /// `<platform> <user>`, for the audit annotation.
-    pub fn describe(&self) -> String {
-        format!("{} {}", self.platform, self.user.as_deref().unwrap_or("(unknown user)"))
-    }
+/// Parses `<platform> <base64 JSON>` into who asked; `None` when the value is malformed.
+pub fn parse(header: &str) -> Option<OriginatingIdentity> {
+    let (platform, encoded) = header.trim().split_once(' ')?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim()))
+        .ok()?;
+    let properties: Value = serde_json::from_slice(&decoded).ok()?;
+    let key = match platform {
+        "kubernetes" => "username",
+        _ => "user_id",
+    };
+    let user = properties.get(key).and_then(Value::as_str).filter(|user| !user.is_empty()).map(str::to_owned);
+    Some(OriginatingIdentity { platform: platform.to_owned(), user })
 }
 
 #[cfg(test)]
@@ -49,9 +36,9 @@ mod tests {
 
     #[test]
     fn cloud_foundry_and_kubernetes_forms() {
-        let cf = OriginatingIdentity::parse(&format!("cloudfoundry {}", encode(r#"{"user_id":"683ea748-3092"}"#)));
+        let cf = parse(&format!("cloudfoundry {}", encode(r#"{"user_id":"683ea748-3092"}"#)));
         assert_eq!(cf.and_then(|i| i.user).as_deref(), Some("683ea748-3092"));
-        let k8s = OriginatingIdentity::parse(&format!(
+        let k8s = parse(&format!(
             "kubernetes {}",
             encode(r#"{"username":"duke","uid":"c2dde242","groups":["admin","dev"],"extra":{"mydata":["data1"]}}"#)
         ));
@@ -61,9 +48,9 @@ mod tests {
     #[test]
     fn malformed_values_are_ignored() {
         for bad in ["", "cloudfoundry", "cloudfoundry !!!", &format!("cloudfoundry {}", encode("not json"))] {
-            assert_eq!(OriginatingIdentity::parse(bad), None, "{bad:?}");
+            assert_eq!(parse(bad), None, "{bad:?}");
         }
-        let no_user = OriginatingIdentity::parse(&format!("cloudfoundry {}", encode("{}")));
+        let no_user = parse(&format!("cloudfoundry {}", encode("{}")));
         assert_eq!(no_user.and_then(|i| i.user), None);
     }
 }

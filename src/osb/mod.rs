@@ -1,5 +1,6 @@
-//! The OSB protocol layer: routes, extractors, middleware and the one error type. It knows HTTP and the OSB
-//! specification; what an operation *means* is [`crate::broker`]'s business.
+//! The OSB face of the broker: routes, extractors, middleware, how errors become OSB answers and how answers are
+//! shaped per API version. It knows HTTP and the OSB specification; what an operation *means*, what it takes and
+//! returns and what can go wrong is [`crate::broker`]'s business, which knows nothing of this module.
 
 pub mod api;
 mod error;
