@@ -519,7 +519,9 @@ check_alive() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # holder PORT: who listens on a TCP port, for a message.
-holder() { ss -Hltnp "sport = :$1" 2>&1 || echo "(ss could not say)"; }
+holder() {
+  if command -v ss >/dev/null; then ss -Hltnp "sport = :$1" 2>&1 || true; else echo "(ss, from iproute2, would say which)"; fi
+}
 
 choose_ports() {
   local port
@@ -587,7 +589,6 @@ lock_state() {
 
 cmd_up() {
   local started=$SECONDS port admin="$CLUSTER_STATE/admin.kubeconfig"
-  command -v ss >/dev/null || die "needs ss (Debian package iproute2)"
   cmd_build
   cluster up
   lock_state
