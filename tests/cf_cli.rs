@@ -289,6 +289,17 @@ fn curl(args: &[&str]) -> (String, String) {
     (status.to_owned(), body.to_owned())
 }
 
+/// Says where the logs are when the test fails anywhere (not only in a cf command).
+struct LogsOnFailure(String);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("cf_cli failed; {}", self.0);
+        }
+    }
+}
+
 /// What this test registered in Cloud Foundry: removed on drop, also when the test fails (before the broker stops).
 struct Registered<'a> {
     cf: &'a Cf,
@@ -390,6 +401,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let cluster = cluster();
     let broker = Broker::start();
     let cf = Cf::start(broker.log.clone());
+    let _logs = LogsOnFailure(cf.logs());
     clear_leftovers(&cf);
     let suffix = format!("{:06x}", rand::random::<u32>() & 0xffffff);
     let registered =
@@ -437,7 +449,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     // A virtual cluster: its namespace, with the small plan's quota, appears in the tenants' cluster.
     let created = cf.ok(&["create-service", "caas", "small", "my-cluster", "-b", &broker_name, "--wait"]);
     assert!(created.contains("OK"), "{created}");
-    assert!(cf.services_row("my-cluster").contains("create succeeded"));
+    let row = cf.services_row("my-cluster");
+    assert!(row.contains("create succeeded"), "cf services: {row}");
     let cluster_guid = cf.guid("my-cluster");
     let namespace = broker.namespace(&cluster_guid);
     let quota = admin_json(&["get", "resourcequota", "caas-quota", "-n", &namespace]);
@@ -449,7 +462,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     // An app bound to it finds a kubeconfig in VCAP_SERVICES that works in its namespace and nowhere else.
     cf.ok(&["create-app", "my-app"]);
     cf.ok(&["bind-service", "my-app", "my-cluster", "--wait"]);
-    assert!(cf.services_row("my-cluster").contains("my-app"));
+    let row = cf.services_row("my-cluster");
+    assert!(row.contains("my-app"), "cf services: {row}");
     let env = cf.ok(&["env", "my-app"]);
     let vcap = vcap_services(&env);
     let entry = &vcap["caas"][0];
@@ -487,7 +501,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     // A container app placed in that cluster (the org's only one): its Deployment runs there.
     let app_parameters = r#"{"image":"registry.example/acme/api:1.0","port":8080,"replicas":1}"#;
     cf.ok(&["create-service", "container-app", "small", "my-api", "-b", &broker_name, "-c", app_parameters, "--wait"]);
-    assert!(cf.services_row("my-api").contains("create succeeded"));
+    let row = cf.services_row("my-api");
+    assert!(row.contains("create succeeded"), "cf services: {row}");
     let api_guid = cf.guid("my-api");
     let selector = format!("caas-broker.io/instance={api_guid}");
     let deployments = items(&admin_json(&["get", "deployments", "-n", &namespace, "-l", &selector]));
@@ -504,7 +519,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let bad_guid = cf.guid("bad-api");
     let operation = cf.last_operation(&bad_guid, Duration::from_secs(120));
     assert_eq!(operation["state"], "failed", "{operation}");
-    assert!(cf.services_row("bad-api").contains("create failed"));
+    let row = cf.services_row("bad-api");
+    assert!(row.contains("create failed"), "cf services: {row}");
     let mut message = operation["description"].as_str().unwrap_or_default().to_owned();
     if message.is_empty() {
         let app = &services.iter().find(|s| s["name"] == "container-app").expect("container-app")["plans"];
@@ -521,6 +537,13 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
         eprintln!("Korifi shows no description for the refused create; the broker answered: {message}");
     }
     assert!(message.contains("port") && message.contains("integer"), "the message names the field to fix: {message}");
+    // Where an operator on Korifi finds it: the broker's log, by the instance's GUID.
+    let log = std::fs::read_to_string(&broker.log).expect("the broker's log");
+    assert!(
+        log.lines().any(|l| l.contains("request refused") && l.contains(&bad_guid) && l.contains("parameters.port")),
+        "the broker logs the refusal of {bad_guid} with its reason ({})",
+        broker.log.display()
+    );
     // The failed instance exists only in Cloud Foundry: purge it.
     cf.ok(&["purge-service-instance", "bad-api", "-f"]);
     assert!(!cf.ok(&["services"]).contains("bad-api"));
@@ -559,7 +582,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let sets = items(&admin_json(&["get", "statefulsets", "-n", &namespace, "-l", &session_selector]));
     assert_eq!(sets.len(), 1, "one StatefulSet of my-game in {namespace}");
     assert_eq!(sets[0]["status"]["readyReplicas"], 1, "{}", sets[0]["status"]);
-    assert!(cf.services_row("my-game").contains("create succeeded"));
+    let row = cf.services_row("my-game");
+    assert!(row.contains("create succeeded"), "cf services: {row}");
     cf.ok(&["delete-service", "my-game", "-f", "--wait"]);
     eventually(Duration::from_secs(60), "my-game's objects to go", || {
         items(&admin_json(&["get", "statefulsets,services,secrets,pvc", "-n", &namespace, "-l", &session_selector]))
