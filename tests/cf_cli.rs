@@ -327,28 +327,38 @@ fn clear(cf: &Cf, org: &str, broker: &str) {
     }
 }
 
-/// What an earlier, killed run left registered (its broker no longer answers).
+/// What an earlier, killed run left registered: its broker no longer answers. A run in progress elsewhere (another
+/// worktree against the same Korifi) has a live broker, and its org and broker are left alone. The leftover org's
+/// instances are purged (their broker cannot deprovision them), then the org and the broker are deleted.
 fn clear_leftovers(cf: &Cf) {
-    let named = |path: &str| -> Vec<String> {
-        cf.curl(path)["resources"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item["name"].as_str())
-                    .filter(|name| name.starts_with(NAME_PREFIX))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+    let ours = |path: &str| -> Vec<Value> {
+        let listed = cf.curl(path)["resources"].as_array().cloned().unwrap_or_default();
+        listed.into_iter().filter(|item| item["name"].as_str().is_some_and(|n| n.starts_with(NAME_PREFIX))).collect()
     };
-    let orgs = named("/v3/organizations?per_page=5000");
-    let brokers = named("/v3/service_brokers?per_page=5000");
-    for org in &orgs {
-        clear(cf, org, "");
+    let brokers = ours("/v3/service_brokers?per_page=5000");
+    let live = |name: &str| {
+        brokers.iter().any(|b| {
+            b["name"] == name && b["url"].as_str().is_some_and(|url| curl(&[&format!("{url}/healthz")]).0 == "200")
+        })
+    };
+    for org in ours("/v3/organizations?per_page=5000") {
+        let (name, guid) = (org["name"].as_str().unwrap_or_default(), org["guid"].as_str().unwrap_or_default());
+        let broker = name.replacen("org-", "", 1);
+        if live(&broker) {
+            continue;
+        }
+        let instances = cf.curl(&format!("/v3/service_instances?organization_guids={guid}&per_page=5000"));
+        for instance in instances["resources"].as_array().cloned().unwrap_or_default() {
+            let path = format!("/v3/service_instances/{}?purge=true", instance["guid"].as_str().unwrap_or_default());
+            cf.run(&["curl", "-X", "DELETE", &path]);
+        }
+        clear(cf, name, "");
     }
     for broker in &brokers {
-        clear(cf, "", broker);
+        let name = broker["name"].as_str().unwrap_or_default();
+        if !live(name) {
+            clear(cf, "", name);
+        }
     }
 }
 
