@@ -414,7 +414,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let _logs = LogsOnFailure(cf.logs());
     clear_leftovers(&cf);
     let suffix = format!("{:06x}", rand::random::<u32>() & 0xffffff);
-    let registered =
+    let mut registered =
         Registered { cf: &cf, org: format!("{NAME_PREFIX}org-{suffix}"), broker: format!("{NAME_PREFIX}{suffix}") };
     let (org, broker_name) = (registered.org.clone(), registered.broker.clone());
 
@@ -480,8 +480,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     // Korifi leaves out `plan`, which Cloud Foundry's Cloud Controller includes.
     assert_eq!((&entry["name"], &entry["label"]), (&json!("my-cluster"), &json!("caas")), "{vcap}");
     let credentials = &entry["credentials"];
-    assert_eq!(credentials["namespace"], namespace.as_str());
-    assert_eq!(credentials["role"], "edit");
+    assert_eq!((&credentials["namespace"], &credentials["role"]), (&json!(namespace), &json!("edit")), "{vcap}");
     let kubeconfig = credentials["kubeconfig"].as_str().expect("kubeconfig in the credentials");
     let (ok, _, err) = kubectl_as(kubeconfig, "app", &["create", "configmap", "from-my-app", "-n", &namespace]);
     assert!(ok, "the bound kubeconfig creates in its namespace: {err}");
@@ -556,7 +555,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     );
     // The failed instance exists only in Cloud Foundry: purge it.
     cf.ok(&["purge-service-instance", "bad-api", "-f"]);
-    assert!(!cf.ok(&["services"]).contains("bad-api"));
+    let services_left = cf.ok(&["services"]);
+    assert!(!services_left.contains("bad-api"), "cf services still lists bad-api:\n{services_left}");
 
     // The app's pod leaves room for a streaming session: delete it, then place a session in the same cluster.
     cf.ok(&["delete-service", "my-api", "-f", "--wait"]);
@@ -617,10 +617,13 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
         let left = items(&admin_json(&["get", "serviceaccounts,rolebindings,secrets", "-A", "-l", &selector]));
         assert!(left.is_empty(), "objects of instance {guid} left: {left:?}");
     }
-    assert!(!cf.ok(&["services"]).contains("my-cluster"));
+    let services_left = cf.ok(&["services"]);
+    assert!(!services_left.contains("my-cluster"), "cf services still lists my-cluster:\n{services_left}");
 
-    // The operator removes the broker.
+    // The operator removes the broker; the org goes too.
     cf.ok(&["delete-service-broker", &broker_name, "-f"]);
-    assert!(!cf.ok(&["service-brokers"]).contains(&broker_name));
-    drop(registered);
+    let brokers = cf.ok(&["service-brokers"]);
+    assert!(!brokers.contains(&broker_name), "cf service-brokers still lists {broker_name}:\n{brokers}");
+    cf.ok(&["delete-org", &org, "-f"]);
+    (registered.org, registered.broker) = (String::new(), String::new());
 }
