@@ -316,6 +316,12 @@ impl Drop for Registered<'_> {
 /// Best effort: the org (and with it its spaces, apps and service instances), then the broker.
 fn clear(cf: &Cf, org: &str, broker: &str) {
     let limit = Duration::from_secs(120);
+    if !broker.is_empty() {
+        let guid = cf.curl(&format!("/v3/service_brokers?names={broker}"))["resources"][0]["guid"].clone();
+        if let Some(guid) = guid.as_str() {
+            purge_offerings(cf, |of| of == guid);
+        }
+    }
     for (what, name) in [("delete-org", org), ("delete-service-broker", broker)] {
         if name.is_empty() {
             continue;
@@ -323,6 +329,22 @@ fn clear(cf: &Cf, org: &str, broker: &str) {
         let deleted = cf.run_for(&[what, name, "-f"], limit);
         if !deleted.ok {
             eprintln!("cleanup: cf {what} {name}: {}{}", deleted.stdout, deleted.stderr);
+        }
+    }
+}
+
+/// Purges the service offerings (with their plans) whose broker's GUID `matches`. Korifi v0.18.0 keeps a deleted
+/// broker's offerings, listed with no broker, and a later broker's offerings of the same names then need `-b`.
+fn purge_offerings(cf: &Cf, matches: impl Fn(&str) -> bool) {
+    let offerings = cf.curl("/v3/service_offerings?per_page=5000");
+    for offering in offerings["resources"].as_array().cloned().unwrap_or_default() {
+        let broker = offering["relationships"]["service_broker"]["data"]["guid"].as_str().unwrap_or_default();
+        if matches(broker) {
+            let path = format!("/v3/service_offerings/{}?purge=true", offering["guid"].as_str().unwrap_or_default());
+            let purged = cf.run(&["curl", "-X", "DELETE", &path]);
+            if !purged.ok {
+                eprintln!("cleanup: cf curl -X DELETE {path}: {}{}", purged.stdout, purged.stderr);
+            }
         }
     }
 }
@@ -360,6 +382,10 @@ fn clear_leftovers(cf: &Cf) {
             clear(cf, "", name);
         }
     }
+    // Offerings of brokers deleted before this test purged them (see purge_offerings).
+    let all = cf.curl("/v3/service_brokers?per_page=5000")["resources"].as_array().cloned().unwrap_or_default();
+    let known: Vec<&str> = all.iter().filter_map(|b| b["guid"].as_str()).collect();
+    purge_offerings(cf, |broker| !known.contains(&broker));
 }
 
 /// `VCAP_SERVICES` as `cf env` prints it.
@@ -628,7 +654,20 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let services_left = cf.ok(&["services"]);
     assert!(!services_left.contains("my-cluster"), "cf services still lists my-cluster:\n{services_left}");
 
-    // The operator removes the broker; the org goes too.
+    // The operator removes the broker; the org goes too. Korifi keeps a deleted broker's offerings (listed with no
+    // broker), so its operator purges them first.
+    let broker_guid = cf.curl(&format!("/v3/service_brokers?names={broker_name}"))["resources"][0]["guid"].clone();
+    for service in &services {
+        cf.ok(&["purge-service-offering", service["name"].as_str().expect("name"), "-b", &broker_name, "-f"]);
+    }
+    let offerings = cf.curl("/v3/service_offerings?per_page=5000");
+    let left: Vec<&Value> = offerings["resources"]
+        .as_array()
+        .expect("offerings")
+        .iter()
+        .filter(|o| o["relationships"]["service_broker"]["data"]["guid"] == broker_guid)
+        .collect();
+    assert!(left.is_empty(), "offerings of {broker_name} left after purging: {left:?}");
     cf.ok(&["delete-service-broker", &broker_name, "-f"]);
     let brokers = cf.ok(&["service-brokers"]);
     assert!(!brokers.contains(&broker_name), "cf service-brokers still lists {broker_name}:\n{brokers}");
