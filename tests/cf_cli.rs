@@ -503,7 +503,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     let env = cf.ok(&["env", "my-app"]);
     let vcap = vcap_services(&env);
     let entry = &vcap["caas"][0];
-    // Korifi leaves out `plan`, which Cloud Foundry's Cloud Controller includes.
+    // Korifi leaves out `plan` and the catalog's `tags`, which Cloud Foundry's Cloud Controller includes.
     assert_eq!((&entry["name"], &entry["label"]), (&json!("my-cluster"), &json!("caas")), "{vcap}");
     let credentials = &entry["credentials"];
     assert_eq!((&credentials["namespace"], &credentials["role"]), (&json!(namespace), &json!("edit")), "{vcap}");
