@@ -26,12 +26,13 @@ if [[ ! -x "$bin" ]]; then
   started=$SECONDS
   mkdir -p "${bin%/*}" "$CACHE_DIR/build-logs"
   say "building the cf CLI $version from $MODULE (log: $log)"
-  if ! (cd "$HERE/cf-cli" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o "$bin.tmp" \
+  # A temporary file of this process's own: two builds sharing the cache each write theirs and the last rename wins.
+  if ! (cd "$HERE/cf-cli" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o "$bin.tmp.$$" \
     -ldflags "-s -w -X $MODULE/version.binaryVersion=${version#v}" "$MODULE") >"$log" 2>&1; then
     tail -n 20 "$log" >&2
     die "building the cf CLI failed; its log is $log"
   fi
-  mv "$bin.tmp" "$bin"
+  mv "$bin.tmp.$$" "$bin"
   say "built the cf CLI in $((SECONDS - started))s"
 fi
 echo "$bin"
