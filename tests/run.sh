@@ -2,7 +2,7 @@
 # Runs every test, on a fresh machine too: installs what is missing (tests/install-deps.sh: system packages with
 # apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), builds and
 # starts the local control plane (tests/cluster/cluster.sh), then runs the Rust unit and integration tests against it.
-# Stops the control plane afterwards only if this script started it.
+# Stops the control plane (and the Cloud Foundry API of tests/cf/cf-api.sh) afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,14 @@ cluster=tests/cluster/cluster.sh
 started_here=false
 status="$(bash "$cluster" status)"
 if [[ "$status" != *"kube-apiserver running"* ]]; then started_here=true; fi
-stop() { if $started_here; then bash "$cluster" down; fi; }
+# tests/cf_cli.rs starts the Cloud Foundry API (tests/cf/cf-api.sh up): stopped afterwards too, unless any of it ran.
+cf_api=tests/cf/cf-api.sh
+cf_started_here=false
+if [[ "$(bash "$cf_api" status)" != *" running "* ]]; then cf_started_here=true; fi
+stop() {
+  if $cf_started_here; then bash "$cf_api" down; fi
+  if $started_here; then bash "$cluster" down; fi
+}
 trap stop EXIT
 
 start=$SECONDS

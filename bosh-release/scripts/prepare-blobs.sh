@@ -4,8 +4,8 @@
 #   1. the broker's crates, `cargo vendor`ed for Cargo.lock      -> blob caas-broker-crates/vendored-crates.tgz
 #   2. the Rust toolchain this repository pins (rustc, cargo and rust-std for x86_64-unknown-linux-gnu, from
 #      `rustc --print sysroot`, without docs or sources)        -> blob rust-toolchain/rust-<version>-<host>.tgz
-#   3. the cf CLI, built from code.cloudfoundry.org/cli/v8 at the version scripts/cf-cli/go.mod pins (static,
-#      CGO_ENABLED=0)                                              -> blob cf-cli/cf-<version>-linux-amd64.tgz
+#   3. the cf CLI, built by scripts/build-cf-cli.sh from code.cloudfoundry.org/cli/v8 at the version
+#      scripts/cf-cli/go.mod pins (static, CGO_ENABLED=0)          -> blob cf-cli/cf-<version>-linux-amd64.tgz
 #   4. a copy of the broker's sources (Cargo.toml, Cargo.lock, src/, catalog/) in src/caas-broker/, where the
 #      caas-broker package takes its files from (README.md says why a copy and not a symlink)
 #
@@ -107,23 +107,13 @@ rust_toolchain() {
 }
 
 cf_cli() {
-  local module=code.cloudfoundry.org/cli/v8 version go_version bin out work
-  version="$(awk -v m="$module" '$1 == m { print $2; exit }' "$HERE/cf-cli/go.mod")"
-  [[ -n "$version" ]] || die "cannot read the pinned version of $module from $HERE/cf-cli/go.mod"
-  go_version="$(go env GOVERSION)"
-  bin="$CACHE_DIR/bin/cf-cli-$version-$go_version/cf"
-  if [[ ! -x "$bin" ]]; then
-    local log="$CACHE_DIR/build-logs/cf-cli.log" started=$SECONDS
-    mkdir -p "${bin%/*}" "$CACHE_DIR/build-logs"
-    say "building the cf CLI $version from $module (log: $log)"
-    if ! (cd "$HERE/cf-cli" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o "$bin.tmp" \
-      -ldflags "-s -w -X $module/version.binaryVersion=${version#v}" "$module") >"$log" 2>&1; then
-      tail -n 20 "$log" >&2
-      die "building the cf CLI failed; its log is $log"
-    fi
-    mv "$bin.tmp" "$bin"
-    say "built the cf CLI in $((SECONDS - started))s"
-  fi
+  local version go_version bin out work
+  bin="$(bash "$HERE/build-cf-cli.sh")" || die "the cf CLI could not be built (see the message above)"
+  # .../bin/cf-cli-<version>-<go version>/cf
+  version="${bin%/*}"
+  version="${version##*/cf-cli-}"
+  go_version="go${version##*-go}"
+  version="${version%-go*}"
   out="$BLOB_CACHE/cf-${version#v}-linux-amd64-$go_version.tgz"
   if [[ ! -s "$out" ]]; then
     work="$(mktemp -d "$BLOB_CACHE/cf.XXXXXX")"
