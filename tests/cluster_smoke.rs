@@ -112,6 +112,13 @@ async fn resource_quota_refuses_a_pod_over_it() {
         }))
     };
     let pods = Api::<Pod>::namespaced(admin.clone(), &ns.name);
+    // Quota admission charges against the quota as the apiserver's informer has it, which may lag the controller's
+    // status under load: wait (by server-side dry runs, which change nothing) until admission itself enforces it.
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    eventually(Duration::from_secs(30), "quota admission to enforce the new quota", || async {
+        pods.create(&dry_run, &pod("too-big", "2")).await.is_err().then_some(())
+    })
+    .await;
     let over = pods.create(&PostParams::default(), &pod("too-big", "2")).await;
     match over {
         Err(kube::Error::Api(status)) => {
