@@ -35,22 +35,19 @@
 # inside it are called.)
 # shellcheck disable=SC2317
 {
-set -euo pipefail
-set -E
-# Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
-# place instead of forking: the pid recorded for a component is the component's own.
-set +m
-
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
-mkdir -p "$CACHE_DIR" || { echo "cf-api: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
-# Its physical path: a component's /proc/PID/exe is compared with the binary's path.
-CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
+SCRIPT_NAME="cf-api"
+WHAT_STARTS="Korifi"
+# Shell options, HERE, REPO, CACHE_DIR, messages, traps, and the process, build and certificate logic cluster.sh shares.
+# shellcheck source=tests/lib/components.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/components.sh"
 export CAAS_CACHE_DIR="$CACHE_DIR"
 STATE_DIR="${CAAS_CF_DIR:-$CACHE_DIR/cf}"
 CLUSTER_STATE="$STATE_DIR/cluster"
 PKI="$STATE_DIR/pki"
+# Certificates are signed by the platform cluster's CA (so its apiserver accepts the cf-admin client certificate and
+# verifies the webhooks' serving certificate).
+CA_DIR="$CLUSTER_STATE/pki"
+SERVER_KEY_USAGE="serverAuth"
 LOGS="$STATE_DIR/logs"
 PIDS="$STATE_DIR/pids"
 CF_HOME_DIR="$STATE_DIR/cf-home"
@@ -62,60 +59,6 @@ COMPONENTS=(korifi-controllers korifi-api)
 CONTROLLER_PORTS=(8080 8081 9443)
 WEBHOOK_PORT=9443
 PROBE_PORT=8081
-
-die() { echo "cf-api: $*" >&2; exit 1; }
-say() { echo "cf-api: $*" >&2; }
-
-# Anything that fails without its own message (set -e) still says what and where; only the script's own process
-# speaks, not the subshells of command substitutions.
-on_error() {
-  [[ $BASHPID == "$$" ]] || return 0
-  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
-}
-trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
-# Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
-trap 'say "interrupted (SIGINT)"; exit 130' INT
-trap 'say "terminated (SIGTERM)"; exit 143' TERM
-BUILD_PID=""
-STARTING_PID=""
-cleanup() {
-  if [[ -n "$BUILD_PID" ]]; then
-    say "stopping the unfinished build (pid $BUILD_PID)"
-    kill "$BUILD_PID" 2>/dev/null || true
-  fi
-  if [[ -n "$STARTING_PID" ]]; then
-    say "stopping the half-started component (pid $STARTING_PID)"
-    kill -- "-$STARTING_PID" 2>/dev/null || true
-  fi
-  return 0
-}
-trap cleanup EXIT
-
-# tail_log FILE: the end of a log, framed, so a failure shows what the component said last.
-tail_log() {
-  [[ -s "$1" ]] || { echo "cf-api: ($1 is empty or missing)" >&2; return 0; }
-  echo "----- last lines of $1 -----" >&2
-  tail -n 20 "$1" >&2
-  echo "----- end of $1 -----" >&2
-}
-
-# quietly WHAT COMMAND...: runs COMMAND without its chatter; when it fails, shows the chatter and stops naming WHAT.
-quietly() {
-  local what="$1" out
-  shift
-  if ! out="$("$@" 2>&1)"; then
-    [[ -n "$out" ]] && echo "$out" >&2
-    die "$what failed ($*)"
-  fi
-}
-
-# alive PID: the process exists and is not a zombie (an exited child that nobody reaped yet).
-alive() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != Z ]]
-}
 
 KORIFI_VERSION="$(awk '$1 == "code.cloudfoundry.org/korifi" { print $2; exit }' "$HERE/korifi/go.mod")"
 [[ -n "$KORIFI_VERSION" ]] || die "cannot read the pinned Korifi version from $HERE/korifi/go.mod"
@@ -130,12 +73,10 @@ kctl() { cluster kubectl "$@"; }
 
 # --- build -----------------------------------------------------------------------------------------------------------
 
-PROGRESS_SECONDS=30
-
 # korifi_build NAME PACKAGE: one Korifi binary, with a log that a failure points at. Says every PROGRESS_SECONDS that
 # it is still building.
 korifi_build() {
-  local name="$1" package="$2" out log started next rc=0
+  local name="$1" package="$2" out log started
   out="$(binary "$name")"
   [[ -x "$out" ]] && return 0
   command -v go >/dev/null || die "building $name needs Go (https://go.dev/dl), which is not on PATH"
@@ -145,21 +86,7 @@ korifi_build() {
   say "building $name from $package $KORIFI_VERSION (log: $log)"
   (cd "$HERE/korifi" && exec go build -ldflags "-s -w -X code.cloudfoundry.org/korifi/version.Version=$KORIFI_VERSION" \
     -o "$out.tmp" "$package") >"$log" 2>&1 </dev/null &
-  BUILD_PID=$!
-  next=$((SECONDS + PROGRESS_SECONDS))
-  while alive "$BUILD_PID"; do
-    if ((SECONDS >= next)); then
-      say "still building $name ($((SECONDS - started)) s)"
-      next=$((SECONDS + PROGRESS_SECONDS))
-    fi
-    sleep 1
-  done
-  wait "$BUILD_PID" || rc=$?
-  BUILD_PID=""
-  if ((rc != 0)); then
-    tail_log "$log"
-    die "building $name failed (go build exited with status $rc after $((SECONDS - started)) s); its log is $log"
-  fi
+  await_build "$name" $! "$log" "$started"
   mv "$out.tmp" "$out"
   say "built $name in $((SECONDS - started)) s"
 }
@@ -194,23 +121,6 @@ cmd_build() {
 }
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
-
-# cert NAME SUBJECT [SAN]: a key and a certificate signed by the platform cluster's CA (so its apiserver accepts the
-# cf-admin client certificate and verifies the webhooks' serving certificate).
-cert() {
-  local name="$1" subject="$2" san="${3:-}" ext="$PKI/$1.ext" ca="$CLUSTER_STATE/pki"
-  [[ -s "$PKI/$name.crt" ]] && return 0
-  quietly "the $name key" openssl genrsa -out "$PKI/$name.key" 2048
-  quietly "the $name certificate request" openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
-  {
-    echo "basicConstraints=CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    if [[ -n "$san" ]]; then echo "extendedKeyUsage=serverAuth"; echo "subjectAltName=$san"; else echo "extendedKeyUsage=clientAuth"; fi
-  } >"$ext"
-  quietly "signing the $name certificate" openssl x509 -req -in "$PKI/$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
-    -CAcreateserial -CAserial "$PKI/ca.srl" -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt"
-  rm -f "$PKI/$name.csr" "$ext"
-}
 
 # tls_dir NAME DIR: tls.crt, tls.key and ca.crt, the layout Korifi reads certificates from.
 tls_dir() {
@@ -432,91 +342,12 @@ register_webhooks() {
 
 # --- processes -------------------------------------------------------------------------------------------------------
 
-# running NAME: the component's recorded process is alive and is still our binary.
-running() {
-  local pidfile="$PIDS/$1.pid" pid
-  [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
-  alive "$pid" || return 1
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(binary "$1")"* ]]
-}
-
-# ours NAME: the recorded process is the component, or is on its way to exec it (setsid or env, whose command line
-# names the binary): what `down` must stop.
-ours() {
-  running "$1" && return 0
-  local pidfile="$PIDS/$1.pid" pid cmdline
-  [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
-  alive "$pid" || return 1
-  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
-  [[ "$cmdline" == *"$(binary "$1")"* ]]
-}
-
-STARTED_PIDS=" "
-WATCHED=()
-
-# exited NAME PID WHEN: reports a component that is gone, with its exit status when this run started it, and the end
-# of its log, then stops.
-exited() {
-  local name="$1" pid="$2" when="$3" log="$LOGS/$1.log" status="" rc=0
-  if [[ "$STARTED_PIDS" == *" $pid "* ]]; then
-    wait "$pid" 2>/dev/null || rc=$?
-    status=" with status $rc"
-  fi
-  if [[ "$pid" == "$STARTING_PID" ]]; then STARTING_PID=""; fi
-  rm -f "$PIDS/$name.pid"
-  tail_log "$log"
-  die "$name (pid $pid) exited$status $when; its log is $log"
-}
-
-# start NAME VAR=VALUE...: starts the component with that environment in its own session, and returns once its
-# recorded pid runs the binary; a component that exits before is reported.
-start() {
-  local name="$1" bin pid exe deadline
+# launch BIN VAR=VALUE...: what `start` runs in the background: the component with that environment.
+launch() {
+  local bin="$1"
   shift
-  bin="$(binary "$name")"
-  [[ -x "$bin" ]] || die "$name's binary $bin is missing; run '$0 build'"
-  if running "$name"; then
-    WATCHED+=("$name")
-    return 0
-  fi
-  mkdir -p "$LOGS" "$PIDS"
-  echo "----- $(date -u +%FT%TZ) cf-api.sh starts $name -----" >>"$LOGS/$name.log"
-  # fd 9 holds the state lock: the long-running child must not inherit it.
-  setsid env "$@" "$bin" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
-  pid=$!
-  STARTING_PID=$pid
-  STARTED_PIDS+="$pid "
-  echo "$pid" >"$PIDS/$name.pid"
-  deadline=$((SECONDS + 30))
-  while :; do
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || exe=""
-    [[ "$exe" == "$bin"* ]] && break
-    alive "$pid" || exited "$name" "$pid" "before it started"
-    if ((SECONDS >= deadline)); then
-      kill -- "-$pid" 2>/dev/null || true
-      STARTING_PID=""
-      rm -f "$PIDS/$name.pid"
-      tail_log "$LOGS/$name.log"
-      die "$name (pid $pid) still runs ${exe:-an unknown program} instead of $bin after 30 s; stopped it; its log is $LOGS/$name.log"
-    fi
-    sleep 0.05
-  done
-  STARTING_PID=""
-  WATCHED+=("$name")
-  say "started $name (pid $pid, log: $LOGS/$name.log)"
+  exec setsid env "$@" "$bin"
 }
-
-# check_alive: every component started or found by this run still runs; one that died is reported.
-check_alive() {
-  local name
-  for name in "${WATCHED[@]}"; do
-    running "$name" || exited "$name" "$(cat "$PIDS/$name.pid" 2>/dev/null || echo '?')" "while Korifi was starting"
-  done
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # holder PORT: who listens on a TCP port, for a message.
 holder() {
@@ -531,23 +362,6 @@ choose_ports() {
   done
   echo "KORIFI_API_PORT=$port" >"$STATE_DIR/ports.env.tmp"
   mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
-}
-
-# wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
-# end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
-wait_for() {
-  local what="$1" limit="$2" log="$3" deadline=$((SECONDS + $2)) out=""
-  shift 3
-  while :; do
-    check_alive
-    if out="$("$@" 2>&1)"; then return 0; fi
-    if ((SECONDS >= deadline)); then
-      tail_log "$log"
-      [[ -n "$out" ]] && printf 'cf-api: the last check (%s) said:\n%s\n' "$*" "$(tail -n 10 <<<"$out")" >&2
-      die "$what did not come up within ${limit} s; its log is $log"
-    fi
-    sleep 0.5
-  done
 }
 
 # The controllers answer their readiness probe, and their webhook server answers TLS with our certificate.
@@ -575,16 +389,6 @@ cf_login() {
     die "the cf CLI could not log in to https://localhost:$KORIFI_API_PORT as $CF_USER; its log is $log, korifi-api's $LOGS/korifi-api.log"
   fi
   wait_for "cf orgs as $CF_USER" 30 "$log" cf_cmd orgs
-}
-
-# lock_state: one cf-api.sh at a time changes the state folder; a second one says what it waits for.
-lock_state() {
-  mkdir -p "$STATE_DIR" "$LOGS" "$PIDS"
-  exec 9>"$STATE_DIR/lock"
-  if ! flock -n 9; then
-    say "waiting for another cf-api.sh working on $STATE_DIR (lock $STATE_DIR/lock)"
-    flock 9
-  fi
 }
 
 cmd_up() {
@@ -625,28 +429,6 @@ $(holder "$port")"
   say "up in $((SECONDS - started)) s: Korifi $KORIFI_VERSION at https://localhost:$KORIFI_API_PORT, the cf CLI logged in as $CF_USER (eval \"\$($0 env)\")"
 }
 
-# stop NAME [quiet]: stops the component by its recorded pid (its own process group, from setsid): TERM, then KILL
-# after 5 s.
-stop() {
-  local name="$1" pid
-  if ours "$name"; then
-    pid="$(cat "$PIDS/$name.pid")"
-    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then
-      say "$name ($pid) did not stop within 5 s of SIGTERM; sending SIGKILL"
-      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-    fi
-    [[ "${2:-}" == quiet ]] || say "stopped $name ($pid)"
-  fi
-  rm -f "$PIDS/$name.pid"
-}
-
-cmd_down_locked() {
-  local i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[$i]}" "${1:-}"; done
-}
-
 cmd_down() {
   [[ -d "$STATE_DIR" ]] || return 0
   lock_state
@@ -677,10 +459,7 @@ cmd_env() {
 }
 
 cmd_status() {
-  local name
-  for name in "${COMPONENTS[@]}"; do
-    if running "$name"; then echo "$name running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name stopped"; fi
-  done
+  components_status
   cluster status
 }
 

@@ -31,70 +31,19 @@
 # that the probes and traps inside it are called.)
 # shellcheck disable=SC2317
 {
-set -euo pipefail
-set -E
-# Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
-# place instead of forking: the pid recorded for a component is the component's own.
-set +m
-
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
-# Its physical path: a component's /proc/PID/exe is compared with the binary's path.
-mkdir -p "$CACHE_DIR" || { echo "cluster: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
-CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
+SCRIPT_NAME=cluster
+WHAT_STARTS="the cluster"
+# Shell options, HERE, REPO, CACHE_DIR, messages, traps, and the process, build and certificate logic cf-api.sh shares.
+# shellcheck source=tests/lib/components.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/components.sh"
 STATE_DIR="${CAAS_CLUSTER_DIR:-$CACHE_DIR/cluster}"
 PKI="$STATE_DIR/pki"
+CA_DIR="$PKI"
+SERVER_KEY_USAGE="serverAuth,clientAuth"
 LOGS="$STATE_DIR/logs"
 PIDS="$STATE_DIR/pids"
 KUBECONFIG_ADMIN="$STATE_DIR/admin.kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-
-die() { echo "cluster: $*" >&2; exit 1; }
-say() { echo "cluster: $*" >&2; }
-
-# Anything that fails without its own message (set -e) still says what and where; only the script's own process
-# speaks, not the subshells of command substitutions.
-on_error() {
-  [[ $BASHPID == "$$" ]] || return 0
-  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
-}
-trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
-# Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
-trap 'say "interrupted (SIGINT)"; exit 130' INT
-trap 'say "terminated (SIGTERM)"; exit 143' TERM
-BUILD_PID=""
-STARTING_PID=""
-cleanup() {
-  if [[ -n "$BUILD_PID" ]]; then
-    say "stopping the unfinished build (pid $BUILD_PID)"
-    kill "$BUILD_PID" 2>/dev/null || true
-  fi
-  if [[ -n "$STARTING_PID" ]]; then
-    say "stopping the half-started component (pid $STARTING_PID)"
-    kill -- "-$STARTING_PID" 2>/dev/null || true
-  fi
-  return 0
-}
-trap cleanup EXIT
-
-# tail_log FILE: the end of a log, framed, so a failure shows what the component said last.
-tail_log() {
-  [[ -s "$1" ]] || { echo "cluster: ($1 is empty or missing)" >&2; return 0; }
-  echo "----- last lines of $1 -----" >&2
-  tail -n 20 "$1" >&2
-  echo "----- end of $1 -----" >&2
-}
-
-# quietly WHAT COMMAND...: runs COMMAND without its chatter; when it fails, shows the chatter and stops naming WHAT.
-quietly() {
-  local what="$1" out
-  shift
-  if ! out="$("$@" 2>&1)"; then
-    [[ -n "$out" ]] && echo "$out" >&2
-    die "$what failed ($*)"
-  fi
-}
 
 # require_tools: the commands this script runs. Missing ones are installed with apt-get when root, otherwise named.
 require_tools() {
@@ -143,16 +92,6 @@ binary() {
 
 # --- build -----------------------------------------------------------------------------------------------------------
 
-# alive PID: the process exists and is not a zombie (an exited child that nobody reaped yet).
-alive() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != Z ]]
-}
-
-PROGRESS_SECONDS=30
-
 # go_build MODULE_DIR OUT_DIR PACKAGE NAME [LDFLAGS]: one binary, with a log that a failure points at. Says every
 # PROGRESS_SECONDS that it is still building, since one binary can take five minutes.
 go_build() {
@@ -160,24 +99,10 @@ go_build() {
   [[ -x "$out/$name" ]] && return 0
   command -v go >/dev/null || die "building $name needs Go (https://go.dev/dl), which is not on PATH"
   mkdir -p "$out" "$CACHE_DIR/build-logs"
-  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS next rc=0
+  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS
   say "building $name from $package (log: $log)"
   (cd "$HERE/$module" && exec go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$package") >"$log" 2>&1 </dev/null &
-  BUILD_PID=$!
-  next=$((SECONDS + PROGRESS_SECONDS))
-  while alive "$BUILD_PID"; do
-    if ((SECONDS >= next)); then
-      say "still building $name ($((SECONDS - started)) s)"
-      next=$((SECONDS + PROGRESS_SECONDS))
-    fi
-    sleep 1
-  done
-  wait "$BUILD_PID" || rc=$?
-  BUILD_PID=""
-  if ((rc != 0)); then
-    tail_log "$log"
-    die "building $name failed (go build exited with status $rc after $((SECONDS - started)) s); its log is $log"
-  fi
+  await_build "$name" $! "$log" "$started"
   mv "$out/$name.tmp" "$out/$name"
   say "built $name in $((SECONDS - started)) s"
 }
@@ -242,22 +167,6 @@ cmd_build() {
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
 
-# cert NAME SUBJECT [SAN]: a key and a certificate signed by the cluster CA.
-cert() {
-  local name="$1" subject="$2" san="${3:-}" ext="$PKI/$1.ext"
-  [[ -s "$PKI/$name.crt" ]] && return 0
-  quietly "the $name key" openssl genrsa -out "$PKI/$name.key" 2048
-  quietly "the $name certificate request" openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
-  {
-    echo "basicConstraints=CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    if [[ -n "$san" ]]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"; else echo "extendedKeyUsage=clientAuth"; fi
-  } >"$ext"
-  quietly "signing the $name certificate" openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
-    -CAcreateserial -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt"
-  rm -f "$PKI/$name.csr" "$ext"
-}
-
 make_pki() {
   mkdir -p "$PKI"
   chmod 700 "$PKI"
@@ -309,94 +218,10 @@ EOF
 
 # --- processes -------------------------------------------------------------------------------------------------------
 
-# running NAME: the component's recorded process is alive and is still our binary.
-running() {
-  local pidfile="$PIDS/$1.pid" pid
-  [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
-  alive "$pid" || return 1
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(binary "$1")"* ]]
-}
-
-# ours NAME: the recorded process is the component, or is on its way to exec it (setsid or the test wrapper, whose
-# command line names the binary): what `down` must stop.
-ours() {
-  running "$1" && return 0
-  local pidfile="$PIDS/$1.pid" pid cmdline
-  [[ -s "$pidfile" ]] || return 1
-  pid="$(cat "$pidfile")"
-  alive "$pid" || return 1
-  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
-  [[ "$cmdline" == *"$(binary "$1") "* ]]
-}
-
 # The test hook: a command put in front of every component's binary (see the header).
 read -ra WRAPPER <<<"${CAAS_CLUSTER_WRAPPER:-}"
-STARTED_PIDS=" "
-WATCHED=()
-
-# exited NAME PID WHEN: reports a component that is gone, with its exit status when this run started it, and the end
-# of its log, then stops.
-exited() {
-  local name="$1" pid="$2" when="$3" log="$LOGS/$1.log" status="" rc=0
-  if [[ "$STARTED_PIDS" == *" $pid "* ]]; then
-    wait "$pid" 2>/dev/null || rc=$?
-    status=" with status $rc"
-  fi
-  if [[ "$pid" == "$STARTING_PID" ]]; then STARTING_PID=""; fi
-  rm -f "$PIDS/$name.pid"
-  tail_log "$log"
-  die "$name (pid $pid) exited$status $when; its log is $log"
-}
-
-# start NAME ARGS...: starts the component in its own session and returns once its recorded pid runs the binary, so
-# that every later check of it (running, status, down) holds; a component that exits before is reported.
-start() {
-  local name="$1" bin pid exe deadline
-  shift
-  bin="$(binary "$name")"
-  [[ -x "$bin" ]] || die "$name's binary $bin is missing; run '$0 build'"
-  if running "$name"; then
-    WATCHED+=("$name")
-    return 0
-  fi
-  mkdir -p "$LOGS" "$PIDS"
-  echo "----- $(date -u +%FT%TZ) cluster.sh starts $name -----" >>"$LOGS/$name.log"
-  # fd 9 holds the state lock: the long-running child must not inherit it.
-  setsid "${WRAPPER[@]}" "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
-  pid=$!
-  STARTING_PID=$pid
-  STARTED_PIDS+="$pid "
-  echo "$pid" >"$PIDS/$name.pid"
-  deadline=$((SECONDS + 30))
-  while :; do
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || exe=""
-    [[ "$exe" == "$bin"* ]] && break
-    alive "$pid" || exited "$name" "$pid" "before it started"
-    if ((SECONDS >= deadline)); then
-      kill -- "-$pid" 2>/dev/null || true
-      STARTING_PID=""
-      rm -f "$PIDS/$name.pid"
-      tail_log "$LOGS/$name.log"
-      die "$name (pid $pid) still runs ${exe:-an unknown program} instead of $bin after 30 s; stopped it; its log is $LOGS/$name.log"
-    fi
-    sleep 0.05
-  done
-  STARTING_PID=""
-  WATCHED+=("$name")
-  say "started $name (pid $pid, log: $LOGS/$name.log)"
-}
-
-# check_alive: every component started or found by this run still runs; one that died is reported.
-check_alive() {
-  local name
-  for name in "${WATCHED[@]}"; do
-    running "$name" || exited "$name" "$(cat "$PIDS/$name.pid" 2>/dev/null || echo '?')" "while the cluster was starting"
-  done
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
+# launch BIN ARGS...: what `start` runs in the background.
+launch() { exec setsid "${WRAPPER[@]}" "$@"; }
 # Picks free loopback ports for a cold start and records them, so env and kubeconfigs agree.
 choose_ports() {
   local names=(ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT) taken=" " name port
@@ -410,23 +235,6 @@ choose_ports() {
     echo "$name=$port" >>"$STATE_DIR/ports.env.tmp"
   done
   mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
-}
-
-# wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
-# end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
-wait_for() {
-  local what="$1" limit="$2" log="$3" deadline=$((SECONDS + $2)) out=""
-  shift 3
-  while :; do
-    check_alive
-    if out="$("$@" 2>&1)"; then return 0; fi
-    if ((SECONDS >= deadline)); then
-      tail_log "$log"
-      [[ -n "$out" ]] && printf 'cluster: the last check (%s) said:\n%s\n' "$*" "$(tail -n 10 <<<"$out")" >&2
-      die "$what did not come up within ${limit} s; its log is $log"
-    fi
-    sleep 0.5
-  done
 }
 
 healthy() { curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$1/healthz"; }
@@ -465,16 +273,6 @@ nodes_ready() {
 
 system_namespaces() { kctl get namespace default kube-system kube-public kube-node-lease; }
 default_service_account() { kctl get serviceaccount default -n default; }
-
-# lock_state: one cluster.sh at a time changes a state folder; a second one says what it waits for.
-lock_state() {
-  mkdir -p "$STATE_DIR" "$LOGS" "$PIDS"
-  exec 9>"$STATE_DIR/lock"
-  if ! flock -n 9; then
-    say "waiting for another cluster.sh working on $STATE_DIR (lock $STATE_DIR/lock)"
-    flock 9
-  fi
-}
 
 cmd_up() {
   local started=$SECONDS
@@ -542,26 +340,6 @@ cmd_up() {
 
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
-# Stops each component by its recorded pid (its own process group, from setsid, so a test wrapper goes too): TERM,
-# then KILL after 5 s.
-cmd_down_locked() {
-  local name pid i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    name="${COMPONENTS[$i]}"
-    if ours "$name"; then
-      pid="$(cat "$PIDS/$name.pid")"
-      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-      if alive "$pid"; then
-        say "$name ($pid) did not stop within 5 s of SIGTERM; sending SIGKILL"
-        kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-      fi
-      [[ "${1:-}" == quiet ]] || say "stopped $name ($pid)"
-    fi
-    rm -f "$PIDS/$name.pid"
-  done
-}
-
 cmd_down() {
   [[ -d "$STATE_DIR" ]] || return 0
   require_tools
@@ -581,12 +359,7 @@ cmd_env() {
   echo "export PATH=$BIN_K8S:\$PATH"
 }
 
-cmd_status() {
-  local name
-  for name in "${COMPONENTS[@]}"; do
-    if running "$name"; then echo "$name running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name stopped"; fi
-  done
-}
+cmd_status() { components_status; }
 
 cmd_logs() {
   if [[ -z "${1:-}" ]]; then

@@ -1,0 +1,278 @@
+# shellcheck shell=bash
+# What tests/cluster/cluster.sh and tests/cf/cf-api.sh share: both start long-running components in sessions of their
+# own, record their pids in a state folder, build Go binaries in the background and stop the same way, with the same
+# messages. This file holds that logic once, so that a fix to it reaches both scripts.
+#
+# Sourced at the start of the script's { ... } block (bash reads a sourced file whole before running it). It sets the
+# shell options, HERE (the script's folder), REPO and CACHE_DIR (from CAAS_CACHE_DIR, physical path), the messages
+# (die, say), the ERR, INT, TERM and EXIT traps, and the functions below.
+#
+# Before sourcing, the script sets:
+#   SCRIPT_NAME   the prefix of every message, e.g. `cluster` (`cluster: ...`, and `cluster.sh` in the lock and log lines)
+#   WHAT_STARTS   what `up` brings up, for a component that dies meanwhile: "while WHAT_STARTS was starting"
+# and, before calling the functions, defines:
+#   STATE_DIR, LOGS, PIDS   the state folder, its logs and pid files
+#   COMPONENTS              the components `down` stops (in reverse order) and `status` lists
+#   binary NAME             prints the path of a component's binary
+#   launch BIN ARGS...      execs (exec setsid ...) the component BIN with the arguments `start` got, in place
+# (shellcheck cannot see that the traps and probes below are called, nor where the script's variables are set.)
+# shellcheck disable=SC2317,SC2154
+
+set -euo pipefail
+set -E
+# Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
+# place instead of forking: the pid recorded for a component is the component's own.
+set +m
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
+mkdir -p "$CACHE_DIR" || { echo "$SCRIPT_NAME: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
+# Its physical path: a component's /proc/PID/exe is compared with the binary's path.
+CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
+
+die() { echo "$SCRIPT_NAME: $*" >&2; exit 1; }
+say() { echo "$SCRIPT_NAME: $*" >&2; }
+
+# Anything that fails without its own message (set -e) still says what and where; only the script's own process
+# speaks, not the subshells of command substitutions.
+on_error() {
+  [[ $BASHPID == "$$" ]] || return 0
+  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
+}
+trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
+# Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
+trap 'say "interrupted (SIGINT)"; exit 130' INT
+trap 'say "terminated (SIGTERM)"; exit 143' TERM
+BUILD_PID=""
+STARTING_PID=""
+cleanup() {
+  if [[ -n "$BUILD_PID" ]]; then
+    say "stopping the unfinished build (pid $BUILD_PID)"
+    kill "$BUILD_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$STARTING_PID" ]]; then
+    say "stopping the half-started component (pid $STARTING_PID)"
+    kill -- "-$STARTING_PID" 2>/dev/null || true
+  fi
+  return 0
+}
+trap cleanup EXIT
+
+# tail_log FILE: the end of a log, framed, so a failure shows what the component said last.
+tail_log() {
+  [[ -s "$1" ]] || { echo "$SCRIPT_NAME: ($1 is empty or missing)" >&2; return 0; }
+  echo "----- last lines of $1 -----" >&2
+  tail -n 20 "$1" >&2
+  echo "----- end of $1 -----" >&2
+}
+
+# quietly WHAT COMMAND...: runs COMMAND without its chatter; when it fails, shows the chatter and stops naming WHAT.
+quietly() {
+  local what="$1" out
+  shift
+  if ! out="$("$@" 2>&1)"; then
+    [[ -n "$out" ]] && echo "$out" >&2
+    die "$what failed ($*)"
+  fi
+}
+
+# alive PID: the process exists and is not a zombie (an exited child that nobody reaped yet).
+alive() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" != Z ]]
+}
+
+# --- build -----------------------------------------------------------------------------------------------------------
+
+PROGRESS_SECONDS=30
+
+# await_build NAME PID LOG STARTED: waits for the background `go build` PID of NAME, begun at SECONDS=STARTED and
+# writing LOG, saying every PROGRESS_SECONDS that it is still building; a failure stops with the end of LOG. The pid
+# is in BUILD_PID meanwhile, so that the EXIT trap stops an unfinished build.
+await_build() {
+  local name="$1" log="$3" started="$4" next rc=0
+  BUILD_PID=$2
+  next=$((SECONDS + PROGRESS_SECONDS))
+  while alive "$BUILD_PID"; do
+    if ((SECONDS >= next)); then
+      say "still building $name ($((SECONDS - started)) s)"
+      next=$((SECONDS + PROGRESS_SECONDS))
+    fi
+    sleep 1
+  done
+  wait "$BUILD_PID" || rc=$?
+  BUILD_PID=""
+  if ((rc != 0)); then
+    tail_log "$log"
+    die "building $name failed (go build exited with status $rc after $((SECONDS - started)) s); its log is $log"
+  fi
+}
+
+# --- PKI -------------------------------------------------------------------------------------------------------------
+
+# cert NAME SUBJECT [SAN]: a key and a certificate in $PKI signed by the CA in the folder CA_DIR (ca.crt, ca.key), for
+# a client, or with SAN for a server with the extended key usage SERVER_KEY_USAGE.
+cert() {
+  local name="$1" subject="$2" san="${3:-}" ext="$PKI/$1.ext"
+  [[ -s "$PKI/$name.crt" ]] && return 0
+  quietly "the $name key" openssl genrsa -out "$PKI/$name.key" 2048
+  quietly "the $name certificate request" openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [[ -n "$san" ]]; then echo "extendedKeyUsage=$SERVER_KEY_USAGE"; echo "subjectAltName=$san"; else echo "extendedKeyUsage=clientAuth"; fi
+  } >"$ext"
+  quietly "signing the $name certificate" openssl x509 -req -in "$PKI/$name.csr" -CA "$CA_DIR/ca.crt" -CAkey "$CA_DIR/ca.key" \
+    -CAcreateserial -CAserial "$PKI/ca.srl" -days 3650 -sha256 -extfile "$ext" -out "$PKI/$name.crt"
+  rm -f "$PKI/$name.csr" "$ext"
+}
+
+# --- processes -------------------------------------------------------------------------------------------------------
+
+# running NAME: the component's recorded process is alive and is still our binary.
+running() {
+  local pidfile="$PIDS/$1.pid" pid
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(cat "$pidfile")"
+  alive "$pid" || return 1
+  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(binary "$1")"* ]]
+}
+
+# ours NAME: the recorded process is the component, or is on its way to exec it (setsid, env or a test wrapper, whose
+# command line names the binary): what `down` must stop.
+ours() {
+  running "$1" && return 0
+  local pidfile="$PIDS/$1.pid" pid cmdline
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(cat "$pidfile")"
+  alive "$pid" || return 1
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmdline" == *"$(binary "$1") "* ]]
+}
+
+STARTED_PIDS=" "
+WATCHED=()
+
+# exited NAME PID WHEN: reports a component that is gone, with its exit status when this run started it, and the end
+# of its log, then stops.
+exited() {
+  local name="$1" pid="$2" when="$3" log="$LOGS/$1.log" status="" rc=0
+  if [[ "$STARTED_PIDS" == *" $pid "* ]]; then
+    wait "$pid" 2>/dev/null || rc=$?
+    status=" with status $rc"
+  fi
+  if [[ "$pid" == "$STARTING_PID" ]]; then STARTING_PID=""; fi
+  rm -f "$PIDS/$name.pid"
+  tail_log "$log"
+  die "$name (pid $pid) exited$status $when; its log is $log"
+}
+
+# start NAME ARGS...: starts the component (the script's `launch` with its binary and ARGS) in its own session and
+# returns once its recorded pid runs the binary, so that every later check of it (running, status, down) holds; a
+# component that exits before is reported.
+start() {
+  local name="$1" bin pid exe deadline
+  shift
+  bin="$(binary "$name")"
+  [[ -x "$bin" ]] || die "$name's binary $bin is missing; run '$0 build'"
+  if running "$name"; then
+    WATCHED+=("$name")
+    return 0
+  fi
+  mkdir -p "$LOGS" "$PIDS"
+  echo "----- $(date -u +%FT%TZ) $SCRIPT_NAME.sh starts $name -----" >>"$LOGS/$name.log"
+  # fd 9 holds the state lock: the long-running child must not inherit it.
+  launch "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  STARTING_PID=$pid
+  STARTED_PIDS+="$pid "
+  echo "$pid" >"$PIDS/$name.pid"
+  deadline=$((SECONDS + 30))
+  while :; do
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || exe=""
+    [[ "$exe" == "$bin"* ]] && break
+    alive "$pid" || exited "$name" "$pid" "before it started"
+    if ((SECONDS >= deadline)); then
+      kill -- "-$pid" 2>/dev/null || true
+      STARTING_PID=""
+      rm -f "$PIDS/$name.pid"
+      tail_log "$LOGS/$name.log"
+      die "$name (pid $pid) still runs ${exe:-an unknown program} instead of $bin after 30 s; stopped it; its log is $LOGS/$name.log"
+    fi
+    sleep 0.05
+  done
+  STARTING_PID=""
+  WATCHED+=("$name")
+  say "started $name (pid $pid, log: $LOGS/$name.log)"
+}
+
+# check_alive: every component started or found by this run still runs; one that died is reported.
+check_alive() {
+  local name
+  for name in "${WATCHED[@]}"; do
+    running "$name" || exited "$name" "$(cat "$PIDS/$name.pid" 2>/dev/null || echo '?')" "while $WHAT_STARTS was starting"
+  done
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
+# end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
+wait_for() {
+  local what="$1" limit="$2" log="$3" deadline=$((SECONDS + $2)) out=""
+  shift 3
+  while :; do
+    check_alive
+    if out="$("$@" 2>&1)"; then return 0; fi
+    if ((SECONDS >= deadline)); then
+      tail_log "$log"
+      [[ -n "$out" ]] && printf '%s: the last check (%s) said:\n%s\n' "$SCRIPT_NAME" "$*" "$(tail -n 10 <<<"$out")" >&2
+      die "$what did not come up within ${limit} s; its log is $log"
+    fi
+    sleep 0.5
+  done
+}
+
+# lock_state: one script at a time changes a state folder; a second one says what it waits for.
+lock_state() {
+  mkdir -p "$STATE_DIR" "$LOGS" "$PIDS"
+  exec 9>"$STATE_DIR/lock"
+  if ! flock -n 9; then
+    say "waiting for another $SCRIPT_NAME.sh working on $STATE_DIR (lock $STATE_DIR/lock)"
+    flock 9
+  fi
+}
+
+# stop NAME [quiet]: stops the component by its recorded pid (its own process group, from setsid, so a test wrapper
+# goes too): TERM, then KILL after 5 s.
+stop() {
+  local name="$1" pid
+  if ours "$name"; then
+    pid="$(cat "$PIDS/$name.pid")"
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+      say "$name ($pid) did not stop within 5 s of SIGTERM; sending SIGKILL"
+      kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    fi
+    [[ "${2:-}" == quiet ]] || say "stopped $name ($pid)"
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+# cmd_down_locked [quiet]: stops the COMPONENTS, the last first.
+cmd_down_locked() {
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[$i]}" "${1:-}"; done
+}
+
+# components_status: says which of the COMPONENTS run.
+components_status() {
+  local name
+  for name in "${COMPONENTS[@]}"; do
+    if running "$name"; then echo "$name running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name stopped"; fi
+  done
+}
