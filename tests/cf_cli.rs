@@ -544,7 +544,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     assert_eq!(deployments.len(), 1, "one Deployment of my-api in {namespace}");
     // Ready when the broker said so; polled, because the shared cluster's simulated nodes miss heartbeats under load
     // and their pods turn unready for a few seconds.
-    eventually(Duration::from_secs(60), "my-api's pod to be ready", || {
+    eventually(Duration::from_secs(120), "my-api's pod to be ready", || {
         items(&admin_json(&["get", "deployments", "-n", &namespace, "-l", &selector]))[0]["status"]["readyReplicas"]
             == 1
     });
@@ -557,7 +557,7 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
         cf.run(&["create-service", "container-app", "small", "bad-api", "-b", &broker_name, "-c", &bad.to_string()]);
     assert!(out.ok, "cf create-service is accepted before the broker is asked: {}{}", out.stdout, out.stderr);
     let bad_guid = cf.guid("bad-api");
-    let operation = cf.last_operation(&bad_guid, Duration::from_secs(120));
+    let operation = cf.last_operation(&bad_guid, Duration::from_secs(300));
     assert_eq!(operation["state"], "failed", "{operation}");
     let row = cf.services_row("bad-api");
     assert!(row.contains("create failed"), "cf services: {row}");
@@ -617,7 +617,8 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
     std::fs::write(&pv_file, pv.to_string()).expect("pv manifest");
     let (ok, _, err) = cluster.kubectl(&cluster.kubeconfig, &["apply", "-f", pv_file.to_str().expect("path")]);
     assert!(ok, "{err}");
-    let operation = cf.last_operation(&session_guid, Duration::from_secs(180));
+    // Korifi polls with a growing back-off (its polls came 80 s apart here): give it time to see what the broker says.
+    let operation = cf.last_operation(&session_guid, Duration::from_secs(420));
     assert_eq!(operation["state"], "succeeded", "{operation}\n{}", cf.logs());
     let session_selector = format!("caas-broker.io/instance={session_guid}");
     let sets = items(&admin_json(&["get", "statefulsets", "-n", &namespace, "-l", &session_selector]));
