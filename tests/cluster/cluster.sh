@@ -320,7 +320,10 @@ cmd_up() {
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" --use-service-account-credentials=true \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-    --controllers='*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' --profiling=false --v=1
+    --controllers='*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' --profiling=false --v=1 \
+    --node-monitor-grace-period=10m
+  # (The simulated nodes renew their leases from kwok, which misses some under load: without the long grace period the
+  # node controller marks them NotReady, their pods turn unready and get evicted in the middle of a test.)
   start kube-scheduler --kubeconfig="$STATE_DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE_DIR/scheduler.kubeconfig" --authorization-kubeconfig="$STATE_DIR/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1 \
