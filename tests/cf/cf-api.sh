@@ -143,32 +143,11 @@ make_pki() {
 
 # The kubeconfig the cf CLI takes the cf-admin client certificate from (`cf auth cf-admin`).
 cf_kubeconfig() {
-  local server ca crt key
+  local server
   server="$(awk '$1 == "server:" { print $2; exit }' "$CLUSTER_STATE/admin.kubeconfig")"
   [[ -n "$server" ]] || die "cannot read the apiserver's address from $CLUSTER_STATE/admin.kubeconfig"
-  ca="$(base64 -w0 <"$CLUSTER_STATE/pki/ca.crt")" || die "cannot read $CLUSTER_STATE/pki/ca.crt"
-  crt="$(base64 -w0 <"$PKI/$CF_USER.crt")" || die "cannot read $PKI/$CF_USER.crt"
-  key="$(base64 -w0 <"$PKI/$CF_USER.key")" || die "cannot read $PKI/$CF_USER.key"
-  cat >"$CF_KUBECONFIG.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: cf-platform
-  cluster:
-    server: $server
-    certificate-authority-data: $ca
-users:
-- name: $CF_USER
-  user:
-    client-certificate-data: $crt
-    client-key-data: $key
-contexts:
-- name: cf-platform
-  context: {cluster: cf-platform, user: $CF_USER}
-current-context: cf-platform
-EOF
-  chmod 600 "$CF_KUBECONFIG.tmp"
-  mv "$CF_KUBECONFIG.tmp" "$CF_KUBECONFIG"
+  write_kubeconfig "$CF_KUBECONFIG" cf-platform "$server" "$CLUSTER_STATE/pki/ca.crt" "$CF_USER" \
+    "$PKI/$CF_USER.crt" "$PKI/$CF_USER.key"
 }
 
 # --- configuration ---------------------------------------------------------------------------------------------------

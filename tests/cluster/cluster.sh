@@ -190,30 +190,7 @@ make_pki() {
 
 # kubeconfig USER FILE: a kubeconfig for the apiserver with USER's client certificate.
 kubeconfig() {
-  local user="$1" file="$2" ca crt key
-  ca="$(base64 -w0 <"$PKI/ca.crt")" || die "cannot read $PKI/ca.crt"
-  crt="$(base64 -w0 <"$PKI/$user.crt")" || die "cannot read $PKI/$user.crt"
-  key="$(base64 -w0 <"$PKI/$user.key")" || die "cannot read $PKI/$user.key"
-  cat >"$file.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: caas-local
-  cluster:
-    server: https://127.0.0.1:$API_PORT
-    certificate-authority-data: $ca
-users:
-- name: $user
-  user:
-    client-certificate-data: $crt
-    client-key-data: $key
-contexts:
-- name: caas-local
-  context: {cluster: caas-local, user: $user}
-current-context: caas-local
-EOF
-  chmod 600 "$file.tmp"
-  mv "$file.tmp" "$file"
+  write_kubeconfig "$2" caas-local "https://127.0.0.1:$API_PORT" "$PKI/ca.crt" "$1" "$PKI/$1.crt" "$PKI/$1.key"
 }
 
 # --- processes -------------------------------------------------------------------------------------------------------

@@ -276,3 +276,32 @@ components_status() {
     if running "$name"; then echo "$name running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name stopped"; fi
   done
 }
+
+# write_kubeconfig FILE NAME SERVER CA_CRT USER CRT KEY: a kubeconfig (mode 600, written whole) for the apiserver at
+# SERVER trusted through CA_CRT, as USER with the client certificate CRT and key KEY; NAME names its cluster/context.
+write_kubeconfig() {
+  local file="$1" name="$2" server="$3" user="$5" ca crt key
+  ca="$(base64 -w0 <"$4")" || die "cannot read $4"
+  crt="$(base64 -w0 <"$6")" || die "cannot read $6"
+  key="$(base64 -w0 <"$7")" || die "cannot read $7"
+  cat >"$file.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $name
+  cluster:
+    server: $server
+    certificate-authority-data: $ca
+users:
+- name: $user
+  user:
+    client-certificate-data: $crt
+    client-key-data: $key
+contexts:
+- name: $name
+  context: {cluster: $name, user: $user}
+current-context: $name
+EOF
+  chmod 600 "$file.tmp"
+  mv "$file.tmp" "$file"
+}
