@@ -7,31 +7,66 @@
 #   images/build.sh --list      print one line per image: NAME REFERENCE ARCHIVE_PATH
 #
 # Images:
-#   pause   registry.k8s.io/pause:<TAG>   build/pause/linux/pause.c of the k8s.io/kubernetes module pinned by
-#                                         tests/cluster/kubernetes/go.mod, compiled with gcc -Os -static and stripped
-#                                         (TAG from build/pause/Makefile); /pause as uid/gid 65535
+#   pause              registry.k8s.io/pause:<TAG>
+#                      build/pause/linux/pause.c of the k8s.io/kubernetes module pinned by
+#                      tests/cluster/kubernetes/go.mod, compiled with gcc -Os -static and stripped (TAG from
+#                      build/pause/Makefile, as upstream); /pause as uid/gid 65535
+#   busybox            localhost/caas/busybox:<version of Debian's busybox-static>
+#                      the installed busybox-static binary with a link for each applet (/bin/sh, wget, nc, httpd, ...),
+#                      /etc/passwd and /etc/group (root, app 1000, nobody 65534); default command sh
+#   webapp             localhost/caas/webapp:1
+#                      the busybox layer plus images/webapp/www: `httpd -f -v -p 8080 -h /www` as 1000:1000, port
+#                      8080, / is index.html, /cgi-bin/whoami answers {"hostname": ..., "greeting": $GREETING}
+#   streaming-session  ghcr.io/caas-broker/streaming-session:1.0.0 (the broker's default session_image)
+#                      the file system images/streaming-session/Dockerfile produces: Debian bookworm (debootstrap
+#                      minbase, configured like the debian:bookworm-slim image: slim dpkg excludes, its apt settings,
+#                      policy-rc.d), i386 and non-free added, the Dockerfile's debconf answers and packages
+#                      (--no-install-recommends), user steam 1000, the two scripts in /usr/local/bin; the same config
+#                      (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH, port 6080, entrypoint.sh).
+#                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
+#                      every exit. Packages come from http://deb.debian.org (CAAS_DEBIAN_MIRROR overrides it).
 #
-# Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the archives ($CAAS_CACHE_DIR/images/NAME.tar, with
-# NAME.key, the hash of the inputs it was built from, and NAME.packages.txt, the Debian packages in it), the build
-# folders ($CAAS_CACHE_DIR/images/work, removed on exit) and the logs ($CAAS_CACHE_DIR/build-logs/images-NAME.log).
-# SOURCE_DATE_EPOCH, when set, dates everything in the images; otherwise it is the time of the last git commit of
-# the image's inputs.
+# Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the archives ($CAAS_CACHE_DIR/images/NAME.tar, beside it
+# NAME.key, the hash of the inputs it was built from, and NAME.packages.txt, the Debian packages in it, also in the
+# image at /usr/share/caas/packages.txt), the downloaded Debian packages ($CAAS_CACHE_DIR/images/debs, reused by the
+# next build; never pruned), the build folders ($CAAS_CACHE_DIR/images/work/NAME.PID.*, removed on exit, and at the
+# next run when a killed one left them) and the logs ($CAAS_CACHE_DIR/build-logs/images-NAME.log).
+# SOURCE_DATE_EPOCH, when set, dates everything in the images; otherwise it is the time of the last git commit of the
+# image's inputs (this script and the image's files).
 #
-# Archive format: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/...). The one manifest in
+# The input hash covers this script, the image's files in the repository, SOURCE_DATE_EPOCH and the versions of what
+# is copied or compiled from the host (gcc and libc6-dev for pause, busybox-static for busybox and webapp). It cannot
+# cover the Debian archive: streaming-session keeps the packages it was first built with until its archive (or its
+# .key) is deleted, then takes the archive's current ones.
+#
+# Archive format: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/...), amd64. The one manifest in
 # index.json carries the full reference both as io.containerd.image.name and as org.opencontainers.image.ref.name, so
-# a plain `ctr images import` names the image by it (containerd only prefixes references that are a bare tag).
+# a plain `ctr images import` names the image by it (containerd prefixes only references that are a bare tag).
 #
-# Reproducibility: every file's mtime is clamped to SOURCE_DATE_EPOCH, layer entries are sorted by name with numeric
-# owners, the config's and history's dates are SOURCE_DATE_EPOCH, and the layout's tar is sorted and dated the same.
-# pause is byte-reproducible for the same gcc and libc6-dev versions (both are part of its input hash).
+# Reproducibility: layer entries are sorted by name with numeric owners and every mtime clamped to SOURCE_DATE_EPOCH;
+# the config's and the history's dates are SOURCE_DATE_EPOCH; the layout's tar is sorted, owned by 0:0 and dated the
+# same; umoci compresses layers deterministically. So pause, busybox and webapp are byte-reproducible from the same
+# inputs (same gcc/libc6-dev, same busybox-static). streaming-session is reproducible in content for the same
+# package versions, but not byte for byte: Debian point releases and security updates change the packages (each
+# build records them in NAME.packages.txt), and a few files that maintainer scripts generate (caches such as the
+# fontconfig and debconf ones, compiled Python) may differ between two builds of the same versions. Removed for
+# that reason: the dpkg, alternatives and apt logs, ldconfig's aux-cache; /etc/shadow's dates are clamped.
 #
-# Needs (Debian packages): umoci, gcc, libc6-dev, binutils (strip), golang (go, to locate the Kubernetes module; it
-# is downloaded through the Go module proxy the first time), jq, tar, coreutils, file. A missing one stops the script
-# naming the packages to install.
+# Needs (Debian packages): umoci, jq, tar, coreutils, util-linux (flock, setsid, findmnt, mount), file; pause: gcc,
+# libc6-dev, binutils, golang (go locates the Kubernetes module; the Go module proxy is needed the first time);
+# busybox and webapp: busybox-static; streaming-session: debootstrap (which uses wget), and the network to
+# deb.debian.org. Run as root, this installs a missing one with apt-get; otherwise it stops naming them.
 #
 # Every way this script stops says why on stderr, naming the step and its log.
+
+# The whole script is one { ... } block that bash parses before it runs any of it, so that editing the script while
+# a build runs (a git checkout, a pull) cannot make the running copy read garbage. (shellcheck cannot see that the
+# functions and traps inside it are called.)
+# shellcheck disable=SC2317
+{
 set -euo pipefail
 set -E
+umask 022
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -44,11 +79,17 @@ mkdir -p "$CACHE_DIR" || die "cannot create the cache folder $CACHE_DIR (CAAS_CA
 CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 OUT="$CACHE_DIR/images"
 WORK_ROOT="$OUT/work"
+DEBS="$OUT/debs"
 LOGS="$CACHE_DIR/build-logs"
-IMAGES=(pause)
+MIRROR="${CAAS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+IMAGES=(pause busybox webapp streaming-session)
 PROGRESS_SECONDS=30
+IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+EPOCH_OVERRIDE="${SOURCE_DATE_EPOCH:-}"
+LISTING=""
 
-# Anything that fails without its own message (set -e) still says what and where.
+# Anything that fails without its own message (set -e) still says what and where; only the script's own process
+# speaks, not the subshells of command substitutions.
 on_error() {
   [[ $BASHPID == "$$" ]] || return 0
   say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
@@ -59,15 +100,17 @@ trap 'say "terminated (SIGTERM)"; exit 143' TERM
 
 STEP_PID=""
 WORK=""
-# cleanup: stops an unfinished step, then removes the build folder.
+# cleanup: stops an unfinished step (its whole process group), then unmounts and removes the build folder.
 cleanup() {
   if [[ -n "$STEP_PID" ]]; then
     say "stopping the unfinished step (process group $STEP_PID)"
     kill -TERM -- "-$STEP_PID" 2>/dev/null || true
     wait "$STEP_PID" 2>/dev/null || true
+    STEP_PID=""
   fi
-  if [[ -n "$WORK" && -d "$WORK" ]]; then
-    rm -rf "$WORK" || say "could not remove the build folder $WORK"
+  if [[ -n "$WORK" ]]; then
+    release_work "$WORK" || true
+    WORK=""
   fi
   return 0
 }
@@ -89,7 +132,23 @@ tail_log() {
   echo "----- end of $1 -----" >&2
 }
 
-# require_tools COMMAND:PACKAGE...: stops naming the Debian packages of the commands that are missing.
+# install_packages WHY PACKAGE...: installs Debian packages with apt-get when root, otherwise stops naming them.
+install_packages() {
+  local why="$1" log="$LOGS/images-apt-get.log"
+  shift
+  if [[ -n "$LISTING" ]] || ((EUID != 0)) || ! command -v apt-get >/dev/null; then
+    die "missing $why; install the Debian packages $* (as root: apt-get install $*), then run this again"
+  fi
+  mkdir -p "$LOGS"
+  say "installing $* with apt-get, for $why (log: $log)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$@"; } >"$log" 2>&1; then
+    tail_log "$log"
+    die "installing $* failed; its log is $log"
+  fi
+}
+
+# require_tools COMMAND:PACKAGE...: the commands a build runs; missing ones are installed (or named).
 require_tools() {
   local missing=() packages=() pair
   for pair in "$@"; do
@@ -98,15 +157,31 @@ require_tools() {
     [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
   done
   ((${#missing[@]})) || return 0
-  die "missing commands: ${missing[*]}; install the Debian packages ${packages[*]} (as root: apt-get install ${packages[*]}), then run this again"
+  install_packages "commands: ${missing[*]}" "${packages[@]}"
+  for pair in "${missing[@]}"; do
+    command -v "$pair" >/dev/null || die "$pair is still not on PATH after installing ${packages[*]}"
+  done
 }
 
-# step IMAGE WHAT COMMAND...: runs COMMAND in a process group of its own with its output in IMAGE's log, saying every
-# PROGRESS_SECONDS that it still runs; a failure stops with the end of the log.
-step() {
-  local image="$1" what="$2" log="$LOGS/images-$1.log" started=$SECONDS next rc=0
+# package_version PACKAGE: the installed version of a Debian package, installed first if missing.
+package_version() {
+  local status
+  status="$(dpkg-query -W -f '${db:Status-Status} ${Version}' "$1" 2>&1)" || status=""
+  if [[ "$status" != "installed "* ]]; then
+    install_packages "the package $1" "$1"
+    status="$(dpkg-query -W -f '${db:Status-Status} ${Version}' "$1")"
+  fi
+  echo "${status#installed }"
+}
+
+STEP_STATUS=0
+# run_step IMAGE WHAT COMMAND...: runs COMMAND in a process group of its own with its output in IMAGE's log, saying
+# every PROGRESS_SECONDS that it still runs; returns its status (also in STEP_STATUS).
+run_step() {
+  local image="$1" what="$2" log="$LOGS/images-$1.log" started=$SECONDS next
   shift 2
   printf '\n----- %s: %s\n+ %s\n' "$(date -u +%FT%TZ)" "$what" "$*" >>"$log"
+  # Started in the background without job control, setsid makes this very process the leader of a new group.
   setsid "$@" >>"$log" 2>&1 </dev/null &
   STEP_PID=$!
   next=$((SECONDS + PROGRESS_SECONDS))
@@ -117,12 +192,58 @@ step() {
     fi
     sleep 0.2
   done
-  wait "$STEP_PID" || rc=$?
+  STEP_STATUS=0
+  wait "$STEP_PID" || STEP_STATUS=$?
   STEP_PID=""
-  if ((rc != 0)); then
-    tail_log "$log"
-    die "building $image: $what failed (status $rc after $((SECONDS - started)) s); its log is $log"
+  return "$STEP_STATUS"
+}
+
+# step IMAGE WHAT COMMAND...: run_step, and a failure stops with the end of the log.
+step() {
+  local started=$SECONDS log="$LOGS/images-$1.log"
+  run_step "$@" && return 0
+  tail_log "$log"
+  die "building $1: $2 failed (status $STEP_STATUS after $((SECONDS - started)) s); its log is $log"
+}
+
+# --- build folders and mounts ----------------------------------------------------------------------------------------
+
+# mounts_under DIR: the mount points at or below DIR, deepest first.
+mounts_under() {
+  findmnt -rn -o TARGET | awk -v dir="$1" '$0 == dir || index($0, dir "/") == 1' | sort -r
+}
+
+# release_work DIR: unmounts everything below the build folder DIR, then removes it. Nothing is removed while a
+# mount remains (it could be the host's /dev).
+release_work() {
+  local dir="$1" target left
+  [[ -d "$dir" ]] || return 0
+  while read -r target; do
+    [[ -n "$target" ]] || continue
+    umount "$target" || umount --lazy "$target" || say "could not unmount $target"
+  done < <(mounts_under "$dir")
+  left="$(mounts_under "$dir")"
+  if [[ -n "$left" ]]; then
+    say "not removing the build folder $dir: still mounted there: $left"
+    return 1
   fi
+  rm -rf --one-file-system "$dir" || { say "could not remove the build folder $dir"; return 1; }
+}
+
+# release_stale_work: build folders of runs that were killed (their pid is in the name and no longer runs).
+release_stale_work() {
+  local dir pid
+  [[ -d "$WORK_ROOT" ]] || return 0
+  for dir in "$WORK_ROOT"/*.*.*; do
+    [[ -d "$dir" ]] || continue
+    pid="${dir##*/}"
+    pid="${pid#*.}"
+    pid="${pid%%.*}"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    alive "$pid" && continue
+    say "removing the build folder $dir, left by an earlier run (pid $pid) that did not finish"
+    release_work "$dir" || die "cannot clean up $dir; unmount what is mounted there and remove it"
+  done
 }
 
 # --- inputs ----------------------------------------------------------------------------------------------------------
@@ -150,10 +271,22 @@ pause_tag() {
   echo "$tag"
 }
 
+BUSYBOX=/bin/busybox
+# busybox_version: the upstream version of the installed busybox-static (1:1.35.0-4+deb12u1 -> 1.35.0).
+busybox_version() {
+  local version
+  version="$(package_version busybox-static)"
+  version="${version#*:}"
+  echo "${version%%-*}"
+}
+
 # reference NAME: the image's full reference.
 reference() {
   case "$1" in
     pause) echo "registry.k8s.io/pause:$(pause_tag)" ;;
+    busybox) echo "localhost/caas/busybox:$(busybox_version)" ;;
+    webapp) echo "localhost/caas/webapp:1" ;;
+    streaming-session) echo "ghcr.io/caas-broker/streaming-session:1.0.0" ;;
     *) die "unknown image '$1' (images: ${IMAGES[*]})" ;;
   esac
 }
@@ -164,6 +297,8 @@ archive() { echo "$OUT/$1.tar"; }
 input_files() {
   case "$1" in
     pause) echo tests/cluster/kubernetes/go.mod ;;
+    webapp) find "$REPO/images/webapp" -type f -printf 'images/webapp/%P\n' | sort ;;
+    streaming-session) printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh steamcmd-install.sh ;;
   esac
 }
 
@@ -176,16 +311,23 @@ input_facts() {
       echo "pause.c $(sha256sum <"$KUBERNETES_DIR/build/pause/linux/pause.c")"
       echo "tag $(pause_tag)"
       echo "gcc $(gcc -dumpfullversion)"
-      echo "libc6-dev $(dpkg-query -W -f '${Version}' libc6-dev)"
+      echo "libc6-dev $(package_version libc6-dev)"
+      ;;
+    busybox | webapp)
+      echo "busybox-static $(package_version busybox-static) $(sha256sum <"$BUSYBOX")"
+      ;;
+    streaming-session)
+      echo "mirror $MIRROR"
       ;;
   esac
+  if [[ "$1" == webapp ]]; then echo "busybox layer epoch $(source_date_epoch busybox)"; fi
 }
 
 # source_date_epoch NAME: SOURCE_DATE_EPOCH if set, else the time of the last commit of the image's inputs.
 source_date_epoch() {
-  if [[ -n "${SOURCE_DATE_EPOCH:-}" ]]; then
-    [[ "$SOURCE_DATE_EPOCH" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, not '$SOURCE_DATE_EPOCH'"
-    echo "$SOURCE_DATE_EPOCH"
+  if [[ -n "$EPOCH_OVERRIDE" ]]; then
+    [[ "$EPOCH_OVERRIDE" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, not '$EPOCH_OVERRIDE'"
+    echo "$EPOCH_OVERRIDE"
     return 0
   fi
   local paths epoch
@@ -203,7 +345,7 @@ input_key() {
     echo "epoch $2"
     sha256sum "$REPO/images/build.sh" | cut -d' ' -f1
     while read -r file; do
-      echo "$file $(sha256sum <"$REPO/$file")"
+      echo "$file $(stat -c %a "$REPO/$file") $(sha256sum <"$REPO/$file")"
     done < <(input_files "$1")
     input_facts "$1"
   } | sha256sum | cut -d' ' -f1
@@ -211,21 +353,41 @@ input_key() {
 
 # --- packing ---------------------------------------------------------------------------------------------------------
 
-# layer_tar ROOTFS TAR EPOCH [TAR_OPTIONS...]: an uncompressed layer of ROOTFS, sorted, numeric owners, mtimes clamped.
+# layer_tar IMAGE ROOTFS TAR EPOCH [TAR_OPTIONS...] MEMBER...: an uncompressed layer of the MEMBERs of ROOTFS (each
+# on its file system only), sorted, numeric owners, mtimes clamped to EPOCH.
 layer_tar() {
-  local rootfs="$1" tar="$2" epoch="$3"
-  shift 3
-  tar --create --file="$tar" --directory="$rootfs" --format=gnu --sort=name --numeric-owner \
-    --mtime="@$epoch" --clamp-mtime "$@" .
+  local image="$1" rootfs="$2" tar="$3" epoch="$4"
+  shift 4
+  step "$image" "packing $rootfs into a layer" tar --create --file="$tar" --directory="$rootfs" --format=gnu \
+    --sort=name --numeric-owner --one-file-system --mtime="@$epoch" --clamp-mtime "$@"
 }
 
 # iso_date EPOCH
 iso_date() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 
-# new_layout IMAGE LAYOUT: an OCI layout with an empty image tagged "build".
+# new_layout IMAGE LAYOUT: an OCI layout with an empty amd64 image tagged "build".
 new_layout() {
   step "$1" "creating the OCI layout" umoci init --layout "$2"
   step "$1" "creating the image" umoci new --image "$2:build"
+}
+
+# add_layer IMAGE LAYOUT TAR EPOCH CREATED_BY: appends the layer TAR, with a history entry dated EPOCH.
+add_layer() {
+  step "$1" "adding a layer ($5)" umoci raw add-layer --image "$2:build" --history.created "$(iso_date "$4")" \
+    --history.created_by "$5" "$3"
+}
+
+# configure IMAGE LAYOUT EPOCH UMOCI_CONFIG_OPTIONS...: the image's config, dated EPOCH, with the OCI title, version
+# and creation labels.
+configure() {
+  local image="$1" layout="$2" date ref
+  date="$(iso_date "$3")"
+  ref="$(reference "$image")"
+  shift 3
+  step "$image" "configuring the image" umoci config --image "$layout:build" --created "$date" \
+    --history.created "$date" --history.created_by "umoci config" --architecture amd64 --os linux \
+    --config.label "org.opencontainers.image.title=$image" --config.label "org.opencontainers.image.version=${ref##*:}" \
+    --config.label "org.opencontainers.image.created=$date" "$@"
 }
 
 # finish_layout IMAGE LAYOUT EPOCH: drops unreferenced blobs, names the manifest by the image's full reference (for
@@ -247,52 +409,306 @@ finish_layout() {
   mv "$tmp" "$(archive "$image")"
 }
 
-# --- images ----------------------------------------------------------------------------------------------------------
+# --- pause -----------------------------------------------------------------------------------------------------------
 
 build_pause() {
-  local epoch="$1" date src tag
+  local epoch="$1" src tag rootfs="$WORK/rootfs"
   require_tools gcc:gcc strip:binutils umoci:umoci jq:jq file:file
   kubernetes_module
   tag="$(pause_tag)"
   src="$KUBERNETES_DIR/build/pause/linux/pause.c"
-  date="$(iso_date "$epoch")"
-  mkdir -p "$WORK/rootfs"
-  step pause "compiling $src" gcc -Os -Wall -Werror -static "-DVERSION=v$tag-$KUBERNETES_VERSION" -o "$WORK/rootfs/pause" "$src"
-  step pause "stripping pause" strip "$WORK/rootfs/pause"
-  file "$WORK/rootfs/pause" | grep -q 'statically linked' || die "building pause: $WORK/rootfs/pause is not static: $(file "$WORK/rootfs/pause")"
-  chmod 0755 "$WORK/rootfs" "$WORK/rootfs/pause"
-  layer_tar "$WORK/rootfs" "$WORK/layer.tar" "$epoch"
+  mkdir -p "$rootfs"
+  step pause "compiling $src" gcc -Os -Wall -Werror -static "-DVERSION=v$tag-$KUBERNETES_VERSION" -o "$rootfs/pause" "$src"
+  step pause "stripping pause" strip "$rootfs/pause"
+  file "$rootfs/pause" | grep -q 'statically linked' ||
+    die "building pause: $rootfs/pause is not statically linked: $(file "$rootfs/pause")"
+  chmod 0755 "$rootfs" "$rootfs/pause"
+  layer_tar pause "$rootfs" "$WORK/layer.tar" "$epoch" .
   new_layout pause "$WORK/layout"
-  step pause "adding the layer" umoci raw add-layer --image "$WORK/layout:build" --history.created "$date" \
-    --history.created_by "gcc -Os -static build/pause/linux/pause.c (k8s.io/kubernetes $KUBERNETES_VERSION), strip" \
-    "$WORK/layer.tar"
-  step pause "configuring the image" umoci config --image "$WORK/layout:build" --created "$date" \
-    --history.created "$date" --history.created_by "umoci config" --architecture amd64 --os linux \
-    --config.user 65535:65535 --config.entrypoint /pause \
-    --config.label "org.opencontainers.image.title=pause" --config.label "org.opencontainers.image.version=$tag" \
-    --config.label "org.opencontainers.image.created=$date"
+  add_layer pause "$WORK/layout" "$WORK/layer.tar" "$epoch" \
+    "gcc -Os -static build/pause/linux/pause.c (k8s.io/kubernetes $KUBERNETES_VERSION), strip"
+  configure pause "$WORK/layout" "$epoch" --config.user 65535:65535 --config.entrypoint /pause
   finish_layout pause "$WORK/layout" "$epoch"
   : >"$OUT/pause.packages.txt"
 }
 
-# build NAME: builds the image unless its archive was built from the same inputs.
+# --- busybox and webapp ----------------------------------------------------------------------------------------------
+
+# busybox_rootfs DIR: Debian's busybox-static with a symbolic link for each applet, a few users, an empty /tmp.
+busybox_rootfs() {
+  local dir="$1" applet version
+  version="$(package_version busybox-static)"
+  mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,home,proc,sys,dev,run,var,usr/share/caas} "$dir/usr/share/doc/busybox-static"
+  install -d -m 1777 "$dir/tmp"
+  install -d -m 0700 "$dir/root"
+  install -m 0755 "$BUSYBOX" "$dir/bin/busybox"
+  while read -r applet; do
+    [[ -n "$applet" && "$applet" != bin/busybox ]] || continue
+    [[ -e "$dir/$applet" || -L "$dir/$applet" ]] || ln -s /bin/busybox "$dir/$applet"
+  done < <("$BUSYBOX" --list-full)
+  [[ -L "$dir/bin/sh" ]] || die "building busybox: $BUSYBOX --list-full named no bin/sh"
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'app:x:1000:1000:app:/home/app:/bin/sh' \
+    'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$dir/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'app:x:1000:' 'nogroup:x:65534:' >"$dir/etc/group"
+  printf '%s\n' 'hosts: files dns' 'passwd: files' 'group: files' >"$dir/etc/nsswitch.conf"
+  install -d -m 0755 -o 1000 -g 1000 "$dir/home/app"
+  install -m 0644 /usr/share/doc/busybox-static/copyright "$dir/usr/share/doc/busybox-static/copyright"
+  printf 'busybox-static\t%s\n' "$version" >"$dir/usr/share/caas/packages.txt"
+}
+
+build_busybox() {
+  local epoch="$1"
+  require_tools umoci:umoci jq:jq
+  ((EUID == 0)) || die "building busybox needs root (its files belong to root and to uid 1000); run this as root"
+  busybox_rootfs "$WORK/rootfs"
+  layer_tar busybox "$WORK/rootfs" "$WORK/layer.tar" "$epoch" .
+  new_layout busybox "$WORK/layout"
+  add_layer busybox "$WORK/layout" "$WORK/layer.tar" "$epoch" \
+    "busybox-static $(package_version busybox-static) with its applet links"
+  configure busybox "$WORK/layout" "$epoch" --config.env "PATH=$IMAGE_PATH" --config.cmd sh
+  finish_layout busybox "$WORK/layout" "$epoch"
+  cp "$WORK/rootfs/usr/share/caas/packages.txt" "$OUT/busybox.packages.txt"
+}
+
+build_webapp() {
+  local epoch="$1" busybox_epoch www="$WORK/www-rootfs"
+  require_tools umoci:umoci jq:jq
+  ((EUID == 0)) || die "building webapp needs root (its files belong to root and to uid 1000); run this as root"
+  # The first layer is the busybox image's, byte for byte (same files, same date), so a node stores it once.
+  busybox_epoch="$(source_date_epoch busybox)"
+  busybox_rootfs "$WORK/rootfs"
+  layer_tar webapp "$WORK/rootfs" "$WORK/busybox.tar" "$busybox_epoch" .
+  mkdir -p "$www"
+  cp -R "$HERE/webapp/www" "$www/www"
+  chmod -R u=rwX,go=rX "$www/www"
+  chmod 0755 "$www/www/cgi-bin/whoami"
+  # Only /www: the layer carries no / entry of its own over the busybox layer's.
+  layer_tar webapp "$www" "$WORK/www.tar" "$epoch" ./www
+  new_layout webapp "$WORK/layout"
+  add_layer webapp "$WORK/layout" "$WORK/busybox.tar" "$busybox_epoch" \
+    "busybox-static $(package_version busybox-static) with its applet links"
+  add_layer webapp "$WORK/layout" "$WORK/www.tar" "$epoch" "images/webapp/www -> /www"
+  configure webapp "$WORK/layout" "$epoch" --config.env "PATH=$IMAGE_PATH" --config.env "GREETING=hello" \
+    --config.user 1000:1000 --config.workingdir /www --config.exposedports 8080/tcp \
+    --config.entrypoint httpd --config.entrypoint -f --config.entrypoint -v --config.entrypoint -p \
+    --config.entrypoint 8080 --config.entrypoint -h --config.entrypoint /www
+  finish_layout webapp "$WORK/layout" "$epoch"
+  cp "$WORK/rootfs/usr/share/caas/packages.txt" "$OUT/webapp.packages.txt"
+}
+
+# --- streaming-session -----------------------------------------------------------------------------------------------
+
+SLIM_EXCLUDES=(/usr/share/doc/ /usr/share/groff/ /usr/share/info/ /usr/share/linda/ /usr/share/lintian/overrides/
+  /usr/share/locale/ /usr/share/man/)
+SLIM_INCLUDES=('/usr/share/doc/*/copyright' '/usr/share/doc/kde/HTML/C/*' '/usr/share/gnome/help/*/C/*'
+  /usr/share/locale/all_languages '/usr/share/locale/currency/*' '/usr/share/locale/l10n/*' /usr/share/locale/languages
+  /usr/share/locale/locale.alias '/usr/share/omf/*/*-C.emf')
+SESSION_PACKAGES=(ca-certificates novnc openbox steamcmd:i386 websockify x11-utils x11vnc xvfb)
+
+CHROOT=()
+# chroot_prefix ROOTFS EPOCH: sets CHROOT to the command line that runs a command inside ROOTFS with a clean
+# environment (and the host's proxy settings): "${CHROOT[@]}" COMMAND...
+chroot_prefix() {
+  local var
+  CHROOT=(chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8
+    DEBIAN_FRONTEND=noninteractive "SOURCE_DATE_EPOCH=$2")
+  for var in http_proxy https_proxy no_proxy; do
+    if [[ -n "${!var:-}" ]]; then CHROOT+=("$var=${!var}"); fi
+  done
+}
+
+# mount_chroot ROOTFS: /proc, the host's /dev and the package cache (at /var/cache/caas-debs) inside ROOTFS; the
+# EXIT trap (release_work) unmounts them.
+mount_chroot() {
+  local rootfs="$1"
+  mkdir -p "$rootfs/var/cache/caas-debs" "$DEBS/partial"
+  mount -t proc proc "$rootfs/proc" || die "building streaming-session: cannot mount /proc in $rootfs"
+  mount --bind /dev "$rootfs/dev" || die "building streaming-session: cannot bind-mount /dev in $rootfs"
+  mount --bind "$DEBS" "$rootfs/var/cache/caas-debs" ||
+    die "building streaming-session: cannot bind-mount the package cache $DEBS in $rootfs"
+}
+
+# unmount_chroot ROOTFS: everything mounted below ROOTFS, so that nothing of the host is packed or removed.
+unmount_chroot() {
+  local target
+  while read -r target; do
+    [[ -n "$target" ]] || continue
+    umount "$target" || die "building streaming-session: cannot unmount $target"
+  done < <(mounts_under "$1")
+  [[ -z "$(mounts_under "$1")" ]] || die "building streaming-session: still mounted below $1: $(mounts_under "$1")"
+  rmdir "$1/var/cache/caas-debs"
+}
+
+# debian_like_docker ROOTFS: the settings the debian:bookworm-slim image carries (its apt sources with the
+# Dockerfile's non-free added, its dpkg and apt configuration, policy-rc.d), so that the Dockerfile's RUN sees the
+# same system.
+debian_like_docker() {
+  local rootfs="$1" pattern
+  rm -f "$rootfs/etc/apt/sources.list"
+  mkdir -p "$rootfs/etc/apt/sources.list.d"
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $MIRROR
+Suites: bookworm bookworm-updates
+Components: main non-free
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${MIRROR%/debian}/debian-security
+Suites: bookworm-security
+Components: main non-free
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  printf '%s\n' '#!/bin/sh' '# Services are not started while packages are installed in an image build.' 'exit 101' \
+    >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  echo 'force-unsafe-io' >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+  echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$rootfs/etc/apt/apt.conf.d/docker-autoremove-suggests"
+  local clean='"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
+  printf '%s\n' "DPkg::Post-Invoke { $clean };" "APT::Update::Post-Invoke { $clean };" \
+    'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' >"$rootfs/etc/apt/apt.conf.d/docker-clean"
+  echo 'Acquire::GzipIndexes "true";' >"$rootfs/etc/apt/apt.conf.d/docker-gzip-indexes"
+  echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+  {
+    echo '# The "slim" variant: documentation, manual pages and translations are not installed.'
+    for pattern in "${SLIM_EXCLUDES[@]}"; do echo "path-exclude ${pattern}*"; done
+    for pattern in "${SLIM_INCLUDES[@]}"; do echo "path-include $pattern"; done
+  } >"$rootfs/etc/dpkg/dpkg.cfg.d/docker"
+}
+
+# slim ROOTFS: removes what the slim dpkg configuration excludes but debootstrap installed before it was there.
+slim() {
+  local rootfs="$1" dir pattern include=()
+  for pattern in "${SLIM_INCLUDES[@]}"; do
+    ((${#include[@]})) && include+=(-o)
+    include+=(-path "$rootfs$pattern")
+  done
+  for dir in "${SLIM_EXCLUDES[@]}"; do
+    [[ -d "$rootfs$dir" ]] || continue
+    find "$rootfs$dir" -xdev -depth -mindepth 1 -not \( "${include[@]}" \) -not \( -type d -o -type l \) -delete
+    while [[ -n "$(find "$rootfs$dir" -xdev -depth -mindepth 1 \( -empty -o -xtype l \) -print -delete)" ]]; do :; done
+  done
+}
+
+# tidy ROOTFS EPOCH: removes the files that only record when and where the build ran, dates /etc/shadow like the
+# Debian images do, names the host like them.
+tidy() {
+  local rootfs="$1" epoch="$2" file
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*
+  rm -f "$rootfs"/var/log/dpkg.log "$rootfs"/var/log/bootstrap.log "$rootfs"/var/log/alternatives.log \
+    "$rootfs"/var/log/apt/* "$rootfs"/var/cache/ldconfig/aux-cache "$rootfs"/etc/resolv.conf "$rootfs"/run/mount/utab
+  echo localhost >"$rootfs/etc/hostname"
+  echo "$epoch" | md5sum | cut -d' ' -f1 >"$rootfs/etc/machine-id"
+  for file in "$rootfs/etc/shadow" "$rootfs/etc/shadow-"; do
+    [[ -e "$file" ]] || continue
+    awk -F: -v OFS=: -v day=$((epoch / 86400)) '$3 > day { $3 = day } { print }' "$file" >"$file.new"
+    cat "$file.new" >"$file"
+    rm -f "$file.new"
+  done
+  chown 0:0 "$rootfs"
+  chmod 0755 "$rootfs"
+}
+
+# apt_update APT_OPTIONS...: apt-get update in the chroot (CHROOT), three attempts. When index files still fail to
+# download (a mirror caught mid-sync serves a file that does not match its Release file), the build goes on without
+# them, saying which: apt-get then takes the packages from the other indexes (bookworm's point releases carry the
+# security updates too), and the install fails if a package cannot be had.
+apt_update() {
+  local log="$LOGS/images-streaming-session.log" attempt lines errors
+  for attempt in 1 2 3; do
+    lines="$(wc -l <"$log")"
+    run_step streaming-session "apt-get update (attempt $attempt of 3)" "${CHROOT[@]}" apt-get "$@" update && return 0
+    errors="$(tail -n "+$((lines + 1))" "$log" | grep '^E: ')" || errors=""
+    if [[ -z "$errors" ]] || grep -qv -e '^E: Failed to fetch ' -e '^E: Some index files failed to download' <<<"$errors"; then
+      tail_log "$log"
+      die "building streaming-session: apt-get update failed (status $STEP_STATUS); its log is $log"
+    fi
+    ((attempt == 3)) || sleep 10
+  done
+  say "warning: building streaming-session without these index files, which $MIRROR serves inconsistently (log: $log):"
+  grep '^E: Failed to fetch ' <<<"$errors" | sed 's/^E: Failed to fetch /  /' >&2
+}
+
+build_streaming_session() {
+  local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file
+  require_tools debootstrap:debootstrap wget:wget chroot:coreutils mount:mount findmnt:util-linux umoci:umoci jq:jq
+  ((EUID == 0)) || die "building streaming-session needs root (debootstrap, chroot, mounts); run this as root"
+  mkdir -p "$DEBS/partial"
+  step streaming-session "debootstrap bookworm (minbase) from $MIRROR" debootstrap --variant=minbase --merged-usr \
+    --arch=amd64 --cache-dir="$DEBS" bookworm "$rootfs" "$MIRROR"
+  [[ -z "$(mounts_under "$rootfs")" ]] || die "building streaming-session: debootstrap left mounts: $(mounts_under "$rootfs")"
+  debian_like_docker "$rootfs"
+  cat /etc/resolv.conf >"$rootfs/etc/resolv.conf" || die "building streaming-session: cannot copy /etc/resolv.conf"
+  mount_chroot "$rootfs"
+  chroot_prefix "$rootfs" "$epoch"
+  # Packages go to and come from the cache, out of reach of docker-clean's removal after each dpkg run.
+  apt_options=(-o Dir::Cache::Archives=/var/cache/caas-debs/ -o APT::Sandbox::User=root -o Acquire::Retries=3)
+  step streaming-session "marking the base packages as automatically installed" "${CHROOT[@]}" sh -c \
+    'dpkg-query -W | cut -f1 | xargs apt-mark auto'
+  # The Dockerfile's RUN, step by step.
+  step streaming-session "adding the i386 architecture" "${CHROOT[@]}" dpkg --add-architecture i386
+  step streaming-session "answering steamcmd's licence question" "${CHROOT[@]}" sh -c \
+    "echo 'steamcmd steam/question select I AGREE' | debconf-set-selections && echo 'steamcmd steam/license note ' | debconf-set-selections"
+  apt_update "${apt_options[@]}"
+  step streaming-session "installing ${SESSION_PACKAGES[*]}" "${CHROOT[@]}" apt-get "${apt_options[@]}" \
+    install -y --no-install-recommends "${SESSION_PACKAGES[@]}"
+  step streaming-session "adding the user steam (1000)" "${CHROOT[@]}" useradd --uid 1000 --user-group \
+    --create-home --home-dir /home/steam --shell /bin/bash steam
+  step streaming-session "creating /tmp/.X11-unix" "${CHROOT[@]}" install -d -m 1777 /tmp/.X11-unix
+  install -m 0755 "$src/entrypoint.sh" "$src/steamcmd-install.sh" "$rootfs/usr/local/bin/"
+  mkdir -p "$rootfs/usr/share/caas"
+  "${CHROOT[@]}" dpkg-query -W >"$rootfs/usr/share/caas/packages.txt" ||
+    die "building streaming-session: dpkg-query -W in the chroot failed"
+  unmount_chroot "$rootfs"
+  missing=""
+  for file in /usr/games/steamcmd /usr/share/novnc/vnc.html /usr/bin/Xvfb /usr/bin/x11vnc /usr/bin/websockify \
+    /usr/bin/openbox /usr/bin/xdpyinfo; do
+    [[ -e "$rootfs$file" ]] || missing+=" $file"
+  done
+  [[ -z "$missing" ]] || die "building streaming-session: missing after the install:$missing (log: $LOGS/images-streaming-session.log)"
+  slim "$rootfs"
+  tidy "$rootfs" "$epoch"
+  layer_tar streaming-session "$rootfs" "$WORK/layer.tar" "$epoch" --exclude='./proc/*' --exclude='./sys/*' \
+    --exclude='./dev/*' .
+  new_layout streaming-session "$WORK/layout"
+  add_layer streaming-session "$WORK/layout" "$WORK/layer.tar" "$epoch" \
+    "debootstrap bookworm minbase; images/streaming-session/Dockerfile's RUN and COPY"
+  configure streaming-session "$WORK/layout" "$epoch" --config.user 1000:1000 --config.workingdir /home/steam \
+    --config.env "PATH=$IMAGE_PATH" --config.env HOME=/home/steam --config.env STATE_DIR=/tmp/session \
+    --config.exposedports 6080/tcp --config.entrypoint /usr/local/bin/entrypoint.sh
+  finish_layout streaming-session "$WORK/layout" "$epoch"
+  cp "$rootfs/usr/share/caas/packages.txt" "$OUT/streaming-session.packages.txt"
+}
+
+# --- main ------------------------------------------------------------------------------------------------------------
+
+# build NAME: builds the image unless its archive was built from the same inputs; one build of an image at a time.
 build() {
-  local name="$1" epoch key started=$SECONDS
+  local name="$1" epoch key started=$SECONDS lock_fd
+  mkdir -p "$OUT" "$WORK_ROOT" "$LOGS"
+  exec {lock_fd}>"$OUT/$name.lock"
+  if ! flock -n "$lock_fd"; then
+    say "waiting for another build of $name to finish (lock $OUT/$name.lock)"
+    flock "$lock_fd"
+  fi
   epoch="$(source_date_epoch "$name")"
   key="$(input_key "$name" "$epoch")"
-  if [[ -s "$(archive "$name")" && "$(cat "$OUT/$name.key" 2>/dev/null)" == "$key" ]]; then
+  if [[ -s "$(archive "$name")" && -s "$OUT/$name.key" && "$(cat "$OUT/$name.key")" == "$key" ]]; then
     say "$name is up to date: $(archive "$name")"
+    exec {lock_fd}>&-
     return 0
   fi
   say "building $name ($(reference "$name")); log: $LOGS/images-$name.log"
-  mkdir -p "$OUT" "$WORK_ROOT" "$LOGS"
   : >"$LOGS/images-$name.log"
   rm -f "$OUT/$name.key"
-  WORK="$(mktemp -d "$WORK_ROOT/$name.XXXXXX")"
+  release_stale_work
+  WORK="$(mktemp -d "$WORK_ROOT/$name.$$.XXXXXX")"
+  export SOURCE_DATE_EPOCH="$epoch"
   "build_${name//-/_}" "$epoch"
   echo "$key" >"$OUT/$name.key"
-  rm -rf "$WORK"
+  release_work "$WORK" || die "building $name: cannot remove the build folder $WORK"
   WORK=""
+  exec {lock_fd}>&-
   say "built $name in $((SECONDS - started)) s: $(archive "$name") ($(du -h "$(archive "$name")" | cut -f1))"
 }
 
@@ -300,6 +716,7 @@ main() {
   local names=() name
   if [[ "${1:-}" == --list ]]; then
     (($# == 1)) || die "--list takes no other argument"
+    LISTING=1
     for name in "${IMAGES[@]}"; do
       echo "$name $(reference "$name") $(archive "$name")"
     done
@@ -310,9 +727,12 @@ main() {
     names+=("$name")
   done
   ((${#names[@]})) || names=("${IMAGES[@]}")
+  require_tools flock:util-linux setsid:util-linux tar:tar sha256sum:coreutils
   for name in "${names[@]}"; do
     build "$name"
   done
 }
 
 main "$@"
+exit
+}
