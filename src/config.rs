@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::Toleration;
 use serde::Deserialize;
+
+use crate::k8s::workload::PodPlacement;
 
 /// Defaults, written as a configuration file so that they document themselves.
 const DEFAULTS: &str = r#"
@@ -119,6 +122,67 @@ pub struct WorkloadSettings {
     /// RuntimeClass of GPU sessions (e.g. `nvidia`), when the cluster needs one.
     #[serde(default)]
     pub gpu_runtime_class: Option<String>,
+    /// Pull policy of workload images; Kubernetes' default for the tag when absent. `Never` or `IfNotPresent` where
+    /// the nodes hold the images already (an air-gapped site).
+    #[serde(default)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Node labels workload pods require, as `key=value` (a node pool set aside for tenants' workloads).
+    #[serde(default)]
+    pub node_selector: Vec<String>,
+    /// Taints of that node pool that workload pods tolerate.
+    #[serde(default)]
+    pub tolerations: Vec<TolerationSettings>,
+}
+
+impl WorkloadSettings {
+    /// The placement of workload pods these settings describe (checked by `Settings::check`).
+    pub fn placement(&self) -> PodPlacement {
+        PodPlacement {
+            node_selector: self
+                .node_selector
+                .iter()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+            tolerations: self
+                .tolerations
+                .iter()
+                .map(|t| Toleration {
+                    key: t.key.clone(),
+                    operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.to_owned()),
+                    value: t.value.clone(),
+                    effect: t.effect.clone(),
+                    toleration_seconds: None,
+                })
+                .collect(),
+            image_pull_policy: self.image_pull_policy.map(|policy| format!("{policy:?}")),
+        }
+    }
+}
+
+/// Kubernetes' image pull policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PullPolicy {
+    /// Pull at every container start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull: the node must hold the image.
+    Never,
+}
+
+/// A taint workload pods tolerate: `key` with `value` (any value when absent) and `effect` (any effect when absent).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TolerationSettings {
+    /// The taint's key.
+    pub key: Option<String>,
+    /// The taint's value; absent tolerates any value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; absent tolerates every effect.
+    #[serde(default)]
+    pub effect: Option<String>,
 }
 
 /// Credentials handed to bound applications.
@@ -262,6 +326,28 @@ impl Settings {
         {
             return invalid("dashboard.base_url", "must be an http:// or https:// URL");
         }
+        for pair in &self.workloads.node_selector {
+            let valid = pair.split_once('=').is_some_and(|(key, value)| {
+                let name = key.rsplit('/').next().unwrap_or_default();
+                !name.is_empty() && !value.contains('=') && key.len() <= 316 && value.len() <= 63
+            });
+            if !valid {
+                return invalid("workloads.node_selector", &format!("{pair:?} is not key=value"));
+            }
+        }
+        for toleration in &self.workloads.tolerations {
+            if toleration.key.as_deref().is_none_or(str::is_empty) {
+                return invalid("workloads.tolerations", "each toleration needs a key");
+            }
+            if let Some(effect) = &toleration.effect
+                && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect.as_str())
+            {
+                return invalid(
+                    "workloads.tolerations",
+                    &format!("effect {effect:?} is not NoSchedule, PreferNoSchedule or NoExecute"),
+                );
+            }
+        }
         if let Some(tls) = &self.tls {
             for (key, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
                 if !path.is_file() {
@@ -295,6 +381,35 @@ mod tests {
         assert!(settings.listen.ip().is_loopback());
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
         assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
+        assert_eq!(settings.workloads.placement(), PodPlacement::default(), "workloads run anywhere by default");
+    }
+
+    #[test]
+    fn workload_placement_reads_selector_tolerations_and_pull_policy() {
+        let dir = std::env::temp_dir().join(format!("caas-config-placement-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("placement.yaml");
+        let yaml = "workloads:\n  image_pull_policy: IfNotPresent\n  node_selector: [\"caas.dev/pool=tenants\", \"type=real\"]\n  \
+                    tolerations:\n  - {key: caas.dev/pool, value: tenants, effect: NoSchedule}\n  - {key: gpu}\n";
+        std::fs::write(&file, yaml).expect("write");
+        let placement = Settings::load(Some(&file)).expect("valid").workloads.placement();
+        assert_eq!(
+            placement.node_selector,
+            [("caas.dev/pool", "tenants"), ("type", "real")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+        );
+        assert_eq!(placement.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        let tolerations: Vec<_> = placement
+            .tolerations
+            .iter()
+            .map(|t| (t.key.as_deref(), t.operator.as_deref(), t.value.as_deref(), t.effect.as_deref()))
+            .collect();
+        assert_eq!(
+            tolerations,
+            [
+                (Some("caas.dev/pool"), Some("Equal"), Some("tenants"), Some("NoSchedule")),
+                (Some("gpu"), Some("Exists"), None, None)
+            ]
+        );
     }
 
     #[test]
@@ -309,6 +424,10 @@ mod tests {
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),
+            ("workloads:\n  node_selector: [type]\n", "workloads.node_selector"),
+            ("workloads:\n  tolerations: [{value: x}]\n", "workloads.tolerations"),
+            ("workloads:\n  tolerations: [{key: a, effect: Sometimes}]\n", "workloads.tolerations"),
+            ("workloads:\n  image_pull_policy: Sometimes\n", "image_pull_policy"),
         ];
         for (i, (yaml, key)) in cases.iter().enumerate() {
             let file = dir.join(format!("case{i}.yaml"));

@@ -606,17 +606,13 @@ fn a_cf_user_gets_a_virtual_cluster_workloads_and_credentials_through_the_cf_cli
         session_parameters,
     ]);
     let session_guid = cf.guid("my-game");
-    // The local control plane has no storage provisioner: a volume reserved for the session's claim.
+    // The simulated nodes have no storage provisioner: a volume reserved for the session's claim.
     let claim = format!("data-{}-0", caas_broker::k8s::names::short_label("session-", &session_guid, 50));
     let volume = format!("{}pv", broker.prefix);
-    let pv = json!({ "apiVersion": "v1", "kind": "PersistentVolume", "metadata": { "name": volume },
-        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
-                  "claimRef": { "namespace": namespace, "name": claim },
-                  "persistentVolumeReclaimPolicy": "Delete", "hostPath": { "path": format!("/tmp/{volume}") } } });
-    let pv_file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{volume}.json"));
-    std::fs::write(&pv_file, pv.to_string()).expect("pv manifest");
-    let (ok, _, err) = cluster.kubectl(&cluster.kubeconfig, &["apply", "-f", pv_file.to_str().expect("path")]);
-    assert!(ok, "{err}");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the cluster client");
+    runtime.block_on(async {
+        support::cluster::reserve_volume(&cluster.admin().await, &volume, &namespace, &claim).await
+    });
     // Korifi polls with a growing back-off (its polls came 80 s apart here): give it time to see what the broker says.
     let operation = cf.last_operation(&session_guid, Duration::from_secs(420));
     assert_eq!(operation["state"], "succeeded", "{operation}\n{}", cf.logs());

@@ -97,14 +97,8 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     );
     let session = format!("{cluster_id}-ss");
     let claim = format!("data-{}-0", caas_broker::k8s::names::short_label("session-", &session, 50));
-    let volume: PersistentVolume = serde_json::from_value(json!({
-        "metadata": { "name": format!("{session}-pv") },
-        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"], "hostPath": { "path": "/tmp/lp" },
-                  "claimRef": { "namespace": namespace, "name": claim } }
-    }))
-    .expect("pv");
     let admin = cluster().admin().await;
-    Api::<PersistentVolume>::all(admin.clone()).create(&PostParams::default(), &volume).await.expect("pv");
+    support::cluster::reserve_volume(&admin, &format!("{session}-pv"), &namespace, &claim).await;
     let body = json!({ "service_id": STREAMING, "plan_id": CPU_720P, "organization_guid": org, "space_guid": "s",
                        "parameters": { "steam_app_id": 1007, "cluster_instance_id": cluster_id } });
     assert_eq!(put(session.clone(), body).await.status, StatusCode::ACCEPTED);

@@ -52,21 +52,10 @@ async fn patch_async(broker: &TestBroker, instance: &str, body: Value) -> Answer
     broker.call(Method::PATCH, &format!("/v2/service_instances/{instance}?accepts_incomplete=true"), Some(body)).await
 }
 
-/// A volume reserved for the claim of `session` (the local control plane has no storage provisioner; the claim
-/// reference keeps concurrent tests from taking each other's volume).
+/// A volume reserved for the claim of `session` (the simulated nodes have no storage provisioner).
 async fn offer_volume(broker: &TestBroker, name: &str, namespace: &str, session: &str) {
     let claim = format!("data-{}-0", caas_broker::k8s::names::short_label("session-", session, 50));
-    let volume: PersistentVolume = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
-                  "claimRef": { "namespace": namespace, "name": claim },
-                  "persistentVolumeReclaimPolicy": "Delete", "hostPath": { "path": format!("/tmp/{name}") } }
-    }))
-    .expect("pv");
-    Api::<PersistentVolume>::all(broker.client.clone())
-        .create(&PostParams::default(), &volume)
-        .await
-        .expect("create pv");
+    support::cluster::reserve_volume(&broker.client, name, namespace, &claim).await;
 }
 
 #[tokio::test]
@@ -358,7 +347,8 @@ async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
     let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{session}"), None).await;
     assert_eq!(fetched.status, StatusCode::NOT_FOUND, "no record of the refused session");
 
-    // Without the app it fits; with no volume for its claim, progress names the scheduler's reason.
+    // Without the app it fits; with no volume for its claim (no volume, and no storage class or a provisioner that
+    // cannot serve the simulated nodes), the operation fails with the cluster's reason instead of waiting.
     let delete = format!("/v2/service_instances/{app}?service_id={APP}&plan_id={APP_SMALL}&accepts_incomplete=true");
     let deleting = broker.call(Method::DELETE, &delete, None).await;
     let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
@@ -372,15 +362,15 @@ async fn what_cannot_fit_is_refused_at_once_and_waiting_names_its_cause() {
     let accepted = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, json!({ "steam_app_id": 1007 }))).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
     let uri = format!("/v2/service_instances/{session}/last_operation?operation=provision");
-    let waiting =
-        support::cluster::eventually(std::time::Duration::from_secs(60), "the scheduler's reason", || async {
-            let state = broker.call(Method::GET, &uri, None).await;
-            let description = state.body["description"].as_str()?.to_owned();
-            description.contains("unbound immediate PersistentVolumeClaims").then_some(state)
-        })
-        .await;
-    assert_eq!(waiting.body["state"], "in progress", "{waiting:?}");
-    assert!(waiting.body["description"].as_str().unwrap_or_default().starts_with("waiting for a node: "));
+    let claim = format!("data-{}-0", caas_broker::k8s::names::short_label("session-", &session, 50));
+    let failed = support::cluster::eventually(std::time::Duration::from_secs(90), "the claim's refusal", || async {
+        let state = broker.call(Method::GET, &uri, None).await;
+        (state.body["state"] != "in progress").then_some(state)
+    })
+    .await;
+    assert_eq!(failed.body["state"], "failed", "{failed:?}");
+    let description = failed.body["description"].as_str().unwrap_or_default();
+    assert!(description.starts_with(&format!("the workload's volume cannot be made: {claim}: ")), "{description}");
     let delete =
         format!("/v2/service_instances/{session}?service_id={STREAMING}&plan_id={CPU_720P}&accepts_incomplete=true");
     assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::ACCEPTED);

@@ -23,6 +23,7 @@ use kube::Client;
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
+use crate::k8s::workload::PodPlacement;
 pub use bindings::{Bound, Unbound};
 pub use error::{Error, Result};
 pub use instances::{Deprovisioned, Provisioned, Updated};
@@ -56,6 +57,8 @@ pub struct BrokerOptions {
     pub session_image: String,
     /// RuntimeClass of GPU sessions.
     pub gpu_runtime_class: Option<String>,
+    /// The nodes workload pods run on and their image pull policy.
+    pub placement: PodPlacement,
 }
 
 impl BrokerOptions {
@@ -72,6 +75,7 @@ impl BrokerOptions {
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
             session_image: settings.workloads.session_image.clone(),
             gpu_runtime_class: settings.workloads.gpu_runtime_class.clone(),
+            placement: settings.workloads.placement(),
         }
     }
 }

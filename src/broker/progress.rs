@@ -9,9 +9,19 @@ use super::model::{LastOperation, OperationState};
 const IMAGE_PULL: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 const CRASHING: [&str; 2] = ["CrashLoopBackOff", "CreateContainerConfigError"];
 
-/// The state of a workload that should have `expected` ready pods, given its pods and the latest refusal of the
-/// controller to create one (a `FailedCreate` event, e.g. "exceeded quota").
-pub fn progress(expected: i32, pods: &[Pod], failed_create: Option<&str>) -> LastOperation {
+/// What the cluster refused a workload, from its Warning events: neither fixes itself, so the operation fails with
+/// the cluster's words instead of waiting for a platform's time-out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refusals<'a> {
+    /// The latest refusal of the controller to create a pod (a `FailedCreate` event, e.g. "exceeded quota").
+    pub pod_creation: Option<&'a str>,
+    /// The latest reason a volume claim of the workload cannot bind (`ProvisioningFailed`, `FailedBinding`: no
+    /// volume and no storage class, a provisioner that cannot serve the node).
+    pub volume_claim: Option<&'a str>,
+}
+
+/// The state of a workload that should have `expected` ready pods, given its pods and what the cluster refused it.
+pub fn progress(expected: i32, pods: &[Pod], refusals: Refusals<'_>) -> LastOperation {
     if expected == 0 {
         return if pods.is_empty() {
             LastOperation::new(OperationState::Succeeded, "stopped; the volume is kept")
@@ -25,13 +35,17 @@ pub fn progress(expected: i32, pods: &[Pod], failed_create: Option<&str>) -> Las
         }
     }
     if (pods.len() as i32) < expected
-        && let Some(message) = failed_create
+        && let Some(message) = refusals.pod_creation
     {
         return LastOperation::new(OperationState::Failed, format!("the cluster refused to create a pod: {message}"));
     }
     let ready = pods.iter().filter(|pod| is_ready(pod)).count() as i32;
     if ready >= expected {
-        return LastOperation::new(OperationState::Succeeded, format!("{ready} of {expected} pods ready"));
+        let restarts = pods.iter().filter_map(out_of_memory).next().map(|why| format!("; {why}")).unwrap_or_default();
+        return LastOperation::new(OperationState::Succeeded, format!("{ready} of {expected} pods ready{restarts}"));
+    }
+    if let Some(message) = refusals.volume_claim {
+        return LastOperation::new(OperationState::Failed, format!("the workload's volume cannot be made: {message}"));
     }
     let stage = pods.iter().map(stage).min().unwrap_or(Stage::Creating);
     // While a pod waits for a node, the scheduler's own words say why (no node fits, an unbound volume claim, ...).
@@ -113,6 +127,23 @@ fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
     init.iter().chain(main)
 }
 
+/// The reason the kubelet gives a container the kernel killed for going over its memory limit.
+const OOM_KILLED: &str = "OOMKilled";
+
+/// A container of a ready pod that was killed for its memory since it started, said so (the app runs again, but its
+/// memory limit is too tight for it).
+fn out_of_memory(pod: &Pod) -> Option<String> {
+    statuses(pod).find_map(|container| {
+        let last = container.last_state.as_ref()?.terminated.as_ref()?;
+        (last.reason.as_deref() == Some(OOM_KILLED)).then(|| {
+            format!(
+                "container {} restarted {} times, last because it went over its memory limit ({OOM_KILLED})",
+                container.name, container.restart_count
+            )
+        })
+    })
+}
+
 /// Why a pod will not become ready by itself, if it will not.
 fn failure(pod: &Pod) -> Option<String> {
     for container in statuses(pod) {
@@ -127,7 +158,12 @@ fn failure(pod: &Pod) -> Option<String> {
                 .last_state
                 .as_ref()
                 .and_then(|state| state.terminated.as_ref())
-                .map(|t| format!(" (last exit code {})", t.exit_code))
+                .map(|t| match t.reason.as_deref() {
+                    Some(OOM_KILLED) => {
+                        format!(" (last exit code {}, {OOM_KILLED}: over its memory limit)", t.exit_code)
+                    }
+                    _ => format!(" (last exit code {})", t.exit_code),
+                })
                 .unwrap_or_default();
             return Some(format!("container {} is crashing ({reason}){exit}: {message}", container.name));
         }
@@ -154,9 +190,9 @@ mod tests {
         let ready = pod(
             json!({ "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": "True" }] }),
         );
-        assert_eq!(progress(1, &[ready], None).state, OperationState::Succeeded);
-        assert_eq!(progress(0, &[], None).state, OperationState::Succeeded);
-        assert_eq!(progress(2, &[], None).state, OperationState::InProgress);
+        assert_eq!(progress(1, &[ready], Refusals::default()).state, OperationState::Succeeded);
+        assert_eq!(progress(0, &[], Refusals::default()).state, OperationState::Succeeded);
+        assert_eq!(progress(2, &[], Refusals::default()).state, OperationState::InProgress);
     }
 
     #[test]
@@ -164,14 +200,14 @@ mod tests {
         let unscheduled =
             pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }));
         assert_eq!(
-            progress(1, &[unscheduled], None).description.as_deref(),
+            progress(1, &[unscheduled], Refusals::default()).description.as_deref(),
             Some("waiting for a node; 0 of 1 pods ready")
         );
         let unbound =
             pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims." }] }));
         assert_eq!(
-            progress(1, &[unbound], None).description.as_deref(),
+            progress(1, &[unbound], Refusals::default()).description.as_deref(),
             Some(
                 "waiting for a node: 0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims; \
                  0 of 1 pods ready"
@@ -182,7 +218,9 @@ mod tests {
             "initContainerStatuses": [{ "name": "steamcmd", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
                 "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } }]
         }));
-        assert!(progress(1, &[installing], None).description.unwrap_or_default().starts_with("installing"));
+        assert!(
+            progress(1, &[installing], Refusals::default()).description.unwrap_or_default().starts_with("installing")
+        );
     }
 
     #[test]
@@ -191,7 +229,7 @@ mod tests {
             json!({ "containerStatuses": [{ "name": "app", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
             "state": { "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope:1\"" } } }] }),
         );
-        let answer = progress(1, &[pulling], None);
+        let answer = progress(1, &[pulling], Refusals::default());
         assert_eq!(answer.state, OperationState::Failed);
         assert!(
             answer.description.unwrap_or_default().contains("image pull failed for container app (ImagePullBackOff)")
@@ -202,13 +240,65 @@ mod tests {
             "lastState": { "terminated": { "exitCode": 137 } } }] }),
         );
         assert!(
-            progress(1, &[crashing], None)
+            progress(1, &[crashing], Refusals::default())
                 .description
                 .unwrap_or_default()
                 .contains("crashing (CrashLoopBackOff) (last exit code 137)")
         );
-        let quota = progress(1, &[], Some("pods \"x\" is forbidden: exceeded quota: caas-quota"));
+        let refusals = Refusals {
+            pod_creation: Some("pods \"x\" is forbidden: exceeded quota: caas-quota"),
+            ..Refusals::default()
+        };
+        let quota = progress(1, &[], refusals);
         assert_eq!(quota.state, OperationState::Failed);
         assert!(quota.description.unwrap_or_default().contains("exceeded quota"));
+    }
+
+    #[test]
+    fn out_of_memory_kills_are_named() {
+        let status = |state: serde_json::Value, ready: bool| {
+            pod(json!({
+                "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": if ready { "True" } else { "False" } }],
+                "containerStatuses": [{ "name": "app", "ready": ready, "restartCount": 3, "image": "i", "imageID": "",
+                "state": state, "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } } }]
+            }))
+        };
+        let crashing = status(json!({ "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 40s" } }), false);
+        let answer = progress(1, &[crashing], Refusals::default());
+        assert_eq!(answer.state, OperationState::Failed);
+        assert_eq!(
+            answer.description.as_deref(),
+            Some(
+                "container app is crashing (CrashLoopBackOff) (last exit code 137, OOMKilled: over its memory limit): \
+                 back-off 40s"
+            )
+        );
+        let recovered = status(json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }), true);
+        let answer = progress(1, &[recovered], Refusals::default());
+        assert_eq!(answer.state, OperationState::Succeeded);
+        assert_eq!(
+            answer.description.as_deref(),
+            Some(
+                "1 of 1 pods ready; container app restarted 3 times, last because it went over its memory limit (OOMKilled)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_claim_that_cannot_bind_fails_the_operation_until_the_pods_are_ready() {
+        let waiting =
+            pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }));
+        let why = "no persistent volumes available for this claim and no storage class is set";
+        let refusals = Refusals { volume_claim: Some(why), ..Refusals::default() };
+        let answer = progress(1, &[waiting], refusals);
+        assert_eq!(answer.state, OperationState::Failed);
+        assert_eq!(
+            answer.description.as_deref(),
+            Some(format!("the workload's volume cannot be made: {why}").as_str())
+        );
+        let ready = pod(
+            json!({ "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": "True" }] }),
+        );
+        assert_eq!(progress(1, &[ready], refusals).state, OperationState::Succeeded, "an old event of a bound claim");
     }
 }

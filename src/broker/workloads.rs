@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::instance::{Attributes, StoredInstance};
 use super::model::{BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest};
 use super::parameters::SchemaKind;
-use super::progress::progress;
+use super::progress::{Refusals, progress};
 use super::{Broker, check_maintenance};
 use super::{Error, Result};
 use crate::catalog::{Plan, Service, ServiceKind, quantity};
@@ -338,6 +338,7 @@ impl Broker {
             ingress_host: text("ingress_host"),
             ingress_class: text("ingress_class"),
             size: size.clone(),
+            placement: self.options.placement.clone(),
         };
         Ok(match service.broker.kind {
             ServiceKind::StreamingSession => {
@@ -357,7 +358,7 @@ impl Broker {
                 Built::Session(StreamingSession {
                     workload,
                     image: self.options.session_image.clone(),
-                    steam_app_id: parameters.get("steam_app_id").and_then(Value::as_u64).unwrap_or_default(),
+                    steam_app_id: parameters.get("steam_app_id").and_then(Value::as_u64),
                     steam_credentials_secret: text("steam_credentials_secret"),
                     launch: command,
                     resolution: text("resolution").or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
@@ -502,17 +503,49 @@ impl Broker {
                 })
             }
         };
-        let events = Api::<Event>::namespaced(self.client.clone(), ns)
-            .list(&ListParams::default().fields("reason=FailedCreate"))
+        let warnings = Api::<Event>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().fields("type=Warning"))
             .await?;
-        let failed_create = events
-            .items
-            .iter()
-            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(&name)))
-            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
-            .and_then(|e| e.message.clone());
+        // The latest matching warning, as "<object>: <message>" or the message alone.
+        let latest = |matches: &dyn Fn(&Event) -> bool, named: bool| {
+            let event =
+                warnings.items.iter().filter(|e| matches(e)).max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))?;
+            let message = event.message.clone()?;
+            Some(match (&event.involved_object.name, named) {
+                (Some(object), true) => format!("{object}: {message}"),
+                _ => message,
+            })
+        };
+        let failed_create = latest(
+            &|e| {
+                e.reason.as_deref() == Some("FailedCreate")
+                    && e.involved_object.name.as_deref().is_some_and(|n| n.starts_with(&name))
+            },
+            false,
+        );
+        // A session's claims (data-<name>-0) that are still unbound, and why, if the cluster said so.
+        let unbound: Vec<String> = match &built {
+            Built::Session(_) => Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
+                .list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+                .into_iter()
+                .filter(|claim| claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
+                .filter_map(|claim| claim.metadata.name)
+                .collect(),
+            Built::App(_) => Vec::new(),
+        };
+        let claim_refusal = latest(
+            &|e| {
+                matches!(e.reason.as_deref(), Some("ProvisioningFailed" | "FailedBinding"))
+                    && e.involved_object.kind.as_deref() == Some("PersistentVolumeClaim")
+                    && e.involved_object.name.as_ref().is_some_and(|claim| unbound.contains(claim))
+            },
+            true,
+        );
         let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        let state = progress(built.expected(), &live, failed_create.as_deref());
+        let refusals = Refusals { pod_creation: failed_create.as_deref(), volume_claim: claim_refusal.as_deref() };
+        let state = progress(built.expected(), &live, refusals);
         if state.state == OperationState::Succeeded && !rolled_out {
             return Ok(LastOperation::new(OperationState::InProgress, "rolling out the new version of the pods"));
         }

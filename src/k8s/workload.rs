@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
     SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    TCPSocketAction, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
@@ -33,6 +33,35 @@ pub const ANNOTATION_RESTART: &str = "caas-broker.io/restart";
 pub const NOVNC_PORT: i32 = 6080;
 /// Key of the VNC password in the session's Secret.
 pub const VNC_PASSWORD_KEY: &str = "password";
+
+/// Where workload pods run and how their images are pulled: the operator's choice for every workload plan (a node
+/// pool set aside for tenants' workloads, images pre-loaded on the nodes), from the `workloads` settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodPlacement {
+    /// Labels a node must have to run a workload pod; any node when empty.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints of that node pool the pods tolerate.
+    pub tolerations: Vec<Toleration>,
+    /// `Always`, `IfNotPresent` or `Never`; Kubernetes' default for the image's tag when absent.
+    pub image_pull_policy: Option<String>,
+}
+
+impl PodPlacement {
+    /// Puts the placement and the pull policy into a pod's spec.
+    fn apply(&self, mut pod: PodSpec) -> PodSpec {
+        if !self.node_selector.is_empty() {
+            pod.node_selector = Some(self.node_selector.clone());
+        }
+        if !self.tolerations.is_empty() {
+            pod.tolerations = Some(self.tolerations.clone());
+        }
+        let containers = pod.init_containers.iter_mut().flatten().chain(pod.containers.iter_mut());
+        for container in containers {
+            container.image_pull_policy.clone_from(&self.image_pull_policy);
+        }
+        pod
+    }
+}
 
 /// What every workload object shares.
 #[derive(Debug, Clone)]
@@ -53,6 +82,8 @@ pub struct Workload {
     pub ingress_host: Option<String>,
     /// IngressClass of that Ingress.
     pub ingress_class: Option<String>,
+    /// The nodes the pods run on and the image pull policy.
+    pub placement: PodPlacement,
 }
 
 impl Workload {
@@ -172,8 +203,8 @@ pub struct StreamingSession {
     pub workload: Workload,
     /// The session image (`images/streaming-session`).
     pub image: String,
-    /// Steam application to install and run.
-    pub steam_app_id: u64,
+    /// Steam application the SteamCMD init step installs; none runs an application the image already holds.
+    pub steam_app_id: Option<u64>,
     /// Secret in the tenant namespace with `username` and `password`; anonymous login when absent.
     pub steam_credentials_secret: Option<String>,
     /// Command line of the application (shell words).
@@ -206,7 +237,7 @@ impl StreamingSession {
         let w = &self.workload;
         let gpu = w.size.gpu > 0;
         let mut steam_env = vec![
-            env("STEAM_APP_ID", &self.steam_app_id.to_string()),
+            env("STEAM_APP_ID", &self.steam_app_id.unwrap_or_default().to_string()),
             env("INSTALL_DIR", "/data/app"),
             env("HOME", "/data/home"),
         ];
@@ -240,7 +271,7 @@ impl StreamingSession {
             session_env.push(env("NVIDIA_VISIBLE_DEVICES", "all"));
         }
         let data = VolumeMount { name: "data".to_owned(), mount_path: "/data".to_owned(), ..VolumeMount::default() };
-        let init = Container {
+        let init = self.steam_app_id.map(|_| Container {
             name: "steamcmd".to_owned(),
             image: Some(self.image.clone()),
             command: Some(vec!["/usr/local/bin/steamcmd-install.sh".to_owned()]),
@@ -249,12 +280,13 @@ impl StreamingSession {
             resources: Some(w.resources(false)),
             security_context: Some(hardened()),
             ..Container::default()
-        };
+        });
         let session = Container {
             name: "session".to_owned(),
             image: Some(self.image.clone()),
             command: Some(vec!["/usr/local/bin/entrypoint.sh".to_owned()]),
-            working_dir: Some("/data/app".to_owned()),
+            // An installed app starts in its install directory; one the image holds, in the image's WORKDIR.
+            working_dir: self.steam_app_id.map(|_| "/data/app".to_owned()),
             env: Some(session_env),
             ports: Some(vec![ContainerPort {
                 name: Some("novnc".to_owned()),
@@ -278,7 +310,7 @@ impl StreamingSession {
             ..Container::default()
         };
         let pod = PodSpec {
-            init_containers: Some(vec![init]),
+            init_containers: init.map(|init| vec![init]),
             containers: vec![session],
             automount_service_account_token: Some(false),
             runtime_class_name: if gpu { self.runtime_class.clone() } else { None },
@@ -321,7 +353,7 @@ impl StreamingSession {
                 replicas: Some(i32::from(w.running)),
                 service_name: Some(w.name.clone()),
                 selector: LabelSelector { match_labels: Some(w.selector()), ..LabelSelector::default() },
-                template: PodTemplateSpec { metadata: Some(w.template_meta()), spec: Some(pod) },
+                template: PodTemplateSpec { metadata: Some(w.template_meta()), spec: Some(w.placement.apply(pod)) },
                 volume_claim_templates: Some(vec![PersistentVolumeClaim {
                     metadata: ObjectMeta {
                         name: Some("data".to_owned()),
@@ -434,11 +466,11 @@ impl ContainerApp {
                 selector: LabelSelector { match_labels: Some(w.selector()), ..LabelSelector::default() },
                 template: PodTemplateSpec {
                     metadata: Some(w.template_meta()),
-                    spec: Some(PodSpec {
+                    spec: Some(w.placement.apply(PodSpec {
                         containers: vec![container],
                         automount_service_account_token: Some(false),
                         ..PodSpec::default()
-                    }),
+                    })),
                 },
                 ..DeploymentSpec::default()
             }),

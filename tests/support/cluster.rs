@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, ServiceAccount};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -135,4 +136,31 @@ pub async fn delete_namespace_and_wait(client: &Client, name: &str) {
         }
     })
     .await;
+}
+
+/// A volume reserved for one claim (`claim` in `namespace`), for sessions on the simulated nodes, which no
+/// provisioner serves: its claim reference keeps concurrent tests from taking each other's volume. It has the
+/// cluster's default StorageClass when there is one (the real node's provisioner), since a claim gets that class and
+/// binds only to a volume of the same class.
+pub async fn reserve_volume(client: &Client, name: &str, namespace: &str, claim: &str) {
+    let classes =
+        Api::<StorageClass>::all(client.clone()).list(&Default::default()).await.expect("list storage classes");
+    let default = classes.items.into_iter().find(|class| {
+        class
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+            .map(String::as_str)
+            == Some("true")
+    });
+    let volume: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
+                  "storageClassName": default.and_then(|class| class.metadata.name).unwrap_or_default(),
+                  "claimRef": { "namespace": namespace, "name": claim },
+                  "persistentVolumeReclaimPolicy": "Delete", "hostPath": { "path": format!("/tmp/{name}") } }
+    }))
+    .expect("pv");
+    Api::<PersistentVolume>::all(client.clone()).create(&PostParams::default(), &volume).await.expect("create pv");
 }
