@@ -129,9 +129,10 @@ pub struct WorkloadSettings {
     /// Node labels workload pods require, as `key=value` (a node pool set aside for tenants' workloads).
     #[serde(default)]
     pub node_selector: Vec<String>,
-    /// Taints of that node pool that workload pods tolerate.
+    /// Taints of that node pool that workload pods tolerate, written as `kubectl taint` writes them:
+    /// `key[=value][:effect]` (any value when it has none, every effect when it names none).
     #[serde(default)]
-    pub tolerations: Vec<TolerationSettings>,
+    pub tolerations: Vec<String>,
 }
 
 impl WorkloadSettings {
@@ -144,19 +145,28 @@ impl WorkloadSettings {
                 .filter_map(|pair| pair.split_once('='))
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .collect(),
-            tolerations: self
-                .tolerations
-                .iter()
-                .map(|t| Toleration {
-                    key: t.key.clone(),
-                    operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.to_owned()),
-                    value: t.value.clone(),
-                    effect: t.effect.clone(),
-                    toleration_seconds: None,
-                })
-                .collect(),
+            tolerations: self.tolerations.iter().map(|taint| toleration(taint)).collect(),
             image_pull_policy: self.image_pull_policy.map(|policy| format!("{policy:?}")),
         }
+    }
+}
+
+/// The toleration of a taint written `key[=value][:effect]`.
+fn toleration(taint: &str) -> Toleration {
+    let (rest, effect) = match taint.rsplit_once(':') {
+        Some((rest, effect)) => (rest, Some(effect.to_owned())),
+        None => (taint, None),
+    };
+    let (key, value) = match rest.split_once('=') {
+        Some((key, value)) => (key, Some(value.to_owned())),
+        None => (rest, None),
+    };
+    Toleration {
+        key: Some(key.to_owned()),
+        operator: Some(if value.is_some() { "Equal" } else { "Exists" }.to_owned()),
+        value,
+        effect,
+        toleration_seconds: None,
     }
 }
 
@@ -169,20 +179,6 @@ pub enum PullPolicy {
     IfNotPresent,
     /// Never pull: the node must hold the image.
     Never,
-}
-
-/// A taint workload pods tolerate: `key` with `value` (any value when absent) and `effect` (any effect when absent).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TolerationSettings {
-    /// The taint's key.
-    pub key: Option<String>,
-    /// The taint's value; absent tolerates any value.
-    #[serde(default)]
-    pub value: Option<String>,
-    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; absent tolerates every effect.
-    #[serde(default)]
-    pub effect: Option<String>,
 }
 
 /// Credentials handed to bound applications.
@@ -262,7 +258,13 @@ impl Settings {
             builder = builder.add_source(config::File::from(file).required(true));
         }
         let builder = builder.add_source(
-            config::Environment::with_prefix("CAAS_BROKER").prefix_separator("__").separator("__").try_parsing(true),
+            config::Environment::with_prefix("CAAS_BROKER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("workloads.node_selector")
+                .with_list_parse_key("workloads.tolerations"),
         );
         let settings: Settings = builder
             .build()
@@ -335,16 +337,17 @@ impl Settings {
                 return invalid("workloads.node_selector", &format!("{pair:?} is not key=value"));
             }
         }
-        for toleration in &self.workloads.tolerations {
-            if toleration.key.as_deref().is_none_or(str::is_empty) {
-                return invalid("workloads.tolerations", "each toleration needs a key");
+        for taint in &self.workloads.tolerations {
+            let parsed = toleration(taint);
+            if parsed.key.as_deref().is_none_or(str::is_empty) {
+                return invalid("workloads.tolerations", &format!("{taint:?} has no key (key[=value][:effect])"));
             }
-            if let Some(effect) = &toleration.effect
+            if let Some(effect) = &parsed.effect
                 && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect.as_str())
             {
                 return invalid(
                     "workloads.tolerations",
-                    &format!("effect {effect:?} is not NoSchedule, PreferNoSchedule or NoExecute"),
+                    &format!("{taint:?}: effect {effect:?} is not NoSchedule, PreferNoSchedule or NoExecute"),
                 );
             }
         }
@@ -390,7 +393,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("placement.yaml");
         let yaml = "workloads:\n  image_pull_policy: IfNotPresent\n  node_selector: [\"caas.dev/pool=tenants\", \"type=real\"]\n  \
-                    tolerations:\n  - {key: caas.dev/pool, value: tenants, effect: NoSchedule}\n  - {key: gpu}\n";
+                    tolerations: [\"caas.dev/pool=tenants:NoSchedule\", gpu]\n";
         std::fs::write(&file, yaml).expect("write");
         let placement = Settings::load(Some(&file)).expect("valid").workloads.placement();
         assert_eq!(
@@ -425,8 +428,8 @@ mod tests {
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),
             ("workloads:\n  node_selector: [type]\n", "workloads.node_selector"),
-            ("workloads:\n  tolerations: [{value: x}]\n", "workloads.tolerations"),
-            ("workloads:\n  tolerations: [{key: a, effect: Sometimes}]\n", "workloads.tolerations"),
+            ("workloads:\n  tolerations: [\"=x\"]\n", "workloads.tolerations"),
+            ("workloads:\n  tolerations: [\"a:Sometimes\"]\n", "workloads.tolerations"),
             ("workloads:\n  image_pull_policy: Sometimes\n", "image_pull_policy"),
         ];
         for (i, (yaml, key)) in cases.iter().enumerate() {

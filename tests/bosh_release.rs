@@ -260,7 +260,9 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
         },
         "dashboard": { "base_url": "https://dashboard.example.com" },
         "bindings": { "default_expiration_seconds": 3600, "max_expiration_seconds": 7200 },
-        "workloads": { "session_image": "registry.example.com/session:2", "gpu_runtime_class": "nvidia" },
+        "workloads": { "session_image": "registry.example.com/session:2", "gpu_runtime_class": "nvidia",
+                       "image_pull_policy": "IfNotPresent", "node_selector": ["pool=tenants"],
+                       "tolerations": ["caas.dev/pool=tenants:NoSchedule"] },
         "limits": { "body_bytes": 65536, "sync_timeout_seconds": 20 },
         "policy": { "one_instance_per_organization": true },
         "log": { "format": "human", "level": "caas_broker=debug,info" },
@@ -277,6 +279,9 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     assert_eq!(rendered["kubernetes"]["public_ca_file"], file("public-ca.pem"));
     assert_eq!(rendered["tls"], json!({ "cert": file("tls.crt"), "key": file("tls.key") }));
     assert_eq!(rendered["workloads"]["gpu_runtime_class"], "nvidia");
+    assert_eq!(rendered["workloads"]["image_pull_policy"], "IfNotPresent");
+    assert_eq!(rendered["workloads"]["node_selector"], json!(["pool=tenants"]));
+    assert_eq!(rendered["workloads"]["tolerations"], json!(["caas.dev/pool=tenants:NoSchedule"]));
     assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-identities");
     assert_eq!(rendered["policy"]["one_instance_per_organization"], true);
     assert_eq!(std::fs::read_to_string(file("tls.key")).expect("key").trim(), key.trim());

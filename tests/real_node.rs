@@ -1,0 +1,559 @@
+//! What tenants run, on a real node (`tests/cluster/real-node.sh`: kubelet, containerd, CNI bridge, kube-proxy and
+//! kube-router enforcing NetworkPolicy, local-path volumes), driven through the OSB API as a platform drives it:
+//!
+//! - the virtual cluster's default-deny policy really blocks other tenants (ingress) and the tenant's own pods from
+//!   leaving the namespace (egress), while the tenant's pods reach each other;
+//! - a container app really serves, through the Service the binding names; stop, start, restart and scale really
+//!   happen; an app over its memory limit is OOM-killed and last_operation says so;
+//! - a streaming session runs the session image as a real pod with a provisioned volume, and headless Chromium sees
+//!   the app's pixels through noVNC with the binding's password only (time to first frame and frame rate printed);
+//! - the LimitRange's defaults reach the container's cgroup, and a pod the quota refuses fails the operation with
+//!   the quota's words.
+//!
+//! The node is shared machine-wide, so these tests take turns. They fail, naming the command to run, when the real
+//! node is not up.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use caas_broker::config::{PullPolicy, Settings};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
+use serde_json::{Value, json};
+use support::broker::{Answer, MEDIUM, MICRO, SMALL, TestBroker, provision_body};
+use support::cluster::{TestNamespace, cluster, eventually, repo_root};
+
+const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
+const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
+const APP: &str = "d3bc9dcc-7e6e-4233-b13e-fbae81b08a60";
+const APP_SMALL: &str = "278427c7-d889-4e85-9efa-d530be419e8f";
+
+/// The real node `tests/cluster/real-node.sh` joins, its label and its taint.
+const NODE: &str = "caas-real-node";
+const NODE_LABEL: (&str, &str) = ("type", "real");
+const NODE_TAINT: &str = "caas.dev/real-node";
+/// The colour the session's test app paints (tests/browser/colour_app.py); the probe looks for it.
+const APP_COLOUR: &str = "#ff00aa";
+
+/// One test at a time on the one real node (its two cores hold one session and little else).
+static NODE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn id(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// A broker whose workloads go to the real node, as an operator sets it for a node pool of its own.
+async fn broker() -> TestBroker {
+    let admin = cluster().admin().await;
+    let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
+    let ready = node
+        .as_ref()
+        .and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
+        .is_some_and(|c| c.status == "True");
+    assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {node:?})");
+    TestBroker::start(|settings: &mut Settings| {
+        settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
+        settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
+        settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
+    })
+    .await
+}
+
+/// The references `images/build.sh` gives its images (the node imported them).
+fn image(name: &str) -> String {
+    let out = Command::new("bash")
+        .arg(repo_root().join("images/build.sh"))
+        .arg("--list")
+        .output()
+        .expect("run images/build.sh");
+    assert!(out.status.success(), "images/build.sh --list failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.next().map(str::to_owned)).flatten()
+        })
+        .unwrap_or_else(|| panic!("images/build.sh --list names no image {name}"))
+}
+
+fn body(service: &str, plan: &str, org: &str, parameters: Value) -> Value {
+    json!({ "service_id": service, "plan_id": plan, "organization_guid": org, "space_guid": "space-1",
+            "context": { "platform": "cloudfoundry", "organization_guid": org }, "parameters": parameters })
+}
+
+/// A virtual cluster of `plan` for `org`, ready; its namespace.
+async fn virtual_cluster(broker: &TestBroker, org: &str, plan: &str) -> (String, String) {
+    let instance = id("vc");
+    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
+    let answer = broker.call(Method::PUT, &uri, Some(provision_body(plan, org, json!({})))).await;
+    assert!(answer.status.is_success(), "{answer:?}");
+    broker.wait_for_state(&instance, "provision", "succeeded").await;
+    let namespace = broker.namespace(&instance);
+    (instance, namespace)
+}
+
+/// Polls last_operation until the operation is over (or `limit` passes); the final answer.
+async fn finished(broker: &TestBroker, instance: &str, operation: &str, limit: Duration) -> Answer {
+    let uri = format!("/v2/service_instances/{instance}/last_operation?operation={operation}");
+    eventually(limit, &format!("{operation} of {instance} to finish"), || async {
+        let answer = broker.call(Method::GET, &uri, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        (answer.body["state"] != "in progress").then_some(answer)
+    })
+    .await
+}
+
+async fn succeeded(broker: &TestBroker, instance: &str, operation: &str, limit: Duration) -> Answer {
+    let answer = finished(broker, instance, operation, limit).await;
+    assert_eq!(answer.body["state"], "succeeded", "{operation} of {instance}: {answer:?}");
+    answer
+}
+
+async fn update(broker: &TestBroker, instance: &str, parameters: Value) {
+    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
+    let answer = broker.call(Method::PATCH, &uri, Some(json!({ "service_id": APP, "parameters": parameters }))).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+}
+
+async fn delete_workload(broker: &TestBroker, instance: &str, service: &str, plan: &str) {
+    let uri = format!("/v2/service_instances/{instance}?service_id={service}&plan_id={plan}&accepts_incomplete=true");
+    let answer = broker.call(Method::DELETE, &uri, None).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    succeeded(broker, instance, "deprovision", Duration::from_secs(120)).await;
+}
+
+/// The running pods of a workload instance.
+async fn pods_of(broker: &TestBroker, namespace: &str, instance: &str) -> Vec<Pod> {
+    let selector = format!("caas-broker.io/instance={}", caas_broker::k8s::names::label_value(instance));
+    let pods = Api::<Pod>::namespaced(broker.client.clone(), namespace);
+    let pods = pods.list(&ListParams::default().labels(&selector)).await.expect("list pods");
+    pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect()
+}
+
+/// The pod's node and its containers' ids and start times, proof that containerd really runs it.
+fn really_running(pod: &Pod) -> Vec<(String, String)> {
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some(NODE),
+        "{:?} is not on {NODE}",
+        pod.metadata.name
+    );
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+    statuses
+        .iter()
+        .map(|s| {
+            let id = s.container_id.clone().unwrap_or_default();
+            assert!(id.starts_with("containerd://"), "container {} has no containerd id: {s:?}", s.name);
+            let started = s.state.as_ref().and_then(|st| st.running.as_ref()).and_then(|r| r.started_at.clone());
+            (id, started.map(|t| t.0.to_string()).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The ClusterIP and port of the Service a binding's `host` (`<service>.<namespace>.svc.cluster.local`) names: the
+/// machine has no cluster DNS, kube-proxy serves the address.
+async fn service_address(broker: &TestBroker, host: &str, port: u64) -> String {
+    let mut parts = host.split('.');
+    let (name, namespace) = (parts.next().expect("service"), parts.next().expect("namespace"));
+    let service = Api::<Service>::namespaced(broker.client.clone(), namespace).get(name).await.expect("the Service");
+    let ip = service.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
+    format!("{ip}:{port}")
+}
+
+/// An HTTP GET from this machine: (status, body), or None when nothing answered within 5 s.
+fn http_get(url: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run curl");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n')?;
+    Some((status.trim().parse().ok()?, body.to_owned()))
+}
+
+fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let cluster = cluster();
+    cluster.kubectl(&cluster.kubeconfig, args)
+}
+
+/// A pod pinned to the real node; `command` runs in the busybox image.
+fn node_pod(name: &str, labels: Value, command: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "nodeSelector": { NODE_LABEL.0: NODE_LABEL.1 },
+            "tolerations": [{ "key": NODE_TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule" }],
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{ "name": "main", "image": image("busybox"), "imagePullPolicy": "IfNotPresent",
+                             "command": ["sh", "-c", command] }]
+        }
+    }))
+    .expect("pod literal")
+}
+
+/// Creates the pod and waits until it runs and is ready; its IP.
+async fn running_pod(client: &kube::Client, namespace: &str, pod: Pod) -> String {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let name = pod.metadata.name.clone().expect("name");
+    pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    eventually(Duration::from_secs(90), &format!("pod {namespace}/{name} to run"), || async {
+        let pod = pods.get(&name).await.ok()?;
+        let status = pod.status?;
+        let ready = status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(status.pod_ip).flatten()
+    })
+    .await
+}
+
+/// Whether `from` (a pod) gets an answer from `url` within 2 s.
+fn reaches(namespace: &str, from: &str, url: &str) -> bool {
+    let (ok, out, _) = kubectl(&["exec", "-n", namespace, from, "--", "wget", "-q", "-T", "2", "-O", "-", url]);
+    ok && out.contains("served by")
+}
+
+/// Waits until `from` reaches `url` (`expected`) or is refused (`!expected`), then checks that it stays so for three
+/// more tries: a policy takes effect when kube-router has seen the pods, within seconds.
+fn settles(namespace: &str, from: &str, url: &str, expected: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reaches(namespace, from, url) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "{namespace}/{from} {} {url} after 30 s",
+            if expected { "still cannot reach" } else { "still reaches" }
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for _ in 0..3 {
+        assert_eq!(reaches(namespace, from, url), expected, "{namespace}/{from} -> {url} changed its mind");
+    }
+}
+
+const SERVE: &str =
+    "mkdir -p /tmp/www && echo \"served by $HOSTNAME\" > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www";
+
+#[tokio::test]
+async fn the_default_deny_policy_blocks_other_tenants_and_the_way_out() {
+    let _turn = NODE_TURN.lock().await;
+    let broker = broker().await;
+    let (a, ns_a) = virtual_cluster(&broker, &id("org-a"), MICRO).await;
+    let (b, ns_b) = virtual_cluster(&broker, &id("org-b"), MICRO).await;
+    let open = TestNamespace::create(&broker.client, "open").await;
+    let client = &broker.client;
+
+    let server_a = running_pod(client, &ns_a, node_pod("server", json!({ "app": "server" }), SERVE)).await;
+    let service: Service = serde_json::from_value(json!({
+        "metadata": { "name": "server" },
+        "spec": { "selector": { "app": "server" }, "ports": [{ "port": 80, "targetPort": 8080 }] }
+    }))
+    .expect("service literal");
+    let service = Api::<Service>::namespaced(client.clone(), &ns_a).create(&PostParams::default(), &service).await;
+    let service_a = service.expect("create the Service").spec.and_then(|s| s.cluster_ip).expect("ClusterIP");
+    let server_open = running_pod(client, &open.name, node_pod("server", json!({ "app": "server" }), SERVE)).await;
+    for (namespace, pod) in [(&ns_a, "client"), (&ns_b, "client"), (&open.name, "client")] {
+        running_pod(client, namespace, node_pod(pod, json!({ "app": "client" }), "exec sleep 3600")).await;
+    }
+    let (pod_a, pod_a_svc, pod_open) =
+        (format!("http://{server_a}:8080/"), format!("http://{service_a}/"), format!("http://{server_open}:8080/"));
+
+    // Inside tenant A: its pods reach each other, directly and through the Service.
+    settles(&ns_a, "client", &pod_a, true);
+    settles(&ns_a, "client", &pod_a_svc, true);
+    // Unrestricted pods reach each other (the network works) ...
+    settles(&open.name, "client", &pod_open, true);
+    // ... but neither another tenant nor any other namespace reaches tenant A's pod or Service (ingress) ...
+    settles(&ns_b, "client", &pod_a, false);
+    settles(&ns_b, "client", &pod_a_svc, false);
+    settles(&open.name, "client", &pod_a, false);
+    // ... and tenant A's pods do not get out to another namespace (egress), though that pod accepts anyone.
+    settles(&ns_a, "client", &pod_open, false);
+    // This machine (the node) reaches tenant A's pod: kubelet probes depend on it.
+    assert!(
+        http_get(&pod_a).is_some_and(|(status, body)| status == 200 && body.contains("served by server")),
+        "the node does not reach {pod_a}"
+    );
+
+    // Allowing another namespace in (the virtual cluster's parameter) opens tenant A to it, and to it alone.
+    let uri = format!("/v2/service_instances/{a}?accepts_incomplete=true");
+    let parameters = json!({ "allow_ingress_from_namespaces": [open.name] });
+    let answer = broker
+        .call(Method::PATCH, &uri, Some(json!({ "service_id": support::broker::CAAS, "parameters": parameters })))
+        .await;
+    assert!(answer.status.is_success(), "{answer:?}");
+    if answer.status == StatusCode::ACCEPTED {
+        succeeded(&broker, &a, "update", Duration::from_secs(60)).await;
+    }
+    settles(&open.name, "client", &pod_a, true);
+    settles(&ns_b, "client", &pod_a, false);
+
+    broker.deprovision(&a, MICRO).await;
+    broker.deprovision(&b, MICRO).await;
+}
+
+#[tokio::test]
+async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kills() {
+    let _turn = NODE_TURN.lock().await;
+    let broker = broker().await;
+    let org = id("org");
+    let (cluster_id, namespace) = virtual_cluster(&broker, &org, SMALL).await;
+    let app = id("app");
+    let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
+                             "replicas": 1, "env": { "GREETING": "hello from the real node" } });
+    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(&broker, &app, "provision", Duration::from_secs(120)).await;
+
+    // Succeeded means served: the binding's Service answers at once, from the pod on the real node.
+    let bound = broker.bind(&app, &format!("{app}-b"), APP_SMALL, json!({ "service_id": APP })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let credentials = &bound.body["credentials"];
+    let host = credentials["host"].as_str().expect("host");
+    assert_eq!(credentials["url"], format!("http://{host}"));
+    let address = service_address(&broker, host, credentials["port"].as_u64().expect("port")).await;
+    let whoami = format!("http://{address}/cgi-bin/whoami");
+    let pods = pods_of(&broker, &namespace, &app).await;
+    assert_eq!(pods.len(), 1);
+    let first = really_running(&pods[0]);
+    let (status, answer) = http_get(&whoami).expect("the app answers through its Service");
+    assert_eq!(status, 200, "{answer}");
+    let pod_name = pods[0].metadata.name.clone().expect("name");
+    assert!(answer.contains(&pod_name) && answer.contains("hello from the real node"), "{answer}");
+
+    // Stopped really stops: no pod, nothing answers.
+    update(&broker, &app, json!({ "state": "stopped" })).await;
+    succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
+    assert!(pods_of(&broker, &namespace, &app).await.is_empty(), "pods left after stop");
+    assert_eq!(http_get(&whoami), None, "a stopped app still answers");
+    update(&broker, &app, json!({ "state": "running" })).await;
+    succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
+    assert!(http_get(&whoami).is_some_and(|(status, _)| status == 200), "the started app does not answer");
+
+    // A restart starts new containers.
+    let before = really_running(&pods_of(&broker, &namespace, &app).await[0]);
+    update(&broker, &app, json!({ "restart": "r1" })).await;
+    succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
+    let pods = pods_of(&broker, &namespace, &app).await;
+    assert_eq!(pods.len(), 1, "one pod after the restart");
+    let after = really_running(&pods[0]);
+    assert_ne!(after[0].0, before[0].0, "the restart kept the container");
+    assert_ne!(after, first);
+
+    // Two replicas really answer, each in turn.
+    update(&broker, &app, json!({ "replicas": 2 })).await;
+    succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
+    let pods = pods_of(&broker, &namespace, &app).await;
+    assert_eq!(pods.len(), 2);
+    let names: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let mut answered = BTreeSet::new();
+    for _ in 0..60 {
+        if let Some((200, text)) = http_get(&whoami) {
+            answered.extend(names.iter().filter(|name| text.contains(name.as_str())).cloned());
+        }
+        if answered == names {
+            break;
+        }
+    }
+    assert_eq!(answered, names, "not every replica answered through the Service");
+    delete_workload(&broker, &app, APP, APP_SMALL).await;
+
+    // An app that needs more memory than its 256 MiB limit is killed by the kernel, and the platform hears why.
+    let hungry = id("app");
+    let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
+                             "env": { "ALLOCATE_MB": "400" } });
+    let uri = format!("/v2/service_instances/{hungry}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    let failed = finished(&broker, &hungry, "provision", Duration::from_secs(180)).await;
+    assert_eq!(failed.body["state"], "failed", "{failed:?}");
+    let description = failed.body["description"].as_str().unwrap_or_default();
+    assert!(description.contains("OOMKilled: over its memory limit"), "{description}");
+    let pods = pods_of(&broker, &namespace, &hungry).await;
+    let last =
+        pods[0].status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|s| s[0].last_state.clone());
+    let killed = last.and_then(|l| l.terminated).expect("a terminated container");
+    assert_eq!((killed.reason.as_deref(), killed.exit_code), (Some("OOMKilled"), 137));
+    delete_workload(&broker, &hungry, APP, APP_SMALL).await;
+    broker.deprovision(&cluster_id, SMALL).await;
+}
+
+#[tokio::test]
+async fn limit_range_defaults_reach_the_cgroup_and_quota_refusals_reach_last_operation() {
+    let _turn = NODE_TURN.lock().await;
+    let broker = broker().await;
+    let org = id("org");
+    let (cluster_id, namespace) = virtual_cluster(&broker, &org, MICRO).await;
+    let client = &broker.client;
+
+    // A pod that asks for nothing gets the plan's defaults (limits 500m CPU and 512 MiB, requests 100m), and the
+    // kernel enforces them: read from the container's own cgroup (v1 here).
+    let read = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us \
+                /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares; exec sleep 3600";
+    running_pod(client, &namespace, node_pod("defaults", json!({}), read)).await;
+    let logs = Api::<Pod>::namespaced(client.clone(), &namespace).logs("defaults", &LogParams::default()).await;
+    let values: Vec<u64> =
+        logs.expect("the pod's log").split_whitespace().map(|v| v.parse().expect("a number")).collect();
+    assert_eq!(values, vec![512 * 1024 * 1024, 50_000, 100_000, 102], "memory limit, CPU quota/period, CPU shares");
+    Api::<Pod>::namespaced(client.clone(), &namespace)
+        .delete("defaults", &DeleteParams::default())
+        .await
+        .expect("delete");
+
+    // An app that fits, then a tenant's pod that takes the rest of the memory: the app's next pod (its restart) is
+    // refused by the quota, and last_operation says so in the quota's words.
+    let app = id("app");
+    let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080 });
+    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(&broker, &app, "provision", Duration::from_secs(120)).await;
+    let mut hog = node_pod("hog", json!({}), "exec sleep 3600");
+    let limits = json!({ "cpu": "100m", "memory": "768Mi" });
+    hog.spec.as_mut().expect("spec").containers[0].resources =
+        Some(serde_json::from_value(json!({ "requests": limits, "limits": limits })).expect("resources"));
+    running_pod(client, &namespace, hog).await;
+    update(&broker, &app, json!({ "restart": "r1" })).await;
+    let refused = finished(&broker, &app, "update", Duration::from_secs(90)).await;
+    assert_eq!(refused.body["state"], "failed", "{refused:?}");
+    let description = refused.body["description"].as_str().unwrap_or_default();
+    assert!(description.starts_with("the cluster refused to create a pod: "), "{description}");
+    assert!(
+        description.contains("exceeded quota: caas-quota") && description.contains("limits.memory"),
+        "{description}"
+    );
+    assert_eq!(pods_of(&broker, &namespace, &app).await.len(), 1, "the running pod stays");
+
+    Api::<Pod>::namespaced(client.clone(), &namespace).delete("hog", &DeleteParams::default()).await.expect("delete");
+    delete_workload(&broker, &app, APP, APP_SMALL).await;
+    broker.deprovision(&cluster_id, MICRO).await;
+}
+
+#[tokio::test]
+async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_service() {
+    let _turn = NODE_TURN.lock().await;
+    let mut broker = broker().await;
+    // The session image with a local test app added (SteamCMD cannot download here): the same entrypoint and stack.
+    broker.settings.workloads.session_image = image("streaming-session-test");
+    broker.restart();
+    let org = id("org");
+    let (cluster_id, namespace) = virtual_cluster(&broker, &org, MEDIUM).await;
+    let session = id("ss");
+    let parameters = json!({ "cluster_instance_id": cluster_id,
+                             "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
+    let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
+    let started = Instant::now();
+    let accepted = broker.call(Method::PUT, &uri, Some(body(STREAMING, CPU_720P, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(&broker, &session, "provision", Duration::from_secs(300)).await;
+    println!("streaming session: ready {:.1} s after the provision request", started.elapsed().as_secs_f64());
+
+    // Its volume was provisioned on the node by the default StorageClass.
+    let claims = Api::<PersistentVolumeClaim>::namespaced(broker.client.clone(), &namespace);
+    let claim = claims.list(&ListParams::default()).await.expect("claims").items.pop().expect("the session's claim");
+    let volume = claim.spec.as_ref().and_then(|s| s.volume_name.clone()).expect("a bound claim");
+    let pv = Api::<PersistentVolume>::all(broker.client.clone()).get(&volume).await.expect("the volume");
+    let path = pv.spec.as_ref().and_then(|s| {
+        s.host_path.as_ref().map(|h| h.path.clone()).or_else(|| s.local.as_ref().map(|l| l.path.clone()))
+    });
+    let path = path.expect("a node-local volume");
+    assert!(Path::new(&path).is_dir(), "the volume's folder {path} is not on this machine");
+    let pods = pods_of(&broker, &namespace, &session).await;
+    assert_eq!(pods.len(), 1);
+    really_running(&pods[0]);
+
+    let bound = broker.bind(&session, &format!("{session}-b"), CPU_720P, json!({ "service_id": STREAMING })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let credentials = &bound.body["credentials"];
+    let password = credentials["vnc_password"].as_str().expect("password").to_owned();
+    let address = service_address(
+        &broker,
+        credentials["vnc_host"].as_str().expect("host"),
+        credentials["vnc_port"].as_u64().expect("port"),
+    )
+    .await;
+    let report = novnc_probe(&format!("http://{address}"), &password);
+    let number = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64).unwrap_or(-1.0);
+    let wrong = &report["wrong"];
+    assert_eq!(wrong["appFrameSeen"], false, "a wrong password showed the app: {wrong}");
+    assert!(number("/wrong/pageColourShare") < 0.01, "a wrong password showed the app's colour: {wrong}");
+    let right = &report["right"];
+    let share = number("/right/canvasColourShare");
+    assert!(share > 0.8, "the app's colour covers only {:.1}% of the canvas: {right}", share * 100.0);
+    let (first_frame_ms, fps) = (number("/right/timeToFirstFrameMs"), number("/right/framesPerSecond"));
+    assert!(first_frame_ms > 0.0, "no first frame: {right}");
+    assert!(fps > 0.0, "the canvas did not change while the app animated: {right}");
+    println!(
+        "streaming session on the real node: time to first frame {first_frame_ms:.0} ms, {fps:.1} frames/s \
+         ({:.1} canvas updates/s), the app's colour on {:.1}% of the canvas",
+        number("/right/canvasUpdatesPerSecond"),
+        share * 100.0
+    );
+
+    // Stopping keeps the volume; starting again comes back on it.
+    let patch = json!({ "service_id": STREAMING, "parameters": { "state": "stopped" } });
+    assert_eq!(broker.call(Method::PATCH, &uri, Some(patch)).await.status, StatusCode::ACCEPTED);
+    succeeded(&broker, &session, "update", Duration::from_secs(120)).await;
+    assert!(pods_of(&broker, &namespace, &session).await.is_empty(), "a stopped session keeps a pod");
+    let kept = claims.get(claim.metadata.name.as_deref().expect("name")).await.expect("the claim is kept");
+    assert_eq!(kept.spec.and_then(|s| s.volume_name), Some(volume.clone()));
+    let patch = json!({ "service_id": STREAMING, "parameters": { "state": "running" } });
+    assert_eq!(broker.call(Method::PATCH, &uri, Some(patch)).await.status, StatusCode::ACCEPTED);
+    succeeded(&broker, &session, "update", Duration::from_secs(180)).await;
+
+    delete_workload(&broker, &session, STREAMING, CPU_720P).await;
+    eventually(Duration::from_secs(60), "the session's volume to be deleted", || async {
+        let left = Api::<PersistentVolume>::all(broker.client.clone()).get_opt(&volume).await.ok()?;
+        (left.is_none() && !Path::new(&path).exists()).then_some(())
+    })
+    .await;
+    broker.deprovision(&cluster_id, MEDIUM).await;
+}
+
+/// A password that differs from `password` in its first character (VNC compares only the first eight).
+fn wrong_password(password: &str) -> String {
+    let first = if password.starts_with('x') { 'y' } else { 'x' };
+    format!("{first}{}", &password[1..])
+}
+
+/// Runs `tests/browser/novnc_probe.mjs` against a noVNC page; its JSON report.
+fn novnc_probe(base_url: &str, password: &str) -> Value {
+    let dir = std::env::temp_dir().join(format!("caas-real-node-probe-{:08x}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).expect("probe dir");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/browser/novnc_probe.mjs"))
+        .current_dir(repo_root().join("tests/browser"))
+        .env("PROBE_BASE_URL", base_url)
+        .env("PROBE_PASSWORD", password)
+        .env("PROBE_WRONG_PASSWORD", wrong_password(password))
+        .env("PROBE_COLOUR", APP_COLOUR)
+        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
+        .env("PROBE_OUT_DIR", &dir)
+        .env("PROBE_MEASURE_MS", "5000")
+        .env("CHROMIUM", chromium)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node (tests/browser/install-deps.sh installs it)");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the noVNC probe failed ({}); screenshots in {}:\n{log}",
+        output.status,
+        dir.display()
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let report =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the probe printed no JSON ({e}): {text}\n{log}"));
+    std::fs::remove_dir_all(&dir).ok();
+    report
+}
