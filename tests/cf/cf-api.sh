@@ -336,7 +336,7 @@ holder() {
 choose_ports() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 30000))
+    port="$(random_port)"
     port_free "$port" && break
   done
   echo "KORIFI_API_PORT=$port" >"$STATE_DIR/ports.env.tmp"

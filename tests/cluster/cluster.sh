@@ -45,33 +45,8 @@ PIDS="$STATE_DIR/pids"
 KUBECONFIG_ADMIN="$STATE_DIR/admin.kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-# require_tools: the commands this script runs. Missing ones are installed with apt-get when root, otherwise named.
-require_tools() {
-  local missing=() packages=() pair log
-  for pair in openssl:openssl curl:curl flock:util-linux setsid:util-linux base64:coreutils awk:mawk; do
-    command -v "${pair%%:*}" >/dev/null && continue
-    missing+=("${pair%%:*}")
-    [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
-  done
-  ((${#missing[@]})) || return 0
-  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
-    die "missing commands: ${missing[*]}; install the Debian packages ${packages[*]} (as root: apt-get install ${packages[*]}), then run this again"
-  fi
-  mkdir -p "$CACHE_DIR/build-logs"
-  log="$CACHE_DIR/build-logs/apt-get.log"
-  say "installing ${packages[*]} with apt-get, for ${missing[*]} (log: $log)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "${packages[@]}"; } >"$log" 2>&1; then
-    tail_log "$log"
-    die "installing ${packages[*]} failed; its log is $log"
-  fi
-  for pair in "${missing[@]}"; do
-    command -v "$pair" >/dev/null || die "$pair is still not on PATH after installing ${packages[*]}; apt-get's log is $log"
-  done
-}
-
-# The version a go.mod in this folder pins for a module.
-pinned() { awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$HERE/$1/go.mod"; }
+# require_tools: the commands this script runs (require_commands installs what is missing, or names it).
+require_tools() { require_commands openssl:openssl curl:curl flock:util-linux setsid:util-linux base64:coreutils awk:mawk; }
 
 K8S_VERSION="$(pinned kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(pinned etcd go.etcd.io/etcd/server/v3)"
@@ -92,32 +67,6 @@ binary() {
 
 # --- build -----------------------------------------------------------------------------------------------------------
 
-# go_build MODULE_DIR OUT_DIR PACKAGE NAME [LDFLAGS]: one binary, with a log that a failure points at. Says every
-# PROGRESS_SECONDS that it is still building, since one binary can take five minutes.
-go_build() {
-  local module="$1" out="$2" package="$3" name="$4" ldflags="${5:-}"
-  [[ -x "$out/$name" ]] && return 0
-  command -v go >/dev/null || die "building $name needs Go (https://go.dev/dl), which is not on PATH"
-  mkdir -p "$out" "$CACHE_DIR/build-logs"
-  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS
-  say "building $name from $package (log: $log)"
-  (cd "$HERE/$module" && exec go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$package") >"$log" 2>&1 </dev/null &
-  await_build "$name" $! "$log" "$started"
-  mv "$out/$name.tmp" "$out/$name"
-  say "built $name in $((SECONDS - started)) s"
-}
-
-k8s_ldflags() {
-  local v="${K8S_VERSION#v}" ldflags="" pkg
-  local major="${v%%.*}" rest="${v#*.}"
-  local minor="${rest%%.*}"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
-  echo "$ldflags"
-}
-
 # What cmd_build would build: the binaries (and kwok's stages file) that are not cached yet.
 missing_binaries() {
   local c
@@ -132,13 +81,7 @@ cmd_build() {
   missing="$(missing_binaries)"
   [[ -z "$missing" ]] && return 0
   # One build at a time per cache (two `up` on different state folders share the binaries).
-  mkdir -p "$CACHE_DIR/bin"
-  exec 8>"$CACHE_DIR/bin/.build.lock"
-  if ! flock -n 8; then
-    say "waiting for another cluster.sh that is building into $CACHE_DIR/bin (lock $CACHE_DIR/bin/.build.lock)"
-    flock 8
-    missing="$(missing_binaries)"
-  fi
+  take_build_lock || missing="$(missing_binaries)"
   if [[ -n "$missing" ]]; then
     say "building ${missing//$'\n'/ } with $GO_VERSION (all six take about 10 min on 2 cores from an empty Go build cache; logs in $CACHE_DIR/build-logs)"
     go_build etcd "$BIN_ETCD" go.etcd.io/etcd/server/v3 etcd \
@@ -162,7 +105,7 @@ cmd_build() {
     fi
     say "control plane built in $((SECONDS - started)) s"
   fi
-  exec 8>&-
+  release_build_lock
 }
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
@@ -179,6 +122,8 @@ make_pki() {
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
   cert serving "/CN=caas-local-components" "DNS:localhost,IP:127.0.0.1"
   cert front-proxy "/CN=front-proxy-client"
+  # The apiserver's identity towards kubelets (kubectl logs, exec, port-forward on a real node: real-node.sh).
+  cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client"
   cert admin "/O=system:masters/CN=caas-admin"
   cert controller-manager "/CN=system:kube-controller-manager"
   cert scheduler "/CN=system:kube-scheduler"
@@ -205,7 +150,7 @@ choose_ports() {
   : >"$STATE_DIR/ports.env.tmp"
   for name in "${names[@]}"; do
     while :; do
-      port=$((20000 + RANDOM % 30000))
+      port="$(random_port)"
       [[ "$taken" != *" $port "* ]] && port_free "$port" && break
     done
     taken+="$port "
@@ -286,6 +231,8 @@ cmd_up() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy.crt" --proxy-client-key-file="$PKI/front-proxy.key" \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --endpoint-reconciler-type=none --profiling=false --v=1 \
     --service-account-max-token-expiration=168h --service-account-extend-token-expiration=false
   wait_for kube-apiserver 120 "$LOGS/kube-apiserver.log" api_ready

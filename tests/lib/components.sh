@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# What tests/cluster/cluster.sh and tests/cf/cf-api.sh share: both start long-running components in sessions of their
-# own, record their pids in a state folder, build Go binaries in the background and stop the same way, with the same
-# messages. This file holds that logic once, so that a fix to it reaches both scripts.
+# What tests/cluster/cluster.sh, tests/cluster/real-node.sh and tests/cf/cf-api.sh share: each starts long-running
+# components in sessions of their own, records their pids in a state folder, builds Go binaries in the background and
+# stops the same way, with the same messages. This file holds that logic once, so that a fix to it reaches every script.
 #
 # Sourced at the start of the script's { ... } block (bash reads a sourced file whole before running it). It sets the
 # shell options, HERE (the script's folder), REPO and CACHE_DIR (from CAAS_CACHE_DIR, physical path), the messages
@@ -85,6 +85,32 @@ alive() {
   [[ "${stat:0:1}" != Z ]]
 }
 
+# require_commands COMMAND:PACKAGE...: each COMMAND (a name on PATH, or an absolute path) that is missing is installed
+# from its Debian PACKAGE with apt-get when this runs as root; otherwise the script stops naming the packages.
+require_commands() {
+  local missing=() packages=() pair log
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null && continue
+    missing+=("${pair%%:*}")
+    [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
+    die "missing commands: ${missing[*]}; install the Debian packages ${packages[*]} (as root: apt-get install ${packages[*]}), then run this again"
+  fi
+  mkdir -p "$CACHE_DIR/build-logs"
+  log="$CACHE_DIR/build-logs/apt-get.log"
+  say "installing ${packages[*]} with apt-get, for ${missing[*]} (log: $log)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "${packages[@]}"; } >"$log" 2>&1; then
+    tail_log "$log"
+    die "installing ${packages[*]} failed; its log is $log"
+  fi
+  for pair in "${missing[@]}"; do
+    command -v "$pair" >/dev/null || die "$pair is still missing after installing ${packages[*]}; apt-get's log is $log"
+  done
+}
+
 # --- build -----------------------------------------------------------------------------------------------------------
 
 PROGRESS_SECONDS=30
@@ -110,6 +136,49 @@ await_build() {
     die "building $name failed (go build exited with status $rc after $((SECONDS - started)) s); its log is $log"
   fi
 }
+
+# pinned DIR MODULE: the version the go.mod in HERE/DIR pins for MODULE.
+pinned() { awk -v m="$2" '$1 == m { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$HERE/$1/go.mod"; }
+
+# go_build MODULE_DIR OUT_DIR PACKAGE NAME [LDFLAGS]: one binary, built in the module HERE/MODULE_DIR, with a log that
+# a failure points at. Says every PROGRESS_SECONDS that it is still building, since one binary can take five minutes.
+go_build() {
+  local module="$1" out="$2" package="$3" name="$4" ldflags="${5:-}"
+  [[ -x "$out/$name" ]] && return 0
+  command -v go >/dev/null || die "building $name needs Go (https://go.dev/dl), which is not on PATH"
+  mkdir -p "$out" "$CACHE_DIR/build-logs"
+  local log="$CACHE_DIR/build-logs/$name.log" started=$SECONDS
+  say "building $name from $package (log: $log)"
+  (cd "$HERE/$module" && exec go build -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$package") >"$log" 2>&1 </dev/null &
+  await_build "$name" $! "$log" "$started"
+  mv "$out/$name.tmp" "$out/$name"
+  say "built $name in $((SECONDS - started)) s"
+}
+
+# k8s_ldflags: the ldflags that stamp K8S_VERSION into a binary of the k8s.io/kubernetes module (what the release
+# build does), so that the apiserver and the kubelet report it.
+k8s_ldflags() {
+  local v="${K8S_VERSION#v}" ldflags="" pkg
+  local major="${v%%.*}" rest="${v#*.}"
+  local minor="${rest%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$ldflags"
+}
+
+# take_build_lock: one build at a time per cache (cluster.sh and real-node.sh, on any state folder, share the
+# binaries); holds fd 8 until release_build_lock. Returns 1 when it had to wait (another run may have built meanwhile).
+take_build_lock() {
+  mkdir -p "$CACHE_DIR/bin"
+  exec 8>"$CACHE_DIR/bin/.build.lock"
+  flock -n 8 && return 0
+  say "waiting for another script that is building into $CACHE_DIR/bin (lock $CACHE_DIR/bin/.build.lock)"
+  flock 8
+  return 1
+}
+release_build_lock() { exec 8>&-; }
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
 
@@ -218,6 +287,15 @@ check_alive() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# random_port: a random port from 20000 up to the start of the kernel's ephemeral range (ip_local_port_range), so that
+# no outgoing connection (the apiserver's to etcd, say) can hold it by chance between choosing it and listening on it.
+random_port() {
+  local low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((low > 21000)) || low=32768
+  echo $((20000 + RANDOM % (low - 20000)))
+}
 
 # wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
 # end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
