@@ -9,7 +9,13 @@ cd "$(dirname "$0")/.."
 say() { echo "install-deps: $*" >&2; }
 
 need=()
-for pair in openssl:openssl curl:curl flock:util-linux setsid:util-linux jq:jq python3:python3; do
+# The control plane (tests/cluster/cluster.sh), then the real node (tests/cluster/real-node.sh: containerd, runc, CNI
+# plugins, iptables, ipset and nft for kube-proxy, kube-router and its clean-up), then the images it runs
+# (images/build.sh: umoci, debootstrap, busybox, gcc, file). A command may be an absolute path.
+for pair in openssl:openssl curl:curl flock:util-linux setsid:util-linux jq:jq python3:python3 \
+  ip:iproute2 iptables:iptables ip6tables:iptables ipset:ipset nft:nftables conntrack:conntrack containerd:containerd \
+  runc:runc /usr/lib/cni/bridge:containernetworking-plugins socat:socat ethtool:ethtool \
+  umoci:umoci debootstrap:debootstrap /bin/busybox:busybox-static gcc:gcc file:file; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
