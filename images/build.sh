@@ -17,14 +17,15 @@
 #   webapp             localhost/caas/webapp:1
 #                      the busybox layer plus images/webapp/www: `httpd -f -v -p 8080 -h /www` as 1000:1000, port
 #                      8080, / is index.html, /cgi-bin/whoami answers {"hostname": ..., "greeting": $GREETING}
-#   streaming-session  ghcr.io/caas-broker/streaming-session:1.0.0 (the broker's default session_image)
+#   streaming-session  ghcr.io/caas-broker/streaming-session:1.0.0 (the broker's default workloads.session_image)
 #                      the file system images/streaming-session/Dockerfile produces: Debian bookworm (debootstrap
 #                      minbase, configured like the debian:bookworm-slim image: slim dpkg excludes, its apt settings,
 #                      policy-rc.d), i386 and non-free added, the Dockerfile's debconf answers and packages
 #                      (--no-install-recommends), user steam 1000, the two scripts in /usr/local/bin; the same config
 #                      (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH, port 6080, entrypoint.sh).
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
-#                      every exit. Packages come from http://deb.debian.org (CAAS_DEBIAN_MIRROR overrides it).
+#                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
+#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both).
 #
 # Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the archives ($CAAS_CACHE_DIR/images/NAME.tar, beside it
 # NAME.key, the hash of the inputs it was built from, and NAME.packages.txt, the Debian packages in it, also in the
@@ -43,19 +44,22 @@
 # index.json carries the full reference both as io.containerd.image.name and as org.opencontainers.image.ref.name, so
 # a plain `ctr images import` names the image by it (containerd prefixes only references that are a bare tag).
 #
-# Reproducibility: layer entries are sorted by name with numeric owners and every mtime clamped to SOURCE_DATE_EPOCH;
-# the config's and the history's dates are SOURCE_DATE_EPOCH; the layout's tar is sorted, owned by 0:0 and dated the
-# same; umoci compresses layers deterministically. So pause, busybox and webapp are byte-reproducible from the same
-# inputs (same gcc/libc6-dev, same busybox-static). streaming-session is reproducible in content for the same
-# package versions, but not byte for byte: Debian point releases and security updates change the packages (each
-# build records them in NAME.packages.txt), and a few files that maintainer scripts generate (caches such as the
-# fontconfig and debconf ones, compiled Python) may differ between two builds of the same versions. Removed for
-# that reason: the dpkg, alternatives and apt logs, ldconfig's aux-cache; /etc/shadow's dates are clamped.
+# Reproducibility: every layer entry is sorted by name, with numeric owners and its mtime clamped to
+# SOURCE_DATE_EPOCH; the config's and the history's dates are SOURCE_DATE_EPOCH; the layout's tar is sorted, owned by
+# 0:0 and dated the same; umoci compresses layers deterministically. pause, busybox and webapp are byte-reproducible
+# from the same inputs (same gcc and libc6-dev, same busybox-static). streaming-session is byte-reproducible from the
+# same package versions (two builds gave the same archive), but those are not pinned: Debian point releases and
+# security updates change them, so a build on another day can differ; each build records them in NAME.packages.txt.
+# What would vary from one build to the next is removed (the dpkg, alternatives and apt logs, ldconfig's aux-cache)
+# or fixed (the dates in /etc/shadow, /etc/machine-id from SOURCE_DATE_EPOCH, /etc/hostname "localhost").
+# An apt-get update whose index files a mirror serves inconsistently (caught mid-sync) is tried three times; then
+# the build goes on without those index files, and says which.
 #
-# Needs (Debian packages): umoci, jq, tar, coreutils, util-linux (flock, setsid, findmnt, mount), file; pause: gcc,
+# Needs (Debian packages): umoci, jq, tar, coreutils, util-linux (flock, setsid, findmnt), mount, file; pause: gcc,
 # libc6-dev, binutils, golang (go locates the Kubernetes module; the Go module proxy is needed the first time);
-# busybox and webapp: busybox-static; streaming-session: debootstrap (which uses wget), and the network to
-# deb.debian.org. Run as root, this installs a missing one with apt-get; otherwise it stops naming them.
+# busybox and webapp: busybox-static, and root (the files belong to root and uid 1000); streaming-session: root,
+# debootstrap and wget, and the network to deb.debian.org. Run as root, this installs a missing package with apt-get;
+# otherwise it stops naming it.
 #
 # Every way this script stops says why on stderr, naming the step and its log.
 
@@ -100,6 +104,7 @@ trap 'say "terminated (SIGTERM)"; exit 143' TERM
 
 STEP_PID=""
 WORK=""
+LOCK_FD=""
 # cleanup: stops an unfinished step (its whole process group), then unmounts and removes the build folder.
 cleanup() {
   if [[ -n "$STEP_PID" ]]; then
@@ -181,8 +186,9 @@ run_step() {
   local image="$1" what="$2" log="$LOGS/images-$1.log" started=$SECONDS next
   shift 2
   printf '\n----- %s: %s\n+ %s\n' "$(date -u +%FT%TZ)" "$what" "$*" >>"$log"
-  # Started in the background without job control, setsid makes this very process the leader of a new group.
-  setsid "$@" >>"$log" 2>&1 </dev/null &
+  # Started in the background without job control, setsid makes this very process the leader of a new group. The
+  # step must not inherit the image's lock: a step a killed run left behind would hold it.
+  setsid "$@" >>"$log" 2>&1 </dev/null {LOCK_FD}>&- &
   STEP_PID=$!
   next=$((SECONDS + PROGRESS_SECONDS))
   while alive "$STEP_PID"; do
@@ -230,9 +236,19 @@ release_work() {
   rm -rf --one-file-system "$dir" || { say "could not remove the build folder $dir"; return 1; }
 }
 
-# release_stale_work: build folders of runs that were killed (their pid is in the name and no longer runs).
+# processes_in DIR: the processes whose root or working folder is below DIR (a killed run's chroot steps).
+processes_in() {
+  local proc root cwd
+  for proc in /proc/[0-9]*; do
+    { root="$(readlink "$proc/root")" && cwd="$(readlink "$proc/cwd")"; } 2>/dev/null || continue
+    if [[ "$root/" == "$1/"* || "$cwd/" == "$1/"* ]]; then echo "${proc#/proc/}"; fi
+  done
+}
+
+# release_stale_work: build folders of runs that were killed (their pid is in the name and no longer runs), and the
+# steps those runs left running in them.
 release_stale_work() {
-  local dir pid
+  local dir pid pids
   [[ -d "$WORK_ROOT" ]] || return 0
   for dir in "$WORK_ROOT"/*.*.*; do
     [[ -d "$dir" ]] || continue
@@ -242,6 +258,12 @@ release_stale_work() {
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
     alive "$pid" && continue
     say "removing the build folder $dir, left by an earlier run (pid $pid) that did not finish"
+    mapfile -t pids < <(processes_in "$dir")
+    if ((${#pids[@]})); then
+      say "stopping what that run left running there: pids ${pids[*]}"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      sleep 1
+    fi
     release_work "$dir" || die "cannot clean up $dir; unmount what is mounted there and remove it"
   done
 }
@@ -631,7 +653,7 @@ apt_update() {
 
 build_streaming_session() {
   local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file
-  require_tools debootstrap:debootstrap wget:wget chroot:coreutils mount:mount findmnt:util-linux umoci:umoci jq:jq
+  require_tools debootstrap:debootstrap wget:wget chroot:coreutils mount:mount umoci:umoci jq:jq
   ((EUID == 0)) || die "building streaming-session needs root (debootstrap, chroot, mounts); run this as root"
   mkdir -p "$DEBS/partial"
   step streaming-session "debootstrap bookworm (minbase) from $MIRROR" debootstrap --variant=minbase --merged-usr \
@@ -684,18 +706,18 @@ build_streaming_session() {
 
 # build NAME: builds the image unless its archive was built from the same inputs; one build of an image at a time.
 build() {
-  local name="$1" epoch key started=$SECONDS lock_fd
+  local name="$1" epoch key started=$SECONDS
   mkdir -p "$OUT" "$WORK_ROOT" "$LOGS"
-  exec {lock_fd}>"$OUT/$name.lock"
-  if ! flock -n "$lock_fd"; then
+  exec {LOCK_FD}>"$OUT/$name.lock"
+  if ! flock -n "$LOCK_FD"; then
     say "waiting for another build of $name to finish (lock $OUT/$name.lock)"
-    flock "$lock_fd"
+    flock "$LOCK_FD"
   fi
   epoch="$(source_date_epoch "$name")"
   key="$(input_key "$name" "$epoch")"
   if [[ -s "$(archive "$name")" && -s "$OUT/$name.key" && "$(cat "$OUT/$name.key")" == "$key" ]]; then
     say "$name is up to date: $(archive "$name")"
-    exec {lock_fd}>&-
+    exec {LOCK_FD}>&-
     return 0
   fi
   say "building $name ($(reference "$name")); log: $LOGS/images-$name.log"
@@ -708,7 +730,7 @@ build() {
   echo "$key" >"$OUT/$name.key"
   release_work "$WORK" || die "building $name: cannot remove the build folder $WORK"
   WORK=""
-  exec {lock_fd}>&-
+  exec {LOCK_FD}>&-
   say "built $name in $((SECONDS - started)) s: $(archive "$name") ($(du -h "$(archive "$name")" | cut -f1))"
 }
 
@@ -727,7 +749,7 @@ main() {
     names+=("$name")
   done
   ((${#names[@]})) || names=("${IMAGES[@]}")
-  require_tools flock:util-linux setsid:util-linux tar:tar sha256sum:coreutils
+  require_tools flock:util-linux setsid:util-linux findmnt:util-linux tar:tar sha256sum:coreutils
   for name in "${names[@]}"; do
     build "$name"
   done
