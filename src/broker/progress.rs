@@ -9,14 +9,16 @@ use super::model::{LastOperation, OperationState};
 const IMAGE_PULL: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 const CRASHING: [&str; 2] = ["CrashLoopBackOff", "CreateContainerConfigError"];
 
-/// What the cluster refused a workload, from its Warning events: neither fixes itself, so the operation fails with
-/// the cluster's words instead of waiting for a platform's time-out.
+/// What the cluster refused a workload, from its Warning events, so that last_operation says it in the cluster's
+/// words instead of a bare "waiting".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refusals<'a> {
-    /// The latest refusal of the controller to create a pod (a `FailedCreate` event, e.g. "exceeded quota").
+    /// The latest refusal of the controller to create a pod (a `FailedCreate` event, e.g. "exceeded quota"): the
+    /// operation fails, as the controller does not retry it by itself soon.
     pub pod_creation: Option<&'a str>,
     /// The latest reason a volume claim of the workload cannot bind (`ProvisioningFailed`, `FailedBinding`: no
-    /// volume and no storage class, a provisioner that cannot serve the node).
+    /// volume and no storage class, a provisioner that cannot serve the node): the operation goes on, since an
+    /// operator who adds a volume or a storage class lets it finish, but says why it waits.
     pub volume_claim: Option<&'a str>,
 }
 
@@ -45,7 +47,12 @@ pub fn progress(expected: i32, pods: &[Pod], refusals: Refusals<'_>) -> LastOper
         return LastOperation::new(OperationState::Succeeded, format!("{ready} of {expected} pods ready{restarts}"));
     }
     if let Some(message) = refusals.volume_claim {
-        return LastOperation::new(OperationState::Failed, format!("the workload's volume cannot be made: {message}"));
+        return LastOperation::new(
+            OperationState::InProgress,
+            format!(
+                "waiting for a volume, which the cluster cannot provide yet: {message}; {ready} of {expected} pods ready"
+            ),
+        );
     }
     let stage = pods.iter().map(stage).min().unwrap_or(Stage::Creating);
     // While a pod waits for a node, the scheduler's own words say why (no node fits, an unbound volume claim, ...).
@@ -285,17 +292,15 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_that_cannot_bind_fails_the_operation_until_the_pods_are_ready() {
+    fn a_claim_that_cannot_bind_is_named_until_the_pods_are_ready() {
         let waiting =
             pod(json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable" }] }));
         let why = "no persistent volumes available for this claim and no storage class is set";
         let refusals = Refusals { volume_claim: Some(why), ..Refusals::default() };
         let answer = progress(1, &[waiting], refusals);
-        assert_eq!(answer.state, OperationState::Failed);
-        assert_eq!(
-            answer.description.as_deref(),
-            Some(format!("the workload's volume cannot be made: {why}").as_str())
-        );
+        assert_eq!(answer.state, OperationState::InProgress);
+        let expected = format!("waiting for a volume, which the cluster cannot provide yet: {why}; 0 of 1 pods ready");
+        assert_eq!(answer.description.as_deref(), Some(expected.as_str()));
         let ready = pod(
             json!({ "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": "True" }] }),
         );
