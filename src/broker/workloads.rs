@@ -523,16 +523,16 @@ impl Broker {
             },
             false,
         );
-        // A session's claims (data-<name>-0) that are still unbound, and why, if the cluster said so.
+        // A session's claim (its one pod's, data-<name>-0) while it is unbound, and why, if the cluster said so.
         let unbound: Vec<String> = match &built {
-            Built::Session(_) => Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
-                .list(&ListParams::default().labels(&selector))
-                .await?
-                .items
-                .into_iter()
-                .filter(|claim| claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
-                .filter_map(|claim| claim.metadata.name)
-                .collect(),
+            Built::Session(_) => {
+                let claim = format!("data-{name}-0");
+                let found = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns).get_opt(&claim).await?;
+                found
+                    .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
+                    .map(|_| vec![claim])
+                    .unwrap_or_default()
+            }
             Built::App(_) => Vec::new(),
         };
         let claim_refusal = latest(
