@@ -565,8 +565,15 @@ choose_ports() {
 }
 
 containerd_ready() { ctr --address "$CONTAINERD_SOCK" version; }
+# node_ready: the running kubelet is healthy and has reported the node Ready since it started (a Ready condition
+# posted by a kubelet that was killed stays Ready for the node monitor's grace period).
 node_ready() {
-  [[ "$(kctl get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+  curl -fsS --max-time 2 "http://127.0.0.1:$KUBELET_HEALTH_PORT/healthz" || return 1
+  local state since
+  state="$(kctl get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')" || return 1
+  since="$(stat -c %Y "/proc/$(cat "$PIDS/kubelet.pid")")" || return 1
+  [[ "${state%% *}" == True ]] || { echo "Ready: ${state:-unknown}"; return 1; }
+  (($(date -d "${state#* }" +%s) >= since - 1)) || { echo "the last heartbeat (${state#* }) is older than the kubelet"; return 1; }
 }
 kube_proxy_ready() { curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTH_PORT/healthz"; }
 kube_router_ready() { iptables -S FORWARD | grep -q -- '-j KUBE-ROUTER-FORWARD'; }
@@ -713,7 +720,7 @@ drain() {
   quietly "cordoning $NODE" kctl cordon "$NODE"
   say "deleting the pods on $NODE: $(node_pods | tr '\n' ' ')"
   quietly "deleting the pods on $NODE" kctl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE" \
-    --grace-period=5 --wait=false
+    --grace-period=2 --wait=false
   wait_for "the pods on $NODE to be deleted" 90 "$LOGS/kubelet.log" no_node_pods
 }
 
@@ -894,7 +901,7 @@ cmd_down() {
   restore_sysctls
   rm -rf --one-file-system "$KUBELET_DIR" "$CNI_DIR/networks" "$CONTAINERD_DIR/state" "$STATE_DIR/pod-logs"
   remove_machine_paths
-  rm -rf "$BASELINE"
+  rm -rf "$BASELINE" "$STATE_DIR/api.url"
   set_machine_owner ""
   say "down: the node's processes are stopped and the machine is as before 'up' (images and volumes kept in $STATE_DIR)"
 }
