@@ -15,8 +15,9 @@
 #                      the installed busybox-static binary with a link for each applet (/bin/sh, wget, nc, httpd, ...),
 #                      /etc/passwd and /etc/group (root, app 1000, nobody 65534); default command sh
 #   webapp             localhost/caas/webapp:1
-#                      the busybox layer plus images/webapp/www: `httpd -f -v -p 8080 -h /www` as 1000:1000, port
-#                      8080, / is index.html, /cgi-bin/whoami answers {"hostname": ..., "greeting": $GREETING}
+#                      the busybox layer plus images/webapp/www and start.sh (`httpd -f -v -p 8080 -h /www` as
+#                      1000:1000, after holding ALLOCATE_MB MiB of memory when that is set), port 8080, / is
+#                      index.html, /cgi-bin/whoami answers {"hostname": ..., "greeting": $GREETING}
 #   streaming-session  ghcr.io/caas-broker/streaming-session:1.0.0 (the broker's default workloads.session_image)
 #                      the file system images/streaming-session/Dockerfile produces: Debian bookworm (debootstrap
 #                      minbase, configured like the debian:bookworm-slim image: slim dpkg excludes, its apt settings,
@@ -26,6 +27,10 @@
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
 #                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
 #                      (CAAS_DEBIAN_MIRROR=URL/debian moves both).
+#   streaming-session-test  localhost/caas/streaming-session-test:1
+#                      streaming-session plus python3-tk and tests/browser/colour_app.py in /opt/caas-test: a local
+#                      app for the real node's session test (SteamCMD cannot download there); built after, and on,
+#                      the streaming-session archive
 #
 # Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the archives ($CAAS_CACHE_DIR/images/NAME.tar, beside it
 # NAME.key, the hash of the inputs it was built from, and NAME.packages.txt, the Debian packages in it, also in the
@@ -86,7 +91,9 @@ WORK_ROOT="$OUT/work"
 DEBS="$OUT/debs"
 LOGS="$CACHE_DIR/build-logs"
 MIRROR="${CAAS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-IMAGES=(pause busybox webapp streaming-session)
+IMAGES=(pause busybox webapp streaming-session streaming-session-test)
+# The image being built, for messages and its log.
+BUILDING=""
 PROGRESS_SECONDS=30
 IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EPOCH_OVERRIDE="${SOURCE_DATE_EPOCH:-}"
@@ -309,6 +316,7 @@ reference() {
     busybox) echo "localhost/caas/busybox:$(busybox_version)" ;;
     webapp) echo "localhost/caas/webapp:1" ;;
     streaming-session) echo "ghcr.io/caas-broker/streaming-session:1.0.0" ;;
+    streaming-session-test) echo "localhost/caas/streaming-session-test:1" ;;
     *) die "unknown image '$1' (images: ${IMAGES[*]})" ;;
   esac
 }
@@ -321,6 +329,7 @@ input_files() {
     pause) echo tests/cluster/kubernetes/go.mod ;;
     webapp) find "$REPO/images/webapp" -type f -printf 'images/webapp/%P\n' | sort ;;
     streaming-session) printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh steamcmd-install.sh ;;
+    streaming-session-test) echo tests/browser/colour_app.py ;;
   esac
 }
 
@@ -343,6 +352,7 @@ input_facts() {
       ;;
   esac
   if [[ "$1" == webapp ]]; then echo "busybox layer epoch $(source_date_epoch busybox)"; fi
+  if [[ "$1" == streaming-session-test ]]; then echo "streaming-session $(cat "$OUT/streaming-session.key" 2>&1)"; fi
 }
 
 # source_date_epoch NAME: SOURCE_DATE_EPOCH if set, else the time of the last commit of the image's inputs.
@@ -504,16 +514,15 @@ build_webapp() {
   cp -R "$HERE/webapp/www" "$www/www"
   chmod -R u=rwX,go=rX "$www/www"
   chmod 0755 "$www/www/cgi-bin/whoami"
-  # Only /www: the layer carries no / entry of its own over the busybox layer's.
-  layer_tar webapp "$www" "$WORK/www.tar" "$epoch" ./www
+  install -m 0755 "$HERE/webapp/start.sh" "$www/start.sh"
+  # Only /www and /start.sh: the layer carries no / entry of its own over the busybox layer's.
+  layer_tar webapp "$www" "$WORK/www.tar" "$epoch" ./start.sh ./www
   new_layout webapp "$WORK/layout"
   add_layer webapp "$WORK/layout" "$WORK/busybox.tar" "$busybox_epoch" \
     "busybox-static $(package_version busybox-static) with its applet links"
-  add_layer webapp "$WORK/layout" "$WORK/www.tar" "$epoch" "images/webapp/www -> /www"
+  add_layer webapp "$WORK/layout" "$WORK/www.tar" "$epoch" "images/webapp/www -> /www, images/webapp/start.sh -> /"
   configure webapp "$WORK/layout" "$epoch" --config.env "PATH=$IMAGE_PATH" --config.env "GREETING=hello" \
-    --config.user 1000:1000 --config.workingdir /www --config.exposedports 8080/tcp \
-    --config.entrypoint httpd --config.entrypoint -f --config.entrypoint -v --config.entrypoint -p \
-    --config.entrypoint 8080 --config.entrypoint -h --config.entrypoint /www
+    --config.user 1000:1000 --config.workingdir /www --config.exposedports 8080/tcp --config.entrypoint /start.sh
   finish_layout webapp "$WORK/layout" "$epoch"
   cp "$WORK/rootfs/usr/share/caas/packages.txt" "$OUT/webapp.packages.txt"
 }
@@ -544,10 +553,10 @@ chroot_prefix() {
 mount_chroot() {
   local rootfs="$1"
   mkdir -p "$rootfs/var/cache/caas-debs" "$DEBS/partial"
-  mount -t proc proc "$rootfs/proc" || die "building streaming-session: cannot mount /proc in $rootfs"
-  mount --bind /dev "$rootfs/dev" || die "building streaming-session: cannot bind-mount /dev in $rootfs"
+  mount -t proc proc "$rootfs/proc" || die "building $BUILDING: cannot mount /proc in $rootfs"
+  mount --bind /dev "$rootfs/dev" || die "building $BUILDING: cannot bind-mount /dev in $rootfs"
   mount --bind "$DEBS" "$rootfs/var/cache/caas-debs" ||
-    die "building streaming-session: cannot bind-mount the package cache $DEBS in $rootfs"
+    die "building $BUILDING: cannot bind-mount the package cache $DEBS in $rootfs"
 }
 
 # unmount_chroot ROOTFS: everything mounted below ROOTFS, so that nothing of the host is packed or removed.
@@ -555,9 +564,9 @@ unmount_chroot() {
   local target
   while read -r target; do
     [[ -n "$target" ]] || continue
-    umount "$target" || die "building streaming-session: cannot unmount $target"
+    umount "$target" || die "building $BUILDING: cannot unmount $target"
   done < <(mounts_under "$1")
-  [[ -z "$(mounts_under "$1")" ]] || die "building streaming-session: still mounted below $1: $(mounts_under "$1")"
+  [[ -z "$(mounts_under "$1")" ]] || die "building $BUILDING: still mounted below $1: $(mounts_under "$1")"
   rmdir "$1/var/cache/caas-debs"
 }
 
@@ -636,18 +645,18 @@ tidy() {
 # them, saying which: apt-get then takes the packages from the other indexes (bookworm's point releases carry the
 # security updates too), and the install fails if a package cannot be had.
 apt_update() {
-  local log="$LOGS/images-streaming-session.log" attempt lines errors
+  local log="$LOGS/images-$BUILDING.log" attempt lines errors
   for attempt in 1 2 3; do
     lines="$(wc -l <"$log")"
-    run_step streaming-session "apt-get update (attempt $attempt of 3)" "${CHROOT[@]}" apt-get "$@" update && return 0
+    run_step "$BUILDING" "apt-get update (attempt $attempt of 3)" "${CHROOT[@]}" apt-get "$@" update && return 0
     errors="$(tail -n "+$((lines + 1))" "$log" | grep '^E: ')" || errors=""
     if [[ -z "$errors" ]] || grep -qv -e '^E: Failed to fetch ' -e '^E: Some index files failed to download' <<<"$errors"; then
       tail_log "$log"
-      die "building streaming-session: apt-get update failed (status $STEP_STATUS); its log is $log"
+      die "building $BUILDING: apt-get update failed (status $STEP_STATUS); its log is $log"
     fi
     ((attempt == 3)) || sleep 10
   done
-  say "warning: building streaming-session without these index files, which $MIRROR serves inconsistently (log: $log):"
+  say "warning: building $BUILDING without these index files, which $MIRROR serves inconsistently (log: $log):"
   grep '^E: Failed to fetch ' <<<"$errors" | sed 's/^E: Failed to fetch /  /' >&2
 }
 
@@ -702,6 +711,44 @@ build_streaming_session() {
   cp "$rootfs/usr/share/caas/packages.txt" "$OUT/streaming-session.packages.txt"
 }
 
+# --- streaming-session-test ------------------------------------------------------------------------------------------
+
+# The session image with a local test app added, for the real node's tests, where SteamCMD cannot download: Python's
+# Tk and tests/browser/colour_app.py (a full-screen colour with a moving bar) in /opt/caas-test, run by the same
+# entrypoint. One layer over the session image's, made by umoci repack from the unpacked image; not byte-reproducible
+# (the layer keeps the install's mtimes), which a test image does not need.
+build_streaming_session_test() {
+  local epoch="$1" layout="$WORK/layout" bundle="$WORK/bundle" rootfs="$WORK/bundle/rootfs" apt_options
+  require_tools umoci:umoci jq:jq chroot:coreutils mount:mount
+  ((EUID == 0)) || die "building streaming-session-test needs root (chroot, mounts); run this as root"
+  mkdir -p "$layout"
+  step streaming-session-test "unpacking the streaming-session archive" tar --extract \
+    --file="$(archive streaming-session)" --directory="$layout"
+  # The session's manifest, tagged "build": the tag the packing steps work on.
+  jq -c '.manifests[0].annotations = {"org.opencontainers.image.ref.name": "build"}' "$layout/index.json" \
+    >"$layout/index.json.new" || die "building streaming-session-test: cannot read $layout/index.json"
+  mv "$layout/index.json.new" "$layout/index.json"
+  step streaming-session-test "unpacking the session image" umoci unpack --image "$layout:build" "$bundle"
+  cat /etc/resolv.conf >"$rootfs/etc/resolv.conf" || die "building streaming-session-test: cannot copy /etc/resolv.conf"
+  mount_chroot "$rootfs"
+  chroot_prefix "$rootfs" "$epoch"
+  apt_options=(-o Dir::Cache::Archives=/var/cache/caas-debs/ -o APT::Sandbox::User=root -o Acquire::Retries=3)
+  apt_update "${apt_options[@]}"
+  step streaming-session-test "installing python3-tk" "${CHROOT[@]}" apt-get "${apt_options[@]}" \
+    install -y --no-install-recommends python3-tk
+  install -D -m 0755 "$REPO/tests/browser/colour_app.py" "$rootfs/opt/caas-test/colour_app.py"
+  "${CHROOT[@]}" dpkg-query -W >"$rootfs/usr/share/caas/packages.txt" ||
+    die "building streaming-session-test: dpkg-query -W in the chroot failed"
+  unmount_chroot "$rootfs"
+  slim "$rootfs"
+  tidy "$rootfs" "$epoch"
+  step streaming-session-test "packing the changes into a layer" umoci repack --image "$layout:build" \
+    --history.created "$(iso_date "$epoch")" --history.created_by "python3-tk; tests/browser/colour_app.py" "$bundle"
+  configure streaming-session-test "$layout" "$epoch"
+  finish_layout streaming-session-test "$layout" "$epoch"
+  cp "$rootfs/usr/share/caas/packages.txt" "$OUT/streaming-session-test.packages.txt"
+}
+
 # --- main ------------------------------------------------------------------------------------------------------------
 
 # build NAME: builds the image unless its archive was built from the same inputs; one build of an image at a time.
@@ -720,6 +767,7 @@ build() {
     exec {LOCK_FD}>&-
     return 0
   fi
+  BUILDING="$name"
   say "building $name ($(reference "$name")); log: $LOGS/images-$name.log"
   : >"$LOGS/images-$name.log"
   rm -f "$OUT/$name.key"
@@ -749,6 +797,10 @@ main() {
     names+=("$name")
   done
   ((${#names[@]})) || names=("${IMAGES[@]}")
+  # The test session image is built on the session image's archive.
+  if [[ " ${names[*]} " == *" streaming-session-test "* && " ${names[*]} " != *" streaming-session "* ]]; then
+    names=(streaming-session "${names[@]}")
+  fi
   require_tools flock:util-linux setsid:util-linux findmnt:util-linux tar:tar sha256sum:coreutils
   for name in "${names[@]}"; do
     build "$name"
