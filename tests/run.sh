@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test, on a fresh machine too: installs what is missing (tests/install-deps.sh: system packages with
 # apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), builds and
-# starts the local control plane (tests/cluster/cluster.sh), then runs the Rust unit and integration tests against it.
-# Stops the control plane (and the Cloud Foundry API of tests/cf/cf-api.sh) afterwards only if this script started it.
+# starts the local control plane (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs
+# root), then runs the Rust unit and integration tests against them. Stops the real node, the control plane (and the
+# Cloud Foundry API of tests/cf/cf-api.sh) afterwards only if this script started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +15,16 @@ cluster=tests/cluster/cluster.sh
 started_here=false
 status="$(bash "$cluster" status)"
 if [[ "$status" != *"kube-apiserver running"* ]]; then started_here=true; fi
+real_node=tests/cluster/real-node.sh
+node_started_here=false
+if [[ "$(bash "$real_node" status)" != *"kubelet running"* ]]; then node_started_here=true; fi
 # tests/cf_cli.rs starts the Cloud Foundry API (tests/cf/cf-api.sh up): stopped afterwards too, unless any of it ran.
 cf_api=tests/cf/cf-api.sh
 cf_started_here=false
 if [[ "$(bash "$cf_api" status)" != *" running "* ]]; then cf_started_here=true; fi
 stop() {
   if $cf_started_here; then bash "$cf_api" down; fi
+  if $node_started_here; then bash "$real_node" down; fi
   if $started_here; then bash "$cluster" down; fi
 }
 trap stop EXIT
@@ -27,6 +32,9 @@ trap stop EXIT
 start=$SECONDS
 bash "$cluster" up || { echo "tests: the control plane did not come up (tests/cluster/cluster.sh up; its message is above)" >&2; exit 1; }
 echo "tests: control plane ready after $((SECONDS - start))s"
+start=$SECONDS
+bash "$real_node" up || { echo "tests: the real node did not come up (tests/cluster/real-node.sh up; its message is above)" >&2; exit 1; }
+echo "tests: real node ready after $((SECONDS - start))s"
 
 # Benchmarks are not tests: `cargo bench --bench broker` runs them (`--all-targets` would include them).
 cargo test --lib --bins --tests --no-fail-fast -- --test-threads 4
