@@ -444,6 +444,16 @@ async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_s
     let mut broker = broker().await;
     // The session image with a local test app added (SteamCMD cannot download here): the same entrypoint and stack.
     broker.settings.workloads.session_image = image("streaming-session-test");
+    let node = Api::<Node>::all(broker.client.clone()).get(NODE).await.expect("the real node");
+    let images = node.status.and_then(|s| s.images).unwrap_or_default();
+    assert!(
+        images
+            .iter()
+            .flat_map(|i| i.names.iter().flatten())
+            .any(|name| *name == broker.settings.workloads.session_image),
+        "the node lacks {}: run `bash tests/cluster/real-node.sh images streaming-session-test`",
+        broker.settings.workloads.session_image
+    );
     broker.restart();
     let org = id("org");
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, MEDIUM).await;

@@ -33,7 +33,8 @@ start=$SECONDS
 bash "$cluster" up || { echo "tests: the control plane did not come up (tests/cluster/cluster.sh up; its message is above)" >&2; exit 1; }
 echo "tests: control plane ready after $((SECONDS - start))s"
 start=$SECONDS
-bash "$real_node" up || { echo "tests: the real node did not come up (tests/cluster/real-node.sh up; its message is above)" >&2; exit 1; }
+# The images tests/real_node.rs runs: the web app and the session image with its test app (built on first use).
+CAAS_REAL_NODE_IMAGES="webapp streaming-session-test" bash "$real_node" up || { echo "tests: the real node did not come up (tests/cluster/real-node.sh up; its message is above)" >&2; exit 1; }
 echo "tests: real node ready after $((SECONDS - start))s"
 
 # Benchmarks are not tests: `cargo bench --bench broker` runs them (`--all-targets` would include them).
