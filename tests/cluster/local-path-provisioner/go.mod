@@ -1,4 +1,6 @@
 // Pins Rancher's local-path-provisioner, which real-node.sh runs on the host to serve the StorageClass local-path.
+// golang.org/x/{crypto,net,oauth2,sys,term,text} are raised above the versions v0.0.30 asks for (mid-2024, with known
+// vulnerabilities), to the ones kube-router's module resolves to.
 module caas-broker/tests/cluster/local-path-provisioner
 
 go 1.26.0
