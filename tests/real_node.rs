@@ -181,6 +181,15 @@ fn http_get(url: &str) -> Option<(u16, String)> {
     Some((status.trim().parse().ok()?, body.to_owned()))
 }
 
+/// The first answer from `url`, which must come within 10 s; says how long it took after the first try.
+async fn answers(url: &str) -> (u16, String) {
+    let started = Instant::now();
+    let answer =
+        eventually(Duration::from_secs(10), &format!("an answer from {url}"), || async { http_get(url) }).await;
+    println!("{url} answered {:.1} s after the workload was reported ready", started.elapsed().as_secs_f64());
+    answer
+}
+
 fn kubectl(args: &[&str]) -> (bool, String, String) {
     let cluster = cluster();
     cluster.kubectl(&cluster.kubeconfig, args)
@@ -216,9 +225,20 @@ async fn running_pod(client: &kube::Client, namespace: &str, pod: Pod) -> String
     .await
 }
 
-/// Whether `from` (a pod) gets an answer from `url` within 2 s.
+/// Deletes a pod and waits until it is gone (its quota released).
+async fn delete_pod(client: &kube::Client, namespace: &str, name: &str) {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    pods.delete(name, &DeleteParams::default()).await.expect("delete the pod");
+    eventually(Duration::from_secs(60), &format!("pod {namespace}/{name} to be gone"), || async {
+        pods.get_opt(name).await.expect("read the pod").is_none().then_some(())
+    })
+    .await;
+}
+
+/// Whether `from` (a pod) gets an answer from `url` within 3 s.
 fn reaches(namespace: &str, from: &str, url: &str) -> bool {
-    let (ok, out, _) = kubectl(&["exec", "-n", namespace, from, "--", "wget", "-q", "-T", "2", "-O", "-", url]);
+    // (busybox's wget crashes with -T: `timeout` bounds it instead.)
+    let (ok, out, _) = kubectl(&["exec", "-n", namespace, from, "--", "timeout", "3", "wget", "-q", "-O", "-", url]);
     ok && out.contains("served by")
 }
 
@@ -325,7 +345,8 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     let pods = pods_of(&broker, &namespace, &app).await;
     assert_eq!(pods.len(), 1);
     let first = really_running(&pods[0]);
-    let (status, answer) = http_get(&whoami).expect("the app answers through its Service");
+    // (kube-proxy programs the Service's new endpoint within a moment of the pod turning ready.)
+    let (status, answer) = answers(&whoami).await;
     assert_eq!(status, 200, "{answer}");
     let pod_name = pods[0].metadata.name.clone().expect("name");
     assert!(answer.contains(&pod_name) && answer.contains("hello from the real node"), "{answer}");
@@ -337,7 +358,7 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     assert_eq!(http_get(&whoami), None, "a stopped app still answers");
     update(&broker, &app, json!({ "state": "running" })).await;
     succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
-    assert!(http_get(&whoami).is_some_and(|(status, _)| status == 200), "the started app does not answer");
+    assert_eq!(answers(&whoami).await.0, 200, "the started app does not answer");
 
     // A restart starts new containers.
     let before = really_running(&pods_of(&broker, &namespace, &app).await[0]);
@@ -404,10 +425,7 @@ async fn limit_range_defaults_reach_the_cgroup_and_quota_refusals_reach_last_ope
     let values: Vec<u64> =
         logs.expect("the pod's log").split_whitespace().map(|v| v.parse().expect("a number")).collect();
     assert_eq!(values, vec![512 * 1024 * 1024, 50_000, 100_000, 102], "memory limit, CPU quota/period, CPU shares");
-    Api::<Pod>::namespaced(client.clone(), &namespace)
-        .delete("defaults", &DeleteParams::default())
-        .await
-        .expect("delete");
+    delete_pod(client, &namespace, "defaults").await;
 
     // An app that fits, then a tenant's pod that takes the rest of the memory: the app's next pod (its restart) is
     // refused by the quota, and last_operation says so in the quota's words.
@@ -426,14 +444,14 @@ async fn limit_range_defaults_reach_the_cgroup_and_quota_refusals_reach_last_ope
     let refused = finished(&broker, &app, "update", Duration::from_secs(90)).await;
     assert_eq!(refused.body["state"], "failed", "{refused:?}");
     let description = refused.body["description"].as_str().unwrap_or_default();
-    assert!(description.starts_with("the cluster refused to create a pod: "), "{description}");
+    assert!(description.starts_with("the cluster refused to create a pod of the new version: "), "{description}");
     assert!(
         description.contains("exceeded quota: caas-quota") && description.contains("limits.memory"),
         "{description}"
     );
     assert_eq!(pods_of(&broker, &namespace, &app).await.len(), 1, "the running pod stays");
 
-    Api::<Pod>::namespaced(client.clone(), &namespace).delete("hog", &DeleteParams::default()).await.expect("delete");
+    delete_pod(client, &namespace, "hog").await;
     delete_workload(&broker, &app, APP, APP_SMALL).await;
     broker.deprovision(&cluster_id, MICRO).await;
 }

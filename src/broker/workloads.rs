@@ -480,27 +480,34 @@ impl Broker {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(&record.stored.instance_id));
         let pods =
             Api::<Pod>::namespaced(self.client.clone(), ns).list(&ListParams::default().labels(&selector)).await?;
-        let rolled_out = match &built {
+        // Whether the pods run the current template; and, for an app, why its Deployment cannot create one now
+        // (its ReplicaFailure condition: current, unlike events, which outlive what they report).
+        let (rolled_out, replica_failure) = match &built {
             Built::Session(_) => {
                 let set = Api::<StatefulSet>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
-                set.is_some_and(|set| {
+                let rolled_out = set.is_some_and(|set| {
                     let generation = set.metadata.generation.unwrap_or_default();
                     let status = set.status.unwrap_or_default();
                     status.observed_generation.unwrap_or_default() >= generation
                         && status.update_revision.is_some()
                         && status.update_revision == status.current_revision
-                })
+                });
+                (rolled_out, None)
             }
             Built::App(_) => {
                 let deployment = Api::<Deployment>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
-                deployment.is_some_and(|d| {
-                    let generation = d.metadata.generation.unwrap_or_default();
-                    let replicas = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                    let status = d.status.unwrap_or_default();
-                    status.observed_generation.unwrap_or_default() >= generation
-                        && status.updated_replicas.unwrap_or_default() >= replicas
-                        && status.replicas.unwrap_or_default() == replicas
-                })
+                let replicas = deployment.as_ref().and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(1);
+                let generation = deployment.as_ref().and_then(|d| d.metadata.generation).unwrap_or_default();
+                let status = deployment.and_then(|d| d.status).unwrap_or_default();
+                let rolled_out = status.observed_generation.unwrap_or_default() >= generation
+                    && generation > 0
+                    && status.updated_replicas.unwrap_or_default() >= replicas
+                    && status.replicas.unwrap_or_default() == replicas;
+                let failure =
+                    status.conditions.unwrap_or_default().into_iter().find_map(|c| {
+                        (c.type_ == "ReplicaFailure" && c.status == "True").then_some(c.message).flatten()
+                    });
+                (rolled_out, failure)
             }
         };
         let warnings = Api::<Event>::namespaced(self.client.clone(), ns)
@@ -543,10 +550,23 @@ impl Broker {
             },
             true,
         );
-        let live: Vec<Pod> = pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        let refusals = Refusals { pod_creation: failed_create.as_deref(), volume_claim: claim_refusal.as_deref() };
+        // A workload being stopped is stopped once its last pod is gone, not while a terminating one still serves.
+        let live: Vec<Pod> = if built.expected() == 0 {
+            pods.items
+        } else {
+            pods.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect()
+        };
+        let pod_creation = replica_failure.clone().or(failed_create);
+        let refusals = Refusals { pod_creation: pod_creation.as_deref(), volume_claim: claim_refusal.as_deref() };
         let state = progress(built.expected(), &live, refusals);
         if state.state == OperationState::Succeeded && !rolled_out {
+            // The old pods serve, but a new one cannot be made (e.g. the quota has no room for the rollout's surge).
+            if let Some(message) = replica_failure {
+                return Ok(LastOperation::new(
+                    OperationState::Failed,
+                    format!("the cluster refused to create a pod of the new version: {message}"),
+                ));
+            }
             return Ok(LastOperation::new(OperationState::InProgress, "rolling out the new version of the pods"));
         }
         Ok(state)
