@@ -524,6 +524,71 @@ impl ContainerApp {
 mod tests {
     use super::*;
 
+    fn session(steam_app_id: Option<u64>, placement: PodPlacement) -> StreamingSession {
+        StreamingSession {
+            workload: Workload {
+                name: "session-x".to_owned(),
+                namespace: "caas-x".to_owned(),
+                labels: BTreeMap::from([(LABEL_INSTANCE.to_owned(), "x".to_owned())]),
+                size: WorkloadSize { cpu: "1".to_owned(), memory: "2Gi".to_owned(), ..WorkloadSize::default() },
+                running: true,
+                restart: None,
+                ingress_host: None,
+                ingress_class: None,
+                placement,
+            },
+            image: "session:1".to_owned(),
+            steam_app_id,
+            steam_credentials_secret: None,
+            launch: vec!["./start.sh".to_owned()],
+            resolution: "1280x720".to_owned(),
+            expose: "ClusterIP".to_owned(),
+            runtime_class: None,
+        }
+    }
+
+    #[test]
+    fn a_session_installs_with_steamcmd_only_when_it_has_a_steam_app() {
+        let installed = session(Some(1007), PodPlacement::default()).stateful_set();
+        let pod = installed.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.init_containers.map(|c| c.len()), Some(1));
+        assert_eq!(pod.containers[0].working_dir.as_deref(), Some("/data/app"));
+        let held = session(None, PodPlacement::default()).stateful_set();
+        let pod = held.spec.and_then(|s| s.template.spec).expect("pod");
+        assert!(pod.init_containers.is_none(), "no SteamCMD step for an app the image holds");
+        assert_eq!(pod.containers[0].working_dir, None, "the image's WORKDIR");
+    }
+
+    #[test]
+    fn placement_reaches_every_container_and_the_pod() {
+        let placement = PodPlacement {
+            node_selector: BTreeMap::from([("type".to_owned(), "real".to_owned())]),
+            tolerations: vec![Toleration {
+                key: Some("pool".to_owned()),
+                operator: Some("Exists".to_owned()),
+                ..Toleration::default()
+            }],
+            image_pull_policy: Some("Never".to_owned()),
+        };
+        let set = session(Some(1007), placement.clone()).stateful_set();
+        let pod = set.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.node_selector.as_ref(), Some(&placement.node_selector));
+        assert_eq!(pod.tolerations.as_ref(), Some(&placement.tolerations));
+        let policies: Vec<_> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&pod.containers)
+            .map(|c| c.image_pull_policy.as_deref())
+            .collect();
+        assert_eq!(policies, [Some("Never"), Some("Never")]);
+        let default = session(Some(1007), PodPlacement::default()).stateful_set();
+        let pod = default.spec.and_then(|s| s.template.spec).expect("pod");
+        assert!(
+            pod.node_selector.is_none() && pod.tolerations.is_none() && pod.containers[0].image_pull_policy.is_none()
+        );
+    }
+
     #[test]
     fn shell_words_quote_what_needs_it() {
         let words = ["./game.x86_64", "-windowed", "it's here", ""].map(str::to_owned);
