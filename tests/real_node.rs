@@ -521,8 +521,11 @@ async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_s
     assert!(first_frame_ms > 0.0, "no first frame: {right}");
     assert!(fps > 0.0, "the canvas did not change while the app animated: {right}");
     println!(
-        "streaming session on the real node: time to first frame {first_frame_ms:.0} ms, {fps:.1} frames/s \
-         ({:.1} canvas updates/s), the app's colour on {:.1}% of the canvas",
+        "streaming session on the real node: time to first frame {first_frame_ms:.0} ms (page loaded at {:.0} ms, \
+         first canvas update at {:.0} ms), {fps:.1} frames/s ({:.1} canvas updates/s), the app's colour on {:.1}% of \
+         the canvas",
+        number("/right/timeToDomContentLoadedMs"),
+        number("/right/timeToFirstCanvasUpdateMs"),
         number("/right/canvasUpdatesPerSecond"),
         share * 100.0
     );
