@@ -73,19 +73,12 @@
 # functions and traps inside it are called.)
 # shellcheck disable=SC2317
 {
-set -euo pipefail
-set -E
+SCRIPT_NAME=images
+# The shell options, HERE (images/), REPO, CACHE_DIR, messages, the ERR/INT/TERM traps, tail_log, alive,
+# install_packages and require_commands.
+# shellcheck source=tests/lib/script.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib/script.sh"
 umask 022
-
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
-
-die() { echo "images: $*" >&2; exit 1; }
-say() { echo "images: $*" >&2; }
-
-mkdir -p "$CACHE_DIR" || die "cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)"
-CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
 OUT="$CACHE_DIR/images"
 WORK_ROOT="$OUT/work"
 DEBS="$OUT/debs"
@@ -98,16 +91,6 @@ PROGRESS_SECONDS=30
 IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EPOCH_OVERRIDE="${SOURCE_DATE_EPOCH:-}"
 LISTING=""
-
-# Anything that fails without its own message (set -e) still says what and where; only the script's own process
-# speaks, not the subshells of command substitutions.
-on_error() {
-  [[ $BASHPID == "$$" ]] || return 0
-  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
-}
-trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
-trap 'say "interrupted (SIGINT)"; exit 130' INT
-trap 'say "terminated (SIGTERM)"; exit 143' TERM
 
 STEP_PID=""
 WORK=""
@@ -128,58 +111,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != Z ]]
-}
-
-# tail_log FILE: the end of a log, framed.
-tail_log() {
-  [[ -s "$1" ]] || { say "($1 is empty or missing)"; return 0; }
-  echo "----- last lines of $1 -----" >&2
-  tail -n 20 "$1" >&2
-  echo "----- end of $1 -----" >&2
-}
-
-# install_packages WHY PACKAGE...: installs Debian packages with apt-get when root, otherwise stops naming them.
-install_packages() {
-  local why="$1" log="$LOGS/images-apt-get.log"
-  shift
-  if [[ -n "$LISTING" ]] || ((EUID != 0)) || ! command -v apt-get >/dev/null; then
-    die "missing $why; install the Debian packages $* (as root: apt-get install $*), then run this again"
-  fi
-  mkdir -p "$LOGS"
-  say "installing $* with apt-get, for $why (log: $log)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "$@"; } >"$log" 2>&1; then
-    tail_log "$log"
-    die "installing $* failed; its log is $log"
-  fi
-}
-
-# require_tools COMMAND:PACKAGE...: the commands a build runs; missing ones are installed (or named).
-require_tools() {
-  local missing=() packages=() pair
-  for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null && continue
-    missing+=("${pair%%:*}")
-    [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
-  done
-  ((${#missing[@]})) || return 0
-  install_packages "commands: ${missing[*]}" "${packages[@]}"
-  for pair in "${missing[@]}"; do
-    command -v "$pair" >/dev/null || die "$pair is still not on PATH after installing ${packages[*]}"
-  done
-}
-
 # package_version PACKAGE: the installed version of a Debian package, installed first if missing.
 package_version() {
   local status
   status="$(dpkg-query -W -f '${db:Status-Status} ${Version}' "$1" 2>&1)" || status=""
   if [[ "$status" != "installed "* ]]; then
+    [[ -z "$LISTING" ]] || die "the Debian package $1 is missing; install it (as root: apt-get install $1)"
     install_packages "the package $1" "$1"
     status="$(dpkg-query -W -f '${db:Status-Status} ${Version}' "$1")"
   fi
@@ -282,7 +219,7 @@ KUBERNETES_VERSION=""
 # kubernetes_module: the source folder and version of the k8s.io/kubernetes module tests/cluster/kubernetes pins.
 kubernetes_module() {
   [[ -n "$KUBERNETES_DIR" ]] && return 0
-  require_tools go:golang jq:jq
+  require_commands go:golang jq:jq
   local json
   json="$(cd "$REPO/tests/cluster/kubernetes" && go mod download -json k8s.io/kubernetes)" ||
     die "go mod download k8s.io/kubernetes (in tests/cluster/kubernetes) failed: ${json:-no output}"
@@ -445,7 +382,7 @@ finish_layout() {
 
 build_pause() {
   local epoch="$1" src tag rootfs="$WORK/rootfs"
-  require_tools gcc:gcc strip:binutils umoci:umoci jq:jq file:file
+  require_commands gcc:gcc strip:binutils umoci:umoci jq:jq file:file
   kubernetes_module
   tag="$(pause_tag)"
   src="$KUBERNETES_DIR/build/pause/linux/pause.c"
@@ -490,7 +427,7 @@ busybox_rootfs() {
 
 build_busybox() {
   local epoch="$1"
-  require_tools umoci:umoci jq:jq
+  require_commands umoci:umoci jq:jq
   ((EUID == 0)) || die "building busybox needs root (its files belong to root and to uid 1000); run this as root"
   busybox_rootfs "$WORK/rootfs"
   layer_tar busybox "$WORK/rootfs" "$WORK/layer.tar" "$epoch" .
@@ -504,7 +441,7 @@ build_busybox() {
 
 build_webapp() {
   local epoch="$1" busybox_epoch www="$WORK/www-rootfs"
-  require_tools umoci:umoci jq:jq
+  require_commands umoci:umoci jq:jq
   ((EUID == 0)) || die "building webapp needs root (its files belong to root and to uid 1000); run this as root"
   # The first layer is the busybox image's, byte for byte (same files, same date), so a node stores it once.
   busybox_epoch="$(source_date_epoch busybox)"
@@ -662,7 +599,7 @@ apt_update() {
 
 build_streaming_session() {
   local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file
-  require_tools debootstrap:debootstrap wget:wget chroot:coreutils mount:mount umoci:umoci jq:jq
+  require_commands debootstrap:debootstrap wget:wget chroot:coreutils mount:mount umoci:umoci jq:jq
   ((EUID == 0)) || die "building streaming-session needs root (debootstrap, chroot, mounts); run this as root"
   mkdir -p "$DEBS/partial"
   step streaming-session "debootstrap bookworm (minbase) from $MIRROR" debootstrap --variant=minbase --merged-usr \
@@ -719,7 +656,7 @@ build_streaming_session() {
 # (the layer keeps the install's mtimes), which a test image does not need.
 build_streaming_session_test() {
   local epoch="$1" layout="$WORK/layout" bundle="$WORK/bundle" rootfs="$WORK/bundle/rootfs" apt_options
-  require_tools umoci:umoci jq:jq chroot:coreutils mount:mount
+  require_commands umoci:umoci jq:jq chroot:coreutils mount:mount
   ((EUID == 0)) || die "building streaming-session-test needs root (chroot, mounts); run this as root"
   mkdir -p "$layout"
   step streaming-session-test "unpacking the streaming-session archive" tar --extract \
@@ -801,7 +738,7 @@ main() {
   if [[ " ${names[*]} " == *" streaming-session-test "* && " ${names[*]} " != *" streaming-session "* ]]; then
     names=(streaming-session "${names[@]}")
   fi
-  require_tools flock:util-linux setsid:util-linux findmnt:util-linux tar:tar sha256sum:coreutils
+  require_commands flock:util-linux setsid:util-linux findmnt:util-linux tar:tar sha256sum:coreutils
   for name in "${names[@]}"; do
     build "$name"
   done

@@ -288,19 +288,6 @@ cmd_env() {
 
 cmd_status() { components_status; }
 
-cmd_logs() {
-  if [[ -z "${1:-}" ]]; then
-    local logs=()
-    mapfile -t logs < <(compgen -G "$LOGS/*.log"; compgen -G "$CACHE_DIR/build-logs/*.log")
-    ((${#logs[@]})) || die "no logs yet in $LOGS or $CACHE_DIR/build-logs"
-    printf '%s\n' "${logs[@]}"
-    return
-  fi
-  local log="$LOGS/$1.log"
-  [[ -f "$log" ]] || log="$CACHE_DIR/build-logs/$1.log"
-  [[ -f "$log" ]] || die "no log for '$1'; known: ${COMPONENTS[*]}"
-  cat "$log"
-}
 
 verb="${1:-}"
 shift || true
@@ -311,7 +298,7 @@ case "$verb" in
   reset) cmd_reset ;;
   env) cmd_env ;;
   status) cmd_status ;;
-  logs) cmd_logs "$@" ;;
+  logs) show_logs "$@" ;;
   kubectl) kctl "$@" ;;
   *) sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -958,19 +958,6 @@ cmd_images() {
   import_images "$@"
 }
 
-cmd_logs() {
-  if [[ -z "${1:-}" ]]; then
-    local logs=()
-    mapfile -t logs < <(compgen -G "$LOGS/*.log")
-    ((${#logs[@]})) || die "no logs yet in $LOGS"
-    printf '%s\n' "${logs[@]}"
-    return
-  fi
-  local log="$LOGS/$1.log"
-  [[ -f "$log" ]] || log="$CACHE_DIR/build-logs/$1.log"
-  [[ -f "$log" ]] || die "no log for '$1'; known: ${COMPONENTS[*]} images"
-  cat "$log"
-}
 
 verb="${1:-}"
 shift || true
@@ -981,7 +968,7 @@ case "$verb" in
   reset) cmd_reset ;;
   env) cmd_env ;;
   status) cmd_status ;;
-  logs) cmd_logs "$@" ;;
+  logs) show_logs "$@" ;;
   images) cmd_images "$@" ;;
   *) sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -3,9 +3,9 @@
 # components in sessions of their own, records their pids in a state folder, builds Go binaries in the background and
 # stops the same way, with the same messages. This file holds that logic once, so that a fix to it reaches every script.
 #
-# Sourced at the start of the script's { ... } block (bash reads a sourced file whole before running it). It sets the
-# shell options, HERE (the script's folder), REPO and CACHE_DIR (from CAAS_CACHE_DIR, physical path), the messages
-# (die, say), the ERR, INT, TERM and EXIT traps, and the functions below.
+# Sourced at the start of the script's { ... } block (bash reads a sourced file whole before running it). It sources
+# tests/lib/script.sh (shell options, HERE, REPO, CACHE_DIR, messages, traps, basic helpers), sets the EXIT trap and
+# defines the functions below.
 #
 # Before sourcing, the script sets:
 #   SCRIPT_NAME   the prefix of every message, e.g. `cluster` (`cluster: ...`, and `cluster.sh` in the lock and log lines)
@@ -16,34 +16,13 @@
 #   binary NAME             prints the path of a component's binary
 #   launch BIN ARGS...      execs (exec setsid ...) the component BIN with the arguments `start` got, in place
 # (shellcheck cannot see that the traps and probes below are called, nor where the script's variables are set.)
-# shellcheck disable=SC2317,SC2154
+# shellcheck disable=SC2317,SC2154,SC2034,SC2153
 
-set -euo pipefail
-set -E
-# Background children stay in this script's process group (no job control), so `setsid` calls setsid(2) and execs in
-# place instead of forking: the pid recorded for a component is the component's own.
-set +m
+# The shell options, HERE, REPO, CACHE_DIR, messages, the ERR/INT/TERM traps and the basic helpers (tail_log,
+# quietly, alive, install_packages, require_commands).
+# shellcheck source=tests/lib/script.sh
+source "$(dirname "${BASH_SOURCE[0]}")/script.sh"
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE_DIR="${CAAS_CACHE_DIR:-$REPO/.cache}"
-mkdir -p "$CACHE_DIR" || { echo "$SCRIPT_NAME: cannot create the cache folder $CACHE_DIR (CAAS_CACHE_DIR)" >&2; exit 1; }
-# Its physical path: a component's /proc/PID/exe is compared with the binary's path.
-CACHE_DIR="$(cd "$CACHE_DIR" && pwd -P)"
-
-die() { echo "$SCRIPT_NAME: $*" >&2; exit 1; }
-say() { echo "$SCRIPT_NAME: $*" >&2; }
-
-# Anything that fails without its own message (set -e) still says what and where; only the script's own process
-# speaks, not the subshells of command substitutions.
-on_error() {
-  [[ $BASHPID == "$$" ]] || return 0
-  say "stopped: '$2' failed with status $1 (in ${FUNCNAME[1]:-the main script}, line $3)"
-}
-trap 'on_error $? "$BASH_COMMAND" "$LINENO"' ERR
-# Interrupted or terminated: run the EXIT trap, which stops a build or a component start that is half done.
-trap 'say "interrupted (SIGINT)"; exit 130' INT
-trap 'say "terminated (SIGTERM)"; exit 143' TERM
 BUILD_PID=""
 STARTING_PID=""
 cleanup() {
@@ -58,58 +37,6 @@ cleanup() {
   return 0
 }
 trap cleanup EXIT
-
-# tail_log FILE: the end of a log, framed, so a failure shows what the component said last.
-tail_log() {
-  [[ -s "$1" ]] || { echo "$SCRIPT_NAME: ($1 is empty or missing)" >&2; return 0; }
-  echo "----- last lines of $1 -----" >&2
-  tail -n 20 "$1" >&2
-  echo "----- end of $1 -----" >&2
-}
-
-# quietly WHAT COMMAND...: runs COMMAND without its chatter; when it fails, shows the chatter and stops naming WHAT.
-quietly() {
-  local what="$1" out
-  shift
-  if ! out="$("$@" 2>&1)"; then
-    [[ -n "$out" ]] && echo "$out" >&2
-    die "$what failed ($*)"
-  fi
-}
-
-# alive PID: the process exists and is not a zombie (an exited child that nobody reaped yet).
-alive() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat="${stat##*) }"
-  [[ "${stat:0:1}" != Z ]]
-}
-
-# require_commands COMMAND:PACKAGE...: each COMMAND (a name on PATH, or an absolute path) that is missing is installed
-# from its Debian PACKAGE with apt-get when this runs as root; otherwise the script stops naming the packages.
-require_commands() {
-  local missing=() packages=() pair log
-  for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null && continue
-    missing+=("${pair%%:*}")
-    [[ " ${packages[*]} " == *" ${pair#*:} "* ]] || packages+=("${pair#*:}")
-  done
-  ((${#missing[@]})) || return 0
-  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
-    die "missing commands: ${missing[*]}; install the Debian packages ${packages[*]} (as root: apt-get install ${packages[*]}), then run this again"
-  fi
-  mkdir -p "$CACHE_DIR/build-logs"
-  log="$CACHE_DIR/build-logs/apt-get.log"
-  say "installing ${packages[*]} with apt-get, for ${missing[*]} (log: $log)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "${packages[@]}"; } >"$log" 2>&1; then
-    tail_log "$log"
-    die "installing ${packages[*]} failed; its log is $log"
-  fi
-  for pair in "${missing[@]}"; do
-    command -v "$pair" >/dev/null || die "$pair is still missing after installing ${packages[*]}; apt-get's log is $log"
-  done
-}
 
 # --- build -----------------------------------------------------------------------------------------------------------
 
@@ -382,4 +309,20 @@ current-context: $name
 EOF
   chmod 600 "$file.tmp"
   mv "$file.tmp" "$file"
+}
+
+# show_logs [NAME]: prints the log of component NAME (from LOGS, else the build logs), or, without NAME, the paths of
+# all the logs.
+show_logs() {
+  if [[ -z "${1:-}" ]]; then
+    local logs=()
+    mapfile -t logs < <(compgen -G "$LOGS/*.log"; compgen -G "$CACHE_DIR/build-logs/*.log")
+    ((${#logs[@]})) || die "no logs yet in $LOGS or $CACHE_DIR/build-logs"
+    printf '%s\n' "${logs[@]}"
+    return
+  fi
+  local log="$LOGS/$1.log"
+  [[ -f "$log" ]] || log="$CACHE_DIR/build-logs/$1.log"
+  [[ -f "$log" ]] || die "no log for '$1'; known: ${COMPONENTS[*]} and the build logs ('$(basename "$0") logs' lists them)"
+  cat "$log"
 }
