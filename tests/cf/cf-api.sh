@@ -333,16 +333,6 @@ holder() {
   if command -v ss >/dev/null; then ss -Hltnp "sport = :$1" 2>&1 || true; else echo "(ss, from iproute2, would say which)"; fi
 }
 
-choose_ports() {
-  local port
-  while :; do
-    port="$(random_port)"
-    port_free "$port" && break
-  done
-  echo "KORIFI_API_PORT=$port" >"$STATE_DIR/ports.env.tmp"
-  mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
-}
-
 # The controllers answer their readiness probe, and their webhook server answers TLS with our certificate.
 controllers_ready() {
   curl -fsS --max-time 2 "http://127.0.0.1:$PROBE_PORT/readyz" &&
@@ -384,7 +374,7 @@ $(holder "$port")"
   fi
   if ! running korifi-api || [[ ! -s "$STATE_DIR/ports.env" ]]; then
     cmd_down_locked quiet
-    choose_ports
+    choose_ports KORIFI_API_PORT
   fi
   # shellcheck source=/dev/null
   source "$STATE_DIR/ports.env"

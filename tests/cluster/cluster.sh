@@ -144,20 +144,6 @@ kubeconfig() {
 read -ra WRAPPER <<<"${CAAS_CLUSTER_WRAPPER:-}"
 # launch BIN ARGS...: what `start` runs in the background.
 launch() { exec setsid "${WRAPPER[@]}" "$@"; }
-# Picks free loopback ports for a cold start and records them, so env and kubeconfigs agree.
-choose_ports() {
-  local names=(ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT) taken=" " name port
-  : >"$STATE_DIR/ports.env.tmp"
-  for name in "${names[@]}"; do
-    while :; do
-      port="$(random_port)"
-      [[ "$taken" != *" $port "* ]] && port_free "$port" && break
-    done
-    taken+="$port "
-    echo "$name=$port" >>"$STATE_DIR/ports.env.tmp"
-  done
-  mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
-}
 
 healthy() { curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$1/healthz"; }
 
@@ -206,7 +192,7 @@ cmd_up() {
     source "$STATE_DIR/ports.env"
   else
     cmd_down_locked quiet
-    choose_ports
+    choose_ports ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT
     # shellcheck source=/dev/null
     source "$STATE_DIR/ports.env"
   fi

@@ -550,19 +550,6 @@ write_file() {
 # launch BIN ARGS...: what `start` runs in the background; the machine lock (fd 7) is not inherited either.
 launch() { exec setsid "$@" 7>&-; }
 
-choose_ports() {
-  local names=(KUBELET_PORT KUBELET_HEALTH_PORT PROXY_HEALTH_PORT PROXY_METRICS_PORT) taken=" " name port
-  : >"$STATE_DIR/ports.env.tmp"
-  for name in "${names[@]}"; do
-    while :; do
-      port="$(random_port)"
-      [[ "$taken" != *" $port "* ]] && port_free "$port" && break
-    done
-    taken+="$port "
-    echo "$name=$port" >>"$STATE_DIR/ports.env.tmp"
-  done
-  mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
-}
 
 containerd_ready() { ctr --address "$CONTAINERD_SOCK" version; }
 # node_ready: the running kubelet is healthy and has reported the node Ready since it started (a Ready condition
@@ -644,7 +631,7 @@ cmd_up() {
     set_machine_owner "$STATE_DIR"
   fi
   ((${#CONTAINERD_SOCK} < 100)) || die "the containerd socket path $CONTAINERD_SOCK is too long for a unix socket; use a shorter CAAS_REAL_NODE_DIR"
-  [[ -s "$STATE_DIR/ports.env" ]] || choose_ports
+  [[ -s "$STATE_DIR/ports.env" ]] || choose_ports KUBELET_PORT KUBELET_HEALTH_PORT PROXY_HEALTH_PORT PROXY_METRICS_PORT
   # shellcheck source=/dev/null
   source "$STATE_DIR/ports.env"
 

@@ -224,6 +224,22 @@ random_port() {
   echo $((20000 + RANDOM % (low - 20000)))
 }
 
+# choose_ports NAME...: a free loopback port for each variable NAME, recorded as NAME=PORT in STATE_DIR/ports.env (written
+# whole), so that a later run and the env verb find the same ports.
+choose_ports() {
+  local taken=" " name port
+  : >"$STATE_DIR/ports.env.tmp"
+  for name in "$@"; do
+    while :; do
+      port="$(random_port)"
+      [[ "$taken" != *" $port "* ]] && port_free "$port" && break
+    done
+    taken+="$port "
+    echo "$name=$port" >>"$STATE_DIR/ports.env.tmp"
+  done
+  mv "$STATE_DIR/ports.env.tmp" "$STATE_DIR/ports.env"
+}
+
 # wait_for WHAT SECONDS LOG COMMAND...: retries COMMAND until it succeeds, or stops naming WHAT and LOG with the
 # end of LOG and COMMAND's last output. A component that dies meanwhile is reported at once.
 wait_for() {
