@@ -4,7 +4,9 @@
 //!   `kubectl apply --server-side` of the same objects and against the floor, the same writes by a minimal client;
 //! - bind latency (request → usable kubeconfig) against kubectl and a minimal client;
 //! - throughput: virtual clusters provisioned and deprovisioned at concurrency 1, 8 and 32;
-//! - HTTP: `GET /v2/catalog` and `last_operation` requests per second and p99 at 64 connections (wrk);
+//! - HTTP: `GET /v2/catalog` and `last_operation` requests per second and p99 at 64 connections (wrk), the catalog
+//!   also from brokerapi v13 serving the same services and from a bare static server of the same bytes (the floor),
+//!   both in `benches/peers`;
 //! - memory: the broker's resident set idle and while serving many instances.
 //!
 //! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N). It prints a
@@ -121,7 +123,8 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn wrk(url: &str, auth: &str) -> String {
+/// One wrk run: requests per second (0 when wrk says nothing) and the table cell.
+fn wrk(url: &str, auth: &str) -> (f64, String) {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -135,13 +138,53 @@ fn wrk(url: &str, auth: &str) -> String {
             url,
         ])
         .output();
-    let Ok(out) = out else { return "wrk is not installed (apt-get install wrk)".to_owned() };
+    let Ok(out) = out else { return (0.0, "wrk is not installed (apt-get install wrk)".to_owned()) };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).unwrap_or("?").trim().to_owned();
     let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).unwrap_or("?").trim().to_owned();
     let non_2xx =
         text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:")).unwrap_or("0").trim().to_owned();
-    format!("{rps} req/s, p99 {p99}, non-2xx {non_2xx}")
+    (rps.parse().unwrap_or(0.0), format!("{rps} req/s, p99 {p99}, non-2xx {non_2xx}"))
+}
+
+/// A baseline server of `benches/peers` serving `catalog` (`brokerapi`: the Go library most Cloud Foundry brokers
+/// use; `static`: a bare net/http handler writing the same bytes), built with Go on first use; its process and
+/// address. Its log goes to a file beside the catalog.
+fn peer(mode: &str, catalog: &std::path::Path) -> (std::process::Child, String) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let binary = dir.join("peers");
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .current_dir(&module)
+        .output()
+        .expect("run go build (Go builds the benchmark's peers)");
+    assert!(
+        built.status.success(),
+        "go build in {} failed: {}",
+        module.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let log = dir.join(format!("peer-{mode}.log"));
+    let mut child = Command::new(&binary)
+        .args(["-mode", mode, "-listen", "127.0.0.1:0", "-catalog"])
+        .arg(catalog)
+        .env("PEERS_USERNAME", "broker")
+        .env("PEERS_PASSWORD", "broker-dev-password")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("peer log"))
+        .spawn()
+        .expect("start the peer");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read the peer's address");
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the {mode} peer did not start ({line:?}); its log is {}", log.display()));
+    (child, address.to_owned())
 }
 
 #[tokio::main]
@@ -278,14 +321,38 @@ async fn main() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Command::new("curl").args(["-sf", &healthz]).output().is_ok_and(|out| out.status.success()) {
+        assert!(Instant::now() < deadline, "the broker binary did not answer {healthz} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let idle = rss_kib(process.id());
     let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "broker:broker-dev-password");
     println!("## HTTP at 64 connections (wrk, 10 s, 2 threads; the load generator shares the 2 cores)\n");
     println!("| request | result |\n|---|---|");
-    let catalog = tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/catalog"), &auth));
+    let (ours, catalog) = tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/catalog"), &auth));
     println!("| GET /v2/catalog | {catalog} |");
-    let last = tokio::task::block_in_place(|| {
+    // The same catalog from the peers, in the same run: brokerapi and the floor.
+    let served = Command::new("curl")
+        .args(["-sf", "-u", "broker:broker-dev-password", "-H", "X-Broker-API-Version: 2.17"])
+        .arg(format!("http://127.0.0.1:{port}/v2/catalog"))
+        .output()
+        .expect("curl the catalog");
+    assert!(served.status.success(), "GET /v2/catalog failed: {}", String::from_utf8_lossy(&served.stderr));
+    let catalog_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("catalog.json");
+    std::fs::write(&catalog_file, &served.stdout).expect("write the catalog");
+    for (mode, what) in [
+        ("brokerapi", "brokerapi v13.0.0 (Go) serving the same services, with its Basic auth and request log"),
+        ("static", "floor: a bare Go net/http handler writing the same bytes"),
+    ] {
+        let (mut child, address) = peer(mode, &catalog_file);
+        let (theirs, cell) = tokio::task::block_in_place(|| wrk(&format!("http://{address}/v2/catalog"), &auth));
+        println!("| GET /v2/catalog, {what} | {cell}; caas-broker {:.2}x |", ours / theirs.max(1.0));
+        child.kill().ok();
+        child.wait().ok();
+    }
+    let (_, last) = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
     println!("| GET last_operation of a ready virtual cluster (two reads at once) | {last} |\n");
@@ -302,7 +369,7 @@ async fn main() {
         .filter(|l| l.starts_with("caas_broker_instances{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
-    let serving = tokio::task::block_in_place(|| {
+    let (_, serving) = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/mem-1/last_operation"), &auth)
     });
     let loaded = rss_kib(process.id());
