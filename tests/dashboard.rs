@@ -177,6 +177,41 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     let korean = send(served.address, "GET", &overview_a, &korean_headers, "").await;
     assert!(korean.body.contains(r#"<html lang="ko">"#) && korean.body.contains("쿼터"), "{}", korean.body);
 
+    // kubectl: a kubeconfig for the binding's own identity, the CA embedded, a new token that lasts an hour; it works
+    // with the real kubectl in A's namespace and nowhere else. Minting it is a change: refused cross-site.
+    let kubeconfig_path = format!("{overview_a}/kubeconfig");
+    let evil = [("cookie", cookie.as_str()), ("origin", "https://evil.example")];
+    assert_eq!(send(served.address, "POST", &kubeconfig_path, &evil, "").await.status, 403);
+    let own = [("cookie", cookie.as_str()), ("origin", served.origin.as_str())];
+    let download = send(served.address, "POST", &kubeconfig_path, &own, "").await;
+    assert_eq!(download.status, 200, "{download:?}");
+    let namespace_a = broker.namespace(&a);
+    let attachment = format!("attachment; filename=\"{namespace_a}.kubeconfig\"");
+    assert_eq!(download.header("content-disposition"), Some(attachment.as_str()));
+    assert_eq!(download.header("cache-control"), Some("no-store"));
+    let yaml: Value = serde_norway::from_str(&download.body).expect("a kubeconfig");
+    assert!(yaml["clusters"][0]["cluster"]["certificate-authority-data"].is_string(), "CA embedded: {yaml}");
+    assert_eq!(yaml["contexts"][0]["context"]["namespace"], Value::String(namespace_a.clone()));
+    let token = yaml["users"][0]["user"]["token"].as_str().expect("token");
+    assert_ne!(token, token_a, "a token of its own, not the one pasted");
+    let claims = token.split('.').nth(1).expect("a JWT");
+    use base64::Engine;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url claims");
+    let claims: Value = serde_json::from_slice(&claims).expect("JSON claims");
+    let lifetime = claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default();
+    assert_eq!(lifetime, caas_broker::broker::KUBECONFIG_TOKEN_SECONDS, "short-lived: {claims}");
+    assert!(claims["sub"].as_str().is_some_and(|sub| sub.ends_with(&format!("caas-binding-{a}-edit"))), "{claims}");
+    let file = std::env::temp_dir().join(format!("{namespace_a}-{}.kubeconfig", std::process::id()));
+    std::fs::write(&file, &download.body).expect("save the kubeconfig");
+    let kubectl = |args: &[&str]| cluster().kubectl(&file, args);
+    let (listed, out, err) = kubectl(&["get", "pods", "-o", "name"]);
+    assert!(listed && out.contains("pod/web-1"), "kubectl in its namespace: {out} {err}");
+    let (allowed, out, _) = kubectl(&["auth", "can-i", "create", "deployments"]);
+    assert!(allowed && out.trim() == "yes", "the binding's edit role: {out}");
+    let (elsewhere, _, err) = kubectl(&["get", "pods", "-n", &broker.namespace(&b)]);
+    assert!(!elsewhere && err.contains("forbidden"), "nothing of another namespace: {err}");
+    std::fs::remove_file(&file).ok();
+
     // Instance B's pages are not A's user's: its overview, its sign-in page and a sign-in post, with A's session.
     for (method, path) in [("GET", overview_b.clone()), ("GET", format!("{overview_b}/login"))] {
         let answer = send(served.address, method, &path, &[("cookie", &cookie)], "").await;

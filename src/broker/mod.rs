@@ -33,7 +33,7 @@ pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
-pub use tenants::{Refusal, SignIn, Tenant};
+pub use tenants::{KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
 
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;

@@ -3,7 +3,7 @@
 //! checked by the apiserver (TokenReview) with the broker's client; what the holder may then read or do is decided by
 //! Kubernetes' RBAC, since the face reads as that identity (see [`super::overview`]).
 
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
@@ -27,7 +27,22 @@ pub struct Tenant {
     pub plan_name: String,
     /// The ServiceAccount the token belongs to (`system:serviceaccount:<namespace>:<name>`).
     pub username: String,
+    /// That ServiceAccount's name in the identity namespace.
+    pub account: String,
 }
+
+/// A kubeconfig for a signed-in identity's own ServiceAccount, with a short-lived token.
+#[derive(Debug, Clone)]
+pub struct Kubeconfig {
+    /// The YAML document (CA embedded, the tenant namespace as its context).
+    pub yaml: String,
+    /// When the apiserver stops accepting its token.
+    pub expires_at: jiff::Timestamp,
+}
+
+/// How long a downloaded kubeconfig works: short, since it is a copy of the identity outside the broker's reach; a
+/// new one is a click away.
+pub const KUBECONFIG_TOKEN_SECONDS: i64 = 3600;
 
 /// Why a token does not open an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +92,39 @@ impl Broker {
             namespace: namespace.metadata.name.unwrap_or_default(),
             service_name,
             plan_name,
+            account: account.to_owned(),
             username,
         }))
+    }
+
+    /// A kubeconfig for the signed-in identity's own ServiceAccount with a new token that lasts
+    /// [`KUBECONFIG_TOKEN_SECONDS`]: what the identity may do with it is what its role allows in its namespace, no more.
+    /// The broker requests the token (tenants cannot reach the identity namespace); deleting the binding revokes it.
+    pub async fn kubeconfig(&self, tenant: &Tenant) -> Result<Kubeconfig> {
+        let identities = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.options.identity_namespace);
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(KUBECONFIG_TOKEN_SECONDS),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = identities.create_token_request(&tenant.account, &PostParams::default(), &request).await;
+        let status = match issued {
+            Ok(issued) => issued.status,
+            Err(error) if crate::k8s::is_not_found(&error) => {
+                return Err(Error::NotFound(format!("identity {} no longer exists", tenant.username)));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let status = status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
+        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
+        let expires_at = status
+            .expiration_timestamp
+            .map(|time| time.0)
+            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
+        let yaml = super::credentials::kubeconfig(&self.endpoint, &tenant.namespace, &tenant.account, &token);
+        Ok(Kubeconfig { yaml, expires_at })
     }
 
     /// The user the apiserver authenticates `token` as, if it does.

@@ -55,6 +55,16 @@ pub struct Text {
     pub no_pods: &'static str,
     /// Workloads heading.
     pub workloads: &'static str,
+    /// The kubectl section's heading.
+    pub kubectl: &'static str,
+    /// What the kubeconfig is (followed by its lifetime in hours).
+    pub kubectl_help: &'static str,
+    /// Hours, after the number.
+    pub hours: &'static str,
+    /// The download button.
+    pub download_kubeconfig: &'static str,
+    /// Before the commands.
+    pub kubectl_then: &'static str,
     /// Page not found.
     pub not_found: &'static str,
     /// The cluster did not answer.
@@ -109,6 +119,11 @@ pub static EN: Text = Text {
     pods: "Pods",
     no_pods: "No pods.",
     workloads: "Workloads",
+    kubectl: "kubectl",
+    kubectl_help: "A kubeconfig for your own identity, in this namespace only, with the same rights as here. Its token works for",
+    hours: "hour(s)",
+    download_kubeconfig: "Download kubeconfig",
+    kubectl_then: "Then, in the folder you saved it to:",
     not_found: "There is nothing here.",
     unavailable: "The cluster does not answer right now; try again in a moment.",
     critical: "Critical",
@@ -186,6 +201,11 @@ pub static KO: Text = Text {
     pods: "파드",
     no_pods: "파드가 없습니다.",
     workloads: "워크로드",
+    kubectl: "kubectl",
+    kubectl_help: "내 계정의 kubeconfig입니다. 이 네임스페이스에서만, 여기와 같은 권한으로 쓸 수 있습니다. 토큰 유효 시간:",
+    hours: "시간",
+    download_kubeconfig: "kubeconfig 내려받기",
+    kubectl_then: "저장한 폴더에서 다음을 실행하세요:",
     not_found: "여기에는 아무것도 없습니다.",
     unavailable: "지금은 클러스터가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
     critical: "심각",

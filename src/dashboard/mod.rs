@@ -1,6 +1,7 @@
 //! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
 //! sign in to one virtual cluster with a token of one of its identities (see [`crate::broker::Tenant`]); every read is
-//! then made as that identity, so Kubernetes' RBAC decides what they see. Pages are rendered on the server (askama),
+//! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
+//! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama),
 //! with no script; the session cookie holds a random id only, the token stays in this process's memory.
 
 mod guard;
@@ -66,6 +67,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
     Router::new()
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
+        .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))

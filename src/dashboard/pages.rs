@@ -57,6 +57,47 @@ struct OverviewPage<'a> {
     pods: Vec<(&'a str, usize)>,
     deployments: usize,
     stateful_sets: usize,
+    kubeconfig_action: String,
+    kubeconfig_file: String,
+    token_hours: i64,
+}
+
+/// POST /instances/:instance_id/kubeconfig — a kubeconfig for the signed-in identity, as a download (a POST: it mints
+/// a credential, so it takes the same cross-site check as every other change).
+pub async fn kubeconfig(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let session = match visitor(&state, &headers, &instance_id) {
+        Visitor::SignedIn(_, session) => session,
+        Visitor::OfAnotherInstance => return message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous => return see_other(&login_path(&instance_id)),
+    };
+    match state.broker.kubeconfig(&session.tenant).await {
+        Ok(kubeconfig) => {
+            let disposition = format!("attachment; filename=\"{}\"", kubeconfig_file(&session.tenant.namespace));
+            tracing::info!(instance_id, user = %session.tenant.username, expires_at = %kubeconfig.expires_at, "kubeconfig downloaded");
+            let mut response = (StatusCode::OK, kubeconfig.yaml).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error) => {
+            tracing::warn!(instance_id, %error, "no kubeconfig for the signed-in user");
+            message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true)
+        }
+    }
+}
+
+/// The name a downloaded kubeconfig is saved as (the namespace is a DNS label: safe in a file name and a header).
+fn kubeconfig_file(namespace: &str) -> String {
+    format!("{namespace}.kubeconfig")
 }
 
 /// The sign-in form's fields.
@@ -166,6 +207,9 @@ fn overview_page<'a>(text: &'static Text, session: &'a Session, overview: &'a Ov
         pods: overview.pods_by_phase.iter().map(|(phase, count)| (phase.as_str(), *count)).collect(),
         deployments: overview.deployments,
         stateful_sets: overview.stateful_sets,
+        kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
+        kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
+        token_hours: crate::broker::KUBECONFIG_TOKEN_SECONDS / 3600,
     }
 }
 
@@ -298,6 +342,7 @@ mod tests {
             service_name: "caas".to_owned(),
             plan_name: "small".to_owned(),
             username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
         };
         let client =
             kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
@@ -343,6 +388,8 @@ mod tests {
         assert!(!html.contains("<script"), "no script, and the cluster's words are escaped: {html}");
         assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
         assert!(!html.contains("style="), "no inline style: the policy forbids it");
+        assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");
+        assert!(html.contains(r#"export KUBECONFIG="$PWD/caas-inst-1.kubeconfig""#), "copyable commands: {html}");
         let korean = overview_page(&i18n::KO, &session, &overview).render().expect("renders");
         assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("쿼터") && korean.contains("경고"));
     }

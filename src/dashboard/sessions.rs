@@ -91,6 +91,7 @@ mod tests {
             service_name: "caas".to_owned(),
             plan_name: "small".to_owned(),
             username: "system:serviceaccount:ids:x".to_owned(),
+            account: "x".to_owned(),
         }
     }
 
