@@ -1,5 +1,5 @@
 //! The tenant dashboard against the real control plane, over real HTTP on its own listener: provision returns its
-//! URL, a binding's token signs in (checked by TokenReview), the overview is read as that binding (quota bars, an
+//! URL, a binding's token and the owner's sign in (checked by TokenReview), the overview is read as that binding (quota bars, an
 //! alert for a crash-looping pod), and everything that must be refused is: another instance's pages, another
 //! instance's token, a cross-site form, a visit without a session. Then headless Chromium does the same as a tenant.
 
@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::Method;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -235,6 +236,17 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
     let after = send(served.address, "GET", &overview_a, &[("cookie", &cookie)], "").await;
     assert_eq!(after.status, 303, "the session ended: {after:?}");
+
+    // The owner's token opens the instance too (the owner is an identity of it, like each binding).
+    let admin = cluster().admin().await;
+    let identities = Api::<ServiceAccount>::namespaced(admin, &broker.settings.kubernetes.identity_namespace);
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 600 } })).expect("request");
+    let owner = caas_broker::k8s::names::owner_account(&a);
+    let issued = identities.create_token_request(&owner, &PostParams::default(), &request).await.expect("owner token");
+    let owner_token = issued.status.and_then(|status| status.token).expect("token");
+    let as_owner = sign_in(&served, &login_a, &owner_token, &served.origin).await;
+    assert_eq!((as_owner.status, as_owner.header("location")), (303, Some(overview_a.as_str())), "{as_owner:?}");
 
     broker.deprovision(&a, SMALL).await;
     broker.deprovision(&b, SMALL).await;
