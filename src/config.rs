@@ -389,9 +389,21 @@ impl Settings {
 }
 
 impl Settings {
-    /// Where tenants reach the dashboard: `dashboard.base_url`, or the listener `dashboard` is bound to (which differs
-    /// from `dashboard.listen` when that asks for port 0), over HTTPS when the broker serves TLS.
-    pub fn dashboard_base_url(&self, bound: SocketAddr) -> String {
+    /// The dashboard URL handed to platforms (`dashboard_url` is `<it>/instances/<id>`): `dashboard.base_url`, or else
+    /// the listener `dashboard` is bound to (which differs from `dashboard.listen` when that asks for port 0), over
+    /// HTTPS when the broker serves TLS, when tenants can reach it: an address other than loopback, or loopback while
+    /// the OSB API is on loopback too (a broker run on a workstation). A deployed broker (OSB API on 0.0.0.0) whose
+    /// dashboard stays on loopback links none until told where tenants reach it.
+    pub fn published_dashboard_url(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(url) = &self.dashboard.base_url {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        let reachable = !bound.ip().is_loopback() || self.listen.ip().is_loopback();
+        reachable.then(|| self.dashboard_own_url(bound))
+    }
+
+    /// The dashboard's own URL, published or not: its origin is the one its forms must come from.
+    pub fn dashboard_own_url(&self, bound: SocketAddr) -> String {
         match &self.dashboard.base_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("{}://{bound}", if self.tls.is_some() { "https" } else { "http" }),
@@ -420,8 +432,21 @@ mod tests {
         assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
         assert_eq!(settings.workloads.placement(), PodPlacement::default(), "workloads run anywhere by default");
         assert_eq!(settings.dashboard.listen, "127.0.0.1:8081".parse().expect("address"));
-        let base = settings.dashboard_base_url(settings.dashboard.listen);
-        assert_eq!(base, "http://127.0.0.1:8081", "the README's local run links to the local dashboard");
+        let base = settings.published_dashboard_url(settings.dashboard.listen);
+        assert_eq!(base.as_deref(), Some("http://127.0.0.1:8081"), "the README's local run links to its dashboard");
+    }
+
+    #[test]
+    fn a_deployed_broker_links_a_dashboard_only_where_tenants_reach_it() {
+        let mut settings = Settings::load(None).expect("defaults are valid");
+        settings.listen = "0.0.0.0:8080".parse().expect("address");
+        let loopback = settings.dashboard.listen;
+        assert_eq!(settings.published_dashboard_url(loopback), None, "a pod's loopback is no tenant's");
+        assert_eq!(settings.dashboard_own_url(loopback), "http://127.0.0.1:8081");
+        let public = "10.0.0.5:8081".parse().expect("address");
+        assert_eq!(settings.published_dashboard_url(public).as_deref(), Some("http://10.0.0.5:8081"));
+        settings.dashboard.base_url = Some("https://dash.example.com/".to_owned());
+        assert_eq!(settings.published_dashboard_url(loopback).as_deref(), Some("https://dash.example.com"));
     }
 
     #[test]

@@ -99,7 +99,7 @@ async fn start(settings: Settings) -> anyhow::Result<()> {
     let dashboard_listener = server::bind_dashboard(&settings)?;
     let dashboard_address = dashboard_listener.local_addr()?;
     let mut settings = settings;
-    settings.dashboard.base_url = Some(settings.dashboard_base_url(dashboard_address));
+    settings.dashboard.base_url = settings.published_dashboard_url(dashboard_address);
     let (client, endpoint, cluster) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
     let broker = server::broker(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
     let dashboard = server::dashboard_app(&settings, broker.clone(), cluster, dashboard_address);

@@ -70,7 +70,7 @@ impl BrokerOptions {
     pub fn from_settings(settings: &Settings) -> BrokerOptions {
         BrokerOptions {
             namespace_prefix: settings.kubernetes.namespace_prefix.clone(),
-            dashboard_base_url: Some(settings.dashboard_base_url(settings.dashboard.listen)),
+            dashboard_base_url: settings.published_dashboard_url(settings.dashboard.listen),
             sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),
             one_instance_per_organization: settings.policy.one_instance_per_organization,
             broker_namespace: settings.kubernetes.broker_namespace.clone(),

@@ -35,7 +35,7 @@ impl DashboardOptions {
     /// The options of a dashboard bound to `bound` (which resolves a `dashboard.listen` with port 0).
     pub fn from_settings(settings: &Settings, bound: std::net::SocketAddr) -> DashboardOptions {
         DashboardOptions {
-            base_url: settings.dashboard_base_url(bound),
+            base_url: settings.dashboard_own_url(bound),
             session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
             max_sessions: settings.dashboard.max_sessions,
         }
