@@ -31,6 +31,10 @@ limits:
   sync_timeout_seconds: 30
 policy:
   one_instance_per_organization: false
+dashboard:
+  listen: "127.0.0.1:8081"
+  session_seconds: 28800
+  max_sessions: 10000
 log:
   format: human
   level: info
@@ -52,8 +56,7 @@ pub struct Settings {
     pub catalog: Option<PathBuf>,
     /// How the broker reaches and lays out the cluster.
     pub kubernetes: KubernetesSettings,
-    /// Where tenants' dashboards are served, if anywhere.
-    #[serde(default)]
+    /// The tenants' dashboard: its own listener, apart from the OSB API and its credentials.
     pub dashboard: DashboardSettings,
     /// Credentials handed to bound applications.
     pub bindings: BindingSettings,
@@ -191,13 +194,21 @@ pub struct BindingSettings {
     pub max_expiration_seconds: u64,
 }
 
-/// The dashboard.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The tenants' dashboard, served by the same process on a listener of its own: tenants sign in there with their
+/// own tokens and never see the OSB API or its credentials.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
-    /// Base URL; an instance's dashboard is `<base_url>/instances/<instance_id>`.
+    /// Address and port of the dashboard's listener.
+    pub listen: SocketAddr,
+    /// Base URL tenants reach the dashboard at (an instance's dashboard is `<base_url>/instances/<instance_id>`);
+    /// `http(s)://<listen>` when absent, which is right when tenants reach the listener directly.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// How long a sign-in lasts.
+    pub session_seconds: u64,
+    /// Most sessions held at once (each holds a token in memory); the oldest goes when a new one would exceed it.
+    pub max_sessions: usize,
 }
 
 /// Request limits.
@@ -328,6 +339,18 @@ impl Settings {
         {
             return invalid("dashboard.base_url", "must be an http:// or https:// URL");
         }
+        if self.dashboard.base_url.is_none() && self.dashboard.listen.ip().is_unspecified() {
+            return invalid("dashboard.base_url", "must be set when dashboard.listen is not one address (0.0.0.0, ::)");
+        }
+        if self.dashboard.listen == self.listen && self.listen.port() != 0 {
+            return invalid("dashboard.listen", "must differ from listen (the OSB API)");
+        }
+        if !(60..=7 * 86400).contains(&self.dashboard.session_seconds) {
+            return invalid("dashboard.session_seconds", "must be 60 to 604800");
+        }
+        if self.dashboard.max_sessions == 0 {
+            return invalid("dashboard.max_sessions", "must be at least 1");
+        }
         for pair in &self.workloads.node_selector {
             let valid = pair.split_once('=').is_some_and(|(key, value)| {
                 let name = key.rsplit('/').next().unwrap_or_default();
@@ -365,6 +388,29 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The dashboard URL handed to platforms (`dashboard_url` is `<it>/instances/<id>`): `dashboard.base_url`, or else
+    /// the listener `dashboard` is bound to (which differs from `dashboard.listen` when that asks for port 0), over
+    /// HTTPS when the broker serves TLS, when tenants can reach it: an address other than loopback, or loopback while
+    /// the OSB API is on loopback too (a broker run on a workstation). A deployed broker (OSB API on 0.0.0.0) whose
+    /// dashboard stays on loopback links none until told where tenants reach it.
+    pub fn published_dashboard_url(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(url) = &self.dashboard.base_url {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        let reachable = !bound.ip().is_loopback() || self.listen.ip().is_loopback();
+        reachable.then(|| self.dashboard_own_url(bound))
+    }
+
+    /// The dashboard's own URL, published or not: its origin is the one its forms must come from.
+    pub fn dashboard_own_url(&self, bound: SocketAddr) -> String {
+        match &self.dashboard.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{}://{bound}", if self.tls.is_some() { "https" } else { "http" }),
+        }
+    }
+}
+
 /// Whether `name` is a DNS-1123 label (a valid namespace name).
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
@@ -385,6 +431,22 @@ mod tests {
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
         assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
         assert_eq!(settings.workloads.placement(), PodPlacement::default(), "workloads run anywhere by default");
+        assert_eq!(settings.dashboard.listen, "127.0.0.1:8081".parse().expect("address"));
+        let base = settings.published_dashboard_url(settings.dashboard.listen);
+        assert_eq!(base.as_deref(), Some("http://127.0.0.1:8081"), "the README's local run links to its dashboard");
+    }
+
+    #[test]
+    fn a_deployed_broker_links_a_dashboard_only_where_tenants_reach_it() {
+        let mut settings = Settings::load(None).expect("defaults are valid");
+        settings.listen = "0.0.0.0:8080".parse().expect("address");
+        let loopback = settings.dashboard.listen;
+        assert_eq!(settings.published_dashboard_url(loopback), None, "a pod's loopback is no tenant's");
+        assert_eq!(settings.dashboard_own_url(loopback), "http://127.0.0.1:8081");
+        let public = "10.0.0.5:8081".parse().expect("address");
+        assert_eq!(settings.published_dashboard_url(public).as_deref(), Some("http://10.0.0.5:8081"));
+        settings.dashboard.base_url = Some("https://dash.example.com/".to_owned());
+        assert_eq!(settings.published_dashboard_url(loopback).as_deref(), Some("https://dash.example.com"));
     }
 
     #[test]
@@ -425,6 +487,9 @@ mod tests {
             ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
             ("kubernetes:\n  identity_namespace: x.y\n", "kubernetes.identity_namespace"),
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
+            ("dashboard:\n  listen: \"0.0.0.0:8081\"\n", "dashboard.base_url"),
+            ("dashboard:\n  listen: \"127.0.0.1:8080\"\n", "dashboard.listen"),
+            ("dashboard:\n  session_seconds: 5\n", "dashboard.session_seconds"),
             ("auth:\n  passwd: x\n", "passwd"),
             ("limits:\n  body_bytes: lots\n", "body_bytes"),
             ("workloads:\n  node_selector: [type]\n", "workloads.node_selector"),

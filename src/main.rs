@@ -1,4 +1,4 @@
-//! The `caas-broker` command: serve the OSB API, or check a catalog file.
+//! The `caas-broker` command: serve the OSB API and the tenant dashboard, or check a catalog file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use caas_broker::config::Settings;
 use caas_broker::{server, telemetry};
 
 const USAGE: &str = "usage:
-  caas-broker [serve] [--config FILE]   serve the OSB API (configuration: defaults, FILE, CAAS_BROKER__* variables)
+  caas-broker [serve] [--config FILE]   serve the OSB API and the dashboard (configuration: defaults, FILE, CAAS_BROKER__* variables)
   caas-broker catalog check FILE        check a catalog file and say what is wrong with it
   caas-broker config check FILE         check a configuration file (with the environment) without starting";
 
@@ -96,7 +96,13 @@ async fn start(settings: Settings) -> anyhow::Result<()> {
             "using the development credentials broker/broker-dev-password: set auth.password for anything shared"
         );
     }
-    let (client, endpoint) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
-    let app = server::app(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
-    server::serve(&settings, app).await
+    let dashboard_listener = server::bind_dashboard(&settings)?;
+    let dashboard_address = dashboard_listener.local_addr()?;
+    let mut settings = settings;
+    settings.dashboard.base_url = settings.published_dashboard_url(dashboard_address);
+    let (client, endpoint, cluster) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
+    let broker = server::broker(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
+    let dashboard = server::dashboard_app(&settings, broker.clone(), cluster, dashboard_address);
+    let app = server::osb_app(&settings, broker);
+    server::serve(&settings, app, (dashboard_listener, dashboard)).await
 }

@@ -1,5 +1,7 @@
-//! The HTTP server: OSB routes plus the probes, served over plain HTTP or TLS, stopping gracefully on SIGTERM.
+//! The HTTP servers: the OSB routes plus the probes on one listener, the tenant dashboard on another, both over plain
+//! HTTP or both over TLS, stopping gracefully on SIGTERM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,18 +17,39 @@ use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
 use crate::osb::{self, middleware::Credentials};
 
-/// Everything the server is made of, from the settings and a cluster client.
+/// The OSB API and the probes, from the settings and a cluster client.
 pub fn app(settings: &Settings, catalog: Catalog, client: Client, endpoint: ClusterEndpoint) -> Result<Router, String> {
-    let broker = Arc::new(Broker::new(catalog, client, endpoint, BrokerOptions::from_settings(settings))?);
+    Ok(osb_app(settings, broker(settings, catalog, client, endpoint)?))
+}
+
+/// The broker both faces share.
+pub fn broker(
+    settings: &Settings,
+    catalog: Catalog,
+    client: Client,
+    endpoint: ClusterEndpoint,
+) -> Result<Arc<Broker>, String> {
+    Ok(Arc::new(Broker::new(catalog, client, endpoint, BrokerOptions::from_settings(settings))?))
+}
+
+/// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose
+/// apiserver and CA signed-in users' clients share (with their own token).
+pub fn dashboard_app(settings: &Settings, broker: Arc<Broker>, cluster: kube::Config, bound: SocketAddr) -> Router {
+    crate::dashboard::router(broker, crate::dashboard::DashboardOptions::from_settings(settings, bound), cluster)
+        .layer(axum::middleware::from_fn(osb::middleware::request_context))
+}
+
+/// The OSB API and the probes over `broker`.
+pub fn osb_app(settings: &Settings, broker: Arc<Broker>) -> Router {
     let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(broker.clone());
-    Ok(osb::router(broker, credentials, settings.limits.body_bytes)
+    osb::router(broker, credentials, settings.limits.body_bytes)
         .merge(probes)
-        .layer(axum::middleware::from_fn(osb::middleware::request_context)))
+        .layer(axum::middleware::from_fn(osb::middleware::request_context))
 }
 
 /// Ready only when the apiserver answers: a broker that cannot reach the cluster should not get traffic.
@@ -51,9 +74,10 @@ async fn metrics(State(broker): State<osb::BrokerState>) -> impl axum::response:
     )
 }
 
-/// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), and the
-/// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own).
-pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint), String> {
+/// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), the
+/// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own), and the
+/// client's configuration (the dashboard's users reach the same apiserver with it, with their own tokens).
+pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint, kube::Config), String> {
     let options =
         kube::config::KubeConfigOptions { context: settings.kubernetes.context.clone(), ..Default::default() };
     let mut config = match &settings.kubernetes.kubeconfig {
@@ -83,32 +107,56 @@ pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint
         let pem = std::fs::read_to_string(path).map_err(|e| format!("kubernetes.public_ca_file: {e}"))?;
         endpoint.ca_pem = Some(pem);
     }
-    let client = kube::client::ClientBuilder::try_from(config)
+    let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?
         .with_layer(&crate::metrics::ApiserverTiming)
         .build();
-    Ok((client, endpoint))
+    Ok((client, endpoint, config))
 }
 
-/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
-pub async fn serve(settings: &Settings, app: Router) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::new();
-    let shutdown = handle.clone();
+/// Binds the dashboard's listener before anything is built, so that a `dashboard.listen` with port 0 (tests) is
+/// known when the dashboard URL is derived from it.
+pub fn bind_dashboard(settings: &Settings) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(settings.dashboard.listen)
+        .map_err(|e| anyhow::anyhow!("dashboard.listen: cannot listen on {}: {e}", settings.dashboard.listen))?;
+    Ok(listener)
+}
+
+/// Serves the OSB API on `listen` and the dashboard on its listener until SIGTERM or Ctrl-C, then lets in-flight
+/// requests finish.
+pub async fn serve(settings: &Settings, app: Router, dashboard: (std::net::TcpListener, Router)) -> anyhow::Result<()> {
+    let handles = [axum_server::Handle::new(), axum_server::Handle::new()];
+    let shutdown = handles.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
-        shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+        for handle in shutdown {
+            handle.graceful_shutdown(Some(Duration::from_secs(30)));
+        }
     });
+    let [osb_handle, dashboard_handle] = handles;
+    let (dashboard_listener, dashboard_app) = dashboard;
+    let dashboard_address = dashboard_listener.local_addr()?;
     let service = app.into_make_service();
+    let dashboard_service = dashboard_app.into_make_service();
     match &settings.tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
             tracing::info!(address = %settings.listen, "serving OSB API over TLS");
-            axum_server::bind_rustls(settings.listen, config).handle(handle).serve(service).await?;
+            tracing::info!(address = %dashboard_address, "serving the dashboard over TLS");
+            let osb = axum_server::bind_rustls(settings.listen, config.clone()).handle(osb_handle).serve(service);
+            let dashboard = axum_server::from_tcp_rustls(dashboard_listener, config)?
+                .handle(dashboard_handle)
+                .serve(dashboard_service);
+            tokio::try_join!(osb, dashboard)?;
         }
         None => {
             tracing::info!(address = %settings.listen, "serving OSB API over HTTP");
-            axum_server::bind(settings.listen).handle(handle).serve(service).await?;
+            tracing::info!(address = %dashboard_address, "serving the dashboard over HTTP");
+            let osb = axum_server::bind(settings.listen).handle(osb_handle).serve(service);
+            let dashboard =
+                axum_server::from_tcp(dashboard_listener)?.handle(dashboard_handle).serve(dashboard_service);
+            tokio::try_join!(osb, dashboard)?;
         }
     }
     Ok(())

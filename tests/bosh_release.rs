@@ -156,6 +156,8 @@ enum Outcome {
 fn start_broker(config: &Path, scheme: &str, keep_listen: bool) -> Outcome {
     let port = free_port();
     let mut command = Command::new(BINARY);
+    // The dashboard on a port of its own per broker, so that brokers started side by side do not collide.
+    command.env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0");
     if !keep_listen {
         command.env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"));
     }

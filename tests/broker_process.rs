@@ -35,6 +35,7 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     let mut broker = Command::new(BINARY)
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
         .env("CAAS_BROKER__TLS__CERT", pki.join("serving.crt"))
         .env("CAAS_BROKER__TLS__KEY", pki.join("serving.key"))
         .env("CAAS_BROKER__LOG__FORMAT", "json")

@@ -215,6 +215,7 @@ impl Broker {
         let child = Command::new(BINARY)
             .env("KUBECONFIG", &cluster().kubeconfig)
             .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
             .env("CAAS_BROKER__AUTH__PASSWORD", PASSWORD)
             .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", &prefix)
             .env("CAAS_BROKER__LOG__FORMAT", "json")

@@ -23,6 +23,7 @@ fn schemathesis_finds_no_server_error() {
     let mut broker = Command::new(env!("CARGO_BIN_EXE_caas-broker"))
         .env("KUBECONFIG", &cluster().kubeconfig)
         .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
         .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", &prefix)
         .env("CAAS_BROKER__LOG__LEVEL", "warn")
         .stdout(Stdio::null())

@@ -1,6 +1,7 @@
 //! The broker runs with the least privilege that works: the manifests' ClusterRole and Role, applied to the real
 //! control plane, are all a broker needs for a full provision, bind, unbind and deprovision of every service (a
-//! missing rule makes a request fail and this test with it), and they do not let it do what it does not need.
+//! missing rule makes a request fail and this test with it), the dashboard's sign-in and kubeconfig included, and they do not let
+//! it do what it does not need.
 
 mod support;
 
@@ -65,6 +66,13 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     assert!(created.status.is_success(), "{created:?}");
     broker.wait_for_state(&cluster_id, "provision", "succeeded").await;
     let namespace = broker.namespace(&cluster_id);
+    let dashboard_domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("the dashboard's broker");
     for role in ["admin", "edit", "view"] {
         let binding = format!("{cluster_id}-{role}");
         let bound = broker.bind(&cluster_id, &binding, SMALL, json!({ "parameters": { "role": role } })).await;
@@ -72,6 +80,13 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
         let client =
             client_from_kubeconfig(bound.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
         assert!(Api::<Pod>::namespaced(client, &namespace).list(&ListParams::default()).await.is_ok());
+        // The dashboard's sign-in (TokenReview, the identity's ServiceAccount) and kubeconfig download (a token for
+        // that ServiceAccount) need nothing more either.
+        let token = bound.body["credentials"]["token"].as_str().expect("token");
+        let signed_in = dashboard_domain.sign_in(&cluster_id, token).await.expect("dashboard sign-in");
+        let caas_broker::broker::SignIn::Accepted(tenant) = signed_in else { panic!("{role}: {signed_in:?}") };
+        let kubeconfig = dashboard_domain.kubeconfig(&tenant).await.expect("the dashboard's kubeconfig download");
+        assert!(kubeconfig.yaml.contains(&namespace), "{role}");
     }
     let unbound = broker.unbind(&cluster_id, &format!("{cluster_id}-view"), SMALL).await;
     assert_eq!(unbound.status, StatusCode::OK, "{unbound:?}");

@@ -270,6 +270,7 @@ impl BrokerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_caas-broker"))
             .env("KUBECONFIG", &cluster().kubeconfig)
             .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
             .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", &self.prefix)
             .env("CAAS_BROKER__AUTH__PASSWORD", "crash-test-password")
             .stdout(Stdio::from(log.try_clone().expect("log")))

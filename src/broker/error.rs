@@ -1,5 +1,5 @@
 //! What can go wrong in a broker operation, in the domain's terms: the request is invalid, the thing is not there or
-//! is busy, the cluster cannot do it now. Every face over the broker (the OSB API today, a tenant dashboard soon)
+//! is busy, the cluster cannot do it now. Every face over the broker (the OSB API, the tenant dashboard)
 //! decides for itself how to show these; the OSB statuses and bodies are in `osb::error`.
 
 /// An operation the broker refused or could not carry out.

@@ -1,8 +1,9 @@
 //! What each operation means for this broker, independent of HTTP and of any one face over it: a face (the OSB API
-//! today, a tenant dashboard soon) parses requests and shapes answers, this module decides, and [`crate::k8s`] builds
+//! and the tenant dashboard) parses requests and shapes answers, this module decides, and [`crate::k8s`] builds
 //! the objects. What the faces share is here: the operations' inputs and outputs ([`model`]) and what can go wrong
 //! ([`Error`]). Nothing here knows a face.
 
+pub mod alerts;
 mod bindings;
 mod credentials;
 mod error;
@@ -10,9 +11,11 @@ mod identities;
 mod instance;
 mod instances;
 pub mod model;
+pub mod overview;
 pub mod parameters;
 mod progress;
 mod seen_ready;
+mod tenants;
 mod workloads;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
+pub use tenants::{KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
 
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
@@ -66,7 +70,7 @@ impl BrokerOptions {
     pub fn from_settings(settings: &Settings) -> BrokerOptions {
         BrokerOptions {
             namespace_prefix: settings.kubernetes.namespace_prefix.clone(),
-            dashboard_base_url: settings.dashboard.base_url.clone(),
+            dashboard_base_url: settings.published_dashboard_url(settings.dashboard.listen),
             sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),
             one_instance_per_organization: settings.policy.one_instance_per_organization,
             broker_namespace: settings.kubernetes.broker_namespace.clone(),

@@ -64,3 +64,20 @@ fn pem(label: &str, der: &[u8]) -> String {
     text.push_str(&format!("-----END {label}-----\n"));
     text
 }
+
+/// A client configuration that reaches the same apiserver as `base` (its URL, CA and timeouts) but authenticates with
+/// `token` only: what a face uses to act as a signed-in user, so that Kubernetes' RBAC decides, not the broker's own
+/// permissions. Nothing of `base`'s credentials (client certificate, token, exec plugin) is carried over.
+pub fn as_user(base: &kube::Config, token: &str) -> kube::Config {
+    let mut config = kube::Config::new(base.cluster_url.clone());
+    config.root_cert = base.root_cert.clone();
+    config.accept_invalid_certs = base.accept_invalid_certs;
+    config.tls_server_name = base.tls_server_name.clone();
+    config.proxy_url = base.proxy_url.clone();
+    config.connect_timeout = base.connect_timeout;
+    config.read_timeout = base.read_timeout;
+    config.write_timeout = base.write_timeout;
+    config.default_namespace = base.default_namespace.clone();
+    config.auth_info = kube::config::AuthInfo { token: Some(token.to_owned().into()), ..Default::default() };
+    config
+}

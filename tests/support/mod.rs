@@ -3,4 +3,5 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod http;
 pub mod proxy;

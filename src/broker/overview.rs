@@ -1,0 +1,185 @@
+//! What a virtual cluster looks like to one of its identities: its quota and use, its container defaults, its pods
+//! by state, its workloads and its alerts. Every read is made with the identity's own client (see
+//! [`crate::k8s::as_user`]), so Kubernetes' RBAC decides what it may see, not the broker.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota};
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+use super::Result;
+use super::alerts::{self, Alert, Observed};
+
+/// One quota resource: how much is used of how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUse {
+    /// The resource (`requests.cpu`, `pods`, ...).
+    pub resource: String,
+    /// Used, as the apiserver writes it.
+    pub used: String,
+    /// The limit, as the apiserver writes it.
+    pub hard: String,
+    /// Used in whole percent of the limit, at most 100 (for a bar).
+    pub percent: u8,
+}
+
+/// One resource's container defaults from the LimitRange.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerDefault {
+    /// The resource (`cpu`, `memory`, ...).
+    pub resource: String,
+    /// The request a container gets when it names none.
+    pub request: Option<String>,
+    /// The limit a container gets when it names none.
+    pub limit: Option<String>,
+    /// The most a container may ask for.
+    pub max: Option<String>,
+}
+
+/// The overview of one tenant namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    /// Quota use, resource by resource.
+    pub quota: Vec<QuotaUse>,
+    /// Container defaults, resource by resource.
+    pub defaults: Vec<ContainerDefault>,
+    /// Pods by phase (`Running`, `Pending`, ...).
+    pub pods_by_phase: BTreeMap<String, usize>,
+    /// Deployments.
+    pub deployments: usize,
+    /// StatefulSets.
+    pub stateful_sets: usize,
+    /// What is abnormal, most urgent first.
+    pub alerts: Vec<Alert>,
+}
+
+/// Reads the overview of `namespace` with `client`, which carries the signed-in identity's own token.
+pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
+    let all = ListParams::default();
+    let (quotas, limits, pods, deployments, stateful_sets, events, claims) = (
+        Api::<ResourceQuota>::namespaced(client.clone(), namespace),
+        Api::<LimitRange>::namespaced(client.clone(), namespace),
+        Api::<Pod>::namespaced(client.clone(), namespace),
+        Api::<Deployment>::namespaced(client.clone(), namespace),
+        Api::<StatefulSet>::namespaced(client.clone(), namespace),
+        Api::<Event>::namespaced(client.clone(), namespace),
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace),
+    );
+    let (quotas, limits, pods, deployments, stateful_sets, events, claims) = tokio::try_join!(
+        quotas.list(&all),
+        limits.list(&all),
+        pods.list(&all),
+        deployments.list(&all),
+        stateful_sets.list_metadata(&all),
+        events.list(&all),
+        claims.list(&all),
+    )?;
+    let observed = Observed {
+        pods: &pods.items,
+        deployments: &deployments.items,
+        events: &events.items,
+        quotas: &quotas.items,
+        claims: &claims.items,
+    };
+    let mut pods_by_phase = BTreeMap::new();
+    for pod in &pods.items {
+        let phase = pod.status.as_ref().and_then(|status| status.phase.clone()).unwrap_or_else(|| "Unknown".into());
+        *pods_by_phase.entry(phase).or_insert(0) += 1;
+    }
+    Ok(Overview {
+        quota: quota_use(&quotas.items),
+        defaults: container_defaults(&limits.items),
+        pods_by_phase,
+        deployments: deployments.items.len(),
+        stateful_sets: stateful_sets.items.len(),
+        alerts: alerts::classify(observed),
+    })
+}
+
+/// Use against the limit of every resource of every quota (a resource without use yet counts as 0).
+pub fn quota_use(quotas: &[ResourceQuota]) -> Vec<QuotaUse> {
+    let mut lines = Vec::new();
+    for status in quotas.iter().filter_map(|quota| quota.status.as_ref()) {
+        let used = status.used.clone().unwrap_or_default();
+        for (resource, hard) in status.hard.iter().flatten() {
+            let used = used.get(resource).map_or_else(|| "0".to_owned(), |used| used.0.clone());
+            let percent = alerts::percent_used(&used, &hard.0).unwrap_or(0).clamp(0, 100);
+            let percent = u8::try_from(percent).unwrap_or(100);
+            lines.push(QuotaUse { resource: resource.clone(), used, hard: hard.0.clone(), percent });
+        }
+    }
+    lines
+}
+
+/// The container defaults and bounds of every LimitRange, resource by resource.
+pub fn container_defaults(limit_ranges: &[LimitRange]) -> Vec<ContainerDefault> {
+    let mut by_resource: BTreeMap<String, ContainerDefault> = BTreeMap::new();
+    let items = limit_ranges.iter().filter_map(|range| range.spec.as_ref()).flat_map(|spec| spec.limits.iter());
+    for item in items.filter(|item| item.type_ == "Container") {
+        let mut set = |values: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+                       pick: fn(&mut ContainerDefault) -> &mut Option<String>| {
+            for (resource, value) in values.iter().flatten() {
+                let entry = by_resource
+                    .entry(resource.clone())
+                    .or_insert_with(|| ContainerDefault { resource: resource.clone(), ..ContainerDefault::default() });
+                *pick(entry) = Some(value.0.clone());
+            }
+        };
+        set(&item.default_request, |d| &mut d.request);
+        set(&item.default, |d| &mut d.limit);
+        set(&item.max, |d| &mut d.max);
+    }
+    by_resource.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quota_use_is_a_share_of_each_limit_capped_for_bars() {
+        let quota: ResourceQuota = serde_json::from_value(json!({ "metadata": { "name": "q" }, "status": {
+            "hard": { "pods": "10", "requests.memory": "1Gi", "services": "4" },
+            "used": { "pods": "3", "requests.memory": "2Gi" } } }))
+        .expect("quota");
+        let lines: Vec<_> = quota_use(&[quota]).into_iter().map(|q| (q.resource, q.used, q.hard, q.percent)).collect();
+        assert_eq!(
+            lines,
+            [
+                ("pods".into(), "3".into(), "10".into(), 30),
+                ("requests.memory".into(), "2Gi".into(), "1Gi".into(), 100),
+                ("services".into(), "0".into(), "4".into(), 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn container_defaults_gather_request_limit_and_max_by_resource() {
+        let range: LimitRange = serde_json::from_value(json!({ "metadata": { "name": "l" }, "spec": { "limits": [
+            { "type": "Container", "default": { "cpu": "500m", "memory": "512Mi" },
+              "defaultRequest": { "cpu": "100m" }, "max": { "memory": "2Gi" } },
+            { "type": "Pod", "max": { "cpu": "8" } } ] } }))
+        .expect("limit range");
+        let defaults = container_defaults(&[range]);
+        assert_eq!(
+            defaults,
+            [
+                ContainerDefault {
+                    resource: "cpu".into(),
+                    request: Some("100m".into()),
+                    limit: Some("500m".into()),
+                    max: None
+                },
+                ContainerDefault {
+                    resource: "memory".into(),
+                    request: None,
+                    limit: Some("512Mi".into()),
+                    max: Some("2Gi".into())
+                },
+            ]
+        );
+    }
+}

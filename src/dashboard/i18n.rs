@@ -1,0 +1,288 @@
+//! The dashboard's words in English and Korean, chosen from the browser's `Accept-Language`: one table per language,
+//! so that a missing translation is a compile error rather than a blank on the page.
+
+use crate::broker::alerts::{AlertKind, Severity};
+
+/// Every text of the dashboard in one language.
+pub struct Text {
+    /// `lang` of the page.
+    pub lang: &'static str,
+    /// Product name in the title.
+    pub product: &'static str,
+    /// Heading of the sign-in page.
+    pub sign_in: &'static str,
+    /// What to paste.
+    pub token_label: &'static str,
+    /// Where the token comes from.
+    pub token_help: &'static str,
+    /// The sign-in button.
+    pub sign_in_button: &'static str,
+    /// A token that opens nothing here.
+    pub refused: &'static str,
+    /// Signed in to another instance.
+    pub other_instance: &'static str,
+    /// The sign-out button.
+    pub sign_out: &'static str,
+    /// Signed in as.
+    pub signed_in_as: &'static str,
+    /// Plan.
+    pub plan: &'static str,
+    /// Namespace.
+    pub namespace: &'static str,
+    /// Alerts heading.
+    pub alerts: &'static str,
+    /// No alert.
+    pub no_alerts: &'static str,
+    /// Quota heading.
+    pub quota: &'static str,
+    /// Column: resource.
+    pub resource: &'static str,
+    /// Column: used.
+    pub used: &'static str,
+    /// Column: limit.
+    pub hard: &'static str,
+    /// Container defaults heading.
+    pub defaults: &'static str,
+    /// Column: default request.
+    pub default_request: &'static str,
+    /// Column: default limit.
+    pub default_limit: &'static str,
+    /// Column: maximum.
+    pub max: &'static str,
+    /// Pods heading.
+    pub pods: &'static str,
+    /// No pods.
+    pub no_pods: &'static str,
+    /// Workloads heading.
+    pub workloads: &'static str,
+    /// The kubectl section's heading.
+    pub kubectl: &'static str,
+    /// What the kubeconfig is (followed by its lifetime in hours).
+    pub kubectl_help: &'static str,
+    /// Hours, after the number.
+    pub hours: &'static str,
+    /// The download button.
+    pub download_kubeconfig: &'static str,
+    /// Before the commands.
+    pub kubectl_then: &'static str,
+    /// Page not found.
+    pub not_found: &'static str,
+    /// The cluster did not answer.
+    pub unavailable: &'static str,
+    /// Critical.
+    pub critical: &'static str,
+    /// Warning.
+    pub warning: &'static str,
+    /// What to do, by alert kind.
+    advice: [(AlertKind, &'static str); 12],
+}
+
+impl Text {
+    /// What to do about an alert of `kind`.
+    pub fn advice(&self, kind: AlertKind) -> &'static str {
+        self.advice.iter().find(|(k, _)| *k == kind).map_or("", |(_, text)| text)
+    }
+
+    /// The name of a severity.
+    pub fn severity(&self, severity: Severity) -> &'static str {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::Warning => self.warning,
+        }
+    }
+}
+
+/// English.
+pub static EN: Text = Text {
+    lang: "en",
+    product: "Virtual cluster",
+    sign_in: "Sign in",
+    token_label: "Token",
+    token_help: "Paste a token of this instance: the token of one of its bindings (credentials.token) or the owner's.",
+    sign_in_button: "Sign in",
+    refused: "This token does not open this instance.",
+    other_instance: "You are signed in to another instance. Sign out first.",
+    sign_out: "Sign out",
+    signed_in_as: "Signed in as",
+    plan: "Plan",
+    namespace: "Namespace",
+    alerts: "Alerts",
+    no_alerts: "Nothing abnormal.",
+    quota: "Quota",
+    resource: "Resource",
+    used: "Used",
+    hard: "Limit",
+    defaults: "Container defaults",
+    default_request: "Default request",
+    default_limit: "Default limit",
+    max: "Maximum",
+    pods: "Pods",
+    no_pods: "No pods.",
+    workloads: "Workloads",
+    kubectl: "kubectl",
+    kubectl_help: "A kubeconfig for your own identity, in this namespace only, with the same rights as here. Its token works for",
+    hours: "hour(s)",
+    download_kubeconfig: "Download kubeconfig",
+    kubectl_then: "Then, in the folder you saved it to:",
+    not_found: "There is nothing here.",
+    unavailable: "The cluster does not answer right now; try again in a moment.",
+    critical: "Critical",
+    warning: "Warning",
+    advice: [
+        (
+            AlertKind::CrashLoop,
+            "The container keeps exiting: read its logs (kubectl logs --previous) and fix the command or its configuration.",
+        ),
+        (
+            AlertKind::ImagePull,
+            "The image cannot be pulled: check its name and tag, and that the registry is reachable and allows the pull.",
+        ),
+        (
+            AlertKind::ContainerConfig,
+            "The container cannot be created: a ConfigMap, Secret or key it refers to is missing.",
+        ),
+        (AlertKind::OutOfMemory, "The container used more memory than its limit: raise the limit or lower its use."),
+        (
+            AlertKind::RolloutStuck,
+            "The rollout made no progress: look at the new pods' alerts and events, or roll back.",
+        ),
+        (
+            AlertKind::ReplicaFailure,
+            "Pods cannot be created: usually the quota; free resources or choose a larger plan.",
+        ),
+        (
+            AlertKind::FailedScheduling,
+            "No node can take the pod: lower its requests, or check its node selector and tolerations.",
+        ),
+        (
+            AlertKind::FailedCreate,
+            "An object could not be created: usually the quota; free resources or choose a larger plan.",
+        ),
+        (
+            AlertKind::Unhealthy,
+            "A probe fails: check the probe's path and port and that the application answers in time.",
+        ),
+        (
+            AlertKind::QuotaExhausted,
+            "This resource is used up: new workloads needing it are refused. Free some or choose a larger plan.",
+        ),
+        (
+            AlertKind::QuotaNearlyExhausted,
+            "This resource is almost used up: plan for it before new workloads are refused.",
+        ),
+        (AlertKind::ClaimPending, "The volume claim waits for a volume: check its storage class and size."),
+    ],
+};
+
+/// Korean.
+pub static KO: Text = Text {
+    lang: "ko",
+    product: "가상 클러스터",
+    sign_in: "로그인",
+    token_label: "토큰",
+    token_help: "이 인스턴스의 토큰을 붙여 넣으세요: 바인딩의 토큰(credentials.token) 또는 소유자의 토큰.",
+    sign_in_button: "로그인",
+    refused: "이 토큰으로는 이 인스턴스를 열 수 없습니다.",
+    other_instance: "다른 인스턴스에 로그인되어 있습니다. 먼저 로그아웃하세요.",
+    sign_out: "로그아웃",
+    signed_in_as: "로그인 계정",
+    plan: "플랜",
+    namespace: "네임스페이스",
+    alerts: "경고",
+    no_alerts: "이상 없음.",
+    quota: "쿼터",
+    resource: "리소스",
+    used: "사용량",
+    hard: "한도",
+    defaults: "컨테이너 기본값",
+    default_request: "기본 요청",
+    default_limit: "기본 한도",
+    max: "최대",
+    pods: "파드",
+    no_pods: "파드가 없습니다.",
+    workloads: "워크로드",
+    kubectl: "kubectl",
+    kubectl_help: "내 계정의 kubeconfig입니다. 이 네임스페이스에서만, 여기와 같은 권한으로 쓸 수 있습니다. 토큰 유효 시간:",
+    hours: "시간",
+    download_kubeconfig: "kubeconfig 내려받기",
+    kubectl_then: "저장한 폴더에서 다음을 실행하세요:",
+    not_found: "여기에는 아무것도 없습니다.",
+    unavailable: "지금은 클러스터가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
+    critical: "심각",
+    warning: "주의",
+    advice: [
+        (
+            AlertKind::CrashLoop,
+            "컨테이너가 계속 종료됩니다: 로그(kubectl logs --previous)를 보고 명령이나 설정을 고치세요.",
+        ),
+        (AlertKind::ImagePull, "이미지를 받을 수 없습니다: 이름과 태그, 레지스트리 접근과 권한을 확인하세요."),
+        (AlertKind::ContainerConfig, "컨테이너를 만들 수 없습니다: 참조하는 ConfigMap, Secret 또는 키가 없습니다."),
+        (AlertKind::OutOfMemory, "컨테이너가 메모리 한도를 넘었습니다: 한도를 올리거나 사용량을 줄이세요."),
+        (AlertKind::RolloutStuck, "롤아웃이 진행되지 않습니다: 새 파드의 경고와 이벤트를 보거나 롤백하세요."),
+        (
+            AlertKind::ReplicaFailure,
+            "파드를 만들 수 없습니다: 대개 쿼터 때문입니다. 리소스를 비우거나 더 큰 플랜을 고르세요.",
+        ),
+        (
+            AlertKind::FailedScheduling,
+            "파드를 받을 노드가 없습니다: 요청량을 줄이거나 노드 셀렉터와 톨러레이션을 확인하세요.",
+        ),
+        (
+            AlertKind::FailedCreate,
+            "오브젝트를 만들 수 없습니다: 대개 쿼터 때문입니다. 리소스를 비우거나 더 큰 플랜을 고르세요.",
+        ),
+        (AlertKind::Unhealthy, "프로브가 실패합니다: 프로브의 경로와 포트, 애플리케이션 응답 시간을 확인하세요."),
+        (
+            AlertKind::QuotaExhausted,
+            "이 리소스를 모두 썼습니다: 새 워크로드가 거부됩니다. 비우거나 더 큰 플랜을 고르세요.",
+        ),
+        (AlertKind::QuotaNearlyExhausted, "이 리소스가 거의 다 찼습니다: 새 워크로드가 거부되기 전에 대비하세요."),
+        (AlertKind::ClaimPending, "볼륨 클레임이 볼륨을 기다립니다: 스토리지 클래스와 크기를 확인하세요."),
+    ],
+};
+
+/// The language the browser prefers among those the dashboard speaks (English when it names neither).
+pub fn negotiate(accept_language: Option<&str>) -> &'static Text {
+    let mut best: Option<(f32, &'static Text)> = None;
+    for entry in accept_language.unwrap_or_default().split(',') {
+        let mut parts = entry.split(';');
+        let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let quality = parts
+            .find_map(|part| part.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let text = match tag.split('-').next() {
+            Some("ko") => &KO,
+            Some("en") => &EN,
+            _ => continue,
+        };
+        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+            best = Some((quality, text));
+        }
+    }
+    best.map_or(&EN, |(_, text)| text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preferred_known_language_wins() {
+        assert_eq!(negotiate(Some("ko-KR,ko;q=0.9,en-US;q=0.8")).lang, "ko");
+        assert_eq!(negotiate(Some("fr-FR, en;q=0.5, ko;q=0.4")).lang, "en");
+        assert_eq!(negotiate(Some("en;q=0.2, ko;q=0.7")).lang, "ko");
+        assert_eq!(negotiate(Some("fr")).lang, "en");
+        assert_eq!(negotiate(Some("ko;q=0")).lang, "en", "q=0 means not acceptable");
+        assert_eq!(negotiate(None).lang, "en");
+    }
+
+    #[test]
+    fn every_alert_kind_has_advice_in_every_language() {
+        for text in [&EN, &KO] {
+            for (kind, _) in EN.advice {
+                assert!(!text.advice(kind).is_empty(), "{kind:?} in {}", text.lang);
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
+//! sign in to one virtual cluster with a token of one of its identities (see [`crate::broker::Tenant`]); every read is
+//! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
+//! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama),
+//! with no script; the session cookie holds a random id only, the token stays in this process's memory.
+
+mod guard;
+mod i18n;
+mod pages;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::broker::Broker;
+use crate::config::Settings;
+use sessions::Sessions;
+
+/// How the dashboard is served, from the configuration and the address it is bound to.
+#[derive(Debug, Clone)]
+pub struct DashboardOptions {
+    /// Where tenants reach the dashboard (`scheme://host[:port]`, maybe a path); its origin is the only one whose
+    /// forms are accepted.
+    pub base_url: String,
+    /// How long a sign-in lasts.
+    pub session_lifetime: Duration,
+    /// Most sessions held at once.
+    pub max_sessions: usize,
+}
+
+impl DashboardOptions {
+    /// The options of a dashboard bound to `bound` (which resolves a `dashboard.listen` with port 0).
+    pub fn from_settings(settings: &Settings, bound: std::net::SocketAddr) -> DashboardOptions {
+        DashboardOptions {
+            base_url: settings.dashboard_own_url(bound),
+            session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
+            max_sessions: settings.dashboard.max_sessions,
+        }
+    }
+}
+
+/// What every handler shares.
+struct Dashboard {
+    broker: Arc<Broker>,
+    sessions: Sessions,
+    /// The broker's own client configuration, minus its credentials: what a signed-in user's client is made from.
+    user_base: kube::Config,
+    /// Cookies only over HTTPS when the dashboard is reached over HTTPS.
+    secure_cookie: bool,
+}
+
+type DashboardState = Arc<Dashboard>;
+
+/// The dashboard's routes, behind its security headers and cross-site request check. `cluster` is the broker's client
+/// configuration: signed-in users' clients reach the same apiserver with the same CA, with their own token.
+pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Config) -> Router {
+    let origin = guard::origin_of(&options.base_url);
+    let state = Arc::new(Dashboard {
+        broker,
+        sessions: Sessions::new(options.session_lifetime, options.max_sessions),
+        user_base: cluster,
+        secure_cookie: origin.starts_with("https://"),
+    });
+    Router::new()
+        .route("/instances/{instance_id}", get(pages::overview))
+        .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
+        .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/logout", post(pages::logout))
+        .route("/dashboard.css", get(pages::stylesheet))
+        .route("/favicon.ico", get(pages::no_icon))
+        .fallback(pages::not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(origin), guard::same_origin_writes))
+        .layer(axum::middleware::from_fn(guard::security_headers))
+}

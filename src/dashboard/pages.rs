@@ -1,0 +1,416 @@
+//! The dashboard's pages: sign-in, the overview of a virtual cluster, sign-out. Handlers are thin: who the visitor is
+//! comes from the session, what they may see from the broker (as them), the words from [`super::i18n`].
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::i18n::{self, Text};
+use super::sessions::Session;
+use crate::broker::overview::{self, ContainerDefault, Overview, QuotaUse};
+use crate::broker::{Error, SignIn, percent_encode};
+
+/// The session cookie's name.
+const COOKIE: &str = "caas_dashboard_session";
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "login.html", config = "src/dashboard/askama.toml")]
+struct LoginPage<'a> {
+    text: &'static Text,
+    instance_id: &'a str,
+    action: String,
+    error: Option<&'static str>,
+}
+
+/// A page that only says something (403, 404, 503).
+#[derive(Template)]
+#[template(path = "message.html", config = "src/dashboard/askama.toml")]
+struct MessagePage {
+    text: &'static Text,
+    message: &'static str,
+    signed_in: bool,
+}
+
+/// One alert as shown.
+struct AlertLine {
+    severity: &'static str,
+    critical: bool,
+    object: String,
+    detail: String,
+    advice: &'static str,
+}
+
+/// The overview of a virtual cluster.
+#[derive(Template)]
+#[template(path = "overview.html", config = "src/dashboard/askama.toml")]
+struct OverviewPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    alerts: Vec<AlertLine>,
+    quota: &'a [QuotaUse],
+    defaults: &'a [ContainerDefault],
+    pods: Vec<(&'a str, usize)>,
+    deployments: usize,
+    stateful_sets: usize,
+    kubeconfig_action: String,
+    kubeconfig_file: String,
+    token_hours: i64,
+}
+
+/// POST /instances/:instance_id/kubeconfig — a kubeconfig for the signed-in identity, as a download (a POST: it mints
+/// a credential, so it takes the same cross-site check as every other change).
+pub async fn kubeconfig(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let session = match visitor(&state, &headers, &instance_id) {
+        Visitor::SignedIn(_, session) => session,
+        Visitor::OfAnotherInstance => return message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous => return see_other(&login_path(&instance_id)),
+    };
+    match state.broker.kubeconfig(&session.tenant).await {
+        Ok(kubeconfig) => {
+            let disposition = format!("attachment; filename=\"{}\"", kubeconfig_file(&session.tenant.namespace));
+            tracing::info!(instance_id, user = %session.tenant.username, expires_at = %kubeconfig.expires_at, "kubeconfig downloaded");
+            let mut response = (StatusCode::OK, kubeconfig.yaml).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error) => {
+            tracing::warn!(instance_id, %error, "no kubeconfig for the signed-in user");
+            message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true)
+        }
+    }
+}
+
+/// The name a downloaded kubeconfig is saved as (the namespace is a DNS label: safe in a file name and a header).
+fn kubeconfig_file(namespace: &str) -> String {
+    format!("{namespace}.kubeconfig")
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// Who the visitor is for an instance's pages.
+enum Visitor {
+    /// Signed in to this instance.
+    SignedIn(String, Box<Session>),
+    /// Signed in to another instance: nothing of this one is theirs.
+    OfAnotherInstance,
+    /// Not signed in.
+    Anonymous,
+}
+
+fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -> Visitor {
+    let Some(id) = session_id(headers) else { return Visitor::Anonymous };
+    match state.sessions.find(&id) {
+        Some(session) if session.tenant.instance_id == instance_id => Visitor::SignedIn(id, Box::new(session)),
+        Some(_) => Visitor::OfAnotherInstance,
+        None => Visitor::Anonymous,
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .filter(|id| !id.is_empty())
+}
+
+fn text_for(headers: &HeaderMap) -> &'static Text {
+    i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()))
+}
+
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a dashboard page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+fn message(status: StatusCode, text: &'static Text, message: &'static str, signed_in: bool) -> Response {
+    render(status, &MessagePage { text, message, signed_in })
+}
+
+fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+fn login_path(instance_id: &str) -> String {
+    format!("/instances/{}/login", percent_encode(instance_id))
+}
+
+/// GET /instances/:instance_id — the overview, read with the signed-in user's own token.
+pub async fn overview(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match visitor(&state, &headers, &instance_id) {
+        Visitor::SignedIn(id, session) => (id, session),
+        Visitor::OfAnotherInstance => return message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous => return see_other(&login_path(&instance_id)),
+    };
+    match overview::read(&session.client, &session.tenant.namespace).await {
+        Ok(overview) => render(StatusCode::OK, &overview_page(text, &session, &overview)),
+        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error) => {
+            // Most often the token expired or was revoked (its binding deleted): the user signs in again.
+            tracing::warn!(instance_id, %error, "the overview could not be read as the signed-in user; ending the session");
+            state.sessions.end(&id);
+            see_other(&login_path(&instance_id))
+        }
+    }
+}
+
+fn overview_page<'a>(text: &'static Text, session: &'a Session, overview: &'a Overview) -> OverviewPage<'a> {
+    let alerts = overview
+        .alerts
+        .iter()
+        .map(|alert| AlertLine {
+            severity: text.severity(alert.severity),
+            critical: alert.severity == crate::broker::alerts::Severity::Critical,
+            object: alert.object.clone(),
+            detail: alert.detail.clone(),
+            advice: text.advice(alert.kind),
+        })
+        .collect();
+    OverviewPage {
+        text,
+        session,
+        alerts,
+        quota: &overview.quota,
+        defaults: &overview.defaults,
+        pods: overview.pods_by_phase.iter().map(|(phase, count)| (phase.as_str(), *count)).collect(),
+        deployments: overview.deployments,
+        stateful_sets: overview.stateful_sets,
+        kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
+        kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
+        token_hours: crate::broker::KUBECONFIG_TOKEN_SECONDS / 3600,
+    }
+}
+
+/// GET /instances/:instance_id/login — the form to paste a token into.
+pub async fn login_form(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
+        return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+    }
+    render(StatusCode::OK, &login_page(text, &instance_id, None))
+}
+
+fn login_page<'a>(text: &'static Text, instance_id: &'a str, error: Option<&'static str>) -> LoginPage<'a> {
+    LoginPage { text, instance_id, action: login_path(instance_id), error }
+}
+
+/// POST /instances/:instance_id/login — checks the token and starts a session. An unknown instance is refused like a
+/// token that does not open it, so that the form does not tell which instances exist.
+pub async fn login(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let text = text_for(&headers);
+    if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
+        return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+    }
+    let refused = || render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(text.refused)));
+    let tenant = match state.broker.sign_in(&instance_id, &form.token).await {
+        Ok(SignIn::Accepted(tenant)) => tenant,
+        Ok(SignIn::Refused(reason)) => {
+            tracing::info!(instance_id, ?reason, "dashboard sign-in refused");
+            return refused();
+        }
+        Err(Error::NotFound(_)) => return refused(),
+        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false),
+        Err(error) => {
+            tracing::error!(instance_id, %error, "dashboard sign-in failed");
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
+        }
+    };
+    let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, form.token.trim())) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot build a client for a signed-in user");
+            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
+        }
+    };
+    if let Some(previous) = session_id(&headers) {
+        state.sessions.end(&previous);
+    }
+    tracing::info!(instance_id, user = %tenant.username, "signed in to the dashboard");
+    let id = match state.sessions.start(tenant, client) {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::error!(%error, "no randomness for a session id");
+            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
+        }
+    };
+    let cookie = session_cookie(&id, state.sessions.lifetime().as_secs(), state.secure_cookie);
+    let mut response = see_other(&format!("/instances/{}", percent_encode(&instance_id)));
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The session cookie: the random id only, out of scripts' reach, not sent along cross-site sub-requests or posts.
+fn session_cookie(id: &str, max_age_seconds: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
+}
+
+/// POST /logout — ends the session and forgets its token; back to the instance's sign-in page.
+pub async fn logout(State(state): State<DashboardState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_id(&headers) else {
+        return message(StatusCode::UNAUTHORIZED, text_for(&headers), text_for(&headers).not_found, false);
+    };
+    let instance = state.sessions.find(&id).map(|session| session.tenant.instance_id);
+    state.sessions.end(&id);
+    let mut response = match instance {
+        Some(instance_id) => see_other(&login_path(&instance_id)),
+        None => message(StatusCode::OK, text_for(&headers), text_for(&headers).not_found, false),
+    };
+    let expired = format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if state.secure_cookie { "; Secure" } else { "" }
+    );
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// GET /dashboard.css — the only style sheet (no inline style: the policy allows none).
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("dashboard.css"),
+    )
+        .into_response()
+}
+
+/// GET /favicon.ico — there is no icon; browsers ask anyway, and a 404 would be an error in every page's console.
+pub async fn no_icon() -> Response {
+    (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "public, max-age=86400")]).into_response()
+}
+
+/// Any other path.
+pub async fn not_found(headers: HeaderMap) -> Response {
+    let text = text_for(&headers);
+    message(StatusCode::NOT_FOUND, text, text.not_found, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Tenant;
+    use crate::broker::alerts::{Alert, AlertKind, Severity};
+
+    fn session() -> Session {
+        let tenant = Tenant {
+            instance_id: "inst-1".to_owned(),
+            namespace: "caas-inst-1".to_owned(),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
+        let id = sessions.start(tenant, client).expect("id");
+        sessions.find(&id).expect("session")
+    }
+
+    fn overview() -> Overview {
+        Overview {
+            quota: vec![QuotaUse { resource: "pods".into(), used: "9".into(), hard: "10".into(), percent: 90 }],
+            defaults: vec![ContainerDefault {
+                resource: "cpu".into(),
+                request: Some("100m".into()),
+                ..Default::default()
+            }],
+            pods_by_phase: [("Running".to_owned(), 2)].into(),
+            deployments: 1,
+            stateful_sets: 0,
+            alerts: vec![Alert {
+                kind: AlertKind::CrashLoop,
+                severity: Severity::Critical,
+                object: "Pod/web-1 (web)".into(),
+                detail: "back-off <script>alert(1)</script>".into(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_overview_shows_quota_bars_defaults_pods_and_escaped_alerts_in_the_browsers_language() {
+        let session = session();
+        let overview = overview();
+        let html = overview_page(&i18n::EN, &session, &overview).render().expect("renders");
+        assert!(html.contains(r#"<html lang="en">"#));
+        assert!(
+            html.contains(r#"<meter id="quota-pods" min="0" max="100" low="80" high="99" optimum="0" value="90">"#),
+            "{html}"
+        );
+        assert!(html.contains("9 / 10"));
+        assert!(html.contains("100m"));
+        assert!(html.contains("Running") && html.contains("small"));
+        assert!(html.contains("Pod/web-1 (web)") && html.contains(i18n::EN.advice(AlertKind::CrashLoop)));
+        assert!(!html.contains("<script"), "no script, and the cluster's words are escaped: {html}");
+        assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
+        assert!(!html.contains("style="), "no inline style: the policy forbids it");
+        assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");
+        assert!(html.contains(r#"export KUBECONFIG="$PWD/caas-inst-1.kubeconfig""#), "copyable commands: {html}");
+        let korean = overview_page(&i18n::KO, &session, &overview).render().expect("renders");
+        assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("쿼터") && korean.contains("경고"));
+    }
+
+    #[test]
+    fn the_sign_in_page_posts_to_its_instance_and_says_why_a_token_was_refused() {
+        let html = login_page(&i18n::EN, "a b", Some(i18n::EN.refused)).render().expect("renders");
+        assert!(html.contains(r#"action="/instances/a%20b/login""#), "{html}");
+        assert!(html.contains(r#"type="password""#) && html.contains(i18n::EN.refused));
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_same_site_expiring_and_secure_over_https() {
+        assert_eq!(
+            session_cookie("abc", 60, false),
+            "caas_dashboard_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+        assert!(session_cookie("abc", 60, true).ends_with("; Secure"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("other=1; caas_dashboard_session=abc"));
+        assert_eq!(session_id(&headers).as_deref(), Some("abc"));
+    }
+}

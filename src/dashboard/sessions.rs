@@ -1,0 +1,123 @@
+//! Signed-in users, in this process's memory only: a random id (the cookie) to the user's virtual cluster and a
+//! client carrying their token. Bounded and expiring, so neither a flood of sign-ins nor time lets tokens pile up; a
+//! restart signs everyone out, which costs a paste of the token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::broker::Tenant;
+
+/// One signed-in user.
+#[derive(Clone)]
+pub struct Session {
+    /// The virtual cluster signed in to.
+    pub tenant: Tenant,
+    /// A client that authenticates as the user (their token), for every read made for them.
+    pub client: kube::Client,
+    expires_at: Instant,
+}
+
+/// Every session, by id.
+pub struct Sessions {
+    by_id: Mutex<HashMap<String, Session>>,
+    lifetime: Duration,
+    max: usize,
+}
+
+impl Sessions {
+    /// No session yet; each will last `lifetime`, and at most `max` are held.
+    pub fn new(lifetime: Duration, max: usize) -> Sessions {
+        Sessions { by_id: Mutex::new(HashMap::new()), lifetime, max: max.max(1) }
+    }
+
+    /// How long a new session lasts (the cookie's Max-Age).
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Starts a session and returns its id: 256 random bits, hex. When full, expired sessions go first, then the one
+    /// closest to expiring.
+    pub fn start(&self, tenant: Tenant, client: kube::Client) -> Result<String, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        if sessions.len() >= self.max {
+            sessions.retain(|_, session| session.expires_at > now);
+        }
+        while sessions.len() >= self.max {
+            let oldest = sessions.iter().min_by_key(|(_, session)| session.expires_at).map(|(id, _)| id.clone());
+            let Some(oldest) = oldest else { break };
+            sessions.remove(&oldest);
+        }
+        sessions.insert(id.clone(), Session { tenant, client, expires_at: now + self.lifetime });
+        Ok(id)
+    }
+
+    /// The live session with this id; an expired one is forgotten.
+    pub fn find(&self, id: &str) -> Option<Session> {
+        let mut sessions = self.lock();
+        match sessions.get(id) {
+            Some(session) if session.expires_at > Instant::now() => Some(session.clone()),
+            Some(_) => {
+                sessions.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends a session.
+    pub fn end(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A panic while holding the lock leaves the map consistent (every change is one call), so go on with it.
+        self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str) -> Tenant {
+        Tenant {
+            instance_id: id.to_owned(),
+            namespace: format!("caas-{id}"),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:x".to_owned(),
+            account: "x".to_owned(),
+        }
+    }
+
+    fn client() -> kube::Client {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("url"));
+        kube::Client::try_from(config).expect("client")
+    }
+
+    #[tokio::test]
+    async fn sessions_are_random_bounded_and_expire() {
+        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let first = sessions.start(tenant("a"), client()).expect("id");
+        let second = sessions.start(tenant("b"), client()).expect("id");
+        assert_eq!(first.len(), 64);
+        assert_ne!(first, second);
+        assert_eq!(sessions.find(&first).map(|s| s.tenant.instance_id), Some("a".to_owned()));
+        let third = sessions.start(tenant("c"), client()).expect("id");
+        assert!(sessions.find(&first).is_none(), "the oldest goes when full");
+        assert!(sessions.find(&second).is_some() && sessions.find(&third).is_some());
+        sessions.end(&second);
+        assert!(sessions.find(&second).is_none());
+
+        let short = Sessions::new(Duration::from_millis(1), 10);
+        let id = short.start(tenant("a"), client()).expect("id");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(short.find(&id).is_none(), "expired");
+        assert!(short.find("not-an-id").is_none());
+    }
+}

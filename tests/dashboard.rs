@@ -1,0 +1,307 @@
+//! The tenant dashboard against the real control plane, over real HTTP on its own listener: provision returns its
+//! URL, a binding's token and the owner's sign in (checked by TokenReview), the overview is read as that binding (quota bars, an
+//! alert for a crash-looping pod), and everything that must be refused is: another instance's pages, another
+//! instance's token, a cross-site form, a visit without a session. Then headless Chromium does the same as a tenant.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::http::Method;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::broker::*;
+use support::cluster::{cluster, eventually, repo_root};
+use support::http::{HttpAnswer, form_encode, send};
+
+/// The broker under test with its dashboard served in-process on a free loopback port, its URL derived from the
+/// listener as the binary does (no `dashboard.base_url`).
+struct Served {
+    broker: TestBroker,
+    address: SocketAddr,
+    origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve() -> Served {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let address = listener.local_addr().expect("address");
+    let broker = TestBroker::start(|settings| {
+        settings.dashboard.base_url = None;
+        settings.dashboard.listen = address;
+    })
+    .await;
+    let domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("broker");
+    let cluster_config = cluster().admin_config().await;
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain, cluster_config, address);
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the dashboard serves");
+    });
+    Served { broker, address, origin: format!("http://{address}"), server }
+}
+
+/// Provisions a small virtual cluster and binds it with `role`; returns its dashboard URL and the binding's token.
+async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
+    let id = format!("dash-{:08x}", rand::random::<u32>());
+    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    let url = provisioned.body["dashboard_url"].as_str().expect("provision returns dashboard_url").to_owned();
+    let bound = broker.bind(&id, &format!("{id}-{role}"), SMALL, json!({ "parameters": { "role": role } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    (id, url, token)
+}
+
+/// A pod of the tenant whose container crash-loops: made by the admin, run by a simulated node, then given the status
+/// the kubelet writes for a container in CrashLoopBackOff (kwok's nodes run nothing that could crash).
+async fn crash_looping_pod(namespace: &str) {
+    let admin = cluster().admin().await;
+    let pods = Api::<Pod>::namespaced(admin, namespace);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "web-1" },
+        "spec": { "containers": [{ "name": "web", "image": "example.invalid/web:1" }] }
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("create the pod");
+    eventually(Duration::from_secs(60), "the pod running on a simulated node", || async {
+        let phase = pods.get("web-1").await.ok()?.status?.phase?;
+        (phase == "Running").then_some(())
+    })
+    .await;
+    let status = json!({ "status": { "containerStatuses": [{
+        "name": "web", "image": "example.invalid/web:1", "imageID": "", "ready": false, "restartCount": 6,
+        "started": false,
+        "state": { "waiting": { "reason": "CrashLoopBackOff",
+                                "message": "back-off 5m0s restarting failed container=web pod=web-1" } },
+        "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
+    }]}});
+    pods.patch_status("web-1", &PatchParams::default(), &Patch::Strategic(status)).await.expect("patch status");
+}
+
+fn cookie_of(answer: &HttpAnswer) -> String {
+    let set = answer.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &str) -> HttpAnswer {
+    let body = format!("token={}", form_encode(token));
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
+    send(served.address, "POST", login_path, &headers, &body).await
+}
+
+fn path_of(url: &str, origin: &str) -> String {
+    url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
+}
+
+#[tokio::test]
+async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let (a, url_a, token_a) = instance_with_binding(broker, "edit").await;
+    let (b, url_b, token_b) = instance_with_binding(broker, "view").await;
+    assert_eq!(url_a, format!("{}/instances/{a}", served.origin), "dashboard_url is the dashboard's listener");
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{a}"), None).await;
+    assert_eq!(fetched.body["dashboard_url"], Value::String(url_a.clone()), "GET instance returns it too");
+    crash_looping_pod(&broker.namespace(&a)).await;
+    let (overview_a, overview_b) = (path_of(&url_a, &served.origin), path_of(&url_b, &served.origin));
+    let login_a = format!("{overview_a}/login");
+
+    // Without a session: sent to the sign-in page, which carries the security headers and no script.
+    let anonymous = send(served.address, "GET", &overview_a, &[], "").await;
+    assert_eq!((anonymous.status, anonymous.header("location")), (303, Some(login_a.as_str())));
+    let form = send(served.address, "GET", &login_a, &[], "").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains(r#"type="password""#) && !form.body.contains("<script"), "{}", form.body);
+    let policy = form.header("content-security-policy").expect("CSP");
+    assert!(policy.contains("default-src 'self'") && policy.contains("script-src 'none'"), "{policy}");
+    assert_eq!(form.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(form.header("referrer-policy"), Some("no-referrer"));
+
+    // Refused at sign-in: another instance's token, a token that is no token, a cross-site form, no proof of origin.
+    let other = sign_in(&served, &login_a, &token_b, &served.origin).await;
+    assert_eq!(other.status, 403, "{other:?}");
+    assert!(other.header("set-cookie").is_none() && other.body.contains("does not open this instance"));
+    assert_eq!(sign_in(&served, &login_a, "not-a-token", &served.origin).await.status, 403);
+    let cross_site = sign_in(&served, &login_a, &token_a, "https://evil.example").await;
+    assert_eq!(cross_site.status, 403, "{cross_site:?}");
+    assert!(cross_site.header("set-cookie").is_none(), "no session from a cross-site form");
+    let body = format!("token={}", form_encode(&token_a));
+    let no_origin =
+        send(served.address, "POST", &login_a, &[("content-type", "application/x-www-form-urlencoded")], &body);
+    assert_eq!(no_origin.await.status, 403);
+
+    // Signed in with the binding's own token.
+    let signed_in = sign_in(&served, &login_a, &token_a, &served.origin).await;
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some(overview_a.as_str())), "{signed_in:?}");
+    let set_cookie = signed_in.header("set-cookie").expect("cookie").to_owned();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Max-Age=", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie} lacks {attribute}");
+    }
+    assert!(!set_cookie.contains(&token_a), "the cookie holds a session id, not the token");
+    let cookie = cookie_of(&signed_in);
+
+    // The overview, read as the binding: the plan, quota bars, container defaults, pods, workloads, the alert.
+    let page = eventually(Duration::from_secs(30), "the crash loop on the overview", || async {
+        let page = send(served.address, "GET", &overview_a, &[("cookie", &cookie)], "").await;
+        assert_eq!(page.status, 200, "{page:?}");
+        page.body.contains("CrashLoopBackOff").then_some(page)
+    })
+    .await;
+    let html = &page.body;
+    assert!(html.contains(r#"<dd id="plan">caas / small</dd>"#), "{html}");
+    assert!(html.contains(r#"<meter id="quota-pods""#) && html.contains("1 / 20"), "quota bar for pods: {html}");
+    assert!(html.contains(r#"<meter id="quota-requests.cpu""#) && html.contains("100m / 2"), "{html}");
+    assert!(html.contains("512Mi") && html.contains("128Mi"), "the LimitRange's defaults: {html}");
+    assert!(html.contains("<span>Running</span> <strong>1</strong>"), "pods by state: {html}");
+    assert!(html.contains("Pod/web-1 (web)") && html.contains("kubectl logs --previous"), "the alert says what to do");
+    assert!(html.contains(&format!("caas-broker-identities:caas-binding-{a}-edit")), "read as the binding: {html}");
+    assert!(!html.contains(&token_a) && !html.contains("<script"), "no token and no script in the page");
+    let korean_headers = [("cookie", cookie.as_str()), ("accept-language", "ko-KR,ko;q=0.9")];
+    let korean = send(served.address, "GET", &overview_a, &korean_headers, "").await;
+    assert!(korean.body.contains(r#"<html lang="ko">"#) && korean.body.contains("쿼터"), "{}", korean.body);
+
+    // kubectl: a kubeconfig for the binding's own identity, the CA embedded, a new token that lasts an hour; it works
+    // with the real kubectl in A's namespace and nowhere else. Minting it is a change: refused cross-site.
+    let kubeconfig_path = format!("{overview_a}/kubeconfig");
+    let evil = [("cookie", cookie.as_str()), ("origin", "https://evil.example")];
+    assert_eq!(send(served.address, "POST", &kubeconfig_path, &evil, "").await.status, 403);
+    let own = [("cookie", cookie.as_str()), ("origin", served.origin.as_str())];
+    let download = send(served.address, "POST", &kubeconfig_path, &own, "").await;
+    assert_eq!(download.status, 200, "{download:?}");
+    let namespace_a = broker.namespace(&a);
+    let attachment = format!("attachment; filename=\"{namespace_a}.kubeconfig\"");
+    assert_eq!(download.header("content-disposition"), Some(attachment.as_str()));
+    assert_eq!(download.header("cache-control"), Some("no-store"));
+    let yaml: Value = serde_norway::from_str(&download.body).expect("a kubeconfig");
+    assert!(yaml["clusters"][0]["cluster"]["certificate-authority-data"].is_string(), "CA embedded: {yaml}");
+    assert_eq!(yaml["contexts"][0]["context"]["namespace"], Value::String(namespace_a.clone()));
+    let token = yaml["users"][0]["user"]["token"].as_str().expect("token");
+    assert_ne!(token, token_a, "a token of its own, not the one pasted");
+    let claims = token.split('.').nth(1).expect("a JWT");
+    use base64::Engine;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url claims");
+    let claims: Value = serde_json::from_slice(&claims).expect("JSON claims");
+    let lifetime = claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default();
+    assert_eq!(lifetime, caas_broker::broker::KUBECONFIG_TOKEN_SECONDS, "short-lived: {claims}");
+    assert!(claims["sub"].as_str().is_some_and(|sub| sub.ends_with(&format!("caas-binding-{a}-edit"))), "{claims}");
+    let file = std::env::temp_dir().join(format!("{namespace_a}-{}.kubeconfig", std::process::id()));
+    std::fs::write(&file, &download.body).expect("save the kubeconfig");
+    let kubectl = |args: &[&str]| cluster().kubectl(&file, args);
+    let (listed, out, err) = kubectl(&["get", "pods", "-o", "name"]);
+    assert!(listed && out.contains("pod/web-1"), "kubectl in its namespace: {out} {err}");
+    let (allowed, out, _) = kubectl(&["auth", "can-i", "create", "deployments"]);
+    assert!(allowed && out.trim() == "yes", "the binding's edit role: {out}");
+    let (elsewhere, _, err) = kubectl(&["get", "pods", "-n", &broker.namespace(&b)]);
+    assert!(!elsewhere && err.contains("forbidden"), "nothing of another namespace: {err}");
+    std::fs::remove_file(&file).ok();
+
+    // Instance B's pages are not A's user's: its overview, its sign-in page and a sign-in post, with A's session.
+    for (method, path) in [("GET", overview_b.clone()), ("GET", format!("{overview_b}/login"))] {
+        let answer = send(served.address, method, &path, &[("cookie", &cookie)], "").await;
+        assert_eq!(answer.status, 403, "{method} {path}: {answer:?}");
+        assert!(!answer.body.contains(&b), "nothing of B is shown");
+    }
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", served.origin.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let body = format!("token={}", form_encode(&token_b));
+    assert_eq!(send(served.address, "POST", &format!("{overview_b}/login"), &headers, &body).await.status, 403);
+
+    // Sign-out: refused cross-site, done same-origin; the session is then gone.
+    let evil = [("cookie", cookie.as_str()), ("origin", "https://evil.example")];
+    assert_eq!(send(served.address, "POST", "/logout", &evil, "").await.status, 403);
+    let same_site = [("cookie", cookie.as_str()), ("sec-fetch-site", "same-origin")];
+    let out = send(served.address, "POST", "/logout", &same_site, "").await;
+    assert_eq!((out.status, out.header("location")), (303, Some(login_a.as_str())), "{out:?}");
+    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    let after = send(served.address, "GET", &overview_a, &[("cookie", &cookie)], "").await;
+    assert_eq!(after.status, 303, "the session ended: {after:?}");
+
+    // The owner's token opens the instance too (the owner is an identity of it, like each binding).
+    let admin = cluster().admin().await;
+    let identities = Api::<ServiceAccount>::namespaced(admin, &broker.settings.kubernetes.identity_namespace);
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 600 } })).expect("request");
+    let owner = caas_broker::k8s::names::owner_account(&a);
+    let issued = identities.create_token_request(&owner, &PostParams::default(), &request).await.expect("owner token");
+    let owner_token = issued.status.and_then(|status| status.token).expect("token");
+    let as_owner = sign_in(&served, &login_a, &owner_token, &served.origin).await;
+    assert_eq!((as_owner.status, as_owner.header("location")), (303, Some(overview_a.as_str())), "{as_owner:?}");
+
+    broker.deprovision(&a, SMALL).await;
+    broker.deprovision(&b, SMALL).await;
+}
+
+#[tokio::test]
+async fn headless_chromium_signs_in_with_a_token_and_sees_the_quota_and_the_alert() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, url, token) = instance_with_binding(broker, "edit").await;
+    crash_looping_pod(&broker.namespace(&id)).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-{id}"));
+    std::fs::create_dir_all(&dir).expect("probe directory");
+    let screenshot = dir.join("overview.png");
+    let probe = Command::new("node")
+        .arg(repo_root().join("tests/browser/dashboard_probe.mjs"))
+        .current_dir(repo_root().join("tests/browser"))
+        .env("PROBE_URL", &url)
+        .env("PROBE_TOKEN", &token)
+        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
+        .env("PROBE_SCREENSHOT", &screenshot)
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    // Waited for on a thread of its own, while this test's runtime goes on serving the dashboard to the browser.
+    let mut probe = probe.expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
+    let output = tokio::task::spawn_blocking(move || {
+        let limit = std::time::Instant::now() + Duration::from_secs(120);
+        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        probe.kill().ok();
+        probe.wait_with_output()
+    })
+    .await
+    .expect("probe thread");
+    let output = output.expect("the probe's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser probe failed: {stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
+    assert_eq!(report["signInUrl"], Value::String(format!("{url}/login")), "{report}");
+    assert_eq!(report["finalUrl"], Value::String(url.clone()), "{report}");
+    assert_eq!(report["lang"], "en");
+    assert_eq!(report["plan"], "caas / small");
+    let quota = report["quota"].as_str().unwrap_or_default();
+    assert!(quota.contains("pods") && quota.contains("1 / 20") && quota.contains("requests.memory"), "{report}");
+    assert!(report["quotaBars"].as_u64().unwrap_or(0) >= 10, "a bar per quota resource: {report}");
+    let alerts = report["alerts"].as_str().unwrap_or_default();
+    assert!(alerts.contains("Pod/web-1 (web)") && alerts.contains("CrashLoopBackOff"), "{report}");
+    assert_eq!(report["cookieVisibleToScripts"], false, "{report}");
+    assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
+    assert_eq!(report["phoneOverflowPx"], 0, "readable on a phone without scrolling sideways: {report}");
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", screenshot.display());
+    broker.deprovision(&id, SMALL).await;
+}
