@@ -3,7 +3,8 @@
 # apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), builds and
 # starts the local control plane (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs
 # root), then runs the Rust unit and integration tests against them. Stops the real node, the control plane (and the
-# Cloud Foundry API of tests/cf/cf-api.sh) afterwards only if this script started them.
+# Cloud Foundry API of tests/cf/cf-api.sh, the OIDC provider of tests/oidc/dex.sh) afterwards only if this script
+# started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,12 @@ if [[ "$(bash "$real_node" status)" != *"kubelet running"* ]]; then node_started
 cf_api=tests/cf/cf-api.sh
 cf_started_here=false
 if [[ "$(bash "$cf_api" status)" != *" running "* ]]; then cf_started_here=true; fi
+# tests/oidc_provider.rs starts the OIDC provider (tests/oidc/dex.sh up): stopped afterwards too, unless it ran.
+oidc=tests/oidc/dex.sh
+oidc_started_here=false
+if [[ "$(bash "$oidc" status)" != *"dex running"* ]]; then oidc_started_here=true; fi
 stop() {
+  if $oidc_started_here; then bash "$oidc" down; fi
   if $cf_started_here; then bash "$cf_api" down; fi
   if $node_started_here; then bash "$real_node" down; fi
   if $started_here; then bash "$cluster" down; fi
