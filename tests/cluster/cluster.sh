@@ -111,13 +111,7 @@ cmd_build() {
 # --- PKI -------------------------------------------------------------------------------------------------------------
 
 make_pki() {
-  mkdir -p "$PKI"
-  chmod 700 "$PKI"
-  if [[ ! -s "$PKI/ca.crt" ]]; then
-    quietly "the cluster CA" openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
-      -days 3650 -subj "/CN=caas-broker-test-ca" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
-  fi
+  new_ca "the cluster CA" caas-broker-test-ca
   cert apiserver "/CN=kube-apiserver" \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
   cert serving "/CN=caas-local-components" "DNS:localhost,IP:127.0.0.1"

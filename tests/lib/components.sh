@@ -109,6 +109,17 @@ release_build_lock() { exec 8>&-; }
 
 # --- PKI -------------------------------------------------------------------------------------------------------------
 
+# new_ca WHAT CN: the folder PKI (mode 700) with a self-signed CA (ca.crt, ca.key; WHAT names it in messages) that
+# `cert` signs with, made once.
+new_ca() {
+  mkdir -p "$PKI"
+  chmod 700 "$PKI"
+  [[ -s "$PKI/ca.crt" ]] && return 0
+  quietly "$1" openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
+    -days 3650 -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+}
+
 # cert NAME SUBJECT [SAN]: a key and a certificate in $PKI signed by the CA in the folder CA_DIR (ca.crt, ca.key), for
 # a client, or with SAN for a server with the extended key usage SERVER_KEY_USAGE.
 cert() {

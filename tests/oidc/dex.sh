@@ -93,13 +93,7 @@ cmd_build() {
 # --- PKI and secrets -------------------------------------------------------------------------------------------------
 
 make_pki() {
-  mkdir -p "$PKI"
-  chmod 700 "$PKI"
-  if [[ ! -s "$PKI/ca.crt" ]]; then
-    quietly "the OIDC provider's CA" openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" \
-      -days 3650 -subj "/CN=caas-broker-test-oidc-ca" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
-  fi
+  new_ca "the OIDC provider's CA" caas-broker-test-oidc-ca
   cert dex "/CN=dex" "DNS:localhost,IP:127.0.0.1"
 }
 
