@@ -282,6 +282,7 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     assert_eq!(rendered["tls"], json!({ "cert": file("tls.crt"), "key": file("tls.key") }));
     assert_eq!(rendered["workloads"]["gpu_runtime_class"], "nvidia");
     assert_eq!(rendered["workloads"]["image_pull_policy"], "IfNotPresent");
+    assert_eq!(rendered["dashboard"], json!({ "base_url": "https://dashboard.example.com", "listen": "0.0.0.0:8081" }));
     assert_eq!(rendered["workloads"]["node_selector"], json!(["pool=tenants"]));
     assert_eq!(rendered["workloads"]["tolerations"], json!(["caas.dev/pool=tenants:NoSchedule"]));
     assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-identities");

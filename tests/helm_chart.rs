@@ -296,6 +296,7 @@ fn default_render_is_the_manifests() {
         assert_eq!(broker[field], plain_broker[field], "container {field} differs from manifests/deployment.yaml");
     }
     assert_eq!(broker["ports"][0]["containerPort"], 8080);
+    assert_eq!(broker["ports"].as_array().map(Vec::len), Some(1), "no dashboard port unless dashboard.baseUrl is set");
     let pod = &deployment["spec"]["template"]["spec"];
     let plain_pod = &plain_deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"], plain_pod["securityContext"]);
@@ -313,6 +314,7 @@ fn default_render_is_the_manifests() {
     let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
     assert_eq!(identity_namespace, Some("caas-broker-identities"), "the identity namespace is always passed");
     assert_eq!(env.get("CAAS_BROKER__LISTEN").map(String::as_str), Some("0.0.0.0:8080"));
+    assert!(!env.contains_key("CAAS_BROKER__DASHBOARD__LISTEN"), "the dashboard stays on the pod's loopback: {env:?}");
     assert_eq!(env.get("CAAS_BROKER__LOG__FORMAT").map(String::as_str), Some("json"));
     assert!(!env.contains_key("CAAS_BROKER__DASHBOARD__BASE_URL"), "no dashboard unless asked: {env:?}");
 
@@ -326,6 +328,7 @@ fn default_render_is_the_manifests() {
     let service = only(&rendered, "Service");
     assert_eq!(service["spec"]["ports"][0]["port"], 80);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert_eq!(service["spec"]["ports"].as_array().map(Vec::len), Some(1), "no dashboard port unless it is served");
     assert_eq!(only(&rendered, "PodDisruptionBudget")["spec"]["minAvailable"], 1);
     let (policy, plain_policy) = (only(&rendered, "NetworkPolicy"), only(&plain, "NetworkPolicy"));
     for field in ["policyTypes", "ingress", "egress"] {
@@ -419,6 +422,18 @@ fn values_show_in_the_render() {
     assert_eq!(decoded(secret, "username"), "broker");
     let env = literal_env(broker_container(deployment));
     assert_eq!(env.get("CAAS_BROKER__DASHBOARD__BASE_URL").map(String::as_str), Some("https://d.example"));
+    // With a base URL the dashboard is served from the pod: its listener, container port, Service port and
+    // NetworkPolicy port.
+    assert_eq!(env.get("CAAS_BROKER__DASHBOARD__LISTEN").map(String::as_str), Some("0.0.0.0:8081"));
+    let ports = &broker_container(deployment)["ports"];
+    assert_eq!(ports[1], json!({ "name": "dashboard", "containerPort": 8081, "protocol": "TCP" }));
+    let service = only(&objects, "Service");
+    assert_eq!(
+        service["spec"]["ports"][1],
+        json!({ "name": "dashboard", "port": 8081, "targetPort": "dashboard", "protocol": "TCP" })
+    );
+    let allowed = &only(&objects, "NetworkPolicy")["spec"]["ingress"][0]["ports"];
+    assert_eq!(allowed[1], json!({ "port": 8081, "protocol": "TCP" }));
     let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
     assert_eq!(identity_namespace, Some("broker-identities"));
     let resolved = container_env(&objects, &BTreeMap::new());
