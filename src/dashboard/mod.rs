@@ -7,6 +7,7 @@
 mod guard;
 mod i18n;
 mod pages;
+mod respond;
 mod sessions;
 
 use std::sync::Arc;

@@ -9,13 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::DashboardState;
-use super::i18n::{self, Text};
+use super::i18n::Text;
+use super::respond::{COOKIE, Visitor, login_path, message, render, see_other, session_id, text_for, visitor};
 use super::sessions::Session;
 use crate::broker::overview::{self, ContainerDefault, Overview, QuotaUse};
 use crate::broker::{Error, SignIn, percent_encode};
-
-/// The session cookie's name.
-const COOKIE: &str = "caas_dashboard_session";
 
 /// The sign-in page.
 #[derive(Template)]
@@ -25,15 +23,6 @@ struct LoginPage<'a> {
     instance_id: &'a str,
     action: String,
     error: Option<&'static str>,
-}
-
-/// A page that only says something (403, 404, 503).
-#[derive(Template)]
-#[template(path = "message.html", config = "src/dashboard/askama.toml")]
-struct MessagePage {
-    text: &'static Text,
-    message: &'static str,
-    signed_in: bool,
 }
 
 /// One alert as shown.
@@ -105,61 +94,6 @@ fn kubeconfig_file(namespace: &str) -> String {
 pub struct LoginForm {
     #[serde(default)]
     token: String,
-}
-
-/// Who the visitor is for an instance's pages.
-enum Visitor {
-    /// Signed in to this instance.
-    SignedIn(String, Box<Session>),
-    /// Signed in to another instance: nothing of this one is theirs.
-    OfAnotherInstance,
-    /// Not signed in.
-    Anonymous,
-}
-
-fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -> Visitor {
-    let Some(id) = session_id(headers) else { return Visitor::Anonymous };
-    match state.sessions.find(&id) {
-        Some(session) if session.tenant.instance_id == instance_id => Visitor::SignedIn(id, Box::new(session)),
-        Some(_) => Visitor::OfAnotherInstance,
-        None => Visitor::Anonymous,
-    }
-}
-
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
-        .filter(|id| !id.is_empty())
-}
-
-fn text_for(headers: &HeaderMap) -> &'static Text {
-    i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()))
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "a dashboard page did not render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
-        }
-    }
-}
-
-fn message(status: StatusCode, text: &'static Text, message: &'static str, signed_in: bool) -> Response {
-    render(status, &MessagePage { text, message, signed_in })
-}
-
-fn see_other(location: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
-}
-
-fn login_path(instance_id: &str) -> String {
-    format!("/instances/{}/login", percent_encode(instance_id))
 }
 
 /// GET /instances/:instance_id — the overview, read with the signed-in user's own token.
@@ -331,6 +265,7 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::super::i18n;
     use super::*;
     use crate::broker::Tenant;
     use crate::broker::alerts::{Alert, AlertKind, Severity};

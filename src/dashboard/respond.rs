@@ -1,0 +1,85 @@
+//! What every dashboard handler needs to answer: who the visitor is (from the session cookie), the words for their
+//! language, and the shapes of an answer (a rendered page, a message page, a redirect).
+
+use askama::Template;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::DashboardState;
+use super::i18n::{self, Text};
+use super::sessions::Session;
+use crate::broker::percent_encode;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "caas_dashboard_session";
+
+/// A page that only says something (403, 404, 503).
+#[derive(Template)]
+#[template(path = "message.html", config = "src/dashboard/askama.toml")]
+struct MessagePage {
+    text: &'static Text,
+    message: &'static str,
+    signed_in: bool,
+}
+
+/// Who the visitor is for an instance's pages.
+pub enum Visitor {
+    /// Signed in to this instance.
+    SignedIn(String, Box<Session>),
+    /// Signed in to another instance: nothing of this one is theirs.
+    OfAnotherInstance,
+    /// Not signed in.
+    Anonymous,
+}
+
+/// Who the visitor of `instance_id`'s pages is, from their session cookie.
+pub fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -> Visitor {
+    let Some(id) = session_id(headers) else { return Visitor::Anonymous };
+    match state.sessions.find(&id) {
+        Some(session) if session.tenant.instance_id == instance_id => Visitor::SignedIn(id, Box::new(session)),
+        Some(_) => Visitor::OfAnotherInstance,
+        None => Visitor::Anonymous,
+    }
+}
+
+/// The session id the request's cookie carries, if any.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .filter(|id| !id.is_empty())
+}
+
+/// The words in the language the browser prefers.
+pub fn text_for(headers: &HeaderMap) -> &'static Text {
+    i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()))
+}
+
+/// A rendered page with `status`; a template that fails to render is logged and answered 500.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a dashboard page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// A page that only says `message`.
+pub fn message(status: StatusCode, text: &'static Text, message: &'static str, signed_in: bool) -> Response {
+    render(status, &MessagePage { text, message, signed_in })
+}
+
+/// A redirect (303) to `location`, so a form post is followed by a GET.
+pub fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// The sign-in page of an instance.
+pub fn login_path(instance_id: &str) -> String {
+    format!("/instances/{}/login", percent_encode(instance_id))
+}
