@@ -4,6 +4,7 @@
 //! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama),
 //! with no script; the session cookie holds a random id only, the token stays in this process's memory.
 
+mod apps;
 mod guard;
 mod i18n;
 mod pages;
@@ -69,6 +70,8 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/instances/{instance_id}/apps", get(apps::page))
+        .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))
