@@ -134,6 +134,14 @@ async fn an_editor_runs_the_tenants_own_app_and_a_viewer_cannot() {
     assert_eq!(hpa.spec.scale_target_ref.name, "web");
     let page = editor.page().await;
     assert!(page.body.contains("1–4, CPU 60 %") && page.body.contains(r#"value="stop-autoscaling""#), "{}", page.body);
+    // Without a metrics API the cluster's autoscaler controller cannot act: the overview warns, naming why.
+    let overview = editor.apps.trim_end_matches("/apps").to_owned();
+    let alert = eventually(Duration::from_secs(60), "the stuck autoscaler on the overview", || async {
+        let page = send(served.address, "GET", &overview, &[("cookie", &editor.cookie)], "").await;
+        page.body.contains("HorizontalPodAutoscaler/web").then_some(page.body)
+    })
+    .await;
+    assert!(alert.contains("FailedGetResourceMetric") && alert.contains("metrics.k8s.io"), "{alert}");
     assert_eq!(editor.act("deployments", "web", "action=scale&replicas=1").await.status, 409);
     assert_eq!(editor.act("deployments", "web", "action=stop-autoscaling").await.status, 303);
     assert!(autoscalers.get_opt("web").await.expect("get").is_none(), "the autoscaler is gone");

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota};
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -58,6 +59,7 @@ pub struct Overview {
 /// Reads the overview of `namespace` with `client`, which carries the signed-in identity's own token.
 pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
     let all = ListParams::default();
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
     let (quotas, limits, pods, deployments, stateful_sets, events, claims) = (
         Api::<ResourceQuota>::namespaced(client.clone(), namespace),
         Api::<LimitRange>::namespaced(client.clone(), namespace),
@@ -67,7 +69,9 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
         Api::<Event>::namespaced(client.clone(), namespace),
         Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace),
     );
-    let (quotas, limits, pods, deployments, stateful_sets, events, claims) = tokio::try_join!(
+    // An identity that may not read autoscalers still gets its overview.
+    let autoscalers = async { Ok::<_, kube::Error>(autoscalers.list(&all).await.ok()) };
+    let (quotas, limits, pods, deployments, stateful_sets, events, claims, autoscalers) = tokio::try_join!(
         quotas.list(&all),
         limits.list(&all),
         pods.list(&all),
@@ -75,13 +79,17 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
         stateful_sets.list_metadata(&all),
         events.list(&all),
         claims.list(&all),
+        autoscalers,
     )?;
+    let autoscalers = autoscalers.map(|list| list.items).unwrap_or_default();
     let observed = Observed {
         pods: &pods.items,
         deployments: &deployments.items,
         events: &events.items,
         quotas: &quotas.items,
         claims: &claims.items,
+        autoscalers: &autoscalers,
+        now: Some(jiff::Timestamp::now()),
     };
     let mut pods_by_phase = BTreeMap::new();
     for pod in &pods.items {

@@ -125,7 +125,7 @@ pub struct Text {
     /// Before the delete button.
     pub delete_warning: &'static str,
     /// What to do, by alert kind.
-    advice: [(AlertKind, &'static str); 12],
+    advice: [(AlertKind, &'static str); 14],
 }
 
 impl Text {
@@ -248,6 +248,14 @@ pub static EN: Text = Text {
             "This resource is almost used up: plan for it before new workloads are refused.",
         ),
         (AlertKind::ClaimPending, "The volume claim waits for a volume: check its storage class and size."),
+        (
+            AlertKind::Restarting,
+            "The container restarted several times lately: read the previous run's logs (kubectl logs --previous) and check its memory limit and probes.",
+        ),
+        (
+            AlertKind::AutoscalerStuck,
+            "The autoscaler cannot scale: it needs a metrics API (metrics.k8s.io) and CPU requests on the pods, and a target that exists.",
+        ),
     ],
 };
 
@@ -341,6 +349,14 @@ pub static KO: Text = Text {
         ),
         (AlertKind::QuotaNearlyExhausted, "이 리소스가 거의 다 찼습니다: 새 워크로드가 거부되기 전에 대비하세요."),
         (AlertKind::ClaimPending, "볼륨 클레임이 볼륨을 기다립니다: 스토리지 클래스와 크기를 확인하세요."),
+        (
+            AlertKind::Restarting,
+            "컨테이너가 최근 여러 번 재시작되었습니다: 이전 실행의 로그(kubectl logs --previous)를 읽고 메모리 한도와 프로브를 확인하세요.",
+        ),
+        (
+            AlertKind::AutoscalerStuck,
+            "오토스케일러가 스케일할 수 없습니다: 메트릭 API(metrics.k8s.io)와 파드의 CPU 요청, 그리고 존재하는 대상이 필요합니다.",
+        ),
     ],
 };
 
