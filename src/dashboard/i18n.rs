@@ -74,6 +74,12 @@ pub struct Text {
     /// Warning.
     pub warning: &'static str,
     // The apps page (actions).
+    /// The metrics section.
+    pub metrics: &'static str,
+    /// No metrics API.
+    pub metrics_unavailable: &'static str,
+    /// Memory.
+    pub memory: &'static str,
     /// The workload plan instances on the overview.
     pub workload_plans: &'static str,
     /// The apps page: its heading and link.
@@ -180,6 +186,9 @@ pub static EN: Text = Text {
     critical: "Critical",
     warning: "Warning",
     // The apps page (actions).
+    metrics: "CPU and memory",
+    metrics_unavailable: "Metrics are unavailable: this cluster serves no metrics API (metrics.k8s.io), so use is not measured — it is not zero.",
+    memory: "Memory",
     workload_plans: "Workload plans",
     apps: "Apps",
     apps_unreadable: "Your identity may not read the apps of this virtual cluster.",
@@ -296,6 +305,9 @@ pub static KO: Text = Text {
     critical: "심각",
     warning: "주의",
     // The apps page (actions).
+    metrics: "CPU와 메모리",
+    metrics_unavailable: "메트릭을 사용할 수 없습니다: 이 클러스터에는 메트릭 API(metrics.k8s.io)가 없어 사용량을 측정하지 않습니다. 0이라는 뜻이 아닙니다.",
+    memory: "메모리",
     workload_plans: "워크로드 플랜",
     apps: "앱",
     apps_unreadable: "이 ID로는 이 가상 클러스터의 앱을 읽을 수 없습니다.",

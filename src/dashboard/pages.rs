@@ -15,7 +15,7 @@ use super::respond::{
 };
 use super::sessions::Session;
 use crate::broker::actions::PlanApp;
-use crate::broker::overview::{self, ContainerDefault, Overview, QuotaUse};
+use crate::broker::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
 use crate::broker::{Error, SignIn, percent_encode};
 
 /// The sign-in page.
@@ -50,6 +50,7 @@ struct OverviewPage<'a> {
     deployments: usize,
     stateful_sets: usize,
     plans: &'a [PlanApp],
+    metrics: &'a Metrics,
     apps_link: String,
     kubeconfig_action: String,
     kubeconfig_file: String,
@@ -158,6 +159,7 @@ fn overview_page<'a>(
         deployments: overview.deployments,
         stateful_sets: overview.stateful_sets,
         plans,
+        metrics: &overview.metrics,
         apps_link: format!("/instances/{}/apps", percent_encode(&session.tenant.instance_id)),
         kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
         kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
@@ -315,6 +317,7 @@ mod tests {
             pods_by_phase: [("Running".to_owned(), 2)].into(),
             deployments: 1,
             stateful_sets: 0,
+            metrics: Metrics::Unavailable,
             alerts: vec![Alert {
                 kind: AlertKind::CrashLoop,
                 severity: Severity::Critical,
@@ -341,6 +344,7 @@ mod tests {
         assert!(html.contains(r#"<html lang="en">"#));
         assert!(html.contains("container-app / medium") && html.contains("waiting for a node"), "{html}");
         assert!(html.contains(r#"href="/instances/inst-1/apps""#), "{html}");
+        assert!(html.contains(r#"id="metrics-unavailable""#), "metrics unavailable, not zero: {html}");
         assert!(
             html.contains(r#"<meter id="quota-pods" min="0" max="100" low="80" high="99" optimum="0" value="90">"#),
             "{html}"
