@@ -358,6 +358,7 @@ mod tests {
         assert!(!html.contains("style="), "no inline style: the policy forbids it");
         assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");
         assert!(html.contains(r#"export KUBECONFIG="$PWD/caas-inst-1.kubeconfig""#), "copyable commands: {html}");
+        assert!(html.contains(r#"$env:KUBECONFIG = "$PWD\caas-inst-1.kubeconfig""#), "and for PowerShell: {html}");
         let korean = overview_page(&i18n::KO, &session, &overview, &plans).render().expect("renders");
         assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("쿼터") && korean.contains("경고"));
     }
