@@ -6,6 +6,7 @@
 pub mod alerts;
 mod bindings;
 mod credentials;
+mod dashboard_watch;
 mod error;
 mod identities;
 mod instance;
@@ -17,6 +18,7 @@ mod progress;
 mod seen_ready;
 mod tenants;
 mod workloads;
+pub mod workloads_view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +95,8 @@ pub struct Broker {
     options: BrokerOptions,
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
+    /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
+    own_user: tokio::sync::OnceCell<String>,
 }
 
 impl Broker {
@@ -104,7 +108,15 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
-        Ok(Broker { catalog: Arc::new(catalog), schemas, endpoint, client, options, seen_ready: SeenReady::default() })
+        Ok(Broker {
+            catalog: Arc::new(catalog),
+            schemas,
+            endpoint,
+            client,
+            options,
+            seen_ready: SeenReady::default(),
+            own_user: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// The catalog, as served.
