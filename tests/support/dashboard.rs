@@ -1,0 +1,74 @@
+//! The dashboard served in-process over real HTTP, as the binary serves it, and what a tenant does first: a virtual
+//! cluster with a binding, and a sign-in with its token.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use super::broker::{SMALL, TestBroker};
+use super::cluster::cluster;
+use super::http::{HttpAnswer, form_encode, send};
+
+/// The broker under test with its dashboard served on a free loopback port, its URL derived from the listener as the
+/// binary does (no `dashboard.base_url`).
+pub struct Served {
+    pub broker: TestBroker,
+    pub address: SocketAddr,
+    pub origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub async fn serve() -> Served {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let address = listener.local_addr().expect("address");
+    let broker = TestBroker::start(|settings| {
+        settings.dashboard.base_url = None;
+        settings.dashboard.listen = address;
+    })
+    .await;
+    let domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("broker");
+    let cluster_config = cluster().admin_config().await;
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain, cluster_config, address);
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the dashboard serves");
+    });
+    Served { broker, address, origin: format!("http://{address}"), server }
+}
+
+/// Provisions a small virtual cluster and binds it with `role`; returns its id, dashboard URL and the binding's token.
+pub async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
+    let id = format!("dash-{:08x}", rand::random::<u32>());
+    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    let url = provisioned.body["dashboard_url"].as_str().expect("provision returns dashboard_url").to_owned();
+    let bound = broker.bind(&id, &format!("{id}-{role}"), SMALL, json!({ "parameters": { "role": role } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    (id, url, token)
+}
+
+/// `name=value` of the session cookie an answer sets.
+pub fn cookie_of(answer: &HttpAnswer) -> String {
+    let set = answer.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// Posts the sign-in form of `login_path` with `token`, from `origin`.
+pub async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &str) -> HttpAnswer {
+    let body = format!("token={}", form_encode(token));
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
+    send(served.address, "POST", login_path, &headers, &body).await
+}
