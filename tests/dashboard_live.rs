@@ -43,9 +43,8 @@ impl EventStream {
     /// Opens `path` with `cookie`; returns the status line and headers, and the stream when it is one.
     async fn open(address: SocketAddr, path: &str, cookie: &str) -> (String, Option<EventStream>) {
         let mut connection = tokio::net::TcpStream::connect(address).await.expect("connect");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nhost: {address}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n"
-        );
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: {address}\r\ncookie: {cookie}\r\naccept: text/event-stream\r\n\r\n");
         connection.write_all(request.as_bytes()).await.expect("send");
         let mut stream = EventStream { connection, seen: String::new() };
         let head = stream.until("\r\n\r\n", Duration::from_secs(30)).await;

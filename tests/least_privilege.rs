@@ -7,10 +7,10 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::{PersistentVolume, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
-use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use kube::api::{ListParams, PostParams, WatchParams};
 use kube::config::AuthInfo;
 use serde_json::json;

@@ -22,7 +22,8 @@ impl Broker {
     /// Applies the broker's watch RoleBinding in `namespace`, the namespace of `instance_id`.
     pub(super) async fn apply_dashboard_watch(&self, namespace: &str, instance_id: &str) -> Result<()> {
         let user = self.own_user().await?;
-        let binding = dashboard_watch_binding(namespace, &names::label_value(instance_id), &user);
+        let role = &self.options.dashboard_watch_role;
+        let binding = dashboard_watch_binding(namespace, &names::label_value(instance_id), role, &user);
         apply(&Api::<RoleBinding>::namespaced(self.client.clone(), namespace), &binding).await?;
         Ok(())
     }

@@ -55,6 +55,8 @@ pub struct BrokerOptions {
     pub broker_namespace: String,
     /// Where owners' and bindings' ServiceAccounts live, out of every tenant's reach.
     pub identity_namespace: String,
+    /// The ClusterRole of the dashboard's watches, which the broker binds to itself per tenant namespace.
+    pub dashboard_watch_role: String,
     /// Token lifetime when a bind asks for none.
     pub default_expiration_seconds: u64,
     /// Longest token lifetime a bind may ask for.
@@ -77,6 +79,7 @@ impl BrokerOptions {
             one_instance_per_organization: settings.policy.one_instance_per_organization,
             broker_namespace: settings.kubernetes.broker_namespace.clone(),
             identity_namespace: settings.kubernetes.identity_namespace.clone(),
+            dashboard_watch_role: settings.kubernetes.dashboard_watch_role.clone(),
             default_expiration_seconds: settings.bindings.default_expiration_seconds,
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
             session_image: settings.workloads.session_image.clone(),

@@ -108,7 +108,7 @@ pub async fn page(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let (containers, container) = match container_of(&session, &pod, query.container).await {
         Ok(Some(found)) => found,
@@ -153,7 +153,7 @@ pub async fn stream(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let container = match container_of(&session, &pod, query.container).await {
         Ok(Some((_, container))) => container,

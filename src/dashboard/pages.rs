@@ -144,7 +144,7 @@ pub async fn alerts(
     let text = text_for(&headers);
     let (id, session) = match super::workloads::signed_in(&state, &headers, &instance_id, false) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     match overview::read(&session.client, &session.tenant.namespace).await {
         Ok(overview) => {

@@ -31,7 +31,7 @@ pub async fn live(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let namespace = session.tenant.namespace.clone();
     let reviews = Kind::ALL.map(|kind| workloads_view::may_watch(&session.client, &namespace, kind));

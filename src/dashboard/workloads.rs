@@ -80,14 +80,15 @@ pub fn signed_in(
     headers: &HeaderMap,
     instance_id: &str,
     page: bool,
-) -> Result<(String, Box<Session>), Response> {
+) -> Result<(String, Box<Session>), Box<Response>> {
     let text = text_for(headers);
-    match visitor(state, headers, instance_id) {
-        Visitor::SignedIn(id, session) => Ok((id, session)),
-        Visitor::OfAnotherInstance => Err(message(StatusCode::FORBIDDEN, text, text.other_instance, true)),
-        Visitor::Anonymous if page => Err(see_other(&login_path(instance_id))),
-        Visitor::Anonymous => Err(message(StatusCode::UNAUTHORIZED, text, text.not_found, false)),
-    }
+    let refusal = match visitor(state, headers, instance_id) {
+        Visitor::SignedIn(id, session) => return Ok((id, session)),
+        Visitor::OfAnotherInstance => message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous if page => see_other(&login_path(instance_id)),
+        Visitor::Anonymous => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
+    };
+    Err(Box::new(refusal))
 }
 
 /// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
@@ -147,7 +148,7 @@ pub async fn page(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     match workloads_view::read_all(&session.client, &session.tenant.namespace).await {
         Ok(sections) => {
@@ -180,7 +181,7 @@ pub async fn section(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
     match workloads_view::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
@@ -201,7 +202,7 @@ pub async fn object(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
     let Some(kind) = Kind::parse(&kind) else { return no_such() };

@@ -165,11 +165,16 @@ impl VirtualCluster {
     }
 }
 
-/// Grants the broker itself (`broker_user`, its Kubernetes user name) [`DASHBOARD_WATCH_ROLE`] in the tenant
-/// namespace `namespace` only: the dashboard's live view watches what changes there with the broker's identity (one
+/// Grants the broker itself (`broker_user`, its Kubernetes user name) the ClusterRole `watch_role` (get, list and
+/// watch of what the dashboard's live view shows) in the tenant namespace `namespace` only: the dashboard's live view watches what changes there with the broker's identity (one
 /// watch shared by every viewer), and the broker may watch nothing anywhere else. Protected, like every object of the
 /// virtual cluster, so the tenant cannot take it away or point it elsewhere.
-pub fn dashboard_watch_binding(namespace: &str, instance_label: &str, broker_user: &str) -> RoleBinding {
+pub fn dashboard_watch_binding(
+    namespace: &str,
+    instance_label: &str,
+    watch_role: &str,
+    broker_user: &str,
+) -> RoleBinding {
     let labels = BTreeMap::from([
         (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
         (LABEL_INSTANCE.to_owned(), instance_label.to_owned()),
@@ -181,11 +186,7 @@ pub fn dashboard_watch_binding(namespace: &str, instance_label: &str, broker_use
         labels: Some(labels),
         ..ObjectMeta::default()
     };
-    RoleBinding {
-        metadata,
-        role_ref: cluster_role(DASHBOARD_WATCH_ROLE),
-        subjects: Some(vec![user_subject(broker_user)]),
-    }
+    RoleBinding { metadata, role_ref: cluster_role(watch_role), subjects: Some(vec![user_subject(broker_user)]) }
 }
 
 /// The RBAC subject a Kubernetes user name stands for: a ServiceAccount for `system:serviceaccount:<ns>:<name>` (how
@@ -284,16 +285,17 @@ mod tests {
 
     #[test]
     fn the_broker_may_watch_a_tenant_namespace_through_a_protected_binding_of_its_own() {
-        let binding = dashboard_watch_binding("caas-x", "x", "system:serviceaccount:caas-broker-system:caas-broker");
+        let account = "system:serviceaccount:caas-broker-system:caas-broker";
+        let binding = dashboard_watch_binding("caas-x", "x", "caas-broker-dashboard-watch", account);
         assert_eq!(binding.metadata.namespace.as_deref(), Some("caas-x"));
-        assert_eq!(binding.role_ref.name, DASHBOARD_WATCH_ROLE);
+        assert_eq!(binding.role_ref.name, "caas-broker-dashboard-watch");
         assert_eq!(binding.metadata.labels.unwrap_or_default()[LABEL_PROTECTED], "true");
         let subject = &binding.subjects.unwrap_or_default()[0];
         assert_eq!(
             (subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()),
             ("ServiceAccount", "caas-broker", Some("caas-broker-system"))
         );
-        let outside = dashboard_watch_binding("caas-x", "x", "kubernetes-admin");
+        let outside = dashboard_watch_binding("caas-x", "x", "watch", "kubernetes-admin");
         assert_eq!(outside.subjects.unwrap_or_default()[0].kind, "User");
     }
 
