@@ -6,6 +6,7 @@
 
 mod guard;
 mod i18n;
+mod members;
 mod pages;
 mod respond;
 mod sessions;
@@ -69,6 +70,9 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/instances/{instance_id}/members", get(members::page).post(members::invite))
+        .route("/instances/{instance_id}/members/role", post(members::change_role))
+        .route("/instances/{instance_id}/members/revoke", post(members::revoke))
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))

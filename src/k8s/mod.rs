@@ -2,6 +2,7 @@
 //! with server-side apply under the broker's one field manager.
 
 pub mod binding;
+pub mod member;
 pub mod names;
 pub mod quota;
 pub mod virtual_cluster;

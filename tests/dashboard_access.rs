@@ -1,0 +1,294 @@
+//! Members and roles of a virtual cluster, and sign-in through an identity provider, against the real control plane
+//! (and, for the providers, the real Dex of `tests/oidc/dex.sh`): an admin invites a member, whose token can do what
+//! the role allows and no more (the apiserver decides); a change of role replaces the RoleBinding; a removal revokes
+//! the member's tokens at once; only admins may manage members, whatever a forged request says.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caas_broker::broker::Broker;
+use caas_broker::config::Settings;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::broker::*;
+use support::cluster::{cluster, eventually};
+use support::http::{HttpAnswer, form_encode, send};
+
+/// The broker under test with its dashboard served in-process on a free loopback port, and its domain, through which
+/// the test does what a sign-in through a provider does (a member's token).
+struct Served {
+    broker: TestBroker,
+    domain: Arc<Broker>,
+    address: SocketAddr,
+    origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Serves the dashboard on `listener`, with `configure` applied to the settings.
+async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
+    let address = listener.local_addr().expect("address");
+    let broker = TestBroker::start(|settings| {
+        settings.dashboard.base_url = None;
+        settings.dashboard.listen = address;
+        configure(settings);
+    })
+    .await;
+    let domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("broker");
+    let cluster_config = cluster().admin_config().await;
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the dashboard serves");
+    });
+    let origin = broker.settings.dashboard_own_url(address);
+    Served { broker, domain, address, origin, server }
+}
+
+async fn serve() -> Served {
+    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
+}
+
+impl Served {
+    async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
+        send(self.address, "GET", path, &[("cookie", cookie)], "").await
+    }
+
+    /// A form post from the dashboard's own pages.
+    async fn post(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> HttpAnswer {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+        let headers = [
+            ("cookie", cookie),
+            ("origin", self.origin.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        send(self.address, "POST", path, &headers, &body.join("&")).await
+    }
+
+    /// Signs in with `token` on the token form; the session cookie.
+    async fn sign_in(&self, instance_id: &str, token: &str) -> String {
+        let answer = self.post(&format!("/instances/{instance_id}/login"), "", &[("token", token)]).await;
+        assert_eq!(answer.status, 303, "sign-in with a token: {answer:?}");
+        cookie_of(&answer)
+    }
+
+    fn identities(&self) -> String {
+        self.broker.settings.kubernetes.identity_namespace.clone()
+    }
+}
+
+fn cookie_of(answer: &HttpAnswer) -> String {
+    let set = answer.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// Provisions a small virtual cluster; its id.
+async fn instance(broker: &TestBroker) -> String {
+    let id = format!("acc-{:08x}", rand::random::<u32>());
+    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    assert_eq!(provisioned.status, axum::http::StatusCode::CREATED, "{provisioned:?}");
+    id
+}
+
+/// A binding of `instance_id` with `role`; its token.
+async fn binding_token(broker: &TestBroker, instance_id: &str, role: &str) -> String {
+    let binding_id = format!("{instance_id}-{role}");
+    let bound = broker.bind(instance_id, &binding_id, SMALL, json!({ "parameters": { "role": role } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    bound.body["credentials"]["token"].as_str().expect("token").to_owned()
+}
+
+async fn client_with_token(token: &str) -> Client {
+    let config = caas_broker::k8s::as_user(&cluster().admin_config().await, token);
+    Client::try_from(config).expect("client")
+}
+
+/// Whether the apiserver accepts `token` (TokenReview, as the admin).
+async fn accepted(token: &str) -> bool {
+    let review = TokenReview {
+        spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
+        ..TokenReview::default()
+    };
+    let answer = Api::<TokenReview>::all(cluster().admin().await).create(&PostParams::default(), &review).await;
+    answer.expect("TokenReview").status.and_then(|s| s.authenticated).unwrap_or(false)
+}
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": 0,
+            "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": { "labels": { "app": name } },
+                          "spec": { "containers": [{ "name": "web", "image": "example.invalid/web:1" }] } }
+        }
+    }))
+    .expect("deployment")
+}
+
+/// The status of creating a deployment as `client` in `namespace` (201, or the apiserver's refusal).
+async fn create_deployment(client: &Client, namespace: &str, name: &str) -> u16 {
+    match Api::<Deployment>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &deployment(name))
+        .await
+    {
+        Ok(_) => 201,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("creating a deployment: {other}"),
+    }
+}
+
+/// The member accounts of an instance in the identity namespace.
+async fn member_accounts(served: &Served, instance_id: &str) -> Vec<String> {
+    let accounts = Api::<ServiceAccount>::namespaced(cluster().admin().await, &served.identities());
+    let selector = format!("caas-broker.io/member=true,caas-broker.io/instance={instance_id}");
+    let listed = accounts.list_metadata(&ListParams::default().labels(&selector)).await.expect("list");
+    listed.items.into_iter().filter_map(|a| a.metadata.name).collect()
+}
+
+#[tokio::test]
+async fn admins_invite_members_whose_roles_the_apiserver_enforces_and_removal_revokes_at_once() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let id = instance(broker).await;
+    let namespace = broker.namespace(&id);
+    let members_path = format!("/instances/{id}/members");
+    let admin = served.sign_in(&id, &binding_token(broker, &id, "admin").await).await;
+
+    // The admin sees the forms; the overview links to the page.
+    let overview = served.get(&format!("/instances/{id}"), &admin).await;
+    assert!(overview.body.contains(&format!(r#"href="/instances/{id}/members""#)), "{}", overview.body);
+    let page = served.get(&members_path, &admin).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(r#"id="invite""#) && !page.body.contains(r#"id="read-only""#), "{}", page.body);
+    assert!(page.body.contains("admin (owner)"), "the owner is listed: {}", page.body);
+
+    // Invite alice as view: a ServiceAccount in the identity namespace, a RoleBinding to `view` in the tenant's.
+    let alice = "alice@example.test";
+    let invited = served.post(&members_path, &admin, &[("name", alice), ("role", "view")]).await;
+    assert_eq!((invited.status, invited.header("location")), (303, Some(members_path.as_str())), "{invited:?}");
+    let account = caas_broker::k8s::names::member_account(&id, alice);
+    let accounts = Api::<ServiceAccount>::namespaced(cluster().admin().await, &served.identities());
+    let made = accounts.get(&account).await.expect("alice's ServiceAccount");
+    assert_eq!(made.metadata.annotations.expect("annotations")["caas-broker.io/member-name"], alice);
+    assert_eq!(made.metadata.labels.expect("labels")["caas-broker.io/instance"], id);
+    let bindings = Api::<RoleBinding>::namespaced(cluster().admin().await, &namespace);
+    assert_eq!(bindings.get(&account).await.expect("alice's RoleBinding").role_ref.name, "view");
+    let listed = served.get(&members_path, &admin).await;
+    assert!(listed.body.contains(alice), "{}", listed.body);
+    let again = served.post(&members_path, &admin, &[("name", alice), ("role", "edit")]).await;
+    assert_eq!(again.status, 409, "inviting a member twice: {again:?}");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view", "unchanged");
+
+    // Alice's session token (what a sign-in through a provider gets): reads, but cannot create a deployment.
+    let (tenant, token) = served
+        .domain
+        .sign_in_member(&id, alice, Duration::from_secs(3600))
+        .await
+        .expect("sign-in")
+        .expect("alice is a member");
+    assert_eq!(tenant.account, account);
+    let as_alice = client_with_token(&token).await;
+    Api::<Pod>::namespaced(as_alice.clone(), &namespace).list(&ListParams::default()).await.expect("view lists pods");
+    assert_eq!(create_deployment(&as_alice, &namespace, "by-viewer").await, 403, "view may not create");
+    let alice_cookie = served.sign_in(&id, &token).await;
+    let her_overview = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!(her_overview.status, 200, "the token form accepts a member's token: {her_overview:?}");
+    assert!(her_overview.body.contains(&account), "signed in as her member identity");
+    let her_page = served.get(&members_path, &alice_cookie).await;
+    assert!(her_page.body.contains(r#"id="read-only""#) && !her_page.body.contains(r#"id="invite""#));
+
+    // Alice (view) forges an invitation and a role change: refused by the server, nothing made or changed.
+    let forged =
+        served.post(&members_path, &alice_cookie, &[("name", "mallory@example.test"), ("role", "admin")]).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    let role_path = format!("{members_path}/role");
+    let forged_role = served.post(&role_path, &alice_cookie, &[("name", alice), ("role", "admin")]).await;
+    assert_eq!(forged_role.status, 403);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()], "nothing made by a forged request");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view");
+
+    // Change to edit: the RoleBinding is replaced, and now she may create a deployment.
+    let changed = served.post(&format!("{members_path}/role"), &admin, &[("name", alice), ("role", "edit")]).await;
+    assert_eq!(changed.status, 303, "{changed:?}");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "edit");
+    eventually(Duration::from_secs(20), "alice (edit) creating a deployment", || async {
+        (create_deployment(&as_alice, &namespace, "by-editor").await == 201).then_some(())
+    })
+    .await;
+
+    // An edit identity gets no forms and a 403 too.
+    let editor = served.sign_in(&id, &binding_token(broker, &id, "edit").await).await;
+    let editor_page = served.get(&members_path, &editor).await;
+    assert!(
+        editor_page.body.contains(r#"id="read-only""#)
+            && !editor_page.body.contains("<form method=\"post\" action=\"/instances")
+    );
+    let forged = served.post(&format!("{members_path}/revoke"), &editor, &[("name", alice)]).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(accepted(&token).await, "alice is still a member");
+
+    // Invalid names and roles: 400 with the reason, nothing made.
+    for fields in [
+        vec![("name", ""), ("role", "view")],
+        vec![("name", "bob@example.test"), ("role", "cluster-admin")],
+        vec![("name", "bob@example.test")],
+        vec![("name", "cf:1234"), ("role", "view")],
+        vec![("name", " bob"), ("role", "view")],
+    ] {
+        let refused = served.post(&members_path, &admin, &fields).await;
+        assert_eq!(refused.status, 400, "{fields:?}: {refused:?}");
+        assert!(refused.body.contains("Nothing was changed"), "{}", refused.body);
+    }
+    let long = "b".repeat(257);
+    assert_eq!(served.post(&members_path, &admin, &[("name", &long), ("role", "view")]).await.status, 400);
+    let bad_role = served.post(&format!("{members_path}/role"), &admin, &[("name", alice), ("role", "root")]).await;
+    assert_eq!(bad_role.status, 400);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()], "nothing made by invalid requests");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "edit");
+
+    // The owner is no member to change or remove.
+    let owner = caas_broker::k8s::names::owner_account(&id);
+    let owner_name = served.domain.members(&id).await.expect("members")[0].name.clone();
+    let not_removed = served.post(&format!("{members_path}/revoke"), &admin, &[("name", &owner_name)]).await;
+    assert_eq!(not_removed.status, 404, "{not_removed:?}");
+    accounts.get(&owner).await.expect("the owner's ServiceAccount is still there");
+
+    // Revoke: objects gone, her token refused the moment the answer comes, her session ended on the next page.
+    let revoked = served.post(&format!("{members_path}/revoke"), &admin, &[("name", alice)]).await;
+    assert_eq!(revoked.status, 303, "{revoked:?}");
+    assert!(!accepted(&token).await, "the apiserver refuses a revoked member's token at once");
+    assert!(accounts.get_opt(&account).await.expect("get").is_none());
+    assert!(bindings.get_opt(&account).await.expect("get").is_none());
+    let after = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!((after.status, after.header("location")), (303, Some(format!("/instances/{id}/login").as_str())));
+    let gone = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!(gone.status, 303, "her session is over");
+
+    // Deprovisioning removes members' ServiceAccounts with the rest.
+    let bob = served.post(&members_path, &admin, &[("name", "bob@example.test"), ("role", "view")]).await;
+    assert_eq!(bob.status, 303);
+    assert_eq!(member_accounts(&served, &id).await.len(), 1);
+    broker.deprovision(&id, SMALL).await;
+    assert!(member_accounts(&served, &id).await.is_empty());
+}
