@@ -57,6 +57,9 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
         if service.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
             errors.push(CatalogError::new(&at, "name: use only letters, digits, '-', '.' and '_' (CLI-friendly)"));
         }
+        if let Some(client) = &service.dashboard_client {
+            check_dashboard_client(&mut errors, &at, client);
+        }
         if service.plans.is_empty() {
             errors.push(CatalogError::new(&at, "plans: a service needs at least one plan"));
         }
@@ -76,6 +79,23 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// A `dashboard_client` names its id, maybe an absolute redirect URI, and never its secret: the catalog file may be
+/// public (the built-in one is), so the secret comes from the configuration.
+fn check_dashboard_client(errors: &mut Vec<CatalogError>, at: &str, client: &crate::catalog::DashboardClient) {
+    non_empty(errors, at, "dashboard_client.id", &client.id);
+    if client.secret.is_some() {
+        errors.push(CatalogError::new(
+            at,
+            "dashboard_client.secret: do not write it in the catalog; set dashboard.cf_sso.client_secret",
+        ));
+    }
+    if let Some(uri) = &client.redirect_uri
+        && !(uri.starts_with("https://") || uri.starts_with("http://"))
+    {
+        errors.push(CatalogError::new(at, "dashboard_client.redirect_uri must be an absolute http(s) URL"));
+    }
 }
 
 fn non_empty(errors: &mut Vec<CatalogError>, at: &str, field: &str, value: &str) {

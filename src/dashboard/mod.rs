@@ -6,6 +6,7 @@
 
 mod guard;
 mod i18n;
+mod login;
 mod members;
 mod pages;
 mod respond;
@@ -31,6 +32,10 @@ pub struct DashboardOptions {
     pub session_lifetime: Duration,
     /// Most sessions held at once.
     pub max_sessions: usize,
+    /// Sign-in through a generic OpenID Connect provider, if configured.
+    pub oidc: Option<crate::config::OidcSettings>,
+    /// Cloud Foundry's single sign-on, if configured.
+    pub cf_sso: Option<crate::config::CfSsoSettings>,
 }
 
 impl DashboardOptions {
@@ -40,6 +45,8 @@ impl DashboardOptions {
             base_url: settings.dashboard_own_url(bound),
             session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
             max_sessions: settings.dashboard.max_sessions,
+            oidc: settings.dashboard.oidc.clone(),
+            cf_sso: settings.dashboard.cf_sso.clone(),
         }
     }
 }
@@ -52,6 +59,8 @@ struct Dashboard {
     user_base: kube::Config,
     /// Cookies only over HTTPS when the dashboard is reached over HTTPS.
     secure_cookie: bool,
+    /// The identity providers users may sign in with, and the sign-ins under way there.
+    logins: login::Logins,
 }
 
 type DashboardState = Arc<Dashboard>;
@@ -60,7 +69,15 @@ type DashboardState = Arc<Dashboard>;
 /// configuration: signed-in users' clients reach the same apiserver with the same CA, with their own token.
 pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Config) -> Router {
     let origin = guard::origin_of(&options.base_url);
+    let logins = login::Logins::new(
+        options.oidc.as_ref(),
+        options.cf_sso.as_ref(),
+        broker.catalog(),
+        &options.base_url,
+        options.max_sessions,
+    );
     let state = Arc::new(Dashboard {
+        logins,
         broker,
         sessions: Sessions::new(options.session_lifetime, options.max_sessions),
         user_base: cluster,
@@ -70,6 +87,9 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
+        .route("/instances/{instance_id}/login/cf", get(login::start_cf))
+        .route(login::CALLBACK_PATH, get(login::callback))
         .route("/instances/{instance_id}/members", get(members::page).post(members::invite))
         .route("/instances/{instance_id}/members/role", post(members::change_role))
         .route("/instances/{instance_id}/members/revoke", post(members::revoke))
