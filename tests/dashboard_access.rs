@@ -292,3 +292,252 @@ async fn admins_invite_members_whose_roles_the_apiserver_enforces_and_removal_re
     broker.deprovision(&id, SMALL).await;
     assert!(member_accounts(&served, &id).await.is_empty());
 }
+
+// --- sign-in through an identity provider: Dex (tests/oidc/dex.sh) --------------------------------------------------
+
+/// `dex.sh` takes turns with the other tests of this file that use it.
+static DEX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The test provider as `dex.sh env` describes it.
+struct Dex {
+    issuer: String,
+    ca_file: std::path::PathBuf,
+    client_id: String,
+    secret: String,
+    /// email → password.
+    users: std::collections::HashMap<String, String>,
+    /// The first redirect URI Dex knows for the client: the dashboard's base URL is made to match it.
+    redirect_uri: String,
+    http: reqwest::Client,
+}
+
+fn dex_script(args: &[&str], redirect_uris: Option<&str>) -> Result<String, String> {
+    let mut command = std::process::Command::new("bash");
+    command.arg("tests/oidc/dex.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.stdin(std::process::Stdio::null());
+    match redirect_uris {
+        Some(uris) => command.env("CAAS_OIDC_REDIRECT_URIS", uris),
+        None => command.env_remove("CAAS_OIDC_REDIRECT_URIS"),
+    };
+    let out = command.output().map_err(|e| format!("cannot run dex.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("dex.sh {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn env_vars(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.replace('\\', "")))
+        .collect()
+}
+
+/// Dex up, keeping the redirect URIs it has (so that `up` does not restart it under another test), then described.
+fn dex() -> Dex {
+    let known = dex_script(&["env"], None).ok().map(|text| env_vars(&text)).unwrap_or_default();
+    dex_script(&["up"], known.get("CAAS_OIDC_REDIRECT_URIS").map(String::as_str)).unwrap_or_else(|e| panic!("{e}"));
+    let vars = env_vars(&dex_script(&["env"], None).unwrap_or_else(|e| panic!("{e}")));
+    let var = |name: &str| vars.get(name).cloned().unwrap_or_else(|| panic!("dex.sh env printed no {name}"));
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let users = read(&var("CAAS_OIDC_USERS_FILE"))
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(email, password)| (email.to_owned(), password.to_owned()))
+        .collect();
+    let ca_file = std::path::PathBuf::from(var("CAAS_OIDC_CA_FILE"));
+    let ca = reqwest::Certificate::from_pem(read(&var("CAAS_OIDC_CA_FILE")).as_bytes()).expect("Dex's CA");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("HTTP client");
+    Dex {
+        issuer: var("CAAS_OIDC_ISSUER"),
+        ca_file,
+        client_id: var("CAAS_OIDC_CLIENT_ID"),
+        secret: read(&var("CAAS_OIDC_CLIENT_SECRET_FILE")).trim().to_owned(),
+        users,
+        redirect_uri: var("CAAS_OIDC_REDIRECT_URIS").split(',').next().unwrap_or_default().to_owned(),
+        http,
+    }
+}
+
+impl Dex {
+    /// The dashboard's base URL that makes its callback the redirect URI Dex knows.
+    fn base_url(&self) -> String {
+        self.redirect_uri
+            .strip_suffix("/auth/callback")
+            .unwrap_or_else(|| panic!("Dex's redirect URI {} is not a dashboard's /auth/callback", self.redirect_uri))
+            .to_owned()
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') {
+            let origin_end = self.issuer.find("/dex").expect("the issuer's path");
+            format!("{}{location}", &self.issuer[..origin_end])
+        } else {
+            location.to_owned()
+        }
+    }
+
+    /// A browser at Dex from the dashboard's redirect `authorization_url` to the redirect back to the dashboard: its
+    /// path and query (on the dashboard), after logging in as `email`.
+    async fn log_in(&self, authorization_url: &str, email: &str) -> String {
+        let mut cookies: Vec<String> = Vec::new();
+        let mut url = authorization_url.to_owned();
+        let mut posted = false;
+        for _ in 0..12 {
+            let answer = self.http.get(&url).header("cookie", cookies.join("; ")).send().await.expect("Dex answers");
+            remember(&mut cookies, &answer);
+            let status = answer.status().as_u16();
+            if (300..400).contains(&status) {
+                let location = answer.headers()["location"].to_str().expect("location").to_owned();
+                if let Some(back) = location.strip_prefix(&self.base_url()) {
+                    return back.to_owned();
+                }
+                url = self.absolute(&location);
+                continue;
+            }
+            let page = answer.text().await.expect("page");
+            assert_eq!(status, 200, "{url}: {page}");
+            assert!(!posted, "Dex showed a page after the login: {page}");
+            let action = form_action(&page);
+            let password = self.users.get(email).unwrap_or_else(|| panic!("no password for {email}"));
+            let body = format!("login={}&password={}", form_encode(email), form_encode(password));
+            let answer = self
+                .http
+                .post(self.absolute(&action))
+                .header("cookie", cookies.join("; "))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("Dex takes the login");
+            remember(&mut cookies, &answer);
+            let location = answer.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+            let location = location.unwrap_or_else(|| panic!("the login of {email} was not accepted"));
+            if let Some(back) = location.strip_prefix(&self.base_url()) {
+                return back.to_owned();
+            }
+            url = self.absolute(&location);
+            posted = true;
+        }
+        panic!("more than 12 steps at Dex from {authorization_url}");
+    }
+}
+
+fn remember(cookies: &mut Vec<String>, answer: &reqwest::Response) {
+    for value in answer.headers().get_all("set-cookie") {
+        if let Some(pair) = value.to_str().ok().and_then(|v| v.split(';').next()) {
+            let name = pair.split('=').next().unwrap_or_default().to_owned();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_owned());
+        }
+    }
+}
+
+/// The action of a page's first form, its HTML entities undone.
+fn form_action(html: &str) -> String {
+    let form = &html[html.find("<form").unwrap_or_else(|| panic!("no form in {html}"))..];
+    let (_, rest) = form.split_once("action=\"").expect("the form's action");
+    let (action, _) = rest.split_once('"').expect("the form's action");
+    action.replace("&amp;", "&").replace("&#43;", "+")
+}
+
+/// A sign-in through the provider `kind` (`oidc`, `cf`) as far as the callback: the dashboard's answer to the start,
+/// its pre-login cookie, and the callback's path and query that Dex sent the browser to.
+async fn through_dex(served: &Served, dex: &Dex, instance_id: &str, kind: &str, email: &str) -> (String, String) {
+    let started = served.get(&format!("/instances/{instance_id}/login/{kind}"), "").await;
+    assert_eq!(started.status, 303, "{started:?}");
+    let authorization = started.header("location").expect("to the provider").to_owned();
+    assert!(authorization.starts_with(&dex.issuer), "{authorization}");
+    for parameter in ["code_challenge_method=S256", "state=", "nonce=", "code_challenge="] {
+        assert!(authorization.contains(parameter), "{authorization} lacks {parameter}");
+    }
+    let login_cookie = cookie_of(&started);
+    assert!(login_cookie.starts_with("caas_dashboard_login="), "{login_cookie}");
+    let set = started.header("set-cookie").expect("cookie");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Max-Age=600"), "{set}");
+    let callback = dex.log_in(&authorization, email).await;
+    (login_cookie, callback)
+}
+
+fn with_query_param(path: &str, name: &str, value: &str) -> String {
+    let (base, query) = path.split_once('?').expect("a query");
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| if pair.starts_with(&format!("{name}=")) { format!("{name}={value}") } else { pair.to_owned() })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+#[tokio::test]
+async fn invited_members_sign_in_through_openid_connect_and_others_are_refused() {
+    let _turn = DEX.lock().await;
+    let dex = dex();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
+        settings.dashboard.base_url = Some(dex.base_url());
+        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
+            issuer: dex.issuer.clone(),
+            client_id: dex.client_id.clone(),
+            client_secret: dex.secret.clone(),
+            scopes: "openid email profile".to_owned(),
+            user_claim: "email".to_owned(),
+            ca_file: Some(dex.ca_file.clone()),
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let alice = "alice@example.test";
+    served.domain.invite(&id, alice, caas_broker::broker::members::Role::View).await.expect("invite alice");
+
+    // The sign-in page offers the provider beside the token form.
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/oidc""#)), "{}", page.body);
+    assert!(page.body.contains(r#"type="password""#), "the token form stays");
+
+    // Alice, invited: through Dex and back, a session as her member identity.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
+    let signed_in = served.get(&callback, &login_cookie).await;
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some(format!("/instances/{id}").as_str())));
+    let session = signed_in
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .find_map(|(_, value)| value.strip_prefix("caas_dashboard_session=").map(|v| v.split(';').next().unwrap_or("")))
+        .map(|value| format!("caas_dashboard_session={value}"))
+        .expect("a session cookie");
+    let overview = served.get(&format!("/instances/{id}"), &session).await;
+    assert_eq!(overview.status, 200, "{overview:?}");
+    let account = caas_broker::k8s::names::member_account(&id, alice);
+    assert!(overview.body.contains(&account), "signed in as her member identity: {}", overview.body);
+
+    // The code again with the same pre-login cookie: that sign-in is over.
+    let replayed = served.get(&callback, &login_cookie).await;
+    assert_eq!(replayed.status, 400, "{replayed:?}");
+    assert!(replayed.header("set-cookie").is_none_or(|c| !c.contains("caas_dashboard_session=")));
+    // The code again under a new sign-in (its own cookie and state): Dex refuses a used code.
+    let started = served.get(&format!("/instances/{id}/login/oidc"), "").await;
+    let fresh_cookie = cookie_of(&started);
+    let fresh_state = started.header("location").expect("location").split("state=").nth(1).expect("state");
+    let fresh_state = fresh_state.split('&').next().expect("state").to_owned();
+    let replayed = served.get(&with_query_param(&callback, "state", &fresh_state), &fresh_cookie).await;
+    assert_eq!(replayed.status, 403, "a used code: {replayed:?}");
+    assert!(replayed.body.contains("Start again"), "{}", replayed.body);
+
+    // A tampered state: refused, no session.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
+    let tampered = served.get(&with_query_param(&callback, "state", "forged"), &login_cookie).await;
+    assert_eq!(tampered.status, 403, "{tampered:?}");
+    assert!(tampered.headers.iter().all(|(n, v)| n != "set-cookie" || !v.starts_with("caas_dashboard_session=")));
+
+    // Bob, not invited: 403, told to ask for an invitation.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", "bob@example.test").await;
+    let bob = served.get(&callback, &login_cookie).await;
+    assert_eq!(bob.status, 403, "{bob:?}");
+    assert!(bob.body.contains("Ask an admin of the virtual cluster for an invitation"), "{}", bob.body);
+    assert!(member_accounts(&served, &id).await == vec![account], "nothing made for bob");
+}
