@@ -503,13 +503,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
     let signed_in = served.get(&callback, &login_cookie).await;
     assert_eq!((signed_in.status, signed_in.header("location")), (303, Some(format!("/instances/{id}").as_str())));
-    let session = signed_in
-        .headers
-        .iter()
-        .filter(|(name, _)| name == "set-cookie")
-        .find_map(|(_, value)| value.strip_prefix("caas_dashboard_session=").map(|v| v.split(';').next().unwrap_or("")))
-        .map(|value| format!("caas_dashboard_session={value}"))
-        .expect("a session cookie");
+    let session = session_cookie_of(&signed_in).expect("a session cookie");
     let overview = served.get(&format!("/instances/{id}"), &session).await;
     assert_eq!(overview.status, 200, "{overview:?}");
     let account = caas_broker::k8s::names::member_account(&id, alice);
@@ -518,7 +512,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     // The code again with the same pre-login cookie: that sign-in is over.
     let replayed = served.get(&callback, &login_cookie).await;
     assert_eq!(replayed.status, 400, "{replayed:?}");
-    assert!(replayed.header("set-cookie").is_none_or(|c| !c.contains("caas_dashboard_session=")));
+    assert!(session_cookie_of(&replayed).is_none());
     // The code again under a new sign-in (its own cookie and state): Dex refuses a used code.
     let started = served.get(&format!("/instances/{id}/login/oidc"), "").await;
     let fresh_cookie = cookie_of(&started);
@@ -532,7 +526,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
     let tampered = served.get(&with_query_param(&callback, "state", "forged"), &login_cookie).await;
     assert_eq!(tampered.status, 403, "{tampered:?}");
-    assert!(tampered.headers.iter().all(|(n, v)| n != "set-cookie" || !v.starts_with("caas_dashboard_session=")));
+    assert!(session_cookie_of(&tampered).is_none());
 
     // Bob, not invited: 403, told to ask for an invitation.
     let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", "bob@example.test").await;
@@ -540,4 +534,140 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     assert_eq!(bob.status, 403, "{bob:?}");
     assert!(bob.body.contains("Ask an admin of the virtual cluster for an invitation"), "{}", bob.body);
     assert!(member_accounts(&served, &id).await == vec![account], "nothing made for bob");
+}
+
+// --- Cloud Foundry single sign-on: Dex as UAA, and a stand-in for the Cloud Controller's one endpoint ---------------
+
+/// What the stand-in Cloud Controller answers: (instance guid, email) → (read, manage).
+type PermissionTable = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), (bool, bool)>>>;
+
+/// `GET /v3/service_instances/:guid/permissions` as the Cloud Controller answers it, the user identified from the
+/// bearer token by Dex's userinfo endpoint (so only a token Dex issued works), the permissions from `table`.
+async fn stand_in_cloud_controller(dex: &Dex, table: PermissionTable) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    let discovery: serde_json::Value = dex
+        .http
+        .get(format!("{}/.well-known/openid-configuration", dex.issuer))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("JSON");
+    let userinfo = discovery["userinfo_endpoint"].as_str().expect("a userinfo endpoint").to_owned();
+    let http = dex.http.clone();
+    let permissions = move |Path(guid): Path<String>, headers: HeaderMap| {
+        let (http, userinfo, table) = (http.clone(), userinfo.clone(), table.clone());
+        async move {
+            let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "NotAuthenticated" }] })));
+            };
+            let user = http.get(&userinfo).header("authorization", authorization).send().await;
+            let user: Option<serde_json::Value> = match user {
+                Ok(answer) if answer.status().is_success() => answer.json().await.ok(),
+                _ => None,
+            };
+            let Some(email) = user.as_ref().and_then(|u| u["email"].as_str()) else {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "InvalidAuthToken" }] })));
+            };
+            let table = table.lock().expect("table");
+            let (read, manage) = table.get(&(guid, email.to_owned())).copied().unwrap_or((false, false));
+            (StatusCode::OK, axum::Json(json!({ "read": read, "manage": manage })))
+        }
+    };
+    let app = axum::Router::new().route("/v3/service_instances/{guid}/permissions", axum::routing::get(permissions));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the stand-in");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the stand-in serves");
+    });
+    (url, server)
+}
+
+/// The session cookie a sign-in's answer sets.
+fn session_cookie_of(answer: &HttpAnswer) -> Option<String> {
+    answer
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .find_map(|(_, value)| value.strip_prefix("caas_dashboard_session=").map(|v| v.split(';').next().unwrap_or("")))
+        .map(|value| format!("caas_dashboard_session={value}"))
+}
+
+#[tokio::test]
+async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_sign_in() {
+    let _turn = DEX.lock().await;
+    let dex = dex();
+    let table = PermissionTable::default();
+    let (cc_url, cc) = stand_in_cloud_controller(&dex, table.clone()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
+        settings.dashboard.base_url = Some(dex.base_url());
+        settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
+            issuer: dex.issuer.clone(),
+            client_id: Some(dex.client_id.clone()),
+            client_secret: dex.secret.clone(),
+            // Dex refuses UAA's scopes (cloud_controller_service_permissions.read).
+            scopes: "openid email profile".to_owned(),
+            api_url: cc_url.clone(),
+            ca_file: Some(dex.ca_file.clone()),
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let namespace = served.broker.namespace(&id);
+    let (alice, bob) = ("alice@example.test", "bob@example.test");
+    table.lock().expect("table").insert((id.clone(), alice.to_owned()), (true, true));
+
+    // The catalog carries the dashboard client, its secret from the configuration, its redirect the dashboard's.
+    let catalog = served.broker.call(axum::http::Method::GET, "/v2/catalog", None).await;
+    let client = &catalog.body["services"][0]["dashboard_client"];
+    assert_eq!(client["secret"], dex.secret.as_str(), "{client}");
+    assert_eq!(client["redirect_uri"], dex.redirect_uri.as_str());
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/cf""#)), "{}", page.body);
+    assert!(!page.body.contains("/login/oidc"), "only the providers configured");
+
+    // Alice may manage the instance: an admin member named after her user id, signed in as it.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    let signed_in = served.get(&callback, &login_cookie).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let session = session_cookie_of(&signed_in).expect("a session");
+    let members = served.domain.members(&id).await.expect("members");
+    let member = members.iter().find(|m| m.name.starts_with("cf:")).expect("a Cloud Foundry member");
+    assert_eq!(member.role, Some(caas_broker::broker::members::Role::Admin), "{members:?}");
+    let account = caas_broker::k8s::names::member_account(&id, &member.name);
+    let overview = served.get(&format!("/instances/{id}"), &session).await;
+    assert!(overview.status == 200 && overview.body.contains(&account), "{overview:?}");
+    let members_page = served.get(&format!("/instances/{id}/members"), &session).await;
+    assert!(members_page.body.contains(r#"id="invite""#), "an admin manages members: {}", members_page.body);
+
+    // Demoted to read in Cloud Foundry: view at the next sign-in.
+    table.lock().expect("table").insert((id.clone(), alice.to_owned()), (true, false));
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    assert_eq!(served.get(&callback, &login_cookie).await.status, 303);
+    let bindings = Api::<RoleBinding>::namespaced(cluster().admin().await, &namespace);
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view");
+
+    // Bob may do nothing with it: 403, and no member made.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", bob).await;
+    let refused = served.get(&callback, &login_cookie).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.body.contains("Cloud Foundry does not give you access"), "{}", refused.body);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()]);
+
+    // Alice loses every permission: refused, and the membership an earlier sign-in made is removed.
+    table.lock().expect("table").remove(&(id.clone(), alice.to_owned()));
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    assert_eq!(served.get(&callback, &login_cookie).await.status, 403);
+    assert!(member_accounts(&served, &id).await.is_empty(), "her membership is gone");
+
+    // The Cloud Controller down: a clear 503, no session.
+    cc.abort();
+    let _ = cc.await;
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    let down = served.get(&callback, &login_cookie).await;
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(down.body.contains("does not answer") && session_cookie_of(&down).is_none(), "{}", down.body);
 }

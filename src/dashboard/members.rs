@@ -56,12 +56,16 @@ pub fn members_path(instance_id: &str) -> String {
 }
 
 /// The signed-in session for `instance_id`'s pages, or the answer to give instead.
-fn signed_in(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -> Result<(String, Session), Response> {
+fn signed_in(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    instance_id: &str,
+) -> Result<(String, Session), Box<Response>> {
     let text = text_for(headers);
     match visitor(state, headers, instance_id) {
         Visitor::SignedIn(id, session) => Ok((id, *session)),
-        Visitor::OfAnotherInstance => Err(message(StatusCode::FORBIDDEN, text, text.other_instance, true)),
-        Visitor::Anonymous => Err(see_other(&login_path(instance_id))),
+        Visitor::OfAnotherInstance => Err(Box::new(message(StatusCode::FORBIDDEN, text, text.other_instance, true))),
+        Visitor::Anonymous => Err(Box::new(see_other(&login_path(instance_id)))),
     }
 }
 
@@ -71,15 +75,17 @@ async fn may_manage(
     id: &str,
     session: &Session,
     text: &'static Text,
-) -> Result<bool, Response> {
+) -> Result<bool, Box<Response>> {
     match may_manage_members(&session.client, &session.tenant.namespace).await {
         Ok(allowed) => Ok(allowed),
-        Err(Error::Unavailable(_)) => Err(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)),
+        Err(Error::Unavailable(_)) => {
+            Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
+        }
         Err(error) => {
             // Most often the member was removed or the token expired: the user signs in again.
             tracing::warn!(instance_id = %session.tenant.instance_id, %error, "access review as the signed-in user failed; ending the session");
             state.sessions.end(id);
-            Err(see_other(&login_path(&session.tenant.instance_id)))
+            Err(Box::new(see_other(&login_path(&session.tenant.instance_id))))
         }
     }
 }
@@ -93,11 +99,11 @@ pub async fn page(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let manage = match may_manage(&state, &id, &session, text).await {
         Ok(manage) => manage,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     render_page(&state, text, &session, manage, StatusCode::OK, None).await
 }
@@ -183,7 +189,7 @@ async fn change(
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     match may_manage(&state, &id, &session, text).await {
         Ok(true) => {}
@@ -191,7 +197,7 @@ async fn change(
             tracing::info!(instance_id, user = %session.tenant.username, "refused a change of members from a non-admin");
             return message(StatusCode::FORBIDDEN, text, text.members_forbidden, true);
         }
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     }
     let broker = &state.broker;
     let done = match change {
