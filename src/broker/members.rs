@@ -146,29 +146,30 @@ impl Broker {
     pub async fn members(&self, instance_id: &str) -> Result<Vec<Member>> {
         let (_, instance) = self.live_cluster(instance_id).await?;
         let selector = format!("{LABEL_MEMBER}=true,{LABEL_INSTANCE}={}", names::label_value(instance_id));
-        let listed = ListParams::default().labels(&selector);
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.options.identity_namespace);
-        let bindings = self.role_bindings(&self.namespace_of(instance_id));
-        let (accounts, bindings) = tokio::join!(accounts.list_metadata(&listed), bindings.list(&listed));
-        let accounts = match accounts {
+        let accounts = match accounts.list_metadata(&ListParams::default().labels(&selector)).await {
             Err(error) if is_not_found(&error) => Vec::new(),
             other => other?.items,
         };
-        let bindings = bindings?.items;
-        let mut members: Vec<Member> = accounts
+        // A hash collision would name another member's account: only the exact name counts.
+        let names: Vec<String> = accounts
             .into_iter()
             .filter_map(|account| {
                 let name = account.metadata.annotations?.get(ANNOTATION_MEMBER)?.clone();
-                let account_name = account.metadata.name?;
-                // A hash collision would name another member's account: only the exact name counts.
-                (account_name == names::member_account(instance_id, &name)).then_some((name, account_name))
+                (account.metadata.name? == names::member_account(instance_id, &name)).then_some(name)
             })
-            .map(|(name, account_name)| {
-                let role = bindings
-                    .iter()
-                    .find(|binding| binding.metadata.name.as_deref() == Some(account_name.as_str()))
-                    .and_then(|binding| Role::parse(&binding.role_ref.name).ok());
-                Member { name, role, owner: false }
+            .collect();
+        // Each role by name: the broker may read RoleBindings, not list them across every tenant's namespace.
+        let bindings = self.role_bindings(&self.namespace_of(instance_id));
+        let accounts: Vec<String> = names.iter().map(|name| names::member_account(instance_id, name)).collect();
+        let roles = futures::future::try_join_all(accounts.iter().map(|account| bindings.get_opt(account))).await?;
+        let mut members: Vec<Member> = names
+            .into_iter()
+            .zip(roles)
+            .map(|(name, binding)| Member {
+                role: binding.and_then(|binding| Role::parse(&binding.role_ref.name).ok()),
+                name,
+                owner: false,
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
