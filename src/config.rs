@@ -577,6 +577,24 @@ mod tests {
     }
 
     #[test]
+    fn identity_providers_are_optional_and_take_defaults() {
+        let settings = Settings::load(None).expect("defaults are valid");
+        assert!(settings.dashboard.oidc.is_none() && settings.dashboard.cf_sso.is_none(), "off unless configured");
+        let dir = std::env::temp_dir().join(format!("caas-config-providers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("providers.yaml");
+        let yaml = "dashboard:\n  oidc: { issuer: \"https://kc.example/realms/k\", client_id: caas, client_secret: s }\n  \
+                    cf_sso: { issuer: \"https://uaa.example/oauth/token\", client_secret: t, api_url: \"https://api.example\" }\n";
+        std::fs::write(&file, yaml).expect("write");
+        let settings = Settings::load(Some(&file)).expect("valid");
+        let oidc = settings.dashboard.oidc.expect("oidc");
+        assert_eq!((oidc.scopes.as_str(), oidc.user_claim.as_str()), ("openid email", "email"));
+        let cf = settings.dashboard.cf_sso.expect("cf_sso");
+        assert_eq!(cf.scopes, "openid cloud_controller_service_permissions.read");
+        assert_eq!(cf.client_id, None, "the catalog's dashboard_client names it");
+    }
+
+    #[test]
     fn file_errors_name_the_key() {
         let dir = std::env::temp_dir().join(format!("caas-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -595,6 +613,23 @@ mod tests {
             ("workloads:\n  tolerations: [\"=x\"]\n", "workloads.tolerations"),
             ("workloads:\n  tolerations: [\"a:Sometimes\"]\n", "workloads.tolerations"),
             ("workloads:\n  image_pull_policy: Sometimes\n", "image_pull_policy"),
+            (
+                "dashboard:\n  oidc: { issuer: \"http://id.example\", client_id: c, client_secret: s }\n",
+                "dashboard.oidc.issuer",
+            ),
+            (
+                "dashboard:\n  oidc: { issuer: \"https://id.example\", client_id: c, client_secret: \"\" }\n",
+                "client_secret",
+            ),
+            (
+                "dashboard:\n  oidc: { issuer: \"https://id.example\", client_id: c, client_secret: s, ca_file: /nope }\n",
+                "dashboard.oidc.ca_file",
+            ),
+            ("dashboard:\n  cf_sso: { issuer: \"https://uaa.example/oauth/token\", client_secret: s }\n", "api_url"),
+            (
+                "dashboard:\n  cf_sso: { issuer: \"https://u.example\", client_secret: s, api_url: \"api.example\" }\n",
+                "dashboard.cf_sso.api_url",
+            ),
         ];
         for (i, (yaml, key)) in cases.iter().enumerate() {
             let file = dir.join(format!("case{i}.yaml"));
