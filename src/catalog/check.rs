@@ -241,6 +241,31 @@ mod tests {
     }
 
     #[test]
+    fn a_dashboard_client_names_no_secret_and_an_absolute_redirect() {
+        let with = |client: &str| BUILT_IN.replacen("      id: caas-broker-dashboard\n", client, 1);
+        let secret = errors_of(&with("      id: caas-broker-dashboard\n      secret: s3cret\n"));
+        assert!(secret.iter().any(|e| e.contains("dashboard_client.secret: do not write it")), "{secret:#?}");
+        let relative = errors_of(&with("      id: caas-broker-dashboard\n      redirect_uri: /auth/callback\n"));
+        assert!(relative.iter().any(|e| e.contains("dashboard_client.redirect_uri")), "{relative:#?}");
+        let empty = errors_of(&with("      id: \"\"\n"));
+        assert!(empty.iter().any(|e| e.contains("dashboard_client.id must not be empty")), "{empty:#?}");
+    }
+
+    #[test]
+    fn the_dashboard_client_is_served_only_with_single_sign_on_and_gets_its_secret_and_redirect() {
+        let catalog = Catalog::from_yaml(BUILT_IN).expect("built-in");
+        assert_eq!(catalog.dashboard_client().map(|c| c.id.as_str()), Some("caas-broker-dashboard"));
+        let off = catalog.clone().for_dashboard(None, Some("https://dash.example"));
+        assert!(off.dashboard_client().is_none(), "without single sign-on no client is served");
+        let on = catalog.for_dashboard(Some("s3cret"), Some("https://dash.example/"));
+        let client = on.dashboard_client().expect("served");
+        assert_eq!(client.secret.as_deref(), Some("s3cret"));
+        assert_eq!(client.redirect_uri.as_deref(), Some("https://dash.example/auth/callback"));
+        let served = serde_json::to_value(&on).expect("JSON");
+        assert_eq!(served["services"][0]["dashboard_client"]["id"], "caas-broker-dashboard");
+    }
+
+    #[test]
     fn each_error_names_the_plan_and_field() {
         let broken = BUILT_IN
             .replacen("requests.cpu: \"2\"", "requests.cpu: \"2 cores\"", 1)

@@ -116,6 +116,8 @@ pub struct Text {
     pub login_failed: &'static str,
     /// The provider or the Cloud Controller does not answer.
     pub provider_unavailable: &'static str,
+    /// A member changed by someone else at the same moment.
+    pub changed_meanwhile: &'static str,
 }
 
 impl Text {
@@ -240,6 +242,7 @@ pub static EN: Text = Text {
     login_failed: "The sign-in could not be completed: it expired, was already used or was tampered with. Start \
                    again from the sign-in page.",
     provider_unavailable: "The identity provider or Cloud Foundry does not answer. Try again in a moment.",
+    changed_meanwhile: "Someone changed this member at the same moment: check the list and try again.",
 };
 
 /// Korean.
@@ -333,6 +336,7 @@ pub static KO: Text = Text {
     login_failed: "로그인을 마치지 못했습니다: 만료되었거나 이미 사용되었거나 변조되었습니다. 로그인 페이지에서 \
                    다시 시작하세요.",
     provider_unavailable: "ID 공급자 또는 Cloud Foundry가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
+    changed_meanwhile: "다른 사람이 같은 순간에 이 멤버를 바꿨습니다: 목록을 확인하고 다시 시도하세요.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -200,7 +200,7 @@ async fn change(
         Err(answer) => return *answer,
     }
     let broker = &state.broker;
-    let done = match change {
+    let done = match &change {
         Change::Invite => match Role::parse(&form.role) {
             Ok(role) => broker.invite(&instance_id, &form.name, role).await,
             Err(error) => Err(error),
@@ -218,7 +218,8 @@ async fn change(
     let (status, error) = match done {
         Ok(()) => return see_other(&members_path(&instance_id)),
         Err(Error::BadRequest(_)) => (StatusCode::BAD_REQUEST, text.invalid_member),
-        Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.already_member),
+        Err(Error::Conflict(_)) if matches!(change, Change::Invite) => (StatusCode::CONFLICT, text.already_member),
+        Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.changed_meanwhile),
         Err(Error::NotFound(_)) => (StatusCode::NOT_FOUND, text.no_such_member),
         Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
         Err(error) => {
@@ -227,4 +228,70 @@ async fn change(
         }
     };
     render_page(&state, text, &session, true, status, Some(error)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::Tenant;
+
+    fn session() -> Session {
+        let tenant = Tenant {
+            instance_id: "inst 1".to_owned(),
+            namespace: "caas-inst-1".to_owned(),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
+        let id = sessions.start(tenant, client).expect("id");
+        sessions.find(&id).expect("session")
+    }
+
+    fn page<'a>(session: &'a Session, members: &'a [Member], manage: bool) -> String {
+        let base = members_path("inst 1");
+        MembersPage {
+            text: &i18n::EN,
+            session,
+            members,
+            manage,
+            error: Some(i18n::EN.invalid_member),
+            roles: &Role::ALL,
+            default_role: Role::View.as_str(),
+            overview_path: "/instances/inst%201".to_owned(),
+            invite_action: base.clone(),
+            role_action: format!("{base}/role"),
+            revoke_action: format!("{base}/revoke"),
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[tokio::test]
+    async fn admins_get_the_forms_others_only_the_list_and_names_are_escaped() {
+        let session = session();
+        let members = [
+            Member { name: "cloudfoundry owner".to_owned(), role: Some(Role::Admin), owner: true },
+            Member { name: "<script>alert(1)</script>".to_owned(), role: Some(Role::Edit), owner: false },
+            Member { name: "bob@example.test".to_owned(), role: None, owner: false },
+        ];
+        let html = page(&session, &members, true);
+        assert!(html.contains(r#"<form method="post" action="/instances/inst%201/members">"#), "{html}");
+        assert!(html.contains(r#"action="/instances/inst%201/members/role""#));
+        assert!(html.contains(r#"action="/instances/inst%201/members/revoke""#));
+        assert!(html.contains(r#"<option value="edit" selected>"#), "the member's role is preselected: {html}");
+        assert!(html.contains("admin (owner)") && html.contains(r#"<td class="member-role">-</td>"#));
+        assert_eq!(html.matches("members/revoke").count(), 2, "no removal of the owner");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
+        assert!(html.contains(i18n::EN.invalid_member) && !html.contains("style="));
+        let read_only = page(&session, &members, false);
+        assert!(
+            read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
+        );
+    }
 }

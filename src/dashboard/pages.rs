@@ -354,6 +354,11 @@ mod tests {
     #[test]
     fn the_sign_in_page_posts_to_its_instance_and_says_why_a_token_was_refused() {
         let html = login_page(&i18n::EN, "a b", Some(i18n::EN.refused), Vec::new()).render().expect("renders");
+        assert!(!html.contains("providers"), "no provider, only the token form: {html}");
+        let buttons = vec![("/instances/a%20b/login/oidc".to_owned(), i18n::EN.sign_in_oidc)];
+        let with_provider = login_page(&i18n::EN, "a b", None, buttons).render().expect("renders");
+        assert!(with_provider.contains(r#"<a class="button" href="/instances/a%20b/login/oidc">"#), "{with_provider}");
+        assert!(with_provider.contains(r#"type="password""#), "the token form stays");
         assert!(html.contains(r#"action="/instances/a%20b/login""#), "{html}");
         assert!(html.contains(r#"type="password""#) && html.contains(i18n::EN.refused));
         assert!(!html.contains("<script"));
