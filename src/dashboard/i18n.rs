@@ -86,7 +86,7 @@ pub struct Text {
     pub owner: &'static str,
     /// What a member is.
     pub members_help: &'static str,
-    /// Said to members who may not manage members.
+    /// Said to those who may not manage members (and, unless Kubernetes lets them list RoleBindings, see none).
     pub members_read_only: &'static str,
     /// The invite button.
     pub invite: &'static str,
@@ -223,7 +223,8 @@ pub static EN: Text = Text {
     members_help: "People sign in to this virtual cluster with their identity provider under the name it gives them \
                    (for example their email). Roles: admin (everything, including members), edit (workloads), view \
                    (read only).",
-    members_read_only: "Only an admin of this virtual cluster can invite members, change roles or remove members.",
+    members_read_only: "Only an admin of this virtual cluster manages its members: ask one to invite someone or to \
+                        change a role.",
     invite: "Invite",
     change_role: "Change role",
     revoke: "Remove",
@@ -317,7 +318,7 @@ pub static KO: Text = Text {
     owner: "소유자",
     members_help: "멤버는 ID 공급자가 부여한 이름(예: 이메일)으로 이 가상 클러스터에 로그인합니다. 역할: admin(멤버 \
                    관리를 포함한 모든 권한), edit(워크로드), view(읽기 전용).",
-    members_read_only: "이 가상 클러스터의 admin만 멤버를 초대하거나 역할을 바꾸거나 제거할 수 있습니다.",
+    members_read_only: "이 가상 클러스터의 멤버는 admin만 관리합니다: 초대나 역할 변경은 admin에게 요청하세요.",
     invite: "초대",
     change_role: "역할 변경",
     revoke: "제거",

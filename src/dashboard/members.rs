@@ -1,7 +1,7 @@
 //! The members page of a virtual cluster: who may sign in and with which role; for its admins, the forms to invite,
-//! change a role and remove. Whether the visitor may manage members is Kubernetes' answer to *their* client (may they
-//! create RoleBindings in the namespace?): the page hides the forms from others, and every change is refused (403)
-//! unless the answer is yes, whatever the request says.
+//! change a role and remove. What the visitor may see and do is Kubernetes' answer to *their* client: whoever may list
+//! RoleBindings in the namespace sees the members, whoever may create them gets the forms; every change is refused
+//! (403) unless that answer is yes, whatever the request says. Others (`edit`, `view`) are told to ask an admin.
 
 use askama::Template;
 use axum::Form;
@@ -14,7 +14,7 @@ use super::DashboardState;
 use super::i18n::Text;
 use super::respond::{Visitor, login_path, message, render, see_other, text_for, visitor};
 use super::sessions::Session;
-use crate::broker::members::{Member, Role, may_manage_members};
+use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
 use crate::broker::{Error, percent_encode};
 
 /// The members page.
@@ -24,6 +24,9 @@ struct MembersPage<'a> {
     text: &'static Text,
     session: &'a Session,
     members: &'a [Member],
+    /// Whether the visitor may see the members.
+    listed: bool,
+    /// Whether the visitor may change them.
     manage: bool,
     error: Option<&'static str>,
     roles: &'static [Role],
@@ -69,15 +72,24 @@ fn signed_in(
     }
 }
 
-/// Whether the visitor may manage members; a token the apiserver no longer accepts ends the session.
-async fn may_manage(
+/// What the visitor may do with members; a token the apiserver no longer accepts ends the session.
+async fn access(
     state: &DashboardState,
     id: &str,
     session: &Session,
     text: &'static Text,
-) -> Result<bool, Box<Response>> {
-    match may_manage_members(&session.client, &session.tenant.namespace).await {
-        Ok(allowed) => Ok(allowed),
+    manage_only: bool,
+) -> Result<MembersAccess, Box<Response>> {
+    let (client, namespace) = (&session.client, &session.tenant.namespace);
+    let answer = if manage_only {
+        may_manage_members(client, namespace)
+            .await
+            .map(|manage| if manage { MembersAccess::Manage } else { MembersAccess::Hidden })
+    } else {
+        members_access(client, namespace).await
+    };
+    match answer {
+        Ok(access) => Ok(access),
         Err(Error::Unavailable(_)) => {
             Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
         }
@@ -90,7 +102,7 @@ async fn may_manage(
     }
 }
 
-/// GET /instances/:instance_id/members — the list; the forms for those who may manage members.
+/// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
 pub async fn page(
     State(state): State<DashboardState>,
     Path(instance_id): Path<String>,
@@ -101,23 +113,25 @@ pub async fn page(
         Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
-    let manage = match may_manage(&state, &id, &session, text).await {
-        Ok(manage) => manage,
+    let access = match access(&state, &id, &session, text, false).await {
+        Ok(access) => access,
         Err(answer) => return *answer,
     };
-    render_page(&state, text, &session, manage, StatusCode::OK, None).await
+    render_page(&state, text, &session, access, StatusCode::OK, None).await
 }
 
 async fn render_page(
     state: &DashboardState,
     text: &'static Text,
     session: &Session,
-    manage: bool,
+    access: MembersAccess,
     status: StatusCode,
     error: Option<&'static str>,
 ) -> Response {
     let instance_id = &session.tenant.instance_id;
-    let members = match state.broker.members(instance_id).await {
+    let listed = access != MembersAccess::Hidden;
+    let members = if listed { state.broker.members(instance_id).await } else { Ok(Vec::new()) };
+    let members = match members {
         Ok(members) => members,
         Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
         Err(error) => {
@@ -130,7 +144,8 @@ async fn render_page(
         text,
         session,
         members: &members,
-        manage,
+        listed,
+        manage: access == MembersAccess::Manage,
         error,
         roles: &Role::ALL,
         default_role: Role::View.as_str(),
@@ -191,9 +206,9 @@ async fn change(
         Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
-    match may_manage(&state, &id, &session, text).await {
-        Ok(true) => {}
-        Ok(false) => {
+    match access(&state, &id, &session, text, true).await {
+        Ok(MembersAccess::Manage) => {}
+        Ok(_) => {
             tracing::info!(instance_id, user = %session.tenant.username, "refused a change of members from a non-admin");
             return message(StatusCode::FORBIDDEN, text, text.members_forbidden, true);
         }
@@ -227,7 +242,7 @@ async fn change(
             return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true);
         }
     };
-    render_page(&state, text, &session, true, status, Some(error)).await
+    render_page(&state, text, &session, MembersAccess::Manage, status, Some(error)).await
 }
 
 #[cfg(test)]
@@ -252,12 +267,13 @@ mod tests {
         sessions.find(&id).expect("session")
     }
 
-    fn page<'a>(session: &'a Session, members: &'a [Member], manage: bool) -> String {
+    fn page<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> String {
         let base = members_path("inst 1");
         MembersPage {
             text: &i18n::EN,
             session,
             members,
+            listed,
             manage,
             error: Some(i18n::EN.invalid_member),
             roles: &Role::ALL,
@@ -279,7 +295,7 @@ mod tests {
             Member { name: "<script>alert(1)</script>".to_owned(), role: Some(Role::Edit), owner: false },
             Member { name: "bob@example.test".to_owned(), role: None, owner: false },
         ];
-        let html = page(&session, &members, true);
+        let html = page(&session, &members, true, true);
         assert!(html.contains(r#"<form method="post" action="/instances/inst%201/members">"#), "{html}");
         assert!(html.contains(r#"action="/instances/inst%201/members/role""#));
         assert!(html.contains(r#"action="/instances/inst%201/members/revoke""#));
@@ -289,7 +305,7 @@ mod tests {
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
         assert!(html.contains(i18n::EN.invalid_member) && !html.contains("style="));
-        let read_only = page(&session, &members, false);
+        let read_only = page(&session, &members, true, false);
         assert!(
             read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
         );
