@@ -213,6 +213,70 @@ pub struct DashboardSettings {
     pub session_seconds: u64,
     /// Most sessions held at once (each holds a token in memory); the oldest goes when a new one would exceed it.
     pub max_sessions: usize,
+    /// Sign-in of invited members through a generic OpenID Connect provider (K-PaaS: Keycloak); none when absent.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+    /// Cloud Foundry's dashboard single sign-on (UAA and the Cloud Controller); none when absent.
+    #[serde(default)]
+    pub cf_sso: Option<CfSsoSettings>,
+}
+
+/// A generic OpenID Connect provider members sign in with: the value of `user_claim` in their verified ID token is
+/// the member name an admin invited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer (`https://...`); its discovery document names the endpoints and the signing keys.
+    pub issuer: String,
+    /// The dashboard's client id at the provider.
+    pub client_id: String,
+    /// The client's secret (from a Secret or the environment, never the catalog).
+    pub client_secret: String,
+    /// Scopes asked for, space-separated; `openid` is always asked for.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: String,
+    /// The ID token claim that names the user (`email` must be verified by the provider).
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// PEM file of the CA that signs the provider's certificate, when it is not publicly trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Cloud Foundry's dashboard single sign-on: the user signs in at UAA with the catalog's `dashboard_client`, then the
+/// Cloud Controller says, with the user's own token, whether they may manage (admin) or read (view) the instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CfSsoSettings {
+    /// UAA's issuer (`https://uaa.<system domain>/oauth/token`), whose discovery document names the authorization and
+    /// token endpoints and the signing keys.
+    pub issuer: String,
+    /// The client id; the catalog's `dashboard_client.id` when absent.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The client's secret (from a Secret or the environment): served in the catalog's `dashboard_client` so that
+    /// the Cloud Controller can register the client, and never written in the catalog file.
+    pub client_secret: String,
+    /// Scopes asked for, space-separated.
+    #[serde(default = "default_cf_scopes")]
+    pub scopes: String,
+    /// The Cloud Controller API (`https://api.<system domain>`).
+    pub api_url: String,
+    /// PEM file of the CA that signs UAA's and the Cloud Controller's certificates, when not publicly trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_oidc_scopes() -> String {
+    "openid email".to_owned()
+}
+
+fn default_user_claim() -> String {
+    "email".to_owned()
+}
+
+fn default_cf_scopes() -> String {
+    "openid cloud_controller_service_permissions.read".to_owned()
 }
 
 /// Request limits.
@@ -261,6 +325,26 @@ pub struct TlsSettings {
     pub cert: PathBuf,
     /// Private key file.
     pub key: PathBuf,
+}
+
+/// Checks what both identity providers need: an https issuer (http only on loopback, for a local provider), a readable
+/// CA file if one is named, and a secret.
+fn check_provider(key: &str, issuer: &str, ca_file: Option<&std::path::Path>, secret: &str) -> Result<(), String> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| issuer.starts_with(p));
+    if !issuer.starts_with("https://") && !loopback {
+        return Err(format!("invalid configuration: {key}.issuer: must be an https:// URL"));
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("invalid configuration: {key}.ca_file: cannot read {}: {e}", path.display()))?;
+        if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certificates| certificates.is_empty()) {
+            return Err(format!("invalid configuration: {key}.ca_file: {} holds no PEM certificate", path.display()));
+        }
+    }
+    if secret.is_empty() {
+        return Err(format!("invalid configuration: {key}.client_secret: must not be empty"));
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -357,6 +441,21 @@ impl Settings {
         }
         if self.dashboard.max_sessions == 0 {
             return invalid("dashboard.max_sessions", "must be at least 1");
+        }
+        if let Some(oidc) = &self.dashboard.oidc {
+            check_provider("dashboard.oidc", &oidc.issuer, oidc.ca_file.as_deref(), &oidc.client_secret)?;
+            if oidc.client_id.is_empty() {
+                return invalid("dashboard.oidc.client_id", "must not be empty");
+            }
+            if oidc.user_claim.is_empty() {
+                return invalid("dashboard.oidc.user_claim", "must not be empty");
+            }
+        }
+        if let Some(cf) = &self.dashboard.cf_sso {
+            check_provider("dashboard.cf_sso", &cf.issuer, cf.ca_file.as_deref(), &cf.client_secret)?;
+            if !(cf.api_url.starts_with("https://") || cf.api_url.starts_with("http://")) {
+                return invalid("dashboard.cf_sso.api_url", "must be an http(s):// URL");
+            }
         }
         for pair in &self.workloads.node_selector {
             let valid = pair.split_once('=').is_some_and(|(key, value)| {
@@ -485,6 +584,24 @@ mod tests {
     }
 
     #[test]
+    fn identity_providers_are_optional_and_take_defaults() {
+        let settings = Settings::load(None).expect("defaults are valid");
+        assert!(settings.dashboard.oidc.is_none() && settings.dashboard.cf_sso.is_none(), "off unless configured");
+        let dir = std::env::temp_dir().join(format!("caas-config-providers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("providers.yaml");
+        let yaml = "dashboard:\n  oidc: { issuer: \"https://kc.example/realms/k\", client_id: caas, client_secret: s }\n  \
+                    cf_sso: { issuer: \"https://uaa.example/oauth/token\", client_secret: t, api_url: \"https://api.example\" }\n";
+        std::fs::write(&file, yaml).expect("write");
+        let settings = Settings::load(Some(&file)).expect("valid");
+        let oidc = settings.dashboard.oidc.expect("oidc");
+        assert_eq!((oidc.scopes.as_str(), oidc.user_claim.as_str()), ("openid email", "email"));
+        let cf = settings.dashboard.cf_sso.expect("cf_sso");
+        assert_eq!(cf.scopes, "openid cloud_controller_service_permissions.read");
+        assert_eq!(cf.client_id, None, "the catalog's dashboard_client names it");
+    }
+
+    #[test]
     fn file_errors_name_the_key() {
         let dir = std::env::temp_dir().join(format!("caas-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -503,6 +620,23 @@ mod tests {
             ("workloads:\n  tolerations: [\"=x\"]\n", "workloads.tolerations"),
             ("workloads:\n  tolerations: [\"a:Sometimes\"]\n", "workloads.tolerations"),
             ("workloads:\n  image_pull_policy: Sometimes\n", "image_pull_policy"),
+            (
+                "dashboard:\n  oidc: { issuer: \"http://id.example\", client_id: c, client_secret: s }\n",
+                "dashboard.oidc.issuer",
+            ),
+            (
+                "dashboard:\n  oidc: { issuer: \"https://id.example\", client_id: c, client_secret: \"\" }\n",
+                "client_secret",
+            ),
+            (
+                "dashboard:\n  oidc: { issuer: \"https://id.example\", client_id: c, client_secret: s, ca_file: /nope }\n",
+                "dashboard.oidc.ca_file",
+            ),
+            ("dashboard:\n  cf_sso: { issuer: \"https://uaa.example/oauth/token\", client_secret: s }\n", "api_url"),
+            (
+                "dashboard:\n  cf_sso: { issuer: \"https://u.example\", client_secret: s, api_url: \"api.example\" }\n",
+                "dashboard.cf_sso.api_url",
+            ),
         ];
         for (i, (yaml, key)) in cases.iter().enumerate() {
             let file = dir.join(format!("case{i}.yaml"));

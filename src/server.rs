@@ -29,7 +29,10 @@ pub fn broker(
     client: Client,
     endpoint: ClusterEndpoint,
 ) -> Result<Arc<Broker>, String> {
-    Ok(Arc::new(Broker::new(catalog, client, endpoint, BrokerOptions::from_settings(settings))?))
+    let options = BrokerOptions::from_settings(settings);
+    let secret = settings.dashboard.cf_sso.as_ref().map(|cf| cf.client_secret.as_str());
+    let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
+    Ok(Arc::new(Broker::new(catalog, client, endpoint, options)?))
 }
 
 /// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose

@@ -260,7 +260,13 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
             "public_server": "https://k8s.example.com:6443",
             "public_ca": cert,
         },
-        "dashboard": { "base_url": "https://dashboard.example.com" },
+        "dashboard": {
+            "base_url": "https://dashboard.example.com",
+            "oidc": { "issuer": "https://keycloak.example.com/realms/k", "client_id": "caas", "client_secret": "s1",
+                      "ca": cert },
+            "cf_sso": { "issuer": "https://uaa.example.com/oauth/token", "client_secret": "s2",
+                        "api_url": "https://api.example.com" },
+        },
         "bindings": { "default_expiration_seconds": 3600, "max_expiration_seconds": 7200 },
         "workloads": { "session_image": "registry.example.com/session:2", "gpu_runtime_class": "nvidia",
                        "image_pull_policy": "IfNotPresent", "node_selector": ["pool=tenants"],
@@ -282,7 +288,16 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     assert_eq!(rendered["tls"], json!({ "cert": file("tls.crt"), "key": file("tls.key") }));
     assert_eq!(rendered["workloads"]["gpu_runtime_class"], "nvidia");
     assert_eq!(rendered["workloads"]["image_pull_policy"], "IfNotPresent");
-    assert_eq!(rendered["dashboard"], json!({ "base_url": "https://dashboard.example.com", "listen": "0.0.0.0:8081" }));
+    assert_eq!(rendered["dashboard"]["base_url"], "https://dashboard.example.com");
+    assert_eq!(rendered["dashboard"]["listen"], "0.0.0.0:8081");
+    let oidc = json!({ "issuer": "https://keycloak.example.com/realms/k", "client_id": "caas", "client_secret": "s1",
+                       "scopes": "openid email", "user_claim": "email", "ca_file": file("oidc-ca.pem") });
+    assert_eq!(rendered["dashboard"]["oidc"], oidc);
+    let cf = json!({ "issuer": "https://uaa.example.com/oauth/token", "client_secret": "s2",
+                     "api_url": "https://api.example.com",
+                     "scopes": "openid cloud_controller_service_permissions.read" });
+    assert_eq!(rendered["dashboard"]["cf_sso"], cf);
+    assert_eq!(std::fs::read_to_string(file("oidc-ca.pem")).expect("CA").trim(), cert.trim());
     assert_eq!(rendered["workloads"]["node_selector"], json!(["pool=tenants"]));
     assert_eq!(rendered["workloads"]["tolerations"], json!(["caas.dev/pool=tenants:NoSchedule"]));
     assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-identities");

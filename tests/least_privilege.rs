@@ -122,6 +122,19 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     assert!(may(&broker.client, &namespace, "watch", "pods").await);
     assert!(!may(&broker.client, &namespace, "watch", "secrets").await, "only the live view's kinds");
 
+    // The dashboard's members: invited, listed, given another role, signed in with a token of their own, removed.
+    {
+        use caas_broker::broker::members::Role;
+        let alice = "alice@example.test";
+        dashboard_domain.invite(&cluster_id, alice, Role::View).await.expect("invite a member");
+        dashboard_domain.change_role(&cluster_id, alice, Role::Edit).await.expect("change a member's role");
+        let members = dashboard_domain.members(&cluster_id).await.expect("list the members");
+        assert!(members.iter().any(|m| m.name == alice && m.role == Some(Role::Edit)), "{members:?}");
+        let signed_in = dashboard_domain.sign_in_member(&cluster_id, alice, std::time::Duration::from_secs(3600));
+        let (tenant, _) = signed_in.await.expect("a member's sign-in").expect("alice is a member");
+        assert_eq!(tenant.namespace, namespace);
+        assert!(dashboard_domain.revoke(&cluster_id, alice).await.expect("remove a member"));
+    }
     let unbound = broker.unbind(&cluster_id, &format!("{cluster_id}-view"), SMALL).await;
     assert_eq!(unbound.status, StatusCode::OK, "{unbound:?}");
     let update = broker

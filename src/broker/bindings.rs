@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -244,22 +244,7 @@ impl Broker {
         self.apply_identity(&objects.service_account(owner)).await?;
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         apply(&bindings, &objects.role_binding(role)).await?;
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(i64::try_from(expiration).unwrap_or(i64::MAX)),
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let issued = accounts.create_token_request(&objects.account_name(), &PostParams::default(), &request).await?;
-        let status = issued.status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
-        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
-        let expires_at = status
-            .expiration_timestamp
-            .map(|time| time.0)
-            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
-        Ok(IssuedToken { token, issued_at: jiff::Timestamp::now(), expires_at })
+        self.request_token(&objects.account_name(), i64::try_from(expiration).unwrap_or(i64::MAX)).await
     }
 
     /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.

@@ -8,12 +8,14 @@
 //! identities even when the broker is interrupted, and the broker deletes them itself first so that they are revoked
 //! at once. Nothing here is per-replica state: any replica finds an identity by its deterministic name.
 
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 
-use super::Result;
+use super::credentials::IssuedToken;
 use super::{Broker, deleted};
+use super::{Error, Result};
 use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_POD_SECURITY_ENFORCE, MANAGED_BY};
 use crate::k8s::{apply, is_conflict, is_not_found};
 
@@ -34,6 +36,29 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// A new token of the identity `account` that the apiserver accepts for `seconds` (it may shorten that to its own
+    /// `--service-account-max-token-expiration`); [`Error::NotFound`] when the identity no longer exists.
+    pub(super) async fn request_token(&self, account: &str, seconds: i64) -> Result<IssuedToken> {
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec { expiration_seconds: Some(seconds), ..TokenRequestSpec::default() }),
+            ..TokenRequest::default()
+        };
+        let issued = match self.identities().create_token_request(account, &PostParams::default(), &request).await {
+            Ok(issued) => issued,
+            Err(error) if is_not_found(&error) => {
+                return Err(Error::NotFound(format!("identity {account} no longer exists")));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let status = issued.status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
+        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
+        let expires_at = status
+            .expiration_timestamp
+            .map(|time| time.0)
+            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
+        Ok(IssuedToken { token, issued_at: jiff::Timestamp::now(), expires_at })
     }
 
     /// Deletes one identity; also its copy in `legacy_namespace`, where instances and bindings made before version

@@ -12,6 +12,7 @@ mod error;
 mod identities;
 mod instance;
 mod instances;
+pub mod members;
 pub mod model;
 pub mod overview;
 pub mod parameters;

@@ -3,13 +3,13 @@
 //! checked by the apiserver (TokenReview) with the broker's client; what the holder may then read or do is decided by
 //! Kubernetes' RBAC, since the face reads as that identity (see [`super::overview`]).
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 
 use super::{Broker, Error, Result};
-use crate::k8s::names::{self, LABEL_BINDING, LABEL_INSTANCE};
+use crate::k8s::names::{self, LABEL_BINDING, LABEL_INSTANCE, LABEL_MEMBER};
 
 /// Longest token accepted for review: service-account tokens are about 1 KiB; anything far longer is not one.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -86,49 +86,44 @@ impl Broker {
         if !self.is_identity_of(instance_id, &instance.owner, account).await? {
             return Ok(SignIn::Refused(Refusal::NotAnIdentityOfThisInstance));
         }
+        Ok(SignIn::Accepted(self.tenant(instance_id, &namespace, &instance, account)))
+    }
+
+    /// The signed-in identity `account` (a ServiceAccount of the identity namespace) of the virtual cluster
+    /// `instance_id`, whose namespace and record are `namespace` and `instance`.
+    pub(super) fn tenant(
+        &self,
+        instance_id: &str,
+        namespace: &k8s_openapi::api::core::v1::Namespace,
+        instance: &super::instance::StoredInstance,
+        account: &str,
+    ) -> Tenant {
         let (service_name, plan_name) = self.plan_names(&instance.attributes.service_id, &instance.attributes.plan_id);
-        Ok(SignIn::Accepted(Tenant {
+        Tenant {
             instance_id: instance_id.to_owned(),
-            namespace: namespace.metadata.name.unwrap_or_default(),
+            namespace: namespace.metadata.name.clone().unwrap_or_default(),
             service_name,
             plan_name,
+            username: format!("system:serviceaccount:{}:{account}", self.options.identity_namespace),
             account: account.to_owned(),
-            username,
-        }))
+        }
     }
 
     /// A kubeconfig for the signed-in identity's own ServiceAccount with a new token that lasts
     /// [`KUBECONFIG_TOKEN_SECONDS`]: what the identity may do with it is what its role allows in its namespace, no more.
     /// The broker requests the token (tenants cannot reach the identity namespace); deleting the binding revokes it.
     pub async fn kubeconfig(&self, tenant: &Tenant) -> Result<Kubeconfig> {
-        let identities = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.options.identity_namespace);
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(KUBECONFIG_TOKEN_SECONDS),
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let issued = identities.create_token_request(&tenant.account, &PostParams::default(), &request).await;
-        let status = match issued {
-            Ok(issued) => issued.status,
-            Err(error) if crate::k8s::is_not_found(&error) => {
-                return Err(Error::NotFound(format!("identity {} no longer exists", tenant.username)));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let status = status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
-        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
-        let expires_at = status
-            .expiration_timestamp
-            .map(|time| time.0)
-            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
-        let yaml = super::credentials::kubeconfig(&self.endpoint, &tenant.namespace, &tenant.account, &token);
-        Ok(Kubeconfig { yaml, expires_at })
+        let issued =
+            self.request_token(&tenant.account, KUBECONFIG_TOKEN_SECONDS).await.map_err(|error| match error {
+                Error::NotFound(_) => Error::NotFound(format!("identity {} no longer exists", tenant.username)),
+                other => other,
+            })?;
+        let yaml = super::credentials::kubeconfig(&self.endpoint, &tenant.namespace, &tenant.account, &issued.token);
+        Ok(Kubeconfig { yaml, expires_at: issued.expires_at })
     }
 
     /// The user the apiserver authenticates `token` as, if it does.
-    async fn review(&self, token: &str) -> Result<Option<String>> {
+    pub(super) async fn review(&self, token: &str) -> Result<Option<String>> {
         let review = TokenReview {
             spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
             ..TokenReview::default()
@@ -144,6 +139,6 @@ impl Broker {
         let Some(found) = identities.get_opt(account).await? else { return Ok(false) };
         let labels = found.metadata.labels.unwrap_or_default();
         let of_instance = labels.get(LABEL_INSTANCE) == Some(&names::label_value(instance_id));
-        Ok(of_instance && (account == owner || labels.contains_key(LABEL_BINDING)))
+        Ok(of_instance && (account == owner || labels.contains_key(LABEL_BINDING) || labels.contains_key(LABEL_MEMBER)))
     }
 }

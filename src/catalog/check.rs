@@ -57,6 +57,9 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
         if service.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
             errors.push(CatalogError::new(&at, "name: use only letters, digits, '-', '.' and '_' (CLI-friendly)"));
         }
+        if let Some(client) = &service.dashboard_client {
+            check_dashboard_client(&mut errors, &at, client);
+        }
         if service.plans.is_empty() {
             errors.push(CatalogError::new(&at, "plans: a service needs at least one plan"));
         }
@@ -76,6 +79,23 @@ pub fn check(catalog: &Catalog) -> Result<(), Vec<CatalogError>> {
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// A `dashboard_client` names its id, maybe an absolute redirect URI, and never its secret: the catalog file may be
+/// public (the built-in one is), so the secret comes from the configuration.
+fn check_dashboard_client(errors: &mut Vec<CatalogError>, at: &str, client: &crate::catalog::DashboardClient) {
+    non_empty(errors, at, "dashboard_client.id", &client.id);
+    if client.secret.is_some() {
+        errors.push(CatalogError::new(
+            at,
+            "dashboard_client.secret: do not write it in the catalog; set dashboard.cf_sso.client_secret",
+        ));
+    }
+    if let Some(uri) = &client.redirect_uri
+        && !(uri.starts_with("https://") || uri.starts_with("http://"))
+    {
+        errors.push(CatalogError::new(at, "dashboard_client.redirect_uri must be an absolute http(s) URL"));
+    }
 }
 
 fn non_empty(errors: &mut Vec<CatalogError>, at: &str, field: &str, value: &str) {
@@ -218,6 +238,31 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(errors) => errors.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn a_dashboard_client_names_no_secret_and_an_absolute_redirect() {
+        let with = |client: &str| BUILT_IN.replacen("      id: caas-broker-dashboard\n", client, 1);
+        let secret = errors_of(&with("      id: caas-broker-dashboard\n      secret: s3cret\n"));
+        assert!(secret.iter().any(|e| e.contains("dashboard_client.secret: do not write it")), "{secret:#?}");
+        let relative = errors_of(&with("      id: caas-broker-dashboard\n      redirect_uri: /auth/callback\n"));
+        assert!(relative.iter().any(|e| e.contains("dashboard_client.redirect_uri")), "{relative:#?}");
+        let empty = errors_of(&with("      id: \"\"\n"));
+        assert!(empty.iter().any(|e| e.contains("dashboard_client.id must not be empty")), "{empty:#?}");
+    }
+
+    #[test]
+    fn the_dashboard_client_is_served_only_with_single_sign_on_and_gets_its_secret_and_redirect() {
+        let catalog = Catalog::from_yaml(BUILT_IN).expect("built-in");
+        assert_eq!(catalog.dashboard_client().map(|c| c.id.as_str()), Some("caas-broker-dashboard"));
+        let off = catalog.clone().for_dashboard(None, Some("https://dash.example"));
+        assert!(off.dashboard_client().is_none(), "without single sign-on no client is served");
+        let on = catalog.for_dashboard(Some("s3cret"), Some("https://dash.example/"));
+        let client = on.dashboard_client().expect("served");
+        assert_eq!(client.secret.as_deref(), Some("s3cret"));
+        assert_eq!(client.redirect_uri.as_deref(), Some("https://dash.example/auth/callback"));
+        let served = serde_json::to_value(&on).expect("JSON");
+        assert_eq!(served["services"][0]["dashboard_client"]["id"], "caas-broker-dashboard");
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct Service {
     /// Whether plans can be changed (plans may override).
     #[serde(default)]
     pub plan_updateable: bool,
+    /// The OAuth client of the dashboard's Cloud Foundry single sign-on, which the Cloud Controller registers at UAA.
+    /// The file names it (id, maybe redirect_uri); the secret comes from the configuration ([`Catalog::for_dashboard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_client: Option<DashboardClient>,
     /// Display metadata in the Cloud Foundry conventions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
@@ -62,6 +66,20 @@ pub struct Service {
     /// What kind of thing the broker builds for this offering. Never served.
     #[serde(skip_serializing)]
     pub broker: ServiceSettings,
+}
+
+/// OSB's `dashboard_client` of a service offering: the OAuth client Cloud Foundry registers for its dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardClient {
+    /// The client id at UAA.
+    pub id: String,
+    /// The client secret: never in the catalog file (which may be public); filled in from the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Where UAA sends the user back: the dashboard's `/auth/callback` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 /// Broker-only settings of a service offering.
@@ -275,6 +293,29 @@ impl Catalog {
     pub fn built_in() -> Catalog {
         #[allow(clippy::expect_used)]
         Catalog::from_yaml(BUILT_IN).expect("the built-in catalog passes its own checks (tested)")
+    }
+
+    /// The catalog as served with the dashboard at `dashboard_url`: with Cloud Foundry's single sign-on configured
+    /// (`secret`), every `dashboard_client` gets that secret and, when it names none, the redirect URI
+    /// `<dashboard_url>/auth/callback`; without it, no `dashboard_client` is served (a platform would register a client
+    /// that cannot sign anyone in).
+    pub fn for_dashboard(mut self, secret: Option<&str>, dashboard_url: Option<&str>) -> Catalog {
+        for service in &mut self.services {
+            service.dashboard_client = match (service.dashboard_client.take(), secret, dashboard_url) {
+                (Some(mut client), Some(secret), Some(url)) => {
+                    client.secret = Some(secret.to_owned());
+                    client.redirect_uri.get_or_insert_with(|| format!("{}/auth/callback", url.trim_end_matches('/')));
+                    Some(client)
+                }
+                _ => None,
+            };
+        }
+        self
+    }
+
+    /// The dashboard client of the first offering that has one (the dashboard's Cloud Foundry sign-in uses it).
+    pub fn dashboard_client(&self) -> Option<&DashboardClient> {
+        self.services.iter().find_map(|service| service.dashboard_client.as_ref())
     }
 
     /// The service with this id.

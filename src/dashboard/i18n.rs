@@ -167,6 +167,49 @@ pub struct Text {
     pub live_no_logs: &'static str,
     /// No such object, or not one this identity may see.
     pub live_no_such_object: &'static str,
+    // --- Members and sign-in through an identity provider (access) ---
+    /// Members heading and the overview's link to them.
+    pub members: &'static str,
+    /// Column: a member's name.
+    pub member_name: &'static str,
+    /// Column: a member's role.
+    pub role: &'static str,
+    /// Marks the owner.
+    pub owner: &'static str,
+    /// What a member is.
+    pub members_help: &'static str,
+    /// Said to those who may not manage members (and, unless Kubernetes lets them list RoleBindings, see none).
+    pub members_read_only: &'static str,
+    /// The invite button.
+    pub invite: &'static str,
+    /// The change-role button.
+    pub change_role: &'static str,
+    /// The remove button.
+    pub revoke: &'static str,
+    /// A name or role that is not valid.
+    pub invalid_member: &'static str,
+    /// Inviting someone who is a member already.
+    pub already_member: &'static str,
+    /// Changing or removing someone who is not a member.
+    pub no_such_member: &'static str,
+    /// A request to manage members from someone who may not.
+    pub members_forbidden: &'static str,
+    /// The button of the generic OpenID Connect provider.
+    pub sign_in_oidc: &'static str,
+    /// The button of Cloud Foundry's single sign-on.
+    pub sign_in_cf: &'static str,
+    /// Before the token form, when providers are offered.
+    pub or_token: &'static str,
+    /// Signed in at the provider, but not a member.
+    pub not_invited: &'static str,
+    /// Cloud Foundry gives no permission on the instance.
+    pub cf_no_permission: &'static str,
+    /// A sign-in that expired, was tampered with or replayed.
+    pub login_failed: &'static str,
+    /// The provider or the Cloud Controller does not answer.
+    pub provider_unavailable: &'static str,
+    /// A member changed by someone else at the same moment.
+    pub changed_meanwhile: &'static str,
 }
 
 impl Text {
@@ -319,6 +362,35 @@ pub static EN: Text = Text {
     live_logs_hint: "The last lines, following as the container writes (without JavaScript, reload for more).",
     live_no_logs: "No logs: the container has not started, or its node keeps none.",
     live_no_such_object: "No such object, or not one this identity may see.",
+    // --- Members and sign-in through an identity provider (access) ---
+    members: "Members",
+    member_name: "Name",
+    role: "Role",
+    owner: "owner",
+    members_help: "People sign in to this virtual cluster with their identity provider under the name it gives them \
+                   (for example their email). Roles: admin (everything, including members), edit (workloads), view \
+                   (read only).",
+    members_read_only: "Only an admin of this virtual cluster manages its members: ask one to invite someone or to \
+                        change a role.",
+    invite: "Invite",
+    change_role: "Change role",
+    revoke: "Remove",
+    invalid_member: "Check the name (1 to 256 bytes, no control characters or surrounding spaces, not starting with \
+                     cf:) and the role (admin, edit or view). Nothing was changed.",
+    already_member: "This person is already a member: change their role instead.",
+    no_such_member: "There is no such member (or it is the owner, who cannot be changed or removed here).",
+    members_forbidden: "Only an admin of this virtual cluster may manage its members.",
+    sign_in_oidc: "Sign in with your organization's account",
+    sign_in_cf: "Sign in with Cloud Foundry",
+    or_token: "Or sign in with a token:",
+    not_invited: "You are signed in at the identity provider, but you are not a member of this virtual cluster. Ask \
+                  an admin of the virtual cluster for an invitation.",
+    cf_no_permission: "Cloud Foundry does not give you access to this service instance. Ask a manager of its space \
+                       for access.",
+    login_failed: "The sign-in could not be completed: it expired, was already used or was tampered with. Start \
+                   again from the sign-in page.",
+    provider_unavailable: "The identity provider or Cloud Foundry does not answer. Try again in a moment.",
+    changed_meanwhile: "Someone changed this member at the same moment: check the list and try again.",
 };
 
 /// Korean.
@@ -441,6 +513,33 @@ pub static KO: Text = Text {
     live_logs_hint: "마지막 줄들이며, 컨테이너가 쓰는 대로 이어집니다 (JavaScript가 없으면 새로 고치세요).",
     live_no_logs: "로그가 없습니다: 컨테이너가 시작되지 않았거나 노드가 로그를 보관하지 않습니다.",
     live_no_such_object: "그런 오브젝트가 없거나 이 아이디로 볼 수 없습니다.",
+    // --- Members and sign-in through an identity provider (access) ---
+    members: "멤버",
+    member_name: "이름",
+    role: "역할",
+    owner: "소유자",
+    members_help: "멤버는 ID 공급자가 부여한 이름(예: 이메일)으로 이 가상 클러스터에 로그인합니다. 역할: admin(멤버 \
+                   관리를 포함한 모든 권한), edit(워크로드), view(읽기 전용).",
+    members_read_only: "이 가상 클러스터의 멤버는 admin만 관리합니다: 초대나 역할 변경은 admin에게 요청하세요.",
+    invite: "초대",
+    change_role: "역할 변경",
+    revoke: "제거",
+    invalid_member: "이름(1~256바이트, 제어 문자나 앞뒤 공백 없이, cf:로 시작하지 않음)과 역할(admin, edit, view)을 \
+                     확인하세요. 아무것도 바뀌지 않았습니다.",
+    already_member: "이미 멤버입니다: 역할을 바꾸세요.",
+    no_such_member: "그런 멤버가 없습니다(소유자는 여기서 바꾸거나 제거할 수 없습니다).",
+    members_forbidden: "이 가상 클러스터의 admin만 멤버를 관리할 수 있습니다.",
+    sign_in_oidc: "조직 계정으로 로그인",
+    sign_in_cf: "Cloud Foundry 계정으로 로그인",
+    or_token: "또는 토큰으로 로그인:",
+    not_invited: "ID 공급자에는 로그인했지만 이 가상 클러스터의 멤버가 아닙니다. 가상 클러스터의 admin에게 초대를 \
+                  요청하세요.",
+    cf_no_permission: "Cloud Foundry에서 이 서비스 인스턴스에 접근할 권한이 없습니다. 해당 스페이스의 관리자에게 \
+                       권한을 요청하세요.",
+    login_failed: "로그인을 마치지 못했습니다: 만료되었거나 이미 사용되었거나 변조되었습니다. 로그인 페이지에서 \
+                   다시 시작하세요.",
+    provider_unavailable: "ID 공급자 또는 Cloud Foundry가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
+    changed_meanwhile: "다른 사람이 같은 순간에 이 멤버를 바꿨습니다: 목록을 확인하고 다시 시도하세요.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -11,7 +11,9 @@ mod assets;
 mod guard;
 mod i18n;
 pub mod live;
+mod login;
 mod logs;
+mod members;
 mod pages;
 mod respond;
 mod sessions;
@@ -38,6 +40,10 @@ pub struct DashboardOptions {
     pub session_lifetime: Duration,
     /// Most sessions held at once.
     pub max_sessions: usize,
+    /// Sign-in through a generic OpenID Connect provider, if configured.
+    pub oidc: Option<crate::config::OidcSettings>,
+    /// Cloud Foundry's single sign-on, if configured.
+    pub cf_sso: Option<crate::config::CfSsoSettings>,
 }
 
 impl DashboardOptions {
@@ -47,6 +53,8 @@ impl DashboardOptions {
             base_url: settings.dashboard_own_url(bound),
             session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
             max_sessions: settings.dashboard.max_sessions,
+            oidc: settings.dashboard.oidc.clone(),
+            cf_sso: settings.dashboard.cf_sso.clone(),
         }
     }
 }
@@ -61,6 +69,8 @@ struct Dashboard {
     secure_cookie: bool,
     /// The live view's watches, shared by every viewer of a namespace.
     hub: live::Hub,
+    /// The identity providers users may sign in with, and the sign-ins under way there.
+    logins: login::Logins,
 }
 
 type DashboardState = Arc<Dashboard>;
@@ -70,8 +80,16 @@ type DashboardState = Arc<Dashboard>;
 pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Config) -> Router {
     let origin = guard::origin_of(&options.base_url);
     let hub = live::Hub::new(Arc::new(live::KubeWatches { client: broker.client().clone() }));
+    let logins = login::Logins::new(
+        options.oidc.as_ref(),
+        options.cf_sso.as_ref(),
+        broker.catalog(),
+        &options.base_url,
+        options.max_sessions,
+    );
     let state = Arc::new(Dashboard {
         hub,
+        logins,
         broker,
         sessions: Sessions::new(options.session_lifetime, options.max_sessions),
         user_base: cluster,
@@ -92,6 +110,12 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
+        .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
+        .route("/instances/{instance_id}/login/cf", get(login::start_cf))
+        .route(login::CALLBACK_PATH, get(login::callback))
+        .route("/instances/{instance_id}/members", get(members::page).post(members::invite))
+        .route("/instances/{instance_id}/members/role", post(members::change_role))
+        .route("/instances/{instance_id}/members/revoke", post(members::revoke))
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))

@@ -26,6 +26,8 @@ struct LoginPage<'a> {
     instance_id: &'a str,
     action: String,
     error: Option<&'static str>,
+    /// A button per identity provider configured: (where it starts, its label).
+    providers: Vec<(String, &'static str)>,
 }
 
 /// One alert as shown.
@@ -219,11 +221,17 @@ pub async fn login_form(
     if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
         return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
     }
-    render(StatusCode::OK, &login_page(text, &instance_id, None))
+    let providers = state.logins.buttons(text, &instance_id);
+    render(StatusCode::OK, &login_page(text, &instance_id, None, providers))
 }
 
-fn login_page<'a>(text: &'static Text, instance_id: &'a str, error: Option<&'static str>) -> LoginPage<'a> {
-    LoginPage { text, instance_id, action: login_path(instance_id), error }
+fn login_page<'a>(
+    text: &'static Text,
+    instance_id: &'a str,
+    error: Option<&'static str>,
+    providers: Vec<(String, &'static str)>,
+) -> LoginPage<'a> {
+    LoginPage { text, instance_id, action: login_path(instance_id), error, providers }
 }
 
 /// POST /instances/:instance_id/login — checks the token and starts a session. An unknown instance is refused like a
@@ -238,7 +246,8 @@ pub async fn login(
     if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
         return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
     }
-    let refused = || render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(text.refused)));
+    let providers = state.logins.buttons(text, &instance_id);
+    let refused = || render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(text.refused), providers));
     let tenant = match state.broker.sign_in(&instance_id, &form.token).await {
         Ok(SignIn::Accepted(tenant)) => tenant,
         Ok(SignIn::Refused(reason)) => {
@@ -252,16 +261,29 @@ pub async fn login(
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
         }
     };
-    let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, form.token.trim())) {
+    start_session(&state, &headers, text, tenant, form.token.trim())
+}
+
+/// Starts a session for `tenant`, whose requests are then made with `token`, ending the visitor's previous one; sends
+/// them to the overview with the session cookie. Every way of signing in ends here.
+pub(super) fn start_session(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    text: &'static Text,
+    tenant: crate::broker::Tenant,
+    token: &str,
+) -> Response {
+    let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, token)) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a client for a signed-in user");
             return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
         }
     };
-    if let Some(previous) = session_id(&headers) {
+    if let Some(previous) = session_id(headers) {
         state.sessions.end(&previous);
     }
+    let instance_id = tenant.instance_id.clone();
     tracing::info!(instance_id, user = %tenant.username, "signed in to the dashboard");
     let id = match state.sessions.start(tenant, client) {
         Ok(id) => id,
@@ -410,7 +432,12 @@ mod tests {
 
     #[test]
     fn the_sign_in_page_posts_to_its_instance_and_says_why_a_token_was_refused() {
-        let html = login_page(&i18n::EN, "a b", Some(i18n::EN.refused)).render().expect("renders");
+        let html = login_page(&i18n::EN, "a b", Some(i18n::EN.refused), Vec::new()).render().expect("renders");
+        assert!(!html.contains("providers"), "no provider, only the token form: {html}");
+        let buttons = vec![("/instances/a%20b/login/oidc".to_owned(), i18n::EN.sign_in_oidc)];
+        let with_provider = login_page(&i18n::EN, "a b", None, buttons).render().expect("renders");
+        assert!(with_provider.contains(r#"<a class="button" href="/instances/a%20b/login/oidc">"#), "{with_provider}");
+        assert!(with_provider.contains(r#"type="password""#), "the token form stays");
         assert!(html.contains(r#"action="/instances/a%20b/login""#), "{html}");
         assert!(html.contains(r#"type="password""#) && html.contains(i18n::EN.refused));
         assert!(!html.contains("<script"));

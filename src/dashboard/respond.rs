@@ -44,12 +44,17 @@ pub fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -
 
 /// The session id the request's cookie carries, if any.
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The non-empty value of the cookie `name` the request carries, if any.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
         .filter(|id| !id.is_empty())
 }
 

@@ -75,10 +75,7 @@ impl BindingObjects {
     /// The binding's own ServiceAccount, in the identity namespace, owned by the tenant namespace so that it goes
     /// with the virtual cluster.
     pub fn service_account(&self, owner: Option<OwnerReference>) -> ServiceAccount {
-        let mut metadata = self.tenant_meta();
-        metadata.namespace = Some(self.identity_namespace.clone());
-        metadata.owner_references = owner.map(|owner| vec![owner]);
-        ServiceAccount { metadata, automount_service_account_token: Some(false), ..Default::default() }
+        identity_account(self.tenant_meta(), &self.identity_namespace, owner)
     }
 
     /// Grants the ServiceAccount the built-in ClusterRole `role` in the tenant namespace only.
@@ -104,4 +101,18 @@ impl BindingObjects {
             ..Secret::default()
         }
     }
+}
+
+/// An identity's ServiceAccount: `metadata` moved to the identity namespace, owned by the tenant namespace `owner` so
+/// that it goes with the virtual cluster, and with no token mounted anywhere (the broker requests its tokens).
+/// Bindings and members are both made of one.
+pub fn identity_account(
+    metadata: ObjectMeta,
+    identity_namespace: &str,
+    owner: Option<OwnerReference>,
+) -> ServiceAccount {
+    let mut metadata = metadata;
+    metadata.namespace = Some(identity_namespace.to_owned());
+    metadata.owner_references = owner.map(|owner| vec![owner]);
+    ServiceAccount { metadata, automount_service_account_token: Some(false), ..Default::default() }
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod binding;
+pub mod member;
 pub mod names;
 pub mod quota;
 pub mod virtual_cluster;

@@ -60,6 +60,11 @@ pub const ANNOTATION_IDENTITY_NAMESPACE: &str = "caas-broker.io/identity-namespa
 /// Set, with a timestamp, once every object of the instance has been applied.
 pub const ANNOTATION_PROVISIONED: &str = "caas-broker.io/provisioned-at";
 
+/// Marks a member's ServiceAccount and RoleBinding (value `true`): a person invited on the dashboard.
+pub const LABEL_MEMBER: &str = "caas-broker.io/member";
+/// The member's name exactly as the identity provider gives it (an email, `cf:<user id>`).
+pub const ANNOTATION_MEMBER: &str = "caas-broker.io/member-name";
+
 /// The tenant's ResourceQuota.
 pub const QUOTA_NAME: &str = "caas-quota";
 /// The tenant's LimitRange.
@@ -113,6 +118,13 @@ pub fn short_label(prefix: &str, id: &str, max: usize) -> String {
 /// instance is recorded in [`ANNOTATION_CREATED_BY`]).
 pub fn owner_account(instance_id: &str) -> String {
     dns_label("caas-owner-", instance_id)
+}
+
+/// The name of a member's ServiceAccount in the identity namespace (and of its RoleBinding in the tenant namespace):
+/// a hash of the instance id and the member's name, since a name may be any string and the same person may be a
+/// member of several virtual clusters.
+pub fn member_account(instance_id: &str, member: &str) -> String {
+    format!("caas-member-{}", &hash(&format!("{instance_id}\n{member}"))[..40])
 }
 
 fn hash(text: &str) -> String {

@@ -1,0 +1,299 @@
+//! The members page of a virtual cluster: who may sign in and with which role; for its admins, the forms to invite,
+//! change a role and remove. What the visitor may see and do is Kubernetes' answer to *their* client: whoever may list
+//! RoleBindings in the namespace sees the members, whoever may create them gets the forms; every change is refused
+//! (403) unless that answer is yes, whatever the request says. Others (`edit`, `view`) are told to ask an admin.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::i18n::Text;
+use super::respond::{login_path, message, render, see_other, signed_in, text_for};
+use super::sessions::Session;
+use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
+use crate::broker::{Error, percent_encode};
+
+/// The members page.
+#[derive(Template)]
+#[template(path = "members.html", config = "src/dashboard/askama.toml")]
+struct MembersPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    members: &'a [Member],
+    /// Whether the visitor may see the members.
+    listed: bool,
+    /// Whether the visitor may change them.
+    manage: bool,
+    error: Option<&'static str>,
+    roles: &'static [Role],
+    default_role: &'static str,
+    overview_path: String,
+    invite_action: String,
+    role_action: String,
+    revoke_action: String,
+}
+
+impl MembersPage<'_> {
+    /// A member's role as shown: `-` while a change of role replaces its RoleBinding.
+    fn member_role(&self, member: &Member) -> &'static str {
+        member.role.map_or("-", Role::as_str)
+    }
+}
+
+/// The fields of the members forms; missing ones are empty, and refused as invalid.
+#[derive(Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// The members page's path.
+pub fn members_path(instance_id: &str) -> String {
+    format!("/instances/{}/members", percent_encode(instance_id))
+}
+
+/// What the visitor may do with members; a token the apiserver no longer accepts ends the session.
+async fn access(
+    state: &DashboardState,
+    id: &str,
+    session: &Session,
+    text: &'static Text,
+    manage_only: bool,
+) -> Result<MembersAccess, Box<Response>> {
+    let (client, namespace) = (&session.client, &session.tenant.namespace);
+    let answer = if manage_only {
+        may_manage_members(client, namespace)
+            .await
+            .map(|manage| if manage { MembersAccess::Manage } else { MembersAccess::Hidden })
+    } else {
+        members_access(client, namespace).await
+    };
+    match answer {
+        Ok(access) => Ok(access),
+        Err(Error::Unavailable(_)) => {
+            Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
+        }
+        Err(error) => {
+            // Most often the member was removed or the token expired: the user signs in again.
+            tracing::warn!(instance_id = %session.tenant.instance_id, %error, "access review as the signed-in user failed; ending the session");
+            state.sessions.end(id);
+            Err(Box::new(see_other(&login_path(&session.tenant.instance_id))))
+        }
+    }
+}
+
+/// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let access = match access(&state, &id, &session, text, false).await {
+        Ok(access) => access,
+        Err(answer) => return *answer,
+    };
+    render_page(&state, text, &session, access, StatusCode::OK, None).await
+}
+
+async fn render_page(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    access: MembersAccess,
+    status: StatusCode,
+    error: Option<&'static str>,
+) -> Response {
+    let instance_id = &session.tenant.instance_id;
+    let listed = access != MembersAccess::Hidden;
+    let members = if listed { state.broker.members(instance_id).await } else { Ok(Vec::new()) };
+    let members = match members {
+        Ok(members) => members,
+        Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        Err(error) => {
+            tracing::warn!(instance_id, %error, "the members could not be listed");
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+        }
+    };
+    let base = members_path(instance_id);
+    let page = MembersPage {
+        text,
+        session,
+        members: &members,
+        listed,
+        manage: access == MembersAccess::Manage,
+        error,
+        roles: &Role::ALL,
+        default_role: Role::View.as_str(),
+        overview_path: format!("/instances/{}", percent_encode(instance_id)),
+        invite_action: base.clone(),
+        role_action: format!("{base}/role"),
+        revoke_action: format!("{base}/revoke"),
+    };
+    render(status, &page)
+}
+
+/// What a change asks for.
+enum Change {
+    Invite,
+    Role,
+    Revoke,
+}
+
+/// POST /instances/:instance_id/members — invite a member (name, role).
+pub async fn invite(
+    state: State<DashboardState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    form: Form<MemberForm>,
+) -> Response {
+    change(state, path, headers, form, Change::Invite).await
+}
+
+/// POST /instances/:instance_id/members/role — give a member another role (name, role).
+pub async fn change_role(
+    state: State<DashboardState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    form: Form<MemberForm>,
+) -> Response {
+    change(state, path, headers, form, Change::Role).await
+}
+
+/// POST /instances/:instance_id/members/revoke — remove a member (name); their tokens stop working at once.
+pub async fn revoke(
+    state: State<DashboardState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    form: Form<MemberForm>,
+) -> Response {
+    change(state, path, headers, form, Change::Revoke).await
+}
+
+async fn change(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<MemberForm>,
+    change: Change,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    match access(&state, &id, &session, text, true).await {
+        Ok(MembersAccess::Manage) => {}
+        Ok(_) => {
+            tracing::info!(instance_id, user = %session.tenant.username, "refused a change of members from a non-admin");
+            return message(StatusCode::FORBIDDEN, text, text.members_forbidden, true);
+        }
+        Err(answer) => return *answer,
+    }
+    let broker = &state.broker;
+    let done = match &change {
+        Change::Invite => match Role::parse(&form.role) {
+            Ok(role) => broker.invite(&instance_id, &form.name, role).await,
+            Err(error) => Err(error),
+        },
+        Change::Role => match Role::parse(&form.role) {
+            Ok(role) => broker.change_role(&instance_id, &form.name, role).await,
+            Err(error) => Err(error),
+        },
+        Change::Revoke => match broker.revoke(&instance_id, &form.name).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotFound(format!("{} is not a member", form.name))),
+            Err(error) => Err(error),
+        },
+    };
+    let (status, error) = match done {
+        Ok(()) => return see_other(&members_path(&instance_id)),
+        Err(Error::BadRequest(_)) => (StatusCode::BAD_REQUEST, text.invalid_member),
+        Err(Error::Conflict(_)) if matches!(change, Change::Invite) => (StatusCode::CONFLICT, text.already_member),
+        Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.changed_meanwhile),
+        Err(Error::NotFound(_)) => (StatusCode::NOT_FOUND, text.no_such_member),
+        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error) => {
+            tracing::error!(instance_id, %error, "a change of members failed");
+            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true);
+        }
+    };
+    render_page(&state, text, &session, MembersAccess::Manage, status, Some(error)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::Tenant;
+
+    fn session() -> Session {
+        let tenant = Tenant {
+            instance_id: "inst 1".to_owned(),
+            namespace: "caas-inst-1".to_owned(),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
+        let id = sessions.start(tenant, client).expect("id");
+        sessions.find(&id).expect("session")
+    }
+
+    fn page<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> String {
+        let base = members_path("inst 1");
+        MembersPage {
+            text: &i18n::EN,
+            session,
+            members,
+            listed,
+            manage,
+            error: Some(i18n::EN.invalid_member),
+            roles: &Role::ALL,
+            default_role: Role::View.as_str(),
+            overview_path: "/instances/inst%201".to_owned(),
+            invite_action: base.clone(),
+            role_action: format!("{base}/role"),
+            revoke_action: format!("{base}/revoke"),
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[tokio::test]
+    async fn admins_get_the_forms_others_only_the_list_and_names_are_escaped() {
+        let session = session();
+        let members = [
+            Member { name: "cloudfoundry owner".to_owned(), role: Some(Role::Admin), owner: true },
+            Member { name: "<script>alert(1)</script>".to_owned(), role: Some(Role::Edit), owner: false },
+            Member { name: "bob@example.test".to_owned(), role: None, owner: false },
+        ];
+        let html = page(&session, &members, true, true);
+        assert!(html.contains(r#"<form method="post" action="/instances/inst%201/members">"#), "{html}");
+        assert!(html.contains(r#"action="/instances/inst%201/members/role""#));
+        assert!(html.contains(r#"action="/instances/inst%201/members/revoke""#));
+        assert!(html.contains(r#"<option value="edit" selected>"#), "the member's role is preselected: {html}");
+        assert!(html.contains("admin (owner)") && html.contains(r#"<td class="member-role">-</td>"#));
+        assert_eq!(html.matches("members/revoke").count(), 2, "no removal of the owner");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
+        assert!(html.contains(i18n::EN.invalid_member) && !html.contains("style="));
+        let read_only = page(&session, &members, true, false);
+        assert!(
+            read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
+        );
+    }
+}

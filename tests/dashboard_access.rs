@@ -1,0 +1,682 @@
+//! Members and roles of a virtual cluster, and sign-in through an identity provider, against the real control plane
+//! (and, for the providers, the real Dex of `tests/oidc/dex.sh`): an admin invites a member, whose token can do what
+//! the role allows and no more (the apiserver decides); a change of role replaces the RoleBinding; a removal revokes
+//! the member's tokens at once; only admins may manage members, whatever a forged request says.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caas_broker::broker::Broker;
+use caas_broker::config::Settings;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::broker::*;
+use support::cluster::{cluster, eventually};
+use support::http::{HttpAnswer, form_encode, send};
+
+/// The broker under test with its dashboard served in-process on a free loopback port, and its domain, through which
+/// the test does what a sign-in through a provider does (a member's token).
+struct Served {
+    broker: TestBroker,
+    domain: Arc<Broker>,
+    address: SocketAddr,
+    origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Serves the dashboard on `listener`, with `configure` applied to the settings.
+async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
+    let address = listener.local_addr().expect("address");
+    let broker = TestBroker::start(|settings| {
+        settings.dashboard.base_url = None;
+        settings.dashboard.listen = address;
+        configure(settings);
+    })
+    .await;
+    let domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("broker");
+    let cluster_config = cluster().admin_config().await;
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the dashboard serves");
+    });
+    let origin = broker.settings.dashboard_own_url(address);
+    Served { broker, domain, address, origin, server }
+}
+
+async fn serve() -> Served {
+    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
+}
+
+impl Served {
+    async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
+        send(self.address, "GET", path, &[("cookie", cookie)], "").await
+    }
+
+    /// A form post from the dashboard's own pages.
+    async fn post(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> HttpAnswer {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+        let headers = [
+            ("cookie", cookie),
+            ("origin", self.origin.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        send(self.address, "POST", path, &headers, &body.join("&")).await
+    }
+
+    /// Signs in with `token` on the token form; the session cookie.
+    async fn sign_in(&self, instance_id: &str, token: &str) -> String {
+        let answer = self.post(&format!("/instances/{instance_id}/login"), "", &[("token", token)]).await;
+        assert_eq!(answer.status, 303, "sign-in with a token: {answer:?}");
+        cookie_of(&answer)
+    }
+
+    fn identities(&self) -> String {
+        self.broker.settings.kubernetes.identity_namespace.clone()
+    }
+}
+
+fn cookie_of(answer: &HttpAnswer) -> String {
+    let set = answer.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// Provisions a small virtual cluster; its id.
+async fn instance(broker: &TestBroker) -> String {
+    let id = format!("acc-{:08x}", rand::random::<u32>());
+    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    assert_eq!(provisioned.status, axum::http::StatusCode::CREATED, "{provisioned:?}");
+    id
+}
+
+/// A binding of `instance_id` with `role`; its token.
+async fn binding_token(broker: &TestBroker, instance_id: &str, role: &str) -> String {
+    let binding_id = format!("{instance_id}-{role}");
+    let bound = broker.bind(instance_id, &binding_id, SMALL, json!({ "parameters": { "role": role } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    bound.body["credentials"]["token"].as_str().expect("token").to_owned()
+}
+
+async fn client_with_token(token: &str) -> Client {
+    let config = caas_broker::k8s::as_user(&cluster().admin_config().await, token);
+    Client::try_from(config).expect("client")
+}
+
+/// Whether the apiserver accepts `token` (TokenReview, as the admin).
+async fn accepted(token: &str) -> bool {
+    let review = TokenReview {
+        spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
+        ..TokenReview::default()
+    };
+    let answer = Api::<TokenReview>::all(cluster().admin().await).create(&PostParams::default(), &review).await;
+    answer.expect("TokenReview").status.and_then(|s| s.authenticated).unwrap_or(false)
+}
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": 0,
+            "selector": { "matchLabels": { "app": name } },
+            "template": { "metadata": { "labels": { "app": name } },
+                          "spec": { "containers": [{ "name": "web", "image": "example.invalid/web:1" }] } }
+        }
+    }))
+    .expect("deployment")
+}
+
+/// The status of creating a deployment as `client` in `namespace` (201, or the apiserver's refusal).
+async fn create_deployment(client: &Client, namespace: &str, name: &str) -> u16 {
+    match Api::<Deployment>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &deployment(name))
+        .await
+    {
+        Ok(_) => 201,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("creating a deployment: {other}"),
+    }
+}
+
+/// The member accounts of an instance in the identity namespace.
+async fn member_accounts(served: &Served, instance_id: &str) -> Vec<String> {
+    let accounts = Api::<ServiceAccount>::namespaced(cluster().admin().await, &served.identities());
+    let selector = format!("caas-broker.io/member=true,caas-broker.io/instance={instance_id}");
+    let listed = accounts.list_metadata(&ListParams::default().labels(&selector)).await.expect("list");
+    listed.items.into_iter().filter_map(|a| a.metadata.name).collect()
+}
+
+#[tokio::test]
+async fn admins_invite_members_whose_roles_the_apiserver_enforces_and_removal_revokes_at_once() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let id = instance(broker).await;
+    let namespace = broker.namespace(&id);
+    let members_path = format!("/instances/{id}/members");
+    let admin = served.sign_in(&id, &binding_token(broker, &id, "admin").await).await;
+
+    // The admin sees the forms; the overview links to the page.
+    let overview = served.get(&format!("/instances/{id}"), &admin).await;
+    assert!(overview.body.contains(&format!(r#"href="/instances/{id}/members""#)), "{}", overview.body);
+    let page = served.get(&members_path, &admin).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(r#"id="invite""#) && !page.body.contains(r#"id="read-only""#), "{}", page.body);
+    assert!(page.body.contains("admin (owner)"), "the owner is listed: {}", page.body);
+
+    // Invite alice as view: a ServiceAccount in the identity namespace, a RoleBinding to `view` in the tenant's.
+    let alice = "alice@example.test";
+    let invited = served.post(&members_path, &admin, &[("name", alice), ("role", "view")]).await;
+    assert_eq!((invited.status, invited.header("location")), (303, Some(members_path.as_str())), "{invited:?}");
+    let account = caas_broker::k8s::names::member_account(&id, alice);
+    let accounts = Api::<ServiceAccount>::namespaced(cluster().admin().await, &served.identities());
+    let made = accounts.get(&account).await.expect("alice's ServiceAccount");
+    assert_eq!(made.metadata.annotations.expect("annotations")["caas-broker.io/member-name"], alice);
+    assert_eq!(made.metadata.labels.expect("labels")["caas-broker.io/instance"], id);
+    let bindings = Api::<RoleBinding>::namespaced(cluster().admin().await, &namespace);
+    assert_eq!(bindings.get(&account).await.expect("alice's RoleBinding").role_ref.name, "view");
+    let listed = served.get(&members_path, &admin).await;
+    assert!(listed.body.contains(alice), "{}", listed.body);
+    let again = served.post(&members_path, &admin, &[("name", alice), ("role", "edit")]).await;
+    assert_eq!(again.status, 409, "inviting a member twice: {again:?}");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view", "unchanged");
+
+    // Alice's session token (what a sign-in through a provider gets): reads, but cannot create a deployment.
+    let (tenant, token) = served
+        .domain
+        .sign_in_member(&id, alice, Duration::from_secs(3600))
+        .await
+        .expect("sign-in")
+        .expect("alice is a member");
+    assert_eq!(tenant.account, account);
+    let as_alice = client_with_token(&token).await;
+    Api::<Pod>::namespaced(as_alice.clone(), &namespace).list(&ListParams::default()).await.expect("view lists pods");
+    assert_eq!(create_deployment(&as_alice, &namespace, "by-viewer").await, 403, "view may not create");
+    let alice_cookie = served.sign_in(&id, &token).await;
+    let her_overview = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!(her_overview.status, 200, "the token form accepts a member's token: {her_overview:?}");
+    assert!(her_overview.body.contains(&account), "signed in as her member identity");
+    let her_page = served.get(&members_path, &alice_cookie).await;
+    assert!(her_page.body.contains(r#"id="read-only""#) && !her_page.body.contains(r#"id="invite""#));
+    assert!(!her_page.body.contains("admin (owner)"), "view may not list RoleBindings: no member list either");
+
+    // Alice (view) forges an invitation and a role change: refused by the server, nothing made or changed.
+    let forged =
+        served.post(&members_path, &alice_cookie, &[("name", "mallory@example.test"), ("role", "admin")]).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    let role_path = format!("{members_path}/role");
+    let forged_role = served.post(&role_path, &alice_cookie, &[("name", alice), ("role", "admin")]).await;
+    assert_eq!(forged_role.status, 403);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()], "nothing made by a forged request");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view");
+
+    // Change to edit: the RoleBinding is replaced, and now she may create a deployment.
+    let changed = served.post(&format!("{members_path}/role"), &admin, &[("name", alice), ("role", "edit")]).await;
+    assert_eq!(changed.status, 303, "{changed:?}");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "edit");
+    eventually(Duration::from_secs(20), "alice (edit) creating a deployment", || async {
+        (create_deployment(&as_alice, &namespace, "by-editor").await == 201).then_some(())
+    })
+    .await;
+
+    // An edit identity gets no forms and a 403 too.
+    let editor = served.sign_in(&id, &binding_token(broker, &id, "edit").await).await;
+    let editor_page = served.get(&members_path, &editor).await;
+    assert!(!editor_page.body.contains("admin (owner)"), "nor may edit");
+    assert!(
+        editor_page.body.contains(r#"id="read-only""#)
+            && !editor_page.body.contains("<form method=\"post\" action=\"/instances")
+    );
+    let forged = served.post(&format!("{members_path}/revoke"), &editor, &[("name", alice)]).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(accepted(&token).await, "alice is still a member");
+
+    // Invalid names and roles: 400 with the reason, nothing made.
+    for fields in [
+        vec![("name", ""), ("role", "view")],
+        vec![("name", "bob@example.test"), ("role", "cluster-admin")],
+        vec![("name", "bob@example.test")],
+        vec![("name", "cf:1234"), ("role", "view")],
+        vec![("name", " bob"), ("role", "view")],
+    ] {
+        let refused = served.post(&members_path, &admin, &fields).await;
+        assert_eq!(refused.status, 400, "{fields:?}: {refused:?}");
+        assert!(refused.body.contains("Nothing was changed"), "{}", refused.body);
+    }
+    let long = "b".repeat(257);
+    assert_eq!(served.post(&members_path, &admin, &[("name", &long), ("role", "view")]).await.status, 400);
+    let bad_role = served.post(&format!("{members_path}/role"), &admin, &[("name", alice), ("role", "root")]).await;
+    assert_eq!(bad_role.status, 400);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()], "nothing made by invalid requests");
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "edit");
+
+    // The owner is no member to change or remove.
+    let owner = caas_broker::k8s::names::owner_account(&id);
+    let owner_name = served.domain.members(&id).await.expect("members")[0].name.clone();
+    let not_removed = served.post(&format!("{members_path}/revoke"), &admin, &[("name", &owner_name)]).await;
+    assert_eq!(not_removed.status, 404, "{not_removed:?}");
+    accounts.get(&owner).await.expect("the owner's ServiceAccount is still there");
+
+    // Revoke: objects gone, her token refused the moment the answer comes, her session ended on the next page.
+    let started = std::time::Instant::now();
+    let revoked = served.post(&format!("{members_path}/revoke"), &admin, &[("name", alice)]).await;
+    assert_eq!(revoked.status, 303, "{revoked:?}");
+    eprintln!("measured: a removal answered in {:?}, once the apiserver refused the member's token", started.elapsed());
+    assert!(!accepted(&token).await, "the apiserver refuses a revoked member's token at once");
+    assert!(accounts.get_opt(&account).await.expect("get").is_none());
+    assert!(bindings.get_opt(&account).await.expect("get").is_none());
+    let after = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!((after.status, after.header("location")), (303, Some(format!("/instances/{id}/login").as_str())));
+    let gone = served.get(&format!("/instances/{id}"), &alice_cookie).await;
+    assert_eq!(gone.status, 303, "her session is over");
+
+    // Deprovisioning removes members' ServiceAccounts with the rest.
+    let bob = served.post(&members_path, &admin, &[("name", "bob@example.test"), ("role", "view")]).await;
+    assert_eq!(bob.status, 303);
+    assert_eq!(member_accounts(&served, &id).await.len(), 1);
+    broker.deprovision(&id, SMALL).await;
+    assert!(member_accounts(&served, &id).await.is_empty());
+}
+
+// --- sign-in through an identity provider: Dex (tests/oidc/dex.sh) --------------------------------------------------
+
+/// `dex.sh` takes turns with the other tests of this file that use it.
+static DEX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The test provider as `dex.sh env` describes it.
+struct Dex {
+    issuer: String,
+    ca_file: std::path::PathBuf,
+    client_id: String,
+    secret: String,
+    /// email → password.
+    users: std::collections::HashMap<String, String>,
+    /// The first redirect URI Dex knows for the client: the dashboard's base URL is made to match it.
+    redirect_uri: String,
+    http: reqwest::Client,
+}
+
+fn dex_script(args: &[&str], redirect_uris: Option<&str>) -> Result<String, String> {
+    let mut command = std::process::Command::new("bash");
+    command.arg("tests/oidc/dex.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.stdin(std::process::Stdio::null());
+    match redirect_uris {
+        Some(uris) => command.env("CAAS_OIDC_REDIRECT_URIS", uris),
+        None => command.env_remove("CAAS_OIDC_REDIRECT_URIS"),
+    };
+    let out = command.output().map_err(|e| format!("cannot run dex.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("dex.sh {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn env_vars(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.replace('\\', "")))
+        .collect()
+}
+
+/// Dex up, keeping the redirect URIs it has (so that `up` does not restart it under another test), then described.
+fn dex() -> Dex {
+    let known = dex_script(&["env"], None).ok().map(|text| env_vars(&text)).unwrap_or_default();
+    dex_script(&["up"], known.get("CAAS_OIDC_REDIRECT_URIS").map(String::as_str)).unwrap_or_else(|e| panic!("{e}"));
+    let vars = env_vars(&dex_script(&["env"], None).unwrap_or_else(|e| panic!("{e}")));
+    let var = |name: &str| vars.get(name).cloned().unwrap_or_else(|| panic!("dex.sh env printed no {name}"));
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let users = read(&var("CAAS_OIDC_USERS_FILE"))
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(email, password)| (email.to_owned(), password.to_owned()))
+        .collect();
+    let ca_file = std::path::PathBuf::from(var("CAAS_OIDC_CA_FILE"));
+    let ca = reqwest::Certificate::from_pem(read(&var("CAAS_OIDC_CA_FILE")).as_bytes()).expect("Dex's CA");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("HTTP client");
+    Dex {
+        issuer: var("CAAS_OIDC_ISSUER"),
+        ca_file,
+        client_id: var("CAAS_OIDC_CLIENT_ID"),
+        secret: read(&var("CAAS_OIDC_CLIENT_SECRET_FILE")).trim().to_owned(),
+        users,
+        redirect_uri: var("CAAS_OIDC_REDIRECT_URIS").split(',').next().unwrap_or_default().to_owned(),
+        http,
+    }
+}
+
+impl Dex {
+    /// The dashboard's base URL that makes its callback the redirect URI Dex knows.
+    fn base_url(&self) -> String {
+        self.redirect_uri
+            .strip_suffix("/auth/callback")
+            .unwrap_or_else(|| panic!("Dex's redirect URI {} is not a dashboard's /auth/callback", self.redirect_uri))
+            .to_owned()
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') {
+            let origin_end = self.issuer.find("/dex").expect("the issuer's path");
+            format!("{}{location}", &self.issuer[..origin_end])
+        } else {
+            location.to_owned()
+        }
+    }
+
+    /// A browser at Dex from the dashboard's redirect `authorization_url` to the redirect back to the dashboard: its
+    /// path and query (on the dashboard), after logging in as `email`.
+    async fn log_in(&self, authorization_url: &str, email: &str) -> String {
+        let mut cookies: Vec<String> = Vec::new();
+        let mut url = authorization_url.to_owned();
+        let mut posted = false;
+        for _ in 0..12 {
+            let answer = self.http.get(&url).header("cookie", cookies.join("; ")).send().await.expect("Dex answers");
+            remember(&mut cookies, &answer);
+            let status = answer.status().as_u16();
+            if (300..400).contains(&status) {
+                let location = answer.headers()["location"].to_str().expect("location").to_owned();
+                if let Some(back) = location.strip_prefix(&self.base_url()) {
+                    return back.to_owned();
+                }
+                url = self.absolute(&location);
+                continue;
+            }
+            let page = answer.text().await.expect("page");
+            assert_eq!(status, 200, "{url}: {page}");
+            assert!(!posted, "Dex showed a page after the login: {page}");
+            let action = form_action(&page);
+            let password = self.users.get(email).unwrap_or_else(|| panic!("no password for {email}"));
+            let body = format!("login={}&password={}", form_encode(email), form_encode(password));
+            let answer = self
+                .http
+                .post(self.absolute(&action))
+                .header("cookie", cookies.join("; "))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("Dex takes the login");
+            remember(&mut cookies, &answer);
+            let location = answer.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+            let location = location.unwrap_or_else(|| panic!("the login of {email} was not accepted"));
+            if let Some(back) = location.strip_prefix(&self.base_url()) {
+                return back.to_owned();
+            }
+            url = self.absolute(&location);
+            posted = true;
+        }
+        panic!("more than 12 steps at Dex from {authorization_url}");
+    }
+}
+
+fn remember(cookies: &mut Vec<String>, answer: &reqwest::Response) {
+    for value in answer.headers().get_all("set-cookie") {
+        if let Some(pair) = value.to_str().ok().and_then(|v| v.split(';').next()) {
+            let name = pair.split('=').next().unwrap_or_default().to_owned();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_owned());
+        }
+    }
+}
+
+/// The action of a page's first form, its HTML entities undone.
+fn form_action(html: &str) -> String {
+    let form = &html[html.find("<form").unwrap_or_else(|| panic!("no form in {html}"))..];
+    let (_, rest) = form.split_once("action=\"").expect("the form's action");
+    let (action, _) = rest.split_once('"').expect("the form's action");
+    action.replace("&amp;", "&").replace("&#43;", "+")
+}
+
+/// A sign-in through the provider `kind` (`oidc`, `cf`) as far as the callback: the dashboard's answer to the start,
+/// its pre-login cookie, and the callback's path and query that Dex sent the browser to.
+async fn through_dex(served: &Served, dex: &Dex, instance_id: &str, kind: &str, email: &str) -> (String, String) {
+    let started = served.get(&format!("/instances/{instance_id}/login/{kind}"), "").await;
+    assert_eq!(started.status, 303, "{started:?}");
+    let authorization = started.header("location").expect("to the provider").to_owned();
+    assert!(authorization.starts_with(&dex.issuer), "{authorization}");
+    for parameter in ["code_challenge_method=S256", "state=", "nonce=", "code_challenge="] {
+        assert!(authorization.contains(parameter), "{authorization} lacks {parameter}");
+    }
+    let login_cookie = cookie_of(&started);
+    assert!(login_cookie.starts_with("caas_dashboard_login="), "{login_cookie}");
+    let set = started.header("set-cookie").expect("cookie");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Max-Age=600"), "{set}");
+    let callback = dex.log_in(&authorization, email).await;
+    (login_cookie, callback)
+}
+
+fn with_query_param(path: &str, name: &str, value: &str) -> String {
+    let (base, query) = path.split_once('?').expect("a query");
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| if pair.starts_with(&format!("{name}=")) { format!("{name}={value}") } else { pair.to_owned() })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+#[tokio::test]
+async fn invited_members_sign_in_through_openid_connect_and_others_are_refused() {
+    let _turn = DEX.lock().await;
+    let dex = dex();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
+        settings.dashboard.base_url = Some(dex.base_url());
+        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
+            issuer: dex.issuer.clone(),
+            client_id: dex.client_id.clone(),
+            client_secret: dex.secret.clone(),
+            scopes: "openid email profile".to_owned(),
+            user_claim: "email".to_owned(),
+            ca_file: Some(dex.ca_file.clone()),
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let alice = "alice@example.test";
+    served.domain.invite(&id, alice, caas_broker::broker::members::Role::View).await.expect("invite alice");
+
+    // The sign-in page offers the provider beside the token form.
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/oidc""#)), "{}", page.body);
+    assert!(page.body.contains(r#"type="password""#), "the token form stays");
+
+    // Alice, invited: through Dex and back, a session as her member identity.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
+    let started = std::time::Instant::now();
+    let signed_in = served.get(&callback, &login_cookie).await;
+    eprintln!(
+        "measured: the OpenID Connect callback (code exchange, ID token check, member token) took {:?}",
+        started.elapsed()
+    );
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some(format!("/instances/{id}").as_str())));
+    let session = session_cookie_of(&signed_in).expect("a session cookie");
+    let overview = served.get(&format!("/instances/{id}"), &session).await;
+    assert_eq!(overview.status, 200, "{overview:?}");
+    let account = caas_broker::k8s::names::member_account(&id, alice);
+    assert!(overview.body.contains(&account), "signed in as her member identity: {}", overview.body);
+
+    // The code again with the same pre-login cookie: that sign-in is over.
+    let replayed = served.get(&callback, &login_cookie).await;
+    assert_eq!(replayed.status, 400, "{replayed:?}");
+    assert!(session_cookie_of(&replayed).is_none());
+    // The code again under a new sign-in (its own cookie and state): Dex refuses a used code.
+    let started = served.get(&format!("/instances/{id}/login/oidc"), "").await;
+    let fresh_cookie = cookie_of(&started);
+    let fresh_state = started.header("location").expect("location").split("state=").nth(1).expect("state");
+    let fresh_state = fresh_state.split('&').next().expect("state").to_owned();
+    let replayed = served.get(&with_query_param(&callback, "state", &fresh_state), &fresh_cookie).await;
+    assert_eq!(replayed.status, 403, "a used code: {replayed:?}");
+    assert!(replayed.body.contains("Start again"), "{}", replayed.body);
+
+    // A tampered state: refused, no session.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
+    let tampered = served.get(&with_query_param(&callback, "state", "forged"), &login_cookie).await;
+    assert_eq!(tampered.status, 403, "{tampered:?}");
+    assert!(session_cookie_of(&tampered).is_none());
+
+    // Bob, not invited: 403, told to ask for an invitation.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", "bob@example.test").await;
+    let bob = served.get(&callback, &login_cookie).await;
+    assert_eq!(bob.status, 403, "{bob:?}");
+    assert!(bob.body.contains("Ask an admin of the virtual cluster for an invitation"), "{}", bob.body);
+    assert!(member_accounts(&served, &id).await == vec![account], "nothing made for bob");
+}
+
+// --- Cloud Foundry single sign-on: Dex as UAA, and a stand-in for the Cloud Controller's one endpoint ---------------
+
+/// What the stand-in Cloud Controller answers: (instance guid, email) → (read, manage).
+type PermissionTable = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), (bool, bool)>>>;
+
+/// `GET /v3/service_instances/:guid/permissions` as the Cloud Controller answers it, the user identified from the
+/// bearer token by Dex's userinfo endpoint (so only a token Dex issued works), the permissions from `table`.
+async fn stand_in_cloud_controller(dex: &Dex, table: PermissionTable) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    let discovery: serde_json::Value = dex
+        .http
+        .get(format!("{}/.well-known/openid-configuration", dex.issuer))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("JSON");
+    let userinfo = discovery["userinfo_endpoint"].as_str().expect("a userinfo endpoint").to_owned();
+    let http = dex.http.clone();
+    let permissions = move |Path(guid): Path<String>, headers: HeaderMap| {
+        let (http, userinfo, table) = (http.clone(), userinfo.clone(), table.clone());
+        async move {
+            let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "NotAuthenticated" }] })));
+            };
+            let user = http.get(&userinfo).header("authorization", authorization).send().await;
+            let user: Option<serde_json::Value> = match user {
+                Ok(answer) if answer.status().is_success() => answer.json().await.ok(),
+                _ => None,
+            };
+            let Some(email) = user.as_ref().and_then(|u| u["email"].as_str()) else {
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "InvalidAuthToken" }] })));
+            };
+            let table = table.lock().expect("table");
+            let (read, manage) = table.get(&(guid, email.to_owned())).copied().unwrap_or((false, false));
+            (StatusCode::OK, axum::Json(json!({ "read": read, "manage": manage })))
+        }
+    };
+    let app = axum::Router::new().route("/v3/service_instances/{guid}/permissions", axum::routing::get(permissions));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the stand-in");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the stand-in serves");
+    });
+    (url, server)
+}
+
+/// The session cookie a sign-in's answer sets.
+fn session_cookie_of(answer: &HttpAnswer) -> Option<String> {
+    answer
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .find_map(|(_, value)| value.strip_prefix("caas_dashboard_session=").map(|v| v.split(';').next().unwrap_or("")))
+        .map(|value| format!("caas_dashboard_session={value}"))
+}
+
+#[tokio::test]
+async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_sign_in() {
+    let _turn = DEX.lock().await;
+    let dex = dex();
+    let table = PermissionTable::default();
+    let (cc_url, cc) = stand_in_cloud_controller(&dex, table.clone()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
+        settings.dashboard.base_url = Some(dex.base_url());
+        settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
+            issuer: dex.issuer.clone(),
+            client_id: Some(dex.client_id.clone()),
+            client_secret: dex.secret.clone(),
+            // Dex refuses UAA's scopes (cloud_controller_service_permissions.read).
+            scopes: "openid email profile".to_owned(),
+            api_url: cc_url.clone(),
+            ca_file: Some(dex.ca_file.clone()),
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let namespace = served.broker.namespace(&id);
+    let (alice, bob) = ("alice@example.test", "bob@example.test");
+    table.lock().expect("table").insert((id.clone(), alice.to_owned()), (true, true));
+
+    // The catalog carries the dashboard client, its secret from the configuration, its redirect the dashboard's.
+    let catalog = served.broker.call(axum::http::Method::GET, "/v2/catalog", None).await;
+    let client = &catalog.body["services"][0]["dashboard_client"];
+    assert_eq!(client["secret"], dex.secret.as_str(), "{client}");
+    assert_eq!(client["redirect_uri"], dex.redirect_uri.as_str());
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/cf""#)), "{}", page.body);
+    assert!(!page.body.contains("/login/oidc"), "only the providers configured");
+
+    // Alice may manage the instance: an admin member named after her user id, signed in as it.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    let signed_in = served.get(&callback, &login_cookie).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let session = session_cookie_of(&signed_in).expect("a session");
+    let members = served.domain.members(&id).await.expect("members");
+    let member = members.iter().find(|m| m.name.starts_with("cf:")).expect("a Cloud Foundry member");
+    assert_eq!(member.role, Some(caas_broker::broker::members::Role::Admin), "{members:?}");
+    let account = caas_broker::k8s::names::member_account(&id, &member.name);
+    let overview = served.get(&format!("/instances/{id}"), &session).await;
+    assert!(overview.status == 200 && overview.body.contains(&account), "{overview:?}");
+    let members_page = served.get(&format!("/instances/{id}/members"), &session).await;
+    assert!(members_page.body.contains(r#"id="invite""#), "an admin manages members: {}", members_page.body);
+
+    // Demoted to read in Cloud Foundry: view at the next sign-in.
+    table.lock().expect("table").insert((id.clone(), alice.to_owned()), (true, false));
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    assert_eq!(served.get(&callback, &login_cookie).await.status, 303);
+    let bindings = Api::<RoleBinding>::namespaced(cluster().admin().await, &namespace);
+    assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view");
+
+    // Bob may do nothing with it: 403, and no member made.
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", bob).await;
+    let refused = served.get(&callback, &login_cookie).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.body.contains("Cloud Foundry does not give you access"), "{}", refused.body);
+    assert_eq!(member_accounts(&served, &id).await, vec![account.clone()]);
+
+    // Alice loses every permission: refused, and the membership an earlier sign-in made is removed.
+    table.lock().expect("table").remove(&(id.clone(), alice.to_owned()));
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    assert_eq!(served.get(&callback, &login_cookie).await.status, 403);
+    assert!(member_accounts(&served, &id).await.is_empty(), "her membership is gone");
+
+    // The Cloud Controller down: a clear 503, no session.
+    cc.abort();
+    let _ = cc.await;
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "cf", alice).await;
+    let down = served.get(&callback, &login_cookie).await;
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(down.body.contains("does not answer") && session_cookie_of(&down).is_none(), "{}", down.body);
+}
