@@ -178,6 +178,11 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     assert!(htmx.header("content-type").is_some_and(|t| t.starts_with("text/javascript")) && htmx.body.len() > 40_000);
 
     // One kind's section alone, and one object as YAML (without its managed fields); 404 for what is not there.
+    let alerts = get(format!("{base}/alerts")).await;
+    assert_eq!(alerts.status, 200, "{alerts:?}");
+    let live_alerts =
+        format!(r#"<section class="card" id="alerts" hx-get="{base}/alerts" hx-trigger="sse:pods, sse:events"#);
+    assert!(alerts.body.starts_with(&live_alerts), "the overview's alerts, live: {}", alerts.body);
     let section = get(format!("{base}/workloads/deployments")).await;
     assert_eq!(section.status, 200);
     assert!(section.body.starts_with(r#"<section class="card live" id="kind-deployments""#), "{}", section.body);
