@@ -3,7 +3,7 @@
 //! stream says `pods` when the admin creates or deletes a pod; three viewers of one namespace share one watch per
 //! kind, and none leaves none (the broker's `/metrics`); another instance's stream, YAML and logs are refused; a pod's
 //! logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a new pod appear without a
-//! reload and no policy violation.
+//! reload and no policy violation; and an identity RBAC lets list pods only sees pods and "not allowed" for the rest.
 //!
 //! The watch and viewer gauges are the process's: the tests of this file that open live pages take [`LIVE`] in turn.
 
@@ -301,4 +301,49 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
     assert_eq!(report["reloaded"], false, "swapped in place, not reloaded: {report}");
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
     broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn what_an_identity_may_not_list_is_not_allowed_and_the_rest_still_shows() {
+    use caas_broker::broker::workloads_view::{Kind, Section, may_watch, read_all};
+    use k8s_openapi::api::rbac::v1::Role;
+
+    let admin = cluster().admin().await;
+    let namespace = support::cluster::TestNamespace::create(&admin, "live-rbac").await;
+    let name = &namespace.name;
+    // An identity that may list and watch pods there, and nothing else.
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), name);
+    let account: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": "pods-only" } })).expect("sa");
+    accounts.create(&PostParams::default(), &account).await.expect("create the account");
+    let role: Role = serde_json::from_value(json!({ "metadata": { "name": "pods-only" }, "rules": [
+        { "apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"] } ] }))
+    .expect("role");
+    Api::<Role>::namespaced(admin.clone(), name).create(&PostParams::default(), &role).await.expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({ "metadata": { "name": "pods-only" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods-only" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "pods-only", "namespace": name }] }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(admin.clone(), name).create(&PostParams::default(), &binding).await.expect("rb");
+    Api::<Pod>::namespaced(admin.clone(), name).create(&PostParams::default(), &pod("seen")).await.expect("pod");
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 600 } })).expect("request");
+    let issued = accounts.create_token_request("pods-only", &PostParams::default(), &request).await.expect("token");
+    let token = issued.status.and_then(|status| status.token).expect("token");
+    let client = kube::Client::try_from(caas_broker::k8s::as_user(&cluster().admin_config().await, &token))
+        .expect("the identity's client");
+
+    // RBAC may take a moment to see the new binding: wait until pods are listed, then everything else is refused.
+    let sections = eventually(Duration::from_secs(30), "pods listed for the identity", || async {
+        let sections = read_all(&client, name).await.expect("the view reads, whatever is refused");
+        matches!(&sections[3], (Kind::Pods, Section::Listed(rows)) if rows.len() == 1).then_some(sections)
+    })
+    .await;
+    for (kind, section) in &sections {
+        if *kind != Kind::Pods {
+            assert_eq!(section, &Section::NotAllowed, "{kind:?}");
+        }
+    }
+    assert!(may_watch(&client, name, Kind::Pods).await.expect("review"));
+    assert!(!may_watch(&client, name, Kind::Deployments).await.expect("review"));
+    assert!(!may_watch(&client, "default", Kind::Pods).await.expect("review"), "nowhere else");
 }
