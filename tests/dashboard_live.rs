@@ -190,7 +190,10 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     assert_eq!(yaml.status, 200, "{yaml:?}");
     assert!(yaml.body.contains("kind: Deployment") && yaml.body.contains("replicas: 2"), "{}", yaml.body);
     assert!(!yaml.body.contains("managedFields"), "{}", yaml.body);
-    for missing in ["objects/deployments/nothing", "objects/secrets/anything", "workloads/secrets"] {
+    let sneaky = ["objects/deployments/web%2F..%2F..%2Fsecrets%2Fx", "pods/web%2F..%2Fx/logs"];
+    for missing in
+        ["objects/deployments/nothing", "objects/secrets/anything", "workloads/secrets"].iter().chain(&sneaky)
+    {
         assert_eq!(get(format!("{base}/{missing}")).await.status, 404, "{missing}");
     }
 
