@@ -24,8 +24,9 @@ use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::respond::{message, render, text_for};
+use super::respond::{read_failed, signed_in};
 use super::sessions::Session;
-use super::workloads::{instance_path, read_failed, signed_in};
+use super::workloads::instance_path;
 use crate::broker::percent_encode;
 
 /// Most lines shown.

@@ -6,6 +6,7 @@
 //! [`live`]) says something changed. The session cookie holds a random id only, the token stays in this process's
 //! memory.
 
+mod apps;
 mod assets;
 mod guard;
 mod i18n;
@@ -80,6 +81,8 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/instances/{instance_id}/apps", get(apps::page))
+        .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
         .route("/instances/{instance_id}/alerts", get(pages::alerts))
         .route("/instances/{instance_id}/workloads", get(workloads::page))
         .route("/instances/{instance_id}/workloads/{kind}", get(workloads::section))

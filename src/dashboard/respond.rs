@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::DashboardState;
 use super::i18n::{self, Text};
 use super::sessions::Session;
-use crate::broker::percent_encode;
+use crate::broker::{Error, percent_encode};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "caas_dashboard_session";
@@ -82,4 +82,40 @@ pub fn see_other(location: &str) -> Response {
 /// The sign-in page of an instance.
 pub fn login_path(instance_id: &str) -> String {
     format!("/instances/{}/login", percent_encode(instance_id))
+}
+
+/// The signed-in session of `instance_id`'s pages, or what to answer a visitor who has none: a visitor of another
+/// instance is refused (403); one not signed in is sent to sign in when `page`, refused (401) otherwise (a fragment
+/// or a stream, which a redirect would fill with a sign-in form).
+pub fn signed_in(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    instance_id: &str,
+    page: bool,
+) -> Result<(String, Box<Session>), Box<Response>> {
+    let text = text_for(headers);
+    let refusal = match visitor(state, headers, instance_id) {
+        Visitor::SignedIn(id, session) => return Ok((id, session)),
+        Visitor::OfAnotherInstance => message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous if page => see_other(&login_path(instance_id)),
+        Visitor::Anonymous => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
+    };
+    Err(Box::new(refusal))
+}
+
+/// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
+/// their token expired or was revoked, so the session ends and they sign in again.
+pub fn read_failed(
+    state: &DashboardState,
+    text: &'static Text,
+    session_id: &str,
+    tenant: &str,
+    error: Error,
+) -> Response {
+    if let Error::Unavailable(_) = error {
+        return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+    }
+    tracing::warn!(instance_id = tenant, %error, "a dashboard read as the signed-in user failed; ending the session");
+    state.sessions.end(session_id);
+    see_other(&login_path(tenant))
 }

@@ -15,8 +15,8 @@ use futures::{Stream, StreamExt};
 
 use super::DashboardState;
 use super::live::Subscription;
+use super::respond::signed_in;
 use super::respond::{message, text_for};
-use super::workloads::signed_in;
 use crate::broker::workloads_view::{self, Kind};
 
 /// How often a stream checks that its session still lives (signed out, expired: the stream ends).

@@ -9,10 +9,10 @@ use axum::response::Response;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{Visitor, login_path, message, render, see_other, text_for, visitor};
+use super::respond::{message, read_failed, render, signed_in, text_for};
 use super::sessions::Session;
+use crate::broker::percent_encode;
 use crate::broker::workloads_view::{self, Kind, Row, Section};
-use crate::broker::{Error, percent_encode};
 
 /// One kind's section as shown.
 pub struct SectionView {
@@ -70,42 +70,6 @@ struct ObjectPage<'a> {
 /// The base path of an instance's pages.
 pub fn instance_path(instance_id: &str) -> String {
     format!("/instances/{}", percent_encode(instance_id))
-}
-
-/// The signed-in session of `instance_id`'s pages, or what to answer a visitor who has none: a visitor of another
-/// instance is refused (403); one not signed in is sent to sign in when `page`, refused (401) otherwise (a fragment
-/// or a stream, which a redirect would fill with a sign-in form).
-pub fn signed_in(
-    state: &DashboardState,
-    headers: &HeaderMap,
-    instance_id: &str,
-    page: bool,
-) -> Result<(String, Box<Session>), Box<Response>> {
-    let text = text_for(headers);
-    let refusal = match visitor(state, headers, instance_id) {
-        Visitor::SignedIn(id, session) => return Ok((id, session)),
-        Visitor::OfAnotherInstance => message(StatusCode::FORBIDDEN, text, text.other_instance, true),
-        Visitor::Anonymous if page => see_other(&login_path(instance_id)),
-        Visitor::Anonymous => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
-    };
-    Err(Box::new(refusal))
-}
-
-/// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
-/// their token expired or was revoked, so the session ends and they sign in again.
-pub fn read_failed(
-    state: &DashboardState,
-    text: &'static Text,
-    session_id: &str,
-    tenant: &str,
-    error: Error,
-) -> Response {
-    if let Error::Unavailable(_) = error {
-        return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
-    }
-    tracing::warn!(instance_id = tenant, %error, "a dashboard read as the signed-in user failed; ending the session");
-    state.sessions.end(session_id);
-    see_other(&login_path(tenant))
 }
 
 fn title(kind: Kind) -> &'static str {

@@ -72,3 +72,8 @@ pub async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &st
     let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
     send(served.address, "POST", login_path, &headers, &body).await
 }
+
+/// The path of `url` on the dashboard at `origin`.
+pub fn path_of(url: &str, origin: &str) -> String {
+    url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
+}
