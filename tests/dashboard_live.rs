@@ -1,7 +1,7 @@
 //! The dashboard's live workloads view against the real control plane, over real HTTP: a binding signs in and sees a
 //! Deployment, its ReplicaSet and its pods (run by kwok's simulated nodes) read as itself; one object as YAML; the live
 //! stream says `pods` when the admin creates or deletes a pod; three viewers of one namespace share one watch per
-//! kind, and none leaves none (the broker's `/metrics`); another instance's stream, YAML and logs are refused; a pod's
+//! kind, and none leaves none (the broker's `/metrics`), signing out ends a stream; another instance's stream, YAML and logs are refused; a pod's
 //! logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a new pod appear without a
 //! reload and no policy violation; and an identity RBAC lets list pods only sees pods and "not allowed" for the rest.
 //!
@@ -50,6 +50,20 @@ impl EventStream {
         let head = stream.until("\r\n\r\n", Duration::from_secs(30)).await;
         let is_stream = head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("text/event-stream");
         (head, is_stream.then_some(stream))
+    }
+
+    /// Reads until the dashboard closes the stream (its last chunk); panics after `limit`.
+    async fn until_closed(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut buffer = [0u8; 4096];
+        loop {
+            let read = tokio::time::timeout_at(deadline, self.connection.read(&mut buffer)).await;
+            let count = read.unwrap_or_else(|_| panic!("the stream still open after {limit:?}")).expect("read");
+            self.seen.push_str(&String::from_utf8_lossy(&buffer[..count]));
+            if count == 0 || self.seen.ends_with("0\r\n\r\n") {
+                return;
+            }
+        }
     }
 
     /// Reads until what was read since the last call contains `wanted`, and returns what came before it; panics
@@ -247,9 +261,17 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     // An instance whose broker RoleBinding is missing (made before the live view) gets it at its first viewer.
     bindings.delete("caas-broker-dashboard-watch", &DeleteParams::default()).await.expect("delete as admin");
     let (head, again) = EventStream::open(served.address, &format!("{base}/live"), &cookie).await;
-    assert!(again.is_some(), "{head}");
+    let mut again = again.unwrap_or_else(|| panic!("an event stream: {head}"));
     bindings.get("caas-broker-dashboard-watch").await.expect("made again at the first viewer");
-    drop(again);
+
+    // Signing out ends the page's stream too (its session is checked every 15 s), and with it the watches.
+    let same_site = [("cookie", cookie.as_str()), ("sec-fetch-site", "same-origin")];
+    assert_eq!(send(served.address, "POST", "/logout", &same_site, "").await.status, 303);
+    again.until_closed(Duration::from_secs(40)).await;
+    eventually(Duration::from_secs(10), "no watch once signed out", || async {
+        (watches_and_viewers(broker).await == (0, 0)).then_some(())
+    })
+    .await;
 
     broker.deprovision(&a, SMALL).await;
     broker.deprovision(&b, SMALL).await;
