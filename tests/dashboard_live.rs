@@ -1,9 +1,10 @@
 //! The dashboard's live workloads view against the real control plane, over real HTTP: a binding signs in and sees a
 //! Deployment, its ReplicaSet and its pods (run by kwok's simulated nodes) read as itself; one object as YAML; the live
 //! stream says `pods` when the admin creates or deletes a pod; three viewers of one namespace share one watch per
-//! kind, and none leaves none (the broker's `/metrics`), signing out ends a stream; another instance's stream, YAML and logs are refused; a pod's
-//! logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a new pod appear without a
-//! reload and no policy violation; and an identity RBAC lets list pods only sees pods and "not allowed" for the rest.
+//! kind, and none leaves none (the broker's `/metrics`); signing out ends a stream; another instance's stream, YAML
+//! and logs are refused; a pod's logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a
+//! new pod appear without a reload and no policy violation; and an identity RBAC lets list pods only sees pods and
+//! "not allowed" for the rest.
 //!
 //! The watch and viewer gauges are the process's: the tests of this file that open live pages take [`LIVE`] in turn.
 
