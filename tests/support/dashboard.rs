@@ -2,8 +2,11 @@
 //! cluster with a binding, and a sign-in with its token.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use caas_broker::broker::Broker;
+use caas_broker::config::Settings;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -13,11 +16,13 @@ use super::broker::{SMALL, TestBroker};
 use super::cluster::{cluster, eventually};
 use super::http::{HttpAnswer, form_encode, send};
 
-/// The broker under test with its dashboard served on a free loopback port, its URL derived from the listener as the
-/// binary does (no `dashboard.base_url`).
+/// The broker under test with its dashboard served on a loopback port, and its domain (through which a test does what
+/// a sign-in through a provider does).
 pub struct Served {
     pub broker: TestBroker,
+    pub domain: Arc<Broker>,
     pub address: SocketAddr,
+    /// The dashboard's own origin, which its forms must come from.
     pub origin: String,
     server: tokio::task::JoinHandle<()>,
 }
@@ -28,12 +33,19 @@ impl Drop for Served {
     }
 }
 
+/// The dashboard on a free loopback port, its URL derived from the listener as the binary does (no
+/// `dashboard.base_url`).
 pub async fn serve() -> Served {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
+}
+
+/// The dashboard on `listener`, with `configure` applied to the settings last.
+pub async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
     let address = listener.local_addr().expect("address");
     let broker = TestBroker::start(|settings| {
         settings.dashboard.base_url = None;
         settings.dashboard.listen = address;
+        configure(settings);
     })
     .await;
     let domain = caas_broker::server::broker(
@@ -44,13 +56,14 @@ pub async fn serve() -> Served {
     )
     .expect("broker");
     let cluster_config = cluster().admin_config().await;
-    let app = caas_broker::server::dashboard_app(&broker.settings, domain, cluster_config, address);
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
     listener.set_nonblocking(true).expect("non-blocking");
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("the dashboard serves");
     });
-    Served { broker, address, origin: format!("http://{address}"), server }
+    let origin = broker.settings.dashboard_own_url(address);
+    Served { broker, domain, address, origin, server }
 }
 
 /// Provisions a small virtual cluster and binds it with `role`; returns its id, dashboard URL and the binding's token.

@@ -56,7 +56,8 @@ pub fn dex_knowing(also: Option<&str>) -> Dex {
         uris.push(uri.to_owned());
     }
     let uris = uris.join(",");
-    dex_script(&["up"], Some(&uris).filter(|uris| !uris.is_empty()).map(String::as_str)).unwrap_or_else(|e| panic!("{e}"));
+    dex_script(&["up"], Some(&uris).filter(|uris| !uris.is_empty()).map(String::as_str))
+        .unwrap_or_else(|e| panic!("{e}"));
     let vars = env_vars(&dex_script(&["env"], None).unwrap_or_else(|e| panic!("{e}")));
     let var = |name: &str| vars.get(name).cloned().unwrap_or_else(|| panic!("dex.sh env printed no {name}"));
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
@@ -165,4 +166,3 @@ fn form_action(html: &str) -> String {
     let (action, _) = rest.split_once('"').expect("the form's action");
     action.replace("&amp;", "&").replace("&#43;", "+")
 }
-
