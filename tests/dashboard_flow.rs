@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use support::broker::*;
 use support::cluster::{cluster, repo_root};
 use support::dashboard::*;
-use support::dex::dex_knowing;
+use support::dex::listener_known_to_dex;
 
 /// What the probe may take at most, all steps together.
 const PROBE_PATIENCE: Duration = Duration::from_secs(300);
@@ -52,9 +52,8 @@ async fn tenant_deployment(namespace: &str) -> Api<Deployment> {
 #[tokio::test]
 async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     // The dashboard where Dex sends its users back: a port of our own, known to Dex as a redirect URI.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let (listener, dex) = listener_known_to_dex();
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let dex = dex_knowing(Some(&format!("{base_url}/auth/callback")));
     let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(base_url.clone());
         settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {

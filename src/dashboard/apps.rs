@@ -35,7 +35,6 @@ struct AppsPage<'a> {
     may_change_any: bool,
     metrics_available: bool,
     notice: Option<Notice>,
-    overview: String,
 }
 
 /// One app as shown, with the controls its viewer may use.
@@ -200,7 +199,6 @@ fn apps_page<'a>(
         apps: lines,
         metrics_available,
         notice,
-        overview: format!("/instances/{}", percent_encode(instance_id)),
     }
 }
 

@@ -18,6 +18,13 @@ pub struct Session {
     expires_at: Instant,
 }
 
+impl Session {
+    /// The path of the signed-in instance's dashboard, which its pages' links start with.
+    pub fn base_path(&self) -> String {
+        format!("/instances/{}", crate::broker::percent_encode(&self.tenant.instance_id))
+    }
+}
+
 /// Every session, by id.
 pub struct Sessions {
     by_id: Mutex<HashMap<String, Session>>,
