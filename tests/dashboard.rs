@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,58 +16,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::broker::*;
 use support::cluster::{cluster, eventually, repo_root};
-use support::http::{HttpAnswer, form_encode, send};
-
-/// The broker under test with its dashboard served in-process on a free loopback port, its URL derived from the
-/// listener as the binary does (no `dashboard.base_url`).
-struct Served {
-    broker: TestBroker,
-    address: SocketAddr,
-    origin: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn serve() -> Served {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
-    let address = listener.local_addr().expect("address");
-    let broker = TestBroker::start(|settings| {
-        settings.dashboard.base_url = None;
-        settings.dashboard.listen = address;
-    })
-    .await;
-    let domain = caas_broker::server::broker(
-        &broker.settings,
-        caas_broker::catalog::Catalog::built_in(),
-        broker.client.clone(),
-        broker.endpoint.clone(),
-    )
-    .expect("broker");
-    let cluster_config = cluster().admin_config().await;
-    let app = caas_broker::server::dashboard_app(&broker.settings, domain, cluster_config, address);
-    listener.set_nonblocking(true).expect("non-blocking");
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("the dashboard serves");
-    });
-    Served { broker, address, origin: format!("http://{address}"), server }
-}
-
-/// Provisions a small virtual cluster and binds it with `role`; returns its dashboard URL and the binding's token.
-async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
-    let id = format!("dash-{:08x}", rand::random::<u32>());
-    let provisioned = broker.provision(&id, SMALL, json!({})).await;
-    let url = provisioned.body["dashboard_url"].as_str().expect("provision returns dashboard_url").to_owned();
-    let bound = broker.bind(&id, &format!("{id}-{role}"), SMALL, json!({ "parameters": { "role": role } })).await;
-    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
-    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
-    (id, url, token)
-}
+use support::dashboard::*;
+use support::http::{form_encode, send};
 
 /// A pod of the tenant whose container crash-loops: made by the admin, run by a simulated node, then given the status
 /// the kubelet writes for a container in CrashLoopBackOff (kwok's nodes run nothing that could crash).
@@ -94,21 +43,6 @@ async fn crash_looping_pod(namespace: &str) {
         "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
     }]}});
     pods.patch_status("web-1", &PatchParams::default(), &Patch::Strategic(status)).await.expect("patch status");
-}
-
-fn cookie_of(answer: &HttpAnswer) -> String {
-    let set = answer.header("set-cookie").expect("a session cookie");
-    set.split(';').next().expect("name=value").to_owned()
-}
-
-async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &str) -> HttpAnswer {
-    let body = format!("token={}", form_encode(token));
-    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
-    send(served.address, "POST", login_path, &headers, &body).await
-}
-
-fn path_of(url: &str, origin: &str) -> String {
-    url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
 }
 
 #[tokio::test]

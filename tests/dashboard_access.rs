@@ -5,12 +5,9 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caas_broker::broker::Broker;
-use caas_broker::config::Settings;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -20,54 +17,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
 use support::cluster::{cluster, eventually};
+use support::dashboard::{Served, cookie_of, serve, serve_with};
 use support::http::{HttpAnswer, form_encode, send};
-
-/// The broker under test with its dashboard served in-process on a free loopback port, and its domain, through which
-/// the test does what a sign-in through a provider does (a member's token).
-struct Served {
-    broker: TestBroker,
-    domain: Arc<Broker>,
-    address: SocketAddr,
-    origin: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// Serves the dashboard on `listener`, with `configure` applied to the settings.
-async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
-    let address = listener.local_addr().expect("address");
-    let broker = TestBroker::start(|settings| {
-        settings.dashboard.base_url = None;
-        settings.dashboard.listen = address;
-        configure(settings);
-    })
-    .await;
-    let domain = caas_broker::server::broker(
-        &broker.settings,
-        caas_broker::catalog::Catalog::built_in(),
-        broker.client.clone(),
-        broker.endpoint.clone(),
-    )
-    .expect("broker");
-    let cluster_config = cluster().admin_config().await;
-    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
-    listener.set_nonblocking(true).expect("non-blocking");
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("the dashboard serves");
-    });
-    let origin = broker.settings.dashboard_own_url(address);
-    Served { broker, domain, address, origin, server }
-}
-
-async fn serve() -> Served {
-    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
-}
 
 impl Served {
     async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
@@ -95,11 +46,6 @@ impl Served {
     fn identities(&self) -> String {
         self.broker.settings.kubernetes.identity_namespace.clone()
     }
-}
-
-fn cookie_of(answer: &HttpAnswer) -> String {
-    let set = answer.header("set-cookie").expect("a session cookie");
-    set.split(';').next().expect("name=value").to_owned()
 }
 
 /// Provisions a small virtual cluster; its id.
@@ -481,8 +427,7 @@ fn with_query_param(path: &str, name: &str, value: &str) -> String {
 async fn invited_members_sign_in_through_openid_connect_and_others_are_refused() {
     let _turn = DEX.lock().await;
     let dex = dex();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
-    let served = serve_on(listener, |settings| {
+    let served = serve_with(|settings| {
         settings.dashboard.base_url = Some(dex.base_url());
         settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
             issuer: dex.issuer.clone(),
@@ -610,8 +555,7 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     let dex = dex();
     let table = PermissionTable::default();
     let (cc_url, cc) = stand_in_cloud_controller(&dex, table.clone()).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
-    let served = serve_on(listener, |settings| {
+    let served = serve_with(|settings| {
         settings.dashboard.base_url = Some(dex.base_url());
         settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
             issuer: dex.issuer.clone(),

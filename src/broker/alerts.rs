@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, ResourceQuota};
 
 use crate::catalog::quantity;
@@ -45,6 +46,10 @@ pub enum AlertKind {
     QuotaNearlyExhausted,
     /// A volume claim waits for a volume.
     ClaimPending,
+    /// A container has restarted several times lately, though it runs now.
+    Restarting,
+    /// An autoscaler cannot scale its target (no metrics, no target, refused).
+    AutoscalerStuck,
 }
 
 /// One abnormal thing: what it is, which object, how urgent, and the cluster's own words about it.
@@ -73,7 +78,16 @@ pub struct Observed<'a> {
     pub quotas: &'a [ResourceQuota],
     /// PersistentVolumeClaims.
     pub claims: &'a [PersistentVolumeClaim],
+    /// HorizontalPodAutoscalers.
+    pub autoscalers: &'a [HorizontalPodAutoscaler],
+    /// Now: how recent a restart is.
+    pub now: Option<jiff::Timestamp>,
 }
+
+/// Restarts that make a running container worth a warning...
+const RESTARTS_WORTH_A_WARNING: i32 = 3;
+/// ...when the last one is this recent (seconds).
+const RECENT_RESTART_SECONDS: i64 = 15 * 60;
 
 /// The share of a quota resource from which its use is worth a warning.
 const NEARLY_EXHAUSTED_PERCENT: i128 = 80;
@@ -81,11 +95,12 @@ const NEARLY_EXHAUSTED_PERCENT: i128 = 80;
 /// Every alert the objects show, most urgent first, one per kind and object.
 pub fn classify(observed: Observed<'_>) -> Vec<Alert> {
     let mut alerts = Vec::new();
-    observed.pods.iter().for_each(|pod| pod_alerts(pod, &mut alerts));
+    observed.pods.iter().for_each(|pod| pod_alerts(pod, observed.now, &mut alerts));
     observed.deployments.iter().for_each(|deployment| deployment_alerts(deployment, &mut alerts));
     observed.events.iter().for_each(|event| event_alerts(event, &mut alerts));
     observed.quotas.iter().for_each(|quota| quota_alerts(quota, &mut alerts));
     observed.claims.iter().for_each(|claim| claim_alerts(claim, &mut alerts));
+    observed.autoscalers.iter().for_each(|autoscaler| autoscaler_alerts(autoscaler, &mut alerts));
     let mut seen = BTreeSet::new();
     alerts.retain(|alert| seen.insert((alert.kind, alert.object.clone())));
     alerts.sort_by(|a, b| (a.severity, a.kind, &a.object).cmp(&(b.severity, b.kind, &b.object)));
@@ -96,7 +111,7 @@ fn name_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta
     metadata.name.as_deref().unwrap_or("?")
 }
 
-fn pod_alerts(pod: &Pod, alerts: &mut Vec<Alert>) {
+fn pod_alerts(pod: &Pod, now: Option<jiff::Timestamp>, alerts: &mut Vec<Alert>) {
     let Some(status) = &pod.status else { return };
     let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
     for container in containers {
@@ -122,6 +137,21 @@ fn pod_alerts(pod: &Pod, alerts: &mut Vec<Alert>) {
         if let Some(terminated) = last.filter(|terminated| terminated.reason.as_deref() == Some("OOMKilled")) {
             let detail = format!("exit code {}, {} restart(s)", terminated.exit_code, container.restart_count);
             alerts.push(Alert { kind: AlertKind::OutOfMemory, severity: Severity::Warning, object, detail });
+            continue;
+        }
+        // Restarts that piled up lately, on a container that is not (or no longer) waiting in a crash loop.
+        let recent = |finished: &jiff::Timestamp| {
+            now.is_some_and(|now| now.as_second() - finished.as_second() <= RECENT_RESTART_SECONDS)
+        };
+        let last_restart = last.and_then(|terminated| terminated.finished_at.as_ref()).map(|time| time.0);
+        if container.restart_count >= RESTARTS_WORTH_A_WARNING
+            && waiting.is_none()
+            && last_restart.as_ref().is_some_and(recent)
+        {
+            let terminated =
+                last.map(|t| format!(", last exit code {} ({})", t.exit_code, t.reason.as_deref().unwrap_or("?")));
+            let detail = format!("{} restarts{}", container.restart_count, terminated.unwrap_or_default());
+            alerts.push(Alert { kind: AlertKind::Restarting, severity: Severity::Warning, object, detail });
         }
     }
 }
@@ -191,6 +221,20 @@ fn claim_alerts(claim: &PersistentVolumeClaim, alerts: &mut Vec<Alert>) {
         object: format!("PersistentVolumeClaim/{}", name_of(&claim.metadata)),
         detail: "waiting for a volume".to_owned(),
     });
+}
+
+fn autoscaler_alerts(autoscaler: &HorizontalPodAutoscaler, alerts: &mut Vec<Alert>) {
+    let conditions = autoscaler.status.as_ref().and_then(|status| status.conditions.as_ref());
+    for condition in conditions.into_iter().flatten() {
+        let stuck =
+            matches!((condition.type_.as_str(), condition.status.as_str()), ("AbleToScale" | "ScalingActive", "False"));
+        if stuck {
+            let reason = condition.reason.as_deref().unwrap_or(&condition.type_);
+            let detail = format!("{reason}: {}", condition.message.as_deref().unwrap_or_default());
+            let object = format!("HorizontalPodAutoscaler/{}", name_of(&autoscaler.metadata));
+            alerts.push(Alert { kind: AlertKind::AutoscalerStuck, severity: Severity::Warning, object, detail });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,5 +382,45 @@ mod tests {
             (alerts[0].kind, alerts[0].object.as_str()),
             (AlertKind::ClaimPending, "PersistentVolumeClaim/data-0")
         );
+    }
+
+    #[test]
+    fn recent_repeated_restarts_are_warned_and_old_or_few_are_not() {
+        let now: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+        let pod = |name: &str, restarts: i32, finished: &str| -> Pod {
+            object(json!({ "metadata": { "name": name }, "status": { "containerStatuses": [{
+                "name": "web", "image": "x", "imageID": "", "ready": true, "restartCount": restarts,
+                "state": { "running": { "startedAt": finished } },
+                "lastState": { "terminated": { "exitCode": 2, "reason": "Error", "finishedAt": finished } } }] } }))
+        };
+        let pods = [
+            pod("flapping", 4, "2026-12-01T09:55:00Z"),
+            pod("long-ago", 9, "2026-12-01T08:00:00Z"),
+            pod("once", 1, "2026-12-01T09:59:00Z"),
+        ];
+        let alerts = classify(Observed { pods: &pods, now: Some(now), ..Observed::default() });
+        let kinds: Vec<_> = alerts.iter().map(|a| (a.kind, a.object.as_str(), a.detail.as_str())).collect();
+        assert_eq!(kinds, [(AlertKind::Restarting, "Pod/flapping (web)", "4 restarts, last exit code 2 (Error)")]);
+    }
+
+    #[test]
+    fn autoscalers_that_cannot_scale_are_warned() {
+        let stuck: HorizontalPodAutoscaler = object(json!({ "metadata": { "name": "web" },
+            "spec": { "scaleTargetRef": { "kind": "Deployment", "name": "web" }, "maxReplicas": 3 },
+            "status": { "desiredReplicas": 0, "conditions": [
+                { "type": "AbleToScale", "status": "True", "reason": "SucceededGetScale" },
+                { "type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric",
+                  "message": "the HPA was unable to compute the replica count: unable to get metrics" } ] } }));
+        let fine: HorizontalPodAutoscaler = object(json!({ "metadata": { "name": "api" },
+            "spec": { "scaleTargetRef": { "kind": "Deployment", "name": "api" }, "maxReplicas": 3 },
+            "status": { "desiredReplicas": 1, "conditions": [
+                { "type": "ScalingActive", "status": "True", "reason": "ValidMetricFound" } ] } }));
+        let alerts = classify(Observed { autoscalers: &[stuck, fine], ..Observed::default() });
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].kind, alerts[0].object.as_str()),
+            (AlertKind::AutoscalerStuck, "HorizontalPodAutoscaler/web")
+        );
+        assert!(alerts[0].detail.starts_with("FailedGetResourceMetric: the HPA was unable"), "{alerts:?}");
     }
 }

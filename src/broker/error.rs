@@ -42,6 +42,10 @@ pub enum Error {
         /// What the user should know.
         description: String,
     },
+    /// Kubernetes refused a signed-in user's request (RBAC, the tenant guard, admission): a face acting as a user
+    /// shows the apiserver's reason.
+    #[error("{0}")]
+    Denied(String),
     /// The Kubernetes apiserver could not be reached or is overloaded; the caller may retry.
     #[error("{0}")]
     Unavailable(String),

@@ -3,6 +3,7 @@
 //! the objects. What the faces share is here: the operations' inputs and outputs ([`model`]) and what can go wrong
 //! ([`Error`]). Nothing here knows a face.
 
+pub mod actions;
 pub mod alerts;
 mod bindings;
 mod credentials;
@@ -17,7 +18,7 @@ pub mod parameters;
 mod progress;
 mod seen_ready;
 mod tenants;
-mod workloads;
+pub(crate) mod workloads;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -127,7 +127,7 @@ pub enum OperationState {
 }
 
 /// Where an asynchronous operation stands (the body of OSB's `last_operation`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LastOperation {
     /// Where the operation stands.
     pub state: OperationState,

@@ -144,8 +144,8 @@ impl Broker {
         }
     }
 
-    /// The workload instances placed in a virtual cluster, described for the user (`container-app instance <id>`).
-    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> Result<Vec<String>> {
+    /// The records of the workload instances placed in a virtual cluster.
+    pub(super) async fn workload_records_in(&self, cluster_instance_id: &str) -> Result<Vec<WorkloadRecord>> {
         let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE}");
         let records = match self.workload_records().list_metadata(&ListParams::default().labels(&selector)).await {
             Ok(records) => records.items,
@@ -153,14 +153,29 @@ impl Broker {
             Err(error) => return Err(error.into()),
         };
         Ok(records
-            .iter()
+            .into_iter()
             .filter_map(|record| {
-                let annotations = record.metadata.annotations.as_ref()?;
-                (annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID)? == cluster_instance_id).then(|| {
-                    let service = record.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE));
-                    let id = annotations.get(ANNOTATION_INSTANCE_ID).map_or("?", String::as_str);
-                    format!("{} instance {id}", service.map_or("workload", String::as_str))
+                let stored = StoredInstance::from_meta(&record.metadata)?;
+                let annotations = record.metadata.annotations.unwrap_or_default();
+                (annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID)? == cluster_instance_id).then(|| WorkloadRecord {
+                    stored,
+                    namespace: annotations.get(ANNOTATION_NAMESPACE).cloned().unwrap_or_default(),
+                    cluster_instance_id: cluster_instance_id.to_owned(),
                 })
+            })
+            .collect())
+    }
+
+    /// The workload instances placed in a virtual cluster, described for the user (`container-app instance <id>`).
+    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .workload_records_in(cluster_instance_id)
+            .await?
+            .iter()
+            .map(|record| {
+                let attributes = &record.stored.attributes;
+                let (service, _) = self.plan_names(&attributes.service_id, &attributes.plan_id);
+                format!("{service} instance {}", record.stored.instance_id)
             })
             .collect())
     }

@@ -73,8 +73,65 @@ pub struct Text {
     pub critical: &'static str,
     /// Warning.
     pub warning: &'static str,
+    // The apps page (actions).
+    /// The metrics section.
+    pub metrics: &'static str,
+    /// No metrics API.
+    pub metrics_unavailable: &'static str,
+    /// Memory.
+    pub memory: &'static str,
+    /// The workload plan instances on the overview.
+    pub workload_plans: &'static str,
+    /// The apps page: its heading and link.
+    pub apps: &'static str,
+    /// The apps cannot be read with this identity.
+    pub apps_unreadable: &'static str,
+    /// A viewer gets no controls.
+    pub apps_view_only: &'static str,
+    /// No app.
+    pub no_apps: &'static str,
+    /// No metrics API: autoscalers cannot act.
+    pub metrics_missing: &'static str,
+    /// An app's state.
+    pub app_state: &'static str,
+    /// Ready.
+    pub app_ready: &'static str,
+    /// Not all pods ready.
+    pub app_starting: &'static str,
+    /// Scaled to zero.
+    pub app_stopped: &'static str,
+    /// Failed.
+    pub app_failed: &'static str,
+    /// Images.
+    pub app_images: &'static str,
+    /// The workload plan's state, as the platform reads it.
+    pub app_plan_state: &'static str,
+    /// After an action.
+    pub app_requested: &'static str,
+    /// Before the reason an action was not done.
+    pub app_refused: &'static str,
+    /// Start.
+    pub start: &'static str,
+    /// Stop.
+    pub stop: &'static str,
+    /// Restart.
+    pub restart: &'static str,
+    /// Scale.
+    pub scale: &'static str,
+    /// Autoscale.
+    pub autoscale: &'static str,
+    /// Remove the autoscaler.
+    pub stop_autoscaling: &'static str,
+    /// Fewest pods.
+    pub min: &'static str,
+    /// Most pods.
+    pub max_pods: &'static str,
+    /// Delete.
+    pub delete: &'static str,
+    /// Before the delete button.
+    pub delete_warning: &'static str,
     /// What to do, by alert kind.
-    advice: [(AlertKind, &'static str); 12],
+    advice: [(AlertKind, &'static str); 14],
     // --- Members and sign-in through an identity provider (access) ---
     /// Members heading and the overview's link to them.
     pub members: &'static str,
@@ -171,6 +228,35 @@ pub static EN: Text = Text {
     unavailable: "The cluster does not answer right now; try again in a moment.",
     critical: "Critical",
     warning: "Warning",
+    // The apps page (actions).
+    metrics: "CPU and memory",
+    metrics_unavailable: "Metrics are unavailable: this cluster serves no metrics API (metrics.k8s.io), so use is not measured — it is not zero.",
+    memory: "Memory",
+    workload_plans: "Workload plans",
+    apps: "Apps",
+    apps_unreadable: "Your identity may not read the apps of this virtual cluster.",
+    apps_view_only: "Your role lets you view these apps only.",
+    no_apps: "No Deployment or StatefulSet yet.",
+    metrics_missing: "This cluster serves no metrics API (metrics.k8s.io): an autoscaler can be set but will not scale until a metrics server runs.",
+    app_state: "State",
+    app_ready: "Ready",
+    app_starting: "Starting",
+    app_stopped: "Stopped",
+    app_failed: "Failed",
+    app_images: "Images",
+    app_plan_state: "Service state",
+    app_requested: "Requested:",
+    app_refused: "Not done:",
+    start: "Start",
+    stop: "Stop",
+    restart: "Restart",
+    scale: "Scale",
+    autoscale: "Autoscale",
+    stop_autoscaling: "Stop autoscaling",
+    min: "Min",
+    max_pods: "Max",
+    delete: "Delete",
+    delete_warning: "This deletes the app and its pods; it cannot be undone.",
     advice: [
         (
             AlertKind::CrashLoop,
@@ -214,6 +300,14 @@ pub static EN: Text = Text {
             "This resource is almost used up: plan for it before new workloads are refused.",
         ),
         (AlertKind::ClaimPending, "The volume claim waits for a volume: check its storage class and size."),
+        (
+            AlertKind::Restarting,
+            "The container restarted several times lately: read the previous run's logs (kubectl logs --previous) and check its memory limit and probes.",
+        ),
+        (
+            AlertKind::AutoscalerStuck,
+            "The autoscaler cannot scale: it needs a metrics API (metrics.k8s.io) and CPU requests on the pods, and a target that exists.",
+        ),
     ],
     // --- Members and sign-in through an identity provider (access) ---
     members: "Members",
@@ -282,6 +376,35 @@ pub static KO: Text = Text {
     unavailable: "지금은 클러스터가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
     critical: "심각",
     warning: "주의",
+    // The apps page (actions).
+    metrics: "CPU와 메모리",
+    metrics_unavailable: "메트릭을 사용할 수 없습니다: 이 클러스터에는 메트릭 API(metrics.k8s.io)가 없어 사용량을 측정하지 않습니다. 0이라는 뜻이 아닙니다.",
+    memory: "메모리",
+    workload_plans: "워크로드 플랜",
+    apps: "앱",
+    apps_unreadable: "이 ID로는 이 가상 클러스터의 앱을 읽을 수 없습니다.",
+    apps_view_only: "현재 역할로는 앱을 볼 수만 있습니다.",
+    no_apps: "아직 Deployment나 StatefulSet이 없습니다.",
+    metrics_missing: "이 클러스터에는 메트릭 API(metrics.k8s.io)가 없습니다. 오토스케일러를 설정할 수는 있지만 메트릭 서버가 실행되기 전에는 스케일하지 않습니다.",
+    app_state: "상태",
+    app_ready: "준비됨",
+    app_starting: "시작 중",
+    app_stopped: "중지됨",
+    app_failed: "실패",
+    app_images: "이미지",
+    app_plan_state: "서비스 상태",
+    app_requested: "요청됨:",
+    app_refused: "실행되지 않음:",
+    start: "시작",
+    stop: "중지",
+    restart: "재시작",
+    scale: "스케일",
+    autoscale: "오토스케일",
+    stop_autoscaling: "오토스케일 해제",
+    min: "최소",
+    max_pods: "최대",
+    delete: "삭제",
+    delete_warning: "앱과 파드를 삭제합니다. 되돌릴 수 없습니다.",
     advice: [
         (
             AlertKind::CrashLoop,
@@ -310,6 +433,14 @@ pub static KO: Text = Text {
         ),
         (AlertKind::QuotaNearlyExhausted, "이 리소스가 거의 다 찼습니다: 새 워크로드가 거부되기 전에 대비하세요."),
         (AlertKind::ClaimPending, "볼륨 클레임이 볼륨을 기다립니다: 스토리지 클래스와 크기를 확인하세요."),
+        (
+            AlertKind::Restarting,
+            "컨테이너가 최근 여러 번 재시작되었습니다: 이전 실행의 로그(kubectl logs --previous)를 읽고 메모리 한도와 프로브를 확인하세요.",
+        ),
+        (
+            AlertKind::AutoscalerStuck,
+            "오토스케일러가 스케일할 수 없습니다: 메트릭 API(metrics.k8s.io)와 파드의 CPU 요청, 그리고 존재하는 대상이 필요합니다.",
+        ),
     ],
     // --- Members and sign-in through an identity provider (access) ---
     members: "멤버",

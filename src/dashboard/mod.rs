@@ -4,6 +4,7 @@
 //! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama),
 //! with no script; the session cookie holds a random id only, the token stays in this process's memory.
 
+mod apps;
 mod guard;
 mod i18n;
 mod login;
@@ -87,6 +88,8 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}", get(pages::overview))
         .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
+        .route("/instances/{instance_id}/apps", get(apps::page))
+        .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
         .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
         .route("/instances/{instance_id}/login/cf", get(login::start_cf))
         .route(login::CALLBACK_PATH, get(login::callback))

@@ -10,9 +10,12 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{COOKIE, Visitor, login_path, message, render, see_other, session_id, text_for, visitor};
+use super::respond::{
+    COOKIE, Visitor, login_path, message, render, see_other, session_id, signed_in, text_for, visitor,
+};
 use super::sessions::Session;
-use crate::broker::overview::{self, ContainerDefault, Overview, QuotaUse};
+use crate::broker::actions::PlanApp;
+use crate::broker::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
 use crate::broker::{Error, SignIn, percent_encode};
 
 /// The sign-in page.
@@ -48,6 +51,9 @@ struct OverviewPage<'a> {
     pods: Vec<(&'a str, usize)>,
     deployments: usize,
     stateful_sets: usize,
+    plans: &'a [PlanApp],
+    metrics: &'a Metrics,
+    apps_link: String,
     kubeconfig_action: String,
     kubeconfig_file: String,
     token_hours: i64,
@@ -61,10 +67,9 @@ pub async fn kubeconfig(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let session = match visitor(&state, &headers, &instance_id) {
-        Visitor::SignedIn(_, session) => session,
-        Visitor::OfAnotherInstance => return message(StatusCode::FORBIDDEN, text, text.other_instance, true),
-        Visitor::Anonymous => return see_other(&login_path(&instance_id)),
+    let session = match signed_in(&state, &headers, &instance_id) {
+        Ok((_, session)) => session,
+        Err(answer) => return answer,
     };
     match state.broker.kubeconfig(&session.tenant).await {
         Ok(kubeconfig) => {
@@ -105,13 +110,20 @@ pub async fn overview(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let (id, session) = match visitor(&state, &headers, &instance_id) {
-        Visitor::SignedIn(id, session) => (id, session),
-        Visitor::OfAnotherInstance => return message(StatusCode::FORBIDDEN, text, text.other_instance, true),
-        Visitor::Anonymous => return see_other(&login_path(&instance_id)),
+    let (id, session) = match signed_in(&state, &headers, &instance_id) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return answer,
     };
-    match overview::read(&session.client, &session.tenant.namespace).await {
-        Ok(overview) => render(StatusCode::OK, &overview_page(text, &session, &overview)),
+    let (read, plans) = tokio::join!(
+        overview::read(&session.client, &session.tenant.namespace),
+        state.broker.workload_plans(&session.tenant),
+    );
+    let plans = plans.unwrap_or_else(|error| {
+        tracing::warn!(instance_id, %error, "the workload plans of a virtual cluster could not be read");
+        Vec::new()
+    });
+    match read {
+        Ok(overview) => render(StatusCode::OK, &overview_page(text, &session, &overview, &plans)),
         Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
         Err(error) => {
             // Most often the token expired or was revoked (its binding deleted): the user signs in again.
@@ -122,7 +134,12 @@ pub async fn overview(
     }
 }
 
-fn overview_page<'a>(text: &'static Text, session: &'a Session, overview: &'a Overview) -> OverviewPage<'a> {
+fn overview_page<'a>(
+    text: &'static Text,
+    session: &'a Session,
+    overview: &'a Overview,
+    plans: &'a [PlanApp],
+) -> OverviewPage<'a> {
     let alerts = overview
         .alerts
         .iter()
@@ -143,6 +160,9 @@ fn overview_page<'a>(text: &'static Text, session: &'a Session, overview: &'a Ov
         pods: overview.pods_by_phase.iter().map(|(phase, count)| (phase.as_str(), *count)).collect(),
         deployments: overview.deployments,
         stateful_sets: overview.stateful_sets,
+        plans,
+        metrics: &overview.metrics,
+        apps_link: format!("/instances/{}/apps", percent_encode(&session.tenant.instance_id)),
         kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
         kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
         token_hours: crate::broker::KUBECONFIG_TOKEN_SECONDS / 3600,
@@ -319,6 +339,7 @@ mod tests {
             pods_by_phase: [("Running".to_owned(), 2)].into(),
             deployments: 1,
             stateful_sets: 0,
+            metrics: Metrics::Unavailable,
             alerts: vec![Alert {
                 kind: AlertKind::CrashLoop,
                 severity: Severity::Critical,
@@ -332,8 +353,20 @@ mod tests {
     async fn the_overview_shows_quota_bars_defaults_pods_and_escaped_alerts_in_the_browsers_language() {
         let session = session();
         let overview = overview();
-        let html = overview_page(&i18n::EN, &session, &overview).render().expect("renders");
+        let plans = vec![PlanApp {
+            instance_id: "app-1".to_owned(),
+            service_name: "container-app".to_owned(),
+            plan_name: "medium".to_owned(),
+            state: crate::broker::model::LastOperation::new(
+                crate::broker::model::OperationState::InProgress,
+                "waiting for a node",
+            ),
+        }];
+        let html = overview_page(&i18n::EN, &session, &overview, &plans).render().expect("renders");
         assert!(html.contains(r#"<html lang="en">"#));
+        assert!(html.contains("container-app / medium") && html.contains("waiting for a node"), "{html}");
+        assert!(html.contains(r#"href="/instances/inst-1/apps""#), "{html}");
+        assert!(html.contains(r#"id="metrics-unavailable""#), "metrics unavailable, not zero: {html}");
         assert!(
             html.contains(r#"<meter id="quota-pods" min="0" max="100" low="80" high="99" optimum="0" value="90">"#),
             "{html}"
@@ -347,7 +380,8 @@ mod tests {
         assert!(!html.contains("style="), "no inline style: the policy forbids it");
         assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");
         assert!(html.contains(r#"export KUBECONFIG="$PWD/caas-inst-1.kubeconfig""#), "copyable commands: {html}");
-        let korean = overview_page(&i18n::KO, &session, &overview).render().expect("renders");
+        assert!(html.contains(r#"$env:KUBECONFIG = "$PWD\caas-inst-1.kubeconfig""#), "and for PowerShell: {html}");
+        let korean = overview_page(&i18n::KO, &session, &overview, &plans).render().expect("renders");
         assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("쿼터") && korean.contains("경고"));
     }
 

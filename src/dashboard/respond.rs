@@ -88,3 +88,19 @@ pub fn see_other(location: &str) -> Response {
 pub fn login_path(instance_id: &str) -> String {
     format!("/instances/{}/login", percent_encode(instance_id))
 }
+
+/// The signed-in visitor of `instance_id`'s pages (session id and session), or the answer for anyone else: 403 for
+/// a visitor of another instance, the sign-in page for an anonymous one.
+#[expect(clippy::result_large_err, reason = "the answer is made once per request and returned at once")]
+pub fn signed_in(
+    state: &DashboardState,
+    headers: &HeaderMap,
+    instance_id: &str,
+) -> Result<(String, Box<Session>), Response> {
+    let text = text_for(headers);
+    match visitor(state, headers, instance_id) {
+        Visitor::SignedIn(id, session) => Ok((id, session)),
+        Visitor::OfAnotherInstance => Err(message(StatusCode::FORBIDDEN, text, text.other_instance, true)),
+        Visitor::Anonymous => Err(see_other(&login_path(instance_id))),
+    }
+}

@@ -1,6 +1,7 @@
 //! The Kubernetes side: names and labels, the typed objects a tenant's virtual cluster is made of, and applying them
 //! with server-side apply under the broker's one field manager.
 
+pub mod access;
 pub mod binding;
 pub mod member;
 pub mod names;

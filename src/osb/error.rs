@@ -58,6 +58,7 @@ impl OsbError {
                 | broker::Error::RequiresApp
                 | broker::Error::MaintenanceInfoConflict(_)
                 | broker::Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                broker::Error::Denied(_) => StatusCode::FORBIDDEN,
                 broker::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 broker::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -83,6 +84,7 @@ impl OsbError {
                 broker::Error::RequiresApp => "RequiresApp",
                 broker::Error::MaintenanceInfoConflict(_) => "MaintenanceInfoConflict",
                 broker::Error::Unprocessable { code, .. } => code,
+                broker::Error::Denied(_) => "Forbidden",
                 broker::Error::Unavailable(_) => "ServiceUnavailable",
                 broker::Error::Internal(_) => "InternalError",
             },

@@ -3,5 +3,6 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod dashboard;
 pub mod http;
 pub mod proxy;

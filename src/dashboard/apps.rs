@@ -1,0 +1,357 @@
+//! The apps page: a virtual cluster's Deployments and StatefulSets (the tenant's own and the workload plans'), with the
+//! controls the signed-in identity may use — stop, start, restart, scale, autoscale, delete. Which controls show is
+//! asked of Kubernetes for that identity; what happens is decided by Kubernetes too (see [`crate::broker::actions`]):
+//! a forged form gets the apiserver's refusal, not a change.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::i18n::Text;
+use super::respond::{message, render, see_other, signed_in, text_for};
+use super::sessions::Session;
+use crate::broker::actions::{Acted, Action, App, AppPermissions, Controller};
+use crate::broker::model::OperationState;
+use crate::broker::{Error, percent_encode};
+use crate::k8s::workload::Autoscale;
+
+/// What the page says above the list after an action, or why it was not done.
+enum Notice {
+    Done(String),
+    Refused(String),
+}
+
+/// The apps page.
+#[derive(Template)]
+#[template(path = "apps.html", config = "src/dashboard/askama.toml")]
+struct AppsPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    apps: Vec<AppLine<'a>>,
+    may_change_any: bool,
+    metrics_available: bool,
+    notice: Option<Notice>,
+    overview: String,
+}
+
+/// One app as shown, with the controls its viewer may use.
+struct AppLine<'a> {
+    app: &'a App,
+    action: String,
+    state: &'static str,
+    plan_state: Option<String>,
+    change: bool,
+    scale: bool,
+    autoscale: bool,
+    delete: bool,
+}
+
+/// `?done=` after an action, naming it.
+#[derive(Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    app: Option<String>,
+}
+
+/// An action's form: which action, and its numbers as typed.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    action: String,
+    #[serde(default)]
+    replicas: String,
+    #[serde(default)]
+    min: String,
+    #[serde(default)]
+    max: String,
+    #[serde(default)]
+    cpu: String,
+}
+
+impl ActionForm {
+    /// The action the form asks for; a number that is no number is a bad request.
+    fn action(&self) -> Result<Action, Error> {
+        let number = |field: &str, value: &str| {
+            value.trim().parse::<i32>().map_err(|_| Error::BadRequest(format!("{field} must be a whole number")))
+        };
+        let action = match self.action.as_str() {
+            "stop" => Action::Stop,
+            "start" => Action::Start,
+            "restart" => Action::Restart,
+            "scale" => Action::Scale(number("replicas", &self.replicas)?),
+            "autoscale" => Action::Autoscale(Autoscale {
+                min: number("min", &self.min)?,
+                max: number("max", &self.max)?,
+                cpu_percent: number("cpu", &self.cpu)?,
+            }),
+            "stop-autoscaling" => Action::StopAutoscaling,
+            "delete" => Action::Delete,
+            other => return Err(Error::BadRequest(format!("there is no action {other:?}"))),
+        };
+        action.validate()?;
+        Ok(action)
+    }
+}
+
+fn apps_path(instance_id: &str) -> String {
+    format!("/instances/{}/apps", percent_encode(instance_id))
+}
+
+/// GET /instances/:instance_id/apps
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    Query(done): Query<Done>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return answer,
+    };
+    let notice = done.done.map(|action| Notice::Done(format!("{action}: {}", done.app.unwrap_or_default())));
+    show(&state, text, &session, StatusCode::OK, notice).await
+}
+
+/// The page with `status` and `notice`, read as the signed-in user.
+async fn show(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    status: StatusCode,
+    notice: Option<Notice>,
+) -> Response {
+    let namespace = &session.tenant.namespace;
+    let (apps, permissions, metrics) = tokio::join!(
+        state.broker.apps(&session.client, &session.tenant),
+        crate::broker::actions::app_permissions(&session.client, namespace),
+        crate::broker::actions::metrics_available(&session.client),
+    );
+    let (apps, permissions) = match (apps, permissions) {
+        (Ok(apps), Ok(permissions)) => (apps, permissions),
+        (Err(Error::Unavailable(_)), _) | (_, Err(Error::Unavailable(_))) => {
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(instance_id = session.tenant.instance_id, %error, "the apps could not be read as the signed-in user");
+            return message(StatusCode::FORBIDDEN, text, text.apps_unreadable, true);
+        }
+    };
+    render(status, &apps_page(text, session, &apps, permissions, metrics, notice))
+}
+
+fn apps_page<'a>(
+    text: &'static Text,
+    session: &'a Session,
+    apps: &'a [App],
+    permissions: AppPermissions,
+    metrics_available: bool,
+    notice: Option<Notice>,
+) -> AppsPage<'a> {
+    let instance_id = &session.tenant.instance_id;
+    let lines: Vec<AppLine<'a>> = apps
+        .iter()
+        .map(|app| {
+            let change = permissions.change(app.controller);
+            // A streaming session is one pod by design: it is stopped and started, never scaled.
+            let session_plan = app.plan.as_ref().is_some_and(|plan| plan.service_name == "streaming-session");
+            AppLine {
+                app,
+                action: format!(
+                    "{}/{}/{}",
+                    apps_path(instance_id),
+                    app.controller.resource(),
+                    percent_encode(&app.name)
+                ),
+                state: if app.stopped() {
+                    text.app_stopped
+                } else if app.ready >= app.desired {
+                    text.app_ready
+                } else {
+                    text.app_starting
+                },
+                plan_state: app.plan.as_ref().map(|plan| {
+                    let state = match plan.state.state {
+                        OperationState::Succeeded => text.app_ready,
+                        OperationState::InProgress => text.app_starting,
+                        OperationState::Failed => text.app_failed,
+                    };
+                    match &plan.state.description {
+                        Some(description) if !description.is_empty() => format!("{state}: {description}"),
+                        _ => state.to_owned(),
+                    }
+                }),
+                change,
+                scale: change && !session_plan && app.autoscale.is_none(),
+                autoscale: change && permissions.autoscale && !session_plan,
+                delete: permissions.delete(app.controller),
+            }
+        })
+        .collect();
+    AppsPage {
+        text,
+        session,
+        may_change_any: lines.iter().any(|line| line.change || line.delete),
+        apps: lines,
+        metrics_available,
+        notice,
+        overview: format!("/instances/{}", percent_encode(instance_id)),
+    }
+}
+
+/// POST /instances/:instance_id/apps/:resource/:name — one action, made as the signed-in user.
+pub async fn act(
+    State(state): State<DashboardState>,
+    Path((instance_id, resource, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return answer,
+    };
+    let Some(kind) = Controller::from_resource(&resource) else {
+        return message(StatusCode::NOT_FOUND, text, text.not_found, true);
+    };
+    let outcome = match form.action() {
+        Ok(action) => state.broker.act(&session.client, &session.tenant, kind, &name, action).await,
+        Err(error) => Err(error),
+    };
+    let user = &session.tenant.username;
+    match outcome {
+        Ok(Acted::Done | Acted::Started) => {
+            tracing::info!(instance_id, user, kind = kind.kind(), name, action = form.action, "dashboard action");
+            see_other(&format!(
+                "{}?done={}&app={}",
+                apps_path(&instance_id),
+                percent_encode(&form.action),
+                percent_encode(&name)
+            ))
+        }
+        Err(error) => {
+            let status = match &error {
+                Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+                Error::Denied(_) => StatusCode::FORBIDDEN,
+                Error::NotFound(_) | Error::Gone(_) => StatusCode::NOT_FOUND,
+                Error::Conflict(_) | Error::Concurrency(_) => StatusCode::CONFLICT,
+                Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                Error::Unprocessable { .. } | Error::MaintenanceInfoConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            tracing::info!(instance_id, user, kind = kind.kind(), name, action = form.action, %error, "dashboard action refused");
+            let said = match &error {
+                Error::Internal(_) => text.unavailable.to_owned(),
+                other => other.to_string(),
+            };
+            show(&state, text, &session, status, Some(Notice::Refused(said))).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::Tenant;
+    use crate::broker::actions::PlanApp;
+    use crate::broker::model::LastOperation;
+
+    fn session() -> Session {
+        let tenant = Tenant {
+            instance_id: "inst-1".to_owned(),
+            namespace: "caas-inst-1".to_owned(),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
+        let id = sessions.start(tenant, client).expect("id");
+        sessions.find(&id).expect("session")
+    }
+
+    fn apps() -> Vec<App> {
+        vec![
+            App {
+                controller: Controller::Deployment,
+                name: "web<b>".to_owned(),
+                desired: 2,
+                ready: 1,
+                replicas_before_stop: None,
+                autoscale: None,
+                images: vec!["example/web:1".to_owned()],
+                plan: None,
+            },
+            App {
+                controller: Controller::StatefulSet,
+                name: "session-x".to_owned(),
+                desired: 0,
+                ready: 0,
+                replicas_before_stop: None,
+                autoscale: None,
+                images: vec![],
+                plan: Some(PlanApp {
+                    instance_id: "x".to_owned(),
+                    service_name: "streaming-session".to_owned(),
+                    plan_name: "cpu-720p".to_owned(),
+                    state: LastOperation::new(OperationState::Succeeded, "stopped"),
+                }),
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn controls_show_only_what_the_identity_may_do() {
+        let session = session();
+        let apps = apps();
+        let all = AppPermissions {
+            change_deployments: true,
+            change_stateful_sets: true,
+            delete_deployments: true,
+            delete_stateful_sets: true,
+            autoscale: true,
+        };
+        let html = apps_page(&i18n::EN, &session, &apps, all, false, None).render().expect("renders");
+        assert!(html.contains(r#"action="/instances/inst-1/apps/deployments/web%3Cb%3E""#), "{html}");
+        assert!(html.contains("web&#60;b&#62;") || html.contains("web&lt;b&gt;"), "escaped: {html}");
+        assert!(html.contains(r#"value="stop""#) && html.contains(r#"value="scale""#), "{html}");
+        assert!(html.contains(r#"value="start""#), "the stopped session can be started: {html}");
+        assert!(html.contains(i18n::EN.metrics_missing), "{html}");
+        assert!(html.contains("streaming-session / cpu-720p"), "{html}");
+        assert!(!html.contains("<script") && !html.contains("style="), "{html}");
+        let scale_forms = html.matches(r#"value="scale""#).count();
+        assert_eq!(scale_forms, 1, "a streaming session is not scaled: {html}");
+
+        let view = AppPermissions::default();
+        let html = apps_page(&i18n::KO, &session, &apps, view, true, None).render().expect("renders");
+        assert!(!html.contains(r#"name="action""#), "a viewer gets no control at all: {html}");
+        assert!(html.contains(i18n::KO.apps_view_only) && html.contains(r#"lang="ko""#), "{html}");
+    }
+
+    #[test]
+    fn forms_name_one_action_with_whole_numbers() {
+        let form = |action: &str, replicas: &str| ActionForm {
+            action: action.to_owned(),
+            replicas: replicas.to_owned(),
+            min: "1".to_owned(),
+            max: "3".to_owned(),
+            cpu: "70".to_owned(),
+        };
+        assert_eq!(form("scale", " 3 ").action().expect("scale"), Action::Scale(3));
+        assert!(matches!(form("scale", "three").action(), Err(Error::BadRequest(_))));
+        assert!(matches!(form("scale", "99").action(), Err(Error::BadRequest(_))));
+        assert!(matches!(form("reboot", "").action(), Err(Error::BadRequest(_))));
+        assert_eq!(
+            form("autoscale", "").action().expect("autoscale"),
+            Action::Autoscale(Autoscale { min: 1, max: 3, cpu_percent: 70 })
+        );
+    }
+}

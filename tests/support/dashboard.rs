@@ -1,0 +1,86 @@
+//! The dashboard served in-process for a test, on a free loopback port, and what a visitor does there: sign in with a
+//! token, keep the session cookie.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use super::broker::*;
+use super::cluster::cluster;
+use super::http::{HttpAnswer, form_encode, send};
+
+/// The broker under test with its dashboard served in-process on a free loopback port, its URL derived from the
+/// listener as the binary does (no `dashboard.base_url`) unless the test's settings name one; and the broker's domain,
+/// for what a test does as the dashboard would (a member's sign-in).
+pub struct Served {
+    pub broker: TestBroker,
+    pub domain: std::sync::Arc<caas_broker::broker::Broker>,
+    pub address: SocketAddr,
+    /// The dashboard's own origin (what its forms must come from).
+    pub origin: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub async fn serve() -> Served {
+    serve_with(|_| {}).await
+}
+
+/// Like [`serve`], with `configure` applied to the settings last (identity providers, a `dashboard.base_url`).
+pub async fn serve_with(configure: impl FnOnce(&mut caas_broker::config::Settings)) -> Served {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let address = listener.local_addr().expect("address");
+    let broker = TestBroker::start(|settings| {
+        settings.dashboard.base_url = None;
+        settings.dashboard.listen = address;
+        configure(settings);
+    })
+    .await;
+    let domain = caas_broker::server::broker(
+        &broker.settings,
+        caas_broker::catalog::Catalog::built_in(),
+        broker.client.clone(),
+        broker.endpoint.clone(),
+    )
+    .expect("broker");
+    let cluster_config = cluster().admin_config().await;
+    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("the dashboard serves");
+    });
+    let origin = broker.settings.dashboard_own_url(address);
+    Served { broker, domain, address, origin, server }
+}
+
+/// Provisions a small virtual cluster and binds it with `role`; returns its dashboard URL and the binding's token.
+pub async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
+    let id = format!("dash-{:08x}", rand::random::<u32>());
+    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    let url = provisioned.body["dashboard_url"].as_str().expect("provision returns dashboard_url").to_owned();
+    let bound = broker.bind(&id, &format!("{id}-{role}"), SMALL, json!({ "parameters": { "role": role } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    (id, url, token)
+}
+
+pub fn cookie_of(answer: &HttpAnswer) -> String {
+    let set = answer.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+pub async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &str) -> HttpAnswer {
+    let body = format!("token={}", form_encode(token));
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
+    send(served.address, "POST", login_path, &headers, &body).await
+}
+
+pub fn path_of(url: &str, origin: &str) -> String {
+    url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
+}
