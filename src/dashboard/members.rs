@@ -267,7 +267,11 @@ mod tests {
         sessions.find(&id).expect("session")
     }
 
-    fn page<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> String {
+    fn page(session: &Session, members: &[Member], listed: bool, manage: bool) -> String {
+        page_of(session, members, listed, manage).render().expect("renders")
+    }
+
+    fn page_of<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> MembersPage<'a> {
         let base = members_path("inst 1");
         MembersPage {
             text: &i18n::EN,
@@ -283,8 +287,6 @@ mod tests {
             role_action: format!("{base}/role"),
             revoke_action: format!("{base}/revoke"),
         }
-        .render()
-        .expect("renders")
     }
 
     #[tokio::test]
@@ -309,5 +311,11 @@ mod tests {
         assert!(
             read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
         );
+        assert!(read_only.contains("bob@example.test"), "whoever may list RoleBindings sees the members");
+        let hidden = page(&session, &[], false, false);
+        assert!(hidden.contains(r#"id="read-only""#) && !hidden.contains("<table"), "{hidden}");
+        let korean = MembersPage { text: &i18n::KO, ..page_of(&session, &members, true, true) };
+        let korean = korean.render().expect("renders");
+        assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("멤버") && korean.contains("초대"));
     }
 }
