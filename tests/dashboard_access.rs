@@ -624,3 +624,36 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     assert_eq!(down.status, 503, "{down:?}");
     assert!(down.body.contains("does not answer") && session_cookie_of(&down).is_none(), "{}", down.body);
 }
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_gives_a_clear_503_and_no_provider_shows_only_the_token_form() {
+    // Nothing listens on port 1: discovery fails at once, as it would for a provider that is down.
+    let served = serve_with(|settings| {
+        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
+            issuer: "https://127.0.0.1:1/realms/k".to_owned(),
+            client_id: "caas".to_owned(),
+            client_secret: "not-used".to_owned(),
+            scopes: "openid email".to_owned(),
+            user_claim: "email".to_owned(),
+            ca_file: None,
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/oidc""#)), "{}", page.body);
+    let down = served.get(&format!("/instances/{id}/login/oidc"), "").await;
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(down.body.contains("does not answer") && down.header("location").is_none(), "{}", down.body);
+    assert!(down.header("set-cookie").is_none(), "no sign-in started");
+    let off = served.get(&format!("/instances/{id}/login/cf"), "").await;
+    assert_eq!(off.status, 404, "a provider that is not configured: {off:?}");
+    let callback = served.get("/auth/callback?code=x&state=y", "").await;
+    assert_eq!(callback.status, 400, "a callback without a started sign-in: {callback:?}");
+
+    let plain = serve().await;
+    let id = instance(&plain.broker).await;
+    let page = plain.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(r#"type="password""#) && !page.body.contains("/login/oidc"), "{}", page.body);
+    assert!(!page.body.contains("/login/cf"));
+}
