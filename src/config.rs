@@ -20,6 +20,7 @@ kubernetes:
   namespace_prefix: "caas-"
   broker_namespace: caas-broker-system
   identity_namespace: caas-broker-identities
+  dashboard_watch_role: caas-broker-dashboard-watch
   request_timeout_seconds: 20
 bindings:
   default_expiration_seconds: 86400
@@ -106,6 +107,9 @@ pub struct KubernetesSettings {
     /// Where the identities the broker hands out live (owners' and bindings' ServiceAccounts): a namespace no
     /// tenant can reach, so that no tenant can mint tokens for, impersonate or run pods as them.
     pub identity_namespace: String,
+    /// The ClusterRole the broker binds to itself in each tenant namespace for the dashboard's live view (its
+    /// watches); the operator makes it (`manifests/rbac.yaml`), named per release by the Helm chart.
+    pub dashboard_watch_role: String,
     /// Timeout of one apiserver request.
     pub request_timeout_seconds: u64,
     /// The apiserver URL bound applications use; the broker's own when absent.
@@ -385,6 +389,9 @@ impl Settings {
         }
         if !is_dns_label(&self.kubernetes.identity_namespace) {
             return invalid("kubernetes.identity_namespace", "must be a valid namespace name");
+        }
+        if !is_dns_label(&self.kubernetes.dashboard_watch_role) {
+            return invalid("kubernetes.dashboard_watch_role", "must be a ClusterRole name of at most 63 of [a-z0-9-]");
         }
         let prefix = &self.kubernetes.namespace_prefix;
         if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {

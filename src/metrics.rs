@@ -83,6 +83,10 @@ pub struct Metrics {
     pub apiserver_duration: Family<ApiLabels, Histogram>,
     /// Instances by plan, set at each scrape.
     pub instances: Family<PlanLabels, Gauge>,
+    /// The dashboard's live view: Kubernetes watches running (one per namespace and kind, shared by its viewers).
+    pub dashboard_watches: Gauge,
+    /// The dashboard's live view: open live pages (event streams).
+    pub dashboard_viewers: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -110,7 +114,23 @@ pub fn global() -> &'static Metrics {
             apiserver_duration.clone(),
         );
         registry.register("instances", "Service instances by plan, counted from the cluster", instances.clone());
-        Metrics { registry, http_requests, http_duration, operations, apiserver_duration, instances }
+        let (dashboard_watches, dashboard_viewers) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "dashboard_watches",
+            "Kubernetes watches the dashboard's live view runs, one per namespace and kind",
+            dashboard_watches.clone(),
+        );
+        registry.register("dashboard_viewers", "Open live dashboard pages", dashboard_viewers.clone());
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            operations,
+            apiserver_duration,
+            instances,
+            dashboard_watches,
+            dashboard_viewers,
+        }
     })
 }
 

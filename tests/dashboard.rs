@@ -65,7 +65,7 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     assert_eq!(form.status, 200);
     assert!(form.body.contains(r#"type="password""#) && !form.body.contains("<script"), "{}", form.body);
     let policy = form.header("content-security-policy").expect("CSP");
-    assert!(policy.contains("default-src 'self'") && policy.contains("script-src 'none'"), "{policy}");
+    assert!(policy.contains("default-src 'self'") && policy.contains("script-src 'self'"), "{policy}");
     assert_eq!(form.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(form.header("referrer-policy"), Some("no-referrer"));
 
@@ -107,7 +107,7 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     assert!(html.contains("<span>Running</span> <strong>1</strong>"), "pods by state: {html}");
     assert!(html.contains("Pod/web-1 (web)") && html.contains("kubectl logs --previous"), "the alert says what to do");
     assert!(html.contains(&format!("caas-broker-identities:caas-binding-{a}-edit")), "read as the binding: {html}");
-    assert!(!html.contains(&token_a) && !html.contains("<script"), "no token and no script in the page");
+    assert!(!html.contains(&token_a) && !html.contains("<script>"), "no token and no inline script in the page");
     let korean_headers = [("cookie", cookie.as_str()), ("accept-language", "ko-KR,ko;q=0.9")];
     let korean = send(served.address, "GET", &overview_a, &korean_headers, "").await;
     assert!(korean.body.contains(r#"<html lang="ko">"#) && korean.body.contains("쿼터"), "{}", korean.body);

@@ -238,7 +238,7 @@ fn default_render_is_the_manifests() {
     expected.insert(("Secret".into(), "caas-broker-system".into(), "caas-broker-credentials".into()));
     assert_eq!(identities(&rendered), expected, "rendered objects differ from manifests/");
     let expected_kinds: BTreeMap<String, usize> = [
-        ("ClusterRole", 1),
+        ("ClusterRole", 2),
         ("ClusterRoleBinding", 1),
         ("Deployment", 1),
         ("Namespace", 1),
@@ -258,9 +258,12 @@ fn default_render_is_the_manifests() {
     assert_eq!(kinds(&rendered), expected_kinds);
 
     // RBAC: identical rules, bound to the release's ServiceAccount.
-    for (kind, name) in
-        [("ClusterRole", "caas-broker"), ("Role", "caas-broker-records"), ("Role", "caas-broker-identities")]
-    {
+    for (kind, name) in [
+        ("ClusterRole", "caas-broker"),
+        ("ClusterRole", "caas-broker-dashboard-watch"),
+        ("Role", "caas-broker-records"),
+        ("Role", "caas-broker-identities"),
+    ] {
         let plain_rules = &named(&plain, kind, name)["rules"];
         assert!(plain_rules.as_array().is_some_and(|r| !r.is_empty()), "no rules parsed for {kind} {name}");
         assert_eq!(&named(&rendered, kind, name)["rules"], plain_rules, "{kind} {name} rules differ");
@@ -313,6 +316,8 @@ fn default_render_is_the_manifests() {
     assert_eq!(env.get("CAAS_BROKER__KUBERNETES__BROKER_NAMESPACE").map(String::as_str), Some("caas-broker-system"));
     let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
     assert_eq!(identity_namespace, Some("caas-broker-identities"), "the identity namespace is always passed");
+    let watch_role = env.get("CAAS_BROKER__KUBERNETES__DASHBOARD_WATCH_ROLE").map(String::as_str);
+    assert_eq!(watch_role, Some("caas-broker-dashboard-watch"), "the dashboard's watch role is always passed");
     assert_eq!(env.get("CAAS_BROKER__LISTEN").map(String::as_str), Some("0.0.0.0:8080"));
     assert!(!env.contains_key("CAAS_BROKER__DASHBOARD__LISTEN"), "the dashboard stays on the pod's loopback: {env:?}");
     assert_eq!(env.get("CAAS_BROKER__LOG__FORMAT").map(String::as_str), Some("json"));
@@ -378,7 +383,17 @@ fn render_follows_release_name_and_namespace() {
             assert_eq!(namespace, "elsewhere", "{kind} {name}");
         }
     }
-    assert_eq!(only(&objects, "ClusterRole")["metadata"]["name"], "helm-x-caas-broker");
+    named(&objects, "ClusterRole", "helm-x-caas-broker");
+    let watch_role = named(&objects, "ClusterRole", "helm-x-caas-broker-dashboard-watch");
+    assert!(watch_role["rules"].as_array().is_some_and(|rules| !rules.is_empty()), "{watch_role}");
+    let broker_role = named(&objects, "ClusterRole", "helm-x-caas-broker");
+    let binds = broker_role["rules"].as_array().expect("rules").iter().any(|rule| {
+        rule["verbs"] == json!(["bind"]) && rule["resourceNames"] == json!(["helm-x-caas-broker-dashboard-watch"])
+    });
+    assert!(binds, "the broker may bind the release's watch role: {broker_role}");
+    let env = literal_env(broker_container(only(&objects, "Deployment")));
+    let passed = env.get("CAAS_BROKER__KUBERNETES__DASHBOARD_WATCH_ROLE").map(String::as_str);
+    assert_eq!(passed, Some("helm-x-caas-broker-dashboard-watch"), "the broker binds the release's watch role");
     assert_eq!(only(&objects, "ClusterRoleBinding")["subjects"][0]["namespace"], "elsewhere");
     assert_eq!(only(&objects, "Namespace")["metadata"]["name"], identities_of_release);
     assert_eq!(named(&objects, "RoleBinding", identities_of_release)["subjects"][0]["namespace"], "elsewhere");
@@ -677,7 +692,11 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     let (ok, out, err) = cluster.kubectl(&cluster.kubeconfig, &["get", "clusterrole", &fullname, "-o", "json"]);
     assert!(ok, "get clusterrole {fullname}: {err}");
     let live: Value = serde_json::from_str(&out).expect("clusterrole JSON");
-    assert_eq!(live["rules"], only(&manifests(&["rbac.yaml"]), "ClusterRole")["rules"], "live ClusterRole rules");
+    assert_eq!(
+        live["rules"],
+        named(&manifests(&["rbac.yaml"]), "ClusterRole", "caas-broker")["rules"],
+        "live ClusterRole rules"
+    );
     assert!(exists(&["clusterrolebinding", &fullname]));
     let guard = format!("{fullname}-tenant-guard");
     let no_legacy_tokens = format!("{fullname}-no-legacy-tokens");
@@ -708,6 +727,8 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     // The ServiceAccount has what the broker needs and not more.
     assert!(can_i(namespace, &fullname, &["create", "namespaces"]));
     assert!(can_i(namespace, &fullname, &["bind", "clusterroles/admin"]));
+    assert!(can_i(namespace, &fullname, &["bind", &format!("clusterroles/{fullname}-dashboard-watch")]));
+    assert!(!can_i(namespace, &fullname, &["watch", "pods", "-n", "default"]), "no watch outside tenant namespaces");
     assert!(can_i(namespace, &fullname, &["list", "configmaps", "-n", namespace]));
     assert!(!can_i(namespace, &fullname, &["list", "configmaps", "-n", "default"]));
     assert!(!can_i(namespace, &fullname, &["bind", "clusterroles/cluster-admin"]));

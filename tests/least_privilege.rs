@@ -7,10 +7,11 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::{PersistentVolume, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, PostParams, WatchParams};
 use kube::config::AuthInfo;
 use serde_json::json;
 use support::broker::*;
@@ -42,6 +43,15 @@ async fn broker_service_account_config() -> kube::Config {
     let mut config = cluster.admin_config().await;
     config.auth_info = AuthInfo { token: Some(token.into()), ..AuthInfo::default() };
     config
+}
+
+/// Whether `client`'s identity may `verb` `resource` (core group) in `namespace`, as the apiserver says.
+async fn may(client: &kube::Client, namespace: &str, verb: &str, resource: &str) -> bool {
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({ "spec": { "resourceAttributes": {
+        "namespace": namespace, "verb": verb, "resource": resource } } }))
+    .expect("review");
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await;
+    answer.expect("access review").status.is_some_and(|status| status.allowed)
 }
 
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
@@ -101,6 +111,30 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
         assert_eq!(tenant.namespace, namespace);
         assert!(dashboard_domain.revoke(&cluster_id, alice).await.expect("remove a member"));
     }
+    // The dashboard's live view: the broker may watch a tenant namespace (through the RoleBinding it made there at
+    // provision) and nowhere else; the first live viewer of an instance re-grants it idempotently.
+    dashboard_domain.allow_dashboard_watch(&cluster_id).await.expect("the broker grants itself the dashboard's watch");
+    let pods = Api::<Pod>::namespaced(broker.client.clone(), &namespace);
+    let events = pods.watch_metadata(&WatchParams::default().timeout(1), "0").await.expect("watch a tenant namespace");
+    futures::pin_mut!(events);
+    let first = futures::TryStreamExt::try_next(&mut events).await;
+    assert!(first.is_ok(), "the tenant namespace's pods are watched: {first:?}");
+    for elsewhere in ["kube-system", "default", "caas-broker-system"] {
+        assert!(!may(&broker.client, elsewhere, "watch", "pods").await, "the broker may not watch {elsewhere}");
+        let pods = Api::<Pod>::namespaced(broker.client.clone(), elsewhere);
+        let refused = pods.watch_metadata(&WatchParams::default().timeout(1), "0").await;
+        let refused = match refused {
+            Err(error) => Err(error),
+            Ok(events) => {
+                futures::pin_mut!(events);
+                futures::TryStreamExt::try_next(&mut events).await.map(|_| ())
+            }
+        };
+        assert!(forbidden(refused), "watching pods in {elsewhere}");
+    }
+    assert!(may(&broker.client, &namespace, "watch", "pods").await);
+    assert!(!may(&broker.client, &namespace, "watch", "secrets").await, "only the live view's kinds");
+
     let unbound = broker.unbind(&cluster_id, &format!("{cluster_id}-view"), SMALL).await;
     assert_eq!(unbound.status, StatusCode::OK, "{unbound:?}");
     let update = broker

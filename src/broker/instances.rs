@@ -273,6 +273,7 @@ impl Broker {
         apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
         self.apply_identity(&cluster.owner_service_account(owned_by(&applied))).await?;
         apply(&Api::<RoleBinding>::namespaced(client.clone(), &namespace), &cluster.owner_role_binding()).await?;
+        self.apply_dashboard_watch(&namespace, &record.instance_id).await?;
         if let Some(legacy_owner) = legacy_owner {
             // The owner's old ServiceAccount, which the tenant could mint tokens for: deleting it revokes them.
             let accounts = Api::<ServiceAccount>::namespaced(client, &namespace);

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod alerts;
 mod bindings;
 mod credentials;
+mod dashboard_watch;
 mod error;
 mod identities;
 mod instance;
@@ -19,6 +20,8 @@ mod progress;
 mod seen_ready;
 mod tenants;
 pub(crate) mod workloads;
+
+pub mod workloads_view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +58,8 @@ pub struct BrokerOptions {
     pub broker_namespace: String,
     /// Where owners' and bindings' ServiceAccounts live, out of every tenant's reach.
     pub identity_namespace: String,
+    /// The ClusterRole of the dashboard's watches, which the broker binds to itself per tenant namespace.
+    pub dashboard_watch_role: String,
     /// Token lifetime when a bind asks for none.
     pub default_expiration_seconds: u64,
     /// Longest token lifetime a bind may ask for.
@@ -77,6 +82,7 @@ impl BrokerOptions {
             one_instance_per_organization: settings.policy.one_instance_per_organization,
             broker_namespace: settings.kubernetes.broker_namespace.clone(),
             identity_namespace: settings.kubernetes.identity_namespace.clone(),
+            dashboard_watch_role: settings.kubernetes.dashboard_watch_role.clone(),
             default_expiration_seconds: settings.bindings.default_expiration_seconds,
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
             session_image: settings.workloads.session_image.clone(),
@@ -95,6 +101,8 @@ pub struct Broker {
     options: BrokerOptions,
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
+    /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
+    own_user: tokio::sync::OnceCell<String>,
 }
 
 impl Broker {
@@ -106,7 +114,15 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
-        Ok(Broker { catalog: Arc::new(catalog), schemas, endpoint, client, options, seen_ready: SeenReady::default() })
+        Ok(Broker {
+            catalog: Arc::new(catalog),
+            schemas,
+            endpoint,
+            client,
+            options,
+            seen_ready: SeenReady::default(),
+            own_user: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// The catalog, as served.

@@ -110,9 +110,9 @@ pub async fn page(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id) {
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let notice = done.done.map(|action| Notice::Done(format!("{action}: {}", done.app.unwrap_or_default())));
     show(&state, text, &session, StatusCode::OK, notice).await
@@ -212,9 +212,9 @@ pub async fn act(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id) {
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(kind) = Controller::from_resource(&resource) else {
         return message(StatusCode::NOT_FOUND, text, text.not_found, true);

@@ -132,6 +132,41 @@ pub struct Text {
     pub delete_warning: &'static str,
     /// What to do, by alert kind.
     advice: [(AlertKind, &'static str); 14],
+    // The live workloads view (workloads, YAML, pod logs).
+    /// The workloads page's heading and the link to it.
+    pub live_workloads: &'static str,
+    /// The link back to the overview.
+    pub live_overview: &'static str,
+    /// A kind the signed-in identity may not list.
+    pub live_not_allowed: &'static str,
+    /// A kind with no object.
+    pub live_none: &'static str,
+    /// Column: name.
+    pub live_name: &'static str,
+    /// Column: status.
+    pub live_status: &'static str,
+    /// Column: ready of desired.
+    pub live_ready: &'static str,
+    /// Column: restarts (events: count).
+    pub live_restarts: &'static str,
+    /// Column: age.
+    pub live_age: &'static str,
+    /// Column: images, addresses, message.
+    pub live_detail: &'static str,
+    /// What keeps the page current, and what to do without scripts.
+    pub live_hint: &'static str,
+    /// Pod logs: the link and the heading.
+    pub live_logs: &'static str,
+    /// The container choice.
+    pub live_container: &'static str,
+    /// The button that shows the chosen container's logs.
+    pub live_show: &'static str,
+    /// How many lines are shown, and that they follow.
+    pub live_logs_hint: &'static str,
+    /// The apiserver gave no logs (the container has not started, or its node keeps none).
+    pub live_no_logs: &'static str,
+    /// No such object, or not one this identity may see.
+    pub live_no_such_object: &'static str,
     // --- Members and sign-in through an identity provider (access) ---
     /// Members heading and the overview's link to them.
     pub members: &'static str,
@@ -309,6 +344,24 @@ pub static EN: Text = Text {
             "The autoscaler cannot scale: it needs a metrics API (metrics.k8s.io) and CPU requests on the pods, and a target that exists.",
         ),
     ],
+    // The live workloads view (workloads, YAML, pod logs).
+    live_workloads: "Workloads",
+    live_overview: "Overview",
+    live_not_allowed: "Not allowed for this identity.",
+    live_none: "None.",
+    live_name: "Name",
+    live_status: "Status",
+    live_ready: "Ready",
+    live_restarts: "Restarts",
+    live_age: "Age",
+    live_detail: "Details",
+    live_hint: "This page updates itself as things change; without JavaScript, reload it.",
+    live_logs: "Logs",
+    live_container: "Container",
+    live_show: "Show",
+    live_logs_hint: "The last lines, following as the container writes (without JavaScript, reload for more).",
+    live_no_logs: "No logs: the container has not started, or its node keeps none.",
+    live_no_such_object: "No such object, or not one this identity may see.",
     // --- Members and sign-in through an identity provider (access) ---
     members: "Members",
     member_name: "Name",
@@ -442,6 +495,24 @@ pub static KO: Text = Text {
             "오토스케일러가 스케일할 수 없습니다: 메트릭 API(metrics.k8s.io)와 파드의 CPU 요청, 그리고 존재하는 대상이 필요합니다.",
         ),
     ],
+    // The live workloads view (workloads, YAML, pod logs).
+    live_workloads: "워크로드",
+    live_overview: "개요",
+    live_not_allowed: "이 아이디로는 볼 수 없습니다.",
+    live_none: "없음.",
+    live_name: "이름",
+    live_status: "상태",
+    live_ready: "준비",
+    live_restarts: "재시작",
+    live_age: "경과",
+    live_detail: "상세",
+    live_hint: "이 페이지는 변경될 때마다 스스로 갱신됩니다. JavaScript가 없으면 새로 고치세요.",
+    live_logs: "로그",
+    live_container: "컨테이너",
+    live_show: "보기",
+    live_logs_hint: "마지막 줄들이며, 컨테이너가 쓰는 대로 이어집니다 (JavaScript가 없으면 새로 고치세요).",
+    live_no_logs: "로그가 없습니다: 컨테이너가 시작되지 않았거나 노드가 로그를 보관하지 않습니다.",
+    live_no_such_object: "그런 오브젝트가 없거나 이 아이디로 볼 수 없습니다.",
     // --- Members and sign-in through an identity provider (access) ---
     members: "멤버",
     member_name: "이름",

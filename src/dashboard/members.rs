@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{Visitor, login_path, message, render, see_other, text_for, visitor};
+use super::respond::{message, read_failed, render, see_other, signed_in, text_for};
 use super::sessions::Session;
 use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
 use crate::broker::{Error, percent_encode};
@@ -58,20 +58,6 @@ pub fn members_path(instance_id: &str) -> String {
     format!("/instances/{}/members", percent_encode(instance_id))
 }
 
-/// The signed-in session for `instance_id`'s pages, or the answer to give instead.
-fn signed_in(
-    state: &DashboardState,
-    headers: &HeaderMap,
-    instance_id: &str,
-) -> Result<(String, Session), Box<Response>> {
-    let text = text_for(headers);
-    match visitor(state, headers, instance_id) {
-        Visitor::SignedIn(id, session) => Ok((id, *session)),
-        Visitor::OfAnotherInstance => Err(Box::new(message(StatusCode::FORBIDDEN, text, text.other_instance, true))),
-        Visitor::Anonymous => Err(Box::new(see_other(&login_path(instance_id)))),
-    }
-}
-
 /// What the visitor may do with members; a token the apiserver no longer accepts ends the session.
 async fn access(
     state: &DashboardState,
@@ -88,18 +74,7 @@ async fn access(
     } else {
         members_access(client, namespace).await
     };
-    match answer {
-        Ok(access) => Ok(access),
-        Err(Error::Unavailable(_)) => {
-            Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
-        }
-        Err(error) => {
-            // Most often the member was removed or the token expired: the user signs in again.
-            tracing::warn!(instance_id = %session.tenant.instance_id, %error, "access review as the signed-in user failed; ending the session");
-            state.sessions.end(id);
-            Err(Box::new(see_other(&login_path(&session.tenant.instance_id))))
-        }
-    }
+    answer.map_err(|error| Box::new(read_failed(state, text, id, &session.tenant.instance_id, error)))
 }
 
 /// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
@@ -109,8 +84,8 @@ pub async fn page(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id) {
-        Ok(signed_in) => signed_in,
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok((id, session)) => (id, *session),
         Err(answer) => return *answer,
     };
     let access = match access(&state, &id, &session, text, false).await {
@@ -202,8 +177,8 @@ async fn change(
     change: Change,
 ) -> Response {
     let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id) {
-        Ok(signed_in) => signed_in,
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok((id, session)) => (id, *session),
         Err(answer) => return *answer,
     };
     match access(&state, &id, &session, text, true).await {

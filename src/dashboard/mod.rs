@@ -1,17 +1,24 @@
 //! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
 //! sign in to one virtual cluster with a token of one of its identities (see [`crate::broker::Tenant`]); every read is
 //! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
-//! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama),
-//! with no script; the session cookie holds a random id only, the token stays in this process's memory.
+//! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama) and work without script; the
+//! only scripts, vendored htmx and its SSE extension, make parts of them update in place when the live stream (see
+//! [`live`]) says something changed. The session cookie holds a random id only, the token stays in this process's
+//! memory.
 
 mod apps;
+mod assets;
 mod guard;
 mod i18n;
+pub mod live;
 mod login;
+mod logs;
 mod members;
 mod pages;
 mod respond;
 mod sessions;
+mod stream;
+mod workloads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +67,8 @@ struct Dashboard {
     user_base: kube::Config,
     /// Cookies only over HTTPS when the dashboard is reached over HTTPS.
     secure_cookie: bool,
+    /// The live view's watches, shared by every viewer of a namespace.
+    hub: live::Hub,
     /// The identity providers users may sign in with, and the sign-ins under way there.
     logins: login::Logins,
 }
@@ -70,6 +79,7 @@ type DashboardState = Arc<Dashboard>;
 /// configuration: signed-in users' clients reach the same apiserver with the same CA, with their own token.
 pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Config) -> Router {
     let origin = guard::origin_of(&options.base_url);
+    let hub = live::Hub::new(Arc::new(live::KubeWatches { client: broker.client().clone() }));
     let logins = login::Logins::new(
         options.oidc.as_ref(),
         options.cf_sso.as_ref(),
@@ -78,6 +88,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         options.max_sessions,
     );
     let state = Arc::new(Dashboard {
+        hub,
         logins,
         broker,
         sessions: Sessions::new(options.session_lifetime, options.max_sessions),
@@ -90,6 +101,15 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
         .route("/instances/{instance_id}/apps", get(apps::page))
         .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
+        .route("/instances/{instance_id}/alerts", get(pages::alerts))
+        .route("/instances/{instance_id}/workloads", get(workloads::page))
+        .route("/instances/{instance_id}/workloads/{kind}", get(workloads::section))
+        .route("/instances/{instance_id}/objects/{kind}/{name}", get(workloads::object))
+        .route("/instances/{instance_id}/live", get(stream::live))
+        .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
+        .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
+        .route(assets::HTMX_PATH, get(assets::htmx))
+        .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
         .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
         .route("/instances/{instance_id}/login/cf", get(login::start_cf))
         .route(login::CALLBACK_PATH, get(login::callback))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::i18n::Text;
 use super::respond::{
-    COOKIE, Visitor, login_path, message, render, see_other, session_id, signed_in, text_for, visitor,
+    COOKIE, Visitor, login_path, message, read_failed, render, see_other, session_id, signed_in, text_for, visitor,
 };
 use super::sessions::Session;
 use crate::broker::actions::PlanApp;
@@ -39,6 +39,15 @@ struct AlertLine {
     advice: &'static str,
 }
 
+/// The alerts alone, for the live overview to swap in.
+#[derive(Template)]
+#[template(path = "alerts.html", config = "src/dashboard/askama.toml")]
+struct AlertsFragment {
+    text: &'static Text,
+    alerts: Vec<AlertLine>,
+    live_alerts: Option<String>,
+}
+
 /// The overview of a virtual cluster.
 #[derive(Template)]
 #[template(path = "overview.html", config = "src/dashboard/askama.toml")]
@@ -46,6 +55,11 @@ struct OverviewPage<'a> {
     text: &'static Text,
     session: &'a Session,
     alerts: Vec<AlertLine>,
+    live_alerts: Option<String>,
+    workloads: String,
+    live: String,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
     quota: &'a [QuotaUse],
     defaults: &'a [ContainerDefault],
     pods: Vec<(&'a str, usize)>,
@@ -67,9 +81,9 @@ pub async fn kubeconfig(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let session = match signed_in(&state, &headers, &instance_id) {
+    let session = match signed_in(&state, &headers, &instance_id, true) {
         Ok((_, session)) => session,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     match state.broker.kubeconfig(&session.tenant).await {
         Ok(kubeconfig) => {
@@ -110,9 +124,9 @@ pub async fn overview(
     headers: HeaderMap,
 ) -> Response {
     let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id) {
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
         Ok(signed_in) => signed_in,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let (read, plans) = tokio::join!(
         overview::read(&session.client, &session.tenant.namespace),
@@ -124,23 +138,37 @@ pub async fn overview(
     });
     match read {
         Ok(overview) => render(StatusCode::OK, &overview_page(text, &session, &overview, &plans)),
-        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
-        Err(error) => {
-            // Most often the token expired or was revoked (its binding deleted): the user signs in again.
-            tracing::warn!(instance_id, %error, "the overview could not be read as the signed-in user; ending the session");
-            state.sessions.end(&id);
-            see_other(&login_path(&instance_id))
-        }
+        Err(error) => read_failed(&state, text, &id, &instance_id, error),
     }
 }
 
-fn overview_page<'a>(
-    text: &'static Text,
-    session: &'a Session,
-    overview: &'a Overview,
-    plans: &'a [PlanApp],
-) -> OverviewPage<'a> {
-    let alerts = overview
+/// GET /instances/:instance_id/alerts — the overview's alerts alone, read as the signed-in user (what the live
+/// overview swaps in when pods, events or Deployments change).
+pub async fn alerts(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    match overview::read(&session.client, &session.tenant.namespace).await {
+        Ok(overview) => {
+            let live_alerts = Some(live_alerts_path(&instance_id));
+            render(StatusCode::OK, &AlertsFragment { text, alerts: alert_lines(text, &overview), live_alerts })
+        }
+        Err(error) => read_failed(&state, text, &id, &instance_id, error),
+    }
+}
+
+fn live_alerts_path(instance_id: &str) -> String {
+    format!("/instances/{}/alerts", percent_encode(instance_id))
+}
+
+fn alert_lines(text: &'static Text, overview: &Overview) -> Vec<AlertLine> {
+    overview
         .alerts
         .iter()
         .map(|alert| AlertLine {
@@ -150,11 +178,25 @@ fn overview_page<'a>(
             detail: alert.detail.clone(),
             advice: text.advice(alert.kind),
         })
-        .collect();
+        .collect()
+}
+
+fn overview_page<'a>(
+    text: &'static Text,
+    session: &'a Session,
+    overview: &'a Overview,
+    plans: &'a [PlanApp],
+) -> OverviewPage<'a> {
+    let instance_id = &session.tenant.instance_id;
     OverviewPage {
         text,
         session,
-        alerts,
+        alerts: alert_lines(text, overview),
+        live_alerts: Some(live_alerts_path(instance_id)),
+        workloads: format!("/instances/{}/workloads", percent_encode(instance_id)),
+        live: format!("/instances/{}/live", percent_encode(instance_id)),
+        htmx_path: super::assets::HTMX_PATH,
+        htmx_sse_path: super::assets::HTMX_SSE_PATH,
         quota: &overview.quota,
         defaults: &overview.defaults,
         pods: overview.pods_by_phase.iter().map(|(phase, count)| (phase.as_str(), *count)).collect(),
@@ -375,7 +417,10 @@ mod tests {
         assert!(html.contains("100m"));
         assert!(html.contains("Running") && html.contains("small"));
         assert!(html.contains("Pod/web-1 (web)") && html.contains(i18n::EN.advice(AlertKind::CrashLoop)));
-        assert!(!html.contains("<script"), "no script, and the cluster's words are escaped: {html}");
+        assert!(!html.contains("<script>"), "no inline script, and the cluster's words are escaped: {html}");
+        assert!(
+            html.contains(r#"hx-get="/instances/inst-1/alerts" hx-trigger="sse:pods, sse:events, sse:deployments""#)
+        );
         assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"), "{html}");
         assert!(!html.contains("style="), "no inline style: the policy forbids it");
         assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");

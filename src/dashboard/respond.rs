@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::DashboardState;
 use super::i18n::{self, Text};
 use super::sessions::Session;
-use crate::broker::percent_encode;
+use crate::broker::{Error, percent_encode};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "caas_dashboard_session";
@@ -89,18 +89,38 @@ pub fn login_path(instance_id: &str) -> String {
     format!("/instances/{}/login", percent_encode(instance_id))
 }
 
-/// The signed-in visitor of `instance_id`'s pages (session id and session), or the answer for anyone else: 403 for
-/// a visitor of another instance, the sign-in page for an anonymous one.
-#[expect(clippy::result_large_err, reason = "the answer is made once per request and returned at once")]
+/// The signed-in session of `instance_id`'s pages, or what to answer a visitor who has none: a visitor of another
+/// instance is refused (403); one not signed in is sent to sign in when `page`, refused (401) otherwise (a fragment
+/// or a stream, which a redirect would fill with a sign-in form).
 pub fn signed_in(
     state: &DashboardState,
     headers: &HeaderMap,
     instance_id: &str,
-) -> Result<(String, Box<Session>), Response> {
+    page: bool,
+) -> Result<(String, Box<Session>), Box<Response>> {
     let text = text_for(headers);
-    match visitor(state, headers, instance_id) {
-        Visitor::SignedIn(id, session) => Ok((id, session)),
-        Visitor::OfAnotherInstance => Err(message(StatusCode::FORBIDDEN, text, text.other_instance, true)),
-        Visitor::Anonymous => Err(see_other(&login_path(instance_id))),
+    let refusal = match visitor(state, headers, instance_id) {
+        Visitor::SignedIn(id, session) => return Ok((id, session)),
+        Visitor::OfAnotherInstance => message(StatusCode::FORBIDDEN, text, text.other_instance, true),
+        Visitor::Anonymous if page => see_other(&login_path(instance_id)),
+        Visitor::Anonymous => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
+    };
+    Err(Box::new(refusal))
+}
+
+/// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
+/// their token expired or was revoked, so the session ends and they sign in again.
+pub fn read_failed(
+    state: &DashboardState,
+    text: &'static Text,
+    session_id: &str,
+    tenant: &str,
+    error: Error,
+) -> Response {
+    if let Error::Unavailable(_) = error {
+        return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
     }
+    tracing::warn!(instance_id = tenant, %error, "a dashboard read as the signed-in user failed; ending the session");
+    state.sessions.end(session_id);
+    see_other(&login_path(tenant))
 }

@@ -73,6 +73,9 @@ pub const LIMIT_RANGE_NAME: &str = "caas-limits";
 pub const NETWORK_POLICY_NAME: &str = "caas-default-deny";
 /// The owner's RoleBinding.
 pub const OWNER_ROLE_BINDING_NAME: &str = "caas-owner";
+/// The RoleBinding granting the broker the dashboard's watch ClusterRole (`kubernetes.dashboard_watch_role`) in one
+/// tenant namespace (see [`super::virtual_cluster::dashboard_watch_binding`]), never cluster-wide.
+pub const DASHBOARD_WATCH_BINDING_NAME: &str = "caas-broker-dashboard-watch";
 /// The tenant namespace a workload runs in (on the workload's record).
 pub const ANNOTATION_NAMESPACE: &str = "caas-broker.io/namespace";
 /// The virtual cluster a workload runs in (on the workload's record).

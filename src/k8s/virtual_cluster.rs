@@ -165,6 +165,57 @@ impl VirtualCluster {
     }
 }
 
+/// Grants the broker itself (`broker_user`, its Kubernetes user name) the ClusterRole `watch_role` (get, list and
+/// watch of what the dashboard's live view shows) in the tenant namespace `namespace` only: the dashboard's live view watches what changes there with the broker's identity (one
+/// watch shared by every viewer), and the broker may watch nothing anywhere else. Protected, like every object of the
+/// virtual cluster, so the tenant cannot take it away or point it elsewhere.
+pub fn dashboard_watch_binding(
+    namespace: &str,
+    instance_label: &str,
+    watch_role: &str,
+    broker_user: &str,
+) -> RoleBinding {
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_INSTANCE.to_owned(), instance_label.to_owned()),
+        (LABEL_PROTECTED.to_owned(), "true".to_owned()),
+    ]);
+    let metadata = ObjectMeta {
+        name: Some(DASHBOARD_WATCH_BINDING_NAME.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    };
+    RoleBinding { metadata, role_ref: cluster_role(watch_role), subjects: Some(vec![user_subject(broker_user)]) }
+}
+
+/// The RBAC subject a Kubernetes user name stands for: a ServiceAccount for `system:serviceaccount:<ns>:<name>` (how
+/// the broker runs in a cluster), the user itself otherwise (a certificate or an OIDC identity outside it).
+fn user_subject(user: &str) -> Subject {
+    match user.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':')) {
+        Some((namespace, name)) => Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: name.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            ..Subject::default()
+        },
+        None => Subject {
+            kind: "User".to_owned(),
+            name: user.to_owned(),
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            ..Subject::default()
+        },
+    }
+}
+
+fn cluster_role(name: &str) -> RoleRef {
+    RoleRef {
+        api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        kind: "ClusterRole".to_owned(),
+        name: name.to_owned(),
+    }
+}
+
 /// An owner reference to a tenant namespace: what the garbage collector follows to delete the identities of a
 /// virtual cluster together with it. `None` for a namespace not read back from the apiserver (no uid).
 pub fn owned_by(namespace: &Namespace) -> Option<OwnerReference> {
@@ -182,11 +233,7 @@ pub fn owned_by(namespace: &Namespace) -> Option<OwnerReference> {
 pub fn role_binding(metadata: ObjectMeta, cluster_role: &str, account: &str, account_namespace: &str) -> RoleBinding {
     RoleBinding {
         metadata,
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".to_owned()),
-            kind: "ClusterRole".to_owned(),
-            name: cluster_role.to_owned(),
-        },
+        role_ref: self::cluster_role(cluster_role),
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".to_owned(),
             name: account.to_owned(),
@@ -234,6 +281,22 @@ mod tests {
         let subject = &binding.subjects.unwrap_or_default()[0];
         assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("caas-owner-x", Some("identities")));
         assert_eq!(binding.role_ref.name, "admin");
+    }
+
+    #[test]
+    fn the_broker_may_watch_a_tenant_namespace_through_a_protected_binding_of_its_own() {
+        let account = "system:serviceaccount:caas-broker-system:caas-broker";
+        let binding = dashboard_watch_binding("caas-x", "x", "caas-broker-dashboard-watch", account);
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("caas-x"));
+        assert_eq!(binding.role_ref.name, "caas-broker-dashboard-watch");
+        assert_eq!(binding.metadata.labels.unwrap_or_default()[LABEL_PROTECTED], "true");
+        let subject = &binding.subjects.unwrap_or_default()[0];
+        assert_eq!(
+            (subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()),
+            ("ServiceAccount", "caas-broker", Some("caas-broker-system"))
+        );
+        let outside = dashboard_watch_binding("caas-x", "x", "watch", "kubernetes-admin");
+        assert_eq!(outside.subjects.unwrap_or_default()[0].kind, "User");
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The dashboard served in-process for a test, on a free loopback port, and what a visitor does there: sign in with a
-//! token, keep the session cookie.
+//! The dashboard served in-process over real HTTP, as the binary serves it, and what a tenant does first: a virtual
+//! cluster with a binding, and a sign-in with its token.
 
 use std::net::SocketAddr;
 
 use serde_json::json;
 
-use super::broker::*;
+use super::broker::{SMALL, TestBroker};
 use super::cluster::cluster;
 use super::http::{HttpAnswer, form_encode, send};
 
@@ -59,7 +59,7 @@ pub async fn serve_with(configure: impl FnOnce(&mut caas_broker::config::Setting
     Served { broker, domain, address, origin, server }
 }
 
-/// Provisions a small virtual cluster and binds it with `role`; returns its dashboard URL and the binding's token.
+/// Provisions a small virtual cluster and binds it with `role`; returns its id, dashboard URL and the binding's token.
 pub async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
     let id = format!("dash-{:08x}", rand::random::<u32>());
     let provisioned = broker.provision(&id, SMALL, json!({})).await;
@@ -70,17 +70,20 @@ pub async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, 
     (id, url, token)
 }
 
+/// `name=value` of the session cookie an answer sets.
 pub fn cookie_of(answer: &HttpAnswer) -> String {
     let set = answer.header("set-cookie").expect("a session cookie");
     set.split(';').next().expect("name=value").to_owned()
 }
 
+/// Posts the sign-in form of `login_path` with `token`, from `origin`.
 pub async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &str) -> HttpAnswer {
     let body = format!("token={}", form_encode(token));
     let headers = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
     send(served.address, "POST", login_path, &headers, &body).await
 }
 
+/// The path of `url` on the dashboard at `origin`.
 pub fn path_of(url: &str, origin: &str) -> String {
     url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
 }

@@ -1,0 +1,274 @@
+//! A pod's logs, read with the signed-in user's own client: a page with the last lines of the chosen container (what
+//! works without scripts), kept current by a stream (Server-Sent Events) that follows the container's log and sends
+//! the last lines again whenever new ones came, at most once per [`LOG_COALESCE`]. Bounded both ways: the last
+//! [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters each. The stream ends when the log ends (the pod or
+//! container went away) and is dropped, with its apiserver connection, when the page goes away: no task stays behind.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
+use futures::{AsyncBufReadExt, Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::LogParams;
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::i18n::Text;
+use super::respond::{message, render, text_for};
+use super::respond::{read_failed, signed_in};
+use super::sessions::Session;
+use super::workloads::instance_path;
+use crate::broker::percent_encode;
+
+/// Most lines shown.
+pub const MAX_LINES: usize = 500;
+/// Longest line shown, in characters; longer ones are cut.
+pub const MAX_LINE_CHARS: usize = 2000;
+/// The shortest time between two updates of a followed log.
+const LOG_COALESCE: Duration = Duration::from_secs(1);
+
+/// The page's query: which container.
+#[derive(Deserialize)]
+pub struct LogQuery {
+    container: Option<String>,
+}
+
+/// The logs page.
+#[derive(Template)]
+#[template(path = "pod_logs.html", config = "src/dashboard/askama.toml")]
+struct LogsPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    pod: &'a str,
+    workloads: String,
+    action: String,
+    stream: String,
+    containers: Vec<String>,
+    container: String,
+    lines: Vec<String>,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
+}
+
+/// The pod's containers (init containers first) and the one chosen (the first regular one by default); `None` when
+/// the pod does not exist, Kubernetes refuses to show it, or it has no such container.
+async fn container_of(
+    session: &Session,
+    pod: &str,
+    chosen: Option<String>,
+) -> Result<Option<(Vec<String>, String)>, kube::Error> {
+    let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
+    let pod = match pods.get_opt(pod).await {
+        Ok(Some(pod)) => pod,
+        Ok(None) => return Ok(None),
+        Err(kube::Error::Api(status)) if status.code == 403 => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let spec = pod.spec.unwrap_or_default();
+    let first = spec.containers.first().map(|container| container.name.clone());
+    let names: Vec<String> =
+        spec.init_containers.iter().flatten().chain(spec.containers.iter()).map(|c| c.name.clone()).collect();
+    let Some(chosen) = chosen.filter(|c| !c.is_empty()).or(first) else { return Ok(None) };
+    Ok(names.contains(&chosen).then_some((names, chosen)))
+}
+
+fn log_params(container: &str, follow: bool) -> LogParams {
+    LogParams {
+        container: Some(container.to_owned()),
+        follow,
+        tail_lines: Some(MAX_LINES as i64),
+        ..LogParams::default()
+    }
+}
+
+/// A line as shown: at most [`MAX_LINE_CHARS`] characters.
+pub fn cut(line: &str) -> String {
+    match line.char_indices().nth(MAX_LINE_CHARS) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+/// GET /instances/:instance_id/pods/:pod/logs — the last lines of a container; 404 alike for a pod that does not
+/// exist and one the user may not read.
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path((instance_id, pod)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let (containers, container) = match container_of(&session, &pod, query.container).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
+        Err(error) => return read_failed(&state, text, &id, &instance_id, error.into()),
+    };
+    let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
+    let lines = match pods.logs(&pod, &log_params(&container, false)).await {
+        Ok(log) => log.lines().map(cut).collect(),
+        Err(error) => {
+            // What the apiserver says when the node keeps no logs (a simulated node) or the container never ran.
+            tracing::info!(instance_id, pod, %error, "no logs for a pod");
+            Vec::new()
+        }
+    };
+    let pod_path = format!("{}/pods/{}/logs", instance_path(&instance_id), percent_encode(&pod));
+    let page = LogsPage {
+        text,
+        session: &session,
+        pod: &pod,
+        workloads: format!("{}/workloads", instance_path(&instance_id)),
+        stream: format!("{pod_path}/stream?container={}", percent_encode(&container)),
+        action: pod_path,
+        containers,
+        container,
+        lines,
+        htmx_path: HTMX_PATH,
+        htmx_sse_path: HTMX_SSE_PATH,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// GET /instances/:instance_id/pods/:pod/logs/stream — follows a container's log: `lines` events, each the last lines
+/// (escaped HTML, for the page's `<pre>`). 404 for what the page would not show; a log the apiserver will not follow
+/// ends the stream after one event saying there are no logs.
+pub async fn stream(
+    State(state): State<DashboardState>,
+    Path((instance_id, pod)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let container = match container_of(&session, &pod, query.container).await {
+        Ok(Some((_, container))) => container,
+        Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
+        Err(error) => return read_failed(&state, text, &id, &instance_id, error.into()),
+    };
+    let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
+    let lines: BoxStream<'static, std::io::Result<String>> =
+        match pods.log_stream(&pod, &log_params(&container, true)).await {
+            Ok(reader) => reader.lines().boxed(),
+            Err(error) => {
+                tracing::info!(instance_id, pod, %error, "no log to follow for a pod");
+                let none = Event::default().event("lines").data(escape(text.live_no_logs));
+                return Sse::new(futures::stream::iter([Ok::<_, Infallible>(none)])).into_response();
+            }
+        };
+    Sse::new(updates(lines)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// The last lines of `lines` as `lines` events, one per batch of lines that came within [`LOG_COALESCE`].
+fn updates(lines: BoxStream<'static, std::io::Result<String>>) -> impl Stream<Item = Result<Event, Infallible>> {
+    let tail = Tail { lines, kept: VecDeque::new(), ended: false };
+    futures::stream::unfold(tail, |mut tail| async move {
+        tail.next_batch().await?;
+        let event = Event::default().event("lines").data(tail.html());
+        Some((Ok(event), tail))
+    })
+}
+
+/// A followed log and its last lines.
+struct Tail {
+    lines: BoxStream<'static, std::io::Result<String>>,
+    kept: VecDeque<String>,
+    ended: bool,
+}
+
+impl Tail {
+    fn keep(&mut self, line: &str) {
+        if self.kept.len() == MAX_LINES {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(cut(line));
+    }
+
+    /// Waits for at least one new line and gathers those that follow within [`LOG_COALESCE`]; `None` once the log
+    /// ended and everything was sent.
+    async fn next_batch(&mut self) -> Option<()> {
+        if self.ended {
+            return None;
+        }
+        match self.lines.next().await {
+            Some(Ok(line)) => self.keep(&line),
+            _ => {
+                self.ended = true;
+                return None;
+            }
+        }
+        let pause = tokio::time::sleep(LOG_COALESCE);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => return Some(()),
+                next = self.lines.next() => match next {
+                    Some(Ok(line)) => self.keep(&line),
+                    _ => {
+                        self.ended = true;
+                        return Some(());
+                    }
+                },
+            }
+        }
+    }
+
+    fn html(&self) -> String {
+        self.kept.iter().map(|line| escape(line)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// `text` safe inside HTML.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_followed_log_keeps_the_last_lines_cut_and_escaped_and_ends_with_the_log() {
+        let many = (0..MAX_LINES + 20).map(|n| Ok(format!("line {n} <b>")));
+        let long = std::iter::once(Ok("x".repeat(MAX_LINE_CHARS + 10)));
+        let lines = futures::stream::iter(many.chain(long).collect::<Vec<_>>()).boxed();
+        let events: Vec<_> = updates(lines).collect().await;
+        assert_eq!(events.len(), 1, "one batch: everything came at once, and then the log ended");
+        let mut tail = Tail { lines: futures::stream::empty().boxed(), kept: VecDeque::new(), ended: false };
+        for n in 0..MAX_LINES + 20 {
+            tail.keep(&format!("line {n} <b>"));
+        }
+        tail.keep(&"x".repeat(MAX_LINE_CHARS + 10));
+        let html = tail.html();
+        assert_eq!(html.lines().count(), MAX_LINES);
+        assert!(html.starts_with("line 21 &lt;b&gt;"), "{}", &html[..40]);
+        assert!(html.ends_with(&format!("{}…", "x".repeat(MAX_LINE_CHARS))));
+        assert!(tail.next_batch().await.is_none(), "an ended log sends nothing more");
+    }
+}

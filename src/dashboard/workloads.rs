@@ -1,0 +1,245 @@
+//! The workloads pages: every kind the view shows as a table (one section per kind, which the page re-fetches when
+//! the live stream says that kind changed), and one object as YAML. Read with the signed-in user's own client.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::DashboardState;
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::i18n::Text;
+use super::respond::{message, read_failed, render, signed_in, text_for};
+use super::sessions::Session;
+use crate::broker::percent_encode;
+use crate::broker::workloads_view::{self, Kind, Row, Section};
+
+/// One kind's section as shown.
+pub struct SectionView {
+    /// The kind's API resource name (ids, live event names).
+    pub kind: &'static str,
+    /// Its heading.
+    pub title: &'static str,
+    /// Where the section alone is fetched again.
+    pub url: String,
+    /// Where an object's YAML is, before its name.
+    pub objects: String,
+    /// Where a pod's page is, before its name.
+    pub pods: String,
+    /// Whether rows link to their logs (pods).
+    pub logs: bool,
+    /// Whether the identity may not list this kind.
+    pub not_allowed: bool,
+    /// The objects.
+    pub rows: Vec<Row>,
+}
+
+/// The workloads page.
+#[derive(Template)]
+#[template(path = "workloads.html", config = "src/dashboard/askama.toml")]
+struct WorkloadsPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    overview: String,
+    live: String,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
+    sections: Vec<SectionView>,
+}
+
+/// One section alone, for the page to swap in.
+#[derive(Template)]
+#[template(path = "workloads_section.html", config = "src/dashboard/askama.toml")]
+struct SectionFragment {
+    text: &'static Text,
+    section: SectionView,
+}
+
+/// One object as YAML.
+#[derive(Template)]
+#[template(path = "object_yaml.html", config = "src/dashboard/askama.toml")]
+struct ObjectPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    kind: &'static str,
+    name: &'a str,
+    workloads: String,
+    yaml: String,
+}
+
+/// The base path of an instance's pages.
+pub fn instance_path(instance_id: &str) -> String {
+    format!("/instances/{}", percent_encode(instance_id))
+}
+
+fn title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Deployments => "Deployments",
+        Kind::StatefulSets => "StatefulSets",
+        Kind::ReplicaSets => "ReplicaSets",
+        Kind::Pods => "Pods",
+        Kind::Services => "Services",
+        Kind::Ingresses => "Ingresses",
+        Kind::PersistentVolumeClaims => "PersistentVolumeClaims",
+        Kind::Events => "Events",
+    }
+}
+
+fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView {
+    let base = instance_path(instance_id);
+    let (not_allowed, rows) = match section {
+        Section::Listed(rows) => (false, rows),
+        Section::NotAllowed => (true, Vec::new()),
+    };
+    SectionView {
+        kind: kind.as_str(),
+        title: title(kind),
+        url: format!("{base}/workloads/{}", kind.as_str()),
+        objects: format!("{base}/objects/{}", kind.as_str()),
+        pods: format!("{base}/pods"),
+        logs: kind == Kind::Pods,
+        not_allowed,
+        rows,
+    }
+}
+
+/// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    match workloads_view::read_all(&session.client, &session.tenant.namespace).await {
+        Ok(sections) => {
+            let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
+            render(StatusCode::OK, &workloads_page(text, &session, sections.collect()))
+        }
+        Err(error) => read_failed(&state, text, &id, &instance_id, error),
+    }
+}
+
+fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<SectionView>) -> WorkloadsPage<'a> {
+    let base = instance_path(&session.tenant.instance_id);
+    WorkloadsPage {
+        text,
+        session,
+        live: format!("{base}/live"),
+        overview: base,
+        htmx_path: HTMX_PATH,
+        htmx_sse_path: HTMX_SSE_PATH,
+        sections,
+    }
+}
+
+/// GET /instances/:instance_id/workloads/:kind — one kind's section alone (what the live page swaps in).
+pub async fn section(
+    State(state): State<DashboardState>,
+    Path((instance_id, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
+    match workloads_view::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
+        Ok(section) => {
+            render(StatusCode::OK, &SectionFragment { text, section: section_view(&instance_id, kind, section) })
+        }
+        Err(error) => read_failed(&state, text, &id, &instance_id, error),
+    }
+}
+
+/// GET /instances/:instance_id/objects/:kind/:name — one object as YAML, read as the signed-in user; 404 alike for
+/// what does not exist and what they may not read.
+pub async fn object(
+    State(state): State<DashboardState>,
+    Path((instance_id, kind, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
+    let Some(kind) = Kind::parse(&kind) else { return no_such() };
+    match workloads_view::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
+        Ok(Some(yaml)) => {
+            let workloads = format!("{}/workloads", instance_path(&instance_id));
+            render(
+                StatusCode::OK,
+                &ObjectPage { text, session: &session, kind: kind.as_str(), name: &name, workloads, yaml },
+            )
+        }
+        Ok(None) => no_such(),
+        Err(error) => read_failed(&state, text, &id, &instance_id, error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::Tenant;
+
+    fn session() -> Session {
+        let tenant = Tenant {
+            instance_id: "inst-1".to_owned(),
+            namespace: "caas-inst-1".to_owned(),
+            service_name: "caas".to_owned(),
+            plan_name: "small".to_owned(),
+            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+            account: "caas-binding-b".to_owned(),
+        };
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
+        let id = sessions.start(tenant, client).expect("id");
+        sessions.find(&id).expect("session")
+    }
+
+    #[tokio::test]
+    async fn the_workloads_page_is_live_escaped_and_says_what_is_not_allowed() {
+        let session = session();
+        let pod = Row {
+            name: "web-<b>1".into(),
+            status: "Running".into(),
+            ready: "1/1".into(),
+            restarts: "3".into(),
+            age: "5m".into(),
+            detail: "example.invalid/web:1 <script>alert(1)</script>".into(),
+            has_yaml: true,
+        };
+        let sections = vec![
+            section_view("inst-1", Kind::Pods, Section::Listed(vec![pod])),
+            section_view("inst-1", Kind::Ingresses, Section::NotAllowed),
+            section_view("inst-1", Kind::Services, Section::Listed(Vec::new())),
+        ];
+        let html = workloads_page(&i18n::EN, &session, sections).render().expect("renders");
+        assert!(html.contains(r#"sse-connect="/instances/inst-1/live""#), "{html}");
+        assert!(
+            html.contains(r#"hx-get="/instances/inst-1/workloads/pods" hx-trigger="sse:pods" hx-swap="outerHTML""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<a href="/instances/inst-1/objects/pods/web-%3Cb%3E1">web-&#60;b&#62;1</a>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"href="/instances/inst-1/pods/web-%3Cb%3E1/logs""#), "{html}");
+        assert!(html.contains("&#60;script&#62;") && !html.contains("<script>alert"), "escaped: {html}");
+        assert!(html.contains(i18n::EN.live_not_allowed) && html.contains(i18n::EN.live_none));
+        let scripts: Vec<&str> = html.match_indices("<script").map(|(at, _)| &html[at..at + 60]).collect();
+        assert_eq!(scripts.len(), 2, "only the two vendored scripts: {scripts:?}");
+        assert!(html.contains(&format!(r#"<script src="{HTMX_PATH}" defer></script>"#)));
+        assert!(!html.contains("style=") && !html.contains("<style"), "no inline style: {html}");
+        assert!(!["onclick=", "onload=", "onerror=", "javascript:"].iter().any(|inline| html.contains(inline)));
+        assert!(html.contains(r#""allowEval":false"#), "htmx may not eval");
+    }
+}

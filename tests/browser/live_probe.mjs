@@ -1,0 +1,62 @@
+// Signs in to an instance's dashboard in headless Chromium (dashboard_url, sign-in form, token), opens its workloads
+// page, and waits for a pod the test creates meanwhile to appear in the pods section without a reload (htmx over the
+// live event stream). Reports on stdout, as one JSON object: the final URL, whether the pod appeared, whether the page
+// was reloaded (a marker set on the window survives only if not), and the console errors (Content-Security-Policy
+// violations among them; none expected).
+//
+// Driven by tests/dashboard_live.rs; configured by environment variables (the token is not put on a command line):
+// PROBE_URL (the instance's dashboard_url), PROBE_TOKEN, PROBE_POD (the pod's name), PROBE_USER_DATA_DIR (a fresh
+// directory), PROBE_SCREENSHOT (a .png path), CHROMIUM (default /usr/bin/chromium).
+import { chromium } from 'playwright-core';
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined || value === '') throw new Error(`${name} is required`);
+  return value;
+};
+const url = env('PROBE_URL');
+const token = env('PROBE_TOKEN');
+const podName = env('PROBE_POD');
+const userDataDir = env('PROBE_USER_DATA_DIR');
+const screenshot = env('PROBE_SCREENSHOT');
+const executablePath = env('CHROMIUM', '/usr/bin/chromium');
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  locale: 'en-US',
+  viewport: { width: 1280, height: 900 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleErrors = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(message.text());
+  });
+  page.on('pageerror', (error) => consoleErrors.push(String(error)));
+  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
+  await page.fill('#token', token);
+  await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login'), { timeout: 30000 }), page.click('button[type=submit]')]);
+  await page.goto(`${url}/workloads`, { waitUntil: 'load', timeout: 30000 });
+  // Set from outside the page (the policy forbids the page's own inline script): gone if the page reloads.
+  await page.evaluate(() => { window.__notReloaded = true; });
+  let podAppeared = false;
+  try {
+    await page.waitForSelector(`#kind-pods tr[data-name="${podName}"]`, { timeout: 60000 });
+    podAppeared = true;
+  } catch (error) {
+    consoleErrors.push(`the pod did not appear: ${error}`);
+  }
+  await page.screenshot({ path: screenshot, fullPage: true });
+  const result = {
+    finalUrl: page.url(),
+    podAppeared,
+    reloaded: !(await page.evaluate(() => window.__notReloaded === true)),
+    consoleErrors,
+    screenshot,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+} finally {
+  await context.close();
+}
