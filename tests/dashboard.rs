@@ -10,40 +10,14 @@ use std::time::Duration;
 
 use axum::http::Method;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::broker::*;
 use support::cluster::{cluster, eventually, repo_root};
 use support::dashboard::*;
 use support::http::{form_encode, send};
-
-/// A pod of the tenant whose container crash-loops: made by the admin, run by a simulated node, then given the status
-/// the kubelet writes for a container in CrashLoopBackOff (kwok's nodes run nothing that could crash).
-async fn crash_looping_pod(namespace: &str) {
-    let admin = cluster().admin().await;
-    let pods = Api::<Pod>::namespaced(admin, namespace);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": { "name": "web-1" },
-        "spec": { "containers": [{ "name": "web", "image": "example.invalid/web:1" }] }
-    }))
-    .expect("pod");
-    pods.create(&PostParams::default(), &pod).await.expect("create the pod");
-    eventually(Duration::from_secs(60), "the pod running on a simulated node", || async {
-        let phase = pods.get("web-1").await.ok()?.status?.phase?;
-        (phase == "Running").then_some(())
-    })
-    .await;
-    let status = json!({ "status": { "containerStatuses": [{
-        "name": "web", "image": "example.invalid/web:1", "imageID": "", "ready": false, "restartCount": 6,
-        "started": false,
-        "state": { "waiting": { "reason": "CrashLoopBackOff",
-                                "message": "back-off 5m0s restarting failed container=web pod=web-1" } },
-        "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
-    }]}});
-    pods.patch_status("web-1", &PatchParams::default(), &Patch::Strategic(status)).await.expect("patch status");
-}
 
 #[tokio::test]
 async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() {

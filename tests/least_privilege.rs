@@ -98,19 +98,6 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
         let kubeconfig = dashboard_domain.kubeconfig(&tenant).await.expect("the dashboard's kubeconfig download");
         assert!(kubeconfig.yaml.contains(&namespace), "{role}");
     }
-    // The dashboard's members: invited, listed, given another role, signed in with a token of their own, removed.
-    {
-        use caas_broker::broker::members::Role;
-        let alice = "alice@example.test";
-        dashboard_domain.invite(&cluster_id, alice, Role::View).await.expect("invite a member");
-        dashboard_domain.change_role(&cluster_id, alice, Role::Edit).await.expect("change a member's role");
-        let members = dashboard_domain.members(&cluster_id).await.expect("list the members");
-        assert!(members.iter().any(|m| m.name == alice && m.role == Some(Role::Edit)), "{members:?}");
-        let signed_in = dashboard_domain.sign_in_member(&cluster_id, alice, std::time::Duration::from_secs(3600));
-        let (tenant, _) = signed_in.await.expect("a member's sign-in").expect("alice is a member");
-        assert_eq!(tenant.namespace, namespace);
-        assert!(dashboard_domain.revoke(&cluster_id, alice).await.expect("remove a member"));
-    }
     // The dashboard's live view: the broker may watch a tenant namespace (through the RoleBinding it made there at
     // provision) and nowhere else; the first live viewer of an instance re-grants it idempotently.
     dashboard_domain.allow_dashboard_watch(&cluster_id).await.expect("the broker grants itself the dashboard's watch");
@@ -135,6 +122,19 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     assert!(may(&broker.client, &namespace, "watch", "pods").await);
     assert!(!may(&broker.client, &namespace, "watch", "secrets").await, "only the live view's kinds");
 
+    // The dashboard's members: invited, listed, given another role, signed in with a token of their own, removed.
+    {
+        use caas_broker::broker::members::Role;
+        let alice = "alice@example.test";
+        dashboard_domain.invite(&cluster_id, alice, Role::View).await.expect("invite a member");
+        dashboard_domain.change_role(&cluster_id, alice, Role::Edit).await.expect("change a member's role");
+        let members = dashboard_domain.members(&cluster_id).await.expect("list the members");
+        assert!(members.iter().any(|m| m.name == alice && m.role == Some(Role::Edit)), "{members:?}");
+        let signed_in = dashboard_domain.sign_in_member(&cluster_id, alice, std::time::Duration::from_secs(3600));
+        let (tenant, _) = signed_in.await.expect("a member's sign-in").expect("alice is a member");
+        assert_eq!(tenant.namespace, namespace);
+        assert!(dashboard_domain.revoke(&cluster_id, alice).await.expect("remove a member"));
+    }
     let unbound = broker.unbind(&cluster_id, &format!("{cluster_id}-view"), SMALL).await;
     assert_eq!(unbound.status, StatusCode::OK, "{unbound:?}");
     let update = broker

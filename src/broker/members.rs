@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use crate::k8s::access::{self, Permission};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
@@ -128,21 +128,8 @@ pub async fn may_manage_members(user: &kube::Client, namespace: &str) -> Result<
 
 /// Whether the user may `verb` RoleBindings in `namespace`.
 async fn user_may(user: &kube::Client, namespace: &str, verb: &str) -> Result<bool> {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("rbac.authorization.k8s.io".to_owned()),
-                resource: Some("rolebindings".to_owned()),
-                verb: Some(verb.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                ..ResourceAttributes::default()
-            }),
-            ..SelfSubjectAccessReviewSpec::default()
-        },
-        ..SelfSubjectAccessReview::default()
-    };
-    let answer = Api::<SelfSubjectAccessReview>::all(user.clone()).create(&PostParams::default(), &review).await?;
-    Ok(answer.status.is_some_and(|status| status.allowed))
+    let permission = Permission { verb, group: "rbac.authorization.k8s.io", resource: "rolebindings" };
+    Ok(access::allowed(user, namespace, permission).await?)
 }
 
 impl Broker {

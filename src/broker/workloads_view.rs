@@ -6,15 +6,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, PodSpec, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
 use super::{Error, Result};
+use crate::k8s::access::{self, Permission};
 
 /// The kinds of object the workloads view shows and the live view watches, by their API resource name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,23 +163,9 @@ async fn events(client: &Client, namespace: &str, now: jiff::Timestamp) -> Resul
 /// Whether the identity of `client` may list and watch `kind` in `namespace`, as Kubernetes decides (a
 /// SelfSubjectAccessReview made with that client): what the live view asks before telling it anything.
 pub async fn may_watch(client: &Client, namespace: &str, kind: Kind) -> Result<bool> {
-    let reviews = Api::<SelfSubjectAccessReview>::all(client.clone());
+    let (group, resource) = (kind.api_resource().group, kind.as_str());
     for verb in ["list", "watch"] {
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace.to_owned()),
-                    group: Some(kind.api_resource().group),
-                    resource: Some(kind.as_str().to_owned()),
-                    verb: Some(verb.to_owned()),
-                    ..ResourceAttributes::default()
-                }),
-                ..SelfSubjectAccessReviewSpec::default()
-            },
-            ..SelfSubjectAccessReview::default()
-        };
-        let answer = reviews.create(&PostParams::default(), &review).await?;
-        if !answer.status.is_some_and(|status| status.allowed) {
+        if !access::allowed(client, namespace, Permission { verb, group: &group, resource }).await? {
             return Ok(false);
         }
     }

@@ -74,6 +74,7 @@ async fn access(
     } else {
         members_access(client, namespace).await
     };
+    // A failure is most often a member removed or a token expired: the session ends and the user signs in again.
     answer.map_err(|error| Box::new(read_failed(state, text, id, &session.tenant.instance_id, error)))
 }
 
@@ -85,7 +86,7 @@ pub async fn page(
 ) -> Response {
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok((id, session)) => (id, *session),
+        Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
     let access = match access(&state, &id, &session, text, false).await {
@@ -178,7 +179,7 @@ async fn change(
 ) -> Response {
     let text = text_for(&headers);
     let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok((id, session)) => (id, *session),
+        Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
     match access(&state, &id, &session, text, true).await {

@@ -2,11 +2,15 @@
 //! cluster with a binding, and a sign-in with its token.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::broker::{SMALL, TestBroker};
-use super::cluster::cluster;
+use super::cluster::{cluster, eventually};
 use super::http::{HttpAnswer, form_encode, send};
 
 /// The broker under test with its dashboard served in-process on a free loopback port, its URL derived from the
@@ -86,4 +90,30 @@ pub async fn sign_in(served: &Served, login_path: &str, token: &str, origin: &st
 /// The path of `url` on the dashboard at `origin`.
 pub fn path_of(url: &str, origin: &str) -> String {
     url.strip_prefix(origin).unwrap_or_else(|| panic!("{url} is not on {origin}")).to_owned()
+}
+
+/// A pod of the tenant whose container crash-loops: made by the admin, run by a simulated node, then given the status
+/// the kubelet writes for a container in CrashLoopBackOff (kwok's nodes run nothing that could crash).
+pub async fn crash_looping_pod(namespace: &str) {
+    let admin = cluster().admin().await;
+    let pods = Api::<Pod>::namespaced(admin, namespace);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "web-1" },
+        "spec": { "containers": [{ "name": "web", "image": "example.invalid/web:1" }] }
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("create the pod");
+    eventually(Duration::from_secs(60), "the pod running on a simulated node", || async {
+        let phase = pods.get("web-1").await.ok()?.status?.phase?;
+        (phase == "Running").then_some(())
+    })
+    .await;
+    let status = json!({ "status": { "containerStatuses": [{
+        "name": "web", "image": "example.invalid/web:1", "imageID": "", "ready": false, "restartCount": 6,
+        "started": false,
+        "state": { "waiting": { "reason": "CrashLoopBackOff",
+                                "message": "back-off 5m0s restarting failed container=web pod=web-1" } },
+        "lastState": { "terminated": { "exitCode": 1, "reason": "Error" } }
+    }]}});
+    pods.patch_status("web-1", &PatchParams::default(), &Patch::Strategic(status)).await.expect("patch status");
 }

@@ -4,5 +4,6 @@
 pub mod broker;
 pub mod cluster;
 pub mod dashboard;
+pub mod dex;
 pub mod http;
 pub mod proxy;

@@ -1,0 +1,180 @@
+// The whole dashboard as tenants meet it, in headless Chromium (driven by tests/dashboard_flow.rs):
+//  1. an admin of the virtual cluster signs in with a token and sees the overview;
+//  2. an alert appears on the open overview when a pod starts failing, without a reload (the test makes the pod fail
+//     when this prints {"event":"ready-for-alert"} and answers on standard input);
+//  3. on the apps page, stops, starts, restarts and scales the tenant's app `web` with the page's own buttons;
+//  4. invites a member (MEMBER_EMAIL) with the view role on the members page;
+//  5. downloads a kubeconfig with the overview's button;
+//  6. is refused another instance's page and a cross-site form;
+//  7. the member signs in through the OpenID Connect provider (Dex's login form), sees no control on the apps page,
+//     and a forged action from their session is refused.
+// A screenshot of each page is kept in SCREENSHOT_DIR. The last line on stdout is one JSON report.
+//
+// Environment: PROBE_URL (the instance's dashboard_url), PROBE_TOKEN (the admin's token), OTHER_URL (another
+// instance's dashboard_url), MEMBER_EMAIL, MEMBER_PASSWORD, PROVIDER_SPKI (base64 SHA-256 of the provider's TLS public
+// key: the only certificate Chromium is told to accept without its CA), SCREENSHOT_DIR, DOWNLOAD_DIR,
+// PROBE_USER_DATA_DIR, CHROMIUM (default /usr/bin/chromium). Secrets come in the environment, never on a command line.
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined || value === '') throw new Error(`${name} is required`);
+  return value;
+};
+const url = env('PROBE_URL');
+const origin = new URL(url).origin;
+const screenshots = env('SCREENSHOT_DIR');
+const downloads = env('DOWNLOAD_DIR');
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const say = (object) => process.stdout.write(JSON.stringify(object) + '\n');
+const step = (name) => process.stderr.write(`probe: ${name}\n`);
+
+const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), {
+  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+  headless: true,
+  locale: 'en-US',
+  viewport: { width: 1280, height: 900 },
+  acceptDownloads: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`,
+  ],
+});
+const report = { consoleErrors: [], screenshots: [] };
+const shoot = async (page, name) => {
+  const file = path.join(screenshots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  report.screenshots.push(file);
+};
+const text = async (page, selector) =>
+  ((await page.locator(selector).first().textContent({ timeout: 10000 })) ?? '').replace(/\s+/g, ' ').trim();
+const watchConsole = (page) => page.on('console', (m) => { if (m.type() === 'error') report.consoleErrors.push(m.text()); });
+// Submits the form holding `button` and waits for the page it leads to.
+const submit = async (page, button) => {
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 60000 }), button.click()]);
+};
+
+try {
+  // 1. Token sign-in.
+  step('token sign-in');
+  const page = context.pages()[0] ?? (await context.newPage());
+  watchConsole(page);
+  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
+  await page.fill('#token', env('PROBE_TOKEN'));
+  await submit(page, page.locator('form button[type=submit]').last());
+  await page.waitForSelector('#quota', { timeout: 30000 });
+  report.overviewUrl = page.url();
+  report.signedInAs = await text(page, '.who');
+  await shoot(page, '1-overview');
+
+  // 2. The alert, live.
+  step('waiting for the alert, live');
+  await page.evaluate(() => { window.caasSameDocument = true; });
+  report.alertsBefore = await text(page, '#alerts');
+  say({ event: 'ready-for-alert' });
+  await lines.next();
+  await page.waitForFunction(() => document.querySelector('#alerts')?.textContent.includes('CrashLoopBackOff'), null, { timeout: 90000 });
+  report.alertsAfter = await text(page, '#alerts');
+  report.alertWithoutReload = await page.evaluate(() => window.caasSameDocument === true);
+  await shoot(page, '2-alert-live');
+
+  // 3. Apps: stop, start, restart, scale, with the page's buttons.
+  step('apps');
+  await submit(page, page.locator('#apps-link'));
+  const app = () => page.locator('#app-deployments-web');
+  report.notices = [];
+  for (const action of ['stop', 'start', 'restart']) {
+    await submit(page, app().locator(`form:has(input[name=action][value=${action}]) button`));
+    report.notices.push(await text(page, '#notice'));
+  }
+  const scale = app().locator('form:has(input[name=action][value=scale])');
+  await scale.locator('input[name=replicas]').fill('2');
+  await submit(page, scale.locator('button'));
+  report.notices.push(await text(page, '#notice'));
+  report.appAfterActions = await text(page, '#app-deployments-web');
+  await shoot(page, '3-apps');
+
+  // 4. Members: invite with the view role.
+  step('members');
+  await page.goto(`${url}/members`, { waitUntil: 'load' });
+  await page.fill('#member-name', env('MEMBER_EMAIL'));
+  await page.selectOption('#member-role', 'view');
+  await submit(page, page.locator('#invite button[type=submit]'));
+  report.members = await text(page, '#members');
+  await shoot(page, '4-members');
+
+  // 5. The kubeconfig download.
+  step('kubeconfig');
+  await page.goto(url, { waitUntil: 'load' });
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 30000 }),
+    page.locator('#kubectl form button').click(),
+  ]);
+  report.kubeconfigName = download.suggestedFilename();
+  report.kubeconfig = path.join(downloads, report.kubeconfigName);
+  await download.saveAs(report.kubeconfig);
+  report.kubectlCommands = await text(page, '#kubectl');
+  await shoot(page, '5-kubectl');
+
+  // 6. Another instance's page, a cross-site form.
+  step('refusals');
+  const other = await page.goto(env('OTHER_URL'), { waitUntil: 'load' });
+  report.otherInstanceStatus = other.status();
+  await shoot(page, '6-other-instance');
+  const crossSite = await context.request.post(`${url}/apps/deployments/web`, {
+    headers: { origin: 'https://evil.example' },
+    form: { action: 'stop' },
+    maxRedirects: 0,
+  });
+  report.crossSiteStatus = crossSite.status();
+
+  // 7. The member, through the OpenID Connect provider, in a browser of their own.
+  step('member sign-in through the provider');
+  const memberBrowser = await chromium.launch({
+    executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`],
+  });
+  const memberContext = await memberBrowser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+  try {
+    const member = await memberContext.newPage();
+    watchConsole(member);
+    await member.goto(url, { waitUntil: 'load' });
+    await submit(member, member.locator(`a[href$="/login/oidc"]`));
+    report.providerLoginUrl = member.url();
+    await shoot(member, '7-provider-login');
+    await member.fill('input[name=login]', env('MEMBER_EMAIL'));
+    await member.fill('input[name=password]', env('MEMBER_PASSWORD'));
+    await Promise.all([
+      member.waitForURL((u) => u.origin === origin && !u.pathname.startsWith('/auth/'), { timeout: 60000 }),
+      member.locator('button[type=submit]').click(),
+    ]);
+    await member.waitForSelector('#quota', { timeout: 30000 });
+    report.memberUrl = member.url();
+    report.memberSignedInAs = await text(member, '.who');
+    await shoot(member, '8-member-overview');
+    await member.goto(`${url}/apps`, { waitUntil: 'load' });
+    report.memberControls = await member.locator('input[name=action]').count();
+    report.memberViewOnly = await member.locator('#view-only').count();
+    await shoot(member, '9-member-apps');
+    const forged = await memberContext.request.post(`${url}/apps/deployments/web`, {
+      headers: { origin },
+      form: { action: 'scale', replicas: '0' },
+      maxRedirects: 0,
+    });
+    report.memberForgedStatus = forged.status();
+    report.memberForgedBody = (await forged.text()).replace(/\s+/g, ' ');
+  } finally {
+    await memberBrowser.close();
+  }
+  say(report);
+} catch (error) {
+  for (const page of context.pages()) await page.screenshot({ path: path.join(screenshots, 'failure.png'), fullPage: true }).catch(() => {});
+  throw error;
+} finally {
+  await context.close();
+  process.stdin.destroy();
+}
