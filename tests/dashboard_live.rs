@@ -1,9 +1,10 @@
 //! The dashboard's live workloads view against the real control plane, over real HTTP: a binding signs in and sees a
 //! Deployment, its ReplicaSet and its pods (run by kwok's simulated nodes) read as itself; one object as YAML; the live
 //! stream says `pods` when the admin creates or deletes a pod; three viewers of one namespace share one watch per
-//! kind, and none leaves none (the broker's `/metrics`); another instance's stream, YAML and logs are refused; a pod's
-//! logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a new pod appear without a
-//! reload and no policy violation.
+//! kind, and none leaves none (the broker's `/metrics`); signing out ends a stream; another instance's stream, YAML
+//! and logs are refused; a pod's logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a
+//! new pod appear without a reload and no policy violation; and an identity RBAC lets list pods only sees pods and
+//! "not allowed" for the rest.
 //!
 //! The watch and viewer gauges are the process's: the tests of this file that open live pages take [`LIVE`] in turn.
 
@@ -50,6 +51,20 @@ impl EventStream {
         let head = stream.until("\r\n\r\n", Duration::from_secs(30)).await;
         let is_stream = head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("text/event-stream");
         (head, is_stream.then_some(stream))
+    }
+
+    /// Reads until the dashboard closes the stream (its last chunk); panics after `limit`.
+    async fn until_closed(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut buffer = [0u8; 4096];
+        loop {
+            let read = tokio::time::timeout_at(deadline, self.connection.read(&mut buffer)).await;
+            let count = read.unwrap_or_else(|_| panic!("the stream still open after {limit:?}")).expect("read");
+            self.seen.push_str(&String::from_utf8_lossy(&buffer[..count]));
+            if count == 0 || self.seen.ends_with("0\r\n\r\n") {
+                return;
+            }
+        }
     }
 
     /// Reads until what was read since the last call contains `wanted`, and returns what came before it; panics
@@ -178,6 +193,11 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     assert!(htmx.header("content-type").is_some_and(|t| t.starts_with("text/javascript")) && htmx.body.len() > 40_000);
 
     // One kind's section alone, and one object as YAML (without its managed fields); 404 for what is not there.
+    let alerts = get(format!("{base}/alerts")).await;
+    assert_eq!(alerts.status, 200, "{alerts:?}");
+    let live_alerts =
+        format!(r#"<section class="card" id="alerts" hx-get="{base}/alerts" hx-trigger="sse:pods, sse:events"#);
+    assert!(alerts.body.starts_with(&live_alerts), "the overview's alerts, live: {}", alerts.body);
     let section = get(format!("{base}/workloads/deployments")).await;
     assert_eq!(section.status, 200);
     assert!(section.body.starts_with(r#"<section class="card live" id="kind-deployments""#), "{}", section.body);
@@ -185,7 +205,10 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     assert_eq!(yaml.status, 200, "{yaml:?}");
     assert!(yaml.body.contains("kind: Deployment") && yaml.body.contains("replicas: 2"), "{}", yaml.body);
     assert!(!yaml.body.contains("managedFields"), "{}", yaml.body);
-    for missing in ["objects/deployments/nothing", "objects/secrets/anything", "workloads/secrets"] {
+    let sneaky = ["objects/deployments/web%2F..%2F..%2Fsecrets%2Fx", "pods/web%2F..%2Fx/logs"];
+    for missing in
+        ["objects/deployments/nothing", "objects/secrets/anything", "workloads/secrets"].iter().chain(&sneaky)
+    {
         assert_eq!(get(format!("{base}/{missing}")).await.status, 404, "{missing}");
     }
 
@@ -239,9 +262,17 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     // An instance whose broker RoleBinding is missing (made before the live view) gets it at its first viewer.
     bindings.delete("caas-broker-dashboard-watch", &DeleteParams::default()).await.expect("delete as admin");
     let (head, again) = EventStream::open(served.address, &format!("{base}/live"), &cookie).await;
-    assert!(again.is_some(), "{head}");
+    let mut again = again.unwrap_or_else(|| panic!("an event stream: {head}"));
     bindings.get("caas-broker-dashboard-watch").await.expect("made again at the first viewer");
-    drop(again);
+
+    // Signing out ends the page's stream too (its session is checked every 15 s), and with it the watches.
+    let same_site = [("cookie", cookie.as_str()), ("sec-fetch-site", "same-origin")];
+    assert_eq!(send(served.address, "POST", "/logout", &same_site, "").await.status, 303);
+    again.until_closed(Duration::from_secs(40)).await;
+    eventually(Duration::from_secs(10), "no watch once signed out", || async {
+        (watches_and_viewers(broker).await == (0, 0)).then_some(())
+    })
+    .await;
 
     broker.deprovision(&a, SMALL).await;
     broker.deprovision(&b, SMALL).await;
@@ -296,4 +327,49 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
     assert_eq!(report["reloaded"], false, "swapped in place, not reloaded: {report}");
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
     broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn what_an_identity_may_not_list_is_not_allowed_and_the_rest_still_shows() {
+    use caas_broker::broker::workloads_view::{Kind, Section, may_watch, read_all};
+    use k8s_openapi::api::rbac::v1::Role;
+
+    let admin = cluster().admin().await;
+    let namespace = support::cluster::TestNamespace::create(&admin, "live-rbac").await;
+    let name = &namespace.name;
+    // An identity that may list and watch pods there, and nothing else.
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), name);
+    let account: ServiceAccount = serde_json::from_value(json!({ "metadata": { "name": "pods-only" } })).expect("sa");
+    accounts.create(&PostParams::default(), &account).await.expect("create the account");
+    let role: Role = serde_json::from_value(json!({ "metadata": { "name": "pods-only" }, "rules": [
+        { "apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"] } ] }))
+    .expect("role");
+    Api::<Role>::namespaced(admin.clone(), name).create(&PostParams::default(), &role).await.expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({ "metadata": { "name": "pods-only" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods-only" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "pods-only", "namespace": name }] }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(admin.clone(), name).create(&PostParams::default(), &binding).await.expect("rb");
+    Api::<Pod>::namespaced(admin.clone(), name).create(&PostParams::default(), &pod("seen")).await.expect("pod");
+    let request: TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 600 } })).expect("request");
+    let issued = accounts.create_token_request("pods-only", &PostParams::default(), &request).await.expect("token");
+    let token = issued.status.and_then(|status| status.token).expect("token");
+    let client = kube::Client::try_from(caas_broker::k8s::as_user(&cluster().admin_config().await, &token))
+        .expect("the identity's client");
+
+    // RBAC may take a moment to see the new binding: wait until pods are listed, then everything else is refused.
+    let sections = eventually(Duration::from_secs(30), "pods listed for the identity", || async {
+        let sections = read_all(&client, name).await.expect("the view reads, whatever is refused");
+        matches!(&sections[3], (Kind::Pods, Section::Listed(rows)) if rows.len() == 1).then_some(sections)
+    })
+    .await;
+    for (kind, section) in &sections {
+        if *kind != Kind::Pods {
+            assert_eq!(section, &Section::NotAllowed, "{kind:?}");
+        }
+    }
+    assert!(may_watch(&client, name, Kind::Pods).await.expect("review"));
+    assert!(!may_watch(&client, name, Kind::Deployments).await.expect("review"));
+    assert!(!may_watch(&client, "default", Kind::Pods).await.expect("review"), "nowhere else");
 }

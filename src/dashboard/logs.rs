@@ -66,6 +66,9 @@ async fn container_of(
     pod: &str,
     chosen: Option<String>,
 ) -> Result<Option<(Vec<String>, String)>, kube::Error> {
+    if !crate::broker::workloads_view::is_object_name(pod) {
+        return Ok(None);
+    }
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
     let pod = match pods.get_opt(pod).await {
         Ok(Some(pod)) => pod,
