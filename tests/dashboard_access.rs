@@ -17,7 +17,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
 use support::cluster::{cluster, eventually};
-use support::dashboard::{Served, cookie_of, serve, serve_with};
+use support::dashboard::{Served, cookie_of, serve, serve_on};
 use support::dex::{Dex, dex};
 use support::http::{HttpAnswer, form_encode, send};
 
@@ -280,7 +280,8 @@ fn with_query_param(path: &str, name: &str, value: &str) -> String {
 async fn invited_members_sign_in_through_openid_connect_and_others_are_refused() {
     let _turn = DEX.lock().await;
     let dex = dex();
-    let served = serve_with(|settings| {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(dex.base_url());
         settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
             issuer: dex.issuer.clone(),
@@ -408,7 +409,8 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     let dex = dex();
     let table = PermissionTable::default();
     let (cc_url, cc) = stand_in_cloud_controller(&dex, table.clone()).await;
-    let served = serve_with(|settings| {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(dex.base_url());
         settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
             issuer: dex.issuer.clone(),
@@ -481,7 +483,8 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
 #[tokio::test]
 async fn a_provider_that_does_not_answer_gives_a_clear_503_and_no_provider_shows_only_the_token_form() {
     // Nothing listens on port 1: discovery fails at once, as it would for a provider that is down.
-    let served = serve_with(|settings| {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
         settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
             issuer: "https://127.0.0.1:1/realms/k".to_owned(),
             client_id: "caas".to_owned(),

@@ -2,8 +2,11 @@
 //! cluster with a binding, and a sign-in with its token.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use caas_broker::broker::Broker;
+use caas_broker::config::Settings;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -13,14 +16,13 @@ use super::broker::{SMALL, TestBroker};
 use super::cluster::{cluster, eventually};
 use super::http::{HttpAnswer, form_encode, send};
 
-/// The broker under test with its dashboard served in-process on a free loopback port, its URL derived from the
-/// listener as the binary does (no `dashboard.base_url`) unless the test's settings name one; and the broker's domain,
-/// for what a test does as the dashboard would (a member's sign-in).
+/// The broker under test with its dashboard served on a loopback port, and its domain (through which a test does what
+/// a sign-in through a provider does).
 pub struct Served {
     pub broker: TestBroker,
-    pub domain: std::sync::Arc<caas_broker::broker::Broker>,
+    pub domain: Arc<Broker>,
     pub address: SocketAddr,
-    /// The dashboard's own origin (what its forms must come from).
+    /// The dashboard's own origin, which its forms must come from.
     pub origin: String,
     server: tokio::task::JoinHandle<()>,
 }
@@ -31,13 +33,14 @@ impl Drop for Served {
     }
 }
 
+/// The dashboard on a free loopback port, its URL derived from the listener as the binary does (no
+/// `dashboard.base_url`).
 pub async fn serve() -> Served {
-    serve_with(|_| {}).await
+    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
 }
 
-/// Like [`serve`], with `configure` applied to the settings last (identity providers, a `dashboard.base_url`).
-pub async fn serve_with(configure: impl FnOnce(&mut caas_broker::config::Settings)) -> Served {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+/// The dashboard on `listener`, with `configure` applied to the settings last.
+pub async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
     let address = listener.local_addr().expect("address");
     let broker = TestBroker::start(|settings| {
         settings.dashboard.base_url = None;
