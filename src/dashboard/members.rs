@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{login_path, message, render, see_other, signed_in, text_for};
+use super::respond::{message, read_failed, render, see_other, signed_in, text_for};
 use super::sessions::Session;
 use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
 use crate::broker::{Error, percent_encode};
@@ -74,18 +74,8 @@ async fn access(
     } else {
         members_access(client, namespace).await
     };
-    match answer {
-        Ok(access) => Ok(access),
-        Err(Error::Unavailable(_)) => {
-            Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
-        }
-        Err(error) => {
-            // Most often the member was removed or the token expired: the user signs in again.
-            tracing::warn!(instance_id = %session.tenant.instance_id, %error, "access review as the signed-in user failed; ending the session");
-            state.sessions.end(id);
-            Err(Box::new(see_other(&login_path(&session.tenant.instance_id))))
-        }
-    }
+    // A failure is most often a member removed or a token expired: the session ends and the user signs in again.
+    answer.map_err(|error| Box::new(read_failed(state, text, id, &session.tenant.instance_id, error)))
 }
 
 /// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
@@ -253,7 +243,11 @@ mod tests {
         sessions.find(&id).expect("session")
     }
 
-    fn page<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> String {
+    fn page(session: &Session, members: &[Member], listed: bool, manage: bool) -> String {
+        page_of(session, members, listed, manage).render().expect("renders")
+    }
+
+    fn page_of<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> MembersPage<'a> {
         let base = members_path("inst 1");
         MembersPage {
             text: &i18n::EN,
@@ -269,8 +263,6 @@ mod tests {
             role_action: format!("{base}/role"),
             revoke_action: format!("{base}/revoke"),
         }
-        .render()
-        .expect("renders")
     }
 
     #[tokio::test]
@@ -295,5 +287,11 @@ mod tests {
         assert!(
             read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
         );
+        assert!(read_only.contains("bob@example.test"), "whoever may list RoleBindings sees the members");
+        let hidden = page(&session, &[], false, false);
+        assert!(hidden.contains(r#"id="read-only""#) && !hidden.contains("<table"), "{hidden}");
+        let korean = MembersPage { text: &i18n::KO, ..page_of(&session, &members, true, true) };
+        let korean = korean.render().expect("renders");
+        assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("멤버") && korean.contains("초대"));
     }
 }
