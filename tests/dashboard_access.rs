@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -16,6 +15,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
+use support::cloud_controller::{PermissionTable, stand_in_cloud_controller};
 use support::cluster::{cluster, eventually};
 use support::dashboard::{Served, cookie_of, serve, serve_on};
 use support::dex::{Dex, dex};
@@ -345,53 +345,6 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
 }
 
 // --- Cloud Foundry single sign-on: Dex as UAA, and a stand-in for the Cloud Controller's one endpoint ---------------
-
-/// What the stand-in Cloud Controller answers: (instance guid, email) → (read, manage).
-type PermissionTable = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), (bool, bool)>>>;
-
-/// `GET /v3/service_instances/:guid/permissions` as the Cloud Controller answers it, the user identified from the
-/// bearer token by Dex's userinfo endpoint (so only a token Dex issued works), the permissions from `table`.
-async fn stand_in_cloud_controller(dex: &Dex, table: PermissionTable) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::extract::Path;
-    use axum::http::{HeaderMap, StatusCode};
-    let discovery: serde_json::Value = dex
-        .http
-        .get(format!("{}/.well-known/openid-configuration", dex.issuer))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("JSON");
-    let userinfo = discovery["userinfo_endpoint"].as_str().expect("a userinfo endpoint").to_owned();
-    let http = dex.http.clone();
-    let permissions = move |Path(guid): Path<String>, headers: HeaderMap| {
-        let (http, userinfo, table) = (http.clone(), userinfo.clone(), table.clone());
-        async move {
-            let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "NotAuthenticated" }] })));
-            };
-            let user = http.get(&userinfo).header("authorization", authorization).send().await;
-            let user: Option<serde_json::Value> = match user {
-                Ok(answer) if answer.status().is_success() => answer.json().await.ok(),
-                _ => None,
-            };
-            let Some(email) = user.as_ref().and_then(|u| u["email"].as_str()) else {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "InvalidAuthToken" }] })));
-            };
-            let table = table.lock().expect("table");
-            let (read, manage) = table.get(&(guid, email.to_owned())).copied().unwrap_or((false, false));
-            (StatusCode::OK, axum::Json(json!({ "read": read, "manage": manage })))
-        }
-    };
-    let app = axum::Router::new().route("/v3/service_instances/{guid}/permissions", axum::routing::get(permissions));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the stand-in");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("the stand-in serves");
-    });
-    (url, server)
-}
 
 /// The session cookie a sign-in's answer sets.
 fn session_cookie_of(answer: &HttpAnswer) -> Option<String> {
