@@ -204,7 +204,8 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     // 7. The member came through Dex, as their own identity, with no control; their forged scale changed nothing.
     assert!(report["providerLoginUrl"].as_str().unwrap_or_default().starts_with(&dex.issuer), "{report}");
     assert_eq!(report["memberUrl"], Value::String(url.clone()), "{report}");
-    assert!(report["memberSignedInAs"].as_str().unwrap_or_default().ends_with(&account), "{report}");
+    assert_eq!(report["memberSignedInAs"], Value::String(format!("Signed in as {member}")), "{report}");
+    assert!(report["memberIdentity"].as_str().unwrap_or_default().ends_with(&account), "{report}");
     assert_eq!((report["memberControls"].as_u64(), report["memberViewOnly"].as_u64()), (Some(0), Some(1)), "{report}");
     assert_eq!(report["memberForgedStatus"], 403, "{report}");
     assert!(report["memberForgedBody"].as_str().unwrap_or_default().contains("forbidden"), "{report}");
@@ -212,7 +213,8 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
 
     // 8. Cloud Foundry's sign-on: the manager is an admin member named after the provider's user id and gets the
     // controls; the user the Cloud Controller gives nothing is refused and becomes no member.
-    let cf_who = report["cfManagerSignedInAs"].as_str().unwrap_or_default();
+    assert!(report["cfManagerSignedInAs"].as_str().unwrap_or_default().starts_with("Signed in as cf:"), "{report}");
+    let cf_who = report["cfManagerIdentity"].as_str().unwrap_or_default();
     let cf_account = cf_who.rsplit(':').next().unwrap_or_default();
     assert!(cf_account.starts_with("caas-member-") && cf_account != account, "{report}");
     let cf_binding = Api::<RoleBinding>::namespaced(broker.client.clone(), &namespace).get(cf_account).await;

@@ -190,19 +190,7 @@ mod tests {
     use crate::broker::Tenant;
 
     fn session() -> Session {
-        let tenant = Tenant {
-            instance_id: "inst-1".to_owned(),
-            namespace: "caas-inst-1".to_owned(),
-            service_name: "caas".to_owned(),
-            plan_name: "small".to_owned(),
-            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
-            account: "caas-binding-b".to_owned(),
-        };
-        let client =
-            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
-        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
-        let id = sessions.start(tenant, client).expect("id");
-        sessions.find(&id).expect("session")
+        super::super::sessions::test_session("inst-1")
     }
 
     #[tokio::test]

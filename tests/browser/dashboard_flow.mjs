@@ -171,6 +171,7 @@ try {
     await member.waitForSelector('#quota', { timeout: 30000 });
     report.memberUrl = member.url();
     report.memberSignedInAs = await text(member, '.who');
+    report.memberIdentity = await member.getAttribute('.who', 'title');
     await member.goto(`${url}/apps`, { waitUntil: 'load' });
     report.memberControls = await member.locator('input[name=action]').count();
     report.memberViewOnly = await member.locator('#view-only').count();
@@ -188,6 +189,7 @@ try {
     const { visitor: manager } = await throughProvider('cf', env('CF_MANAGER'), env('CF_MANAGER_PASSWORD'), '9-cf-manager');
     await manager.waitForSelector('#quota', { timeout: 30000 });
     report.cfManagerSignedInAs = await text(manager, '.who');
+    report.cfManagerIdentity = await manager.getAttribute('.who', 'title');
     await manager.goto(`${url}/apps`, { waitUntil: 'load' });
     report.cfManagerControls = await manager.locator('input[name=action]').count();
     refusalExpected = true;
