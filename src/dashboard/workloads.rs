@@ -187,7 +187,6 @@ pub async fn object(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::Tenant;
 
     fn session() -> Session {
         super::super::sessions::test_session("inst-1")
