@@ -6,13 +6,13 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{message, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, Visit, message, render, see_other};
 use super::sessions::Session;
 use crate::broker::actions::{Acted, Action, App, AppPermissions, Controller};
 use crate::broker::model::OperationState;
@@ -102,17 +102,8 @@ fn apps_path(instance_id: &str) -> String {
 }
 
 /// GET /instances/:instance_id/apps
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    Query(done): Query<Done>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, Query(done): Query<Done>, visit: PageVisit) -> Response {
+    let Visit { session, instance_id: _, text, .. } = visit;
     let notice = done.done.map(|action| Notice::Done(format!("{action}: {}", done.app.unwrap_or_default())));
     show(&state, text, &session, StatusCode::OK, notice).await
 }
@@ -205,15 +196,11 @@ fn apps_page<'a>(
 /// POST /instances/:instance_id/apps/:resource/:name — one action, made as the signed-in user.
 pub async fn act(
     State(state): State<DashboardState>,
-    Path((instance_id, resource, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, resource, name)): Path<(String, String, String)>,
+    visit: PageVisit,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     let Some(kind) = Controller::from_resource(&resource) else {
         return message(StatusCode::NOT_FOUND, text, text.not_found, true);
     };

@@ -5,14 +5,14 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{message, read_failed, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, Visit, message, read_failed, render, see_other};
 use super::sessions::Session;
 use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
 use crate::broker::{Error, percent_encode};
@@ -79,16 +79,8 @@ async fn access(
 }
 
 /// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id: _, text } = visit;
     let access = match access(&state, &id, &session, text, false).await {
         Ok(access) => access,
         Err(answer) => return *answer,
@@ -141,47 +133,27 @@ enum Change {
 }
 
 /// POST /instances/:instance_id/members — invite a member (name, role).
-pub async fn invite(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Invite).await
+pub async fn invite(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Invite).await
 }
 
 /// POST /instances/:instance_id/members/role — give a member another role (name, role).
-pub async fn change_role(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Role).await
+pub async fn change_role(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Role).await
 }
 
 /// POST /instances/:instance_id/members/revoke — remove a member (name); their tokens stop working at once.
-pub async fn revoke(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Revoke).await
+pub async fn revoke(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Revoke).await
 }
 
 async fn change(
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
+    visit: PageVisit,
     Form(form): Form<MemberForm>,
     change: Change,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     match access(&state, &id, &session, text, true).await {
         Ok(MembersAccess::Manage) => {}
         Ok(_) => {

@@ -3,13 +3,13 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{message, read_failed, render, signed_in, text_for};
+use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render};
 use super::sessions::Session;
 use crate::broker::percent_encode;
 use crate::broker::workloads_view::{self, Kind, Row, Section};
@@ -104,16 +104,8 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 }
 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     match workloads_view::read_all(&session.client, &session.tenant.namespace).await {
         Ok(sections) => {
             let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
@@ -139,14 +131,10 @@ fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<S
 /// GET /instances/:instance_id/workloads/:kind — one kind's section alone (what the live page swaps in).
 pub async fn section(
     State(state): State<DashboardState>,
-    Path((instance_id, kind)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, kind)): Path<(String, String)>,
+    visit: PartVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
     match workloads_view::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
         Ok(section) => {
@@ -160,14 +148,10 @@ pub async fn section(
 /// what does not exist and what they may not read.
 pub async fn object(
     State(state): State<DashboardState>,
-    Path((instance_id, kind, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, kind, name)): Path<(String, String, String)>,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
     let Some(kind) = Kind::parse(&kind) else { return no_such() };
     match workloads_view::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
