@@ -16,6 +16,7 @@ mod logs;
 mod members;
 mod pages;
 mod respond;
+mod session;
 mod sessions;
 mod stream;
 mod workloads;
@@ -108,6 +109,9 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/live", get(stream::live))
         .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
         .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
+        .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
+        .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
+        .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
         .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))

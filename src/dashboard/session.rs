@@ -1,0 +1,283 @@
+//! A streaming session's own page: where it stands (in the platform's words), its plan and resolution, the SteamCMD
+//! install's last log lines (followed live through the logs stream), stop / start / restart, the VNC password on
+//! demand, and an **Open** button to its noVNC page.
+//!
+//! Who may do what is Kubernetes' answer for the signed-in identity: the controls show when a SelfSubjectAccessReview
+//! says so, and the server refuses what the identity may not do (actions go through [`crate::broker::Broker::act`],
+//! the password is read with the user's own client — whoever may `get secrets` in the namespace, as kubectl would let
+//! them). The password never travels in a URL the dashboard or noVNC could log: it is revealed in the answer to a
+//! POST, and Open is a POST answered with a redirect to the session's Ingress whose *fragment* carries it (a browser
+//! sends no fragment to any server; noVNC reads its settings from there).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::apps::Notice;
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::i18n::Text;
+use super::logs::{cut, log_params};
+use super::respond::{message, refusal, render, see_other, signed_in, text_for};
+use super::sessions::Session;
+use super::workloads::instance_path;
+use crate::broker::actions::{Action, Controller};
+use crate::broker::model::OperationState;
+use crate::broker::session_view::{INSTALL_CONTAINER, SessionView};
+use crate::broker::{Error, percent_encode};
+use crate::k8s::access::{self, Permission};
+
+/// Changing a session (stop, start, restart) patches its StatefulSet.
+const CHANGE: Permission<'static> = Permission { verb: "patch", group: "apps", resource: "statefulsets" };
+/// Reading its password reads its Secret.
+const READ_PASSWORD: Permission<'static> = Permission { verb: "get", group: "", resource: "secrets" };
+
+/// The session page.
+#[derive(Template)]
+#[template(path = "session.html", config = "src/dashboard/askama.toml")]
+struct SessionPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    view: &'a SessionView,
+    state: &'static str,
+    change: bool,
+    reveal: bool,
+    password: Option<String>,
+    notice: Option<Notice>,
+    action: String,
+    overview: String,
+    apps: String,
+    lines: Vec<String>,
+    log_page: String,
+    log_stream: Option<String>,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
+}
+
+/// `?done=` after an action, naming it.
+#[derive(Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// An action's form.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    action: String,
+}
+
+impl ActionForm {
+    /// The one of stop, start and restart it asks for; anything else is a bad request.
+    fn action(&self) -> Result<Action, Error> {
+        match self.action.as_str() {
+            "stop" => Ok(Action::Stop),
+            "start" => Ok(Action::Start),
+            "restart" => Ok(Action::Restart),
+            other => Err(Error::BadRequest(format!("a session has no action {other:?}"))),
+        }
+    }
+}
+
+/// The session page's path.
+fn session_path(instance_id: &str, session_id: &str) -> String {
+    format!("{}/sessions/{}", instance_path(instance_id), percent_encode(session_id))
+}
+
+/// GET /instances/:instance_id/sessions/:session_id
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path((instance_id, session_id)): Path<(String, String)>,
+    Query(done): Query<Done>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let notice = done.done.map(Notice::Done);
+    show(&state, text, &session, &session_id, StatusCode::OK, notice, None).await
+}
+
+/// The page with `status`, `notice` and maybe the revealed `password`, read as the signed-in user.
+async fn show(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    session_id: &str,
+    status: StatusCode,
+    notice: Option<Notice>,
+    password: Option<String>,
+) -> Response {
+    let namespace = &session.tenant.namespace;
+    let (view, change, reveal) = tokio::join!(
+        state.broker.streaming_session(&session.tenant, session_id),
+        access::allowed(&session.client, namespace, CHANGE),
+        access::allowed(&session.client, namespace, READ_PASSWORD),
+    );
+    let view = match view {
+        Ok(view) => view,
+        Err(error) => return refused_page(text, &error),
+    };
+    let (change, reveal) = match (change, reveal) {
+        (Ok(change), Ok(reveal)) => (change, reveal),
+        (Err(error), _) | (_, Err(error)) => return refused_page(text, &Error::from(error)),
+    };
+    let lines = if view.installs { install_log(session, &view).await } else { Vec::new() };
+    let instance_id = &session.tenant.instance_id;
+    let log_page =
+        format!("{}/pods/{}/logs?container={INSTALL_CONTAINER}", instance_path(instance_id), percent_encode(&view.pod));
+    let page = SessionPage {
+        text,
+        session,
+        state: match view.state.state {
+            OperationState::Succeeded if view.stopped => text.app_stopped,
+            OperationState::Succeeded => text.app_ready,
+            OperationState::InProgress => text.app_starting,
+            OperationState::Failed => text.app_failed,
+        },
+        change,
+        reveal,
+        password,
+        notice,
+        action: session_path(instance_id, session_id),
+        overview: instance_path(instance_id),
+        apps: format!("{}/apps", instance_path(instance_id)),
+        lines,
+        log_stream: (view.installs && !view.stopped).then(|| {
+            format!(
+                "{}/pods/{}/logs/stream?container={INSTALL_CONTAINER}",
+                instance_path(instance_id),
+                percent_encode(&view.pod)
+            )
+        }),
+        log_page,
+        view: &view,
+        htmx_path: HTMX_PATH,
+        htmx_sse_path: HTMX_SSE_PATH,
+    };
+    render(status, &page)
+}
+
+/// The page's answer to a session it cannot show: not found alike for no session and another cluster's.
+fn refused_page(text: &'static Text, error: &Error) -> Response {
+    match refusal(text, error).0 {
+        StatusCode::NOT_FOUND => message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        StatusCode::SERVICE_UNAVAILABLE => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        _ => {
+            tracing::warn!(%error, "a session page could not be read as the signed-in user");
+            message(StatusCode::FORBIDDEN, text, text.apps_unreadable, true)
+        }
+    }
+}
+
+/// The install step's last lines, read as the user; none when the pod or its log is not there (yet, or any more).
+async fn install_log(session: &Session, view: &SessionView) -> Vec<String> {
+    let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
+    match pods.logs(&view.pod, &log_params(INSTALL_CONTAINER, false)).await {
+        Ok(log) => log.lines().map(cut).collect(),
+        Err(error) => {
+            tracing::debug!(pod = view.pod, %error, "no install log for a session");
+            Vec::new()
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id — stop, start or restart, through the broker as the apps page
+/// does (the workload plan's update, after Kubernetes says the user may patch StatefulSets).
+pub async fn act(
+    State(state): State<DashboardState>,
+    Path((instance_id, session_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let outcome = async {
+        let action = form.action()?;
+        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
+        state.broker.act(&session.client, &session.tenant, Controller::StatefulSet, &view.name, action).await
+    }
+    .await;
+    let user = &session.tenant.username;
+    match outcome {
+        Ok(_) => {
+            tracing::info!(instance_id, user, session_id, action = form.action, "dashboard session action");
+            see_other(&format!("{}?done={}", session_path(&instance_id, &session_id), percent_encode(&form.action)))
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            tracing::info!(instance_id, user, session_id, action = form.action, %error, "dashboard session action refused");
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id/password — the page with the password shown, if Kubernetes lets
+/// the user read the session's Secret (the answer is not cached; the password is never logged).
+pub async fn reveal(
+    State(state): State<DashboardState>,
+    Path((instance_id, session_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    match state.broker.session_password(&session.client, &session.tenant, &session_id).await {
+        Ok(password) => {
+            tracing::info!(instance_id, user = session.tenant.username, session_id, "session password revealed");
+            show(&state, text, &session, &session_id, StatusCode::OK, None, Some(password)).await
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page behind its
+/// Ingress, the password in the URL's fragment (see the module); refused as the password is.
+pub async fn open(
+    State(state): State<DashboardState>,
+    Path((instance_id, session_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
+    };
+    let opened = async {
+        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
+        if view.ingress_host.is_none() {
+            return Err(Error::NotFound(text.session_no_ingress.to_owned()));
+        }
+        let password = state.broker.session_password(&session.client, &session.tenant, &session_id).await?;
+        view.novnc_url(&password).ok_or_else(|| Error::NotFound(text.session_no_ingress.to_owned()))
+    }
+    .await;
+    match opened {
+        Ok(url) => {
+            tracing::info!(instance_id, user = session.tenant.username, session_id, "session opened");
+            see_other(&url)
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
