@@ -9,7 +9,7 @@ use kube::{Api, Client};
 use super::actions::user_error;
 use super::model::LastOperation;
 use super::{Broker, Error, Result, Tenant};
-use crate::k8s::workload::{StreamingSession, VNC_PASSWORD_KEY};
+use crate::k8s::workload::{NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY};
 
 /// The name of the SteamCMD init container of a session that installs its application.
 pub const INSTALL_CONTAINER: &str = "steamcmd";
@@ -40,15 +40,36 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// The noVNC page of a session with an Ingress, opened with `password` in the URL's fragment: a browser does not
-    /// send a fragment to any server, so the password stays out of every access log, and noVNC reads its settings
-    /// from the fragment before the query.
-    pub fn novnc_url(&self, password: &str) -> Option<String> {
-        let host = self.ingress_host.as_ref()?;
-        Some(format!(
-            "https://{host}/vnc.html#autoconnect=1&resize=remote&password={}",
-            super::percent_encode(password)
-        ))
+    /// Where Open sends the browser: the noVNC page behind the session's Ingress when it has one, otherwise the
+    /// dashboard's own proxy at `proxied` (the path the dashboard serves this session's noVNC under). `password` goes
+    /// in the URL's fragment: a browser sends no fragment to any server, so it stays out of every access log, and
+    /// noVNC reads its settings from the fragment before the query.
+    pub fn novnc_url(&self, password: &str, proxied: &str) -> String {
+        let password = super::percent_encode(password);
+        match &self.ingress_host {
+            Some(host) => format!("https://{host}/vnc.html#autoconnect=1&resize=remote&password={password}"),
+            None => {
+                // noVNC opens its WebSocket at `/<path>` of the page's own host.
+                let socket = super::percent_encode(&format!("{}/websockify", proxied.trim_start_matches('/')));
+                format!("{proxied}/vnc.html#autoconnect=1&resize=remote&path={socket}&password={password}")
+            }
+        }
+    }
+
+    /// The apiserver's proxy path of `asset` (a path under the noVNC page's root, e.g. `app/ui.js`) of this session's
+    /// Service in `namespace` — that Service's noVNC port and nothing else: `None` for a path that could leave it
+    /// (`..`, `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
+    pub fn novnc_proxy_path(&self, namespace: &str, asset: &str) -> Option<String> {
+        let safe = |segment: &str| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        if asset.len() > 512 || !asset.split('/').all(safe) {
+            return None;
+        }
+        Some(format!("/api/v1/namespaces/{namespace}/services/{}:{NOVNC_PORT}/proxy/{asset}", self.name))
     }
 }
 
@@ -111,9 +132,8 @@ mod tests {
     use super::*;
     use crate::broker::model::OperationState;
 
-    #[test]
-    fn the_password_goes_in_the_fragment_and_only_to_an_ingress() {
-        let mut view = SessionView {
+    fn view(ingress_host: Option<&str>) -> SessionView {
+        SessionView {
             instance_id: "s".to_owned(),
             service_name: "streaming-session".to_owned(),
             plan_name: "cpu-720p".to_owned(),
@@ -123,12 +143,33 @@ mod tests {
             name: "session-s".to_owned(),
             pod: "session-s-0".to_owned(),
             installs: true,
-            ingress_host: None,
-        };
-        assert_eq!(view.novnc_url("pw"), None);
-        view.ingress_host = Some("play.example.com".to_owned());
-        let url = view.novnc_url("a&b#c").expect("url");
+            ingress_host: ingress_host.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_password_goes_in_the_fragment_only() {
+        let url = view(Some("play.example.com")).novnc_url("a&b#c", "/instances/i/sessions/s/novnc");
         assert_eq!(url, "https://play.example.com/vnc.html#autoconnect=1&resize=remote&password=a%26b%23c");
+        let url = view(None).novnc_url("pw", "/instances/i/sessions/s/novnc");
+        assert_eq!(
+            url,
+            "/instances/i/sessions/s/novnc/vnc.html#autoconnect=1&resize=remote\
+             &path=instances%2Fi%2Fsessions%2Fs%2Fnovnc%2Fwebsockify&password=pw"
+        );
         assert!(!url.contains('?'), "nothing a server would log");
+    }
+
+    #[test]
+    fn the_proxy_reaches_the_sessions_novnc_port_only() {
+        let session = view(None);
+        assert_eq!(
+            session.novnc_proxy_path("caas-t", "app/ui.js").as_deref(),
+            Some("/api/v1/namespaces/caas-t/services/session-s:6080/proxy/app/ui.js")
+        );
+        assert!(session.novnc_proxy_path("caas-t", "websockify").is_some());
+        for escape in ["../../secrets", "app/../../x", "./vnc.html", "", "app//ui.js", "a%2F..", "a?b", "a b", "/etc"] {
+            assert_eq!(session.novnc_proxy_path("caas-t", escape), None, "{escape}");
+        }
     }
 }

@@ -229,10 +229,14 @@ pub struct Text {
     pub session_open: &'static str,
     /// How Open passes the password.
     pub session_open_hint: &'static str,
-    /// A session without an Ingress: no Open.
+    /// A session without an Ingress: Open goes through the dashboard.
     pub session_no_ingress: &'static str,
     /// The link to a session's page from the lists.
     pub session_link: &'static str,
+    /// Kubernetes does not let the user reach the session's Service through its proxy.
+    pub session_proxy_refused: &'static str,
+    /// No ready pod answers behind the session's Service.
+    pub session_not_running: &'static str,
 }
 
 impl Text {
@@ -423,11 +427,12 @@ pub static EN: Text = Text {
     session_password: "VNC password",
     session_reveal: "Show the password",
     session_open: "Open",
-    session_open_hint: "Opens noVNC in a new tab through the session's Ingress and signs in: the password goes in the \
-                        part of the address after #, which the browser sends to no server.",
-    session_no_ingress: "This session has no Ingress, so it is reachable only inside the cluster (see its binding's \
-                         novnc_url).",
+    session_open_hint: "Opens noVNC in a new tab and signs in: the password goes in the part of the address after #, \
+                        which the browser sends to no server.",
+    session_no_ingress: "The session has no Ingress: the dashboard carries it to your browser.",
     session_link: "Open the session's page",
+    session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
+    session_not_running: "The session does not answer: it is stopped or still starting.",
 };
 
 /// Korean.
@@ -586,10 +591,12 @@ pub static KO: Text = Text {
     session_password: "VNC 비밀번호",
     session_reveal: "비밀번호 보기",
     session_open: "열기",
-    session_open_hint: "세션의 Ingress를 통해 새 탭에서 noVNC를 열고 로그인합니다: 비밀번호는 주소의 # 뒤 부분에 \
-                        담기며, 브라우저는 이 부분을 어떤 서버에도 보내지 않습니다.",
-    session_no_ingress: "이 세션에는 Ingress가 없어 클러스터 안에서만 접근할 수 있습니다(바인딩의 novnc_url 참고).",
+    session_open_hint: "새 탭에서 noVNC를 열고 로그인합니다: 비밀번호는 주소의 # 뒤 부분에 담기며, 브라우저는 이 \
+                        부분을 어떤 서버에도 보내지 않습니다.",
+    session_no_ingress: "이 세션에는 Ingress가 없어 대시보드가 브라우저까지 연결해 줍니다.",
     session_link: "세션 페이지 열기",
+    session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
+    session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -14,6 +14,7 @@ pub mod live;
 mod login;
 mod logs;
 mod members;
+mod novnc;
 mod pages;
 mod respond;
 mod session;
@@ -112,6 +113,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
         .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
         .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
+        .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
         .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))

@@ -6,8 +6,9 @@
 //! says so, and the server refuses what the identity may not do (actions go through [`crate::broker::Broker::act`],
 //! the password is read with the user's own client — whoever may `get secrets` in the namespace, as kubectl would let
 //! them). The password never travels in a URL the dashboard or noVNC could log: it is revealed in the answer to a
-//! POST, and Open is a POST answered with a redirect to the session's Ingress whose *fragment* carries it (a browser
-//! sends no fragment to any server; noVNC reads its settings from there).
+//! POST, and Open is a POST answered with a redirect to the session's noVNC page — behind its Ingress, or else
+//! through the dashboard's proxy ([`super::novnc`]) — whose *fragment* carries it (a browser sends no fragment to any
+//! server; noVNC reads its settings from there).
 
 use askama::Template;
 use axum::Form;
@@ -23,6 +24,7 @@ use super::apps::Notice;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::logs::{cut, log_params};
+use super::novnc::proxied_path;
 use super::respond::{message, refusal, render, see_other, signed_in, text_for};
 use super::sessions::Session;
 use super::workloads::instance_path;
@@ -36,6 +38,8 @@ use crate::k8s::access::{self, Permission};
 const CHANGE: Permission<'static> = Permission { verb: "patch", group: "apps", resource: "statefulsets" };
 /// Reading its password reads its Secret.
 const READ_PASSWORD: Permission<'static> = Permission { verb: "get", group: "", resource: "secrets" };
+/// Opening a session without an Ingress goes through the apiserver's proxy of its Service (see [`super::novnc`]).
+const PROXY: Permission<'static> = Permission { verb: "get", group: "", resource: "services/proxy" };
 
 /// The session page.
 #[derive(Template)]
@@ -47,6 +51,7 @@ struct SessionPage<'a> {
     state: &'static str,
     change: bool,
     reveal: bool,
+    open: bool,
     password: Option<String>,
     notice: Option<Notice>,
     action: String,
@@ -116,18 +121,21 @@ async fn show(
     password: Option<String>,
 ) -> Response {
     let namespace = &session.tenant.namespace;
-    let (view, change, reveal) = tokio::join!(
+    let (view, change, reveal, proxy) = tokio::join!(
         state.broker.streaming_session(&session.tenant, session_id),
         access::allowed(&session.client, namespace, CHANGE),
         access::allowed(&session.client, namespace, READ_PASSWORD),
+        access::allowed(&session.client, namespace, PROXY),
     );
     let view = match view {
         Ok(view) => view,
         Err(error) => return refused_page(text, &error),
     };
-    let (change, reveal) = match (change, reveal) {
-        (Ok(change), Ok(reveal)) => (change, reveal),
-        (Err(error), _) | (_, Err(error)) => return refused_page(text, &Error::from(error)),
+    let (change, reveal, proxy) = match (change, reveal, proxy) {
+        (Ok(change), Ok(reveal), Ok(proxy)) => (change, reveal, proxy),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+            return refused_page(text, &Error::from(error));
+        }
     };
     let lines = if view.installs { install_log(session, &view).await } else { Vec::new() };
     let instance_id = &session.tenant.instance_id;
@@ -144,6 +152,7 @@ async fn show(
         },
         change,
         reveal,
+        open: reveal && (view.ingress_host.is_some() || proxy),
         password,
         notice,
         action: session_path(instance_id, session_id),
@@ -248,8 +257,8 @@ pub async fn reveal(
     }
 }
 
-/// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page behind its
-/// Ingress, the password in the URL's fragment (see the module); refused as the password is.
+/// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page (behind its
+/// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
 pub async fn open(
     State(state): State<DashboardState>,
     Path((instance_id, session_id)): Path<(String, String)>,
@@ -262,11 +271,8 @@ pub async fn open(
     };
     let opened = async {
         let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
-        if view.ingress_host.is_none() {
-            return Err(Error::NotFound(text.session_no_ingress.to_owned()));
-        }
         let password = state.broker.session_password(&session.client, &session.tenant, &session_id).await?;
-        view.novnc_url(&password).ok_or_else(|| Error::NotFound(text.session_no_ingress.to_owned()))
+        Ok::<_, Error>(view.novnc_url(&password, &proxied_path(&instance_id, &session_id)))
     }
     .await;
     match opened {
