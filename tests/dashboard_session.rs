@@ -2,8 +2,9 @@
 //! the simulated nodes shows its states as they change (waiting for its volume and node, then ready; stopped after
 //! stop; ready again after start), its plan and resolution; an `edit` binding stops and starts it through the broker
 //! (so the platform reads the same state), sees the password on demand and opens noVNC through the session's Ingress
-//! with the password in the URL's fragment only; a `view` binding sees no control, and its forged stop, password and
-//! open are refused; the session is not found from another virtual cluster.
+//! with the password in the URL's fragment only; a `view` binding sees no control, and its forged stop, password,
+//! open and noVNC proxy requests are refused; the proxy reaches nothing but the session's noVNC port; the session is
+//! not found from another virtual cluster. (Open through the proxy, seen by Chromium: `tests/real_node.rs`.)
 
 mod support;
 
@@ -151,11 +152,20 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
         assert!(!refused.body.contains(&password) && refused.header("location").is_none(), "{refused:?}");
     }
     assert_eq!(replicas(&sets, &name).await, Some(1), "nothing changed");
+    // The noVNC proxy is the apiserver's service proxy as the viewer, which RBAC refuses them.
+    let proxied = reader.get(&format!("{}/novnc/vnc.html", reader.session_page(&session))).await;
+    assert_eq!(proxied.status, 403, "{proxied:?}");
+    // Nothing but the session's noVNC port is reachable through it, whoever asks, and nobody unsigned.
+    let escape = editor.get(&format!("{}/novnc/app/%2e%2e/%2e%2e/%2e%2e/secrets", editor.session_page(&session))).await;
+    assert_eq!(escape.status, 404, "{escape:?}");
+    let novnc = format!("{}/novnc/vnc.html", editor.session_page(&session));
+    assert_eq!(send(served.address, "GET", &novnc, &[], "").await.status, 401);
 
     // Another virtual cluster's member does not find the session; this cluster's member is not theirs to ask about.
     let (other_id, other_url, other_token) = instance_with_binding(broker, "edit").await;
     let stranger = visitor(&served, &other_url, &other_token).await;
     assert_eq!(stranger.get(&stranger.session_page(&session)).await.status, 404);
+    assert_eq!(stranger.get(&format!("{}/novnc/vnc.html", stranger.session_page(&session))).await.status, 404);
     for (path, form) in [("", "action=stop"), ("/password", ""), ("/open", "")] {
         let refused = stranger.post(&format!("{}{path}", stranger.session_page(&session)), form).await;
         assert_eq!(refused.status, 404, "{path}: {refused:?}");

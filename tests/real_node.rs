@@ -655,8 +655,10 @@ async fn the_dashboards_open_button_shows_a_session_through_the_members_own_serv
     let (first_frame_ms, fps) = (number("/right/timeToFirstFrameMs"), number("/right/framesPerSecond"));
     assert!(first_frame_ms > 0.0 && fps > 0.0, "no moving frame: {right}");
     println!(
-        "streaming session through the dashboard's proxy: time to first frame {first_frame_ms:.0} ms, {fps:.1} \
-         frames/s, the app's colour on {:.1}% of the canvas",
+        "streaming session through the dashboard's proxy: time to first frame {first_frame_ms:.0} ms (page loaded at \
+         {:.0} ms, first canvas update at {:.0} ms), {fps:.1} frames/s, the app's colour on {:.1}% of the canvas",
+        number("/right/timeToDomContentLoadedMs"),
+        number("/right/timeToFirstCanvasUpdateMs"),
         share * 100.0
     );
 

@@ -55,22 +55,22 @@ impl SessionView {
             }
         }
     }
+}
 
-    /// The apiserver's proxy path of `asset` (a path under the noVNC page's root, e.g. `app/ui.js`) of this session's
-    /// Service in `namespace` — that Service's noVNC port and nothing else: `None` for a path that could leave it
-    /// (`..`, `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
-    pub fn novnc_proxy_path(&self, namespace: &str, asset: &str) -> Option<String> {
-        let safe = |segment: &str| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        };
-        if asset.len() > 512 || !asset.split('/').all(safe) {
-            return None;
-        }
-        Some(format!("/api/v1/namespaces/{namespace}/services/{}:{NOVNC_PORT}/proxy/{asset}", self.name))
+/// The apiserver's proxy path of `asset` (a path under the noVNC page's root, e.g. `app/ui.js`) of the Service
+/// `service` in `namespace` — that Service's noVNC port and nothing else: `None` for a path that could leave it (`..`,
+/// `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
+fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<String> {
+    let safe = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if asset.len() > 512 || !asset.split('/').all(safe) {
+        return None;
     }
+    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{NOVNC_PORT}/proxy/{asset}"))
 }
 
 impl Broker {
@@ -109,6 +109,15 @@ impl Broker {
         password
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| Error::Concurrency("the session's password is not there yet; retry".to_owned()))
+    }
+
+    /// The apiserver's proxy path of `asset` of the noVNC of the session `session_id` of the signed-in tenant's virtual
+    /// cluster (without reading its state: a noVNC page asks for dozens of files); not found for another cluster's
+    /// session and for a path that could leave that session's Service and noVNC port.
+    pub async fn session_novnc_path(&self, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
+        let (_, session) = self.session_of(tenant, session_id).await?;
+        novnc_proxy_path(&tenant.namespace, &session.workload.name, asset)
+            .ok_or_else(|| Error::NotFound(format!("the session's noVNC has no file {asset:?}")))
     }
 
     /// The record and objects of `session_id` if it is a streaming session placed in `tenant`'s virtual cluster.
@@ -162,14 +171,13 @@ mod tests {
 
     #[test]
     fn the_proxy_reaches_the_sessions_novnc_port_only() {
-        let session = view(None);
         assert_eq!(
-            session.novnc_proxy_path("caas-t", "app/ui.js").as_deref(),
+            novnc_proxy_path("caas-t", "session-s", "app/ui.js").as_deref(),
             Some("/api/v1/namespaces/caas-t/services/session-s:6080/proxy/app/ui.js")
         );
-        assert!(session.novnc_proxy_path("caas-t", "websockify").is_some());
+        assert!(novnc_proxy_path("caas-t", "session-s", "websockify").is_some());
         for escape in ["../../secrets", "app/../../x", "./vnc.html", "", "app//ui.js", "a%2F..", "a?b", "a b", "/etc"] {
-            assert_eq!(session.novnc_proxy_path("caas-t", escape), None, "{escape}");
+            assert_eq!(novnc_proxy_path("caas-t", "session-s", escape), None, "{escape}");
         }
     }
 }

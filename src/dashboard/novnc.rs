@@ -2,7 +2,7 @@
 //! its WebSocket) goes to the apiserver's service proxy of that session's Service and noVNC port only, made with the
 //! signed-in user's own client — so Kubernetes' RBAC decides (`get services/proxy`: the `edit` and `admin` roles, not
 //! `view`), and nothing else of the cluster is reachable (see
-//! [`crate::broker::session_view::SessionView::novnc_proxy_path`]). The WebSocket is tunnelled as bytes once both
+//! [`crate::broker::Broker::session_novnc_path`]). The WebSocket is tunnelled as bytes once both
 //! sides agreed on the upgrade: the browser's handshake goes to websockify as it came, and its answer back.
 
 use axum::body::Body;
@@ -46,16 +46,13 @@ pub async fn proxy(
         Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
-    let view = match state.broker.streaming_session(&session.tenant, &session_id).await {
-        Ok(view) => view,
+    let upstream = match state.broker.session_novnc_path(&session.tenant, &session_id, &asset).await {
+        Ok(upstream) => upstream,
         Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
         Err(error) => {
             tracing::info!(instance_id, session_id, %error, "a session's noVNC could not be found");
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
         }
-    };
-    let Some(upstream) = view.novnc_proxy_path(&session.tenant.namespace, &asset) else {
-        return message(StatusCode::NOT_FOUND, text, text.not_found, true);
     };
     let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
     let mut outgoing = http::Request::get(upstream);
