@@ -243,14 +243,15 @@ pub async fn act(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::i18n;
     use super::*;
     use crate::broker::Tenant;
     use crate::broker::actions::PlanApp;
     use crate::broker::model::LastOperation;
 
-    fn session() -> Session {
+    /// A signed-in session of an `inst-1` virtual cluster, for pages rendered without a cluster.
+    pub(in crate::dashboard) fn session() -> Session {
         let tenant = Tenant {
             instance_id: "inst-1".to_owned(),
             namespace: "caas-inst-1".to_owned(),

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use super::DashboardState;
 use super::respond::{message, signed_in, text_for};
+use super::stream::SESSION_CHECK;
 use crate::broker::{Error, percent_encode};
 
 /// The largest noVNC file passed on (its biggest, a vendored library, is a few hundred KiB).
@@ -42,7 +43,7 @@ pub async fn proxy(
     request: Request,
 ) -> Response {
     let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, false) {
+    let (session_id_of_visitor, session) = match signed_in(&state, &headers, &instance_id, false) {
         Ok(signed_in) => signed_in,
         Err(answer) => return *answer,
     };
@@ -77,7 +78,7 @@ pub async fn proxy(
         return message(StatusCode::FORBIDDEN, text, text.session_proxy_refused, true);
     }
     if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
-        return tunnel(request, answer);
+        return tunnel(state.clone(), session_id_of_visitor, request, answer);
     }
     if status.is_server_error() {
         // No ready pod behind the Service (stopped, starting) or websockify not answering.
@@ -101,8 +102,14 @@ pub async fn proxy(
     response
 }
 
-/// Answers the browser's upgrade with websockify's handshake, then carries bytes both ways until either side closes.
-fn tunnel(mut request: Request, mut answer: http::Response<kube::client::Body>) -> Response {
+/// Answers the browser's upgrade with websockify's handshake, then carries bytes both ways until either side closes or
+/// the visitor's dashboard session ends (signed out, expired).
+fn tunnel(
+    state: DashboardState,
+    visitor: String,
+    mut request: Request,
+    mut answer: http::Response<kube::client::Body>,
+) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for name in [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT, header::SEC_WEBSOCKET_PROTOCOL] {
@@ -116,8 +123,19 @@ fn tunnel(mut request: Request, mut answer: http::Response<kube::client::Body>) 
         match (browser, session) {
             (Ok(browser), Ok(session)) => {
                 let (mut browser, mut session) = (TokioIo::new(browser), TokioIo::new(session));
-                if let Err(error) = tokio::io::copy_bidirectional(&mut browser, &mut session).await {
-                    tracing::debug!(%error, "a noVNC WebSocket ended");
+                let signed_out = async {
+                    let mut checks = tokio::time::interval(SESSION_CHECK);
+                    while state.sessions.find(&visitor).is_some() {
+                        checks.tick().await;
+                    }
+                };
+                tokio::select! {
+                    ended = tokio::io::copy_bidirectional(&mut browser, &mut session) => {
+                        if let Err(error) = ended {
+                            tracing::debug!(%error, "a noVNC WebSocket ended");
+                        }
+                    }
+                    () = signed_out => tracing::info!("a noVNC WebSocket closed: its dashboard session ended"),
                 }
             }
             (Err(error), _) | (_, Err(error)) => tracing::info!(%error, "a noVNC WebSocket could not be joined"),

@@ -287,3 +287,87 @@ pub async fn open(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::model::LastOperation;
+
+    fn view(stopped: bool) -> SessionView {
+        SessionView {
+            instance_id: "ss-1".to_owned(),
+            service_name: "streaming-session".to_owned(),
+            plan_name: "cpu-720p".to_owned(),
+            state: LastOperation::new(
+                OperationState::InProgress,
+                "installing the application (SteamCMD); 0 of 1 pods ready",
+            ),
+            stopped,
+            resolution: "1600x900".to_owned(),
+            name: "session-ss-1".to_owned(),
+            pod: "session-ss-1-0".to_owned(),
+            installs: true,
+            ingress_host: None,
+        }
+    }
+
+    fn page<'a>(session: &'a Session, view: &'a SessionView, may: bool, password: Option<&str>) -> String {
+        SessionPage {
+            text: &i18n::EN,
+            session,
+            view,
+            state: i18n::EN.app_starting,
+            change: may,
+            reveal: may,
+            open: may,
+            password: password.map(str::to_owned),
+            notice: None,
+            action: session_path("inst-1", &view.instance_id),
+            overview: "/instances/inst-1".to_owned(),
+            apps: "/instances/inst-1/apps".to_owned(),
+            lines: vec!["Update state (0x61) downloading, progress: 42.00 <b>".to_owned()],
+            log_page: "/instances/inst-1/pods/session-ss-1-0/logs?container=steamcmd".to_owned(),
+            log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
+            htmx_path: HTMX_PATH,
+            htmx_sse_path: HTMX_SSE_PATH,
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[tokio::test]
+    async fn controls_and_the_password_show_only_when_allowed_and_asked_for() {
+        let session = super::super::apps::tests::session();
+        let running = view(false);
+        let html = page(&session, &running, true, None);
+        for shown in [r#"value="stop""#, r#"value="restart""#, r#"id="reveal""#, r#"id="open""#, "installing the"] {
+            assert!(html.contains(shown), "{shown}: {html}");
+        }
+        assert!(html.contains(r#"action="/instances/inst-1/sessions/ss-1/open" target="_blank""#), "{html}");
+        assert!(html.contains("progress: 42.00 &#60;b&#62;") || html.contains("progress: 42.00 &lt;b&gt;"), "{html}");
+        assert!(html.contains(r#"sse-connect="/instances/inst-1/pods/session-ss-1-0/logs/stream"#), "{html}");
+        assert!(!html.contains(r#"id="password""#), "not before it is asked for: {html}");
+        assert!(!html.contains("<script>") && !html.contains("style="), "the CSP forbids inline: {html}");
+
+        let html = page(&session, &running, true, Some("s3cr<t"));
+        assert!(html.contains(r#"<code id="password">s3cr&#60;t</code>"#) || html.contains("s3cr&lt;t"), "{html}");
+        assert!(!html.contains(r#"id="reveal""#), "{html}");
+
+        let html = page(&session, &view(true), false, None);
+        for hidden in [r#"name="action""#, r#"id="reveal""#, r#"id="open""#] {
+            assert!(!html.contains(hidden), "{hidden}: {html}");
+        }
+    }
+
+    #[test]
+    fn a_session_has_three_actions_only() {
+        let form = |action: &str| ActionForm { action: action.to_owned() };
+        assert_eq!(form("stop").action().expect("stop"), Action::Stop);
+        assert_eq!(form("start").action().expect("start"), Action::Start);
+        assert_eq!(form("restart").action().expect("restart"), Action::Restart);
+        for refused in ["scale", "delete", ""] {
+            assert!(matches!(form(refused).action(), Err(Error::BadRequest(_))), "{refused}");
+        }
+    }
+}
