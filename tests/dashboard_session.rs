@@ -3,7 +3,7 @@
 //! stop; ready again after start), its plan and resolution; an `edit` binding stops and starts it through the broker
 //! (so the platform reads the same state), sees the password on demand and opens noVNC through the session's Ingress
 //! with the password in the URL's fragment only; a `view` binding sees no control, and its forged stop, password,
-//! open and noVNC proxy requests are refused; the proxy reaches nothing but the session's noVNC port; the session is
+//! open and noVNC proxy requests are refused; the page's live part (its state and controls) is served alone; the proxy reaches nothing but the session's noVNC port; the session is
 //! not found from another virtual cluster. (Open through the proxy, seen by Chromium: `tests/real_node.rs`.)
 
 mod support;
@@ -188,6 +188,12 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     assert!(page.body.contains("<strong>Stopped</strong>") && page.body.contains(r#"value="start""#), "{}", page.body);
     assert!(!page.body.contains(r#"value="stop""#), "{}", page.body);
     assert_eq!(replicas(&sets, &name).await, Some(0));
+    // The page's live part, re-read when the live stream says pods or StatefulSets changed, says the same alone.
+    let card = editor.get(&format!("{}/card", editor.session_page(&session))).await;
+    assert_eq!(card.status, 200, "{card:?}");
+    assert!(card.body.starts_with(r#"<section class="card wide" id="session""#), "{}", card.body);
+    assert!(card.body.contains("stopped; the volume is kept") && card.body.contains(r#"value="start""#));
+    assert_eq!(stranger.get(&format!("{}/card", stranger.session_page(&session))).await.status, 404);
 
     // Start: running again on the kept volume.
     assert_eq!(editor.post(&editor.session_page(&session), "action=start").await.status, 303);

@@ -113,6 +113,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
         .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
         .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
+        .route("/instances/{instance_id}/sessions/{session_id}/card", get(session::card_fragment))
         .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))

@@ -47,21 +47,31 @@ const PROXY: Permission<'static> = Permission { verb: "get", group: "", resource
 struct SessionPage<'a> {
     text: &'static Text,
     session: &'a Session,
-    view: &'a SessionView,
-    state: &'static str,
-    change: bool,
-    reveal: bool,
-    open: bool,
+    card: SessionCard,
     password: Option<String>,
     notice: Option<Notice>,
-    action: String,
     overview: String,
     apps: String,
+    live: String,
     lines: Vec<String>,
     log_page: String,
     log_stream: Option<String>,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
+}
+
+/// The part of the page that follows the session's state: re-read (as the user) whenever the live stream says its
+/// pods or StatefulSets changed.
+#[derive(Template)]
+#[template(path = "session_card.html", config = "src/dashboard/askama.toml")]
+struct SessionCard {
+    text: &'static Text,
+    view: SessionView,
+    state: &'static str,
+    change: bool,
+    reveal: bool,
+    open: bool,
+    action: String,
 }
 
 /// `?done=` after an action, naming it.
@@ -120,6 +130,40 @@ async fn show(
     notice: Option<Notice>,
     password: Option<String>,
 ) -> Response {
+    let card = match card(state, text, session, session_id).await {
+        Ok(card) => card,
+        Err(answer) => return *answer,
+    };
+    let view = &card.view;
+    let lines = if view.installs { install_log(session, view).await } else { Vec::new() };
+    let base = instance_path(&session.tenant.instance_id);
+    let pod = percent_encode(&view.pod);
+    let page = SessionPage {
+        text,
+        session,
+        password,
+        notice,
+        overview: base.clone(),
+        apps: format!("{base}/apps"),
+        live: format!("{base}/live"),
+        lines,
+        log_page: format!("{base}/pods/{pod}/logs?container={INSTALL_CONTAINER}"),
+        log_stream: (view.installs && !view.stopped)
+            .then(|| format!("{base}/pods/{pod}/logs/stream?container={INSTALL_CONTAINER}")),
+        card,
+        htmx_path: HTMX_PATH,
+        htmx_sse_path: HTMX_SSE_PATH,
+    };
+    render(status, &page)
+}
+
+/// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
+async fn card(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    session_id: &str,
+) -> Result<SessionCard, Box<Response>> {
     let namespace = &session.tenant.namespace;
     let (view, change, reveal, proxy) = tokio::join!(
         state.broker.streaming_session(&session.tenant, session_id),
@@ -127,23 +171,15 @@ async fn show(
         access::allowed(&session.client, namespace, READ_PASSWORD),
         access::allowed(&session.client, namespace, PROXY),
     );
-    let view = match view {
-        Ok(view) => view,
-        Err(error) => return refused_page(text, &error),
-    };
+    let view = view.map_err(|error| Box::new(refused_page(text, &error)))?;
     let (change, reveal, proxy) = match (change, reveal, proxy) {
         (Ok(change), Ok(reveal), Ok(proxy)) => (change, reveal, proxy),
         (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
-            return refused_page(text, &Error::from(error));
+            return Err(Box::new(refused_page(text, &Error::from(error))));
         }
     };
-    let lines = if view.installs { install_log(session, &view).await } else { Vec::new() };
-    let instance_id = &session.tenant.instance_id;
-    let log_page =
-        format!("{}/pods/{}/logs?container={INSTALL_CONTAINER}", instance_path(instance_id), percent_encode(&view.pod));
-    let page = SessionPage {
+    Ok(SessionCard {
         text,
-        session,
         state: match view.state.state {
             OperationState::Succeeded if view.stopped => text.app_stopped,
             OperationState::Succeeded => text.app_ready,
@@ -153,25 +189,27 @@ async fn show(
         change,
         reveal,
         open: reveal && (view.ingress_host.is_some() || proxy),
-        password,
-        notice,
-        action: session_path(instance_id, session_id),
-        overview: instance_path(instance_id),
-        apps: format!("{}/apps", instance_path(instance_id)),
-        lines,
-        log_stream: (view.installs && !view.stopped).then(|| {
-            format!(
-                "{}/pods/{}/logs/stream?container={INSTALL_CONTAINER}",
-                instance_path(instance_id),
-                percent_encode(&view.pod)
-            )
-        }),
-        log_page,
-        view: &view,
-        htmx_path: HTMX_PATH,
-        htmx_sse_path: HTMX_SSE_PATH,
+        action: session_path(&session.tenant.instance_id, session_id),
+        view,
+    })
+}
+
+/// GET /instances/:instance_id/sessions/:session_id/card — the session's state and controls alone, for the page's
+/// live part.
+pub async fn card_fragment(
+    State(state): State<DashboardState>,
+    Path((instance_id, session_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let text = text_for(&headers);
+    let (_, session) = match signed_in(&state, &headers, &instance_id, false) {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return *answer,
     };
-    render(status, &page)
+    match card(&state, text, &session, &session_id).await {
+        Ok(card) => render(StatusCode::OK, &card),
+        Err(answer) => *answer,
+    }
 }
 
 /// The page's answer to a session it cannot show: not found alike for no session and another cluster's.
@@ -312,20 +350,24 @@ mod tests {
         }
     }
 
-    fn page<'a>(session: &'a Session, view: &'a SessionView, may: bool, password: Option<&str>) -> String {
+    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
         SessionPage {
             text: &i18n::EN,
             session,
-            view,
-            state: i18n::EN.app_starting,
-            change: may,
-            reveal: may,
-            open: may,
+            card: SessionCard {
+                text: &i18n::EN,
+                state: i18n::EN.app_starting,
+                change: may,
+                reveal: may,
+                open: may,
+                action: session_path("inst-1", &view.instance_id),
+                view,
+            },
             password: password.map(str::to_owned),
             notice: None,
-            action: session_path("inst-1", &view.instance_id),
             overview: "/instances/inst-1".to_owned(),
             apps: "/instances/inst-1/apps".to_owned(),
+            live: "/instances/inst-1/live".to_owned(),
             lines: vec!["Update state (0x61) downloading, progress: 42.00 <b>".to_owned()],
             log_page: "/instances/inst-1/pods/session-ss-1-0/logs?container=steamcmd".to_owned(),
             log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
@@ -339,22 +381,21 @@ mod tests {
     #[tokio::test]
     async fn controls_and_the_password_show_only_when_allowed_and_asked_for() {
         let session = super::super::apps::tests::session();
-        let running = view(false);
-        let html = page(&session, &running, true, None);
+        let html = page(&session, view(false), true, None);
         for shown in [r#"value="stop""#, r#"value="restart""#, r#"id="reveal""#, r#"id="open""#, "installing the"] {
             assert!(html.contains(shown), "{shown}: {html}");
         }
         assert!(html.contains(r#"action="/instances/inst-1/sessions/ss-1/open" target="_blank""#), "{html}");
         assert!(html.contains("progress: 42.00 &#60;b&#62;") || html.contains("progress: 42.00 &lt;b&gt;"), "{html}");
         assert!(html.contains(r#"sse-connect="/instances/inst-1/pods/session-ss-1-0/logs/stream"#), "{html}");
+        assert!(html.contains(r#"hx-get="/instances/inst-1/sessions/ss-1/card""#), "follows the state: {html}");
         assert!(!html.contains(r#"id="password""#), "not before it is asked for: {html}");
         assert!(!html.contains("<script>") && !html.contains("style="), "the CSP forbids inline: {html}");
 
-        let html = page(&session, &running, true, Some("s3cr<t"));
+        let html = page(&session, view(false), true, Some("s3cr<t"));
         assert!(html.contains(r#"<code id="password">s3cr&#60;t</code>"#) || html.contains("s3cr&lt;t"), "{html}");
-        assert!(!html.contains(r#"id="reveal""#), "{html}");
 
-        let html = page(&session, &view(true), false, None);
+        let html = page(&session, view(true), false, None);
         for hidden in [r#"name="action""#, r#"id="reveal""#, r#"id="open""#] {
             assert!(!html.contains(hidden), "{hidden}: {html}");
         }
