@@ -1,6 +1,6 @@
 //! A streaming session's own dashboard page against the real control plane: a session placed in a virtual cluster on
 //! the simulated nodes shows its states as they change (waiting for its volume and node, then ready; stopped after
-//! stop; ready again after start), its plan and resolution; an `edit` binding stops and starts it through the broker
+//! stop; ready again after start, seen without a reload by headless Chromium), its plan and resolution; an `edit` binding stops and starts it through the broker
 //! (so the platform reads the same state), sees the password on demand and opens noVNC through the session's Ingress
 //! with the password in the URL's fragment only; a `view` binding sees no control, and its forged stop, password,
 //! open and noVNC proxy requests are refused; the page's live part (its state and controls) is served alone; the proxy reaches nothing but the session's noVNC port; the session is
@@ -195,9 +195,22 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     assert!(card.body.contains("stopped; the volume is kept") && card.body.contains(r#"value="start""#));
     assert_eq!(stranger.get(&format!("{}/card", stranger.session_page(&session))).await.status, 404);
 
-    // Start: running again on the kept volume.
+    // Start, watched in headless Chromium: the open page turns ready without a reload (the live stream).
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("session-{session}"));
+    let page = [
+        ("PROBE_PAGE", format!("/sessions/{session}")),
+        ("PROBE_SELECTOR", r#"#state:has-text("1 of 1 pods ready")"#.to_owned()),
+    ];
+    let probe = start_live_probe(&url, &edit_token, &page, &dir);
+    eventually(Duration::from_secs(60), "the browser's session page connected", || async {
+        (gauge(broker, "caas_broker_dashboard_viewers").await == 1).then_some(())
+    })
+    .await;
     assert_eq!(editor.post(&editor.session_page(&session), "action=start").await.status, 303);
-    editor.sees(&session, "1 of 1 pods ready").await;
+    let report = live_probe_report(probe).await;
+    assert_eq!(report["finalUrl"], format!("{url}/sessions/{session}"), "{report}");
+    assert_eq!((&report["appeared"], &report["reloaded"]), (&json!(true), &json!(false)), "{report}");
+    assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
     assert_eq!(replicas(&sets, &name).await, Some(1));
 
     let delete =
