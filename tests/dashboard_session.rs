@@ -160,6 +160,17 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     assert_eq!(escape.status, 404, "{escape:?}");
     let novnc = format!("{}/novnc/vnc.html", editor.session_page(&session));
     assert_eq!(send(served.address, "GET", &novnc, &[], "").await.status, 401);
+    // Another site's page cannot open the noVNC WebSocket with the member's cookie.
+    let socket = format!("{}/novnc/websockify", editor.session_page(&session));
+    let handshake = [
+        ("cookie", editor.cookie.as_str()),
+        ("origin", "https://evil.example"),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    assert_eq!(send(served.address, "GET", &socket, &handshake, "").await.status, 403);
 
     // Another virtual cluster's member does not find the session; this cluster's member is not theirs to ask about.
     let (other_id, other_url, other_token) = instance_with_binding(broker, "edit").await;

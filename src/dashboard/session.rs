@@ -61,7 +61,8 @@ struct SessionPage<'a> {
 }
 
 /// The part of the page that follows the session's state: re-read (as the user) whenever the live stream says its
-/// pods or StatefulSets changed.
+/// pods or StatefulSets changed, and swapped *inside* a container that stays (an element replaced whole would drop
+/// the re-read htmx queued on it meanwhile, and with it the last change).
 #[derive(Template)]
 #[template(path = "session_card.html", config = "src/dashboard/askama.toml")]
 struct SessionCard {
