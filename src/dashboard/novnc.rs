@@ -7,13 +7,13 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use super::DashboardState;
-use super::respond::{message, signed_in, text_for};
+use super::respond::{PartVisit, Visit, message};
 use super::stream::SESSION_CHECK;
 use crate::broker::{Error, percent_encode};
 
@@ -38,15 +38,12 @@ pub fn proxied_path(instance_id: &str, session_id: &str) -> String {
 /// GET /instances/:instance_id/sessions/:session_id/novnc/*asset — a noVNC file, or its WebSocket.
 pub async fn proxy(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id, asset)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, session_id, asset)): Path<(String, String, String)>,
+    visit: PartVisit,
     request: Request,
 ) -> Response {
-    let text = text_for(&headers);
-    let (session_id_of_visitor, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: session_id_of_visitor, session, instance_id, text } = visit;
+    let headers = request.headers();
     let upstream = match state.broker.session_novnc_path(&session.tenant, &session_id, &asset).await {
         Ok(upstream) => upstream,
         Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),

@@ -13,7 +13,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -25,7 +25,7 @@ use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::logs::{cut, log_params};
 use super::novnc::proxied_path;
-use super::respond::{message, refusal, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, PartVisit, Visit, message, refusal, render, see_other};
 use super::sessions::Session;
 use super::workloads::instance_path;
 use crate::broker::actions::{Action, Controller};
@@ -50,8 +50,6 @@ struct SessionPage<'a> {
     card: SessionCard,
     password: Option<String>,
     notice: Option<Notice>,
-    overview: String,
-    apps: String,
     live: String,
     lines: Vec<String>,
     log_page: String,
@@ -108,15 +106,11 @@ fn session_path(instance_id: &str, session_id: &str) -> String {
 /// GET /instances/:instance_id/sessions/:session_id
 pub async fn page(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id)): Path<(String, String)>,
+    Path((_, session_id)): Path<(String, String)>,
     Query(done): Query<Done>,
-    headers: HeaderMap,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, text, .. } = visit;
     let notice = done.done.map(Notice::Done);
     show(&state, text, &session, &session_id, StatusCode::OK, notice, None).await
 }
@@ -144,8 +138,6 @@ async fn show(
         session,
         password,
         notice,
-        overview: base.clone(),
-        apps: format!("{base}/apps"),
         live: format!("{base}/live"),
         lines,
         log_page: format!("{base}/pods/{pod}/logs?container={INSTALL_CONTAINER}"),
@@ -199,14 +191,10 @@ async fn card(
 /// live part.
 pub async fn card_fragment(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PartVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, text, .. } = visit;
     match card(&state, text, &session, &session_id).await {
         Ok(card) => render(StatusCode::OK, &card),
         Err(answer) => *answer,
@@ -241,15 +229,11 @@ async fn install_log(session: &Session, view: &SessionView) -> Vec<String> {
 /// does (the workload plan's update, after Kubernetes says the user may patch StatefulSets).
 pub async fn act(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     let outcome = async {
         let action = form.action()?;
         let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
@@ -275,14 +259,10 @@ pub async fn act(
 /// the user read the session's Secret (the answer is not cached; the password is never logged).
 pub async fn reveal(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     match state.broker.session_password(&session.client, &session.tenant, &session_id).await {
         Ok(password) => {
             tracing::info!(instance_id, user = session.tenant.username, session_id, "session password revealed");
@@ -300,14 +280,10 @@ pub async fn reveal(
 /// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
 pub async fn open(
     State(state): State<DashboardState>,
-    Path((instance_id, session_id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     let opened = async {
         let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
         let password = state.broker.session_password(&session.client, &session.tenant, &session_id).await?;
@@ -366,8 +342,6 @@ mod tests {
             },
             password: password.map(str::to_owned),
             notice: None,
-            overview: "/instances/inst-1".to_owned(),
-            apps: "/instances/inst-1/apps".to_owned(),
             live: "/instances/inst-1/live".to_owned(),
             lines: vec!["Update state (0x61) downloading, progress: 42.00 <b>".to_owned()],
             log_page: "/instances/inst-1/pods/session-ss-1-0/logs?container=steamcmd".to_owned(),
@@ -381,7 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn controls_and_the_password_show_only_when_allowed_and_asked_for() {
-        let session = super::super::apps::tests::session();
+        let session = super::super::sessions::test_session("inst-1");
         let html = page(&session, view(false), true, None);
         for shown in [r#"value="stop""#, r#"value="restart""#, r#"id="reveal""#, r#"id="open""#, "installing the"] {
             assert!(html.contains(shown), "{shown}: {html}");
