@@ -11,12 +11,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -25,11 +21,12 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use support::broker::*;
-use support::cluster::{cluster, eventually, repo_root};
-use support::dashboard::{Served, cookie_of, instance_with_binding, serve, sign_in};
+use support::cluster::{cluster, eventually};
+use support::dashboard::{
+    Served, cookie_of, gauge, instance_with_binding, live_probe_report, serve, sign_in, start_live_probe,
+};
 use support::http::send;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::ServiceExt;
 
 /// The tests that open live pages, one at a time (the gauges they read are the process's).
 static LIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -87,16 +84,6 @@ impl EventStream {
 }
 
 /// The value of a gauge on the broker's `/metrics`.
-async fn gauge(broker: &TestBroker, name: &str) -> i64 {
-    let request = Request::get("/metrics").body(Body::empty()).expect("request");
-    let answer = broker.app.clone().oneshot(request).await.expect("metrics");
-    let body = answer.into_body().collect().await.expect("body").to_bytes();
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-}
-
 async fn watches_and_viewers(broker: &TestBroker) -> (i64, i64) {
     (gauge(broker, "caas_broker_dashboard_watches").await, gauge(broker, "caas_broker_dashboard_viewers").await)
 }
@@ -292,21 +279,7 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
     let (id, url, token) = instance_with_binding(broker, "view").await;
     let namespace = broker.namespace(&id);
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("live-{id}"));
-    std::fs::create_dir_all(&dir).expect("probe directory");
-    let probe = Command::new("node")
-        .arg(repo_root().join("tests/browser/live_probe.mjs"))
-        .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_URL", &url)
-        .env("PROBE_TOKEN", &token)
-        .env("PROBE_POD", "arrives-live")
-        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
-        .env("PROBE_SCREENSHOT", dir.join("workloads.png"))
-        .env("CHROMIUM", "/usr/bin/chromium")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut probe = probe.expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
+    let probe = start_live_probe(&url, &token, &[("PROBE_POD", "arrives-live".to_owned())], &dir);
     // The page is open and listening once the dashboard counts a viewer; only then does the pod come.
     eventually(Duration::from_secs(60), "the browser's live page connected", || async {
         (gauge(broker, "caas_broker_dashboard_viewers").await == 1).then_some(())
@@ -314,22 +287,9 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
     .await;
     let pods = Api::<Pod>::namespaced(cluster().admin().await, &namespace);
     pods.create(&PostParams::default(), &pod("arrives-live")).await.expect("create the pod");
-    let output = tokio::task::spawn_blocking(move || {
-        let limit = std::time::Instant::now() + Duration::from_secs(90);
-        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        probe.kill().ok();
-        probe.wait_with_output()
-    })
-    .await
-    .expect("probe thread")
-    .expect("the probe's output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser probe failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
+    let report = live_probe_report(probe).await;
     assert_eq!(report["finalUrl"], Value::String(format!("{url}/workloads")), "{report}");
-    assert_eq!(report["podAppeared"], true, "{report}");
+    assert_eq!(report["appeared"], true, "{report}");
     assert_eq!(report["reloaded"], false, "swapped in place, not reloaded: {report}");
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
     broker.deprovision(&id, SMALL).await;

@@ -7,6 +7,9 @@
 //!   happen; an app over its memory limit is OOM-killed and last_operation says so;
 //! - a streaming session runs the session image as a real pod with a provisioned volume, and headless Chromium sees
 //!   the app's pixels through noVNC with the binding's password only (time to first frame and frame rate printed);
+//! - a session without an Ingress opened from the dashboard's session page: the Open button's tab reaches noVNC
+//!   through the dashboard's proxy (the apiserver's service proxy, as the signed-in `edit` member) and Chromium sees
+//!   the app's pixels;
 //! - the LimitRange's defaults reach the container's cgroup, and a pod the quota refuses fails the operation with
 //!   the quota's words.
 //!
@@ -50,6 +53,12 @@ fn id(prefix: &str) -> String {
 
 /// A broker whose workloads go to the real node, as an operator sets it for a node pool of its own.
 async fn broker() -> TestBroker {
+    assert_node_ready().await;
+    TestBroker::start(on_the_real_node).await
+}
+
+/// Fails, naming the command to run, when the real node is not Ready.
+async fn assert_node_ready() {
     let admin = cluster().admin().await;
     let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
     let ready = node
@@ -57,12 +66,13 @@ async fn broker() -> TestBroker {
         .and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
         .is_some_and(|c| c.status == "True");
     assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {node:?})");
-    TestBroker::start(|settings: &mut Settings| {
-        settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
-        settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
-        settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
-    })
-    .await
+}
+
+/// The settings that put workloads on the real node.
+fn on_the_real_node(settings: &mut Settings) {
+    settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
+    settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
+    settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
 }
 
 /// The references `images/build.sh` gives its images (the node imported them).
@@ -517,7 +527,11 @@ async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_s
         credentials["vnc_port"].as_u64().expect("port"),
     )
     .await;
-    let report = novnc_probe(&format!("http://{address}"), &password);
+    let report = novnc_probe(&[
+        ("PROBE_BASE_URL", format!("http://{address}")),
+        ("PROBE_PASSWORD", password.clone()),
+        ("PROBE_WRONG_PASSWORD", wrong_password(&password)),
+    ]);
     let number = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64).unwrap_or(-1.0);
     let wrong = &report["wrong"];
     assert_eq!(wrong["appFrameSeen"], false, "a wrong password showed the app: {wrong}");
@@ -564,17 +578,16 @@ fn wrong_password(password: &str) -> String {
     format!("{first}{}", &password[1..])
 }
 
-/// Runs `tests/browser/novnc_probe.mjs` against a noVNC page; its JSON report.
-fn novnc_probe(base_url: &str, password: &str) -> Value {
+/// Runs `tests/browser/novnc_probe.mjs` against a noVNC page (`target`: the probe's variables naming it); its JSON
+/// report.
+fn novnc_probe(target: &[(&str, String)]) -> Value {
     let dir = std::env::temp_dir().join(format!("caas-real-node-probe-{:08x}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).expect("probe dir");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let output = Command::new("node")
         .arg(repo_root().join("tests/browser/novnc_probe.mjs"))
         .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_BASE_URL", base_url)
-        .env("PROBE_PASSWORD", password)
-        .env("PROBE_WRONG_PASSWORD", wrong_password(password))
+        .envs(target.iter().map(|(name, value)| (name, value)))
         .env("PROBE_COLOUR", APP_COLOUR)
         .env("PROBE_USER_DATA_DIR", dir.join("profile"))
         .env("PROBE_OUT_DIR", &dir)
@@ -595,4 +608,61 @@ fn novnc_probe(base_url: &str, password: &str) -> Value {
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the probe printed no JSON ({e}): {text}\n{log}"));
     std::fs::remove_dir_all(&dir).ok();
     report
+}
+
+#[tokio::test]
+async fn the_dashboards_open_button_shows_a_session_through_the_members_own_service_proxy() {
+    let _turn = NODE_TURN.lock().await;
+    assert_node_ready().await;
+    let session_image = image("streaming-session-test");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = support::dashboard::serve_on(listener, |settings| {
+        on_the_real_node(settings);
+        settings.workloads.session_image = session_image;
+    })
+    .await;
+    let broker = &served.broker;
+    let org = id("org");
+    let (cluster_id, _) = virtual_cluster(broker, &org, MEDIUM).await;
+    let bound = broker
+        .bind(&cluster_id, &format!("{cluster_id}-edit"), MEDIUM, json!({ "parameters": { "role": "edit" } }))
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    let session = id("ss");
+    let parameters = json!({ "cluster_instance_id": cluster_id,
+                             "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
+    let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(STREAMING, CPU_720P, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(broker, &session, "provision", Duration::from_secs(300)).await;
+
+    let overview = format!("/instances/{cluster_id}");
+    let signed_in = support::dashboard::sign_in(&served, &format!("{overview}/login"), &token, &served.origin).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let page = format!("{overview}/sessions/{session}");
+    let target = [
+        ("PROBE_DASHBOARD_PAGE", format!("{}{page}", served.origin)),
+        ("PROBE_COOKIE", support::dashboard::cookie_of(&signed_in)),
+    ];
+    // The dashboard is served on this test's runtime: the probe waits elsewhere.
+    let report = tokio::task::spawn_blocking(move || novnc_probe(&target)).await.expect("the probe ran");
+    let right = &report["right"];
+    assert_eq!(right["openedPath"], format!("{page}/novnc/vnc.html"), "{right}");
+    assert_eq!(right["openedQuery"], "", "nothing in a query a server would log: {right}");
+    let number = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64).unwrap_or(-1.0);
+    let share = number("/right/canvasColourShare");
+    assert!(share > 0.8, "the app's colour covers only {:.1}% of the canvas: {right}", share * 100.0);
+    let (first_frame_ms, fps) = (number("/right/timeToFirstFrameMs"), number("/right/framesPerSecond"));
+    assert!(first_frame_ms > 0.0 && fps > 0.0, "no moving frame: {right}");
+    println!(
+        "streaming session through the dashboard's proxy: time to first frame {first_frame_ms:.0} ms (page loaded at \
+         {:.0} ms, first canvas update at {:.0} ms), {fps:.1} frames/s, the app's colour on {:.1}% of the canvas",
+        number("/right/timeToDomContentLoadedMs"),
+        number("/right/timeToFirstCanvasUpdateMs"),
+        share * 100.0
+    );
+
+    delete_workload(broker, &session, STREAMING, CPU_720P).await;
+    broker.deprovision(&cluster_id, MEDIUM).await;
 }

@@ -18,6 +18,7 @@ pub mod overview;
 pub mod parameters;
 mod progress;
 mod seen_ready;
+pub mod session_view;
 mod tenants;
 pub(crate) mod workloads;
 

@@ -748,6 +748,16 @@ impl Broker {
         })
     }
 
+    /// The objects of a streaming session instance, as built from its record; `None` for a workload of another kind
+    /// (what a face that shows sessions needs without knowing how workloads are built).
+    pub(super) fn streaming_session_of(&self, record: &WorkloadRecord) -> Result<Option<StreamingSession>> {
+        let service = self.workload_service(record)?.0;
+        Ok(match self.build(service, record)? {
+            Built::Session(session) => Some(session),
+            Built::App(_) => None,
+        })
+    }
+
     /// The workload's service and plan from the catalog.
     pub(super) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
         let attributes: &Attributes = &record.stored.attributes;

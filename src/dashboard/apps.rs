@@ -12,15 +12,15 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{PageVisit, Visit, message, render, see_other};
+use super::respond::{PageVisit, Visit, message, refusal, render, see_other};
 use super::sessions::Session;
 use crate::broker::actions::{Acted, Action, App, AppPermissions, Controller};
 use crate::broker::model::OperationState;
 use crate::broker::{Error, percent_encode};
 use crate::k8s::workload::Autoscale;
 
-/// What the page says above the list after an action, or why it was not done.
-enum Notice {
+/// What the page says above the list after an action, or why it was not done (the session page says it alike).
+pub(super) enum Notice {
     Done(String),
     Refused(String),
 }
@@ -220,20 +220,8 @@ pub async fn act(
             ))
         }
         Err(error) => {
-            let status = match &error {
-                Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-                Error::Denied(_) => StatusCode::FORBIDDEN,
-                Error::NotFound(_) | Error::Gone(_) => StatusCode::NOT_FOUND,
-                Error::Conflict(_) | Error::Concurrency(_) => StatusCode::CONFLICT,
-                Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                Error::Unprocessable { .. } | Error::MaintenanceInfoConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
+            let (status, said) = refusal(text, &error);
             tracing::info!(instance_id, user, kind = kind.kind(), name, action = form.action, %error, "dashboard action refused");
-            let said = match &error {
-                Error::Internal(_) => text.unavailable.to_owned(),
-                other => other.to_string(),
-            };
             show(&state, text, &session, status, Some(Notice::Refused(said))).await
         }
     }

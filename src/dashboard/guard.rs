@@ -32,9 +32,12 @@ pub fn is_same_origin(headers: &axum::http::HeaderMap, origin: &str) -> bool {
     }
 }
 
-/// Refuses (403) every request but GET, HEAD and OPTIONS that does not come from the dashboard's own origin.
+/// Refuses (403) every request but GET, HEAD and OPTIONS that does not come from the dashboard's own origin — and a
+/// WebSocket handshake too, though a GET: it opens a two-way channel (a session's noVNC) that another site's page could
+/// otherwise open with the visitor's cookie.
 pub async fn same_origin_writes(State(origin): State<Arc<String>>, request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !upgrade;
     if !safe && !is_same_origin(request.headers(), &origin) {
         return (StatusCode::FORBIDDEN, "cross-site request refused: send it from the dashboard's own pages")
             .into_response();

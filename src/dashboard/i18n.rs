@@ -210,6 +210,33 @@ pub struct Text {
     pub provider_unavailable: &'static str,
     /// A member changed by someone else at the same moment.
     pub changed_meanwhile: &'static str,
+    // The streaming session's page.
+    /// The session page's title.
+    pub session_page: &'static str,
+    /// The session's virtual display size.
+    pub resolution: &'static str,
+    /// What the session's state line is, in the platform's words.
+    pub session_state_hint: &'static str,
+    /// The heading of the SteamCMD install's log.
+    pub session_install_log: &'static str,
+    /// A session whose image holds its application: nothing to install.
+    pub session_no_install: &'static str,
+    /// The VNC password's label.
+    pub session_password: &'static str,
+    /// The button that reveals the password.
+    pub session_reveal: &'static str,
+    /// The button that opens noVNC.
+    pub session_open: &'static str,
+    /// How Open passes the password.
+    pub session_open_hint: &'static str,
+    /// A session without an Ingress: Open goes through the dashboard.
+    pub session_no_ingress: &'static str,
+    /// The link to a session's page from the lists.
+    pub session_link: &'static str,
+    /// Kubernetes does not let the user reach the session's Service through its proxy.
+    pub session_proxy_refused: &'static str,
+    /// No ready pod answers behind the session's Service.
+    pub session_not_running: &'static str,
 }
 
 impl Text {
@@ -391,6 +418,21 @@ pub static EN: Text = Text {
                    again from the sign-in page.",
     provider_unavailable: "The identity provider or Cloud Foundry does not answer. Try again in a moment.",
     changed_meanwhile: "Someone changed this member at the same moment: check the list and try again.",
+    // The streaming session's page.
+    session_page: "Streaming session",
+    resolution: "Resolution",
+    session_state_hint: "The same words the platform shows for this instance.",
+    session_install_log: "Install progress (SteamCMD)",
+    session_no_install: "The session's image holds its application: nothing is installed.",
+    session_password: "VNC password",
+    session_reveal: "Show the password",
+    session_open: "Open",
+    session_open_hint: "Opens noVNC in a new tab and signs in: the password goes in the part of the address after #, \
+                        which the browser sends to no server.",
+    session_no_ingress: "The session has no Ingress: the dashboard carries it to your browser.",
+    session_link: "Open the session's page",
+    session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
+    session_not_running: "The session does not answer: it is stopped or still starting.",
 };
 
 /// Korean.
@@ -540,6 +582,21 @@ pub static KO: Text = Text {
                    다시 시작하세요.",
     provider_unavailable: "ID 공급자 또는 Cloud Foundry가 응답하지 않습니다. 잠시 후 다시 시도하세요.",
     changed_meanwhile: "다른 사람이 같은 순간에 이 멤버를 바꿨습니다: 목록을 확인하고 다시 시도하세요.",
+    // The streaming session's page.
+    session_page: "스트리밍 세션",
+    resolution: "해상도",
+    session_state_hint: "플랫폼이 이 인스턴스에 대해 보여 주는 것과 같은 문구입니다.",
+    session_install_log: "설치 진행 상황(SteamCMD)",
+    session_no_install: "세션 이미지에 애플리케이션이 들어 있어 설치할 것이 없습니다.",
+    session_password: "VNC 비밀번호",
+    session_reveal: "비밀번호 보기",
+    session_open: "열기",
+    session_open_hint: "새 탭에서 noVNC를 열고 로그인합니다: 비밀번호는 주소의 # 뒤 부분에 담기며, 브라우저는 이 \
+                        부분을 어떤 서버에도 보내지 않습니다.",
+    session_no_ingress: "이 세션에는 Ingress가 없어 대시보드가 브라우저까지 연결해 줍니다.",
+    session_link: "세션 페이지 열기",
+    session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
+    session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

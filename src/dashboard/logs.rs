@@ -84,7 +84,8 @@ async fn container_of(
     Ok(names.contains(&chosen).then_some((names, chosen)))
 }
 
-fn log_params(container: &str, follow: bool) -> LogParams {
+/// The last [`MAX_LINES`] lines of `container`, followed or not.
+pub(super) fn log_params(container: &str, follow: bool) -> LogParams {
     LogParams {
         container: Some(container.to_owned()),
         follow,

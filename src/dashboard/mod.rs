@@ -14,8 +14,10 @@ pub mod live;
 mod login;
 mod logs;
 mod members;
+mod novnc;
 mod pages;
 mod respond;
+mod session;
 mod sessions;
 mod stream;
 mod workloads;
@@ -108,6 +110,11 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/live", get(stream::live))
         .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
         .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
+        .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
+        .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
+        .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
+        .route("/instances/{instance_id}/sessions/{session_id}/card", get(session::card_fragment))
+        .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
         .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))

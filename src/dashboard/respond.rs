@@ -129,6 +129,25 @@ pub fn read_failed(
     see_other(&login_path(tenant))
 }
 
+/// The status and the words to answer a refused request with: what Kubernetes or the broker said about the user's own
+/// request is theirs to read; an internal failure is not explained.
+pub fn refusal(text: &'static Text, error: &Error) -> (StatusCode, String) {
+    let status = match error {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Denied(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) | Error::Gone(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::Concurrency(_) => StatusCode::CONFLICT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unprocessable { .. } | Error::MaintenanceInfoConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let said = match error {
+        Error::Internal(_) => text.unavailable.to_owned(),
+        other => other.to_string(),
+    };
+    (status, said)
+}
+
 /// A signed-in visit to one instance's pages: the visitor's session and its id, the instance the path names, and the
 /// words for their language. A handler that takes one runs only for a visitor signed in to that instance; anyone else
 /// gets [`signed_in`]'s answer — for a page (`PAGE`) the sign-in page, for a fragment or a stream 401.

@@ -19,7 +19,7 @@ use super::respond::{PartVisit, Visit, message};
 use crate::broker::workloads_view::{self, Kind};
 
 /// How often a stream checks that its session still lives (signed out, expired: the stream ends).
-const SESSION_CHECK: Duration = Duration::from_secs(15);
+pub(super) const SESSION_CHECK: Duration = Duration::from_secs(15);
 
 /// GET /instances/:instance_id/live.
 pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Response {

@@ -1,12 +1,14 @@
-// Signs in to an instance's dashboard in headless Chromium (dashboard_url, sign-in form, token), opens its workloads
-// page, and waits for a pod the test creates meanwhile to appear in the pods section without a reload (htmx over the
-// live event stream). Reports on stdout, as one JSON object: the final URL, whether the pod appeared, whether the page
-// was reloaded (a marker set on the window survives only if not), and the console errors (Content-Security-Policy
-// violations among them; none expected).
+// Signs in to an instance's dashboard in headless Chromium (dashboard_url, sign-in form, token), opens one of its live
+// pages (the workloads page by default), and waits for what the test changes meanwhile to show without a reload (htmx
+// over the live event stream): by default a pod in the pods section. Reports on stdout, as one JSON object: the final
+// URL, whether it appeared, whether the page was reloaded (a marker set on the window survives only if not), and the
+// console errors (Content-Security-Policy violations among them; none expected).
 //
-// Driven by tests/dashboard_live.rs; configured by environment variables (the token is not put on a command line):
-// PROBE_URL (the instance's dashboard_url), PROBE_TOKEN, PROBE_POD (the pod's name), PROBE_USER_DATA_DIR (a fresh
-// directory), PROBE_SCREENSHOT (a .png path), CHROMIUM (default /usr/bin/chromium).
+// Driven by tests/dashboard_live.rs and tests/dashboard_session.rs; configured by environment variables (the token is
+// not put on a command line): PROBE_URL (the instance's dashboard_url), PROBE_TOKEN, PROBE_POD (the pod's name) or
+// PROBE_PAGE (the page's path under PROBE_URL, default /workloads) and PROBE_SELECTOR (what to wait for, a Playwright
+// selector), PROBE_USER_DATA_DIR (a fresh directory), PROBE_SCREENSHOT (a .png path), CHROMIUM (default
+// /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 
 const env = (name, fallback) => {
@@ -16,7 +18,8 @@ const env = (name, fallback) => {
 };
 const url = env('PROBE_URL');
 const token = env('PROBE_TOKEN');
-const podName = env('PROBE_POD');
+const pagePath = env('PROBE_PAGE', '/workloads');
+const selector = process.env.PROBE_SELECTOR || `#kind-pods tr[data-name="${env('PROBE_POD')}"]`;
 const userDataDir = env('PROBE_USER_DATA_DIR');
 const screenshot = env('PROBE_SCREENSHOT');
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
@@ -38,20 +41,20 @@ try {
   await page.goto(url, { waitUntil: 'load', timeout: 30000 });
   await page.fill('#token', token);
   await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login'), { timeout: 30000 }), page.click('button[type=submit]')]);
-  await page.goto(`${url}/workloads`, { waitUntil: 'load', timeout: 30000 });
+  await page.goto(`${url}${pagePath}`, { waitUntil: 'load', timeout: 30000 });
   // Set from outside the page (the policy forbids the page's own inline script): gone if the page reloads.
   await page.evaluate(() => { window.__notReloaded = true; });
-  let podAppeared = false;
+  let appeared = false;
   try {
-    await page.waitForSelector(`#kind-pods tr[data-name="${podName}"]`, { timeout: 60000 });
-    podAppeared = true;
+    await page.waitForSelector(selector, { timeout: 60000 });
+    appeared = true;
   } catch (error) {
-    consoleErrors.push(`the pod did not appear: ${error}`);
+    consoleErrors.push(`${selector} did not appear: ${error}`);
   }
   await page.screenshot({ path: screenshot, fullPage: true });
   const result = {
     finalUrl: page.url(),
-    podAppeared,
+    appeared,
     reloaded: !(await page.evaluate(() => window.__notReloaded === true)),
     consoleErrors,
     screenshot,

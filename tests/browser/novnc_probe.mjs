@@ -12,6 +12,11 @@
 // line): PROBE_BASE_URL (http://127.0.0.1:PORT), PROBE_PASSWORD, PROBE_WRONG_PASSWORD, PROBE_COLOUR (#rrggbb),
 // PROBE_USER_DATA_DIR (a fresh directory), PROBE_OUT_DIR (screenshots), PROBE_MEASURE_MS (default 5000),
 // CHROMIUM (default /usr/bin/chromium).
+//
+// Through the dashboard instead (tests/real_node.rs): PROBE_DASHBOARD_PAGE (a session's dashboard page) and
+// PROBE_COOKIE (the signed-in session cookie, name=value) replace PROBE_BASE_URL and the passwords: the probe opens
+// the page, clicks its Open button and measures the noVNC tab it opens (`wrong` is null; `right.openedPath` and
+// `right.openedQuery` say where the tab went, without the fragment that carries the password).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 
@@ -20,9 +25,10 @@ const env = (name, fallback) => {
   if (value === undefined || value === '') throw new Error(`${name} is required`);
   return value;
 };
-const baseUrl = env('PROBE_BASE_URL');
-const password = env('PROBE_PASSWORD');
-const wrongPassword = env('PROBE_WRONG_PASSWORD');
+const dashboardPage = process.env.PROBE_DASHBOARD_PAGE ?? '';
+const baseUrl = dashboardPage ? '' : env('PROBE_BASE_URL');
+const password = dashboardPage ? '' : env('PROBE_PASSWORD');
+const wrongPassword = dashboardPage ? '' : env('PROBE_WRONG_PASSWORD');
 const colour = env('PROBE_COLOUR', '#ff00aa');
 const userDataDir = env('PROBE_USER_DATA_DIR');
 const outDir = env('PROBE_OUT_DIR');
@@ -173,11 +179,32 @@ async function probeWrongPassword(context) {
   };
 }
 
-async function probeRightPassword(context) {
-  const page = await context.newPage();
-  const errors = [];
+// The noVNC page opened with the right password: directly, or by the dashboard session page's Open button.
+async function openRight(context, errors) {
+  if (!dashboardPage) {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await page.goto(pageUrl(password), { waitUntil: 'domcontentloaded' });
+    return page;
+  }
+  const cookie = env('PROBE_COOKIE');
+  const separator = cookie.indexOf('=');
+  await context.addCookies([
+    { name: cookie.slice(0, separator), value: cookie.slice(separator + 1), url: dashboardPage },
+  ]);
+  const sessionPage = await context.newPage();
+  await sessionPage.goto(dashboardPage, { waitUntil: 'domcontentloaded' });
+  const [page] = await Promise.all([context.waitForEvent('page'), sessionPage.click('#open')]);
   page.on('pageerror', (error) => errors.push(String(error)));
-  await page.goto(pageUrl(password), { waitUntil: 'domcontentloaded' });
+  await page.waitForLoadState('domcontentloaded');
+  await sessionPage.close();
+  return page;
+}
+
+async function probeRightPassword(context) {
+  const errors = [];
+  const page = await openRight(context, errors);
+  const opened = new URL(page.url());
   const canvas = page.locator('#noVNC_container canvas');
   await canvas.waitFor({ state: 'visible', timeout: FIRST_FRAME_TIMEOUT_MS });
   try {
@@ -206,6 +233,8 @@ async function probeRightPassword(context) {
   await page.close();
   return {
     status,
+    openedPath: opened.pathname,
+    openedQuery: opened.search,
     timeToFirstFrameMs: timings.firstAppFrameMs,
     timeToDomContentLoadedMs: timings.domContentLoadedMs,
     timeToFirstCanvasUpdateMs: timings.firstUpdateMs,
@@ -238,7 +267,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 let exitCode = 0;
 try {
   await context.addInitScript(instrument, [target, TOLERANCE]);
-  const wrong = await probeWrongPassword(context);
+  const wrong = dashboardPage ? null : await probeWrongPassword(context);
   const right = await probeRightPassword(context);
   const browserVersion = context.browser()?.version() ?? null;
   process.stdout.write(`${JSON.stringify({ browserVersion, wrong, right })}\n`);

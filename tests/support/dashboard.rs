@@ -120,3 +120,58 @@ pub async fn crash_looping_pod(namespace: &str) {
     }]}});
     pods.patch_status("web-1", &PatchParams::default(), &Patch::Strategic(status)).await.expect("patch status");
 }
+
+/// The value of the broker's gauge `name` on its metrics endpoint (e.g. `caas_broker_dashboard_viewers`: how many live
+/// pages are connected, which tells a test that a browser's page listens).
+pub async fn gauge(broker: &TestBroker, name: &str) -> i64 {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request");
+    let answer = broker.app.clone().oneshot(request).await.expect("metrics");
+    let body = answer.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// `tests/browser/live_probe.mjs` started in headless Chromium: it signs in at `url` with `token` and waits on a live
+/// page for what `page` (the probe's variables: `PROBE_POD`, or `PROBE_PAGE` and `PROBE_SELECTOR`) names; its profile
+/// and screenshot in `dir`. See [`live_probe_report`].
+pub fn start_live_probe(url: &str, token: &str, page: &[(&str, String)], dir: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).expect("probe directory");
+    std::process::Command::new("node")
+        .arg(super::cluster::repo_root().join("tests/browser/live_probe.mjs"))
+        .current_dir(super::cluster::repo_root().join("tests/browser"))
+        .env("PROBE_URL", url)
+        .env("PROBE_TOKEN", token)
+        .envs(page.iter().map(|(name, value)| (name, value)))
+        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
+        .env("PROBE_SCREENSHOT", dir.join("live.png"))
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)")
+}
+
+/// The live probe's JSON report once it ends (killed after 90 s), waited for off this runtime, which serves the
+/// dashboard to the browser meanwhile.
+pub async fn live_probe_report(mut probe: std::process::Child) -> serde_json::Value {
+    let output = tokio::task::spawn_blocking(move || {
+        let limit = std::time::Instant::now() + Duration::from_secs(90);
+        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        probe.kill().ok();
+        probe.wait_with_output()
+    })
+    .await
+    .expect("probe thread")
+    .expect("the probe's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser probe failed: {stderr}");
+    serde_json::from_slice(&output.stdout).expect("the probe's JSON report")
+}

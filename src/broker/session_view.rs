@@ -1,0 +1,183 @@
+//! A streaming session as the tenant signed in to its virtual cluster sees it: where it stands (the same words the
+//! platform's `last_operation` gives), its plan and resolution, the pod whose SteamCMD step installs it, and where a
+//! browser reaches its noVNC page. Only sessions placed in the tenant's own virtual cluster are found; the VNC password
+//! is read with the tenant's own client, so Kubernetes decides who sees it (whoever may `get secrets` there).
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+use super::actions::user_error;
+use super::model::LastOperation;
+use super::{Broker, Error, Result, Tenant};
+use crate::k8s::workload::{NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY};
+
+/// The name of the SteamCMD init container of a session that installs its application.
+pub const INSTALL_CONTAINER: &str = "steamcmd";
+
+/// One streaming session of the signed-in tenant's virtual cluster.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    /// The session instance's id.
+    pub instance_id: String,
+    /// Its offering, as the catalog names it.
+    pub service_name: String,
+    /// Its plan, as the catalog names it.
+    pub plan_name: String,
+    /// Where it stands, as the platform reads it.
+    pub state: LastOperation,
+    /// Whether it was asked to be stopped (its volume is kept).
+    pub stopped: bool,
+    /// Its virtual display, `WIDTHxHEIGHT`.
+    pub resolution: String,
+    /// The name of its StatefulSet and Service.
+    pub name: String,
+    /// Its one pod.
+    pub pod: String,
+    /// Whether a SteamCMD step installs its application (else the image holds it).
+    pub installs: bool,
+    /// The host of its Ingress, if it has one: where a browser reaches its noVNC page.
+    pub ingress_host: Option<String>,
+}
+
+impl SessionView {
+    /// Where Open sends the browser: the noVNC page behind the session's Ingress when it has one, otherwise the
+    /// dashboard's own proxy at `proxied` (the path the dashboard serves this session's noVNC under). `password` goes
+    /// in the URL's fragment: a browser sends no fragment to any server, so it stays out of every access log, and
+    /// noVNC reads its settings from the fragment before the query.
+    pub fn novnc_url(&self, password: &str, proxied: &str) -> String {
+        let password = super::percent_encode(password);
+        match &self.ingress_host {
+            Some(host) => format!("https://{host}/vnc.html#autoconnect=1&resize=remote&password={password}"),
+            None => {
+                // noVNC opens its WebSocket at `/<path>` of the page's own host.
+                let socket = super::percent_encode(&format!("{}/websockify", proxied.trim_start_matches('/')));
+                format!("{proxied}/vnc.html#autoconnect=1&resize=remote&path={socket}&password={password}")
+            }
+        }
+    }
+}
+
+/// The apiserver's proxy path of `asset` (a path under the noVNC page's root, e.g. `app/ui.js`) of the Service
+/// `service` in `namespace` — that Service's noVNC port and nothing else: `None` for a path that could leave it (`..`,
+/// `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
+fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<String> {
+    let safe = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if asset.len() > 512 || !asset.split('/').all(safe) {
+        return None;
+    }
+    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{NOVNC_PORT}/proxy/{asset}"))
+}
+
+impl Broker {
+    /// The streaming session `session_id` of the signed-in tenant's virtual cluster; not found alike for an id that
+    /// is no session and a session of another virtual cluster.
+    pub async fn streaming_session(&self, tenant: &Tenant, session_id: &str) -> Result<SessionView> {
+        let (record, session) = self.session_of(tenant, session_id).await?;
+        let service = self.workload_service(&record)?.0;
+        let state = self.workload_state(service, &record).await?;
+        let attributes = &record.stored.attributes;
+        let (service_name, plan_name) = self.plan_names(&attributes.service_id, &attributes.plan_id);
+        let name = session.workload.name.clone();
+        Ok(SessionView {
+            instance_id: record.stored.instance_id.clone(),
+            service_name,
+            plan_name,
+            state,
+            stopped: !session.workload.running,
+            resolution: session.resolution.clone(),
+            pod: format!("{name}-0"),
+            name,
+            installs: session.steam_app_id.is_some(),
+            ingress_host: session.workload.ingress_host.clone(),
+        })
+    }
+
+    /// The VNC password of the session `session_id`, read with the tenant's own client: refused (denied) when
+    /// Kubernetes does not let the tenant's identity read the session's Secret.
+    pub async fn session_password(&self, user: &Client, tenant: &Tenant, session_id: &str) -> Result<String> {
+        let (_, session) = self.session_of(tenant, session_id).await?;
+        let secret = Api::<Secret>::namespaced(user.clone(), &tenant.namespace)
+            .get(&session.vnc_secret_name())
+            .await
+            .map_err(user_error)?;
+        let password = secret.data.and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| p.0.clone()));
+        password
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| Error::Concurrency("the session's password is not there yet; retry".to_owned()))
+    }
+
+    /// The apiserver's proxy path of `asset` of the noVNC of the session `session_id` of the signed-in tenant's virtual
+    /// cluster (without reading its state: a noVNC page asks for dozens of files); not found for another cluster's
+    /// session and for a path that could leave that session's Service and noVNC port.
+    pub async fn session_novnc_path(&self, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
+        let (_, session) = self.session_of(tenant, session_id).await?;
+        novnc_proxy_path(&tenant.namespace, &session.workload.name, asset)
+            .ok_or_else(|| Error::NotFound(format!("the session's noVNC has no file {asset:?}")))
+    }
+
+    /// The record and objects of `session_id` if it is a streaming session placed in `tenant`'s virtual cluster.
+    async fn session_of(
+        &self,
+        tenant: &Tenant,
+        session_id: &str,
+    ) -> Result<(super::workloads::WorkloadRecord, StreamingSession)> {
+        let not_found = || Error::NotFound(format!("there is no streaming session {session_id} in this cluster"));
+        let record = self.workload(session_id).await?.ok_or_else(not_found)?;
+        if record.cluster_instance_id != tenant.instance_id || record.namespace != tenant.namespace {
+            return Err(not_found());
+        }
+        let session = self.streaming_session_of(&record)?.ok_or_else(not_found)?;
+        Ok((record, session))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::model::OperationState;
+
+    fn view(ingress_host: Option<&str>) -> SessionView {
+        SessionView {
+            instance_id: "s".to_owned(),
+            service_name: "streaming-session".to_owned(),
+            plan_name: "cpu-720p".to_owned(),
+            state: LastOperation::new(OperationState::Succeeded, "1 of 1 pods ready"),
+            stopped: false,
+            resolution: "1280x720".to_owned(),
+            name: "session-s".to_owned(),
+            pod: "session-s-0".to_owned(),
+            installs: true,
+            ingress_host: ingress_host.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_password_goes_in_the_fragment_only() {
+        let url = view(Some("play.example.com")).novnc_url("a&b#c", "/instances/i/sessions/s/novnc");
+        assert_eq!(url, "https://play.example.com/vnc.html#autoconnect=1&resize=remote&password=a%26b%23c");
+        let url = view(None).novnc_url("pw", "/instances/i/sessions/s/novnc");
+        assert_eq!(
+            url,
+            "/instances/i/sessions/s/novnc/vnc.html#autoconnect=1&resize=remote\
+             &path=instances%2Fi%2Fsessions%2Fs%2Fnovnc%2Fwebsockify&password=pw"
+        );
+        assert!(!url.contains('?'), "nothing a server would log");
+    }
+
+    #[test]
+    fn the_proxy_reaches_the_sessions_novnc_port_only() {
+        assert_eq!(
+            novnc_proxy_path("caas-t", "session-s", "app/ui.js").as_deref(),
+            Some("/api/v1/namespaces/caas-t/services/session-s:6080/proxy/app/ui.js")
+        );
+        assert!(novnc_proxy_path("caas-t", "session-s", "websockify").is_some());
+        for escape in ["../../secrets", "app/../../x", "./vnc.html", "", "app//ui.js", "a%2F..", "a?b", "a b", "/etc"] {
+            assert_eq!(novnc_proxy_path("caas-t", "session-s", escape), None, "{escape}");
+        }
+    }
+}

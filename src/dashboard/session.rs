@@ -1,0 +1,389 @@
+//! A streaming session's own page: where it stands (in the platform's words), its plan and resolution, the SteamCMD
+//! install's last log lines (followed live through the logs stream), stop / start / restart, the VNC password on
+//! demand, and an **Open** button to its noVNC page.
+//!
+//! Who may do what is Kubernetes' answer for the signed-in identity: the controls show when a SelfSubjectAccessReview
+//! says so, and the server refuses what the identity may not do (actions go through [`crate::broker::Broker::act`],
+//! the password is read with the user's own client — whoever may `get secrets` in the namespace, as kubectl would let
+//! them). The password never travels in a URL the dashboard or noVNC could log: it is revealed in the answer to a
+//! POST, and Open is a POST answered with a redirect to the session's noVNC page — behind its Ingress, or else
+//! through the dashboard's proxy ([`super::novnc`]) — whose *fragment* carries it (a browser sends no fragment to any
+//! server; noVNC reads its settings from there).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use serde::Deserialize;
+
+use super::DashboardState;
+use super::apps::Notice;
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::i18n::Text;
+use super::logs::{cut, log_params};
+use super::novnc::proxied_path;
+use super::respond::{PageVisit, PartVisit, Visit, message, refusal, render, see_other};
+use super::sessions::Session;
+use super::workloads::instance_path;
+use crate::broker::actions::{Action, Controller};
+use crate::broker::model::OperationState;
+use crate::broker::session_view::{INSTALL_CONTAINER, SessionView};
+use crate::broker::{Error, percent_encode};
+use crate::k8s::access::{self, Permission};
+
+/// Changing a session (stop, start, restart) patches its StatefulSet.
+const CHANGE: Permission<'static> = Permission { verb: "patch", group: "apps", resource: "statefulsets" };
+/// Reading its password reads its Secret.
+const READ_PASSWORD: Permission<'static> = Permission { verb: "get", group: "", resource: "secrets" };
+/// Opening a session without an Ingress goes through the apiserver's proxy of its Service (see [`super::novnc`]).
+const PROXY: Permission<'static> = Permission { verb: "get", group: "", resource: "services/proxy" };
+
+/// The session page.
+#[derive(Template)]
+#[template(path = "session.html", config = "src/dashboard/askama.toml")]
+struct SessionPage<'a> {
+    text: &'static Text,
+    session: &'a Session,
+    card: SessionCard,
+    password: Option<String>,
+    notice: Option<Notice>,
+    live: String,
+    lines: Vec<String>,
+    log_page: String,
+    log_stream: Option<String>,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
+}
+
+/// The part of the page that follows the session's state: re-read (as the user) whenever the live stream says its
+/// pods or StatefulSets changed, and swapped *inside* a container that stays (an element replaced whole would drop
+/// the re-read htmx queued on it meanwhile, and with it the last change).
+#[derive(Template)]
+#[template(path = "session_card.html", config = "src/dashboard/askama.toml")]
+struct SessionCard {
+    text: &'static Text,
+    view: SessionView,
+    state: &'static str,
+    change: bool,
+    reveal: bool,
+    open: bool,
+    action: String,
+}
+
+/// `?done=` after an action, naming it.
+#[derive(Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// An action's form.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    action: String,
+}
+
+impl ActionForm {
+    /// The one of stop, start and restart it asks for; anything else is a bad request.
+    fn action(&self) -> Result<Action, Error> {
+        match self.action.as_str() {
+            "stop" => Ok(Action::Stop),
+            "start" => Ok(Action::Start),
+            "restart" => Ok(Action::Restart),
+            other => Err(Error::BadRequest(format!("a session has no action {other:?}"))),
+        }
+    }
+}
+
+/// The session page's path.
+fn session_path(instance_id: &str, session_id: &str) -> String {
+    format!("{}/sessions/{}", instance_path(instance_id), percent_encode(session_id))
+}
+
+/// GET /instances/:instance_id/sessions/:session_id
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path((_, session_id)): Path<(String, String)>,
+    Query(done): Query<Done>,
+    visit: PageVisit,
+) -> Response {
+    let Visit { session, text, .. } = visit;
+    let notice = done.done.map(Notice::Done);
+    show(&state, text, &session, &session_id, StatusCode::OK, notice, None).await
+}
+
+/// The page with `status`, `notice` and maybe the revealed `password`, read as the signed-in user.
+async fn show(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    session_id: &str,
+    status: StatusCode,
+    notice: Option<Notice>,
+    password: Option<String>,
+) -> Response {
+    let card = match card(state, text, session, session_id).await {
+        Ok(card) => card,
+        Err(answer) => return *answer,
+    };
+    let view = &card.view;
+    let lines = if view.installs { install_log(session, view).await } else { Vec::new() };
+    let base = instance_path(&session.tenant.instance_id);
+    let pod = percent_encode(&view.pod);
+    let page = SessionPage {
+        text,
+        session,
+        password,
+        notice,
+        live: format!("{base}/live"),
+        lines,
+        log_page: format!("{base}/pods/{pod}/logs?container={INSTALL_CONTAINER}"),
+        log_stream: (view.installs && !view.stopped)
+            .then(|| format!("{base}/pods/{pod}/logs/stream?container={INSTALL_CONTAINER}")),
+        card,
+        htmx_path: HTMX_PATH,
+        htmx_sse_path: HTMX_SSE_PATH,
+    };
+    render(status, &page)
+}
+
+/// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
+async fn card(
+    state: &DashboardState,
+    text: &'static Text,
+    session: &Session,
+    session_id: &str,
+) -> Result<SessionCard, Box<Response>> {
+    let namespace = &session.tenant.namespace;
+    let (view, change, reveal, proxy) = tokio::join!(
+        state.broker.streaming_session(&session.tenant, session_id),
+        access::allowed(&session.client, namespace, CHANGE),
+        access::allowed(&session.client, namespace, READ_PASSWORD),
+        access::allowed(&session.client, namespace, PROXY),
+    );
+    let view = view.map_err(|error| Box::new(refused_page(text, &error)))?;
+    let (change, reveal, proxy) = match (change, reveal, proxy) {
+        (Ok(change), Ok(reveal), Ok(proxy)) => (change, reveal, proxy),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+            return Err(Box::new(refused_page(text, &Error::from(error))));
+        }
+    };
+    Ok(SessionCard {
+        text,
+        state: match view.state.state {
+            OperationState::Succeeded if view.stopped => text.app_stopped,
+            OperationState::Succeeded => text.app_ready,
+            OperationState::InProgress => text.app_starting,
+            OperationState::Failed => text.app_failed,
+        },
+        change,
+        reveal,
+        open: reveal && (view.ingress_host.is_some() || proxy),
+        action: session_path(&session.tenant.instance_id, session_id),
+        view,
+    })
+}
+
+/// GET /instances/:instance_id/sessions/:session_id/card — the session's state and controls alone, for the page's
+/// live part.
+pub async fn card_fragment(
+    State(state): State<DashboardState>,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PartVisit,
+) -> Response {
+    let Visit { session, text, .. } = visit;
+    match card(&state, text, &session, &session_id).await {
+        Ok(card) => render(StatusCode::OK, &card),
+        Err(answer) => *answer,
+    }
+}
+
+/// The page's answer to a session it cannot show: not found alike for no session and another cluster's.
+fn refused_page(text: &'static Text, error: &Error) -> Response {
+    match refusal(text, error).0 {
+        StatusCode::NOT_FOUND => message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        StatusCode::SERVICE_UNAVAILABLE => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        _ => {
+            tracing::warn!(%error, "a session page could not be read as the signed-in user");
+            message(StatusCode::FORBIDDEN, text, text.apps_unreadable, true)
+        }
+    }
+}
+
+/// The install step's last lines, read as the user; none when the pod or its log is not there (yet, or any more).
+async fn install_log(session: &Session, view: &SessionView) -> Vec<String> {
+    let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
+    match pods.logs(&view.pod, &log_params(INSTALL_CONTAINER, false)).await {
+        Ok(log) => log.lines().map(cut).collect(),
+        Err(error) => {
+            tracing::debug!(pod = view.pod, %error, "no install log for a session");
+            Vec::new()
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id — stop, start or restart, through the broker as the apps page
+/// does (the workload plan's update, after Kubernetes says the user may patch StatefulSets).
+pub async fn act(
+    State(state): State<DashboardState>,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Visit { session, instance_id, text, .. } = visit;
+    let outcome = async {
+        let action = form.action()?;
+        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
+        state.broker.act(&session.client, &session.tenant, Controller::StatefulSet, &view.name, action).await
+    }
+    .await;
+    let user = &session.tenant.username;
+    match outcome {
+        Ok(_) => {
+            tracing::info!(instance_id, user, session_id, action = form.action, "dashboard session action");
+            see_other(&format!("{}?done={}", session_path(&instance_id, &session_id), percent_encode(&form.action)))
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            tracing::info!(instance_id, user, session_id, action = form.action, %error, "dashboard session action refused");
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id/password — the page with the password shown, if Kubernetes lets
+/// the user read the session's Secret (the answer is not cached; the password is never logged).
+pub async fn reveal(
+    State(state): State<DashboardState>,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
+) -> Response {
+    let Visit { session, instance_id, text, .. } = visit;
+    match state.broker.session_password(&session.client, &session.tenant, &session_id).await {
+        Ok(password) => {
+            tracing::info!(instance_id, user = session.tenant.username, session_id, "session password revealed");
+            show(&state, text, &session, &session_id, StatusCode::OK, None, Some(password)).await
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
+
+/// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page (behind its
+/// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
+pub async fn open(
+    State(state): State<DashboardState>,
+    Path((_, session_id)): Path<(String, String)>,
+    visit: PageVisit,
+) -> Response {
+    let Visit { session, instance_id, text, .. } = visit;
+    let opened = async {
+        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
+        let password = state.broker.session_password(&session.client, &session.tenant, &session_id).await?;
+        Ok::<_, Error>(view.novnc_url(&password, &proxied_path(&instance_id, &session_id)))
+    }
+    .await;
+    match opened {
+        Ok(url) => {
+            tracing::info!(instance_id, user = session.tenant.username, session_id, "session opened");
+            see_other(&url)
+        }
+        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error) => {
+            let (status, said) = refusal(text, &error);
+            show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n;
+    use super::*;
+    use crate::broker::model::LastOperation;
+
+    fn view(stopped: bool) -> SessionView {
+        SessionView {
+            instance_id: "ss-1".to_owned(),
+            service_name: "streaming-session".to_owned(),
+            plan_name: "cpu-720p".to_owned(),
+            state: LastOperation::new(
+                OperationState::InProgress,
+                "installing the application (SteamCMD); 0 of 1 pods ready",
+            ),
+            stopped,
+            resolution: "1600x900".to_owned(),
+            name: "session-ss-1".to_owned(),
+            pod: "session-ss-1-0".to_owned(),
+            installs: true,
+            ingress_host: None,
+        }
+    }
+
+    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
+        SessionPage {
+            text: &i18n::EN,
+            session,
+            card: SessionCard {
+                text: &i18n::EN,
+                state: i18n::EN.app_starting,
+                change: may,
+                reveal: may,
+                open: may,
+                action: session_path("inst-1", &view.instance_id),
+                view,
+            },
+            password: password.map(str::to_owned),
+            notice: None,
+            live: "/instances/inst-1/live".to_owned(),
+            lines: vec!["Update state (0x61) downloading, progress: 42.00 <b>".to_owned()],
+            log_page: "/instances/inst-1/pods/session-ss-1-0/logs?container=steamcmd".to_owned(),
+            log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
+            htmx_path: HTMX_PATH,
+            htmx_sse_path: HTMX_SSE_PATH,
+        }
+        .render()
+        .expect("renders")
+    }
+
+    #[tokio::test]
+    async fn controls_and_the_password_show_only_when_allowed_and_asked_for() {
+        let session = super::super::sessions::test_session("inst-1");
+        let html = page(&session, view(false), true, None);
+        for shown in [r#"value="stop""#, r#"value="restart""#, r#"id="reveal""#, r#"id="open""#, "installing the"] {
+            assert!(html.contains(shown), "{shown}: {html}");
+        }
+        assert!(html.contains(r#"action="/instances/inst-1/sessions/ss-1/open" target="_blank""#), "{html}");
+        assert!(html.contains("progress: 42.00 &#60;b&#62;") || html.contains("progress: 42.00 &lt;b&gt;"), "{html}");
+        assert!(html.contains(r#"sse-connect="/instances/inst-1/pods/session-ss-1-0/logs/stream"#), "{html}");
+        assert!(html.contains(r#"hx-get="/instances/inst-1/sessions/ss-1/card""#), "follows the state: {html}");
+        assert!(!html.contains(r#"id="password""#), "not before it is asked for: {html}");
+        assert!(!html.contains("<script>") && !html.contains("style="), "the CSP forbids inline: {html}");
+
+        let html = page(&session, view(false), true, Some("s3cr<t"));
+        assert!(html.contains(r#"<code id="password">s3cr&#60;t</code>"#) || html.contains("s3cr&lt;t"), "{html}");
+
+        let html = page(&session, view(true), false, None);
+        for hidden in [r#"name="action""#, r#"id="reveal""#, r#"id="open""#] {
+            assert!(!html.contains(hidden), "{hidden}: {html}");
+        }
+    }
+
+    #[test]
+    fn a_session_has_three_actions_only() {
+        let form = |action: &str| ActionForm { action: action.to_owned() };
+        assert_eq!(form("stop").action().expect("stop"), Action::Stop);
+        assert_eq!(form("start").action().expect("start"), Action::Start);
+        assert_eq!(form("restart").action().expect("restart"), Action::Restart);
+        for refused in ["scale", "delete", ""] {
+            assert!(matches!(form(refused).action(), Err(Error::BadRequest(_))), "{refused}");
+        }
+    }
+}
