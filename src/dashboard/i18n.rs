@@ -237,6 +237,8 @@ pub struct Text {
     pub session_proxy_refused: &'static str,
     /// No ready pod answers behind the session's Service.
     pub session_not_running: &'static str,
+    /// The session serves a noVNC the dashboard does not know.
+    pub session_novnc_unknown: &'static str,
 }
 
 impl Text {
@@ -433,6 +435,7 @@ pub static EN: Text = Text {
     session_link: "Open the session's page",
     session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
     session_not_running: "The session does not answer: it is stopped or still starting.",
+    session_novnc_unknown: "This session serves a noVNC the dashboard does not know (only noVNC 1.3.0 is passed on here); open it through its Ingress.",
 };
 
 /// Korean.
@@ -597,6 +600,7 @@ pub static KO: Text = Text {
     session_link: "세션 페이지 열기",
     session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
     session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
+    session_novnc_unknown: "이 세션은 대시보드가 모르는 noVNC를 제공합니다(여기서는 noVNC 1.3.0만 전달합니다). 인그레스로 여세요.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -4,6 +4,15 @@
 //! `view`), and nothing else of the cluster is reachable (see
 //! [`crate::broker::Broker::session_novnc_path`]). The WebSocket is tunnelled as bytes once both
 //! sides agreed on the upgrade: the browser's handshake goes to websockify as it came, and its answer back.
+//!
+//! What the session's container serves lands on the dashboard's own origin, and that container is the tenant's: an
+//! editor could serve a page of their own there and have it run, with the dashboard's authority, in the browser of an
+//! admin who clicks Open. So a file is passed on only when it is byte for byte a file of noVNC 1.3.0 (Debian's
+//! `novnc` 1:1.3.0-1, what the session image installs), checked against the SHA-256 list in
+//! `static/novnc-1.3.0.sha256` (made with `cd /usr/share/novnc && find -L . -type f | LC_ALL=C sort | xargs sha256sum`),
+//! with the content type of its name, never the container's headers or error pages. Only the WebSocket's bytes (the
+//! VNC protocol, which noVNC decodes and never runs) come from the container as they are. A session image with another
+//! noVNC is refused here, and reached through its Ingress instead.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -81,7 +90,13 @@ pub async fn proxy(
         // No ready pod behind the Service (stopped, starting) or websockify not answering.
         return message(StatusCode::BAD_GATEWAY, text, text.session_not_running, true);
     }
-    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    if status == StatusCode::NOT_MODIFIED {
+        // The browser keeps the copy it has, which was checked when it was passed on.
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    if status != StatusCode::OK {
+        return message(StatusCode::NOT_FOUND, text, text.not_found, true);
+    }
     let etag = answer.headers().get(header::ETAG).cloned();
     let body = match http_body_util::Limited::new(answer.into_body(), MAX_FILE_BYTES).collect().await {
         Ok(body) => body.to_bytes(),
@@ -90,13 +105,49 @@ pub async fn proxy(
             return message(StatusCode::BAD_GATEWAY, text, text.session_not_running, true);
         }
     };
-    let mut response = (status, body).into_response();
-    for (name, value) in [(header::CONTENT_TYPE, content_type), (header::ETAG, etag)] {
-        if let Some(value) = value {
-            response.headers_mut().insert(name, value);
-        }
+    let Some(content_type) = known_file(&asset, &body) else {
+        tracing::warn!(instance_id, session_id, asset, "a session served a file that is not noVNC 1.3.0's; refused");
+        return message(StatusCode::BAD_GATEWAY, text, text.session_novnc_unknown, true);
+    };
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
     }
     response
+}
+
+/// noVNC 1.3.0's files: path (relative to its web root) → SHA-256, hex.
+static NOVNC_FILES: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+    std::sync::LazyLock::new(|| {
+        include_str!("static/novnc-1.3.0.sha256")
+            .lines()
+            .filter_map(|line| line.split_once("  ").map(|(hash, path)| (path, hash)))
+            .collect()
+    });
+
+/// The content type to serve `body` with when it is exactly noVNC 1.3.0's file `asset`; `None` for anything else.
+fn known_file(asset: &str, body: &[u8]) -> Option<&'static str> {
+    use sha2::Digest;
+    let expected = NOVNC_FILES.get(asset)?;
+    let actual: String = sha2::Sha256::digest(body).iter().map(|byte| format!("{byte:02x}")).collect();
+    if actual != *expected {
+        return None;
+    }
+    let extension = asset.rsplit_once('.').map_or("", |(_, extension)| extension);
+    Some(match extension {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "mp3" => "audio/mpeg",
+        "oga" => "audio/ogg",
+        "ttf" => "font/ttf",
+        "woff" => "font/woff",
+        _ => "application/octet-stream",
+    })
 }
 
 /// Answers the browser's upgrade with websockify's handshake, then carries bytes both ways until either side closes or
@@ -139,4 +190,20 @@ fn tunnel(
         }
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_novncs_own_bytes_are_passed_on_with_the_type_of_their_name() {
+        let page = include_bytes!("static/novnc-1.3.0.sha256");
+        assert_eq!(NOVNC_FILES.len(), 117, "the list has every file of the package");
+        assert!(NOVNC_FILES.contains_key("vnc.html") && NOVNC_FILES.contains_key("app/ui.js"));
+        assert_eq!(known_file("vnc.html", page), None, "other bytes under a known name");
+        assert_eq!(known_file("evil.html", b""), None, "a name noVNC does not have");
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(NOVNC_FILES.values().all(|hash| hash.len() == 64 && *hash != empty));
+    }
 }
