@@ -135,23 +135,23 @@ impl DeployForm {
         if !is_app_name(name) {
             errors.push(FieldError::of(
                 "name",
-                format!("1 to {MAX_NAME} of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit"),
+                format!(
+                    "1 to {MAX_NAME} of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit"
+                ),
             ));
         }
         let image = self.image.trim();
         if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
             errors.push(FieldError::of("image", "an image reference, e.g. registry.example/team/app:1.2"));
         }
-        let mut number = |field: &'static str, value: &str, range: std::ops::RangeInclusive<i32>| {
-            match value.trim().parse::<i32>() {
-                Ok(number) if range.contains(&number) => number,
-                _ => {
-                    errors.push(FieldError::of(
-                        field,
-                        format!("a whole number from {} to {}", range.start(), range.end()),
-                    ));
-                    0
-                }
+        let mut number = |field: &'static str, value: &str, range: std::ops::RangeInclusive<i32>| match value
+            .trim()
+            .parse::<i32>()
+        {
+            Ok(number) if range.contains(&number) => number,
+            _ => {
+                errors.push(FieldError::of(field, format!("a whole number from {} to {}", range.start(), range.end())));
+                0
             }
         };
         let port = number("port", &self.port, 1..=65535);
@@ -169,7 +169,8 @@ impl DeployForm {
         let mut quantity_of = |field: &'static str, value: &str| {
             let value = value.trim();
             if quantity::parse(value).is_none() || value.starts_with('-') {
-                errors.push(FieldError::of(field, "a Kubernetes quantity, e.g. 250m or 1 (CPU), 256Mi or 1Gi (memory)"));
+                errors
+                    .push(FieldError::of(field, "a Kubernetes quantity, e.g. 250m or 1 (CPU), 256Mi or 1Gi (memory)"));
             }
             value.to_owned()
         };
@@ -287,7 +288,9 @@ pub fn refusals(error: &kube::Error) -> Vec<FieldError> {
         return named;
     }
     let message = &status.message;
-    let bound = |word: &str| message.contains(&format!("{word} cpu usage")) || message.contains(&format!("{word} memory usage"));
+    let bound = |word: &str| {
+        message.contains(&format!("{word} cpu usage")) || message.contains(&format!("{word} memory usage"))
+    };
     let field = if bound("maximum") || bound("minimum") {
         let limit = message.contains("limit is");
         Some(match (message.contains("memory usage"), limit) {
@@ -386,14 +389,21 @@ impl Broker {
             let quotas = Api::<ResourceQuota>::namespaced(user.clone(), namespace);
             let quota = quotas.get_opt(QUOTA_NAME).await.map_err(user_error)?;
             let mut needed = app_quota_needed(&objects.app);
-            // Updating an app replaces its objects: only its pods count again.
-            if Api::<Deployment>::namespaced(user.clone(), namespace)
+            let current = Api::<Deployment>::namespaced(user.clone(), namespace)
                 .get_opt(&objects.app.workload.name)
                 .await
-                .map_err(user_error)?
-                .is_some()
-            {
-                needed.retain(|resource, _| resource.starts_with("requests.") || resource.starts_with("limits."));
+                .map_err(user_error)?;
+            if let Some(spec) = current.and_then(|deployment| deployment.spec) {
+                // An update replaces the app's pods and keeps its objects: only the difference counts.
+                let pods = i128::from(spec.replicas.unwrap_or(1));
+                let mut in_use = spec.template.spec.as_ref().map(quota::pod_usage).unwrap_or_default();
+                in_use.insert("pods".to_owned(), quantity::Milli(1000));
+                for (resource, amount) in in_use {
+                    quota::add(&mut needed, &resource, quantity::Milli(-amount.0 * pods));
+                }
+                needed.retain(|resource, _| {
+                    resource == "pods" || resource.starts_with("requests.") || resource.starts_with("limits.")
+                });
             }
             let short = quota::shortfalls(&needed, quota.as_ref());
             if !short.is_empty() {
@@ -576,12 +586,18 @@ mod tests {
     fn cluster_field_paths_map_to_form_fields() {
         assert_eq!(form_field("spec.template.spec.containers[0].image", ""), Some("image"));
         assert_eq!(
-            form_field("spec.template.spec.containers[0].resources.requests", "must be less than or equal to memory limit"),
+            form_field(
+                "spec.template.spec.containers[0].resources.requests",
+                "must be less than or equal to memory limit"
+            ),
             Some("memory_request")
         );
         assert_eq!(form_field("spec.rules[0].host", "a lowercase RFC 1123 subdomain"), Some("ingress_host"));
         assert_eq!(form_field("spec.template.spec.securityContext", ""), None);
-        let status = kube::core::Status::failure("pods \"web-dry-run\" is forbidden: maximum cpu usage per Container is 1, but limit is 2", "Forbidden");
+        let status = kube::core::Status::failure(
+            "pods \"web-dry-run\" is forbidden: maximum cpu usage per Container is 1, but limit is 2",
+            "Forbidden",
+        );
         let limit = refusals(&kube::Error::Api(status.boxed()));
         assert_eq!(limit[0].field, Some("cpu_limit"));
     }

@@ -283,10 +283,12 @@ async fn send(user: &Client, request: http::Request<kube::client::Body>) -> Resu
             }
         }
     }
-    // The apiserver's own refusal (not the app's answer) comes as a Status object: RBAC's is said as such.
-    if status == 403 && is_status_object(&bytes) {
+    // The apiserver's own answers (not the app's) come as Status objects: RBAC's refusal, or the proxy's failure to
+    // reach a pod, are said as such.
+    if (status == 403 || status >= 500) && is_status_object(&bytes) {
         let said: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        return Err(TryError::Denied(said["message"].as_str().unwrap_or("forbidden").to_owned()));
+        let message = said["message"].as_str().unwrap_or("no message").to_owned();
+        return Err(if status == 403 { TryError::Denied(message) } else { TryError::Failed(message) });
     }
     let json = headers.iter().any(|(name, value)| name == "content-type" && value.contains("json"));
     let pretty = json

@@ -222,7 +222,14 @@ pub async fn submit(
             render(StatusCode::OK, &shown)
         }
         Ok(Deployed::Refused(errors)) => {
-            tracing::info!(instance_id, user, app = name, deploying, refusals = errors.len(), "dashboard deploy refused");
+            tracing::info!(
+                instance_id,
+                user,
+                app = name,
+                deploying,
+                refusals = errors.len(),
+                "dashboard deploy refused"
+            );
             let general = errors.iter().filter(|e| e.field.is_none()).map(|e| e.message.clone()).collect();
             let mut shown = page(text, &session, form, &errors, Outcome::Refused(general));
             shown.yaml = Some(objects.yaml());

@@ -41,12 +41,7 @@ impl TryPage<'_> {
     }
 }
 
-async fn show(
-    state: &DashboardState,
-    headers: &HeaderMap,
-    instance_id: &str,
-    form: Option<TryForm>,
-) -> Response {
+async fn show(state: &DashboardState, headers: &HeaderMap, instance_id: &str, form: Option<TryForm>) -> Response {
     let text = text_for(headers);
     let (id, session) = match signed_in(state, headers, instance_id, true) {
         Ok(signed_in) => signed_in,
@@ -89,7 +84,11 @@ async fn show(
 }
 
 /// GET /instances/:instance_id/try — the tester, its targets read as the user.
-pub async fn page(State(state): State<DashboardState>, Path(instance_id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(state): State<DashboardState>,
+    Path(instance_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     show(&state, &headers, &instance_id, None).await
 }
 
