@@ -26,6 +26,9 @@ use support::http::{HttpAnswer, form_encode, send};
 const APP: &str = "d3bc9dcc-7e6e-4233-b13e-fbae81b08a60";
 const APP_MEDIUM: &str = "0c23659f-ddf8-4f8c-841f-375d5cf3f8ff";
 
+/// Form fields, as posted.
+type Fields = Vec<(&'static str, &'static str)>;
+
 /// A signed-in visitor of one instance's pages.
 struct Visitor<'a> {
     served: &'a Served,
@@ -374,7 +377,7 @@ async fn the_endpoint_tester_reaches_only_this_namespaces_own_pods() {
     assert!(lonely.body.contains("Service lonely has no ready pod behind it"), "{}", lonely.body);
 
     // Every target outside the tenant's own pods is refused before anything is sent.
-    let refusals: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let refusals: Vec<(&str, Fields, &str)> = vec![
         ("service/theirs", vec![], "there is no Service theirs in this namespace"),
         ("service/kubernetes", vec![], "there is no Service kubernetes in this namespace"),
         ("service/kubernetes.default", vec![], "is not a Service or Ingress name"),
