@@ -28,6 +28,8 @@ use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::{Value, json};
 use support::broker::{Answer, MEDIUM, MICRO, SMALL, TestBroker, provision_body};
 use support::cluster::{TestNamespace, cluster, eventually, repo_root};
+use support::dashboard::{Served, cookie_of, instance_with_binding, path_of, serve_on, sign_in};
+use support::http::{HttpAnswer, form_encode, send};
 
 const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
 const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
@@ -48,8 +50,8 @@ fn id(prefix: &str) -> String {
     format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-/// A broker whose workloads go to the real node, as an operator sets it for a node pool of its own.
-async fn broker() -> TestBroker {
+/// Fails, naming the command to run, when the real node is not up and Ready.
+async fn assert_real_node_ready() {
     let admin = cluster().admin().await;
     let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
     let ready = node
@@ -57,12 +59,19 @@ async fn broker() -> TestBroker {
         .and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
         .is_some_and(|c| c.status == "True");
     assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {node:?})");
-    TestBroker::start(|settings: &mut Settings| {
-        settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
-        settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
-        settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
-    })
-    .await
+}
+
+/// Sends workloads to the real node, as an operator sets it for a node pool of its own.
+fn on_the_real_node(settings: &mut Settings) {
+    settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
+    settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
+    settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
+}
+
+/// A broker whose workloads go to the real node.
+async fn broker() -> TestBroker {
+    assert_real_node_ready().await;
+    TestBroker::start(on_the_real_node).await
 }
 
 /// The references `images/build.sh` gives its images (the node imported them).
@@ -594,4 +603,77 @@ fn novnc_probe(base_url: &str, password: &str) -> Value {
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the probe printed no JSON ({e}): {text}\n{log}"));
     std::fs::remove_dir_all(&dir).ok();
     report
+}
+
+/// A signed-in editor's form post to the dashboard, from its own origin.
+async fn post_form(served: &Served, cookie: &str, path: &str, fields: &[(&str, &str)]) -> HttpAnswer {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+    let headers =
+        [("cookie", cookie), ("origin", served.origin.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    send(served.address, "POST", path, &headers, &body.join("&")).await
+}
+
+#[tokio::test]
+async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester() {
+    let _turn = NODE_TURN.lock().await;
+    assert_real_node_ready().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, on_the_real_node).await;
+    let (id, url, token) = instance_with_binding(&served.broker, "edit").await;
+    let base = path_of(&url, &served.origin);
+    let signed_in = sign_in(&served, &format!("{base}/login"), &token, &served.origin).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let cookie = cookie_of(&signed_in);
+
+    let image = image("webapp");
+    let form = [
+        ("name", "web"),
+        ("image", image.as_str()),
+        ("port", "8080"),
+        ("replicas", "1"),
+        ("env", "GREETING=hello from the dashboard"),
+        ("cpu_request", "100m"),
+        ("cpu_limit", "500m"),
+        ("memory_request", "64Mi"),
+        ("memory_limit", "128Mi"),
+        ("intent", "deploy"),
+    ];
+    let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &form).await;
+    assert_eq!(deployed.status, 303, "{deployed:?}");
+    let started = Instant::now();
+    eventually(Duration::from_secs(120), "the dashboard showing the app ready", || async {
+        let page = send(served.address, "GET", &format!("{base}/deploy?app=web"), &[("cookie", &cookie)], "").await;
+        page.body.contains(r#"data-state="succeeded""#).then_some(())
+    })
+    .await;
+    println!("the dashboard said ready {:.1} s after the deploy", started.elapsed().as_secs_f64());
+
+    // The tester, through the apiserver's service proxy as the editor: the pod on the real node answers (the
+    // tenant's default-deny policy admits the node's own traffic, which the apiserver's proxy is).
+    let try_form = [
+        ("target", "service/web"),
+        ("port", "80"),
+        ("path", "/cgi-bin/whoami"),
+        ("method", "GET"),
+        ("headers", "Accept: application/json"),
+        ("body", ""),
+    ];
+    let tried = post_form(&served, &cookie, &format!("{base}/try"), &try_form).await;
+    assert_eq!(tried.status, 200, "{tried:?}");
+    assert!(tried.body.contains(r#"<dd id="answer-status">200</dd>"#), "{}", tried.body);
+    assert!(
+        tried.body.contains("&quot;greeting&quot;: &quot;hello from the dashboard&quot;")
+            || tried.body.contains("&#34;greeting&#34;: &#34;hello from the dashboard&#34;"),
+        "pretty JSON, escaped: {}",
+        tried.body
+    );
+    let index = try_form.map(|(key, value)| if key == "path" { (key, "/") } else { (key, value) });
+    let page = post_form(&served, &cookie, &format!("{base}/try"), &index).await;
+    assert!(page.body.contains(r#"<dd id="answer-status">200</dd>"#), "the index page: {}", page.body);
+    let shown = page.body.contains("caas webapp") && !page.body.contains("<h1>caas webapp</h1>");
+    assert!(shown, "the app's HTML is shown as text, escaped: {}", page.body);
+
+    let deleted = post_form(&served, &cookie, &format!("{base}/apps/deployments/web"), &[("action", "delete")]).await;
+    assert_eq!(deleted.status, 303, "{deleted:?}");
+    served.broker.deprovision(&id, SMALL).await;
 }
