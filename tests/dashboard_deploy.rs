@@ -17,8 +17,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::broker::*;
+use support::browser::Probe;
 use support::cluster::{cluster, eventually};
 use support::dashboard::*;
 use support::http::{HttpAnswer, form_encode, send};
@@ -404,7 +405,8 @@ async fn the_endpoint_tester_reaches_only_this_namespaces_own_pods() {
     // An app with pods (kwok's, which run nothing): the request goes through the proxy as the user (a simulated
     // pod's address leads nowhere, so whatever answers, or that nothing does, is shown); a viewer has no
     // `services/proxy` and is refused by the apiserver.
-    let deployed = editor.post("/deploy", &deploy_form("web", &[("intent", "deploy")])).await;
+    let with_ingress = [("ingress_host", "web.apps.example.com"), ("intent", "deploy")];
+    let deployed = editor.post("/deploy", &deploy_form("web", &with_ingress)).await;
     assert_eq!(deployed.status, 303, "{deployed:?}");
     eventually(Duration::from_secs(60), "the app's endpoints ready", || async {
         let page = editor.post("/try", &try_it("service/web", "/", vec![])).await;
@@ -415,9 +417,74 @@ async fn the_endpoint_tester_reaches_only_this_namespaces_own_pods() {
     let denied = reader.post("/try", &try_it("service/web", "/", vec![])).await;
     assert_eq!(denied.status, 403, "{denied:?}");
     assert!(denied.body.contains("services/proxy") || denied.body.contains("forbidden"), "{}", denied.body);
-    let sent = editor.post("/try", &try_it("service/web", "/healthz", vec![])).await;
-    let answered = sent.status == 200 && sent.body.contains(r#"id="answer-status""#);
-    assert!(answered || sent.status == 502, "sent through the proxy, neither refused nor denied: {sent:?}");
+    // The Service directly, and through the Ingress's rule for the path (its backend is that Service).
+    for target in ["service/web", "ingress/web"] {
+        let sent = editor.post("/try", &try_it(target, "/healthz", vec![])).await;
+        let answered = sent.status == 200 && sent.body.contains(r#"id="answer-status""#);
+        assert!(
+            answered || sent.status == 502,
+            "{target} sent through the proxy, neither refused nor denied: {sent:?}"
+        );
+    }
     broker.deprovision(&other, SMALL).await;
+    broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn the_deploy_form_and_the_tester_in_headless_chromium() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, url, edit_token) = instance_with_binding(broker, "edit").await;
+    let namespace = broker.namespace(&id);
+    let lonely: Service = serde_json::from_value(json!({ "metadata": { "name": "lonely" },
+        "spec": { "selector": { "app": "nobody" }, "ports": [{ "port": 80 }] } }))
+    .expect("service");
+    let services = Api::<Service>::namespaced(cluster().admin().await, &namespace);
+    services.create(&PostParams::default(), &lonely).await.expect("create");
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("deploy-probe-{id}"));
+    let shots = dir.join("screenshots");
+    std::fs::create_dir_all(&shots).expect("probe folders");
+    let profile = dir.join("profile");
+    let mut probe = Probe::start(
+        "deploy_probe.mjs",
+        &[
+            ("PROBE_URL", url.as_ref()),
+            ("PROBE_TOKEN", edit_token.as_ref()),
+            ("SCREENSHOT_DIR", shots.as_os_str()),
+            ("PROBE_USER_DATA_DIR", profile.as_os_str()),
+        ],
+    );
+    let checkpoint = probe.next().await;
+    assert_eq!(checkpoint["event"], "dry-runs-done", "{checkpoint}");
+    assert_eq!(objects_in(&namespace).await, ["service/lonely"], "the refused dry runs made nothing");
+    probe.go_on();
+    let report = probe.report().await;
+
+    assert_eq!(report["prefilled"], "512Mi", "from the LimitRange: {report}");
+    let invalid = report["invalidError"].as_str().unwrap_or_default();
+    assert!(invalid.contains("must be less than or equal to memory limit"), "{report}");
+    assert!(report["quotaError"].as_str().unwrap_or_default().contains("exceeded quota"), "{report}");
+    assert!(report["preview"].as_str().unwrap_or_default().contains("kind: Deployment"), "{report}");
+    assert!(report["progressUrl"].as_str().unwrap_or_default().ends_with("/deploy?app=web"), "{report}");
+    assert_eq!(report["readyWithoutReload"], true, "the progress came into the open page: {report}");
+    assert!(report["progress"].as_str().unwrap_or_default().contains("2 of 2 pods ready"), "{report}");
+    let targets = report["targets"].as_array().expect("targets");
+    assert!(targets.iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("service web"))), "{report}");
+    assert!(report["lonely"].as_str().unwrap_or_default().contains("has no ready pod"), "{report}");
+    assert!(report["web"].as_str().is_some_and(|w| !w.contains("Not sent")), "{report}");
+    assert_eq!(report["deleted"], "Requested: delete: web", "{report}");
+    let deployments = Api::<Deployment>::namespaced(cluster().admin().await, &namespace);
+    eventually(Duration::from_secs(30), "the deployment deleted", || async {
+        deployments.get_opt("web").await.expect("get").is_none().then_some(())
+    })
+    .await;
+    assert_eq!(report["consoleErrors"], json!([]), "no error or policy violation in any page: {report}");
+    let screenshots = report["screenshots"].as_array().expect("screenshots");
+    assert_eq!(screenshots.len(), 7, "{report}");
+    for shot in screenshots.iter().filter_map(Value::as_str) {
+        let png = std::fs::read(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "a real screenshot at {shot}");
+    }
     broker.deprovision(&id, SMALL).await;
 }
