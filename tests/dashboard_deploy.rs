@@ -139,6 +139,15 @@ async fn a_deploy_is_dry_run_as_the_user_then_applied_from_the_container_app_bui
     for field in ["name", "port", "env"] {
         assert!(invalid.body.contains(&format!(r#"id="error-{field}""#)), "{field}: {}", invalid.body);
     }
+    // What the user typed comes back escaped, in the fields and in the preview.
+    let hostile = r#"example.invalid/x"><script>alert(1)</script>"#;
+    let echoed = editor.post("/deploy", &deploy_form("web", &[("image", hostile)])).await;
+    assert!(!echoed.body.contains("<script>alert(1)</script>"), "{}", echoed.body);
+    assert!(
+        echoed.body.contains("&lt;script&gt;alert(1)") || echoed.body.contains("&#60;script&#62;alert(1)"),
+        "{}",
+        echoed.body
+    );
     // A value the cluster refuses (a request above its limit), a LimitRange bound, and a size over the quota:
     // 422, the cluster's words beside the field, nothing made.
     let above_limit = editor.post("/deploy", &deploy_form("web", &[("memory_request", "1Gi")])).await;

@@ -6,8 +6,10 @@
 //!   Service) that the user can read there, named by a DNS label, with a port it declares;
 //! - RBAC decides (`services/proxy`: `edit` and `admin` have it, `view` does not);
 //! - the apiserver proxies only to the Service's endpoints, and refuses loopback and link-local addresses itself;
-//!   Services whose endpoints the tenant writes by hand (no selector) or that name an outside host (`ExternalName`)
-//!   are refused here, so no endpoint can be pointed at the host, the apiserver or a metadata address;
+//!   tenants cannot write Endpoints or EndpointSlices (`edit` and `admin` only read them) and Pod Security keeps
+//!   their pods off the host network, so a Service's endpoints are the tenant's own pods; Services without a
+//!   selector (hand-made endpoints) or naming an outside host (`ExternalName`) are refused here all the same, so no
+//!   endpoint can be pointed at the host, the apiserver or a metadata address;
 //! - the path cannot climb out of the proxy (`..`, encoded slashes or dots are refused);
 //! - headers that mean something to the apiserver (impersonation, authorization, hop-by-hop) are refused; the
 //!   user's token itself never reaches the app, as the apiserver drops the `Authorization` header once it has
@@ -133,10 +135,9 @@ pub fn checked_path(path: &str) -> Result<String, TryError> {
 }
 
 /// Header names the apiserver acts on, or that belong to the connection rather than the request.
-const REFUSED_HEADERS: [&str; 11] = [
+const REFUSED_HEADERS: [&str; 10] = [
     "authorization",
     "proxy-authorization",
-    "cookie",
     "host",
     "connection",
     "upgrade",
