@@ -253,6 +253,26 @@ async fn a_deploy_is_dry_run_as_the_user_then_applied_from_the_container_app_bui
 }
 
 #[tokio::test]
+async fn pod_security_answers_the_dry_run_where_restricted_is_enforced() {
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, url, edit_token) = instance_with_parameters(broker, "edit", json!({ "pod_security": "restricted" })).await;
+    let namespace = broker.namespace(&id);
+    let editor = visitor(&served, &url, &edit_token).await;
+    let refused = editor.post("/deploy", &deploy_form("web", &[("intent", "deploy")])).await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(refused.body.contains(r#"class="refusal""#), "a refusal about the whole app: {}", refused.body);
+    assert!(
+        refused.body.contains("violates PodSecurity &quot;restricted:latest&quot;")
+            || refused.body.contains("violates PodSecurity &#34;restricted:latest&#34;"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(objects_in(&namespace).await, Vec::<String>::new(), "nothing was made");
+    broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
 async fn a_dashboard_deploy_makes_what_a_container_app_instance_makes() {
     let served = serve().await;
     let broker = &served.broker;

@@ -365,26 +365,20 @@ impl Broker {
     pub async fn dry_run(&self, user: &Client, objects: &DeployObjects) -> Result<Deployed> {
         let namespace = objects.app.workload.namespace.as_str();
         let mut refused = Vec::new();
-        let mut record = |outcome: std::result::Result<(), kube::Error>| -> Result<()> {
-            match outcome {
-                Ok(()) => Ok(()),
-                Err(kube::Error::Api(status)) if status.code >= 500 => Err(kube::Error::Api(status).into()),
-                Err(error @ kube::Error::Api(_)) => {
-                    refused.extend(refusals(&error));
-                    Ok(())
-                }
-                Err(error) => Err(error.into()),
-            }
-        };
-        record(apply_as(user, namespace, &objects.deployment, true).await.map(drop))?;
-        record(apply_as(user, namespace, &objects.service, true).await.map(drop))?;
+        record(&mut refused, apply_as(user, namespace, &objects.deployment, true).await)?;
+        // The pod is asked about only for what admission says of it: a Deployment the cluster finds invalid would
+        // have its pod refused again for the same reasons.
+        let deployment_valid = refused.is_empty();
+        record(&mut refused, apply_as(user, namespace, &objects.service, true).await)?;
         if let Some(ingress) = &objects.ingress {
-            record(apply_as(user, namespace, ingress, true).await.map(drop))?;
+            record(&mut refused, apply_as(user, namespace, ingress, true).await)?;
         }
         if let Some(autoscaler) = &objects.autoscaler {
-            record(apply_as(user, namespace, autoscaler, true).await.map(drop))?;
+            record(&mut refused, apply_as(user, namespace, autoscaler, true).await)?;
         }
-        record(apply_as(user, namespace, &dry_run_pod(objects), true).await.map(drop))?;
+        if deployment_valid {
+            record(&mut refused, apply_as(user, namespace, &dry_run_pod(objects), true).await)?;
+        }
         if refused.is_empty() {
             let quotas = Api::<ResourceQuota>::namespaced(user.clone(), namespace);
             let quota = quotas.get_opt(QUOTA_NAME).await.map_err(user_error)?;
@@ -469,6 +463,20 @@ impl Broker {
             .and_then(|event| event.message.as_deref());
         let refusals = Refusals { pod_creation: refused, ..Refusals::default() };
         Ok(Some(progress(expected, &pods.items, refusals)))
+    }
+}
+
+/// Adds the apiserver's refusal of one object to `refused`; an apiserver that fails (5xx) or cannot be reached fails
+/// the whole dry run instead, since it said nothing about the app.
+fn record<K>(refused: &mut Vec<FieldError>, outcome: std::result::Result<K, kube::Error>) -> Result<()> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code >= 500 => Err(kube::Error::Api(status).into()),
+        Err(error @ kube::Error::Api(_)) => {
+            refused.extend(refusals(&error));
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
