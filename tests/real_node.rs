@@ -641,12 +641,23 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
     let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &form).await;
     assert_eq!(deployed.status, 303, "{deployed:?}");
     let started = Instant::now();
-    eventually(Duration::from_secs(120), "the dashboard showing the app ready", || async {
-        let page = send(served.address, "GET", &format!("{base}/deploy?app=web"), &[("cookie", &cookie)], "").await;
-        page.body.contains(r#"data-state="succeeded""#).then_some(())
-    })
-    .await;
-    println!("the dashboard said ready {:.1} s after the deploy", started.elapsed().as_secs_f64());
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |app: &'static str, state: &'static str| {
+        let (cookie, base, seen) = (&cookie, &base, &seen);
+        let served = &served;
+        async move {
+            let path = format!("{base}/deploy/progress?app={app}");
+            let fragment = send(served.address, "GET", &path, &[("cookie", cookie)], "").await;
+            let detail = fragment.body.split("id=\"progress-detail\">").nth(1).and_then(|d| d.split('<').next());
+            let mut seen = seen.lock().expect("seen");
+            if let Some(detail) = detail.filter(|d| seen.last().is_none_or(|last| !last.ends_with(d))) {
+                seen.push(format!("{:.1} s: {detail}", started.elapsed().as_secs_f64()));
+            }
+            fragment.body.contains(&format!("data-state=\"{state}\"")).then_some(fragment.body)
+        }
+    };
+    eventually(Duration::from_secs(120), "the dashboard showing the app ready", || progress("web", "succeeded")).await;
+    println!("the dashboard's progress of web: {:?}", seen.lock().expect("seen"));
 
     // The tester, through the apiserver's service proxy as the editor: the pod on the real node answers (the
     // tenant's default-deny policy admits the node's own traffic, which the apiserver's proxy is).
@@ -675,5 +686,21 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
 
     let deleted = post_form(&served, &cookie, &format!("{base}/apps/deployments/web"), &[("action", "delete")]).await;
     assert_eq!(deleted.status, 303, "{deleted:?}");
+
+    // An image the node does not hold and cannot pull: the progress fails, saying why.
+    let missing = form.map(|(key, value)| match key {
+        "name" => (key, "missing"),
+        "image" => (key, "localhost/caas/no-such-image:1"),
+        _ => (key, value),
+    });
+    let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &missing).await;
+    assert_eq!(deployed.status, 303, "{deployed:?}");
+    seen.lock().expect("seen").clear();
+    let failed = eventually(Duration::from_secs(120), "the dashboard showing the pull failure", || {
+        progress("missing", "failed")
+    })
+    .await;
+    println!("the dashboard's progress of missing: {:?}", seen.lock().expect("seen"));
+    assert!(failed.contains("image pull failed for container app"), "{failed}");
     served.broker.deprovision(&id, SMALL).await;
 }
