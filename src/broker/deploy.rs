@@ -73,11 +73,13 @@ pub struct FieldError {
     pub field: Option<&'static str>,
     /// What is wrong, in the form's or the cluster's words.
     pub message: String,
+    /// Whether RBAC refused the identity itself (it may not make such objects at all), rather than the app.
+    pub denied: bool,
 }
 
 impl FieldError {
     fn of(field: &'static str, message: impl Into<String>) -> FieldError {
-        FieldError { field: Some(field), message: message.into() }
+        FieldError { field: Some(field), message: message.into(), denied: false }
     }
 }
 
@@ -273,8 +275,11 @@ fn form_field(path: &str, message: &str) -> Option<&'static str> {
 /// field a LimitRange bound is about (`maximum cpu usage per Container ...`) or to no field (quota, Pod Security).
 pub fn refusals(error: &kube::Error) -> Vec<FieldError> {
     let kube::Error::Api(status) = error else {
-        return vec![FieldError { field: None, message: error.to_string() }];
+        return vec![FieldError { field: None, message: error.to_string(), denied: false }];
     };
+    // RBAC says "User ... cannot <verb> resource ..."; admission's refusals (quota, LimitRange, Pod Security) are
+    // 403 too, but about the object.
+    let denied = status.code == 403 && status.message.contains(" cannot ");
     let causes = status.details.as_ref().map(|details| details.causes.as_slice()).unwrap_or_default();
     let named: Vec<FieldError> = causes
         .iter()
@@ -282,6 +287,7 @@ pub fn refusals(error: &kube::Error) -> Vec<FieldError> {
         .map(|cause| FieldError {
             field: form_field(&cause.field, &cause.message),
             message: format!("{}: {}", cause.field, cause.message),
+            denied,
         })
         .collect();
     if !named.is_empty() {
@@ -302,7 +308,7 @@ pub fn refusals(error: &kube::Error) -> Vec<FieldError> {
     } else {
         None
     };
-    vec![FieldError { field, message: message.clone() }]
+    vec![FieldError { field, message: message.clone(), denied }]
 }
 
 /// What a dry run or a deploy came to: refused (nothing changed), or the objects the cluster holds now.
@@ -404,6 +410,7 @@ impl Broker {
                 refused.push(FieldError {
                     field: Some("replicas"),
                     message: format!("exceeded quota: {}", short.join("; ")),
+                    denied: false,
                 });
             }
         }
@@ -605,8 +612,16 @@ mod tests {
         let status = kube::core::Status::failure(
             "pods \"web-dry-run\" is forbidden: maximum cpu usage per Container is 1, but limit is 2",
             "Forbidden",
-        );
+        )
+        .with_code(403);
         let limit = refusals(&kube::Error::Api(status.boxed()));
-        assert_eq!(limit[0].field, Some("cpu_limit"));
+        assert_eq!((limit[0].field, limit[0].denied), (Some("cpu_limit"), false));
+        let rbac = kube::core::Status::failure(
+            "deployments.apps \"web\" is forbidden: User \"v\" cannot patch resource \"deployments\"",
+            "Forbidden",
+        )
+        .with_code(403);
+        let denied = refusals(&kube::Error::Api(rbac.boxed()));
+        assert_eq!((denied[0].field, denied[0].denied), (None, true));
     }
 }

@@ -231,9 +231,12 @@ pub async fn submit(
                 "dashboard deploy refused"
             );
             let general = errors.iter().filter(|e| e.field.is_none()).map(|e| e.message.clone()).collect();
+            // RBAC's refusal of the identity is a 403, as the apiserver answered; the app's refusals are a 422.
+            let status =
+                if errors.iter().any(|e| e.denied) { StatusCode::FORBIDDEN } else { StatusCode::UNPROCESSABLE_ENTITY };
             let mut shown = page(text, &session, form, &errors, Outcome::Refused(general));
             shown.yaml = Some(objects.yaml());
-            render(StatusCode::UNPROCESSABLE_ENTITY, &shown)
+            render(status, &shown)
         }
         Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
         Err(error) => {
