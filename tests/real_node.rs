@@ -640,10 +640,10 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
     ];
     let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &form).await;
     assert_eq!(deployed.status, 303, "{deployed:?}");
-    let started = Instant::now();
+    let started = std::sync::Mutex::new(Instant::now());
     let seen = std::sync::Mutex::new(Vec::<String>::new());
     let progress = |app: &'static str, state: &'static str| {
-        let (cookie, base, seen) = (&cookie, &base, &seen);
+        let (cookie, base, seen, started) = (&cookie, &base, &seen, &started);
         let served = &served;
         async move {
             let path = format!("{base}/deploy/progress?app={app}");
@@ -651,7 +651,8 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
             let detail = fragment.body.split("id=\"progress-detail\">").nth(1).and_then(|d| d.split('<').next());
             let mut seen = seen.lock().expect("seen");
             if let Some(detail) = detail.filter(|d| seen.last().is_none_or(|last| !last.ends_with(d))) {
-                seen.push(format!("{:.1} s: {detail}", started.elapsed().as_secs_f64()));
+                let since = started.lock().expect("started").elapsed();
+                seen.push(format!("{:.1} s: {detail}", since.as_secs_f64()));
             }
             fragment.body.contains(&format!("data-state=\"{state}\"")).then_some(fragment.body)
         }
@@ -669,9 +670,17 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
         ("headers", "Accept: application/json"),
         ("body", ""),
     ];
-    let tried = post_form(&served, &cookie, &format!("{base}/try"), &try_form).await;
+    // (The endpoint controller publishes a ready pod in the Service's EndpointSlice a moment after it turns ready;
+    // until then the tester says nothing can answer.)
+    let tried = eventually(Duration::from_secs(30), "the Service's endpoint published", || async {
+        let tried = post_form(&served, &cookie, &format!("{base}/try"), &try_form).await;
+        (tried.status != 409).then_some(tried)
+    })
+    .await;
     assert_eq!(tried.status, 200, "{tried:?}");
     assert!(tried.body.contains(r#"<dd id="answer-status">200</dd>"#), "{}", tried.body);
+    let latency = tried.body.split(r#"id="answer-latency">"#).nth(1).and_then(|l| l.split('<').next());
+    println!("the tester's request through the service proxy took {}", latency.unwrap_or("?"));
     assert!(
         tried.body.contains("&quot;greeting&quot;: &quot;hello from the dashboard&quot;")
             || tried.body.contains("&#34;greeting&#34;: &#34;hello from the dashboard&#34;"),
@@ -696,6 +705,7 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
     let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &missing).await;
     assert_eq!(deployed.status, 303, "{deployed:?}");
     seen.lock().expect("seen").clear();
+    *started.lock().expect("started") = Instant::now();
     let failed = eventually(Duration::from_secs(120), "the dashboard showing the pull failure", || {
         progress("missing", "failed")
     })
