@@ -171,6 +171,16 @@ async fn a_deploy_is_dry_run_as_the_user_then_applied_from_the_container_app_bui
         )
         .await;
     assert_eq!(over_quota_deploy.status, 422, "a deploy is dry-run first: {over_quota_deploy:?}");
+    // A cross-site form is refused before anything is asked of the cluster.
+    let headers = [
+        ("cookie", editor.cookie.as_str()),
+        ("origin", "https://evil.example"),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let path = format!("{}/deploy", editor.base);
+    let forged =
+        send(served.address, "POST", &path, &headers, "name=web&image=x&port=80&replicas=1&intent=deploy").await;
+    assert_eq!(forged.status, 403, "{forged:?}");
     assert_eq!(objects_in(&namespace).await, Vec::<String>::new(), "nothing was made");
 
     // A viewer's deploy: the apiserver refuses their identity, nothing is made.
