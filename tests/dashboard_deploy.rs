@@ -185,6 +185,8 @@ async fn a_deploy_is_dry_run_as_the_user_then_applied_from_the_container_app_bui
 
     // A viewer's deploy: the apiserver refuses their identity, nothing is made.
     let reader = visitor(&served, &url, &view_token).await;
+    let form = reader.get("/deploy").await;
+    assert!(form.body.contains(r#"id="view-only""#) && !form.body.contains(r#"id="deploy""#), "{}", form.body);
     let refused = reader.post("/deploy", &deploy_form("web", &[("intent", "deploy")])).await;
     assert_eq!(refused.status, 403, "{refused:?}");
     assert!(refused.body.contains("cannot patch resource"), "RBAC's own words: {}", refused.body);

@@ -19,6 +19,7 @@ use super::workloads::instance_path;
 use crate::broker::deploy::{self, DeployForm, Deployed, FieldError};
 use crate::broker::model::OperationState;
 use crate::broker::{Error, percent_encode};
+use crate::k8s::access::{self, Permission};
 
 /// One input of the form as shown: its value as typed and what is wrong with it.
 struct FieldView {
@@ -55,6 +56,8 @@ struct DeployPage<'a> {
     yaml: Option<String>,
     /// The progress fragment, rendered (and so escaped) on its own.
     progress: Option<String>,
+    /// Whether Kubernetes lets the identity make Deployments here (asked, as a courtesy: the apiserver still decides).
+    may_deploy: bool,
     live: String,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
@@ -138,6 +141,7 @@ fn page<'a>(
         outcome,
         yaml: None,
         progress: None,
+        may_deploy: true,
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
     }
@@ -175,6 +179,8 @@ pub async fn form(
         ..DeployForm::default()
     };
     let mut shown = page(text, &session, &blank, &[], Outcome::Blank);
+    let create = Permission { verb: "create", group: "apps", resource: "deployments" };
+    shown.may_deploy = access::allowed(&session.client, &session.tenant.namespace, create).await.unwrap_or(true);
     if let Some(app) = query.app.filter(|app| deploy::is_app_name(app)) {
         match progress_of(&state, text, &session, &app).await.render() {
             Ok(html) => shown.progress = Some(html),
@@ -236,6 +242,7 @@ pub async fn submit(
                 if errors.iter().any(|e| e.denied) { StatusCode::FORBIDDEN } else { StatusCode::UNPROCESSABLE_ENTITY };
             let mut shown = page(text, &session, form, &errors, Outcome::Refused(general));
             shown.yaml = Some(objects.yaml());
+            shown.may_deploy = status != StatusCode::FORBIDDEN;
             render(status, &shown)
         }
         Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),

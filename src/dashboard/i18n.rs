@@ -291,6 +291,8 @@ pub struct Text {
     pub try_denied: &'static str,
     /// Before why no answer came.
     pub try_failed: &'static str,
+    /// The deploy page of an identity Kubernetes does not let deploy.
+    pub deploy_view_only: &'static str,
 }
 
 impl Text {
@@ -513,6 +515,7 @@ pub static EN: Text = Text {
     try_no_endpoint: "Nothing can answer:",
     try_denied: "Kubernetes refused this identity:",
     try_failed: "No answer:",
+    deploy_view_only: "Your role does not let you deploy here (Kubernetes refuses it, dry runs too).",
 };
 
 /// Korean.
@@ -703,6 +706,7 @@ pub static KO: Text = Text {
     try_no_endpoint: "응답할 수 있는 것이 없음:",
     try_denied: "Kubernetes가 이 아이디를 거부함:",
     try_failed: "응답 없음:",
+    deploy_view_only: "현재 역할로는 여기에 배포할 수 없습니다(Kubernetes가 시험 실행도 거부합니다).",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).
