@@ -5,12 +5,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use caas_broker::broker::Broker;
-use caas_broker::config::Settings;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -19,56 +15,11 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
+use support::cloud_controller::{PermissionTable, stand_in_cloud_controller};
 use support::cluster::{cluster, eventually};
+use support::dashboard::{Served, cookie_of, serve, serve_on};
 use support::dex::{Dex, dex};
 use support::http::{HttpAnswer, form_encode, send};
-
-/// The broker under test with its dashboard served in-process on a free loopback port, and its domain, through which
-/// the test does what a sign-in through a provider does (a member's token).
-struct Served {
-    broker: TestBroker,
-    domain: Arc<Broker>,
-    address: SocketAddr,
-    origin: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// Serves the dashboard on `listener`, with `configure` applied to the settings.
-async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&mut Settings)) -> Served {
-    let address = listener.local_addr().expect("address");
-    let broker = TestBroker::start(|settings| {
-        settings.dashboard.base_url = None;
-        settings.dashboard.listen = address;
-        configure(settings);
-    })
-    .await;
-    let domain = caas_broker::server::broker(
-        &broker.settings,
-        caas_broker::catalog::Catalog::built_in(),
-        broker.client.clone(),
-        broker.endpoint.clone(),
-    )
-    .expect("broker");
-    let cluster_config = cluster().admin_config().await;
-    let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
-    listener.set_nonblocking(true).expect("non-blocking");
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("the dashboard serves");
-    });
-    let origin = broker.settings.dashboard_own_url(address);
-    Served { broker, domain, address, origin, server }
-}
-
-async fn serve() -> Served {
-    serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard"), |_| {}).await
-}
 
 impl Served {
     async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
@@ -96,11 +47,6 @@ impl Served {
     fn identities(&self) -> String {
         self.broker.settings.kubernetes.identity_namespace.clone()
     }
-}
-
-fn cookie_of(answer: &HttpAnswer) -> String {
-    let set = answer.header("set-cookie").expect("a session cookie");
-    set.split(';').next().expect("name=value").to_owned()
 }
 
 /// Provisions a small virtual cluster; its id.
@@ -400,53 +346,6 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
 
 // --- Cloud Foundry single sign-on: Dex as UAA, and a stand-in for the Cloud Controller's one endpoint ---------------
 
-/// What the stand-in Cloud Controller answers: (instance guid, email) → (read, manage).
-type PermissionTable = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), (bool, bool)>>>;
-
-/// `GET /v3/service_instances/:guid/permissions` as the Cloud Controller answers it, the user identified from the
-/// bearer token by Dex's userinfo endpoint (so only a token Dex issued works), the permissions from `table`.
-async fn stand_in_cloud_controller(dex: &Dex, table: PermissionTable) -> (String, tokio::task::JoinHandle<()>) {
-    use axum::extract::Path;
-    use axum::http::{HeaderMap, StatusCode};
-    let discovery: serde_json::Value = dex
-        .http
-        .get(format!("{}/.well-known/openid-configuration", dex.issuer))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("JSON");
-    let userinfo = discovery["userinfo_endpoint"].as_str().expect("a userinfo endpoint").to_owned();
-    let http = dex.http.clone();
-    let permissions = move |Path(guid): Path<String>, headers: HeaderMap| {
-        let (http, userinfo, table) = (http.clone(), userinfo.clone(), table.clone());
-        async move {
-            let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "NotAuthenticated" }] })));
-            };
-            let user = http.get(&userinfo).header("authorization", authorization).send().await;
-            let user: Option<serde_json::Value> = match user {
-                Ok(answer) if answer.status().is_success() => answer.json().await.ok(),
-                _ => None,
-            };
-            let Some(email) = user.as_ref().and_then(|u| u["email"].as_str()) else {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "errors": [{ "title": "InvalidAuthToken" }] })));
-            };
-            let table = table.lock().expect("table");
-            let (read, manage) = table.get(&(guid, email.to_owned())).copied().unwrap_or((false, false));
-            (StatusCode::OK, axum::Json(json!({ "read": read, "manage": manage })))
-        }
-    };
-    let app = axum::Router::new().route("/v3/service_instances/{guid}/permissions", axum::routing::get(permissions));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the stand-in");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("the stand-in serves");
-    });
-    (url, server)
-}
-
 /// The session cookie a sign-in's answer sets.
 fn session_cookie_of(answer: &HttpAnswer) -> Option<String> {
     answer
@@ -532,4 +431,38 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     let down = served.get(&callback, &login_cookie).await;
     assert_eq!(down.status, 503, "{down:?}");
     assert!(down.body.contains("does not answer") && session_cookie_of(&down).is_none(), "{}", down.body);
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_gives_a_clear_503_and_no_provider_shows_only_the_token_form() {
+    // Nothing listens on port 1: discovery fails at once, as it would for a provider that is down.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| {
+        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
+            issuer: "https://127.0.0.1:1/realms/k".to_owned(),
+            client_id: "caas".to_owned(),
+            client_secret: "not-used".to_owned(),
+            scopes: "openid email".to_owned(),
+            user_claim: "email".to_owned(),
+            ca_file: None,
+        });
+    })
+    .await;
+    let id = instance(&served.broker).await;
+    let page = served.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(&format!(r#"href="/instances/{id}/login/oidc""#)), "{}", page.body);
+    let down = served.get(&format!("/instances/{id}/login/oidc"), "").await;
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(down.body.contains("does not answer") && down.header("location").is_none(), "{}", down.body);
+    assert!(down.header("set-cookie").is_none(), "no sign-in started");
+    let off = served.get(&format!("/instances/{id}/login/cf"), "").await;
+    assert_eq!(off.status, 404, "a provider that is not configured: {off:?}");
+    let callback = served.get("/auth/callback?code=x&state=y", "").await;
+    assert_eq!(callback.status, 400, "a callback without a started sign-in: {callback:?}");
+
+    let plain = serve().await;
+    let id = instance(&plain.broker).await;
+    let page = plain.get(&format!("/instances/{id}/login"), "").await;
+    assert!(page.body.contains(r#"type="password""#) && !page.body.contains("/login/oidc"), "{}", page.body);
+    assert!(!page.body.contains("/login/cf"));
 }

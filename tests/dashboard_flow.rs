@@ -3,7 +3,9 @@
 //! alert appear on the open overview when a pod starts failing, stops, starts, restarts and scales an app with the
 //! page's buttons, invites a member with the view role and downloads a kubeconfig that the real kubectl then uses; it
 //! is refused another instance's page and a cross-site form; the member signs in through Dex, sees no control and a
-//! forged action of theirs is refused. Each outcome is checked in the cluster, and a screenshot of every page is kept
+//! forged action of theirs is refused; through Cloud Foundry's sign-on (Dex as UAA, a stand-in Cloud Controller that
+//! asks Dex who the token is) a user who may manage the instance gets the controls and one who may not is refused.
+//! Each outcome is checked in the cluster, and a screenshot of every page is kept
 //! under the test's target folder (`dashboard-flow-<id>/`).
 
 mod support;
@@ -20,9 +22,10 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::broker::*;
+use support::cloud_controller::{PermissionTable, stand_in_cloud_controller};
 use support::cluster::{cluster, repo_root};
 use support::dashboard::*;
-use support::dex::dex_knowing;
+use support::dex::listener_known_to_dex;
 
 /// What the probe may take at most, all steps together.
 const PROBE_PATIENCE: Duration = Duration::from_secs(300);
@@ -52,9 +55,10 @@ async fn tenant_deployment(namespace: &str) -> Api<Deployment> {
 #[tokio::test]
 async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     // The dashboard where Dex sends its users back: a port of our own, known to Dex as a redirect URI.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let (listener, dex) = listener_known_to_dex();
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
-    let dex = dex_knowing(Some(&format!("{base_url}/auth/callback")));
+    let permissions = PermissionTable::default();
+    let (cloud_controller, _cc) = stand_in_cloud_controller(&dex, permissions.clone()).await;
     let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(base_url.clone());
         settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
@@ -63,6 +67,15 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
             client_secret: dex.secret.clone(),
             scopes: "openid email profile".to_owned(),
             user_claim: "email".to_owned(),
+            ca_file: Some(dex.ca_file.clone()),
+        });
+        settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
+            issuer: dex.issuer.clone(),
+            client_id: Some(dex.client_id.clone()),
+            client_secret: dex.secret.clone(),
+            // Dex refuses UAA's scopes (cloud_controller_service_permissions.read): they are configuration.
+            scopes: "openid email profile".to_owned(),
+            api_url: cloud_controller.clone(),
             ca_file: Some(dex.ca_file.clone()),
         });
     })
@@ -75,6 +88,10 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     let deployments = tenant_deployment(&namespace).await;
     let member = "alice@example.test";
     let password = dex.users.get(member).expect("alice's password").clone();
+    // Through Cloud Foundry's sign-on, Bob may manage this instance and Alice nothing.
+    let manager = "bob@example.test";
+    let manager_password = dex.users.get(manager).expect("bob's password").clone();
+    permissions.lock().expect("table").insert((id.clone(), manager.to_owned()), (true, true));
     let spki = spki_sha256(&dex.ca_file.with_file_name("dex.crt"));
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-flow-{id}"));
@@ -90,6 +107,10 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
         .env("OTHER_URL", &other_url)
         .env("MEMBER_EMAIL", member)
         .env("MEMBER_PASSWORD", &password)
+        .env("CF_MANAGER", manager)
+        .env("CF_MANAGER_PASSWORD", &manager_password)
+        .env("CF_STRANGER", member)
+        .env("CF_STRANGER_PASSWORD", &password)
         .env("PROVIDER_SPKI", &spki)
         .env("SCREENSHOT_DIR", &shots)
         .env("DOWNLOAD_DIR", &downloads)
@@ -183,15 +204,29 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     // 7. The member came through Dex, as their own identity, with no control; their forged scale changed nothing.
     assert!(report["providerLoginUrl"].as_str().unwrap_or_default().starts_with(&dex.issuer), "{report}");
     assert_eq!(report["memberUrl"], Value::String(url.clone()), "{report}");
-    assert!(report["memberSignedInAs"].as_str().unwrap_or_default().ends_with(&account), "{report}");
+    assert_eq!(report["memberSignedInAs"], Value::String(format!("Signed in as {member}")), "{report}");
+    assert!(report["memberIdentity"].as_str().unwrap_or_default().ends_with(&account), "{report}");
     assert_eq!((report["memberControls"].as_u64(), report["memberViewOnly"].as_u64()), (Some(0), Some(1)), "{report}");
     assert_eq!(report["memberForgedStatus"], 403, "{report}");
     assert!(report["memberForgedBody"].as_str().unwrap_or_default().contains("forbidden"), "{report}");
     assert_eq!(deployments.get("web").await.expect("the app").spec.and_then(|s| s.replicas), Some(2));
 
+    // 8. Cloud Foundry's sign-on: the manager is an admin member named after the provider's user id and gets the
+    // controls; the user the Cloud Controller gives nothing is refused and becomes no member.
+    assert!(report["cfManagerSignedInAs"].as_str().unwrap_or_default().starts_with("Signed in as cf:"), "{report}");
+    let cf_who = report["cfManagerIdentity"].as_str().unwrap_or_default();
+    let cf_account = cf_who.rsplit(':').next().unwrap_or_default();
+    assert!(cf_account.starts_with("caas-member-") && cf_account != account, "{report}");
+    let cf_binding = Api::<RoleBinding>::namespaced(broker.client.clone(), &namespace).get(cf_account).await;
+    assert_eq!(cf_binding.expect("the CF manager's binding").role_ref.name, "admin");
+    assert!(report["cfManagerControls"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(report["cfStrangerStatus"], 403, "{report}");
+    let members = served.domain.members(&id).await.expect("members");
+    assert_eq!(members.len(), 3, "the owner, the invited member, the CF manager — not the stranger: {members:?}");
+
     assert_eq!(report["consoleErrors"], json!([]), "no error or policy violation in any page: {report}");
     let screenshots = report["screenshots"].as_array().expect("screenshots");
-    assert_eq!(screenshots.len(), 9, "{report}");
+    assert_eq!(screenshots.len(), 10, "{report}");
     for shot in screenshots.iter().filter_map(Value::as_str) {
         let png = std::fs::read(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "a real screenshot at {shot}");

@@ -216,6 +216,8 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     let (head, stream) = EventStream::open(served.address, &format!("{base}/live"), &cookie).await;
     let mut first = stream.unwrap_or_else(|| panic!("an event stream: {head}"));
     assert!(head.to_ascii_lowercase().contains("content-security-policy"), "{head}");
+    // The new watches say when they have caught up (the page reads every kind again once); then a new pod is news.
+    first.until("event: pods\ndata: pods\n", Duration::from_secs(30)).await;
     pods.create(&PostParams::default(), &pod("probe-1")).await.expect("create a pod");
     first.until("event: pods\ndata: pods\n", Duration::from_secs(30)).await;
     pods.delete("probe-1", &DeleteParams::default().grace_period(0)).await.expect("delete the pod");
@@ -226,8 +228,12 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     let (_, third) = EventStream::open(served.address, &format!("{base}/live"), &cookie).await;
     assert!(second.is_some() && third.is_some());
     assert_eq!(watches_and_viewers(broker).await, (8, 3), "one watch per kind for three viewers");
-    pods.create(&PostParams::default(), &pod("probe-2")).await.expect("create a pod");
     let (mut second, mut third) = (second.expect("second"), third.expect("third"));
+    // The later viewers joined running watches: they read every kind again once, then hear what is new.
+    for viewer in [&mut second, &mut third] {
+        viewer.until("event: pods\n", Duration::from_secs(30)).await;
+    }
+    pods.create(&PostParams::default(), &pod("probe-2")).await.expect("create a pod");
     for viewer in [&mut first, &mut second, &mut third] {
         viewer.until("event: pods\n", Duration::from_secs(30)).await;
     }

@@ -23,7 +23,8 @@ if [[ "$(bash "$real_node" status)" != *"kubelet running"* ]]; then node_started
 cf_api=tests/cf/cf-api.sh
 cf_started_here=false
 if [[ "$(bash "$cf_api" status)" != *" running "* ]]; then cf_started_here=true; fi
-# tests/oidc_provider.rs starts the OIDC provider (tests/oidc/dex.sh up): stopped afterwards too, unless it ran.
+# tests/oidc_provider.rs and tests/dashboard_access.rs start the OIDC provider (tests/oidc/dex.sh up): stopped afterwards
+# too, unless it ran.
 oidc=tests/oidc/dex.sh
 oidc_started_here=false
 if [[ "$(bash "$oidc" status)" != *"dex running"* ]]; then oidc_started_here=true; fi

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use crate::k8s::access::{self, Permission};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
@@ -18,6 +17,7 @@ use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use super::instance::StoredInstance;
 use super::tenants::Tenant;
 use super::{Broker, Error, Result, deleted};
+use crate::k8s::access::{self, Permission};
 use crate::k8s::member::MemberObjects;
 use crate::k8s::names::{self, ANNOTATION_MEMBER, LABEL_INSTANCE, LABEL_MEMBER};
 use crate::k8s::virtual_cluster::owned_by;
@@ -337,7 +337,9 @@ impl Broker {
             Err(Error::NotFound(_)) => return Ok(None),
             other => other?,
         };
-        Ok(Some((self.tenant(instance_id, &namespace, &instance, &account), issued.token)))
+        let tenant =
+            Tenant { member: Some(name.to_owned()), ..self.tenant(instance_id, &namespace, &instance, &account) };
+        Ok(Some((tenant, issued.token)))
     }
 }
 

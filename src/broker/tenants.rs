@@ -29,6 +29,8 @@ pub struct Tenant {
     pub username: String,
     /// That ServiceAccount's name in the identity namespace.
     pub account: String,
+    /// The member's name as their identity provider gives it, when a member signed in (see [`super::members`]).
+    pub member: Option<String>,
 }
 
 /// A kubeconfig for a signed-in identity's own ServiceAccount, with a short-lived token.
@@ -106,6 +108,7 @@ impl Broker {
             plan_name,
             username: format!("system:serviceaccount:{}:{account}", self.options.identity_namespace),
             account: account.to_owned(),
+            member: None,
         }
     }
 

@@ -6,13 +6,13 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{message, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, Visit, message, render, see_other};
 use super::sessions::Session;
 use crate::broker::actions::{Acted, Action, App, AppPermissions, Controller};
 use crate::broker::model::OperationState;
@@ -35,7 +35,6 @@ struct AppsPage<'a> {
     may_change_any: bool,
     metrics_available: bool,
     notice: Option<Notice>,
-    overview: String,
 }
 
 /// One app as shown, with the controls its viewer may use.
@@ -103,17 +102,8 @@ fn apps_path(instance_id: &str) -> String {
 }
 
 /// GET /instances/:instance_id/apps
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    Query(done): Query<Done>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, Query(done): Query<Done>, visit: PageVisit) -> Response {
+    let Visit { session, instance_id: _, text, .. } = visit;
     let notice = done.done.map(|action| Notice::Done(format!("{action}: {}", done.app.unwrap_or_default())));
     show(&state, text, &session, StatusCode::OK, notice).await
 }
@@ -200,22 +190,17 @@ fn apps_page<'a>(
         apps: lines,
         metrics_available,
         notice,
-        overview: format!("/instances/{}", percent_encode(instance_id)),
     }
 }
 
 /// POST /instances/:instance_id/apps/:resource/:name — one action, made as the signed-in user.
 pub async fn act(
     State(state): State<DashboardState>,
-    Path((instance_id, resource, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, resource, name)): Path<(String, String, String)>,
+    visit: PageVisit,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     let Some(kind) = Controller::from_resource(&resource) else {
         return message(StatusCode::NOT_FOUND, text, text.not_found, true);
     };
@@ -258,24 +243,11 @@ pub async fn act(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::Tenant;
     use crate::broker::actions::PlanApp;
     use crate::broker::model::LastOperation;
 
     fn session() -> Session {
-        let tenant = Tenant {
-            instance_id: "inst-1".to_owned(),
-            namespace: "caas-inst-1".to_owned(),
-            service_name: "caas".to_owned(),
-            plan_name: "small".to_owned(),
-            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
-            account: "caas-binding-b".to_owned(),
-        };
-        let client =
-            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
-        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
-        let id = sessions.start(tenant, client).expect("id");
-        sessions.find(&id).expect("session")
+        super::super::sessions::test_session("inst-1")
     }
 
     fn apps() -> Vec<App> {

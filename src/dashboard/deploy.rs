@@ -5,15 +5,15 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{message, read_failed, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render, see_other};
 use super::sessions::Session;
 use super::workloads::instance_path;
 use crate::broker::deploy::{self, DeployForm, Deployed, FieldError};
@@ -49,7 +49,6 @@ enum Outcome {
 struct DeployPage<'a> {
     text: &'static Text,
     session: &'a Session,
-    overview: String,
     action: String,
     fields: Vec<FieldView>,
     outcome: Outcome,
@@ -136,7 +135,6 @@ fn page<'a>(
         session,
         action: deploy_path(&session.tenant.instance_id),
         live: format!("{base}/live"),
-        overview: base,
         fields: fields(text, form, errors),
         outcome,
         yaml: None,
@@ -149,17 +147,8 @@ fn page<'a>(
 
 /// GET /instances/:instance_id/deploy — the form, sized from the namespace's LimitRange (read as the user), and
 /// with `?app=` the progress of that app.
-pub async fn form(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    Query(query): Query<AppQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn form(State(state): State<DashboardState>, Query(query): Query<AppQuery>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let defaults = match deploy::limit_defaults(&session.client, &session.tenant.namespace).await {
         Ok(defaults) => defaults,
         Err(Error::Denied(_)) => [None, None, None, None],
@@ -193,15 +182,10 @@ pub async fn form(
 /// POST /instances/:instance_id/deploy — a dry run (`intent=dry-run`) or a deploy, both as the user.
 pub async fn submit(
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
+    visit: PageVisit,
     Form(submitted): Form<Submitted>,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, instance_id, text, .. } = visit;
     let form = &submitted.form;
     let base = state.broker.deploy_base(&session.tenant.namespace);
     let app = match form.app(&session.tenant.namespace, &base) {
@@ -256,15 +240,10 @@ pub async fn submit(
 /// GET /instances/:instance_id/deploy/progress?app= — the progress fragment alone.
 pub async fn progress(
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
     Query(query): Query<AppQuery>,
-    headers: HeaderMap,
+    visit: PartVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (_, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session, text, .. } = visit;
     let Some(app) = query.app.filter(|app| deploy::is_app_name(app)) else {
         return message(StatusCode::NOT_FOUND, text, text.no_such_app, true);
     };

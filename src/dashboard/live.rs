@@ -74,9 +74,9 @@ async fn watch_once(
         Some(from) => from,
         None => {
             let listed = api.list_metadata(&ListParams::default().limit(1)).await?;
-            if *backoff > MIN_BACKOFF {
-                let _ = changed.try_send(());
-            }
+            // From here on every change is heard; what changed before (while the page that started this watch
+            // loaded, or while a failed watch was away) is not: its viewers read the kind again once.
+            let _ = changed.try_send(());
             listed.metadata.resource_version.unwrap_or_default()
         }
     };
@@ -139,16 +139,22 @@ impl Hub {
         let watched = namespaces
             .entry(namespace.to_owned())
             .or_insert_with(|| Namespace { changes: broadcast::channel(64).0, kinds: HashMap::new() });
+        // A watch that already runs said nothing of what changed while this viewer's page loaded: the viewer reads
+        // those kinds again once (a new watch says so itself once it has caught up).
+        let mut running_already = Vec::new();
         for &kind in &kinds {
             let running = watched.kinds.entry(kind).or_insert_with(|| {
                 metrics.dashboard_watches.inc();
                 Running { viewers: 0, task: self.start(namespace, kind, watched.changes.clone()) }
             });
+            if running.viewers > 0 {
+                running_already.push(kind);
+            }
             running.viewers += 1;
         }
         metrics.dashboard_viewers.inc();
         let changes = watched.changes.subscribe();
-        Subscription { hub: self.clone(), namespace: namespace.to_owned(), kinds, changes }
+        Subscription { hub: self.clone(), namespace: namespace.to_owned(), kinds, changes, catch_up: running_already }
     }
 
     /// Runs the watch of `kind` in `namespace`, relaying its changes to `out` at most once per [`COALESCE`].
@@ -198,11 +204,16 @@ pub struct Subscription {
     namespace: String,
     kinds: Vec<Kind>,
     changes: broadcast::Receiver<Kind>,
+    /// Kinds to read again first, whose watches ran before this viewer came.
+    catch_up: Vec<Kind>,
 }
 
 impl Subscription {
     /// The next kind that changed among those subscribed to. A viewer too slow to keep up hears of every kind.
     pub async fn next(&mut self) -> Option<Vec<Kind>> {
+        if !self.catch_up.is_empty() {
+            return Some(std::mem::take(&mut self.catch_up));
+        }
         loop {
             match self.changes.recv().await {
                 Ok(kind) if self.kinds.contains(&kind) => return Some(vec![kind]),
@@ -286,6 +297,11 @@ mod tests {
         let other = hub.subscribe("caas-b", vec![Kind::Pods]);
         assert_eq!((source.started.load(Ordering::SeqCst), hub.watches()), (3, 3), "another namespace, its own");
 
+        assert!(viewers[0].next().now_or_never().is_none(), "the first viewer's new watches say when they caught up");
+        for viewer in &mut viewers[1..] {
+            let catch_up = viewer.next().now_or_never().flatten();
+            assert_eq!(catch_up, Some(kinds.clone()), "a later viewer reads the running watches' kinds again once");
+        }
         source.change("caas-a", Kind::Pods);
         for viewer in &mut viewers {
             assert_eq!(viewer.next().await, Some(vec![Kind::Pods]), "every viewer hears of it");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::BoxStream;
@@ -23,8 +23,8 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{message, render, text_for};
-use super::respond::{read_failed, signed_in};
+use super::respond::read_failed;
+use super::respond::{PageVisit, PartVisit, Visit, message, render};
 use super::sessions::Session;
 use super::workloads::instance_path;
 use crate::broker::percent_encode;
@@ -105,15 +105,11 @@ pub fn cut(line: &str) -> String {
 /// exist and one the user may not read.
 pub async fn page(
     State(state): State<DashboardState>,
-    Path((instance_id, pod)): Path<(String, String)>,
+    Path((_, pod)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
-    headers: HeaderMap,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let (containers, container) = match container_of(&session, &pod, query.container).await {
         Ok(Some(found)) => found,
         Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
@@ -150,15 +146,11 @@ pub async fn page(
 /// ends the stream after one event saying there are no logs.
 pub async fn stream(
     State(state): State<DashboardState>,
-    Path((instance_id, pod)): Path<(String, String)>,
+    Path((_, pod)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
-    headers: HeaderMap,
+    visit: PartVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let container = match container_of(&session, &pod, query.container).await {
         Ok(Some((_, container))) => container,
         Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),

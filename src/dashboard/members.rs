@@ -5,14 +5,14 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{login_path, message, render, see_other, signed_in, text_for};
+use super::respond::{PageVisit, Visit, message, read_failed, render, see_other};
 use super::sessions::Session;
 use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
 use crate::broker::{Error, percent_encode};
@@ -74,31 +74,13 @@ async fn access(
     } else {
         members_access(client, namespace).await
     };
-    match answer {
-        Ok(access) => Ok(access),
-        Err(Error::Unavailable(_)) => {
-            Err(Box::new(message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)))
-        }
-        Err(error) => {
-            // Most often the member was removed or the token expired: the user signs in again.
-            tracing::warn!(instance_id = %session.tenant.instance_id, %error, "access review as the signed-in user failed; ending the session");
-            state.sessions.end(id);
-            Err(Box::new(see_other(&login_path(&session.tenant.instance_id))))
-        }
-    }
+    // A failure is most often a member removed or a token expired: the session ends and the user signs in again.
+    answer.map_err(|error| Box::new(read_failed(state, text, id, &session.tenant.instance_id, error)))
 }
 
 /// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id: _, text } = visit;
     let access = match access(&state, &id, &session, text, false).await {
         Ok(access) => access,
         Err(answer) => return *answer,
@@ -151,47 +133,27 @@ enum Change {
 }
 
 /// POST /instances/:instance_id/members — invite a member (name, role).
-pub async fn invite(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Invite).await
+pub async fn invite(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Invite).await
 }
 
 /// POST /instances/:instance_id/members/role — give a member another role (name, role).
-pub async fn change_role(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Role).await
+pub async fn change_role(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Role).await
 }
 
 /// POST /instances/:instance_id/members/revoke — remove a member (name); their tokens stop working at once.
-pub async fn revoke(
-    state: State<DashboardState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    form: Form<MemberForm>,
-) -> Response {
-    change(state, path, headers, form, Change::Revoke).await
+pub async fn revoke(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+    change(state, visit, form, Change::Revoke).await
 }
 
 async fn change(
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
+    visit: PageVisit,
     Form(form): Form<MemberForm>,
     change: Change,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     match access(&state, &id, &session, text, true).await {
         Ok(MembersAccess::Manage) => {}
         Ok(_) => {
@@ -235,25 +197,16 @@ async fn change(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::Tenant;
 
     fn session() -> Session {
-        let tenant = Tenant {
-            instance_id: "inst 1".to_owned(),
-            namespace: "caas-inst-1".to_owned(),
-            service_name: "caas".to_owned(),
-            plan_name: "small".to_owned(),
-            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
-            account: "caas-binding-b".to_owned(),
-        };
-        let client =
-            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
-        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
-        let id = sessions.start(tenant, client).expect("id");
-        sessions.find(&id).expect("session")
+        super::super::sessions::test_session("inst 1")
     }
 
-    fn page<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> String {
+    fn page(session: &Session, members: &[Member], listed: bool, manage: bool) -> String {
+        page_of(session, members, listed, manage).render().expect("renders")
+    }
+
+    fn page_of<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> MembersPage<'a> {
         let base = members_path("inst 1");
         MembersPage {
             text: &i18n::EN,
@@ -269,8 +222,6 @@ mod tests {
             role_action: format!("{base}/role"),
             revoke_action: format!("{base}/revoke"),
         }
-        .render()
-        .expect("renders")
     }
 
     #[tokio::test]
@@ -295,5 +246,11 @@ mod tests {
         assert!(
             read_only.contains(r#"id="read-only""#) && !read_only.contains("<form method=\"post\" action=\"/instances")
         );
+        assert!(read_only.contains("bob@example.test"), "whoever may list RoleBindings sees the members");
+        let hidden = page(&session, &[], false, false);
+        assert!(hidden.contains(r#"id="read-only""#) && !hidden.contains("<table"), "{hidden}");
+        let korean = MembersPage { text: &i18n::KO, ..page_of(&session, &members, true, true) };
+        let korean = korean.render().expect("renders");
+        assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("멤버") && korean.contains("초대"));
     }
 }

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::i18n::Text;
 use super::respond::{
-    COOKIE, Visitor, login_path, message, read_failed, render, see_other, session_id, signed_in, text_for, visitor,
+    COOKIE, PageVisit, PartVisit, Visit, Visitor, login_path, message, read_failed, render, see_other, session_id,
+    text_for, visitor,
 };
 use super::sessions::Session;
 use crate::broker::actions::PlanApp;
@@ -75,16 +76,8 @@ struct OverviewPage<'a> {
 
 /// POST /instances/:instance_id/kubeconfig — a kubeconfig for the signed-in identity, as a download (a POST: it mints
 /// a credential, so it takes the same cross-site check as every other change).
-pub async fn kubeconfig(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let session = match signed_in(&state, &headers, &instance_id, true) {
-        Ok((_, session)) => session,
-        Err(answer) => return *answer,
-    };
+pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap, visit: PageVisit) -> Response {
+    let Visit { session, instance_id, text, .. } = visit;
     match state.broker.kubeconfig(&session.tenant).await {
         Ok(kubeconfig) => {
             let disposition = format!("attachment; filename=\"{}\"", kubeconfig_file(&session.tenant.namespace));
@@ -118,16 +111,8 @@ pub struct LoginForm {
 }
 
 /// GET /instances/:instance_id — the overview, read with the signed-in user's own token.
-pub async fn overview(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn overview(State(state): State<DashboardState>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let (read, plans) = tokio::join!(
         overview::read(&session.client, &session.tenant.namespace),
         state.broker.workload_plans(&session.tenant),
@@ -144,16 +129,8 @@ pub async fn overview(
 
 /// GET /instances/:instance_id/alerts — the overview's alerts alone, read as the signed-in user (what the live
 /// overview swaps in when pods, events or Deployments change).
-pub async fn alerts(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn alerts(State(state): State<DashboardState>, visit: PartVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     match overview::read(&session.client, &session.tenant.namespace).await {
         Ok(overview) => {
             let live_alerts = Some(live_alerts_path(&instance_id));
@@ -351,23 +328,10 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::Tenant;
     use crate::broker::alerts::{Alert, AlertKind, Severity};
 
     fn session() -> Session {
-        let tenant = Tenant {
-            instance_id: "inst-1".to_owned(),
-            namespace: "caas-inst-1".to_owned(),
-            service_name: "caas".to_owned(),
-            plan_name: "small".to_owned(),
-            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
-            account: "caas-binding-b".to_owned(),
-        };
-        let client =
-            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
-        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
-        let id = sessions.start(tenant, client).expect("id");
-        sessions.find(&id).expect("session")
+        super::super::sessions::test_session("inst-1")
     }
 
     fn overview() -> Overview {

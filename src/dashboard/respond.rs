@@ -1,7 +1,11 @@
 //! What every dashboard handler needs to answer: who the visitor is (from the session cookie), the words for their
 //! language, and the shapes of an answer (a rendered page, a message page, a redirect).
 
+use std::collections::HashMap;
+
 use askama::Template;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -123,4 +127,39 @@ pub fn read_failed(
     tracing::warn!(instance_id = tenant, %error, "a dashboard read as the signed-in user failed; ending the session");
     state.sessions.end(session_id);
     see_other(&login_path(tenant))
+}
+
+/// A signed-in visit to one instance's pages: the visitor's session and its id, the instance the path names, and the
+/// words for their language. A handler that takes one runs only for a visitor signed in to that instance; anyone else
+/// gets [`signed_in`]'s answer — for a page (`PAGE`) the sign-in page, for a fragment or a stream 401.
+pub struct Visit<const PAGE: bool> {
+    /// The session's id (to end it when the user's token no longer works).
+    pub session_id: String,
+    /// The session.
+    pub session: Box<Session>,
+    /// The instance in the path (`/instances/{instance_id}/...`).
+    pub instance_id: String,
+    /// The words in the visitor's language.
+    pub text: &'static Text,
+}
+
+/// A visit to a whole page.
+pub type PageVisit = Visit<true>;
+/// A visit to a part of a page (a fragment htmx swaps in) or a stream.
+pub type PartVisit = Visit<false>;
+
+impl<const PAGE: bool> FromRequestParts<DashboardState> for Visit<PAGE> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &DashboardState) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let text = text_for(&parts.headers);
+        let Some(instance_id) = params.get("instance_id").cloned() else {
+            return Err(message(StatusCode::NOT_FOUND, text, text.not_found, false));
+        };
+        let (session_id, session) = signed_in(state, &parts.headers, &instance_id, PAGE).map_err(|answer| *answer)?;
+        Ok(Visit { session_id, session, instance_id, text })
+    }
 }

@@ -18,6 +18,13 @@ pub struct Session {
     expires_at: Instant,
 }
 
+impl Session {
+    /// The path of the signed-in instance's dashboard, which its pages' links start with.
+    pub fn base_path(&self) -> String {
+        format!("/instances/{}", crate::broker::percent_encode(&self.tenant.instance_id))
+    }
+}
+
 /// Every session, by id.
 pub struct Sessions {
     by_id: Mutex<HashMap<String, Session>>,
@@ -80,6 +87,25 @@ impl Sessions {
     }
 }
 
+/// A signed-in session of instance `instance_id` for the pages' unit tests, its client pointing nowhere.
+#[cfg(test)]
+pub fn test_session(instance_id: &str) -> Session {
+    let tenant = Tenant {
+        instance_id: instance_id.to_owned(),
+        namespace: "caas-inst-1".to_owned(),
+        service_name: "caas".to_owned(),
+        plan_name: "small".to_owned(),
+        username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
+        account: "caas-binding-b".to_owned(),
+        member: None,
+    };
+    let client =
+        kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
+    let sessions = Sessions::new(Duration::from_secs(60), 1);
+    let id = sessions.start(tenant, client).expect("id");
+    sessions.find(&id).expect("session")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +118,7 @@ mod tests {
             plan_name: "small".to_owned(),
             username: "system:serviceaccount:ids:x".to_owned(),
             account: "x".to_owned(),
+            member: None,
         }
     }
 

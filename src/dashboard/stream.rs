@@ -7,32 +7,23 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 
 use super::DashboardState;
 use super::live::Subscription;
-use super::respond::signed_in;
-use super::respond::{message, text_for};
+use super::respond::{PartVisit, Visit, message};
 use crate::broker::workloads_view::{self, Kind};
 
 /// How often a stream checks that its session still lives (signed out, expired: the stream ends).
 const SESSION_CHECK: Duration = Duration::from_secs(15);
 
 /// GET /instances/:instance_id/live.
-pub async fn live(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let namespace = session.tenant.namespace.clone();
     let reviews = Kind::ALL.map(|kind| workloads_view::may_watch(&session.client, &namespace, kind));
     let allowed = match futures::future::try_join_all(reviews).await {

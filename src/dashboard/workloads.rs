@@ -3,13 +3,13 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{message, read_failed, render, signed_in, text_for};
+use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render};
 use super::sessions::Session;
 use crate::broker::percent_encode;
 use crate::broker::workloads_view::{self, Kind, Row, Section};
@@ -104,16 +104,8 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 }
 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
-pub async fn page(
-    State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
+    let Visit { session_id: id, session, instance_id, text } = visit;
     match workloads_view::read_all(&session.client, &session.tenant.namespace).await {
         Ok(sections) => {
             let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
@@ -139,14 +131,10 @@ fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<S
 /// GET /instances/:instance_id/workloads/:kind — one kind's section alone (what the live page swaps in).
 pub async fn section(
     State(state): State<DashboardState>,
-    Path((instance_id, kind)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, kind)): Path<(String, String)>,
+    visit: PartVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, false) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
     match workloads_view::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
         Ok(section) => {
@@ -160,14 +148,10 @@ pub async fn section(
 /// what does not exist and what they may not read.
 pub async fn object(
     State(state): State<DashboardState>,
-    Path((instance_id, kind, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, kind, name)): Path<(String, String, String)>,
+    visit: PageVisit,
 ) -> Response {
-    let text = text_for(&headers);
-    let (id, session) = match signed_in(&state, &headers, &instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let Visit { session_id: id, session, instance_id, text } = visit;
     let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
     let Some(kind) = Kind::parse(&kind) else { return no_such() };
     match workloads_view::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
@@ -187,22 +171,9 @@ pub async fn object(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::Tenant;
 
     fn session() -> Session {
-        let tenant = Tenant {
-            instance_id: "inst-1".to_owned(),
-            namespace: "caas-inst-1".to_owned(),
-            service_name: "caas".to_owned(),
-            plan_name: "small".to_owned(),
-            username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
-            account: "caas-binding-b".to_owned(),
-        };
-        let client =
-            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
-        let sessions = super::super::sessions::Sessions::new(std::time::Duration::from_secs(60), 1);
-        let id = sessions.start(tenant, client).expect("id");
-        sessions.find(&id).expect("session")
+        super::super::sessions::test_session("inst-1")
     }
 
     #[tokio::test]

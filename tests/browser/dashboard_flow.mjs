@@ -7,11 +7,15 @@
 //  5. downloads a kubeconfig with the overview's button;
 //  6. is refused another instance's page and a cross-site form;
 //  7. the member signs in through the OpenID Connect provider (Dex's login form), sees no control on the apps page,
-//     and a forged action from their session is refused.
+//     and a forged action from their session is refused;
+//  8. through Cloud Foundry's single sign-on (the same provider as UAA, and the test's stand-in Cloud Controller):
+//     CF_MANAGER, whom the Cloud Controller lets manage the instance, gets the controls; CF_STRANGER, whom it gives
+//     nothing, is refused.
 // A screenshot of each page is kept in SCREENSHOT_DIR. The last line on stdout is one JSON report.
 //
 // Environment: PROBE_URL (the instance's dashboard_url), PROBE_TOKEN (the admin's token), OTHER_URL (another
-// instance's dashboard_url), MEMBER_EMAIL, MEMBER_PASSWORD, PROVIDER_SPKI (base64 SHA-256 of the provider's TLS public
+// instance's dashboard_url), MEMBER_EMAIL, MEMBER_PASSWORD, CF_MANAGER, CF_MANAGER_PASSWORD, CF_STRANGER,
+// CF_STRANGER_PASSWORD, PROVIDER_SPKI (base64 SHA-256 of the provider's TLS public
 // key: the only certificate Chromium is told to accept without its CA), SCREENSHOT_DIR, DOWNLOAD_DIR,
 // PROBE_USER_DATA_DIR, CHROMIUM (default /usr/bin/chromium). Secrets come in the environment, never on a command line.
 import { chromium } from 'playwright-core';
@@ -138,43 +142,63 @@ try {
 
   // 7. The member, through the OpenID Connect provider, in a browser of their own.
   step('member sign-in through the provider');
-  const memberBrowser = await chromium.launch({
+  const providerBrowser = await chromium.launch({
     executablePath: env('CHROMIUM', '/usr/bin/chromium'),
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
       `--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`],
   });
-  const memberContext = await memberBrowser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-  try {
-    const member = await memberContext.newPage();
-    watchConsole(member);
-    await member.goto(url, { waitUntil: 'load' });
-    await submit(member, member.locator(`a[href$="/login/oidc"]`));
-    report.providerLoginUrl = member.url();
-    await shoot(member, '7-provider-login');
-    await member.fill('input[name=login]', env('MEMBER_EMAIL'));
-    await member.fill('input[name=password]', env('MEMBER_PASSWORD'));
-    await Promise.all([
-      member.waitForURL((u) => u.origin === origin && !u.pathname.startsWith('/auth/'), { timeout: 60000 }),
-      member.locator('button[type=submit]').click(),
+  // Signs in through the provider `kind` (oidc, cf) as `email` in a fresh browser context; the page where it ends.
+  const throughProvider = async (kind, email, password, shot) => {
+    const visitor = await (await providerBrowser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } })).newPage();
+    watchConsole(visitor);
+    await visitor.goto(url, { waitUntil: 'load' });
+    await submit(visitor, visitor.locator(`a[href$="/login/${kind}"]`));
+    const at = visitor.url();
+    await visitor.fill('input[name=login]', email);
+    await visitor.fill('input[name=password]', password);
+    const [answer] = await Promise.all([
+      visitor.waitForResponse((r) => new URL(r.url()).pathname === '/auth/callback', { timeout: 60000 }),
+      visitor.locator('button[type=submit]').click(),
     ]);
+    await visitor.waitForLoadState('load');
+    await shoot(visitor, shot);
+    return { visitor, providerUrl: at, callbackStatus: answer.status() };
+  };
+  try {
+    const { visitor: member, providerUrl } = await throughProvider('oidc', env('MEMBER_EMAIL'), env('MEMBER_PASSWORD'), '7-member-overview');
+    report.providerLoginUrl = providerUrl;
     await member.waitForSelector('#quota', { timeout: 30000 });
     report.memberUrl = member.url();
     report.memberSignedInAs = await text(member, '.who');
-    await shoot(member, '8-member-overview');
+    report.memberIdentity = await member.getAttribute('.who', 'title');
     await member.goto(`${url}/apps`, { waitUntil: 'load' });
     report.memberControls = await member.locator('input[name=action]').count();
     report.memberViewOnly = await member.locator('#view-only').count();
-    await shoot(member, '9-member-apps');
-    const forged = await memberContext.request.post(`${url}/apps/deployments/web`, {
+    await shoot(member, '8-member-apps');
+    const forged = await member.context().request.post(`${url}/apps/deployments/web`, {
       headers: { origin },
       form: { action: 'scale', replicas: '0' },
       maxRedirects: 0,
     });
     report.memberForgedStatus = forged.status();
     report.memberForgedBody = (await forged.text()).replace(/\s+/g, ' ');
+
+    // 8. Cloud Foundry's single sign-on: the Cloud Controller's answer decides, at sign-in.
+    step('Cloud Foundry single sign-on');
+    const { visitor: manager } = await throughProvider('cf', env('CF_MANAGER'), env('CF_MANAGER_PASSWORD'), '9-cf-manager');
+    await manager.waitForSelector('#quota', { timeout: 30000 });
+    report.cfManagerSignedInAs = await text(manager, '.who');
+    report.cfManagerIdentity = await manager.getAttribute('.who', 'title');
+    await manager.goto(`${url}/apps`, { waitUntil: 'load' });
+    report.cfManagerControls = await manager.locator('input[name=action]').count();
+    refusalExpected = true;
+    const { visitor: stranger, callbackStatus } = await throughProvider('cf', env('CF_STRANGER'), env('CF_STRANGER_PASSWORD'), '10-cf-stranger');
+    refusalExpected = false;
+    report.cfStrangerStatus = callbackStatus;
+    report.cfStrangerPage = await text(stranger, 'main');
   } finally {
-    await memberBrowser.close();
+    await providerBrowser.close();
   }
   say(report);
 } catch (error) {

@@ -45,13 +45,39 @@ pub fn dex() -> Dex {
     dex_knowing(None)
 }
 
-/// Dex up, knowing the redirect URI `also` besides those it has (a change restarts it), then described.
-pub fn dex_knowing(also: Option<&str>) -> Dex {
+/// The redirect URIs Dex knows (from its state, running or not).
+fn known_redirect_uris() -> Vec<String> {
     let known = dex_script(&["env"], None).ok().map(|text| env_vars(&text)).unwrap_or_default();
-    let mut uris: Vec<String> = known
+    known
         .get("CAAS_OIDC_REDIRECT_URIS")
         .map(|uris| uris.split(',').filter(|uri| !uri.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A loopback listener for a dashboard Dex sends its users back to (`<its URL>/auth/callback`), and Dex knowing it:
+/// a port Dex already knows from an earlier run when one is free, so that runs do not grow Dex's list and restart it,
+/// otherwise a new one. Never the README's dashboard port (8081).
+pub fn listener_known_to_dex() -> (std::net::TcpListener, Dex) {
+    for uri in known_redirect_uris() {
+        let Some(address) = uri.strip_prefix("http://127.0.0.1:").and_then(|rest| rest.strip_suffix("/auth/callback"))
+        else {
+            continue;
+        };
+        if address == "8081" {
+            continue;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(format!("127.0.0.1:{address}")) {
+            return (listener, dex_knowing(None));
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a dashboard for Dex");
+    let address = listener.local_addr().expect("address");
+    (listener, dex_knowing(Some(&format!("http://{address}/auth/callback"))))
+}
+
+/// Dex up, knowing the redirect URI `also` besides those it has (a change restarts it), then described.
+pub fn dex_knowing(also: Option<&str>) -> Dex {
+    let mut uris = known_redirect_uris();
     if let Some(uri) = also.filter(|uri| !uris.iter().any(|known| known == uri)) {
         uris.push(uri.to_owned());
     }

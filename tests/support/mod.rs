@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod browser;
+pub mod cloud_controller;
 pub mod cluster;
 pub mod dashboard;
 pub mod dex;
