@@ -31,6 +31,8 @@ use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::{Value, json};
 use support::broker::{Answer, MEDIUM, MICRO, SMALL, TestBroker, provision_body};
 use support::cluster::{TestNamespace, cluster, eventually, repo_root};
+use support::dashboard::{Served, cookie_of, instance_with_binding, path_of, serve_on, sign_in};
+use support::http::{HttpAnswer, form_encode, send};
 
 const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
 const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
@@ -51,14 +53,8 @@ fn id(prefix: &str) -> String {
     format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-/// A broker whose workloads go to the real node, as an operator sets it for a node pool of its own.
-async fn broker() -> TestBroker {
-    assert_node_ready().await;
-    TestBroker::start(on_the_real_node).await
-}
-
-/// Fails, naming the command to run, when the real node is not Ready.
-async fn assert_node_ready() {
+/// Fails, naming the command to run, when the real node is not up and Ready.
+async fn assert_real_node_ready() {
     let admin = cluster().admin().await;
     let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
     let ready = node
@@ -68,11 +64,17 @@ async fn assert_node_ready() {
     assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {node:?})");
 }
 
-/// The settings that put workloads on the real node.
+/// Sends workloads to the real node, as an operator sets it for a node pool of its own.
 fn on_the_real_node(settings: &mut Settings) {
     settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
     settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
     settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
+}
+
+/// A broker whose workloads go to the real node.
+async fn broker() -> TestBroker {
+    assert_real_node_ready().await;
+    TestBroker::start(on_the_real_node).await
 }
 
 /// The references `images/build.sh` gives its images (the node imported them).
@@ -613,7 +615,7 @@ fn novnc_probe(target: &[(&str, String)]) -> Value {
 #[tokio::test]
 async fn the_dashboards_open_button_shows_a_session_through_the_members_own_service_proxy() {
     let _turn = NODE_TURN.lock().await;
-    assert_node_ready().await;
+    assert_real_node_ready().await;
     let session_image = image("streaming-session-test");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
     let served = support::dashboard::serve_on(listener, |settings| {
@@ -665,4 +667,114 @@ async fn the_dashboards_open_button_shows_a_session_through_the_members_own_serv
 
     delete_workload(broker, &session, STREAMING, CPU_720P).await;
     broker.deprovision(&cluster_id, MEDIUM).await;
+}
+
+/// A signed-in editor's form post to the dashboard, from its own origin.
+async fn post_form(served: &Served, cookie: &str, path: &str, fields: &[(&str, &str)]) -> HttpAnswer {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+    let headers =
+        [("cookie", cookie), ("origin", served.origin.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    send(served.address, "POST", path, &headers, &body.join("&")).await
+}
+
+#[tokio::test]
+async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester() {
+    let _turn = NODE_TURN.lock().await;
+    assert_real_node_ready().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, on_the_real_node).await;
+    let (id, url, token) = instance_with_binding(&served.broker, "edit").await;
+    let base = path_of(&url, &served.origin);
+    let signed_in = sign_in(&served, &format!("{base}/login"), &token, &served.origin).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let cookie = cookie_of(&signed_in);
+
+    let image = image("webapp");
+    let form = [
+        ("name", "web"),
+        ("image", image.as_str()),
+        ("port", "8080"),
+        ("replicas", "1"),
+        ("env", "GREETING=hello from the dashboard"),
+        ("cpu_request", "100m"),
+        ("cpu_limit", "500m"),
+        ("memory_request", "64Mi"),
+        ("memory_limit", "128Mi"),
+        ("intent", "deploy"),
+    ];
+    let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &form).await;
+    assert_eq!(deployed.status, 303, "{deployed:?}");
+    let started = std::sync::Mutex::new(Instant::now());
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |app: &'static str, state: &'static str| {
+        let (cookie, base, seen, started) = (&cookie, &base, &seen, &started);
+        let served = &served;
+        async move {
+            let path = format!("{base}/deploy/progress?app={app}");
+            let fragment = send(served.address, "GET", &path, &[("cookie", cookie)], "").await;
+            let detail = fragment.body.split("id=\"progress-detail\">").nth(1).and_then(|d| d.split('<').next());
+            let mut seen = seen.lock().expect("seen");
+            if let Some(detail) = detail.filter(|d| seen.last().is_none_or(|last| !last.ends_with(d))) {
+                let since = started.lock().expect("started").elapsed();
+                seen.push(format!("{:.1} s: {detail}", since.as_secs_f64()));
+            }
+            fragment.body.contains(&format!("data-state=\"{state}\"")).then_some(fragment.body)
+        }
+    };
+    eventually(Duration::from_secs(120), "the dashboard showing the app ready", || progress("web", "succeeded")).await;
+    println!("the dashboard's progress of web: {:?}", seen.lock().expect("seen"));
+
+    // The tester, through the apiserver's service proxy as the editor: the pod on the real node answers (the
+    // tenant's default-deny policy admits the node's own traffic, which the apiserver's proxy is).
+    let try_form = [
+        ("target", "service/web"),
+        ("port", "80"),
+        ("path", "/cgi-bin/whoami"),
+        ("method", "GET"),
+        ("headers", "Accept: application/json"),
+        ("body", ""),
+    ];
+    // (The endpoint controller publishes a ready pod in the Service's EndpointSlice a moment after it turns ready;
+    // until then the tester says nothing can answer.)
+    let tried = eventually(Duration::from_secs(30), "the Service's endpoint published", || async {
+        let tried = post_form(&served, &cookie, &format!("{base}/try"), &try_form).await;
+        (tried.status != 409).then_some(tried)
+    })
+    .await;
+    assert_eq!(tried.status, 200, "{tried:?}");
+    assert!(tried.body.contains(r#"<dd id="answer-status">200</dd>"#), "{}", tried.body);
+    let latency = tried.body.split(r#"id="answer-latency">"#).nth(1).and_then(|l| l.split('<').next());
+    println!("the tester's request through the service proxy took {}", latency.unwrap_or("?"));
+    assert!(
+        tried.body.contains("&quot;greeting&quot;: &quot;hello from the dashboard&quot;")
+            || tried.body.contains("&#34;greeting&#34;: &#34;hello from the dashboard&#34;"),
+        "pretty JSON, escaped: {}",
+        tried.body
+    );
+    let index = try_form.map(|(key, value)| if key == "path" { (key, "/") } else { (key, value) });
+    let page = post_form(&served, &cookie, &format!("{base}/try"), &index).await;
+    assert!(page.body.contains(r#"<dd id="answer-status">200</dd>"#), "the index page: {}", page.body);
+    let shown = page.body.contains("caas webapp") && !page.body.contains("<h1>caas webapp</h1>");
+    assert!(shown, "the app's HTML is shown as text, escaped: {}", page.body);
+
+    let deleted = post_form(&served, &cookie, &format!("{base}/apps/deployments/web"), &[("action", "delete")]).await;
+    assert_eq!(deleted.status, 303, "{deleted:?}");
+
+    // An image the node does not hold and cannot pull: the progress fails, saying why.
+    let missing = form.map(|(key, value)| match key {
+        "name" => (key, "missing"),
+        "image" => (key, "localhost/caas/no-such-image:1"),
+        _ => (key, value),
+    });
+    let deployed = post_form(&served, &cookie, &format!("{base}/deploy"), &missing).await;
+    assert_eq!(deployed.status, 303, "{deployed:?}");
+    seen.lock().expect("seen").clear();
+    *started.lock().expect("started") = Instant::now();
+    let failed = eventually(Duration::from_secs(120), "the dashboard showing the pull failure", || {
+        progress("missing", "failed")
+    })
+    .await;
+    println!("the dashboard's progress of missing: {:?}", seen.lock().expect("seen"));
+    assert!(failed.contains("image pull failed for container app"), "{failed}");
+    served.broker.deprovision(&id, SMALL).await;
 }

@@ -27,7 +27,7 @@ pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "caas-broker.io/replicas-befor
 /// The pod template annotation `kubectl rollout restart` sets: the same, so both tools restart alike.
 pub const ANNOTATION_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The field manager of changes made for a signed-in user (their own identity makes them).
-const FIELD_MANAGER: &str = "caas-dashboard";
+pub const FIELD_MANAGER: &str = "caas-dashboard";
 /// Most pods an app may be scaled to from a face (the container-app plan's own limit); the quota decides below it.
 pub const MAX_REPLICAS: i32 = 50;
 

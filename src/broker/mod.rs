@@ -8,6 +8,8 @@ pub mod alerts;
 mod bindings;
 mod credentials;
 mod dashboard_watch;
+pub mod deploy;
+pub mod endpoint;
 mod error;
 mod identities;
 mod instance;

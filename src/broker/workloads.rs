@@ -94,6 +94,11 @@ impl Built {
     }
 }
 
+/// What a container app takes from its namespace's quota once it runs, counted as for a container-app instance.
+pub(super) fn app_quota_needed(app: &ContainerApp) -> quota::Usage {
+    Built::App(app.clone()).quota_needed()
+}
+
 impl Broker {
     fn workload_records(&self) -> Api<ConfigMap> {
         Api::namespaced(self.client.clone(), &self.options.broker_namespace)
@@ -353,6 +358,7 @@ impl Broker {
             ingress_host: text("ingress_host"),
             ingress_class: text("ingress_class"),
             size: size.clone(),
+            resources: None,
             placement: self.options.placement.clone(),
         };
         Ok(match service.broker.kind {

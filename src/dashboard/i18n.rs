@@ -239,6 +239,89 @@ pub struct Text {
     pub session_not_running: &'static str,
     /// The session serves a noVNC the dashboard does not know.
     pub session_novnc_unknown: &'static str,
+    // --- Deploy form and endpoint tester (deploy) ---
+    /// The deploy page's heading and the overview's link to it.
+    pub deploy: &'static str,
+    /// What the deploy page does before anything changes.
+    pub deploy_help: &'static str,
+    /// The app name field.
+    pub app_name: &'static str,
+    /// The image field.
+    pub image: &'static str,
+    /// The container port field.
+    pub container_port: &'static str,
+    /// The environment variables field.
+    pub env_lines: &'static str,
+    /// The CPU request field.
+    pub cpu_request: &'static str,
+    /// The CPU limit field.
+    pub cpu_limit: &'static str,
+    /// The memory request field.
+    pub memory_request: &'static str,
+    /// The memory limit field.
+    pub memory_limit: &'static str,
+    /// Where the size fields' starting values come from.
+    pub limits_prefilled: &'static str,
+    /// The optional Ingress host field.
+    pub ingress_host: &'static str,
+    /// The autoscaling checkbox.
+    pub autoscale_on: &'static str,
+    /// The autoscaler's CPU target field.
+    pub cpu_percent: &'static str,
+    /// The dry-run button.
+    pub dry_run: &'static str,
+    /// The deploy button.
+    pub deploy_now: &'static str,
+    /// Above the preview when the cluster would accept the app.
+    pub dry_run_ok: &'static str,
+    /// Above the cluster's refusals.
+    pub dry_run_refused: &'static str,
+    /// Above the form's own errors.
+    pub form_invalid: &'static str,
+    /// A refusal about the whole app rather than one field.
+    pub whole_app: &'static str,
+    /// Heading of a deployed app's live progress.
+    pub deploy_progress: &'static str,
+    /// Progress of an app that does not exist (or cannot be read).
+    pub no_such_app: &'static str,
+    /// The endpoint tester's heading and the overview's link to it.
+    pub try_endpoint: &'static str,
+    /// What the tester reaches, and how.
+    pub try_help: &'static str,
+    /// The target choice.
+    pub target: &'static str,
+    /// The Service port field.
+    pub service_port: &'static str,
+    /// The path field.
+    pub request_path: &'static str,
+    /// The method choice.
+    pub method: &'static str,
+    /// The headers field.
+    pub request_headers: &'static str,
+    /// The body field.
+    pub request_body: &'static str,
+    /// The send button.
+    pub send: &'static str,
+    /// The answer's HTTP status.
+    pub answer_status: &'static str,
+    /// The answer's latency.
+    pub latency: &'static str,
+    /// The answer's headers.
+    pub answer_headers: &'static str,
+    /// An answer cut at the size cap.
+    pub answer_truncated: &'static str,
+    /// A namespace without a Service or Ingress to try.
+    pub no_targets: &'static str,
+    /// Before why a request was not sent.
+    pub try_refused: &'static str,
+    /// Before why nothing can answer.
+    pub try_no_endpoint: &'static str,
+    /// Before Kubernetes' refusal of the identity.
+    pub try_denied: &'static str,
+    /// Before why no answer came.
+    pub try_failed: &'static str,
+    /// The deploy page of an identity Kubernetes does not let deploy.
+    pub deploy_view_only: &'static str,
 }
 
 impl Text {
@@ -436,6 +519,48 @@ pub static EN: Text = Text {
     session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
     session_not_running: "The session does not answer: it is stopped or still starting.",
     session_novnc_unknown: "This session serves a noVNC the dashboard does not know (only noVNC 1.3.0 is passed on here); open it through its Ingress.",
+    // --- Deploy form and endpoint tester (deploy) ---
+    deploy: "Deploy a container",
+    deploy_help: "Before anything is made, the cluster checks every field in a dry run as you (permissions, quota, limits, Pod Security). Deploying again with the same name updates the app.",
+    app_name: "Name",
+    image: "Image",
+    container_port: "Container port",
+    env_lines: "Environment variables (NAME=value, one a line)",
+    cpu_request: "CPU request",
+    cpu_limit: "CPU limit",
+    memory_request: "Memory request",
+    memory_limit: "Memory limit",
+    limits_prefilled: "Sizes start from this virtual cluster's defaults (its LimitRange).",
+    ingress_host: "Ingress host (optional)",
+    autoscale_on: "Autoscale on CPU use",
+    cpu_percent: "CPU target (%)",
+    dry_run: "Check (dry run)",
+    deploy_now: "Deploy",
+    dry_run_ok: "The cluster would accept this. Exactly this will be applied:",
+    dry_run_refused: "The cluster refuses this; nothing was changed:",
+    form_invalid: "Some fields are not valid; nothing was changed.",
+    whole_app: "The app",
+    deploy_progress: "Progress",
+    no_such_app: "There is no such app (deleted, or not visible to this identity).",
+    try_endpoint: "Try an endpoint",
+    try_help: "The dashboard sends the request as you, through the Kubernetes API's service proxy, and only to a Service or Ingress of this namespace: never to another namespace, the API server, the host or the internet.",
+    target: "Target",
+    service_port: "Service port",
+    request_path: "Path",
+    method: "Method",
+    request_headers: "Headers (Name: value, one a line)",
+    request_body: "Body",
+    send: "Send",
+    answer_status: "Status",
+    latency: "Latency",
+    answer_headers: "Headers",
+    answer_truncated: "The answer was longer than 256 KiB; the rest was dropped.",
+    no_targets: "There is no Service or Ingress to try yet.",
+    try_refused: "Not sent:",
+    try_no_endpoint: "Nothing can answer:",
+    try_denied: "Kubernetes refused this identity:",
+    try_failed: "No answer:",
+    deploy_view_only: "Your role does not let you deploy here (Kubernetes refuses it, dry runs too).",
 };
 
 /// Korean.
@@ -601,6 +726,48 @@ pub static KO: Text = Text {
     session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
     session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
     session_novnc_unknown: "이 세션은 대시보드가 모르는 noVNC를 제공합니다(여기서는 noVNC 1.3.0만 전달합니다). 인그레스로 여세요.",
+    // --- Deploy form and endpoint tester (deploy) ---
+    deploy: "컨테이너 배포",
+    deploy_help: "무엇이든 만들기 전에 클러스터가 당신의 권한으로 모든 필드를 시험 실행(dry run)으로 확인합니다(권한, 쿼터, 한도, Pod Security). 같은 이름으로 다시 배포하면 앱이 갱신됩니다.",
+    app_name: "이름",
+    image: "이미지",
+    container_port: "컨테이너 포트",
+    env_lines: "환경 변수 (한 줄에 하나, NAME=value)",
+    cpu_request: "CPU 요청",
+    cpu_limit: "CPU 한도",
+    memory_request: "메모리 요청",
+    memory_limit: "메모리 한도",
+    limits_prefilled: "크기는 이 가상 클러스터의 기본값(LimitRange)에서 시작합니다.",
+    ingress_host: "Ingress 호스트 (선택)",
+    autoscale_on: "CPU 사용량으로 오토스케일",
+    cpu_percent: "CPU 목표 (%)",
+    dry_run: "확인 (시험 실행)",
+    deploy_now: "배포",
+    dry_run_ok: "클러스터가 이것을 받아들입니다. 정확히 다음이 적용됩니다:",
+    dry_run_refused: "클러스터가 이것을 거부합니다. 아무것도 바뀌지 않았습니다:",
+    form_invalid: "올바르지 않은 필드가 있습니다. 아무것도 바뀌지 않았습니다.",
+    whole_app: "앱 전체",
+    deploy_progress: "진행 상황",
+    no_such_app: "그런 앱이 없습니다(삭제되었거나 이 아이디로 볼 수 없습니다).",
+    try_endpoint: "엔드포인트 시험",
+    try_help: "대시보드가 당신의 권한으로 Kubernetes API의 서비스 프록시를 거쳐 이 네임스페이스의 Service나 Ingress에만 요청을 보냅니다. 다른 네임스페이스, API 서버, 호스트, 인터넷에는 보내지 않습니다.",
+    target: "대상",
+    service_port: "Service 포트",
+    request_path: "경로",
+    method: "메서드",
+    request_headers: "헤더 (한 줄에 하나, Name: value)",
+    request_body: "본문",
+    send: "보내기",
+    answer_status: "상태",
+    latency: "지연 시간",
+    answer_headers: "헤더",
+    answer_truncated: "응답이 256 KiB보다 길어 나머지를 버렸습니다.",
+    no_targets: "아직 시험할 Service나 Ingress가 없습니다.",
+    try_refused: "보내지 않음:",
+    try_no_endpoint: "응답할 수 있는 것이 없음:",
+    try_denied: "Kubernetes가 이 아이디를 거부함:",
+    try_failed: "응답 없음:",
+    deploy_view_only: "현재 역할로는 여기에 배포할 수 없습니다(Kubernetes가 시험 실행도 거부합니다).",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -8,6 +8,8 @@
 
 mod apps;
 mod assets;
+mod deploy;
+mod endpoint;
 mod guard;
 mod i18n;
 pub mod live;
@@ -103,6 +105,9 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
         .route("/instances/{instance_id}/apps", get(apps::page))
         .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
+        .route("/instances/{instance_id}/deploy", get(deploy::form).post(deploy::submit))
+        .route("/instances/{instance_id}/deploy/progress", get(deploy::progress))
+        .route("/instances/{instance_id}/try", get(endpoint::page).post(endpoint::send))
         .route("/instances/{instance_id}/alerts", get(pages::alerts))
         .route("/instances/{instance_id}/workloads", get(workloads::page))
         .route("/instances/{instance_id}/workloads/{kind}", get(workloads::section))

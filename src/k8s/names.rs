@@ -11,6 +11,11 @@ pub const FIELD_MANAGER: &str = "caas-broker";
 pub const MANAGED_BY: &str = "caas-broker";
 /// Standard label saying who manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// `app.kubernetes.io/managed-by` value on an app a tenant deployed from the dashboard: theirs, made with their own
+/// identity, so the broker's plan code never takes it for one of its workload instances.
+pub const MANAGED_BY_DASHBOARD: &str = "caas-dashboard";
+/// Name of an app deployed from the dashboard, on its objects and pods: its pods' selector.
+pub const LABEL_APP: &str = "caas-broker.io/app";
 /// Marks objects tenants must not change (quota, limits, default network policy, the broker's role bindings).
 pub const LABEL_PROTECTED: &str = "caas-broker.io/protected";
 /// Label-safe form of the service instance id.

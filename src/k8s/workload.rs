@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::names::LABEL_INSTANCE;
+use super::names::{LABEL_APP, LABEL_INSTANCE};
 use crate::catalog::WorkloadSize;
 
 /// Pod-template annotation whose change rolls the pods (the `restart` parameter).
@@ -63,6 +63,20 @@ impl PodPlacement {
     }
 }
 
+/// A container's CPU and memory requests and limits given one by one (quantities as Kubernetes spells them), where a
+/// plan's [`WorkloadSize`] gives one value for both: a tenant deploying from the dashboard sizes their own app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU the scheduler sets aside.
+    pub cpu_request: String,
+    /// Most CPU the container may use.
+    pub cpu_limit: String,
+    /// Memory the scheduler sets aside.
+    pub memory_request: String,
+    /// Most memory the container may use before it is killed.
+    pub memory_limit: String,
+}
+
 /// What every workload object shares.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -72,8 +86,10 @@ pub struct Workload {
     pub namespace: String,
     /// Labels of every object (managed-by, instance, service, plan).
     pub labels: BTreeMap<String, String>,
-    /// Pod size.
+    /// Pod size: each container's request and limit alike.
     pub size: WorkloadSize,
+    /// Requests and limits given apart, instead of the size's (an app deployed from the dashboard).
+    pub resources: Option<Resources>,
     /// Running (or scaled to zero).
     pub running: bool,
     /// The restart token, if any.
@@ -96,10 +112,12 @@ impl Workload {
         }
     }
 
+    /// The pods' selector: the instance label of a plan's workload, the app label of an app deployed from the
+    /// dashboard (selectors cannot change once made, so each keeps the one it was made with).
     fn selector(&self) -> BTreeMap<String, String> {
         self.labels
             .iter()
-            .filter(|(key, _)| key.as_str() == LABEL_INSTANCE)
+            .filter(|(key, _)| [LABEL_INSTANCE, LABEL_APP].contains(&key.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -116,6 +134,19 @@ impl Workload {
     }
 
     fn resources(&self, gpu: bool) -> ResourceRequirements {
+        if let Some(given) = &self.resources {
+            let pair = |cpu: &str, memory: &str| {
+                BTreeMap::from([
+                    ("cpu".to_owned(), Quantity(cpu.to_owned())),
+                    ("memory".to_owned(), Quantity(memory.to_owned())),
+                ])
+            };
+            return ResourceRequirements {
+                requests: Some(pair(&given.cpu_request, &given.memory_request)),
+                limits: Some(pair(&given.cpu_limit, &given.memory_limit)),
+                ..ResourceRequirements::default()
+            };
+        }
         let mut values = BTreeMap::from([
             ("cpu".to_owned(), Quantity(self.size.cpu.clone())),
             ("memory".to_owned(), Quantity(self.size.memory.clone())),
@@ -531,6 +562,7 @@ mod tests {
                 namespace: "caas-x".to_owned(),
                 labels: BTreeMap::from([(LABEL_INSTANCE.to_owned(), "x".to_owned())]),
                 size: WorkloadSize { cpu: "1".to_owned(), memory: "2Gi".to_owned(), ..WorkloadSize::default() },
+                resources: None,
                 running: true,
                 restart: None,
                 ingress_host: None,

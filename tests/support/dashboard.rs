@@ -68,8 +68,17 @@ pub async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&m
 
 /// Provisions a small virtual cluster and binds it with `role`; returns its id, dashboard URL and the binding's token.
 pub async fn instance_with_binding(broker: &TestBroker, role: &str) -> (String, String, String) {
+    instance_with_parameters(broker, role, json!({})).await
+}
+
+/// [`instance_with_binding`] with the virtual cluster's provision `parameters`.
+pub async fn instance_with_parameters(
+    broker: &TestBroker,
+    role: &str,
+    parameters: serde_json::Value,
+) -> (String, String, String) {
     let id = format!("dash-{:08x}", rand::random::<u32>());
-    let provisioned = broker.provision(&id, SMALL, json!({})).await;
+    let provisioned = broker.provision(&id, SMALL, parameters).await;
     let url = provisioned.body["dashboard_url"].as_str().expect("provision returns dashboard_url").to_owned();
     let bound = broker.bind(&id, &format!("{id}-{role}"), SMALL, json!({ "parameters": { "role": role } })).await;
     assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");

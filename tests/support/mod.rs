@@ -2,6 +2,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod broker;
+pub mod browser;
 pub mod cloud_controller;
 pub mod cluster;
 pub mod dashboard;
