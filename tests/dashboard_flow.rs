@@ -10,9 +10,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use caas_broker::broker::actions::{ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_RESTARTED_AT};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,13 +20,11 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::broker::*;
+use support::browser::Probe;
 use support::cloud_controller::{PermissionTable, stand_in_cloud_controller};
-use support::cluster::{cluster, repo_root};
+use support::cluster::cluster;
 use support::dashboard::*;
 use support::dex::listener_known_to_dex;
-
-/// What the probe may take at most, all steps together.
-const PROBE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Base64 of the SHA-256 of the public key of the certificate in `pem_file`: what Chromium's
 /// `--ignore-certificate-errors-spki-list` pins (the provider's certificate only, not any certificate).
@@ -99,61 +95,30 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     for folder in [&shots, &downloads] {
         std::fs::create_dir_all(folder).expect("probe folders");
     }
-    let mut probe = Command::new("node")
-        .arg(repo_root().join("tests/browser/dashboard_flow.mjs"))
-        .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_URL", &url)
-        .env("PROBE_TOKEN", &admin_token)
-        .env("OTHER_URL", &other_url)
-        .env("MEMBER_EMAIL", member)
-        .env("MEMBER_PASSWORD", &password)
-        .env("CF_MANAGER", manager)
-        .env("CF_MANAGER_PASSWORD", &manager_password)
-        .env("CF_STRANGER", member)
-        .env("CF_STRANGER_PASSWORD", &password)
-        .env("PROVIDER_SPKI", &spki)
-        .env("SCREENSHOT_DIR", &shots)
-        .env("DOWNLOAD_DIR", &downloads)
-        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
-        .env("CHROMIUM", "/usr/bin/chromium")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
-    let mut to_probe = probe.stdin.take().expect("the probe's stdin");
-    let from_probe = probe.stdout.take().expect("the probe's stdout");
-    let stderr = probe.stderr.take().expect("the probe's stderr");
-    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    // The probe's lines, read on a thread of their own while this runtime serves the dashboard to the browser.
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from_probe).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next_line = async |lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
-        tokio::time::timeout(PROBE_PATIENCE, lines.recv()).await.ok().flatten()
-    };
+    let profile = dir.join("profile");
+    let envs: [(&str, &std::ffi::OsStr); 13] = [
+        ("PROBE_URL", url.as_ref()),
+        ("PROBE_TOKEN", admin_token.as_ref()),
+        ("OTHER_URL", other_url.as_ref()),
+        ("MEMBER_EMAIL", member.as_ref()),
+        ("MEMBER_PASSWORD", password.as_ref()),
+        ("CF_MANAGER", manager.as_ref()),
+        ("CF_MANAGER_PASSWORD", manager_password.as_ref()),
+        ("CF_STRANGER", member.as_ref()),
+        ("CF_STRANGER_PASSWORD", password.as_ref()),
+        ("PROVIDER_SPKI", spki.as_ref()),
+        ("SCREENSHOT_DIR", shots.as_os_str()),
+        ("DOWNLOAD_DIR", downloads.as_os_str()),
+        ("PROBE_USER_DATA_DIR", profile.as_os_str()),
+    ];
+    let mut probe = Probe::start("dashboard_flow.mjs", &envs);
 
     // The overview is open: now a pod starts failing, and the page must show it by itself.
-    let ready = next_line(&mut lines).await;
-    let Some(ready) = ready.as_deref().and_then(|line| serde_json::from_str::<Value>(line).ok()) else {
-        probe.kill().ok();
-        panic!("the probe stopped before the overview: {}", stderr.join().unwrap_or_default())
-    };
+    let ready = probe.next().await;
     assert_eq!(ready["event"], "ready-for-alert", "{ready}");
     crash_looping_pod(&namespace).await;
-    writeln!(to_probe, "go").expect("tell the probe");
-    let report = next_line(&mut lines).await;
-    let status = tokio::task::spawn_blocking(move || probe.wait()).await.expect("wait").expect("the probe's exit");
-    let stderr = stderr.join().unwrap_or_default();
-    let report: Value = match report.as_deref().map(serde_json::from_str) {
-        Some(Ok(report)) if status.success() => report,
-        _ => panic!("the browser probe failed ({status}); screenshots in {}:\n{stderr}", shots.display()),
-    };
+    probe.go_on();
+    let report = probe.report().await;
 
     // 1–2. Signed in as the admin binding; the alert came without a reload.
     assert_eq!(report["overviewUrl"], Value::String(url.clone()), "{report}");
