@@ -283,14 +283,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
     let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(dex.base_url());
-        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
-            issuer: dex.issuer.clone(),
-            client_id: dex.client_id.clone(),
-            client_secret: dex.secret.clone(),
-            scopes: "openid email profile".to_owned(),
-            user_claim: "email".to_owned(),
-            ca_file: Some(dex.ca_file.clone()),
-        });
+        settings.dashboard.oidc = Some(dex.oidc_settings());
     })
     .await;
     let id = instance(&served.broker).await;
@@ -365,15 +358,7 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
     let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(dex.base_url());
-        settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
-            issuer: dex.issuer.clone(),
-            client_id: Some(dex.client_id.clone()),
-            client_secret: dex.secret.clone(),
-            // Dex refuses UAA's scopes (cloud_controller_service_permissions.read).
-            scopes: "openid email profile".to_owned(),
-            api_url: cc_url.clone(),
-            ca_file: Some(dex.ca_file.clone()),
-        });
+        settings.dashboard.cf_sso = Some(dex.cf_sso_settings(&cc_url));
     })
     .await;
     let id = instance(&served.broker).await;

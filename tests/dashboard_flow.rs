@@ -57,23 +57,8 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     let (cloud_controller, _cc) = stand_in_cloud_controller(&dex, permissions.clone()).await;
     let served = serve_on(listener, |settings| {
         settings.dashboard.base_url = Some(base_url.clone());
-        settings.dashboard.oidc = Some(caas_broker::config::OidcSettings {
-            issuer: dex.issuer.clone(),
-            client_id: dex.client_id.clone(),
-            client_secret: dex.secret.clone(),
-            scopes: "openid email profile".to_owned(),
-            user_claim: "email".to_owned(),
-            ca_file: Some(dex.ca_file.clone()),
-        });
-        settings.dashboard.cf_sso = Some(caas_broker::config::CfSsoSettings {
-            issuer: dex.issuer.clone(),
-            client_id: Some(dex.client_id.clone()),
-            client_secret: dex.secret.clone(),
-            // Dex refuses UAA's scopes (cloud_controller_service_permissions.read): they are configuration.
-            scopes: "openid email profile".to_owned(),
-            api_url: cloud_controller.clone(),
-            ca_file: Some(dex.ca_file.clone()),
-        });
+        settings.dashboard.oidc = Some(dex.oidc_settings());
+        settings.dashboard.cf_sso = Some(dex.cf_sso_settings(&cloud_controller));
     })
     .await;
     let broker = &served.broker;

@@ -19,50 +19,23 @@
 // key: the only certificate Chromium is told to accept without its CA), SCREENSHOT_DIR, DOWNLOAD_DIR,
 // PROBE_USER_DATA_DIR, CHROMIUM (default /usr/bin/chromium). Secrets come in the environment, never on a command line.
 import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { env, launchOptions, lines, reporting, say, step, submit, text } from './probe.mjs';
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === '') throw new Error(`${name} is required`);
-  return value;
-};
 const url = env('PROBE_URL');
 const origin = new URL(url).origin;
-const screenshots = env('SCREENSHOT_DIR');
 const downloads = env('DOWNLOAD_DIR');
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const say = (object) => process.stdout.write(JSON.stringify(object) + '\n');
-const step = (name) => process.stderr.write(`probe: ${name}\n`);
-
+const providerCertificate = [`--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`];
 const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), {
-  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
-  headless: true,
-  locale: 'en-US',
-  viewport: { width: 1280, height: 900 },
+  ...launchOptions(providerCertificate),
   acceptDownloads: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`,
-  ],
 });
-const report = { consoleErrors: [], screenshots: [] };
-const shoot = async (page, name) => {
-  const file = path.join(screenshots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  report.screenshots.push(file);
-};
-const text = async (page, selector) =>
-  ((await page.locator(selector).first().textContent({ timeout: 10000 })) ?? '').replace(/\s+/g, ' ').trim();
+const { report, shoot } = reporting();
 // Console errors, except while a refusal is the point (a 403 page is logged as a failed load).
 let refusalExpected = false;
 const watchConsole = (page) => page.on('console', (m) => {
   if (m.type() === 'error' && !refusalExpected) report.consoleErrors.push(`${page.url()}: ${m.text()}`);
 });
-// Submits the form holding `button` and waits for the page it leads to.
-const submit = async (page, button) => {
-  await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 60000 }), button.click()]);
-};
 
 try {
   // 1. Token sign-in.
@@ -142,12 +115,7 @@ try {
 
   // 7. The member, through the OpenID Connect provider, in a browser of their own.
   step('member sign-in through the provider');
-  const providerBrowser = await chromium.launch({
-    executablePath: env('CHROMIUM', '/usr/bin/chromium'),
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--ignore-certificate-errors-spki-list=${env('PROVIDER_SPKI')}`],
-  });
+  const providerBrowser = await chromium.launch(launchOptions(providerCertificate));
   // Signs in through the provider `kind` (oidc, cf) as `email` in a fresh browser context; the page where it ends.
   const throughProvider = async (kind, email, password, shot) => {
     const visitor = await (await providerBrowser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } })).newPage();
@@ -202,7 +170,7 @@ try {
   }
   say(report);
 } catch (error) {
-  for (const page of context.pages()) await page.screenshot({ path: path.join(screenshots, 'failure.png'), fullPage: true }).catch(() => {});
+  for (const page of context.pages()) await page.screenshot({ path: path.join(env('SCREENSHOT_DIR'), 'failure.png'), fullPage: true }).catch(() => {});
   throw error;
 } finally {
   await context.close();

@@ -13,42 +13,17 @@
 // PROBE_USER_DATA_DIR, CHROMIUM (default /usr/bin/chromium). The token comes in the environment, never on a command
 // line.
 import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { env, launchOptions, lines, reporting, say, step, submit, text } from './probe.mjs';
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === '') throw new Error(`${name} is required`);
-  return value;
-};
 const url = env('PROBE_URL');
 const screenshots = env('SCREENSHOT_DIR');
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const say = (object) => process.stdout.write(JSON.stringify(object) + '\n');
-const step = (name) => process.stderr.write(`probe: ${name}\n`);
-
-const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), {
-  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
-  headless: true,
-  locale: 'en-US',
-  viewport: { width: 1280, height: 900 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const report = { consoleErrors: [], screenshots: [] };
-const shoot = async (page, name) => {
-  const file = path.join(screenshots, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  report.screenshots.push(file);
-};
-const text = async (page, selector) =>
-  ((await page.locator(selector).first().textContent({ timeout: 10000 })) ?? '').replace(/\s+/g, ' ').trim();
+const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), launchOptions());
+const { report, shoot } = reporting();
 // Refused forms answer 4xx, which Chromium logs as a failed load: those are the point, not errors.
 const watchConsole = (page) => page.on('console', (m) => {
   if (m.type() === 'error' && !/status of (400|409|422)/.test(m.text())) report.consoleErrors.push(`${page.url()}: ${m.text()}`);
 });
-const submit = async (page, button) => {
-  await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 60000 }), button.click()]);
-};
 const fill = async (page, fields) => {
   for (const [name, value] of Object.entries(fields)) await page.fill(`#field-${name}`, value);
 };

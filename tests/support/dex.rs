@@ -192,3 +192,30 @@ fn form_action(html: &str) -> String {
     let (action, _) = rest.split_once('"').expect("the form's action");
     action.replace("&amp;", "&").replace("&#43;", "+")
 }
+
+impl Dex {
+    /// The dashboard's settings for signing members in through this provider.
+    pub fn oidc_settings(&self) -> caas_broker::config::OidcSettings {
+        caas_broker::config::OidcSettings {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.secret.clone(),
+            scopes: "openid email profile".to_owned(),
+            user_claim: "email".to_owned(),
+            ca_file: Some(self.ca_file.clone()),
+        }
+    }
+
+    /// The dashboard's settings for Cloud Foundry's sign-on with this provider as UAA and the Cloud Controller at
+    /// `api_url`. Dex refuses UAA's scopes (`cloud_controller_service_permissions.read`): scopes are configuration.
+    pub fn cf_sso_settings(&self, api_url: &str) -> caas_broker::config::CfSsoSettings {
+        caas_broker::config::CfSsoSettings {
+            issuer: self.issuer.clone(),
+            client_id: Some(self.client_id.clone()),
+            client_secret: self.secret.clone(),
+            scopes: "openid email profile".to_owned(),
+            api_url: api_url.to_owned(),
+            ca_file: Some(self.ca_file.clone()),
+        }
+    }
+}
