@@ -193,11 +193,22 @@ fn http_get(url: &str) -> Option<(u16, String)> {
     Some((status.trim().parse().ok()?, body.to_owned()))
 }
 
-/// The first answer from `url`, which must come within 10 s; says how long it took after the first try.
-async fn answers(url: &str) -> (u16, String) {
+/// What the container app of these tests says in every answer (its `GREETING`): an answer without it came from
+/// something else on the way — on some machines an egress proxy answers for an address no rule routes yet, such as a
+/// Service kube-proxy has not programmed, or one whose last endpoint has just gone.
+const APP_GREETING: &str = "hello from the real node";
+
+/// The app's answer to `url`, if the app answers.
+fn app_answer(url: &str) -> Option<String> {
+    http_get(url).filter(|(status, body)| *status == 200 && body.contains(APP_GREETING)).map(|(_, body)| body)
+}
+
+/// The app's first answer from `url`, which must come within 10 s; says how long it took after the first try.
+async fn answers(url: &str) -> String {
     let started = Instant::now();
     let answer =
-        eventually(Duration::from_secs(10), &format!("an answer from {url}"), || async { http_get(url) }).await;
+        eventually(Duration::from_secs(10), &format!("the app's answer from {url}"), || async { app_answer(url) })
+            .await;
     println!("{url} answered {:.1} s after the workload was reported ready", started.elapsed().as_secs_f64());
     answer
 }
@@ -340,7 +351,7 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, SMALL).await;
     let app = id("app");
     let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
-                             "replicas": 1, "env": { "GREETING": "hello from the real node" } });
+                             "replicas": 1, "env": { "GREETING": APP_GREETING } });
     let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
     let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
@@ -358,10 +369,9 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     assert_eq!(pods.len(), 1);
     let first = really_running(&pods[0]);
     // (kube-proxy programs the Service's new endpoint within a moment of the pod turning ready.)
-    let (status, answer) = answers(&whoami).await;
-    assert_eq!(status, 200, "{answer}");
+    let answer = answers(&whoami).await;
     let pod_name = pods[0].metadata.name.clone().expect("name");
-    assert!(answer.contains(&pod_name) && answer.contains("hello from the real node"), "{answer}");
+    assert!(answer.contains(&pod_name), "{answer}");
 
     // Stopped really stops: no pod, nothing answers.
     update(&broker, &app, json!({ "state": "stopped" })).await;
@@ -370,15 +380,15 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     // (The Service's rules follow the pod's removal within moments, seconds when the machine is loaded: wait for
     // silence, then expect it to last.)
     eventually(Duration::from_secs(30), "the stopped app to stop answering", || async {
-        http_get(&whoami).is_none().then_some(())
+        app_answer(&whoami).is_none().then_some(())
     })
     .await;
     for _ in 0..3 {
-        assert_eq!(http_get(&whoami), None, "a stopped app still answers");
+        assert_eq!(app_answer(&whoami), None, "a stopped app still answers");
     }
     update(&broker, &app, json!({ "state": "running" })).await;
     succeeded(&broker, &app, "update", Duration::from_secs(90)).await;
-    assert_eq!(answers(&whoami).await.0, 200, "the started app does not answer");
+    answers(&whoami).await;
 
     // A restart starts new containers.
     let before = really_running(&pods_of(&broker, &namespace, &app).await[0]);
@@ -398,7 +408,7 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     let names: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
     let mut answered = BTreeSet::new();
     for _ in 0..60 {
-        if let Some((200, text)) = http_get(&whoami) {
+        if let Some(text) = app_answer(&whoami) {
             answered.extend(names.iter().filter(|name| text.contains(name.as_str())).cloned());
         }
         if answered == names {

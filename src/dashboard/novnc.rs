@@ -105,6 +105,10 @@ pub async fn proxy(
             return message(StatusCode::BAD_GATEWAY, text, text.session_not_running, true);
         }
     };
+    // The apiserver's proxy rewrites the links of an HTML page it passes on, so noVNC's page never arrives as it was
+    // sent: the dashboard answers with its own copy of it (the session's answer said it is up and the user may
+    // reach it).
+    let body = if NOVNC_PAGES.contains(&asset.as_str()) { axum::body::Bytes::from_static(NOVNC_PAGE) } else { body };
     let Some(content_type) = known_file(&asset, &body) else {
         tracing::warn!(instance_id, session_id, asset, "a session served a file that is not noVNC 1.3.0's; refused");
         return message(StatusCode::BAD_GATEWAY, text, text.session_novnc_unknown, true);
@@ -115,6 +119,11 @@ pub async fn proxy(
     }
     response
 }
+
+/// noVNC 1.3.0's page (`vnc.html`, MPL-2.0), as Debian's package has it.
+const NOVNC_PAGE: &[u8] = include_bytes!("static/novnc-1.3.0-vnc.html");
+/// The names noVNC's page has (`vnc_auto.html` is a link to `vnc.html`).
+const NOVNC_PAGES: [&str; 2] = ["vnc.html", "vnc_auto.html"];
 
 /// noVNC 1.3.0's files: path (relative to its web root) → SHA-256, hex.
 static NOVNC_FILES: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
@@ -203,6 +212,13 @@ mod tests {
         assert!(NOVNC_FILES.contains_key("vnc.html") && NOVNC_FILES.contains_key("app/ui.js"));
         assert_eq!(known_file("vnc.html", page), None, "other bytes under a known name");
         assert_eq!(known_file("evil.html", b""), None, "a name noVNC does not have");
+        for name in NOVNC_PAGES {
+            assert_eq!(
+                known_file(name, NOVNC_PAGE),
+                Some("text/html; charset=utf-8"),
+                "the page's own copy is noVNC's"
+            );
+        }
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(NOVNC_FILES.values().all(|hash| hash.len() == 64 && *hash != empty));
     }
