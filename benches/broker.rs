@@ -4,9 +4,10 @@
 //!   `kubectl apply --server-side` of the same objects and against the floor, the same writes by a minimal client;
 //! - bind latency (request → usable kubeconfig) against kubectl and a minimal client;
 //! - throughput: virtual clusters provisioned and deprovisioned at concurrency 1, 8 and 32;
-//! - HTTP: `GET /v2/catalog` and `last_operation` requests per second and p99 at 64 connections (wrk), the catalog
-//!   also from brokerapi v13 serving the same services and from a bare static server of the same bytes (the floor),
-//!   both in `benches/peers`;
+//! - HTTP: `GET /v2/catalog`, `last_operation` and `GET` instance requests per second and p99 at 64 connections
+//!   (wrk), the catalog also from brokerapi v13 serving the same services and from a bare static server of the same
+//!   bytes (the floor), both in `benches/peers`; the instance reads against their floor, 64 direct apiserver GETs of
+//!   the instance's namespace at once;
 //! - memory: the broker's resident set idle and while serving many instances.
 //!
 //! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N). It prints a
@@ -145,6 +146,34 @@ fn wrk(url: &str, auth: &str) -> (f64, String) {
     let non_2xx =
         text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:")).unwrap_or("0").trim().to_owned();
     (rps.parse().unwrap_or(0.0), format!("{rps} req/s, p99 {p99}, non-2xx {non_2xx}"))
+}
+
+/// The floor of an instance read: `connections` tasks of this process reading namespace `name` straight from the
+/// apiserver for `duration`, with no HTTP server and no broker in between; requests per second and p99.
+async fn direct_namespace_gets(client: &Client, name: &str, connections: usize, duration: Duration) -> (f64, String) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let deadline = Instant::now() + duration;
+    let readers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (api, name) = (api.clone(), name.to_owned());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    api.get(&name).await.expect("GET the namespace");
+                    samples.push(started.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for reader in readers {
+        samples.extend(reader.await.expect("a reader"));
+    }
+    samples.sort();
+    let rate = samples.len() as f64 / duration.as_secs_f64();
+    (rate, format!("{rate:.2} req/s, p99 {:.2}ms", percentile(&samples, 0.99).as_secs_f64() * 1e3))
 }
 
 /// A baseline server of `benches/peers` serving `catalog` (`brokerapi`: the Go library most Cloud Foundry brokers
@@ -355,7 +384,17 @@ async fn main() {
     let (_, last) = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
-    println!("| GET last_operation of a ready virtual cluster (two reads at once) | {last} |\n");
+    println!("| GET last_operation of a ready virtual cluster (two reads at once) | {last} |");
+    let (fetched, fetch) =
+        tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1"), &auth));
+    println!("| GET /v2/service_instances/:id of a ready virtual cluster | {fetch} |");
+    let lat_1 = names::namespace(&broker.prefix, "lat-1");
+    let (floor_rate, floor) = direct_namespace_gets(&admin, &lat_1, 64, Duration::from_secs(10)).await;
+    println!(
+        "| floor of both: 64 GETs of its namespace at once, straight to the apiserver from this process | \
+         {floor}; GET instance at {:.2}x |\n",
+        fetched / floor_rate.max(1.0)
+    );
     let after_load = rss_kib(process.id());
 
     // Memory while serving many instances.

@@ -228,3 +228,37 @@ pub async fn method_not_allowed() -> Response {
         serde_json::json!({ "error": "MethodNotAllowed", "description": "this endpoint does not take that method" });
     (StatusCode::METHOD_NOT_ALLOWED, Json(error)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalog with every optional part the broker can serve, including its dashboard client.
+    fn full_catalog() -> Catalog {
+        Catalog::built_in().for_dashboard(Some("client-secret"), Some("https://dashboard.example"))
+    }
+
+    /// What answering the catalog generically gave before it was prepared: shaped for the request's own version and
+    /// serialized per request, by the same path every other answer takes.
+    async fn generic_answer(version: ApiVersion, catalog: &Catalog) -> Bytes {
+        let response = versioned(version, Body::Catalog, StatusCode::OK, catalog);
+        axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("the generic answer's body")
+    }
+
+    #[tokio::test]
+    async fn the_prepared_catalog_is_byte_for_byte_the_generic_answer_for_every_version() {
+        let offered = full_catalog();
+        let bodies = Arc::new(CatalogBodies::new(&offered));
+        // Every 2.x minor up to well past the newest the broker knows, and one too large to count.
+        let minors = (0..=40).map(|minor| format!("2.{minor}")).chain(["2.99999999".to_owned()]);
+        for header in minors {
+            let version = ApiVersion::parse(&header).expect("a 2.x version");
+            let response = catalog(version, Extension(bodies.clone())).await;
+            assert_eq!(response.status(), StatusCode::OK, "{header}");
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json", "{header}");
+            let served = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("the served body");
+            assert!(!served.is_empty(), "{header}");
+            assert_eq!(served, generic_answer(version, &offered).await, "{header}");
+        }
+    }
+}
