@@ -767,6 +767,20 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
     let shown = page.body.contains("caas webapp") && !page.body.contains("<h1>caas webapp</h1>");
     assert!(shown, "the app's HTML is shown as text, escaped: {}", page.body);
 
+    // The pod's log, read on the dashboard as the editor: busybox httpd logs each answer it gave (`<peer>: response:200`),
+    // the tester's among them.
+    let namespace = served.broker.namespace(&id);
+    let pods = Api::<Pod>::namespaced(cluster().admin().await, &namespace).list(&ListParams::default()).await;
+    let pod = pods.expect("list the pods").items.into_iter().find_map(|pod| pod.metadata.name).expect("web's pod");
+    let logs = eventually(Duration::from_secs(30), "the tester's request in the pod's log", || async {
+        let (path, headers) = (format!("{base}/pods/{pod}/logs"), [("cookie", cookie.as_str())]);
+        let page = send(served.address, "GET", &path, &headers, "").await;
+        assert_eq!(page.status, 200, "{page:?}");
+        page.body.contains("response:200").then_some(page.body)
+    })
+    .await;
+    assert!(logs.contains(&format!("{base}/pods/{pod}/logs/stream")), "the log is followed live: {logs}");
+
     let deleted = post_form(&served, &cookie, &format!("{base}/apps/deployments/web"), &[("action", "delete")]).await;
     assert_eq!(deleted.status, 303, "{deleted:?}");
 
