@@ -10,6 +10,7 @@ mod apps;
 mod assets;
 mod deploy;
 mod endpoint;
+mod expiring;
 mod guard;
 mod i18n;
 pub mod live;

@@ -2,9 +2,9 @@
 //! client carrying their token. Bounded and expiring, so neither a flood of sign-ins nor time lets tokens pile up; a
 //! restart signs everyone out, which costs a paste of the token.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::expiring::Expiring;
 
 use crate::broker::Tenant;
 
@@ -15,7 +15,6 @@ pub struct Session {
     pub tenant: Tenant,
     /// A client that authenticates as the user (their token), for every read made for them.
     pub client: kube::Client,
-    expires_at: Instant,
 }
 
 impl Session {
@@ -26,64 +25,32 @@ impl Session {
 }
 
 /// Every session, by id.
-pub struct Sessions {
-    by_id: Mutex<HashMap<String, Session>>,
-    lifetime: Duration,
-    max: usize,
-}
+pub struct Sessions(Expiring<Session>);
 
 impl Sessions {
     /// No session yet; each will last `lifetime`, and at most `max` are held.
     pub fn new(lifetime: Duration, max: usize) -> Sessions {
-        Sessions { by_id: Mutex::new(HashMap::new()), lifetime, max: max.max(1) }
+        Sessions(Expiring::new(lifetime, max))
     }
 
     /// How long a new session lasts (the cookie's Max-Age).
     pub fn lifetime(&self) -> Duration {
-        self.lifetime
+        self.0.lifetime()
     }
 
-    /// Starts a session and returns its id: 256 random bits, hex. When full, expired sessions go first, then the one
-    /// closest to expiring.
+    /// Starts a session and returns its id (256 random bits, hex); when full, the one closest to expiring goes.
     pub fn start(&self, tenant: Tenant, client: kube::Client) -> Result<String, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let now = Instant::now();
-        let mut sessions = self.lock();
-        if sessions.len() >= self.max {
-            sessions.retain(|_, session| session.expires_at > now);
-        }
-        while sessions.len() >= self.max {
-            let oldest = sessions.iter().min_by_key(|(_, session)| session.expires_at).map(|(id, _)| id.clone());
-            let Some(oldest) = oldest else { break };
-            sessions.remove(&oldest);
-        }
-        sessions.insert(id.clone(), Session { tenant, client, expires_at: now + self.lifetime });
-        Ok(id)
+        self.0.insert(Session { tenant, client })
     }
 
     /// The live session with this id; an expired one is forgotten.
     pub fn find(&self, id: &str) -> Option<Session> {
-        let mut sessions = self.lock();
-        match sessions.get(id) {
-            Some(session) if session.expires_at > Instant::now() => Some(session.clone()),
-            Some(_) => {
-                sessions.remove(id);
-                None
-            }
-            None => None,
-        }
+        self.0.get(id)
     }
 
     /// Ends a session.
     pub fn end(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        // A panic while holding the lock leaves the map consistent (every change is one call), so go on with it.
-        self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.remove(id);
     }
 }
 

@@ -2,11 +2,11 @@
 //! must match (`state`, `nonce`, the PKCE verifier) and where it leads (the instance, the provider). Each is used
 //! once and lasts minutes; bounded like the sessions, so a flood of started sign-ins cannot grow without end.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openidconnect::{CsrfToken, Nonce, PkceCodeVerifier};
+
+use crate::dashboard::expiring::Expiring;
 
 /// How long a started sign-in may take at the provider.
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
@@ -32,19 +32,15 @@ pub struct PendingLogin {
     pub nonce: Nonce,
     /// The PKCE verifier for the code exchange.
     pub verifier: PkceCodeVerifier,
-    expires_at: Instant,
 }
 
 /// Every started sign-in, by the pre-login cookie's id.
-pub struct Pending {
-    by_id: Mutex<HashMap<String, PendingLogin>>,
-    max: usize,
-}
+pub struct Pending(Expiring<PendingLogin>);
 
 impl Pending {
     /// None yet; at most `max` held.
     pub fn new(max: usize) -> Pending {
-        Pending { by_id: Mutex::new(HashMap::new()), max: max.max(1) }
+        Pending(Expiring::new(PENDING_LIFETIME, max))
     }
 
     /// Keeps a started sign-in; its id (256 random bits, hex) goes in the pre-login cookie. When full, expired ones
@@ -57,39 +53,12 @@ impl Pending {
         nonce: Nonce,
         verifier: PkceCodeVerifier,
     ) -> Result<String, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let now = Instant::now();
-        let mut pending = self.lock();
-        if pending.len() >= self.max {
-            pending.retain(|_, login| login.expires_at > now);
-        }
-        while pending.len() >= self.max {
-            let oldest = pending.iter().min_by_key(|(_, login)| login.expires_at).map(|(id, _)| id.clone());
-            let Some(oldest) = oldest else { break };
-            pending.remove(&oldest);
-        }
-        let login = PendingLogin {
-            instance_id: instance_id.to_owned(),
-            provider,
-            state,
-            nonce,
-            verifier,
-            expires_at: now + PENDING_LIFETIME,
-        };
-        pending.insert(id.clone(), login);
-        Ok(id)
+        self.0.insert(PendingLogin { instance_id: instance_id.to_owned(), provider, state, nonce, verifier })
     }
 
     /// Takes the started sign-in `id` out (it is used once), if it has not expired.
     pub fn take(&self, id: &str) -> Option<PendingLogin> {
-        self.lock().remove(id).filter(|login| login.expires_at > Instant::now())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingLogin>> {
-        // Every change is one call: a panic elsewhere leaves the map consistent.
-        self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.take(id)
     }
 }
 
