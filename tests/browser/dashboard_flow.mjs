@@ -20,7 +20,7 @@
 // PROBE_USER_DATA_DIR, CHROMIUM (default /usr/bin/chromium). Secrets come in the environment, never on a command line.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
-import { env, launchOptions, lines, reporting, say, step, submit, text } from './probe.mjs';
+import { env, launchOptions, lines, reporting, say, signInWithToken, step, submit, text } from './probe.mjs';
 
 const url = env('PROBE_URL');
 const origin = new URL(url).origin;
@@ -42,10 +42,7 @@ try {
   step('token sign-in');
   const page = context.pages()[0] ?? (await context.newPage());
   watchConsole(page);
-  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
-  await page.fill('#token', env('PROBE_TOKEN'));
-  await submit(page, page.locator('form button[type=submit]').last());
-  await page.waitForSelector('#quota', { timeout: 30000 });
+  await signInWithToken(page, url, env('PROBE_TOKEN'));
   report.overviewUrl = page.url();
   report.signedInAs = await text(page, '.who');
   await shoot(page, '1-overview');

@@ -8,25 +8,15 @@
 // PROBE_URL (the instance's dashboard_url), PROBE_TOKEN, PROBE_USER_DATA_DIR (a fresh directory), PROBE_SCREENSHOT
 // (a .png path), PROBE_LOCALE (default en-US), CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
+import { env, launchOptions } from './probe.mjs';
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === '') throw new Error(`${name} is required`);
-  return value;
-};
 const url = env('PROBE_URL');
 const token = env('PROBE_TOKEN');
-const userDataDir = env('PROBE_USER_DATA_DIR');
 const screenshot = env('PROBE_SCREENSHOT');
-const locale = env('PROBE_LOCALE', 'en-US');
-const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  locale,
-  viewport: { width: 1280, height: 900 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), {
+  ...launchOptions(),
+  locale: env('PROBE_LOCALE', 'en-US'),
 });
 try {
   const page = context.pages()[0] ?? (await context.newPage());

@@ -14,7 +14,7 @@
 // line.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
-import { env, launchOptions, lines, reporting, say, step, submit, text } from './probe.mjs';
+import { env, launchOptions, lines, reporting, say, signInWithToken, step, submit, text } from './probe.mjs';
 
 const url = env('PROBE_URL');
 const screenshots = env('SCREENSHOT_DIR');
@@ -32,10 +32,7 @@ try {
   step('token sign-in');
   const page = context.pages()[0] ?? (await context.newPage());
   watchConsole(page);
-  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
-  await page.fill('#token', env('PROBE_TOKEN'));
-  await submit(page, page.locator('form button[type=submit]').last());
-  await page.waitForSelector('#quota', { timeout: 30000 });
+  await signInWithToken(page, url, env('PROBE_TOKEN'));
   await submit(page, page.locator('#deploy-link'));
   report.prefilled = await page.inputValue('#field-memory_limit');
   await shoot(page, '1-deploy-form');

@@ -10,27 +10,15 @@
 // selector), PROBE_USER_DATA_DIR (a fresh directory), PROBE_SCREENSHOT (a .png path), CHROMIUM (default
 // /usr/bin/chromium).
 import { chromium } from 'playwright-core';
+import { env, launchOptions, signInWithToken } from './probe.mjs';
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined || value === '') throw new Error(`${name} is required`);
-  return value;
-};
 const url = env('PROBE_URL');
 const token = env('PROBE_TOKEN');
 const pagePath = env('PROBE_PAGE', '/workloads');
 const selector = process.env.PROBE_SELECTOR || `#kind-pods tr[data-name="${env('PROBE_POD')}"]`;
-const userDataDir = env('PROBE_USER_DATA_DIR');
 const screenshot = env('PROBE_SCREENSHOT');
-const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  locale: 'en-US',
-  viewport: { width: 1280, height: 900 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const context = await chromium.launchPersistentContext(env('PROBE_USER_DATA_DIR'), launchOptions());
 try {
   const page = context.pages()[0] ?? (await context.newPage());
   const consoleErrors = [];
@@ -38,9 +26,7 @@ try {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
   page.on('pageerror', (error) => consoleErrors.push(String(error)));
-  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
-  await page.fill('#token', token);
-  await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login'), { timeout: 30000 }), page.click('button[type=submit]')]);
+  await signInWithToken(page, url, token);
   await page.goto(`${url}${pagePath}`, { waitUntil: 'load', timeout: 30000 });
   // Set from outside the page (the policy forbids the page's own inline script): gone if the page reloads.
   await page.evaluate(() => { window.__notReloaded = true; });

@@ -41,6 +41,14 @@ export const submit = async (page, button) => {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 60000 }), button.click()]);
 };
 
+/** Signs in to the dashboard at `url` by pasting `token` on the sign-in page it sends to; waits for the overview. */
+export const signInWithToken = async (page, url, token) => {
+  await page.goto(url, { waitUntil: 'load', timeout: 30000 });
+  await page.fill('#token', token);
+  await submit(page, page.locator('form button[type=submit]').last());
+  await page.waitForSelector('#quota', { timeout: 30000 });
+};
+
 /** A report of console errors and screenshots (kept in SCREENSHOT_DIR), and the function that takes them. */
 export const reporting = () => {
   const report = { consoleErrors: [], screenshots: [] };
