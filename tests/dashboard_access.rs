@@ -19,24 +19,9 @@ use support::cloud_controller::{PermissionTable, stand_in_cloud_controller};
 use support::cluster::{cluster, eventually};
 use support::dashboard::{Served, cookie_of, serve, serve_on};
 use support::dex::{Dex, dex};
-use support::http::{HttpAnswer, form_encode, send};
+use support::http::HttpAnswer;
 
 impl Served {
-    async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
-        send(self.address, "GET", path, &[("cookie", cookie)], "").await
-    }
-
-    /// A form post from the dashboard's own pages.
-    async fn post(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> HttpAnswer {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
-        let headers = [
-            ("cookie", cookie),
-            ("origin", self.origin.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ];
-        send(self.address, "POST", path, &headers, &body.join("&")).await
-    }
-
     /// Signs in with `token` on the token form; the session cookie.
     async fn sign_in(&self, instance_id: &str, token: &str) -> String {
         let answer = self.post(&format!("/instances/{instance_id}/login"), "", &[("token", token)]).await;

@@ -31,17 +31,12 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     async fn page(&self) -> HttpAnswer {
-        send(self.served.address, "GET", &self.apps, &[("cookie", &self.cookie)], "").await
+        self.served.get(&self.apps, &self.cookie).await
     }
 
     /// Posts an action form from the dashboard's own origin, as the page's forms do.
     async fn act(&self, resource: &str, name: &str, form: &str) -> HttpAnswer {
-        let headers = [
-            ("cookie", self.cookie.as_str()),
-            ("origin", self.served.origin.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ];
-        send(self.served.address, "POST", &format!("{}/{resource}/{name}", self.apps), &headers, form).await
+        self.served.post_body(&format!("{}/{resource}/{name}", self.apps), &self.cookie, form).await
     }
 }
 

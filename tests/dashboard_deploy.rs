@@ -22,7 +22,7 @@ use support::broker::*;
 use support::browser::Probe;
 use support::cluster::{cluster, eventually};
 use support::dashboard::*;
-use support::http::{HttpAnswer, form_encode, send};
+use support::http::{HttpAnswer, send};
 
 const APP: &str = "d3bc9dcc-7e6e-4233-b13e-fbae81b08a60";
 const APP_MEDIUM: &str = "0c23659f-ddf8-4f8c-841f-375d5cf3f8ff";
@@ -39,18 +39,12 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     async fn get(&self, page: &str) -> HttpAnswer {
-        send(self.served.address, "GET", &format!("{}{page}", self.base), &[("cookie", &self.cookie)], "").await
+        self.served.get(&format!("{}{page}", self.base), &self.cookie).await
     }
 
     /// Posts `fields` from the dashboard's own origin, as its forms do.
     async fn post(&self, page: &str, fields: &[(&str, &str)]) -> HttpAnswer {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
-        let headers = [
-            ("cookie", self.cookie.as_str()),
-            ("origin", self.served.origin.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ];
-        send(self.served.address, "POST", &format!("{}{page}", self.base), &headers, &body.join("&")).await
+        self.served.post(&format!("{}{page}", self.base), &self.cookie, fields).await
     }
 }
 

@@ -32,17 +32,12 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     async fn get(&self, path: &str) -> HttpAnswer {
-        send(self.served.address, "GET", path, &[("cookie", &self.cookie)], "").await
+        self.served.get(path, &self.cookie).await
     }
 
     /// Posts a form from the dashboard's own origin, as the page's forms do.
     async fn post(&self, path: &str, form: &str) -> HttpAnswer {
-        let headers = [
-            ("cookie", self.cookie.as_str()),
-            ("origin", self.served.origin.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ];
-        send(self.served.address, "POST", path, &headers, form).await
+        self.served.post_body(path, &self.cookie, form).await
     }
 
     /// The page of `session` under this visitor's own virtual cluster.

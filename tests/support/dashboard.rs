@@ -33,6 +33,30 @@ impl Drop for Served {
     }
 }
 
+impl Served {
+    /// A GET of `path` with the session `cookie`.
+    pub async fn get(&self, path: &str, cookie: &str) -> HttpAnswer {
+        send(self.address, "GET", path, &[("cookie", cookie)], "").await
+    }
+
+    /// A form post of `body` (already encoded) with the session `cookie`, from the dashboard's own origin, as its
+    /// pages' forms post.
+    pub async fn post_body(&self, path: &str, cookie: &str, body: &str) -> HttpAnswer {
+        let headers = [
+            ("cookie", cookie),
+            ("origin", self.origin.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        send(self.address, "POST", path, &headers, body).await
+    }
+
+    /// A form post of `fields`, as [`Served::post_body`].
+    pub async fn post(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> HttpAnswer {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect();
+        self.post_body(path, cookie, &body.join("&")).await
+    }
+}
+
 /// The dashboard on a free loopback port, its URL derived from the listener as the binary does (no
 /// `dashboard.base_url`).
 pub async fn serve() -> Served {
