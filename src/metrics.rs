@@ -70,6 +70,13 @@ pub struct PlanLabels {
     pub plan: String,
 }
 
+/// Labels of the copy of one kind of the broker's records.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// namespaces, workload_records or binding_records.
+    pub kind: String,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -87,6 +94,12 @@ pub struct Metrics {
     pub dashboard_watches: Gauge,
     /// The dashboard's live view: open live pages (event streams).
     pub dashboard_viewers: Gauge,
+    /// Objects in the watch-fed copy of the broker's records, by kind.
+    pub cache_objects: Family<CacheLabels, Gauge>,
+    /// Whether that copy answers (1) or every read goes to the cluster (0), by kind.
+    pub cache_synced: Family<CacheLabels, Gauge>,
+    /// Times a watch of that copy failed and started over with a new list, by kind.
+    pub cache_watch_restarts: Family<CacheLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -121,6 +134,23 @@ pub fn global() -> &'static Metrics {
             dashboard_watches.clone(),
         );
         registry.register("dashboard_viewers", "Open live dashboard pages", dashboard_viewers.clone());
+        let (cache_objects, cache_synced) = (Family::default(), Family::default());
+        let cache_watch_restarts = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_objects",
+            "Objects in the watch-fed copy of the broker's records",
+            cache_objects.clone(),
+        );
+        registry.register(
+            "cache_synced",
+            "Whether the copy of the broker's records answers (1) or reads go to the cluster (0)",
+            cache_synced.clone(),
+        );
+        registry.register(
+            "cache_watch_restarts",
+            "Times a watch of the copy of the broker's records failed and listed again",
+            cache_watch_restarts.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -130,6 +160,9 @@ pub fn global() -> &'static Metrics {
             instances,
             dashboard_watches,
             dashboard_viewers,
+            cache_objects,
+            cache_synced,
+            cache_watch_restarts,
         }
     })
 }
@@ -140,6 +173,17 @@ impl Metrics {
         self.instances.clear();
         for ((service, plan), count) in counts {
             self.instances.get_or_create(&PlanLabels { service: service.clone(), plan: plan.clone() }).set(*count);
+        }
+    }
+
+    /// Sets the figures of the copy of the broker's records, kind by kind.
+    pub fn set_cache(&self, figures: &[(&str, crate::k8s::watched::WatchedFigures)]) {
+        for (kind, figures) in figures {
+            let labels = CacheLabels { kind: (*kind).to_owned() };
+            self.cache_objects.get_or_create(&labels).set(i64::try_from(figures.objects).unwrap_or(i64::MAX));
+            self.cache_synced.get_or_create(&labels).set(i64::from(figures.synced));
+            let restarts = self.cache_watch_restarts.get_or_create(&labels);
+            restarts.inc_by(figures.restarts.saturating_sub(restarts.get()));
         }
     }
 

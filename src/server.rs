@@ -32,7 +32,9 @@ pub fn broker(
     let options = BrokerOptions::from_settings(settings);
     let secret = settings.dashboard.cf_sso.as_ref().map(|cf| cf.client_secret.as_str());
     let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
-    Ok(Arc::new(Broker::new(catalog, client, endpoint, options)?))
+    let broker = Broker::new(catalog, client, endpoint, options)?;
+    broker.watch_records();
+    Ok(Arc::new(broker))
 }
 
 /// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose
@@ -71,6 +73,7 @@ async fn metrics(State(broker): State<osb::BrokerState>) -> impl axum::response:
         Ok(counts) => metrics.set_instances(&counts),
         Err(error) => tracing::warn!(%error, "could not count instances for /metrics"),
     }
+    metrics.set_cache(&broker.cache_figures());
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         metrics.encode(),

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use support::broker::*;
-use support::cluster::{cluster, eventually};
+use support::cluster::{cluster, delete_namespace_and_wait, eventually};
 use support::proxy::Proxy;
 
 fn report(name: &str, cases: usize, failures: usize, lost: usize) {
@@ -79,6 +79,83 @@ async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
     report("apiserver outage", cases, failures.len(), lost);
     assert!(failures.is_empty() && lost == 0, "{failures:#?} {state:?}");
     broker.deprovision(&id, SMALL).await;
+}
+
+/// A sample of the broker's `/metrics` (the registry is the process's: the brokers of one test binary share it).
+async fn metric(broker: &TestBroker, name: &str) -> Option<f64> {
+    let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request");
+    let text = broker.raw(request).await.body.as_str().unwrap_or_default().to_owned();
+    text.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[tokio::test]
+async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
+    let admin = cluster().admin_config().await;
+    let target =
+        format!("{}:{}", admin.cluster_url.host().unwrap_or("127.0.0.1"), admin.cluster_url.port_u16().unwrap_or(443));
+    let proxy = Proxy::start(target.parse().expect("apiserver address")).await;
+    let mut config = admin.clone();
+    config.cluster_url = format!("https://127.0.0.1:{}", proxy.address.port()).parse().expect("url");
+    config.connect_timeout = Some(Duration::from_secs(2));
+    let broker = TestBroker::start_with_config(config, caas_broker::catalog::Catalog::built_in(), |_| {});
+    let synced = r#"caas_broker_cache_synced{kind="namespaces"}"#;
+    let (kept, deleted) = (instance_id("cached-kept"), instance_id("cached-deleted"));
+    for id in [&kept, &deleted] {
+        broker.provision(id, SMALL, json!({})).await;
+        broker.wait_for_state(id, "provision", "succeeded").await;
+    }
+    eventually(Duration::from_secs(20), "the copy to sync", || async {
+        (metric(&broker, synced).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let restarts_before = metric(&broker, r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
+
+    // The broker loses the apiserver; meanwhile one instance is deleted by someone else.
+    proxy.cut();
+    let admin_client = cluster().admin().await;
+    let deleted_namespace = broker.namespace(&deleted);
+    Api::<Namespace>::all(admin_client.clone()).delete(&deleted_namespace, &Default::default()).await.expect("delete");
+    eventually(Duration::from_secs(20), "the copy to stop answering", || async {
+        (metric(&broker, synced).await == Some(0.0)).then_some(())
+    })
+    .await;
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for id in [&kept, &deleted] {
+        for path in [format!("/v2/service_instances/{id}/last_operation"), format!("/v2/service_instances/{id}")] {
+            cases += 1;
+            let answer = broker.call(Method::GET, &path, None).await;
+            if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+                failures
+                    .push(format!("GET {path} during the outage, from a copy that cannot vouch for it: {answer:?}"));
+            }
+        }
+    }
+
+    // Back: the watches list again, and the answers show what changed while they were away.
+    proxy.restore();
+    eventually(Duration::from_secs(30), "the copy to sync again", || async {
+        (metric(&broker, synced).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let restarts = metric(&broker, r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
+    cases += 1;
+    if restarts.unwrap_or_default() <= restarts_before.unwrap_or_default() {
+        failures.push(format!("watch restarts in /metrics: {restarts_before:?} before, {restarts:?} after"));
+    }
+    let gone = broker.call(Method::GET, &format!("/v2/service_instances/{deleted}"), None).await;
+    let polled = broker.call(Method::GET, &format!("/v2/service_instances/{kept}/last_operation"), None).await;
+    cases += 2;
+    if gone.status != StatusCode::NOT_FOUND {
+        failures.push(format!("the instance deleted during the outage is fetched after it: {gone:?}"));
+    }
+    if polled.body["state"] != "succeeded" {
+        failures.push(format!("the kept instance after the outage: {polled:?}"));
+    }
+    report("the copy of the records across an outage", cases, failures.len(), 0);
+    assert!(failures.is_empty(), "{failures:#?}");
+    broker.deprovision(&kept, SMALL).await;
+    delete_namespace_and_wait(&admin_client, &deleted_namespace).await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use super::credentials::{self, IssuedToken};
 use super::instance::StoredInstance;
 use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
 use super::parameters::SchemaKind;
-use super::{Broker, deleted};
+use super::{Broker, cache, deleted};
 use super::{Error, Result};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};
@@ -279,7 +279,10 @@ impl Broker {
         let record = objects.record(annotations, response.credentials.to_string());
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.records().create(&params, &record).await {
-            Ok(_) => Ok(Bound::Created(response.clone())),
+            Ok(created) => {
+                cache::wrote(&self.cache.bindings, &created);
+                Ok(Bound::Created(response.clone()))
+            }
             Err(error) if is_conflict(&error) => match self.record(objects).await? {
                 Some(existing) if existing.requested == *requested && existing.instance_id == objects.instance_id => {
                     Ok(Bound::AlreadyExists(existing.response))
@@ -333,7 +336,7 @@ impl Broker {
         let patience = if accepts_incomplete { std::time::Duration::from_secs(2) } else { self.options.sync_timeout };
         match self.wait_until_gone(patience, || self.binding_left(&objects, token)).await? {
             None => {
-                deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
+                self.delete_record(&objects.record_name()).await?;
                 Ok(Unbound::Done)
             }
             Some(_) if accepts_incomplete => Ok(Unbound::InProgress(OPERATION_UNBIND)),
@@ -384,10 +387,20 @@ impl Broker {
         binding_id: &str,
         operation: Option<&str>,
     ) -> Result<LastOperation> {
-        let record =
-            self.record(&self.objects(instance_id, binding_id)).await?.filter(|r| r.instance_id == instance_id);
-        let exists = record.is_some();
         let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
+        let objects = self.objects(instance_id, binding_id);
+        // A binding whose credentials were handed out stays done: the copy of the records can say so.
+        if !unbinding && let Some(meta) = cache::present(&self.cache.bindings, &objects.record_name()) {
+            let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str);
+            if annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
+                && annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
+                && annotation(ANNOTATION_PENDING).is_none()
+            {
+                return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
+            }
+        }
+        let record = self.record(&objects).await?.filter(|r| r.instance_id == instance_id);
+        let exists = record.is_some();
         match (exists, unbinding, operation) {
             (true, false, _) => match record {
                 Some(record) => self.binding_state(instance_id, &record).await,
@@ -395,12 +408,11 @@ impl Broker {
             },
             (true, true, _) => {
                 // An asynchronous unbind not finished yet: finish it once its objects are gone and its token refused.
-                let objects = self.objects(instance_id, binding_id);
                 let token = record.as_ref().and_then(|r| r.response.credentials.get("token")).and_then(Value::as_str);
                 if let Some(remaining) = self.binding_left(&objects, token).await? {
                     return Ok(LastOperation::new(OperationState::InProgress, format!("revoking: {remaining}")));
                 }
-                deleted(self.records().delete(&objects.record_name(), &DeleteParams::default()).await)?;
+                self.delete_record(&objects.record_name()).await?;
                 Ok(LastOperation::new(OperationState::Succeeded, "the credentials have been revoked"))
             }
             // Nothing is kept of a deleted binding: a poll of an unbind (our `operation`) succeeded, as the checkers
@@ -426,6 +438,13 @@ impl Broker {
         })
     }
 
+    /// Deletes a binding record; true when it was there.
+    async fn delete_record(&self, name: &str) -> Result<bool> {
+        let result = self.records().delete(name, &DeleteParams::default()).await;
+        cache::deleting(&self.cache.bindings, name, &result);
+        deleted(result)
+    }
+
     /// Deletes the records of every binding of an instance (its ServiceAccounts go with the namespace).
     pub(super) async fn delete_binding_records(&self, instance_id: &str) -> Result<()> {
         let selector = format!("{LABEL_INSTANCE}={}", names::label_value(instance_id));
@@ -440,7 +459,7 @@ impl Broker {
             if exact.is_some_and(|id| id == instance_id)
                 && let Some(name) = record.metadata.name
             {
-                deleted(records.delete(&name, &DeleteParams::default()).await)?;
+                self.delete_record(&name).await?;
             }
         }
         Ok(())

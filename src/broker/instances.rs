@@ -2,11 +2,13 @@
 //! every one computed from and written to the cluster, so that any replica answers the same and retries converge.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::{Map, Value};
@@ -17,11 +19,13 @@ use super::model::{
     OriginatingIdentity, ProvisionRequest, UpdateRequest,
 };
 use super::parameters::SchemaKind;
-use super::{Broker, check_maintenance, deleted};
+use super::workloads::WorkloadRecord;
+use super::{Broker, cache, check_maintenance, deleted};
 use super::{Error, Result};
 use crate::catalog::{PodSecurityLevel, Service, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
+use crate::k8s::watched::Cached;
 use crate::k8s::{apply, is_conflict, is_not_found};
 
 /// The `operation` value of an asynchronous provision.
@@ -179,7 +183,10 @@ impl Broker {
         let namespace = self.virtual_cluster(service, wanted)?.namespace();
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.namespaces().create(&params, &namespace).await {
-            Ok(_) => Ok(None),
+            Ok(created) => {
+                cache::wrote(&self.cache.namespaces, &created);
+                Ok(None)
+            }
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
                 Some((_, stored)) => Ok(Some(stored)),
                 None => Err(Error::Conflict(format!(
@@ -268,6 +275,7 @@ impl Broker {
         let namespace = cluster.namespace.clone();
         let client = self.client.clone();
         let applied = apply(&self.namespaces(), &cluster.namespace()).await?;
+        cache::wrote(&self.cache.namespaces, &applied);
         apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
         apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
         apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
@@ -282,7 +290,8 @@ impl Broker {
             }
         }
         cluster.annotations = record.annotations(true);
-        apply(&self.namespaces(), &cluster.namespace()).await?;
+        let completed = apply(&self.namespaces(), &cluster.namespace()).await?;
+        cache::wrote(&self.cache.namespaces, &completed);
         Ok(())
     }
 
@@ -329,7 +338,9 @@ impl Broker {
 
     async fn delete_namespace_quietly(&self, instance_id: &str) {
         let name = self.namespace_of(instance_id);
-        if let Err(error) = self.namespaces().delete(&name, &DeleteParams::background()).await
+        let result = self.namespaces().delete(&name, &DeleteParams::background()).await;
+        cache::deleting(&self.cache.namespaces, &name, &result);
+        if let Err(error) = result
             && !is_not_found(&error)
         {
             tracing::warn!(namespace = %name, %error, "could not remove a half-made namespace");
@@ -460,7 +471,9 @@ impl Broker {
         if !stored.terminating {
             let params =
                 DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
-            match self.namespaces().delete(&name, &params).await {
+            let result = self.namespaces().delete(&name, &params).await;
+            cache::deleting(&self.cache.namespaces, &name, &result);
+            match result {
                 Ok(_) => tracing::info!(instance = instance_id, namespace = %name, "deleting the virtual cluster"),
                 Err(error) if is_not_found(&error) => {
                     return Err(Error::Gone(format!("instance {instance_id} does not exist")));
@@ -488,30 +501,86 @@ impl Broker {
             .map(|_| format!("namespace {name} is terminating")))
     }
 
+    /// What records an instance, from the copy of the broker's records; `None` when the copy does not hold it (absent,
+    /// or it cannot answer) or holds a workload record and `workloads` is false: the caller reads the cluster.
+    fn cached(&self, instance_id: &str, workloads: bool) -> Option<Recorded> {
+        match self.cache.workloads.get(&Broker::record_name(instance_id)) {
+            Cached::Present(meta) => {
+                return WorkloadRecord::from_meta(&meta, instance_id).filter(|_| workloads).map(Recorded::Workload);
+            }
+            Cached::Unknown => return None,
+            Cached::Absent => {}
+        }
+        let meta = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id))?;
+        let stored = StoredInstance::from_meta(&meta).filter(|stored| stored.instance_id == instance_id)?;
+        Some(Recorded::VirtualCluster(meta, stored))
+    }
+
+    /// What records an instance, read from the cluster (both kinds of record at once: one round trip).
+    async fn recorded(&self, instance_id: &str) -> Result<Recorded> {
+        let (workload, virtual_cluster) = tokio::try_join!(self.workload(instance_id), self.find(instance_id))?;
+        Ok(match (workload, virtual_cluster) {
+            (Some(record), _) => Recorded::Workload(record),
+            (None, Some((namespace, stored))) => Recorded::VirtualCluster(Arc::new(namespace.metadata), stored),
+            (None, None) => Recorded::Nothing,
+        })
+    }
+
+    /// Answers from the copy of the records when it holds the instance (a workload's only if `workloads`) and the
+    /// answer is one a moment's lag cannot make wrong (`settled`); otherwise from the cluster.
+    async fn answer<T, F, Fut>(
+        &self,
+        instance_id: &str,
+        workloads: bool,
+        settled: fn(&Result<T>) -> bool,
+        answer: F,
+    ) -> Result<T>
+    where
+        F: Fn(Recorded) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if let Some(recorded) = self.cached(instance_id, workloads) {
+            let cached = answer(recorded).await;
+            if settled(&cached) {
+                return cached;
+            }
+        }
+        answer(self.recorded(instance_id).await?).await
+    }
+
     /// GET /v2/service_instances/:instance_id
     pub async fn fetch(&self, instance_id: &str) -> Result<FetchedInstance> {
+        // "Not found" from the copy may be a moment old (made ready, or made at all, by another replica): confirm it.
+        let settled = |answer: &Result<FetchedInstance>| !matches!(answer, Err(Error::NotFound(_)));
+        self.answer(instance_id, true, settled, |recorded| async move { self.fetched(instance_id, recorded) }).await
+    }
+
+    fn fetched(&self, instance_id: &str, recorded: Recorded) -> Result<FetchedInstance> {
         let not_found = || Error::NotFound(format!("instance {instance_id} does not exist"));
-        if let Some(record) = self.workload(instance_id).await? {
-            if !record.stored.provisioned {
-                return Err(not_found());
+        let stored = match recorded {
+            Recorded::Workload(record) => {
+                if !record.stored.provisioned {
+                    return Err(not_found());
+                }
+                let mut labels = Map::new();
+                labels.insert("namespace".to_owned(), Value::String(record.namespace.clone()));
+                labels.insert("cluster_instance_id".to_owned(), Value::String(record.cluster_instance_id.clone()));
+                return Ok(FetchedInstance {
+                    service_id: record.stored.attributes.service_id.clone(),
+                    plan_id: record.stored.attributes.plan_id.clone(),
+                    dashboard_url: self.dashboard_url(instance_id),
+                    parameters: Broker::workload_parameters(&record),
+                    maintenance_info: record
+                        .stored
+                        .maintenance_version
+                        .clone()
+                        .map(|version| MaintenanceVersion { version }),
+                    metadata: InstanceMetadata { labels, attributes: Map::new() },
+                });
             }
-            let mut labels = Map::new();
-            labels.insert("namespace".to_owned(), Value::String(record.namespace.clone()));
-            labels.insert("cluster_instance_id".to_owned(), Value::String(record.cluster_instance_id.clone()));
-            return Ok(FetchedInstance {
-                service_id: record.stored.attributes.service_id.clone(),
-                plan_id: record.stored.attributes.plan_id.clone(),
-                dashboard_url: self.dashboard_url(instance_id),
-                parameters: Broker::workload_parameters(&record),
-                maintenance_info: record
-                    .stored
-                    .maintenance_version
-                    .clone()
-                    .map(|version| MaintenanceVersion { version }),
-                metadata: InstanceMetadata { labels, attributes: Map::new() },
-            });
-        }
-        let (_, stored) = self.find(instance_id).await?.ok_or_else(not_found)?;
+            Recorded::VirtualCluster(_, stored) => stored,
+            Recorded::Nothing => return Err(not_found()),
+        };
         if !stored.provisioned || stored.terminating {
             return Err(not_found());
         }
@@ -537,26 +606,42 @@ impl Broker {
 
     /// GET /v2/service_instances/:instance_id/last_operation
     pub async fn last_operation(&self, instance_id: &str, operation: Option<&str>) -> Result<LastOperation> {
-        let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
         if let Some(namespace) = operation.and_then(|op| op.strip_prefix(OPERATION_DEPROVISION)?.strip_prefix(':')) {
             return self.workload_deletion_state(instance_id, namespace).await;
         }
-        // Both kinds of record are looked up at once: the platform polls, and each poll should cost one round trip.
-        let (workload, virtual_cluster) = tokio::try_join!(self.workload(instance_id), self.find(instance_id))?;
-        if let Some(record) = workload {
-            let (service, _) = self.workload_service(&record)?;
-            return self.workload_state(service, &record).await;
-        }
-        let Some((namespace, stored)) = virtual_cluster else {
+        // In progress or succeeded from the copy is at most a moment old, and the platform polls again; a failure or
+        // a missing instance could be the copy lagging (a deletion just started, an instance just made): confirm it.
+        // A workload's state is read from its pods and controllers anyway, so its record is read fresh with them: an
+        // update's poll must not be judged by the parameters before the update.
+        let settled = |answer: &Result<LastOperation>| match answer {
+            Ok(answer) => answer.state != OperationState::Failed,
+            Err(error) => !matches!(error, Error::NotFound(_)),
+        };
+        let state = |recorded| self.operation_state(instance_id, operation, recorded);
+        self.answer(instance_id, false, settled, state).await
+    }
+
+    async fn operation_state(
+        &self,
+        instance_id: &str,
+        operation: Option<&str>,
+        recorded: Recorded,
+    ) -> Result<LastOperation> {
+        let deprovisioning = operation.is_some_and(|op| op.starts_with(OPERATION_DEPROVISION));
+        let (namespace, stored) = match recorded {
+            Recorded::Workload(record) => {
+                let (service, _) = self.workload_service(&record)?;
+                return self.workload_state(service, &record).await;
+            }
+            Recorded::VirtualCluster(namespace, stored) => (namespace, stored),
             // Nothing is kept once an instance is gone, so "deleted" and "never existed" look alike. A poll of a
             // deprovision (the platform sends back our `operation`) is answered as the conformance checkers want,
             // 200 succeeded; any other poll is of an instance the broker does not know: 404, as for any unknown id
             // (410 is only for a finished asynchronous delete, and a poll without our `operation` is not one).
-            return if deprovisioning {
-                Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"))
-            } else {
-                Err(Error::NotFound(format!("instance {instance_id} does not exist")))
-            };
+            Recorded::Nothing if deprovisioning => {
+                return Ok(LastOperation::new(OperationState::Succeeded, "the virtual cluster has been deleted"));
+            }
+            Recorded::Nothing => return Err(Error::NotFound(format!("instance {instance_id} does not exist"))),
         };
         if stored.terminating {
             return Ok(LastOperation::new(OperationState::InProgress, "deleting the virtual cluster's namespace"));
@@ -591,6 +676,13 @@ impl Broker {
             },
         ))
     }
+}
+
+/// What records an instance: a workload record, a virtual cluster's namespace (its metadata), or nothing.
+enum Recorded {
+    Workload(WorkloadRecord),
+    VirtualCluster(Arc<ObjectMeta>, StoredInstance),
+    Nothing,
 }
 
 /// The parameters that set something (a `null` asks to remove a parameter, so it is not validated as a value).

@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod alerts;
 mod bindings;
+mod cache;
 mod credentials;
 mod dashboard_watch;
 pub mod deploy;
@@ -73,6 +74,9 @@ pub struct BrokerOptions {
     pub gpu_runtime_class: Option<String>,
     /// The nodes workload pods run on and their image pull policy.
     pub placement: PodPlacement,
+    /// How long the apiserver keeps one of the record watches open (below the client's read timeout, so that a quiet
+    /// watch ends cleanly and resumes instead of failing).
+    pub watch_seconds: u32,
 }
 
 impl BrokerOptions {
@@ -91,6 +95,7 @@ impl BrokerOptions {
             session_image: settings.workloads.session_image.clone(),
             gpu_runtime_class: settings.workloads.gpu_runtime_class.clone(),
             placement: settings.workloads.placement(),
+            watch_seconds: watch_seconds(settings.kubernetes.request_timeout_seconds),
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct Broker {
     options: BrokerOptions,
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
+    /// The watch-fed copy of the broker's records that repeated reads are answered from.
+    cache: cache::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
 }
@@ -124,6 +131,7 @@ impl Broker {
             client,
             options,
             seen_ready: SeenReady::default(),
+            cache: cache::Records::new(),
             own_user: tokio::sync::OnceCell::new(),
         })
     }
@@ -131,6 +139,17 @@ impl Broker {
     /// The catalog, as served.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Starts the watches that keep the copy of the broker's records (see [`cache`]); until they have listed, and
+    /// whenever they fail, every read goes to the cluster. Needs a Tokio runtime; the watches stop with the broker.
+    pub fn watch_records(&self) {
+        self.cache.start(&self.client, &self.options.broker_namespace, self.options.watch_seconds);
+    }
+
+    /// What the copy of the broker's records holds and how its watches fare, for `/metrics`.
+    pub fn cache_figures(&self) -> Vec<(&'static str, crate::k8s::watched::WatchedFigures)> {
+        self.cache.all().into_iter().map(|copy| (copy.kind(), copy.figures())).collect()
     }
 
     /// The cluster client (readiness checks).
@@ -169,11 +188,16 @@ impl Broker {
         )
     }
 
-    /// Instances by (service, plan) name, counted from the cluster: virtual-cluster namespaces and workload records.
+    /// Instances by (service, plan) name: virtual-cluster namespaces and workload records, from the copy of the
+    /// records when it can answer for all of them, else counted from the cluster.
     pub async fn count_instances(&self) -> Result<InstanceCounts, kube::Error> {
         use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 
         let mut counts = InstanceCounts::new();
+        if let (Some(namespaces), Some(records)) = (self.cache.namespaces.all(), self.cache.workloads.all()) {
+            namespaces.iter().chain(&records).for_each(|meta| count_one(meta, &mut counts));
+            return Ok(counts);
+        }
         count_by_plan(&kube::Api::<Namespace>::all(self.client.clone()), &mut counts).await?;
         let records = kube::Api::<ConfigMap>::namespaced(self.client.clone(), &self.options.broker_namespace);
         match count_by_plan(&records, &mut counts).await {
@@ -202,16 +226,29 @@ where
     let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
     loop {
         let page = api.list_metadata(&params).await?;
-        for item in &page.items {
-            let labels = item.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).cloned().unwrap_or_default();
-            *counts.entry((label(LABEL_SERVICE), label(LABEL_PLAN))).or_insert(0) += 1;
-        }
+        page.items.iter().for_each(|item| count_one(&item.metadata, counts));
         match page.metadata.continue_.filter(|token| !token.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(()),
         }
     }
+}
+
+/// Counts one of the broker's objects by its service and plan labels (objects without both are not instances).
+fn count_one(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, counts: &mut InstanceCounts) {
+    use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
+    let labels = meta.labels.as_ref();
+    if let (Some(service), Some(plan)) =
+        (labels.and_then(|l| l.get(LABEL_SERVICE)), labels.and_then(|l| l.get(LABEL_PLAN)))
+    {
+        *counts.entry((service.clone(), plan.clone())).or_insert(0) += 1;
+    }
+}
+
+/// How long a record watch stays open: 5 s below the client's read timeout (`request_timeout_seconds`), at most the
+/// 290 s client-go uses.
+fn watch_seconds(request_timeout_seconds: u64) -> u32 {
+    u32::try_from(request_timeout_seconds.saturating_sub(5).clamp(1, 290)).unwrap_or(290)
 }
 
 /// `maintenance_info.version` of a request must be the plan's; `{}` or no version counts as not sent.

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Versions remembered at most; beyond it the memory starts afresh (the next polls read the cluster again).
 const CAPACITY: usize = 50_000;
@@ -20,12 +20,12 @@ pub(super) struct SeenReady(Mutex<HashSet<String>>);
 
 impl SeenReady {
     /// Whether this version of `namespace` was seen ready.
-    pub(super) fn contains(&self, namespace: &Namespace) -> bool {
+    pub(super) fn contains(&self, namespace: &ObjectMeta) -> bool {
         version(namespace).is_some_and(|key| self.versions().contains(&key))
     }
 
     /// Remembers that this version of `namespace` is ready.
-    pub(super) fn insert(&self, namespace: &Namespace) {
+    pub(super) fn insert(&self, namespace: &ObjectMeta) {
         let Some(key) = version(namespace) else { return };
         let mut versions = self.versions();
         if versions.len() >= CAPACITY {
@@ -41,26 +41,20 @@ impl SeenReady {
 }
 
 /// `uid/resourceVersion`, when the namespace came from the apiserver and so has both.
-fn version(namespace: &Namespace) -> Option<String> {
-    let meta = &namespace.metadata;
+fn version(meta: &ObjectMeta) -> Option<String> {
     Some(format!("{}/{}", meta.uid.as_deref()?, meta.resource_version.as_deref()?))
 }
 
 #[cfg(test)]
 mod tests {
-    use kube::api::ObjectMeta;
-
     use super::*;
 
-    fn namespace(uid: &str, resource_version: &str) -> Namespace {
-        Namespace {
-            metadata: ObjectMeta {
-                name: Some("caas-x".to_owned()),
-                uid: Some(uid.to_owned()),
-                resource_version: Some(resource_version.to_owned()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
+    fn namespace(uid: &str, resource_version: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("caas-x".to_owned()),
+            uid: Some(uid.to_owned()),
+            resource_version: Some(resource_version.to_owned()),
+            ..ObjectMeta::default()
         }
     }
 
@@ -76,7 +70,7 @@ mod tests {
     #[test]
     fn a_namespace_without_uid_or_version_is_never_remembered() {
         let seen = SeenReady::default();
-        let unsaved = Namespace::default();
+        let unsaved = ObjectMeta::default();
         seen.insert(&unsaved);
         assert!(!seen.contains(&unsaved));
     }

@@ -19,7 +19,7 @@ use super::instance::{Attributes, StoredInstance};
 use super::model::{BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest};
 use super::parameters::SchemaKind;
 use super::progress::{Refusals, progress};
-use super::{Broker, check_maintenance};
+use super::{Broker, cache, check_maintenance};
 use super::{Error, Result};
 use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
@@ -39,6 +39,19 @@ pub struct WorkloadRecord {
     pub namespace: String,
     /// The virtual cluster it runs in.
     pub cluster_instance_id: String,
+}
+
+impl WorkloadRecord {
+    /// The record that `meta` (a record ConfigMap's) holds, if it is `instance_id`'s.
+    pub(super) fn from_meta(meta: &ObjectMeta, instance_id: &str) -> Option<WorkloadRecord> {
+        let stored = StoredInstance::from_meta(meta).filter(|s| s.instance_id == instance_id)?;
+        let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default();
+        Some(WorkloadRecord {
+            stored,
+            namespace: annotation(ANNOTATION_NAMESPACE),
+            cluster_instance_id: annotation(ANNOTATION_CLUSTER_INSTANCE_ID),
+        })
+    }
 }
 
 /// The objects of a workload, by kind.
@@ -104,24 +117,14 @@ impl Broker {
         Api::namespaced(self.client.clone(), &self.options.broker_namespace)
     }
 
-    fn record_name(instance_id: &str) -> String {
+    pub(super) fn record_name(instance_id: &str) -> String {
         names::dns_label("instance-", instance_id)
     }
 
-    /// The record of a workload instance, if `instance_id` is one.
+    /// The record of a workload instance, if `instance_id` is one, read from the cluster.
     pub(super) async fn workload(&self, instance_id: &str) -> Result<Option<WorkloadRecord>> {
-        let Some(record) = self.workload_records().get_opt(&Broker::record_name(instance_id)).await? else {
-            return Ok(None);
-        };
-        let Some(stored) = StoredInstance::from_meta(&record.metadata).filter(|s| s.instance_id == instance_id) else {
-            return Ok(None);
-        };
-        let annotations = record.metadata.annotations.unwrap_or_default();
-        Ok(Some(WorkloadRecord {
-            stored,
-            namespace: annotations.get(ANNOTATION_NAMESPACE).cloned().unwrap_or_default(),
-            cluster_instance_id: annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID).cloned().unwrap_or_default(),
-        }))
+        let record = self.workload_records().get_opt(&Broker::record_name(instance_id)).await?;
+        Ok(record.and_then(|record| WorkloadRecord::from_meta(&record.metadata, instance_id)))
     }
 
     fn record_object(&self, record: &WorkloadRecord, provisioned: bool) -> ConfigMap {
@@ -207,7 +210,7 @@ impl Broker {
         self.ensure_namespace(&self.options.broker_namespace).await?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.workload_records().create(&params, &self.record_object(&record, false)).await {
-            Ok(_) => {}
+            Ok(created) => cache::wrote(&self.cache.workloads, &created),
             Err(error) if is_conflict(&error) => {
                 let existing = self.workload(&record.stored.instance_id).await?.ok_or_else(|| {
                     Error::Concurrency(format!("instance {} is changing; retry", record.stored.instance_id))
@@ -218,13 +221,13 @@ impl Broker {
         }
         if let Err(error) = self.apply_workload(service, &record).await {
             self.delete_workload_objects(service, &record).await.ok();
-            self.workload_records()
-                .delete(&Broker::record_name(&record.stored.instance_id), &DeleteParams::default())
-                .await
-                .ok();
+            let name = Broker::record_name(&record.stored.instance_id);
+            let result = self.workload_records().delete(&name, &DeleteParams::default()).await;
+            cache::deleting(&self.cache.workloads, &name, &result);
             return Err(error);
         }
-        apply(&self.workload_records(), &self.record_object(&record, true)).await?;
+        let recorded = apply(&self.workload_records(), &self.record_object(&record, true)).await?;
+        cache::wrote(&self.cache.workloads, &recorded);
         Ok(accepted())
     }
 
@@ -531,13 +534,17 @@ impl Broker {
                 (rolled_out, failure)
             }
         };
-        let warnings = Api::<Event>::namespaced(self.client.clone(), ns)
-            .list(&ListParams::default().fields("type=Warning"))
-            .await?;
+        // Warnings, and the volume controller's FailedBinding, which it reports as a Normal event ("no persistent
+        // volumes available for this claim...") although it is why a claim waits.
+        let events = Api::<Event>::namespaced(self.client.clone(), ns).list(&ListParams::default()).await?;
+        let warnings: Vec<&Event> = events
+            .items
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning") || e.reason.as_deref() == Some("FailedBinding"))
+            .collect();
         // The latest matching warning, as "<object>: <message>" or the message alone.
         let latest = |matches: &dyn Fn(&Event) -> bool, named: bool| {
-            let event =
-                warnings.items.iter().filter(|e| matches(e)).max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))?;
+            let event = warnings.iter().filter(|e| matches(e)).max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))?;
             let message = event.message.clone()?;
             Some(match (&event.involved_object.name, named) {
                 (Some(object), true) => format!("{object}: {message}"),
@@ -624,7 +631,8 @@ impl Broker {
             return Err(Error::AsyncRequired);
         }
         self.apply_workload(service, &updated).await?;
-        apply(&self.workload_records(), &self.record_object(&updated, true)).await?;
+        let recorded = apply(&self.workload_records(), &self.record_object(&updated, true)).await?;
+        cache::wrote(&self.cache.workloads, &recorded);
         Ok(InstanceResponse {
             dashboard_url: self.dashboard_url(&instance_id),
             operation: Some(OPERATION_UPDATE.to_owned()),
@@ -650,9 +658,10 @@ impl Broker {
                 return Err(self.deletion_continues(&format!("instance {instance_id}"), &remaining));
             }
         }
-        ignore_missing(
-            self.workload_records().delete(&Broker::record_name(instance_id), &DeleteParams::default()).await,
-        )?;
+        let name = Broker::record_name(instance_id);
+        let result = self.workload_records().delete(&name, &DeleteParams::default()).await;
+        cache::deleting(&self.cache.workloads, &name, &result);
+        ignore_missing(result)?;
         Ok(format!("{}:{}", super::instances::OPERATION_DEPROVISION, record.namespace))
     }
 

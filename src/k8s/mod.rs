@@ -7,6 +7,7 @@ pub mod member;
 pub mod names;
 pub mod quota;
 pub mod virtual_cluster;
+pub mod watched;
 pub mod workload;
 
 use std::fmt::Debug;

@@ -1,0 +1,76 @@
+//! The broker's watch-fed copy of its own records, which the reads a platform repeats all the time (`last_operation`
+//! polls, fetches, `/metrics`) are answered from: the instances' namespaces, the workload records and the binding
+//! records, metadata only (a binding record's credentials are never held here).
+//!
+//! Decisions (provision, bind, update, deprovision) never read the copy: they read the cluster, and the writes they
+//! make are noted here so that the copy does not answer for an object until its watch has shown the write. An answer
+//! the copy makes that the cluster could contradict a moment later (an instance missing, an operation failed) is
+//! confirmed by a read of the cluster before it is given.
+
+use std::sync::Arc;
+
+use either::Either;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::core::Status;
+use kube::{Api, Client, Resource};
+
+use crate::k8s::names::{LABEL_MANAGED_BY, MANAGED_BY};
+use crate::k8s::watched::{Cached, Watched};
+
+/// The copies, one per kind of record.
+pub(super) struct Records {
+    /// The virtual clusters' namespaces (cluster-wide, the broker's label).
+    pub namespaces: Watched,
+    /// Workload records: ConfigMaps in the broker's namespace.
+    pub workloads: Watched,
+    /// Binding records: Secrets in the broker's namespace (their metadata only).
+    pub bindings: Watched,
+}
+
+impl Records {
+    pub(super) fn new() -> Records {
+        Records {
+            namespaces: Watched::new("namespaces"),
+            workloads: Watched::new("workload_records"),
+            bindings: Watched::new("binding_records"),
+        }
+    }
+
+    /// Starts the watches (see [`Watched::start`]).
+    pub(super) fn start(&self, client: &Client, broker_namespace: &str, watch_seconds: u32) {
+        let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+        self.namespaces.start(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), &selector, watch_seconds);
+        let configmaps = Api::<PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), broker_namespace);
+        self.workloads.start(configmaps, &selector, watch_seconds);
+        let secrets = Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), broker_namespace);
+        self.bindings.start(secrets, &selector, watch_seconds);
+    }
+
+    /// Every copy, for `/metrics`.
+    pub(super) fn all(&self) -> [&Watched; 3] {
+        [&self.namespaces, &self.workloads, &self.bindings]
+    }
+}
+
+/// The object's metadata when the copy holds it; `None` when it is absent or the copy cannot answer.
+pub(super) fn present(copy: &Watched, name: &str) -> Option<Arc<ObjectMeta>> {
+    match copy.get(name) {
+        Cached::Present(meta) => Some(meta),
+        Cached::Absent | Cached::Unknown => None,
+    }
+}
+
+/// Notes a write of this process in `copy` (see [`Watched::wrote`]).
+pub(super) fn wrote<K: Resource>(copy: &Watched, written: &K) {
+    copy.wrote(written.meta());
+}
+
+/// Notes a delete of this process in `copy`, whatever its outcome (a failed delete only costs reads of the cluster).
+pub(super) fn deleting<K: Resource>(copy: &Watched, name: &str, result: &Result<Either<K, Status>, kube::Error>) {
+    match result {
+        Ok(Either::Left(object)) => copy.wrote(object.meta()),
+        _ => copy.deleted(name),
+    }
+}

@@ -1,0 +1,392 @@
+//! A watch-fed copy of the metadata of one kind of object, so that the requests a platform repeats all the time
+//! (`last_operation` polls, fetches) are answered from memory instead of apiserver round trips.
+//!
+//! The copy says what it knows and no more ([`Cached`]): an object it holds, an object it does not hold while its
+//! watch is synced, or "unknown" — its watch is not synced (starting, failed, the apiserver away), or this process has
+//! just written the object and the watch has not shown that write yet (read-your-writes). A caller reads the cluster
+//! whenever the copy does not know, and also on an absent object, which another replica may have made a moment ago.
+//!
+//! Any watch error drops the copy's claim to be synced and starts over with a fresh list after a pause, so that after
+//! an outage nothing older than the outage is served. Only metadata is kept, without `managedFields`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource};
+use tokio::task::AbortHandle;
+
+/// How long a write of this process keeps the copy from answering for that object when the watch does not show the
+/// write (a watch that is synced shows it within milliseconds; this only bounds the cost of a write that never came).
+const UNSEEN_WRITE_PATIENCE: Duration = Duration::from_secs(10);
+/// First pause before a failed watch starts over; it doubles up to [`MAX_BACKOFF`] while the watch keeps failing.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What the copy knows of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cached {
+    /// The object's metadata as the watch last delivered it.
+    Present(Arc<ObjectMeta>),
+    /// The synced watch has not seen it (another replica may have just made it: read the cluster to be sure).
+    Absent,
+    /// The copy cannot answer for it: read the cluster.
+    Unknown,
+}
+
+/// A watch-fed metadata copy of one kind of object (see the module documentation).
+pub struct Watched {
+    shared: Arc<Shared>,
+    task: std::sync::OnceLock<AbortHandle>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+    }
+}
+
+struct Shared {
+    kind: &'static str,
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last list has been read whole and no error came since.
+    synced: bool,
+    objects: HashMap<String, Arc<ObjectMeta>>,
+    /// A list in progress: when it was asked for, and what it has delivered so far.
+    relisting: Option<(Instant, HashMap<String, Arc<ObjectMeta>>)>,
+    /// Objects this process wrote whose write the watch has not shown yet.
+    unseen_writes: HashMap<String, UnseenWrite>,
+    restarts: u64,
+}
+
+/// A write of this process, not yet delivered by the watch.
+struct UnseenWrite {
+    /// The object's `resourceVersion` after the write; `None` for a delete answered without the object.
+    version: Option<u64>,
+    /// When the write had finished.
+    done: Instant,
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchedFigures {
+    /// Objects held.
+    pub objects: usize,
+    /// Whether the copy is synced.
+    pub synced: bool,
+    /// Times the watch failed and started over.
+    pub restarts: u64,
+}
+
+impl Watched {
+    /// An empty copy that knows nothing until [`Watched::start`]; `kind` names it in logs and metrics.
+    pub fn new(kind: &'static str) -> Watched {
+        Watched { shared: Arc::new(Shared { kind, state: RwLock::default() }), task: std::sync::OnceLock::new() }
+    }
+
+    /// Starts watching the metadata of what `api` reaches, `selector` chosen, with watches the apiserver closes after
+    /// `watch_seconds` (below the client's read timeout, so that a quiet watch ends cleanly and resumes). Starting an
+    /// already started copy does nothing. The watch stops when the copy is dropped.
+    pub fn start<K>(&self, api: Api<PartialObjectMeta<K>>, selector: &str, watch_seconds: u32)
+    where
+        K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let config = watcher::Config::default().labels(selector).timeout(watch_seconds.max(1));
+        let shared = self.shared.clone();
+        self.task.get_or_init(|| tokio::spawn(shared.watch(api, config)).abort_handle());
+    }
+
+    /// What the copy knows of the object called `name`.
+    pub fn get(&self, name: &str) -> Cached {
+        let state = self.shared.read();
+        if !state.synced || state.unseen_writes.get(name).is_some_and(|w| w.done.elapsed() < UNSEEN_WRITE_PATIENCE) {
+            return Cached::Unknown;
+        }
+        match state.objects.get(name) {
+            Some(meta) => Cached::Present(meta.clone()),
+            None => Cached::Absent,
+        }
+    }
+
+    /// Every object held, when the copy is synced; `None` when it cannot answer for all of them.
+    pub fn all(&self) -> Option<Vec<Arc<ObjectMeta>>> {
+        let state = self.shared.read();
+        let trusted = state.synced && state.unseen_writes.values().all(|w| w.done.elapsed() >= UNSEEN_WRITE_PATIENCE);
+        trusted.then(|| state.objects.values().cloned().collect())
+    }
+
+    /// Records a write this process made (create, apply, update, or a delete answered with the object): the copy does
+    /// not answer for the object until the watch has shown this version of it or a later one.
+    pub fn wrote(&self, written: &ObjectMeta) {
+        let Some(name) = written.name.clone() else { return };
+        let version = written.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let mut state = self.shared.write();
+        let held = state.objects.get(&name).and_then(|meta| meta.resource_version.as_deref()?.parse::<u64>().ok());
+        if let (Some(held), Some(version)) = (held, version)
+            && held >= version
+        {
+            return; // the watch was quicker than the write's answer
+        }
+        state.unseen_writes.insert(name, UnseenWrite { version, done: Instant::now() });
+    }
+
+    /// Records a delete this process made that was answered without the object: the copy does not answer for it
+    /// until the watch has shown it gone.
+    pub fn deleted(&self, name: &str) {
+        self.shared.write().unseen_writes.insert(name.to_owned(), UnseenWrite { version: None, done: Instant::now() });
+    }
+
+    /// Figures for `/metrics`.
+    pub fn figures(&self) -> WatchedFigures {
+        let state = self.shared.read();
+        WatchedFigures { objects: state.objects.len(), synced: state.synced, restarts: state.restarts }
+    }
+
+    /// The name of the kind, as given to [`Watched::new`].
+    pub fn kind(&self) -> &'static str {
+        self.shared.kind
+    }
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while the lock was held cannot leave the state inconsistent in a way that matters: a later event or
+        // restart sets it right.
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs watches one after the other: each starts with a full list and ends at its first error.
+    async fn watch<K>(self: Arc<Self>, api: Api<PartialObjectMeta<K>>, config: watcher::Config)
+    where
+        K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default,
+    {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let mut events = std::pin::pin!(watcher::watcher(api.clone(), config.clone()));
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => {
+                        if self.apply(event) {
+                            backoff = MIN_BACKOFF;
+                        }
+                    }
+                    Err(error) => {
+                        self.lost(&error.to_string());
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Takes in one event; true when it completed a list (the watch works again).
+    fn apply<K>(&self, event: Event<PartialObjectMeta<K>>) -> bool {
+        let mut state = self.write();
+        match event {
+            Event::Init => state.relisting = Some((Instant::now(), HashMap::new())),
+            Event::InitApply(object) => {
+                let (name, meta) = kept(object.metadata);
+                state.saw(&name, meta.resource_version.as_deref(), false);
+                if let Some((_, listed)) = &mut state.relisting {
+                    listed.insert(name, meta);
+                }
+            }
+            Event::InitDone => {
+                let Some((asked, listed)) = state.relisting.take() else { return false };
+                // The list was asked for after these writes had finished, so it shows them.
+                state.unseen_writes.retain(|_, write| write.done >= asked);
+                state.objects = listed;
+                state.synced = true;
+                tracing::debug!(kind = self.kind, objects = state.objects.len(), "watch synced");
+                return true;
+            }
+            Event::Apply(object) => {
+                let (name, meta) = kept(object.metadata);
+                state.saw(&name, meta.resource_version.as_deref(), false);
+                state.objects.insert(name, meta);
+            }
+            Event::Delete(object) => {
+                let (name, meta) = kept(object.metadata);
+                state.saw(&name, meta.resource_version.as_deref(), true);
+                state.objects.remove(&name);
+            }
+        }
+        false
+    }
+
+    /// The watch failed: the copy stops answering until a new list has been read.
+    fn lost(&self, error: &str) {
+        let mut state = self.write();
+        state.synced = false;
+        state.relisting = None;
+        state.restarts += 1;
+        tracing::warn!(kind = self.kind, %error, "watch failed; reading the cluster directly until it has listed again");
+    }
+}
+
+impl State {
+    /// The watch delivered `name` at `version` (`gone`: its deletion): a write of this process that it shows is seen.
+    fn saw(&mut self, name: &str, version: Option<&str>, gone: bool) {
+        let Some(write) = self.unseen_writes.get(name) else { return };
+        let delivered = version.and_then(|v| v.parse::<u64>().ok());
+        let shown = match (write.version, delivered) {
+            // Resource versions of built-in kinds are comparable integers (Kubernetes 1.35, KEP-5504).
+            (Some(written), Some(delivered)) => delivered >= written,
+            (None, _) => gone,
+            (Some(_), None) => false,
+        };
+        if shown {
+            self.unseen_writes.remove(name);
+        }
+        let patience = UNSEEN_WRITE_PATIENCE;
+        self.unseen_writes.retain(|_, write| write.done.elapsed() < patience);
+    }
+}
+
+/// The object's name and the metadata worth keeping (without `managedFields`, often most of it).
+fn kept(mut meta: ObjectMeta) -> (String, Arc<ObjectMeta>) {
+    meta.managed_fields = None;
+    (meta.name.clone().unwrap_or_default(), Arc::new(meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Namespace;
+
+    fn object(name: &str, version: &str) -> PartialObjectMeta<Namespace> {
+        let metadata = ObjectMeta {
+            name: Some(name.to_owned()),
+            resource_version: Some(version.to_owned()),
+            managed_fields: Some(vec![Default::default()]),
+            ..ObjectMeta::default()
+        };
+        PartialObjectMeta { types: None, metadata, _phantom: std::marker::PhantomData }
+    }
+
+    fn synced(names: &[(&str, &str)]) -> Watched {
+        let watched = Watched::new("namespaces");
+        watched.shared.apply::<Namespace>(Event::Init);
+        for (name, version) in names {
+            watched.shared.apply(Event::InitApply(object(name, version)));
+        }
+        assert!(watched.shared.apply::<Namespace>(Event::InitDone));
+        watched
+    }
+
+    fn version(cached: Cached) -> Option<String> {
+        match cached {
+            Cached::Present(meta) => meta.resource_version.clone(),
+            other => panic!("expected an object, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_is_known_before_the_first_list_is_whole() {
+        let watched = Watched::new("namespaces");
+        assert_eq!(watched.get("a"), Cached::Unknown);
+        watched.shared.apply::<Namespace>(Event::Init);
+        watched.shared.apply(Event::InitApply(object("a", "5")));
+        assert_eq!(watched.get("a"), Cached::Unknown, "half a list is not the cluster");
+        assert_eq!(watched.all(), None);
+        watched.shared.apply::<Namespace>(Event::InitDone);
+        assert_eq!(version(watched.get("a")).as_deref(), Some("5"));
+        assert_eq!(watched.get("b"), Cached::Absent);
+    }
+
+    #[test]
+    fn events_change_the_copy_and_managed_fields_are_not_kept() {
+        let watched = synced(&[("a", "5")]);
+        watched.shared.apply(Event::Apply(object("a", "7")));
+        watched.shared.apply(Event::Apply(object("b", "8")));
+        let Cached::Present(a) = watched.get("a") else { panic!("a is there") };
+        assert_eq!(a.resource_version.as_deref(), Some("7"));
+        assert_eq!(a.managed_fields, None);
+        watched.shared.apply(Event::Delete(object("a", "9")));
+        assert_eq!(watched.get("a"), Cached::Absent);
+        assert_eq!(watched.figures(), WatchedFigures { objects: 1, synced: true, restarts: 0 });
+    }
+
+    #[test]
+    fn a_relist_replaces_the_copy_and_drops_what_it_does_not_list() {
+        let watched = synced(&[("a", "5"), ("b", "6")]);
+        watched.shared.apply::<Namespace>(Event::Init);
+        watched.shared.apply(Event::InitApply(object("b", "10")));
+        assert_eq!(version(watched.get("a")).as_deref(), Some("5"), "the old copy serves until the list is whole");
+        watched.shared.apply::<Namespace>(Event::InitDone);
+        assert_eq!(watched.get("a"), Cached::Absent, "deleted while the watch was away");
+        assert_eq!(version(watched.get("b")).as_deref(), Some("10"));
+    }
+
+    #[test]
+    fn an_error_stops_the_copy_answering_until_a_new_list() {
+        let watched = synced(&[("a", "5")]);
+        watched.shared.lost("connection refused");
+        assert_eq!(watched.get("a"), Cached::Unknown);
+        assert_eq!(watched.all(), None);
+        assert_eq!(watched.figures(), WatchedFigures { objects: 1, synced: false, restarts: 1 });
+        watched.shared.apply::<Namespace>(Event::Init);
+        watched.shared.apply(Event::InitApply(object("a", "6")));
+        watched.shared.apply::<Namespace>(Event::InitDone);
+        assert_eq!(version(watched.get("a")).as_deref(), Some("6"));
+    }
+
+    #[test]
+    fn an_own_write_is_read_from_the_cluster_until_the_watch_shows_it() {
+        let watched = synced(&[("a", "5")]);
+        watched.wrote(&object("a", "12").metadata);
+        assert_eq!(watched.get("a"), Cached::Unknown);
+        watched.shared.apply(Event::Apply(object("a", "11")));
+        assert_eq!(watched.get("a"), Cached::Unknown, "an older event does not show the write");
+        watched.shared.apply(Event::Apply(object("a", "12")));
+        assert_eq!(version(watched.get("a")).as_deref(), Some("12"));
+        assert!(watched.all().is_some());
+    }
+
+    #[test]
+    fn an_own_write_the_watch_showed_first_is_not_waited_for() {
+        let watched = synced(&[("a", "5")]);
+        watched.shared.apply(Event::Apply(object("a", "12")));
+        watched.wrote(&object("a", "12").metadata);
+        assert_eq!(version(watched.get("a")).as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn an_own_delete_is_read_from_the_cluster_until_the_watch_shows_it_gone() {
+        let watched = synced(&[("a", "5")]);
+        watched.deleted("a");
+        assert_eq!(watched.get("a"), Cached::Unknown);
+        assert_eq!(watched.all(), None, "a count would include what this process deleted");
+        watched.shared.apply(Event::Apply(object("a", "6")));
+        assert_eq!(watched.get("a"), Cached::Unknown);
+        watched.shared.apply(Event::Delete(object("a", "7")));
+        assert_eq!(watched.get("a"), Cached::Absent);
+    }
+
+    #[test]
+    fn a_list_asked_for_after_a_write_shows_it() {
+        let watched = synced(&[]);
+        watched.wrote(&object("a", "3").metadata);
+        watched.shared.apply::<Namespace>(Event::Init);
+        watched.shared.apply::<Namespace>(Event::InitDone);
+        assert_eq!(watched.get("a"), Cached::Absent, "the relist saw the cluster after the write");
+    }
+}
