@@ -3,12 +3,13 @@
 //! - virtual-cluster provision latency (request → every object in place and the cluster done with it) against
 //!   `kubectl apply --server-side` of the same objects and against the floor, the same writes by a minimal client;
 //! - bind latency (request → usable kubeconfig) against kubectl and a minimal client;
-//! - throughput: virtual clusters provisioned and deprovisioned at concurrency 1, 8 and 32;
+//! - throughput: virtual clusters provisioned and deprovisioned at concurrency 1, 8 and 32, the provisions against
+//!   the same writes made by a minimal client at the same concurrency;
 //! - HTTP: `GET /v2/catalog`, `last_operation` and `GET` instance requests per second and p99 at 64 connections
 //!   (wrk), the catalog also from brokerapi v13 serving the same services and from a bare static server of the same
 //!   bytes (the floor), both in `benches/peers`; the instance reads against their floor, 64 direct apiserver GETs of
 //!   the instance's namespace at once;
-//! - memory: the broker's resident set idle and while serving many instances.
+//! - memory: the broker's resident set idle, and with many instances in its copy of the records while serving.
 //!
 //! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N). It prints a
 //! Markdown report; docs/benchmarks.md keeps the latest one.
@@ -323,19 +324,31 @@ async fn main() {
 
     // Throughput.
     println!("## Throughput ({throughput_n} virtual clusters provisioned, then deprovisioned)\n");
-    println!("| concurrency | provisions/s | deprovisions/s |\n|---|---|---|");
+    println!(
+        "| concurrency | provisions/s | floor: the same 6 applies per instance, as many at once | deprovisions/s |\n\
+         |---|---|---|---|"
+    );
     for concurrency in [1usize, 8, 32] {
         let ids: Vec<String> = (0..throughput_n).map(|i| format!("tp{concurrency}-{i}")).collect();
         let rate = |elapsed: Duration| throughput_n as f64 / elapsed.as_secs_f64();
         let started = Instant::now();
         in_chunks(&ids, concurrency, |id| provision_now(&broker, id, MICRO)).await;
         let provisions = rate(started.elapsed());
+        let raw_ids: Vec<String> = (0..throughput_n).map(|i| format!("bt{run}-{concurrency}-{i}")).collect();
+        let started = Instant::now();
+        in_chunks(&raw_ids, concurrency, |ns| async { minimal_client_provision(&admin, &objects(ns)).await }).await;
+        let raw = rate(started.elapsed());
         let started = Instant::now();
         in_chunks(&ids, concurrency, |id| async {
             assert_eq!(deprovision(&broker, id, MICRO, false).await, StatusCode::OK);
         })
         .await;
-        println!("| {concurrency} | {provisions:.1} | {:.1} |", rate(started.elapsed()));
+        println!(
+            "| {concurrency} | {provisions:.1} | {raw:.1}: caas-broker {:.2}x | {:.1} |",
+            provisions / raw.max(0.001),
+            rate(started.elapsed())
+        );
+        delete_namespaces(&admin, &format!("bt{run}-{concurrency}-")).await;
     }
     println!();
 
@@ -397,11 +410,50 @@ async fn main() {
     );
     let after_load = rss_kib(process.id());
 
-    // Memory while serving many instances.
+    // Memory while serving many instances. The broker's copy of its records holds namespace metadata only, so each
+    // instance is made as its namespace alone: a copy of a real instance's, under the instance's own name and id (the
+    // rest of a virtual cluster would not change the copy, and 10 000 of them would keep the cluster busy for long).
     let started = Instant::now();
     let ids: Vec<String> = (0..memory_n).map(|i| format!("mem-{i}")).collect();
-    in_chunks(&ids, 32, |id| provision_now(&broker, id, MICRO)).await;
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    let model = namespaces.get(&broker.namespace("lat-1")).await.expect("a real instance's namespace");
+    in_chunks(&ids, 32, |id| {
+        let namespaces = namespaces.clone();
+        let mut copy = Namespace { metadata: model.metadata.clone(), ..Namespace::default() };
+        let name = broker.namespace(id);
+        copy.metadata = kube::api::ObjectMeta {
+            name: Some(name),
+            labels: copy.metadata.labels.map(|mut labels| {
+                labels.insert(names::LABEL_INSTANCE.to_owned(), id.to_owned());
+                labels
+            }),
+            annotations: copy.metadata.annotations.map(|mut annotations| {
+                annotations.insert(names::ANNOTATION_INSTANCE_ID.to_owned(), id.to_owned());
+                annotations
+            }),
+            ..kube::api::ObjectMeta::default()
+        };
+        async move {
+            namespaces.create(&PostParams::default(), &copy).await.expect("an instance's namespace");
+        }
+    })
+    .await;
     let created_in = started.elapsed();
+    let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
+    let cached = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("caas_broker_cache_objects{kind=\"namespaces\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut held = cached(&String::from_utf8_lossy(&scraped.expect("curl").stdout));
+    while held < memory_n as f64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
+        held = cached(&String::from_utf8_lossy(&scraped.expect("curl").stdout));
+    }
+    assert!(held >= memory_n as f64, "the broker's copy holds {held} namespaces, not the {memory_n} made");
     let scrape = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
     let instances = String::from_utf8_lossy(&scrape.stdout)
         .lines()
@@ -409,7 +461,7 @@ async fn main() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
     let (_, serving) = tokio::task::block_in_place(|| {
-        wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/mem-1/last_operation"), &auth)
+        wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
     let loaded = rss_kib(process.id());
     println!("## Memory (resident set of the broker process)\n");
@@ -417,16 +469,14 @@ async fn main() {
     println!("| idle, after start-up | {:.1} MiB |", idle as f64 / 1024.0);
     println!("| after the HTTP load above | {:.1} MiB |", after_load as f64 / 1024.0);
     println!(
-        "| serving {instances} instances (created in {created_in:?}), under last_operation load: {serving} | {:.1} MiB |",
+        "| {instances} instances counted, {held} namespaces in its copy (made in {created_in:.1?}), under \
+         last_operation load: {serving} | {:.1} MiB |",
         loaded as f64 / 1024.0
     );
     process.kill().ok();
     process.wait().ok();
     // Clean up asynchronously: the namespace controller removes the namespaces afterwards.
-    in_chunks(&ids, 32, |id| async {
-        deprovision(&broker, id, MICRO, true).await;
-    })
-    .await;
+    delete_namespaces(&admin, &broker.namespace("mem-")).await;
     for i in 0..latency_n {
         deprovision(&broker, &format!("lat-{i}"), SMALL, true).await;
     }

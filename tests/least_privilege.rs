@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
@@ -15,7 +17,7 @@ use kube::api::{ListParams, PostParams, WatchParams};
 use kube::config::AuthInfo;
 use serde_json::json;
 use support::broker::*;
-use support::cluster::{cluster, repo_root};
+use support::cluster::{cluster, eventually, repo_root};
 
 const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
 const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
@@ -75,6 +77,12 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     let created = put(cluster_id.clone(), provision_body(SMALL, &org, json!({}))).await;
     assert!(created.status.is_success(), "{created:?}");
     broker.wait_for_state(&cluster_id, "provision", "succeeded").await;
+    // The copy of the records that polls are answered from lists and watches under these rules too (without them
+    // every read would silently go to the cluster).
+    eventually(Duration::from_secs(20), "the copy of the records to sync under the manifests' rules", || async {
+        broker.records_copy_synced().await.then_some(())
+    })
+    .await;
     let namespace = broker.namespace(&cluster_id);
     let dashboard_domain = caas_broker::server::broker(
         &broker.settings,

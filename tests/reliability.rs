@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use support::broker::*;
-use support::cluster::{cluster, delete_namespace_and_wait, eventually};
+use support::cluster::{cluster, eventually};
 use support::proxy::Proxy;
 
 fn report(name: &str, cases: usize, failures: usize, lost: usize) {
@@ -81,13 +81,6 @@ async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
     broker.deprovision(&id, SMALL).await;
 }
 
-/// A sample of the broker's `/metrics` (the registry is the process's: the brokers of one test binary share it).
-async fn metric(broker: &TestBroker, name: &str) -> Option<f64> {
-    let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request");
-    let text = broker.raw(request).await.body.as_str().unwrap_or_default().to_owned();
-    text.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
-}
-
 #[tokio::test]
 async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
     let admin = cluster().admin_config().await;
@@ -105,10 +98,10 @@ async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
         broker.wait_for_state(id, "provision", "succeeded").await;
     }
     eventually(Duration::from_secs(20), "the copy to sync", || async {
-        (metric(&broker, synced).await == Some(1.0)).then_some(())
+        (broker.metric(synced).await == Some(1.0)).then_some(())
     })
     .await;
-    let restarts_before = metric(&broker, r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
+    let restarts_before = broker.metric(r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
 
     // The broker loses the apiserver; meanwhile one instance is deleted by someone else.
     proxy.cut();
@@ -116,7 +109,7 @@ async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
     let deleted_namespace = broker.namespace(&deleted);
     Api::<Namespace>::all(admin_client.clone()).delete(&deleted_namespace, &Default::default()).await.expect("delete");
     eventually(Duration::from_secs(20), "the copy to stop answering", || async {
-        (metric(&broker, synced).await == Some(0.0)).then_some(())
+        (broker.metric(synced).await == Some(0.0)).then_some(())
     })
     .await;
     let mut failures = Vec::new();
@@ -135,10 +128,10 @@ async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
     // Back: the watches list again, and the answers show what changed while they were away.
     proxy.restore();
     eventually(Duration::from_secs(30), "the copy to sync again", || async {
-        (metric(&broker, synced).await == Some(1.0)).then_some(())
+        (broker.metric(synced).await == Some(1.0)).then_some(())
     })
     .await;
-    let restarts = metric(&broker, r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
+    let restarts = broker.metric(r#"caas_broker_cache_watch_restarts_total{kind="namespaces"}"#).await;
     cases += 1;
     if restarts.unwrap_or_default() <= restarts_before.unwrap_or_default() {
         failures.push(format!("watch restarts in /metrics: {restarts_before:?} before, {restarts:?} after"));
@@ -155,7 +148,6 @@ async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
     report("the copy of the records across an outage", cases, failures.len(), 0);
     assert!(failures.is_empty(), "{failures:#?}");
     broker.deprovision(&kept, SMALL).await;
-    delete_namespace_and_wait(&admin_client, &deleted_namespace).await;
 }
 
 #[tokio::test]

@@ -57,7 +57,16 @@ async fn a_lifecycle_across_alternating_replicas_is_consistent() {
                 let patch = json!({ "service_id": CAAS, "plan_id": MEDIUM });
                 assert_eq!(replica.call(Method::PATCH, &uri, Some(patch)).await.status, StatusCode::OK);
             }
-            2 => assert_eq!(replica.call(Method::GET, &uri, None).await.body["plan_id"], MEDIUM),
+            // The other replica answers fetches from its copy of the records, which its watch brings up to date a
+            // moment after the write: always found, and on the new plan once the watch has delivered it.
+            2 => {
+                support::cluster::eventually(std::time::Duration::from_secs(5), "the new plan", || async {
+                    let fetched = replica.call(Method::GET, &uri, None).await;
+                    assert_eq!(fetched.status, StatusCode::OK, "{fetched:?}");
+                    (fetched.body["plan_id"] == MEDIUM).then_some(())
+                })
+                .await
+            }
             3 => assert_eq!(replica.bind(&id, &format!("{id}-b"), MEDIUM, json!({})).await.status, StatusCode::CREATED),
             4 => {
                 let again = replica.bind(&id, &format!("{id}-b"), MEDIUM, json!({})).await;

@@ -123,8 +123,11 @@ impl Broker {
     ) -> Result<Bound> {
         let objects = self.objects(instance_id, binding_id);
         let requested = requested_attributes(&request);
+        // Every record a bind decides on, read at once from the cluster: one round trip, not three.
+        let (existing, workload, virtual_cluster) =
+            tokio::try_join!(self.record(&objects), self.workload(instance_id), self.find(instance_id))?;
         // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
-        if let Some(record) = self.record(&objects).await? {
+        if let Some(record) = existing {
             return if record.instance_id == instance_id && record.requested == requested {
                 if record.pending && self.binding_state(instance_id, &record).await?.state != OperationState::Succeeded
                 {
@@ -136,7 +139,7 @@ impl Broker {
             };
         }
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
-        if let Some(record) = self.workload(instance_id).await? {
+        if let Some(record) = workload {
             if !record.stored.provisioned {
                 return Err(Error::Concurrency(format!("instance {instance_id} is still being provisioned")));
             }
@@ -161,7 +164,7 @@ impl Broker {
                 other => Ok(other),
             };
         }
-        let Some((namespace, instance)) = self.find(instance_id).await? else {
+        let Some((namespace, instance)) = virtual_cluster else {
             return Err(Error::NotFound(format!("instance {instance_id} does not exist")));
         };
         if instance.terminating {
@@ -241,9 +244,12 @@ impl Broker {
         expiration: u64,
         owner: Option<OwnerReference>,
     ) -> Result<IssuedToken> {
-        self.apply_identity(&objects.service_account(owner)).await?;
+        // The RoleBinding names the ServiceAccount and needs nothing of it: both are applied at once.
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
-        apply(&bindings, &objects.role_binding(role)).await?;
+        let (account, role_binding) = (objects.service_account(owner), objects.role_binding(role));
+        tokio::try_join!(self.apply_identity(&account), async {
+            apply(&bindings, &role_binding).await.map_err(Error::from)
+        })?;
         self.request_token(&objects.account_name(), i64::try_from(expiration).unwrap_or(i64::MAX)).await
     }
 
@@ -257,7 +263,6 @@ impl Broker {
         response: &BindingResponse,
         pending: bool,
     ) -> Result<Bound> {
-        self.ensure_namespace(&self.options.broker_namespace).await?;
         let requested = &requested_attributes(request);
         let mut annotations = BTreeMap::from([
             (ANNOTATION_REQUESTED.to_owned(), requested.to_string()),
@@ -278,7 +283,13 @@ impl Broker {
         }
         let record = objects.record(annotations, response.credentials.to_string());
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
-        match self.records().create(&params, &record).await {
+        let mut created = self.records().create(&params, &record).await;
+        if created.as_ref().is_err_and(is_not_found) {
+            // The broker's namespace is missing (a broker run by hand, before its first record): make it, once.
+            self.ensure_namespace(&self.options.broker_namespace).await?;
+            created = self.records().create(&params, &record).await;
+        }
+        match created {
             Ok(created) => {
                 cache::wrote(&self.cache.bindings, &created);
                 Ok(Bound::Created(response.clone()))

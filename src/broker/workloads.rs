@@ -544,7 +544,8 @@ impl Broker {
             .collect();
         // The latest matching warning, as "<object>: <message>" or the message alone.
         let latest = |matches: &dyn Fn(&Event) -> bool, named: bool| {
-            let event = warnings.iter().filter(|e| matches(e)).max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))?;
+            let event =
+                warnings.iter().filter(|e| matches(e)).max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))?;
             let message = event.message.clone()?;
             Some(match (&event.involved_object.name, named) {
                 (Some(object), true) => format!("{object}: {message}"),

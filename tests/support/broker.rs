@@ -98,6 +98,24 @@ impl TestBroker {
         send(&self.app, request).await
     }
 
+    /// A sample of the broker's `/metrics`, by the start of its line (the registry is the process's: the brokers of
+    /// one test binary share it).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let request = Request::get("/metrics").body(Body::empty()).expect("request");
+        let text = self.raw(request).await.body.as_str().unwrap_or_default().to_owned();
+        text.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
+    }
+
+    /// Whether the broker's copy of its records answers, for every kind of record (see `caas_broker_cache_synced`).
+    pub async fn records_copy_synced(&self) -> bool {
+        for kind in ["namespaces", "workload_records", "binding_records"] {
+            if self.metric(&format!("caas_broker_cache_synced{{kind=\"{kind}\"}}")).await != Some(1.0) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Provisions `instance_id` of the caas service with `plan` and waits until `last_operation` says succeeded.
     pub async fn provision(&self, instance_id: &str, plan: &str, parameters: Value) -> Answer {
         let uri = format!("/v2/service_instances/{instance_id}?accepts_incomplete=true");
