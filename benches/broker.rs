@@ -27,7 +27,7 @@ use caas_broker::catalog::{Catalog, PodSecurityLevel};
 use caas_broker::k8s::virtual_cluster::VirtualCluster;
 use caas_broker::k8s::{apply, names};
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -35,6 +35,9 @@ use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
 use support::cluster::cluster;
+
+/// Labels what the memory section makes, to delete it in one request.
+const BENCH_LABEL: &str = "caas-broker.io/bench-run";
 
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -113,6 +116,22 @@ async fn delete_namespaces(client: &Client, prefix: &str) {
         if name.starts_with(prefix) {
             let _ = namespaces.delete(&name, &DeleteParams::background()).await;
         }
+    }
+}
+
+/// Waits (up to 5 minutes) until the namespace controller has removed every namespace named `prefix`…
+async fn wait_until_no_namespace(client: &Client, prefix: &str) {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let listed = namespaces.list_metadata(&ListParams::default()).await.expect("list namespaces");
+        let left = listed.items.iter().filter(|ns| ns.metadata.name.as_deref().unwrap_or_default().starts_with(prefix));
+        let left = left.count();
+        if left == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{left} namespaces {prefix}… still there after 5 minutes");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -321,6 +340,9 @@ async fn main() {
     println!("| minimal client: the same 2 applies and the TokenRequest | {} |\n", summary(bind_client));
     delete_namespaces(&admin, &format!("bk{run}-")).await;
     delete_namespaces(&admin, &format!("bc{run}-")).await;
+    // Gone before the throughput, whose synchronous deprovisions wait for the same namespace controller.
+    wait_until_no_namespace(&admin, &format!("bk{run}-")).await;
+    wait_until_no_namespace(&admin, &format!("bc{run}-")).await;
 
     // Throughput.
     println!("## Throughput ({throughput_n} virtual clusters provisioned, then deprovisioned)\n");
@@ -340,7 +362,8 @@ async fn main() {
         let raw = rate(started.elapsed());
         let started = Instant::now();
         in_chunks(&ids, concurrency, |id| async {
-            assert_eq!(deprovision(&broker, id, MICRO, false).await, StatusCode::OK);
+            let answer = deprovision(&broker, id, MICRO, false).await;
+            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         })
         .await;
         println!(
@@ -348,7 +371,9 @@ async fn main() {
             provisions / raw.max(0.001),
             rate(started.elapsed())
         );
+        // The baseline's namespaces go before the next round, whose deprovisions wait for the namespace controller.
         delete_namespaces(&admin, &format!("bt{run}-{concurrency}-")).await;
+        wait_until_no_namespace(&admin, &format!("bt{run}-{concurrency}-")).await;
     }
     println!();
 
@@ -410,31 +435,32 @@ async fn main() {
     );
     let after_load = rss_kib(process.id());
 
-    // Memory while serving many instances. The broker's copy of its records holds namespace metadata only, so each
-    // instance is made as its namespace alone: a copy of a real instance's, under the instance's own name and id (the
-    // rest of a virtual cluster would not change the copy, and 10 000 of them would keep the cluster busy for long).
+    // Memory while serving many instances. The copy of the broker's records keeps the same metadata of a namespace and
+    // of a workload record, so each instance is made as a record in the broker's namespace carrying a real instance's
+    // labels and annotations under its own id: 10 000 namespaces would keep the namespace controller busy for an hour
+    // after the run, records go with one request.
     let started = Instant::now();
-    let ids: Vec<String> = (0..memory_n).map(|i| format!("mem-{i}")).collect();
-    let namespaces = Api::<Namespace>::all(admin.clone());
-    let model = namespaces.get(&broker.namespace("lat-1")).await.expect("a real instance's namespace");
+    let ids: Vec<String> = (0..memory_n).map(|i| format!("mem-{run}-{i}")).collect();
+    let model = Api::<Namespace>::all(admin.clone()).get(&broker.namespace("lat-1")).await.expect("a real instance");
+    let records = Api::<ConfigMap>::namespaced(admin.clone(), "caas-broker-system");
     in_chunks(&ids, 32, |id| {
-        let namespaces = namespaces.clone();
-        let mut copy = Namespace { metadata: model.metadata.clone(), ..Namespace::default() };
-        let name = broker.namespace(id);
-        copy.metadata = kube::api::ObjectMeta {
-            name: Some(name),
-            labels: copy.metadata.labels.map(|mut labels| {
-                labels.insert(names::LABEL_INSTANCE.to_owned(), id.to_owned());
-                labels
-            }),
-            annotations: copy.metadata.annotations.map(|mut annotations| {
-                annotations.insert(names::ANNOTATION_INSTANCE_ID.to_owned(), id.to_owned());
-                annotations
-            }),
-            ..kube::api::ObjectMeta::default()
+        let records = records.clone();
+        let mut labels = model.metadata.labels.clone().unwrap_or_default();
+        labels.insert(names::LABEL_INSTANCE.to_owned(), id.to_owned());
+        labels.insert(BENCH_LABEL.to_owned(), run.clone());
+        let mut annotations = model.metadata.annotations.clone().unwrap_or_default();
+        annotations.insert(names::ANNOTATION_INSTANCE_ID.to_owned(), id.to_owned());
+        let record = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(names::dns_label("instance-", id)),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..kube::api::ObjectMeta::default()
+            },
+            ..ConfigMap::default()
         };
         async move {
-            namespaces.create(&PostParams::default(), &copy).await.expect("an instance's namespace");
+            records.create(&PostParams::default(), &record).await.expect("an instance's record");
         }
     })
     .await;
@@ -442,7 +468,7 @@ async fn main() {
     let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
     let cached = |text: &str| {
         text.lines()
-            .find(|l| l.starts_with("caas_broker_cache_objects{kind=\"namespaces\"}"))
+            .find(|l| l.starts_with("caas_broker_cache_objects{kind=\"workload_records\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or_default()
     };
@@ -453,7 +479,7 @@ async fn main() {
         let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
         held = cached(&String::from_utf8_lossy(&scraped.expect("curl").stdout));
     }
-    assert!(held >= memory_n as f64, "the broker's copy holds {held} namespaces, not the {memory_n} made");
+    assert!(held >= memory_n as f64, "the broker's copy holds {held} records, not the {memory_n} made");
     let scrape = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
     let instances = String::from_utf8_lossy(&scrape.stdout)
         .lines()
@@ -469,14 +495,15 @@ async fn main() {
     println!("| idle, after start-up | {:.1} MiB |", idle as f64 / 1024.0);
     println!("| after the HTTP load above | {:.1} MiB |", after_load as f64 / 1024.0);
     println!(
-        "| {instances} instances counted, {held} namespaces in its copy (made in {created_in:.1?}), under \
+        "| {instances} instances counted, {held} workload records in its copy (made in {created_in:.1?}), under \
          last_operation load: {serving} | {:.1} MiB |",
         loaded as f64 / 1024.0
     );
     process.kill().ok();
     process.wait().ok();
     // Clean up asynchronously: the namespace controller removes the namespaces afterwards.
-    delete_namespaces(&admin, &broker.namespace("mem-")).await;
+    let made_here = ListParams::default().labels(&format!("{BENCH_LABEL}={run}"));
+    records.delete_collection(&DeleteParams::default(), &made_here).await.expect("delete the records");
     for i in 0..latency_n {
         deprovision(&broker, &format!("lat-{i}"), SMALL, true).await;
     }
@@ -489,11 +516,11 @@ async fn provision_now(broker: &TestBroker, id: &str, plan: &str) {
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
 }
 
-/// A deprovision, synchronous or (`accepts_incomplete`) answered as soon as the deletion has started; its status.
-async fn deprovision(broker: &TestBroker, id: &str, plan: &str, accepts_incomplete: bool) -> StatusCode {
+/// A deprovision, synchronous or (`accepts_incomplete`) answered as soon as the deletion has started.
+async fn deprovision(broker: &TestBroker, id: &str, plan: &str, accepts_incomplete: bool) -> Answer {
     let uri =
         format!("/v2/service_instances/{id}?service_id={CAAS}&plan_id={plan}&accepts_incomplete={accepts_incomplete}");
-    broker.call(Method::DELETE, &uri, None).await.status
+    broker.call(Method::DELETE, &uri, None).await
 }
 
 /// Runs `task` for every id, `concurrency` at a time.

@@ -26,8 +26,9 @@ fn instance_id(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
-#[tokio::test]
-async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
+/// A broker that reaches the apiserver through a proxy the test can cut, with short timeouts (and its watches
+/// reopened within them).
+async fn broker_behind_proxy() -> (Proxy, TestBroker) {
     let admin = cluster().admin_config().await;
     let target =
         format!("{}:{}", admin.cluster_url.host().unwrap_or("127.0.0.1"), admin.cluster_url.port_u16().unwrap_or(443));
@@ -35,8 +36,16 @@ async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
     let mut config = admin.clone();
     config.cluster_url = format!("https://127.0.0.1:{}", proxy.address.port()).parse().expect("url");
     config.connect_timeout = Some(Duration::from_secs(2));
-    config.read_timeout = Some(Duration::from_secs(5));
-    let broker = TestBroker::start_with_config(config, caas_broker::catalog::Catalog::built_in(), |_| {});
+    config.read_timeout = Some(Duration::from_secs(10));
+    let broker = TestBroker::start_with_config(config, caas_broker::catalog::Catalog::built_in(), |settings| {
+        settings.kubernetes.request_timeout_seconds = 10;
+    });
+    (proxy, broker)
+}
+
+#[tokio::test]
+async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
+    let (proxy, broker) = broker_behind_proxy().await;
     let id = instance_id("outage");
     let uri = format!("/v2/service_instances/{id}");
     let body = provision_body(SMALL, "org-outage", json!({}));
@@ -83,14 +92,7 @@ async fn an_apiserver_outage_gets_quick_osb_errors_and_retries_converge() {
 
 #[tokio::test]
 async fn the_copy_of_the_records_serves_nothing_stale_across_an_outage() {
-    let admin = cluster().admin_config().await;
-    let target =
-        format!("{}:{}", admin.cluster_url.host().unwrap_or("127.0.0.1"), admin.cluster_url.port_u16().unwrap_or(443));
-    let proxy = Proxy::start(target.parse().expect("apiserver address")).await;
-    let mut config = admin.clone();
-    config.cluster_url = format!("https://127.0.0.1:{}", proxy.address.port()).parse().expect("url");
-    config.connect_timeout = Some(Duration::from_secs(2));
-    let broker = TestBroker::start_with_config(config, caas_broker::catalog::Catalog::built_in(), |_| {});
+    let (proxy, broker) = broker_behind_proxy().await;
     let synced = r#"caas_broker_cache_synced{kind="namespaces"}"#;
     let (kept, deleted) = (instance_id("cached-kept"), instance_id("cached-deleted"));
     for id in [&kept, &deleted] {

@@ -33,7 +33,7 @@ const ANNOTATION_BINDING_PARAMETERS: &str = "caas-broker.io/binding-parameters";
 /// Annotation with the parameters as requested (what an identical repeat must match).
 const ANNOTATION_REQUESTED: &str = "caas-broker.io/requested";
 /// Set on a binding accepted before its workload was ready: it is complete once the workload is.
-const ANNOTATION_PENDING: &str = "caas-broker.io/pending";
+pub(super) const ANNOTATION_PENDING: &str = "caas-broker.io/pending";
 /// The `operation` of an asynchronous bind.
 pub const OPERATION_BIND: &str = "bind";
 
@@ -124,8 +124,8 @@ impl Broker {
         let objects = self.objects(instance_id, binding_id);
         let requested = requested_attributes(&request);
         // Every record a bind decides on, read at once from the cluster: one round trip, not three.
-        let (existing, workload, virtual_cluster) =
-            tokio::try_join!(self.record(&objects), self.workload(instance_id), self.find(instance_id))?;
+        let (existing, (workload, virtual_cluster)) =
+            tokio::try_join!(self.record(&objects), self.read_records(instance_id))?;
         // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
         if let Some(record) = existing {
             return if record.instance_id == instance_id && record.requested == requested {
@@ -401,11 +401,10 @@ impl Broker {
         let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
         let objects = self.objects(instance_id, binding_id);
         // A binding whose credentials were handed out stays done: the copy of the records can say so.
-        if !unbinding && let Some(meta) = cache::present(&self.cache.bindings, &objects.record_name()) {
-            let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str);
-            if annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
-                && annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
-                && annotation(ANNOTATION_PENDING).is_none()
+        if !unbinding && let Some(kept) = cache::present(&self.cache.bindings, &objects.record_name()) {
+            if kept.annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
+                && kept.annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
+                && kept.annotation(ANNOTATION_PENDING).is_none()
             {
                 return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
             }

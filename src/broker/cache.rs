@@ -11,13 +11,17 @@ use std::sync::Arc;
 
 use either::Either;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::core::Status;
 use kube::{Api, Client, Resource};
 
-use crate::k8s::names::{LABEL_MANAGED_BY, MANAGED_BY};
-use crate::k8s::watched::{Cached, Watched};
+use super::bindings::ANNOTATION_PENDING;
+use crate::k8s::binding::ANNOTATION_BINDING_ID;
+use crate::k8s::names::{ANNOTATION_INSTANCE_ID, LABEL_MANAGED_BY, MANAGED_BY};
+
+/// The prefix of every label and annotation key of the broker's.
+const BROKER_KEY_PREFIX: &str = "caas-broker.io/";
+use crate::k8s::watched::{Cached, Kept, Watched};
 
 /// The copies, one per kind of record.
 pub(super) struct Records {
@@ -32,9 +36,9 @@ pub(super) struct Records {
 impl Records {
     pub(super) fn new() -> Records {
         Records {
-            namespaces: Watched::new("namespaces"),
-            workloads: Watched::new("workload_records"),
-            bindings: Watched::new("binding_records"),
+            namespaces: Watched::new("namespaces", is_broker_key),
+            workloads: Watched::new("workload_records", is_broker_key),
+            bindings: Watched::new("binding_records", is_binding_state_key),
         }
     }
 
@@ -54,8 +58,19 @@ impl Records {
     }
 }
 
+/// The broker's own labels and annotations: what an instance record is read from (and counted by).
+fn is_broker_key(key: &str) -> bool {
+    key.starts_with(BROKER_KEY_PREFIX)
+}
+
+/// What a binding's poll needs of its record: whose it is and whether it waits for its workload (not the requested
+/// parameters, metadata or endpoints, which only a fetch reads, from the cluster).
+fn is_binding_state_key(key: &str) -> bool {
+    [ANNOTATION_BINDING_ID, ANNOTATION_INSTANCE_ID, ANNOTATION_PENDING].contains(&key)
+}
+
 /// The object's metadata when the copy holds it; `None` when it is absent or the copy cannot answer.
-pub(super) fn present(copy: &Watched, name: &str) -> Option<Arc<ObjectMeta>> {
+pub(super) fn present(copy: &Watched, name: &str) -> Option<Arc<Kept>> {
     match copy.get(name) {
         Cached::Present(meta) => Some(meta),
         Cached::Absent | Cached::Unknown => None,

@@ -2,7 +2,6 @@
 //! every one computed from and written to the cluster, so that any replica answers the same and retries converge.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
@@ -505,23 +504,42 @@ impl Broker {
     /// or it cannot answer) or holds a workload record and `workloads` is false: the caller reads the cluster.
     fn cached(&self, instance_id: &str, workloads: bool) -> Option<Recorded> {
         match self.cache.workloads.get(&Broker::record_name(instance_id)) {
-            Cached::Present(meta) => {
-                return WorkloadRecord::from_meta(&meta, instance_id).filter(|_| workloads).map(Recorded::Workload);
+            Cached::Present(kept) => {
+                let record = WorkloadRecord::from_meta(&kept.meta(), instance_id);
+                return record.filter(|_| workloads).map(Recorded::Workload);
             }
             Cached::Unknown => return None,
             Cached::Absent => {}
         }
-        let meta = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id))?;
+        let meta = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id))?.meta();
         let stored = StoredInstance::from_meta(&meta).filter(|stored| stored.instance_id == instance_id)?;
         Some(Recorded::VirtualCluster(meta, stored))
     }
 
-    /// What records an instance, read from the cluster (both kinds of record at once: one round trip).
+    /// The records of an instance, read fresh from the cluster: the kind the copy of the records names (only a hint:
+    /// when the cluster does not have it, the other kind is read too), or both kinds at once when the copy does not
+    /// know the instance. One round trip either way, and one read, not two, for an instance the copy holds.
+    pub(super) async fn read_records(&self, instance_id: &str) -> Result<InstanceRecords> {
+        let workload_hint = self.cache.workloads.get(&Broker::record_name(instance_id));
+        let cluster_hint = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id)).is_some();
+        match (workload_hint, cluster_hint) {
+            (Cached::Present(_), _) => match self.workload(instance_id).await? {
+                Some(record) => Ok((Some(record), None)),
+                None => Ok((None, self.find(instance_id).await?)),
+            },
+            (Cached::Absent, true) => match self.find(instance_id).await? {
+                Some(found) => Ok((None, Some(found))),
+                None => Ok((self.workload(instance_id).await?, None)),
+            },
+            _ => Ok(tokio::try_join!(self.workload(instance_id), self.find(instance_id))?),
+        }
+    }
+
+    /// What records an instance, read from the cluster.
     async fn recorded(&self, instance_id: &str) -> Result<Recorded> {
-        let (workload, virtual_cluster) = tokio::try_join!(self.workload(instance_id), self.find(instance_id))?;
-        Ok(match (workload, virtual_cluster) {
+        Ok(match self.read_records(instance_id).await? {
             (Some(record), _) => Recorded::Workload(record),
-            (None, Some((namespace, stored))) => Recorded::VirtualCluster(Arc::new(namespace.metadata), stored),
+            (None, Some((namespace, stored))) => Recorded::VirtualCluster(namespace.metadata, stored),
             (None, None) => Recorded::Nothing,
         })
     }
@@ -678,10 +696,13 @@ impl Broker {
     }
 }
 
+/// An instance's workload record and its virtual cluster's namespace, as read from the cluster.
+pub(super) type InstanceRecords = (Option<WorkloadRecord>, Option<(Namespace, StoredInstance)>);
+
 /// What records an instance: a workload record, a virtual cluster's namespace (its metadata), or nothing.
 enum Recorded {
     Workload(WorkloadRecord),
-    VirtualCluster(Arc<ObjectMeta>, StoredInstance),
+    VirtualCluster(ObjectMeta, StoredInstance),
     Nothing,
 }
 

@@ -195,7 +195,10 @@ impl Broker {
 
         let mut counts = InstanceCounts::new();
         if let (Some(namespaces), Some(records)) = (self.cache.namespaces.all(), self.cache.workloads.all()) {
-            namespaces.iter().chain(&records).for_each(|meta| count_one(meta, &mut counts));
+            use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
+            for kept in namespaces.iter().chain(&records) {
+                count_one(kept.label(LABEL_SERVICE), kept.label(LABEL_PLAN), &mut counts);
+            }
             return Ok(counts);
         }
         count_by_plan(&kube::Api::<Namespace>::all(self.client.clone()), &mut counts).await?;
@@ -226,7 +229,10 @@ where
     let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
     loop {
         let page = api.list_metadata(&params).await?;
-        page.items.iter().for_each(|item| count_one(&item.metadata, counts));
+        for item in &page.items {
+            let label = |key: &str| item.metadata.labels.as_ref()?.get(key).map(String::as_str);
+            count_one(label(LABEL_SERVICE), label(LABEL_PLAN), counts);
+        }
         match page.metadata.continue_.filter(|token| !token.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(()),
@@ -235,13 +241,9 @@ where
 }
 
 /// Counts one of the broker's objects by its service and plan labels (objects without both are not instances).
-fn count_one(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, counts: &mut InstanceCounts) {
-    use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
-    let labels = meta.labels.as_ref();
-    if let (Some(service), Some(plan)) =
-        (labels.and_then(|l| l.get(LABEL_SERVICE)), labels.and_then(|l| l.get(LABEL_PLAN)))
-    {
-        *counts.entry((service.clone(), plan.clone())).or_insert(0) += 1;
+fn count_one(service: Option<&str>, plan: Option<&str>, counts: &mut InstanceCounts) {
+    if let (Some(service), Some(plan)) = (service, plan) {
+        *counts.entry((service.to_owned(), plan.to_owned())).or_insert(0) += 1;
     }
 }
 
@@ -322,4 +324,26 @@ pub fn percent_encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_watch_ends_before_the_clients_read_timeout() {
+        assert_eq!(watch_seconds(20), 15, "the default request timeout");
+        assert_eq!(watch_seconds(3), 1, "never zero: the apiserver would pick its own, longer timeout");
+        assert_eq!(watch_seconds(3600), 290, "at most client-go's");
+    }
+
+    #[test]
+    fn only_objects_with_a_service_and_a_plan_are_counted() {
+        let mut counts = InstanceCounts::new();
+        count_one(Some("caas"), Some("micro"), &mut counts);
+        count_one(Some("caas"), Some("micro"), &mut counts);
+        count_one(Some("caas"), None, &mut counts);
+        count_one(None, None, &mut counts);
+        assert_eq!(counts, InstanceCounts::from([(("caas".to_owned(), "micro".to_owned()), 2)]));
+    }
 }

@@ -9,12 +9,12 @@
 //! Any watch error drops the copy's claim to be synced and starts over with a fresh list after a pause, so that after
 //! an outage nothing older than the outage is served. Only metadata is kept, without `managedFields`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
@@ -23,6 +23,9 @@ use tokio::task::AbortHandle;
 /// How long a write of this process keeps the copy from answering for that object when the watch does not show the
 /// write (a watch that is synced shows it within milliseconds; this only bounds the cost of a write that never came).
 const UNSEEN_WRITE_PATIENCE: Duration = Duration::from_secs(10);
+/// Objects per page of a list: a page is held whole while it is read, so small pages keep the peak (and what the
+/// allocator keeps of it) low; 100 pages list 10 000 objects.
+const LIST_PAGE: u32 = 100;
 /// First pause before a failed watch starts over; it doubles up to [`MAX_BACKOFF`] while the watch keeps failing.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -30,8 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// What the copy knows of one object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cached {
-    /// The object's metadata as the watch last delivered it.
-    Present(Arc<ObjectMeta>),
+    /// The object's metadata as the watch last delivered it (what the copy keeps of it).
+    Present(Arc<Kept>),
     /// The synced watch has not seen it (another replica may have just made it: read the cluster to be sure).
     Absent,
     /// The copy cannot answer for it: read the cluster.
@@ -54,6 +57,8 @@ impl Drop for Watched {
 
 struct Shared {
     kind: &'static str,
+    /// Which label and annotation keys are kept (the others are dropped on arrival).
+    keep: fn(&str) -> bool,
     state: RwLock<State>,
 }
 
@@ -61,9 +66,9 @@ struct Shared {
 struct State {
     /// The last list has been read whole and no error came since.
     synced: bool,
-    objects: HashMap<String, Arc<ObjectMeta>>,
+    objects: HashMap<Box<str>, Arc<Kept>>,
     /// A list in progress: when it was asked for, and what it has delivered so far.
-    relisting: Option<(Instant, HashMap<String, Arc<ObjectMeta>>)>,
+    relisting: Option<(Instant, HashMap<Box<str>, Arc<Kept>>)>,
     /// Objects this process wrote whose write the watch has not shown yet.
     unseen_writes: HashMap<String, UnseenWrite>,
     restarts: u64,
@@ -89,9 +94,11 @@ pub struct WatchedFigures {
 }
 
 impl Watched {
-    /// An empty copy that knows nothing until [`Watched::start`]; `kind` names it in logs and metrics.
-    pub fn new(kind: &'static str) -> Watched {
-        Watched { shared: Arc::new(Shared { kind, state: RwLock::default() }), task: std::sync::OnceLock::new() }
+    /// An empty copy that knows nothing until [`Watched::start`]; `kind` names it in logs and metrics, and only the
+    /// label and annotation keys `keep` accepts are held (with the name, uid, versions and timestamps).
+    pub fn new(kind: &'static str, keep: fn(&str) -> bool) -> Watched {
+        let shared = Shared { kind, keep, state: RwLock::default() };
+        Watched { shared: Arc::new(shared), task: std::sync::OnceLock::new() }
     }
 
     /// Starts watching the metadata of what `api` reaches, `selector` chosen, with watches the apiserver closes after
@@ -102,7 +109,7 @@ impl Watched {
         K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
-        let config = watcher::Config::default().labels(selector).timeout(watch_seconds.max(1));
+        let config = watcher::Config::default().labels(selector).timeout(watch_seconds.max(1)).page_size(LIST_PAGE);
         let shared = self.shared.clone();
         self.task.get_or_init(|| tokio::spawn(shared.watch(api, config)).abort_handle());
     }
@@ -120,7 +127,7 @@ impl Watched {
     }
 
     /// Every object held, when the copy is synced; `None` when it cannot answer for all of them.
-    pub fn all(&self) -> Option<Vec<Arc<ObjectMeta>>> {
+    pub fn all(&self) -> Option<Vec<Arc<Kept>>> {
         let state = self.shared.read();
         let trusted = state.synced && state.unseen_writes.values().all(|w| w.done.elapsed() >= UNSEEN_WRITE_PATIENCE);
         trusted.then(|| state.objects.values().cloned().collect())
@@ -132,7 +139,8 @@ impl Watched {
         let Some(name) = written.name.clone() else { return };
         let version = written.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
         let mut state = self.shared.write();
-        let held = state.objects.get(&name).and_then(|meta| meta.resource_version.as_deref()?.parse::<u64>().ok());
+        let held =
+            state.objects.get(name.as_str()).and_then(|kept| kept.resource_version.as_deref()?.parse::<u64>().ok());
         if let (Some(held), Some(version)) = (held, version)
             && held >= version
         {
@@ -203,10 +211,10 @@ impl Shared {
         match event {
             Event::Init => state.relisting = Some((Instant::now(), HashMap::new())),
             Event::InitApply(object) => {
-                let (name, meta) = kept(object.metadata);
-                state.saw(&name, meta.resource_version.as_deref(), false);
+                let kept = Kept::new(object.metadata, self.keep);
+                state.saw(&kept.name, kept.resource_version.as_deref(), false);
                 if let Some((_, listed)) = &mut state.relisting {
-                    listed.insert(name, meta);
+                    listed.insert(kept.name.clone(), Arc::new(kept));
                 }
             }
             Event::InitDone => {
@@ -219,14 +227,14 @@ impl Shared {
                 return true;
             }
             Event::Apply(object) => {
-                let (name, meta) = kept(object.metadata);
-                state.saw(&name, meta.resource_version.as_deref(), false);
-                state.objects.insert(name, meta);
+                let kept = Kept::new(object.metadata, self.keep);
+                state.saw(&kept.name, kept.resource_version.as_deref(), false);
+                state.objects.insert(kept.name.clone(), Arc::new(kept));
             }
             Event::Delete(object) => {
-                let (name, meta) = kept(object.metadata);
-                state.saw(&name, meta.resource_version.as_deref(), true);
-                state.objects.remove(&name);
+                let kept = Kept::new(object.metadata, self.keep);
+                state.saw(&kept.name, kept.resource_version.as_deref(), true);
+                state.objects.remove(&kept.name);
             }
         }
         false
@@ -261,10 +269,99 @@ impl State {
     }
 }
 
-/// The object's name and the metadata worth keeping (without `managedFields`, often most of it).
-fn kept(mut meta: ObjectMeta) -> (String, Arc<ObjectMeta>) {
-    meta.managed_fields = None;
-    (meta.name.clone().unwrap_or_default(), Arc::new(meta))
+/// One object's metadata as the copy holds it: its identity, versions and timestamps, and the kept labels and
+/// annotations packed in one string each (a map per object would cost several times the text it holds).
+#[derive(Debug, PartialEq)]
+pub struct Kept {
+    name: Box<str>,
+    namespace: Option<Box<str>>,
+    uid: Option<Box<str>>,
+    resource_version: Option<Box<str>>,
+    creation_timestamp: Option<Time>,
+    deletion_timestamp: Option<Time>,
+    labels: Pairs,
+    annotations: Pairs,
+}
+
+impl Kept {
+    fn new(meta: ObjectMeta, keep: fn(&str) -> bool) -> Kept {
+        Kept {
+            name: meta.name.unwrap_or_default().into(),
+            namespace: meta.namespace.map(String::into_boxed_str),
+            uid: meta.uid.map(String::into_boxed_str),
+            resource_version: meta.resource_version.map(String::into_boxed_str),
+            creation_timestamp: meta.creation_timestamp,
+            deletion_timestamp: meta.deletion_timestamp,
+            labels: Pairs::new(meta.labels, keep),
+            annotations: Pairs::new(meta.annotations, keep),
+        }
+    }
+
+    /// A kept label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key)
+    }
+
+    /// A kept annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key)
+    }
+
+    /// The metadata as Kubernetes types it, with what was kept (for readers written against `ObjectMeta`).
+    pub fn meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.to_string()),
+            namespace: self.namespace.as_deref().map(str::to_owned),
+            uid: self.uid.as_deref().map(str::to_owned),
+            resource_version: self.resource_version.as_deref().map(str::to_owned),
+            creation_timestamp: self.creation_timestamp.clone(),
+            deletion_timestamp: self.deletion_timestamp.clone(),
+            labels: Some(self.labels.map()),
+            annotations: Some(self.annotations.map()),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// Keys and values in one string, with where each ends.
+#[derive(Debug, PartialEq, Default)]
+struct Pairs {
+    text: Box<str>,
+    /// Per pair, the end of its key and the end of its value in `text` (a pair starts where the one before ends).
+    ends: Box<[(u32, u32)]>,
+}
+
+impl Pairs {
+    fn new(map: Option<BTreeMap<String, String>>, keep: fn(&str) -> bool) -> Pairs {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for (key, value) in map.into_iter().flatten().filter(|(key, _)| keep(key)) {
+            text.push_str(&key);
+            let key_end = text.len();
+            text.push_str(&value);
+            let (Ok(key_end), Ok(value_end)) = (u32::try_from(key_end), u32::try_from(text.len())) else { break };
+            ends.push((key_end, value_end));
+        }
+        Pairs { text: text.into_boxed_str(), ends: ends.into_boxed_slice() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(key_end, value_end)| {
+            let (key_end, value_end) = (key_end as usize, value_end as usize);
+            let pair = (&self.text[start..key_end], &self.text[key_end..value_end]);
+            start = value_end;
+            pair
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, value)| value)
+    }
+
+    fn map(&self) -> BTreeMap<String, String> {
+        self.iter().map(|(key, value)| (key.to_owned(), value.to_owned())).collect()
+    }
 }
 
 #[cfg(test)]
@@ -277,13 +374,15 @@ mod tests {
             name: Some(name.to_owned()),
             resource_version: Some(version.to_owned()),
             managed_fields: Some(vec![Default::default()]),
+            labels: Some([("kept/a", "1"), ("other", "2")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()),
+            finalizers: Some(vec!["kubernetes".to_owned()]),
             ..ObjectMeta::default()
         };
         PartialObjectMeta { types: None, metadata, _phantom: std::marker::PhantomData }
     }
 
     fn synced(names: &[(&str, &str)]) -> Watched {
-        let watched = Watched::new("namespaces");
+        let watched = Watched::new("namespaces", |key| key.starts_with("kept/"));
         watched.shared.apply::<Namespace>(Event::Init);
         for (name, version) in names {
             watched.shared.apply(Event::InitApply(object(name, version)));
@@ -294,14 +393,14 @@ mod tests {
 
     fn version(cached: Cached) -> Option<String> {
         match cached {
-            Cached::Present(meta) => meta.resource_version.clone(),
+            Cached::Present(kept) => kept.meta().resource_version,
             other => panic!("expected an object, got {other:?}"),
         }
     }
 
     #[test]
     fn nothing_is_known_before_the_first_list_is_whole() {
-        let watched = Watched::new("namespaces");
+        let watched = Watched::new("namespaces", |key| key.starts_with("kept/"));
         assert_eq!(watched.get("a"), Cached::Unknown);
         watched.shared.apply::<Namespace>(Event::Init);
         watched.shared.apply(Event::InitApply(object("a", "5")));
@@ -313,16 +412,44 @@ mod tests {
     }
 
     #[test]
-    fn events_change_the_copy_and_managed_fields_are_not_kept() {
+    fn events_change_the_copy_and_only_what_is_needed_is_kept() {
         let watched = synced(&[("a", "5")]);
         watched.shared.apply(Event::Apply(object("a", "7")));
         watched.shared.apply(Event::Apply(object("b", "8")));
         let Cached::Present(a) = watched.get("a") else { panic!("a is there") };
-        assert_eq!(a.resource_version.as_deref(), Some("7"));
-        assert_eq!(a.managed_fields, None);
+        let meta = a.meta();
+        assert_eq!(meta.resource_version.as_deref(), Some("7"));
+        assert_eq!((&meta.managed_fields, &meta.finalizers), (&None, &None));
+        let labels: Vec<&str> = meta.labels.iter().flatten().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(labels, ["kept/a"], "only the kept keys");
+        assert_eq!((a.label("kept/a"), a.label("other"), a.annotation("kept/a")), (Some("1"), None, None));
         watched.shared.apply(Event::Delete(object("a", "9")));
         assert_eq!(watched.get("a"), Cached::Absent);
         assert_eq!(watched.figures(), WatchedFigures { objects: 1, synced: true, restarts: 0 });
+    }
+
+    #[test]
+    fn kept_labels_and_annotations_read_back_as_they_were() {
+        let pairs = |entries: &[(&str, &str)]| -> BTreeMap<String, String> {
+            entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let annotations = pairs(&[("kept/a", ""), ("kept/b", r#"{"x":"ü"}"#), ("kept/c", "3"), ("dropped", "4")]);
+        let meta = ObjectMeta {
+            name: Some("n".to_owned()),
+            uid: Some("u".to_owned()),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        };
+        let kept = Kept::new(meta, |key| key.starts_with("kept/"));
+        assert_eq!(kept.annotation("kept/b"), Some(r#"{"x":"ü"}"#));
+        assert_eq!(kept.annotation("kept/a"), Some(""));
+        assert_eq!(kept.annotation("dropped"), None);
+        let back = kept.meta();
+        assert_eq!(back.annotations, Some(pairs(&[("kept/a", ""), ("kept/b", r#"{"x":"ü"}"#), ("kept/c", "3")])));
+        assert_eq!(
+            (back.name.as_deref(), back.uid.as_deref(), back.labels),
+            (Some("n"), Some("u"), Some(BTreeMap::new()))
+        );
     }
 
     #[test]
