@@ -401,13 +401,13 @@ impl Broker {
         let unbinding = operation.is_some_and(|op| op.starts_with(OPERATION_UNBIND));
         let objects = self.objects(instance_id, binding_id);
         // A binding whose credentials were handed out stays done: the copy of the records can say so.
-        if !unbinding && let Some(kept) = cache::present(&self.cache.bindings, &objects.record_name()) {
-            if kept.annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
-                && kept.annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
-                && kept.annotation(ANNOTATION_PENDING).is_none()
-            {
-                return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
-            }
+        if !unbinding
+            && let Some(kept) = cache::present(&self.cache.bindings, &objects.record_name())
+            && kept.annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
+            && kept.annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
+            && kept.annotation(ANNOTATION_PENDING).is_none()
+        {
+            return Ok(LastOperation::new(OperationState::Succeeded, "the credentials are ready"));
         }
         let record = self.record(&objects).await?.filter(|r| r.instance_id == instance_id);
         let exists = record.is_some();

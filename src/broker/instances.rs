@@ -513,7 +513,7 @@ impl Broker {
         }
         let meta = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id))?.meta();
         let stored = StoredInstance::from_meta(&meta).filter(|stored| stored.instance_id == instance_id)?;
-        Some(Recorded::VirtualCluster(meta, stored))
+        Some(Recorded::VirtualCluster(Box::new(meta), stored))
     }
 
     /// The records of an instance, read fresh from the cluster: the kind the copy of the records names (only a hint:
@@ -539,7 +539,7 @@ impl Broker {
     async fn recorded(&self, instance_id: &str) -> Result<Recorded> {
         Ok(match self.read_records(instance_id).await? {
             (Some(record), _) => Recorded::Workload(record),
-            (None, Some((namespace, stored))) => Recorded::VirtualCluster(namespace.metadata, stored),
+            (None, Some((namespace, stored))) => Recorded::VirtualCluster(Box::new(namespace.metadata), stored),
             (None, None) => Recorded::Nothing,
         })
     }
@@ -702,7 +702,7 @@ pub(super) type InstanceRecords = (Option<WorkloadRecord>, Option<(Namespace, St
 /// What records an instance: a workload record, a virtual cluster's namespace (its metadata), or nothing.
 enum Recorded {
     Workload(WorkloadRecord),
-    VirtualCluster(ObjectMeta, StoredInstance),
+    VirtualCluster(Box<ObjectMeta>, StoredInstance),
     Nothing,
 }
 

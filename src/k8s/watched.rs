@@ -62,13 +62,16 @@ struct Shared {
     state: RwLock<State>,
 }
 
+/// The objects held, by name.
+type Objects = HashMap<Box<str>, Arc<Kept>>;
+
 #[derive(Default)]
 struct State {
     /// The last list has been read whole and no error came since.
     synced: bool,
-    objects: HashMap<Box<str>, Arc<Kept>>,
+    objects: Objects,
     /// A list in progress: when it was asked for, and what it has delivered so far.
-    relisting: Option<(Instant, HashMap<Box<str>, Arc<Kept>>)>,
+    relisting: Option<(Instant, Objects)>,
     /// Objects this process wrote whose write the watch has not shown yet.
     unseen_writes: HashMap<String, UnseenWrite>,
     restarts: u64,
