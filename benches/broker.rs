@@ -419,13 +419,21 @@ async fn main() {
         child.kill().ok();
         child.wait().ok();
     }
+    // One poll first, as a platform makes after the provision: this process checks a virtual cluster's quota and
+    // ServiceAccount once, at its first poll, and 64 first polls at once would measure that stampede, not the poll.
+    let first_poll = Command::new("curl")
+        .args(["-sf", "-u", "broker:broker-dev-password", "-H", "X-Broker-API-Version: 2.17"])
+        .arg(format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"))
+        .output()
+        .expect("curl last_operation");
+    assert!(first_poll.status.success(), "last_operation: {}", String::from_utf8_lossy(&first_poll.stdout));
     let (_, last) = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
-    println!("| GET last_operation of a ready virtual cluster (two reads at once) | {last} |");
+    println!("| GET last_operation of a ready virtual cluster (from the copy of the records) | {last} |");
     let (fetched, fetch) =
         tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1"), &auth));
-    println!("| GET /v2/service_instances/:id of a ready virtual cluster | {fetch} |");
+    println!("| GET /v2/service_instances/:id of a ready virtual cluster (from the copy) | {fetch} |");
     let lat_1 = names::namespace(&broker.prefix, "lat-1");
     let (floor_rate, floor) = direct_namespace_gets(&admin, &lat_1, 64, Duration::from_secs(10)).await;
     println!(
