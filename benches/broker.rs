@@ -168,6 +168,17 @@ fn wrk(url: &str, auth: &str) -> (f64, String) {
     (rps.parse().unwrap_or(0.0), format!("{rps} req/s, p99 {p99}, non-2xx {non_2xx}"))
 }
 
+/// One OSB GET to the broker process, as a platform sends it; its body.
+fn osb_get(port: u16, path: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "-u", "broker:broker-dev-password", "-H", "X-Broker-API-Version: 2.17"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "GET {path} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
 /// The floor of an instance read: `connections` tasks of this process reading namespace `name` straight from the
 /// apiserver for `duration`, with no HTTP server and no broker in between; requests per second and p99.
 async fn direct_namespace_gets(client: &Client, name: &str, connections: usize, duration: Duration) -> (f64, String) {
@@ -401,14 +412,8 @@ async fn main() {
     let (ours, catalog) = tokio::task::block_in_place(|| wrk(&format!("http://127.0.0.1:{port}/v2/catalog"), &auth));
     println!("| GET /v2/catalog | {catalog} |");
     // The same catalog from the peers, in the same run: brokerapi and the floor.
-    let served = Command::new("curl")
-        .args(["-sf", "-u", "broker:broker-dev-password", "-H", "X-Broker-API-Version: 2.17"])
-        .arg(format!("http://127.0.0.1:{port}/v2/catalog"))
-        .output()
-        .expect("curl the catalog");
-    assert!(served.status.success(), "GET /v2/catalog failed: {}", String::from_utf8_lossy(&served.stderr));
     let catalog_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("catalog.json");
-    std::fs::write(&catalog_file, &served.stdout).expect("write the catalog");
+    std::fs::write(&catalog_file, osb_get(port, "/v2/catalog")).expect("write the catalog");
     for (mode, what) in [
         ("brokerapi", "brokerapi v13.0.0 (Go) serving the same services, with its Basic auth and request log"),
         ("static", "floor: a bare Go net/http handler writing the same bytes"),
@@ -421,12 +426,7 @@ async fn main() {
     }
     // One poll first, as a platform makes after the provision: this process checks a virtual cluster's quota and
     // ServiceAccount once, at its first poll, and 64 first polls at once would measure that stampede, not the poll.
-    let first_poll = Command::new("curl")
-        .args(["-sf", "-u", "broker:broker-dev-password", "-H", "X-Broker-API-Version: 2.17"])
-        .arg(format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"))
-        .output()
-        .expect("curl last_operation");
-    assert!(first_poll.status.success(), "last_operation: {}", String::from_utf8_lossy(&first_poll.stdout));
+    osb_get(port, "/v2/service_instances/lat-1/last_operation");
     let (_, last) = tokio::task::block_in_place(|| {
         wrk(&format!("http://127.0.0.1:{port}/v2/service_instances/lat-1/last_operation"), &auth)
     });
