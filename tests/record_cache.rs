@@ -141,6 +141,7 @@ fn polls_and_fetches_of_a_ready_instance_are_answered_without_apiserver_reads() 
         assert_eq!((status.as_str(), &state["state"]), ("200", &Value::from("succeeded")), "{state}");
     }
     let reads = broker.apiserver_reads() - before;
+    println!("record_cache: {} polls and fetches of a ready instance made {reads} apiserver reads", 3 * polls);
     // The watches re-open every 15 s (a GET each): a few reads may fall in; one per request would be 150.
     assert!(reads <= 6.0, "{} requests made {reads} apiserver reads (log: {})", 3 * polls, broker.log.display());
     let metrics = broker.get("/metrics").1;
