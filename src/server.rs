@@ -17,11 +17,6 @@ use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
 use crate::osb::{self, middleware::Credentials};
 
-/// The OSB API and the probes, from the settings and a cluster client.
-pub fn app(settings: &Settings, catalog: Catalog, client: Client, endpoint: ClusterEndpoint) -> Result<Router, String> {
-    Ok(osb_app(settings, broker(settings, catalog, client, endpoint)?))
-}
-
 /// The broker both faces share.
 pub fn broker(
     settings: &Settings,

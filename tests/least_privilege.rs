@@ -84,13 +84,7 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     })
     .await;
     let namespace = broker.namespace(&cluster_id);
-    let dashboard_domain = caas_broker::server::broker(
-        &broker.settings,
-        caas_broker::catalog::Catalog::built_in(),
-        broker.client.clone(),
-        broker.endpoint.clone(),
-    )
-    .expect("the dashboard's broker");
+    let dashboard_domain = broker.domain.clone();
     for role in ["admin", "edit", "view"] {
         let binding = format!("{cluster_id}-{role}");
         let bound = broker.bind(&cluster_id, &binding, SMALL, json!({ "parameters": { "role": role } })).await;

@@ -520,8 +520,9 @@ async fn an_unreachable_apiserver_gets_a_quick_osb_error() {
     let settings = caas_broker::config::Settings::load(None).expect("settings");
     let endpoint = caas_broker::k8s::ClusterEndpoint { server: format!("https://127.0.0.1:{port}"), ca_pem: None };
     let catalog = caas_broker::catalog::Catalog::built_in();
-    let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
-    let broker = TestBroker { app, client, endpoint, settings, prefix: "unreachable-".to_owned() };
+    let domain = caas_broker::server::broker(&settings, catalog, client.clone(), endpoint.clone()).expect("broker");
+    let app = caas_broker::server::osb_app(&settings, domain.clone());
+    let broker = TestBroker { app, domain, client, endpoint, settings, prefix: "unreachable-".to_owned() };
     let started = std::time::Instant::now();
     let answer = broker.call(Method::PUT, "/v2/service_instances/x", Some(provision_body(MICRO, "o", json!({})))).await;
     assert_osb_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");

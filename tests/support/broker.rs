@@ -26,6 +26,8 @@ pub const MEDIUM: &str = "c289eefb-9d8c-46de-a684-c03d17301076";
 /// The broker under test.
 pub struct TestBroker {
     pub app: Router,
+    /// The broker behind `app`, which a dashboard served beside it shares (as the binary's two faces do).
+    pub domain: std::sync::Arc<caas_broker::broker::Broker>,
     pub client: Client,
     pub endpoint: ClusterEndpoint,
     pub settings: Settings,
@@ -65,15 +67,17 @@ impl TestBroker {
         settings.kubernetes.namespace_prefix = prefix.clone();
         settings.dashboard.base_url = Some("https://dashboard.example.test".to_owned());
         configure(&mut settings);
-        let app = caas_broker::server::app(&settings, catalog, client.clone(), endpoint.clone()).expect("app");
-        TestBroker { app, client, endpoint, settings, prefix }
+        let domain = caas_broker::server::broker(&settings, catalog, client.clone(), endpoint.clone()).expect("broker");
+        let app = caas_broker::server::osb_app(&settings, domain.clone());
+        TestBroker { app, domain, client, endpoint, settings, prefix }
     }
 
     /// Replaces the broker with a new one of the same configuration, as a restart would (only the cluster remains).
     pub fn restart(&mut self) {
         let endpoint = self.endpoint.clone();
-        self.app =
-            caas_broker::server::app(&self.settings, Catalog::built_in(), self.client.clone(), endpoint).expect("app");
+        self.domain = caas_broker::server::broker(&self.settings, Catalog::built_in(), self.client.clone(), endpoint)
+            .expect("broker");
+        self.app = caas_broker::server::osb_app(&self.settings, self.domain.clone());
     }
 
     /// The namespace the broker uses for an instance id.

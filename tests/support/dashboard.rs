@@ -72,13 +72,8 @@ pub async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&m
         configure(settings);
     })
     .await;
-    let domain = caas_broker::server::broker(
-        &broker.settings,
-        caas_broker::catalog::Catalog::built_in(),
-        broker.client.clone(),
-        broker.endpoint.clone(),
-    )
-    .expect("broker");
+    // One broker behind both faces, as in the binary: the dashboard's changes are the OSB API's own writes.
+    let domain = broker.domain.clone();
     let cluster_config = cluster().admin_config().await;
     let app = caas_broker::server::dashboard_app(&broker.settings, domain.clone(), cluster_config, address);
     listener.set_nonblocking(true).expect("non-blocking");
