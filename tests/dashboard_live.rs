@@ -292,6 +292,7 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
     assert_eq!(report["appeared"], true, "{report}");
     assert_eq!(report["reloaded"], false, "swapped in place, not reloaded: {report}");
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
+    assert_eq!(report["liveAtEnd"], true, "the page's live stream open at the end: {report}");
     broker.deprovision(&id, SMALL).await;
 }
 

@@ -217,6 +217,7 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     assert_eq!(report["finalUrl"], format!("{url}/sessions/{session}"), "{report}");
     assert_eq!((&report["appeared"], &report["reloaded"]), (&json!(true), &json!(false)), "{report}");
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
+    assert_eq!(report["liveAtEnd"], true, "the page's live stream open at the end: {report}");
     assert_eq!(replicas(&sets, &name).await, Some(1));
 
     let delete =

@@ -59,3 +59,38 @@ export const reporting = () => {
   };
   return { report, shoot };
 };
+
+/**
+ * Keeps a trace of the page's live streams (every EventSource's opening and error, with its URL, state and time since
+ * the probe began) and of every answer of 400 or more and every failed request, so that a console error such as
+ * htmx's "[object Event]" (a stream that broke) says which request failed and when. Installed before any page loads,
+ * from outside the page (its policy forbids inline scripts); call before the first navigation.
+ */
+export const traceNetwork = async (page) => {
+  const began = Date.now();
+  const trace = [];
+  const at = () => `${Date.now() - began}ms`;
+  await page.exposeBinding('__traceEventSource', (_source, entry) => trace.push({ at: at(), ...entry }));
+  await page.addInitScript(() => {
+    const Original = window.EventSource;
+    window.EventSource = class extends Original {
+      constructor(url, options) {
+        super(url, options);
+        const note = (event) => window.__traceEventSource({
+          eventSource: event, url: String(url), readyState: this.readyState, page: location.pathname,
+        });
+        this.addEventListener('open', () => note('open'));
+        this.addEventListener('error', () => note('error'));
+      }
+    };
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) trace.push({ at: at(), status: response.status(), url: response.url() });
+  });
+  page.on('requestfailed', (request) =>
+    trace.push({ at: at(), failed: request.failure()?.errorText, url: request.url() }));
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) trace.push({ at: at(), navigated: frame.url() });
+  });
+  return trace;
+};
