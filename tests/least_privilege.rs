@@ -80,7 +80,7 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     // The copy of the records that polls are answered from lists and watches under these rules too (without them
     // every read would silently go to the cluster).
     eventually(Duration::from_secs(20), "the copy of the records to sync under the manifests' rules", || async {
-        broker.records_copy_synced().await.then_some(())
+        broker.records_copy_synced().then_some(())
     })
     .await;
     let namespace = broker.namespace(&cluster_id);

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Map, Value};
 
-use super::credentials::{self, IssuedToken};
+use super::credentials;
 use super::instance::StoredInstance;
+use super::instances::InstanceRecords;
 use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
 use super::parameters::SchemaKind;
 use super::{Broker, cache, deleted};
@@ -22,6 +23,7 @@ use super::{Error, Result};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};
 use crate::k8s::virtual_cluster::owned_by;
+use crate::k8s::watched::Cached;
 use crate::k8s::{apply, is_conflict, is_not_found};
 
 /// The `operation` value of an unbind, for `last_operation` after the binding is gone.
@@ -55,6 +57,49 @@ pub enum Unbound {
     Done,
     /// The tokens are refused but the objects are still being deleted; `last_operation` follows them (202).
     InProgress(&'static str),
+}
+
+/// What a bind decided on the fresh records.
+enum Decided {
+    /// The answer, complete.
+    Answered(Bound),
+    /// A new binding of a virtual cluster, to be issued.
+    Issue(Box<Issue>),
+}
+
+/// A new binding of a virtual cluster, decided: what its record and identity are made of.
+struct Issue {
+    instance: StoredInstance,
+    parameters: Map<String, Value>,
+    identity: BindingIdentity,
+}
+
+/// A binding's identity: the role its RoleBinding grants, its token's lifetime, and the namespace that owns it.
+#[derive(PartialEq)]
+struct BindingIdentity {
+    role: String,
+    expiration: u64,
+    owner: Option<OwnerReference>,
+}
+
+/// The instance's plan must be the request's, bindable, and given an app when it requires one.
+fn check_binding_plan(
+    instance_id: &str,
+    instance: &StoredInstance,
+    service: &crate::catalog::Service,
+    plan: &crate::catalog::Plan,
+    request: &BindRequest,
+) -> Result<()> {
+    if instance.attributes.service_id != service.id || instance.attributes.plan_id != plan.id {
+        return Err(Error::BadRequest(format!("service_id and plan_id must be those of instance {instance_id}")));
+    }
+    if !service.bindable(plan) {
+        return Err(Error::BadRequest(format!("plan {} is not bindable", plan.name)));
+    }
+    if plan.broker.requires_app && request.app_guid().is_none() {
+        return Err(Error::RequiresApp);
+    }
+    Ok(())
 }
 
 /// A binding as its record holds it.
@@ -122,20 +167,62 @@ impl Broker {
         accepts_incomplete: bool,
     ) -> Result<Bound> {
         let objects = self.objects(instance_id, binding_id);
-        let requested = requested_attributes(&request);
+        // When the copy of the records foresees a new binding of a ready virtual cluster, its identity is applied
+        // while the records the bind decides on are read fresh: one round trip fewer. Should the fresh records decide
+        // otherwise, what was applied is withdrawn, so that a refused bind leaves nothing behind all the same.
+        let foreseen = self.foreseen_identity(instance_id, &objects, &request);
+        let speculation = async {
+            match &foreseen {
+                Some(identity) => Some(self.apply_binding_identity(&objects, identity).await),
+                None => None,
+            }
+        };
         // Every record a bind decides on, read at once from the cluster: one round trip, not three.
-        let (existing, (workload, virtual_cluster)) =
-            tokio::try_join!(self.record(&objects), self.read_records(instance_id))?;
+        let records = async { tokio::try_join!(self.record(&objects), self.read_records(instance_id)) };
+        let (read, applied) = tokio::join!(records, speculation);
+        let applied = foreseen.zip(applied);
+        let (decided, existed) = match read {
+            Ok((existing, records)) => {
+                let existed = existing.is_some();
+                (
+                    self.decide_bind(instance_id, &objects, &request, accepts_incomplete, existing, records).await,
+                    existed,
+                )
+            }
+            Err(error) => (Err(error), false),
+        };
+        let answer = match decided {
+            Ok(Decided::Issue(issue)) => return self.issue_binding(&objects, &request, issue, applied).await,
+            Ok(Decided::Answered(bound)) => Ok(bound),
+            Err(error) => Err(error),
+        };
+        if applied.is_some() && !existed {
+            self.withdraw_binding_identity(&objects).await;
+        }
+        answer
+    }
+
+    /// What a bind decides on the fresh records: an answer, or that a new binding of a virtual cluster is issued.
+    async fn decide_bind(
+        &self,
+        instance_id: &str,
+        objects: &BindingObjects,
+        request: &BindRequest,
+        accepts_incomplete: bool,
+        existing: Option<BindingRecord>,
+        (workload, virtual_cluster): InstanceRecords,
+    ) -> Result<Decided> {
+        let answered = |bound| Ok(Decided::Answered(bound));
         // An existing binding decides first (OSB checkers probe conflicts with otherwise invalid bodies).
         if let Some(record) = existing {
-            return if record.instance_id == instance_id && record.requested == requested {
+            return if record.instance_id == instance_id && record.requested == requested_attributes(request) {
                 if record.pending && self.binding_state(instance_id, &record).await?.state != OperationState::Succeeded
                 {
-                    return Ok(Bound::InProgress(OPERATION_BIND));
+                    return answered(Bound::InProgress(OPERATION_BIND));
                 }
-                Ok(Bound::AlreadyExists(record.response))
+                answered(Bound::AlreadyExists(record.response))
             } else {
-                Err(Error::Conflict(format!("binding {binding_id} already exists with other attributes")))
+                Err(Error::Conflict(format!("binding {} already exists with other attributes", objects.binding_id)))
             };
         }
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
@@ -158,10 +245,10 @@ impl Broker {
             if !ready && !accepts_incomplete {
                 return Err(Error::AsyncRequired);
             }
-            let saved = self.save_record(&objects, &record.stored, &parameters, &request, &response, !ready);
+            let saved = self.save_record(objects, &record.stored, &parameters, request, &response, !ready);
             return match saved.await? {
-                Bound::Created(_) if !ready => Ok(Bound::InProgress(OPERATION_BIND)),
-                other => Ok(other),
+                Bound::Created(_) if !ready => answered(Bound::InProgress(OPERATION_BIND)),
+                other => answered(other),
             };
         }
         let Some((namespace, instance)) = virtual_cluster else {
@@ -173,16 +260,15 @@ impl Broker {
         if !instance.provisioned {
             return Err(Error::Concurrency(format!("instance {instance_id} is still being provisioned; retry later")));
         }
-        if instance.attributes.service_id != service.id || instance.attributes.plan_id != plan.id {
-            return Err(Error::BadRequest(format!("service_id and plan_id must be those of instance {instance_id}")));
-        }
-        if !service.bindable(plan) {
-            return Err(Error::BadRequest(format!("plan {} is not bindable", plan.name)));
-        }
-        if plan.broker.requires_app && request.app_guid().is_none() {
-            return Err(Error::RequiresApp);
-        }
-        let parameters = self.binding_parameters(instance_id, plan, &request).await?;
+        check_binding_plan(instance_id, &instance, service, plan, request)?;
+        let parameters = self.binding_parameters(instance_id, plan, request).await?;
+        let (role, expiration) = self.identity_terms(&parameters)?;
+        let identity = BindingIdentity { role, expiration, owner: owned_by(&namespace) };
+        Ok(Decided::Issue(Box::new(Issue { instance, parameters, identity })))
+    }
+
+    /// The role and token lifetime a binding's `parameters` ask for, within the broker's limits.
+    fn identity_terms(&self, parameters: &Map<String, Value>) -> Result<(String, u64)> {
         let role = parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE).to_owned();
         let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
             Some(seconds) if seconds > self.options.max_expiration_seconds => {
@@ -194,17 +280,90 @@ impl Broker {
             Some(seconds) => seconds,
             None => self.options.default_expiration_seconds,
         };
+        Ok((role, expiration))
+    }
 
-        let token = self.issue_credentials(&objects, &role, expiration, owned_by(&namespace)).await?;
-        let credentials =
-            credentials::credentials(&self.endpoint, &objects.namespace, &role, &objects.account_name(), &token);
+    /// The identity a bind will apply, foreseen from the copy of the records: `Some` only when the copy holds a
+    /// ready virtual cluster that the request is valid for and no record of the binding (which a rotation would read
+    /// first), so that what is applied ahead is what the fresh records will almost always decide on.
+    fn foreseen_identity(
+        &self,
+        instance_id: &str,
+        objects: &BindingObjects,
+        request: &BindRequest,
+    ) -> Option<BindingIdentity> {
+        if request.predecessor_binding_id.as_deref().is_some_and(|id| !id.is_empty())
+            || !matches!(self.cache.bindings.get(&objects.record_name()), Cached::Absent)
+        {
+            return None;
+        }
+        let (meta, instance) = self.cached_virtual_cluster(instance_id)?;
+        if instance.terminating || !instance.provisioned {
+            return None;
+        }
+        let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id).ok()?;
+        check_binding_plan(instance_id, &instance, service, plan, request).ok()?;
+        let parameters = request.parameters.clone().unwrap_or_default();
+        self.schemas.validate(&plan.id, SchemaKind::Bind, &parameters).ok()?;
+        let (role, expiration) = self.identity_terms(&parameters).ok()?;
+        let namespace = Namespace { metadata: meta, ..Namespace::default() };
+        Some(BindingIdentity { role, expiration, owner: owned_by(&namespace) })
+    }
+
+    /// The binding's ServiceAccount and RoleBinding. The RoleBinding names the ServiceAccount and needs nothing of
+    /// it: both are applied at once.
+    async fn apply_binding_identity(&self, objects: &BindingObjects, identity: &BindingIdentity) -> Result<()> {
+        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
+        let (account, role_binding) =
+            (objects.service_account(identity.owner.clone()), objects.role_binding(&identity.role));
+        tokio::try_join!(self.apply_identity(&account), async {
+            apply(&bindings, &role_binding).await.map_err(Error::from)
+        })?;
+        Ok(())
+    }
+
+    /// Deletes what a bind applied ahead of a decision that refused it. The answer stands either way; what cannot be
+    /// deleted now is logged (an unbind or a repeated bind of the same id converges on it).
+    async fn withdraw_binding_identity(&self, objects: &BindingObjects) {
+        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
+        let account = objects.account_name();
+        let (identity, binding) = tokio::join!(self.delete_identity(&account, &objects.namespace), async {
+            deleted(bindings.delete(&account, &DeleteParams::default()).await)
+        });
+        if let Err(error) = identity.and(binding) {
+            tracing::warn!(binding_id = %objects.binding_id, %error, "could not withdraw a refused bind's identity");
+        }
+    }
+
+    /// Issues a decided binding: its identity (unless applied ahead as decided), a token and the record.
+    async fn issue_binding(
+        &self,
+        objects: &BindingObjects,
+        request: &BindRequest,
+        issue: Box<Issue>,
+        applied: Option<(BindingIdentity, Result<()>)>,
+    ) -> Result<Bound> {
+        let Issue { instance, parameters, identity } = *issue;
+        match applied {
+            Some((foreseen, result)) if foreseen == identity => result?,
+            _ => self.apply_binding_identity(objects, &identity).await?,
+        }
+        let lifetime = i64::try_from(identity.expiration).unwrap_or(i64::MAX);
+        let token = self.request_token(&objects.account_name(), lifetime).await?;
+        let credentials = credentials::credentials(
+            &self.endpoint,
+            &objects.namespace,
+            &identity.role,
+            &objects.account_name(),
+            &token,
+        );
         let response = BindingResponse {
             credentials,
             metadata: Some(credentials::metadata(&token)),
             endpoints: credentials::endpoints(&self.endpoint),
             parameters: None,
         };
-        self.save_record(&objects, &instance, &parameters, &request, &response, false).await
+        self.save_record(objects, &instance, &parameters, request, &response, false).await
     }
 
     /// The effective bind parameters: the request's, validated, or for a rotation the predecessor's.
@@ -234,23 +393,6 @@ impl Broker {
             ));
         }
         Ok(record.parameters)
-    }
-
-    /// The binding's ServiceAccount and RoleBinding, and a token for it.
-    async fn issue_credentials(
-        &self,
-        objects: &BindingObjects,
-        role: &str,
-        expiration: u64,
-        owner: Option<OwnerReference>,
-    ) -> Result<IssuedToken> {
-        // The RoleBinding names the ServiceAccount and needs nothing of it: both are applied at once.
-        let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
-        let (account, role_binding) = (objects.service_account(owner), objects.role_binding(role));
-        tokio::try_join!(self.apply_identity(&account), async {
-            apply(&bindings, &role_binding).await.map_err(Error::from)
-        })?;
-        self.request_token(&objects.account_name(), i64::try_from(expiration).unwrap_or(i64::MAX)).await
     }
 
     /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.

@@ -516,6 +516,15 @@ impl Broker {
         Some(Recorded::VirtualCluster(Box::new(meta), stored))
     }
 
+    /// A virtual cluster's namespace (its metadata) and record, from the copy of the broker's records; `None` when the
+    /// copy does not hold it as one.
+    pub(super) fn cached_virtual_cluster(&self, instance_id: &str) -> Option<(ObjectMeta, StoredInstance)> {
+        match self.cached(instance_id, false)? {
+            Recorded::VirtualCluster(meta, stored) => Some((*meta, stored)),
+            Recorded::Workload(_) | Recorded::Nothing => None,
+        }
+    }
+
     /// The records of an instance, read fresh from the cluster: the kind the copy of the records names (only a hint:
     /// when the cluster does not have it, the other kind is read too), or both kinds at once when the copy does not
     /// know the instance. One round trip either way, and one read, not two, for an instance the copy holds.
