@@ -330,8 +330,14 @@ impl Broker {
         let (identity, binding) = tokio::join!(self.delete_identity(&account, &objects.namespace), async {
             deleted(bindings.delete(&account, &DeleteParams::default()).await)
         });
-        if let Err(error) = identity.and(binding) {
-            tracing::warn!(binding_id = %objects.binding_id, %error, "could not withdraw a refused bind's identity");
+        match identity.and(binding) {
+            Ok(_) => tracing::info!(
+                binding_id = %objects.binding_id,
+                "the fresh records refused a bind the copy of the records foresaw; its identity was withdrawn"
+            ),
+            Err(error) => {
+                tracing::warn!(binding_id = %objects.binding_id, %error, "could not withdraw a refused bind's identity")
+            }
         }
     }
 
