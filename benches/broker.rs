@@ -394,6 +394,7 @@ async fn main() {
     let mut process = Command::new(binary)
         .env("KUBECONFIG", &cluster().kubeconfig)
         .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
         .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", &broker.prefix)
         .env("CAAS_BROKER__LOG__LEVEL", "warn")
         .stdout(Stdio::null())

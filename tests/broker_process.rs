@@ -8,23 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cluster::cluster;
+use support::http::curl;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_caas-broker");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        // A synchronous unbind or deprovision waits for the cluster (up to the 30 s synchronous timeout).
-        .args(["-sS", "--max-time", "45", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (status.to_owned(), body.to_owned())
 }
 
 #[test]
@@ -182,6 +171,9 @@ fn the_cf_push_manifest_command_starts_the_broker() {
     for (key, value) in app["env"].as_object().expect("env") {
         child.env(key, value.as_str().expect("string"));
     }
+    // The dashboard's port: 8081 in a container of its own, but any free one on a machine that may already run
+    // something on 8081 (the Cloud Foundry API's controllers do).
+    child.env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0");
     let mut child =
         child.env("CAAS_BROKER__AUTH__PASSWORD", "pushed-password").stdout(Stdio::null()).spawn().expect("run");
     let started = Instant::now();

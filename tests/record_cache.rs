@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::broker::{CAAS as SERVICE, MICRO, SMALL};
 use support::cluster::cluster;
+use support::http::{curl, sample};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_caas-broker");
 
@@ -95,18 +96,6 @@ impl Broker {
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sS", "--max-time", "45", "-w", "\n%{http_code}"]).args(args).output();
-    let out = out.expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (status.to_owned(), body.to_owned())
-}
-
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
 }
 
 fn provision_body(plan: &str) -> String {

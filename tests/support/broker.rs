@@ -107,7 +107,7 @@ impl TestBroker {
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let request = Request::get("/metrics").body(Body::empty()).expect("request");
         let text = self.raw(request).await.body.as_str().unwrap_or_default().to_owned();
-        text.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
+        super::http::sample(&text, name)
     }
 
     /// Whether this broker's copy of its records answers, for every kind of record (what `caas_broker_cache_synced`

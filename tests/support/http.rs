@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client over a real TCP connection, for tests that must see exactly what a browser would get
-//! from a listener (status, every header, body), redirects not followed and cookies not kept.
+//! from a listener (status, every header, body), redirects not followed and cookies not kept; curl, for tests of the
+//! broker binary as an operator reaches it; and a reader of `/metrics` samples.
 
 use std::net::SocketAddr;
 
@@ -66,4 +67,22 @@ pub fn form_encode(value: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// Runs curl with `args` (a synchronous unbind or deprovision waits for the cluster, up to the 30 s synchronous
+/// timeout, so it may take 45 s); returns the status and the body.
+pub fn curl(args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "45", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (status.to_owned(), body.to_owned())
+}
+
+/// The value of the first sample of a Prometheus text exposition whose line starts with `name` (labels included).
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find(|line| line.starts_with(name))?.rsplit(' ').next()?.parse().ok()
 }
