@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::OptionFuture;
+
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -171,12 +173,8 @@ impl Broker {
         // while the records the bind decides on are read fresh: one round trip fewer. Should the fresh records decide
         // otherwise, what was applied is withdrawn, so that a refused bind leaves nothing behind all the same.
         let foreseen = self.foreseen_identity(instance_id, &objects, &request);
-        let speculation = async {
-            match &foreseen {
-                Some(identity) => Some(self.apply_binding_identity(&objects, identity).await),
-                None => None,
-            }
-        };
+        let speculation: OptionFuture<_> =
+            foreseen.as_ref().map(|identity| self.apply_binding_identity(&objects, identity)).into();
         // Every record a bind decides on, read at once from the cluster: one round trip, not three.
         let records = async { tokio::try_join!(self.record(&objects), self.read_records(instance_id)) };
         let (read, applied) = tokio::join!(records, speculation);
