@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::cluster::{cluster, repo_root};
+use support::http::curl;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_caas-broker");
 const PASSWORD: &str = "cf-cli-test-broker-password";
@@ -277,17 +278,6 @@ impl Drop for Broker {
             cluster.kubectl(&cluster.kubeconfig, &args);
         }
     }
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (status.to_owned(), body.to_owned())
 }
 
 /// Says where the logs are when the test fails anywhere (not only in a cf command).
