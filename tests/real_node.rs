@@ -111,14 +111,23 @@ async fn virtual_cluster(broker: &TestBroker, org: &str, plan: &str) -> (String,
 }
 
 /// Polls last_operation until the operation is over (or `limit` passes); the final answer.
+/// Polls `last_operation` until the operation is no longer in progress; on time-out, says what it last answered.
 async fn finished(broker: &TestBroker, instance: &str, operation: &str, limit: Duration) -> Answer {
     let uri = format!("/v2/service_instances/{instance}/last_operation?operation={operation}");
-    eventually(limit, &format!("{operation} of {instance} to finish"), || async {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
         let answer = broker.call(Method::GET, &uri, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        (answer.body["state"] != "in progress").then_some(answer)
-    })
-    .await
+        if answer.body["state"] != "in progress" {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {operation} of {instance} to finish; it last answered {}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn succeeded(broker: &TestBroker, instance: &str, operation: &str, limit: Duration) -> Answer {
