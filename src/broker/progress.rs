@@ -1,7 +1,7 @@
 //! How far a workload has come, read from its pods: scheduled, installing (the SteamCMD step), ready; or why it
 //! failed (image pull, crash loop, quota refused), in words a developer can act on.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 
 use super::model::{LastOperation, OperationState};
 
@@ -151,6 +151,14 @@ fn out_of_memory(pod: &Pod) -> Option<String> {
     })
 }
 
+/// How a container's last run ended, said after its state: " (last exit code 137, OOMKilled: ...)".
+fn last_exit(terminated: &ContainerStateTerminated) -> String {
+    match terminated.reason.as_deref() {
+        Some(OOM_KILLED) => format!(" (last exit code {}, {OOM_KILLED}: over its memory limit)", terminated.exit_code),
+        _ => format!(" (last exit code {})", terminated.exit_code),
+    }
+}
+
 /// Why a pod will not become ready by itself, if it will not.
 fn failure(pod: &Pod) -> Option<String> {
     for container in statuses(pod) {
@@ -161,18 +169,20 @@ fn failure(pod: &Pod) -> Option<String> {
             return Some(format!("image pull failed for container {} ({reason}): {message}", container.name));
         }
         if CRASHING.contains(&reason) {
-            let exit = container
-                .last_state
-                .as_ref()
-                .and_then(|state| state.terminated.as_ref())
-                .map(|t| match t.reason.as_deref() {
-                    Some(OOM_KILLED) => {
-                        format!(" (last exit code {}, {OOM_KILLED}: over its memory limit)", t.exit_code)
-                    }
-                    _ => format!(" (last exit code {})", t.exit_code),
-                })
-                .unwrap_or_default();
+            let exit = container.last_state.as_ref().and_then(|state| state.terminated.as_ref());
+            let exit = exit.map(last_exit).unwrap_or_default();
             return Some(format!("container {} is crashing ({reason}){exit}: {message}", container.name));
+        }
+        // Between two starts the kubelet may show the failed run itself (terminated) instead of its back-off (a
+        // CrashLoopBackOff wait): a container that failed again after a restart is crash looping all the same.
+        let failed_again = container.state.as_ref().and_then(|state| state.terminated.as_ref());
+        if let Some(terminated) = failed_again.filter(|t| t.exit_code != 0 && container.restart_count >= 1) {
+            return Some(format!(
+                "container {} is crashing (restarted {} times){}",
+                container.name,
+                container.restart_count,
+                last_exit(terminated)
+            ));
         }
     }
     let status = pod.status.as_ref()?;
@@ -278,6 +288,19 @@ mod tests {
             Some(
                 "container app is crashing (CrashLoopBackOff) (last exit code 137, OOMKilled: over its memory limit): \
                  back-off 40s"
+            )
+        );
+        // The kubelet may show the failed run instead of the back-off between two starts.
+        let killed_again = status(
+            json!({ "terminated": { "exitCode": 137, "reason": "OOMKilled", "startedAt": "2026-01-01T00:00:00Z" } }),
+            false,
+        );
+        let answer = progress(1, &[killed_again], Refusals::default());
+        assert_eq!(answer.state, OperationState::Failed);
+        assert_eq!(
+            answer.description.as_deref(),
+            Some(
+                "container app is crashing (restarted 3 times) (last exit code 137, OOMKilled: over its memory limit)"
             )
         );
         let recovered = status(json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }), true);
