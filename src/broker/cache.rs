@@ -18,10 +18,10 @@ use kube::{Api, Client, Resource};
 use super::bindings::ANNOTATION_PENDING;
 use crate::k8s::binding::ANNOTATION_BINDING_ID;
 use crate::k8s::names::{ANNOTATION_INSTANCE_ID, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::k8s::watched::{Cached, Kept, Watched};
 
 /// The prefix of every label and annotation key of the broker's.
 const BROKER_KEY_PREFIX: &str = "caas-broker.io/";
-use crate::k8s::watched::{Cached, Kept, Watched};
 
 /// The copies, one per kind of record.
 pub(super) struct Records {

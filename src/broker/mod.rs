@@ -35,6 +35,7 @@ use kube::Client;
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
 use crate::k8s::ClusterEndpoint;
+use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
 use crate::k8s::workload::PodPlacement;
 pub use bindings::{Bound, Unbound};
 pub use error::{Error, Result};
@@ -195,7 +196,6 @@ impl Broker {
 
         let mut counts = InstanceCounts::new();
         if let (Some(namespaces), Some(records)) = (self.cache.namespaces.all(), self.cache.workloads.all()) {
-            use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
             for kept in namespaces.iter().chain(&records) {
                 count_one(kept.label(LABEL_SERVICE), kept.label(LABEL_PLAN), &mut counts);
             }
@@ -223,7 +223,7 @@ async fn count_by_plan<K>(api: &kube::Api<K>, counts: &mut InstanceCounts) -> Re
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    use crate::k8s::names::{LABEL_MANAGED_BY, LABEL_PLAN, LABEL_SERVICE, MANAGED_BY};
+    use crate::k8s::names::{LABEL_MANAGED_BY, MANAGED_BY};
     const PAGE: u32 = 500;
     let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE},{LABEL_PLAN}");
     let mut params = kube::api::ListParams::default().labels(&selector).limit(PAGE);
