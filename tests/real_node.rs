@@ -110,7 +110,6 @@ async fn virtual_cluster(broker: &TestBroker, org: &str, plan: &str) -> (String,
     (instance, namespace)
 }
 
-/// Polls last_operation until the operation is over (or `limit` passes); the final answer.
 /// Polls `last_operation` until the operation is no longer in progress; on time-out, says what it last answered.
 async fn finished(broker: &TestBroker, instance: &str, operation: &str, limit: Duration) -> Answer {
     let uri = format!("/v2/service_instances/{instance}/last_operation?operation={operation}");
