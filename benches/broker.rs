@@ -491,7 +491,9 @@ async fn main() {
     })
     .await;
     let created_in = started.elapsed();
-    let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
+    let scraped = Command::new("curl")
+        .args(["-s", "-u", "broker:broker-dev-password", &format!("http://127.0.0.1:{port}/metrics")])
+        .output();
     let cached = |text: &str| {
         text.lines()
             .find(|l| l.starts_with("caas_broker_cache_objects{kind=\"workload_records\"}"))
@@ -502,11 +504,16 @@ async fn main() {
     let mut held = cached(&String::from_utf8_lossy(&scraped.expect("curl").stdout));
     while held < memory_n as f64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let scraped = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output();
+        let scraped = Command::new("curl")
+            .args(["-s", "-u", "broker:broker-dev-password", &format!("http://127.0.0.1:{port}/metrics")])
+            .output();
         held = cached(&String::from_utf8_lossy(&scraped.expect("curl").stdout));
     }
     assert!(held >= memory_n as f64, "the broker's copy holds {held} records, not the {memory_n} made");
-    let scrape = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
+    let scrape = Command::new("curl")
+        .args(["-s", "-u", "broker:broker-dev-password", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .expect("curl");
     let instances = String::from_utf8_lossy(&scrape.stdout)
         .lines()
         .filter(|l| l.starts_with("caas_broker_instances{"))

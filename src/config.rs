@@ -30,12 +30,17 @@ workloads:
 limits:
   body_bytes: 1048576
   sync_timeout_seconds: 30
+  header_timeout_seconds: 10
+  body_timeout_seconds: 10
+  max_connections: 1024
 policy:
   one_instance_per_organization: false
 dashboard:
   listen: "127.0.0.1:8081"
   session_seconds: 28800
   max_sessions: 10000
+  max_streams_per_session: 8
+  max_streams_per_identity: 16
 log:
   format: human
   level: info
@@ -72,6 +77,20 @@ pub struct Settings {
     /// TLS for the broker's own listener; plain HTTP when absent (behind a platform router that terminates TLS).
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    /// Where Prometheus scrapes `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// Where `/metrics` is served: on the OSB listener behind the broker's own credentials (the default: what the
+/// metrics tell, instance counts and request rates, is the operator's business), or on a listener of its own without
+/// credentials, for a scraper that cannot send them (bind it where only the scraper reaches it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A listener for `/metrics` alone, plain HTTP, without credentials; `/metrics` is then not on the OSB listener.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// HTTP Basic credentials.
@@ -213,6 +232,10 @@ pub struct DashboardSettings {
     pub session_seconds: u64,
     /// Most sessions held at once (each holds a token in memory); the oldest goes when a new one would exceed it.
     pub max_sessions: usize,
+    /// Most long-lived streams (live pages, followed logs, noVNC) one sign-in holds open at once; 429 beyond.
+    pub max_streams_per_session: usize,
+    /// Most long-lived streams one identity holds open at once over all its sign-ins; 429 beyond.
+    pub max_streams_per_identity: usize,
     /// Sign-in of invited members through a generic OpenID Connect provider (K-PaaS: Keycloak); none when absent.
     #[serde(default)]
     pub oidc: Option<OidcSettings>,
@@ -287,6 +310,13 @@ pub struct LimitSettings {
     pub body_bytes: usize,
     /// How long a synchronous request (without `accepts_incomplete`) may wait for the cluster to finish.
     pub sync_timeout_seconds: u64,
+    /// How long a client may take to send a request's head, and how long a kept-alive connection may sit idle before
+    /// its next one (both listeners); the connection is closed after it.
+    pub header_timeout_seconds: u64,
+    /// The longest pause allowed between two parts of a request body (408 after it).
+    pub body_timeout_seconds: u64,
+    /// Most connections each listener holds at once; beyond it, new connections wait to be accepted until one closes.
+    pub max_connections: usize,
 }
 
 /// Admission policies.
@@ -424,6 +454,30 @@ impl Settings {
         }
         if !(1..=55).contains(&self.limits.sync_timeout_seconds) {
             return invalid("limits.sync_timeout_seconds", "must be 1 to 55 (platforms give up after about 60 s)");
+        }
+        if !(1..=60).contains(&self.limits.header_timeout_seconds) {
+            return invalid("limits.header_timeout_seconds", "must be 1 to 60");
+        }
+        if !(1..=60).contains(&self.limits.body_timeout_seconds) {
+            return invalid("limits.body_timeout_seconds", "must be 1 to 60");
+        }
+        if self.limits.max_connections < 16 {
+            return invalid("limits.max_connections", "must be at least 16");
+        }
+        if self.dashboard.max_streams_per_session == 0 {
+            return invalid("dashboard.max_streams_per_session", "must be at least 1");
+        }
+        if self.dashboard.max_streams_per_identity < self.dashboard.max_streams_per_session {
+            return invalid(
+                "dashboard.max_streams_per_identity",
+                "must not be below dashboard.max_streams_per_session",
+            );
+        }
+        if let Some(metrics) = self.metrics.listen
+            && (metrics == self.listen || metrics == self.dashboard.listen)
+            && metrics.port() != 0
+        {
+            return invalid("metrics.listen", "must differ from listen and dashboard.listen");
         }
         if let Some(url) = &self.dashboard.base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -103,6 +103,7 @@ async fn start(settings: Settings) -> anyhow::Result<()> {
     let (client, endpoint, cluster) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
     let broker = server::broker(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
     let dashboard = server::dashboard_app(&settings, broker.clone(), cluster, dashboard_address);
+    let metrics = settings.metrics.listen.is_some().then(|| server::metrics_app(broker.clone()));
     let app = server::osb_app(&settings, broker);
-    server::serve(&settings, app, (dashboard_listener, dashboard)).await
+    server::serve(&settings, app, (dashboard_listener, dashboard), metrics).await
 }

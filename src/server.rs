@@ -1,5 +1,6 @@
 //! The HTTP servers: the OSB routes plus the probes on one listener, the tenant dashboard on another, both over plain
-//! HTTP or both over TLS, stopping gracefully on SIGTERM.
+//! HTTP or both over TLS, with timeouts and a connection cap that keep anyone from holding them, stopping gracefully
+//! on SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +14,13 @@ use kube::Client;
 
 use crate::broker::{Broker, BrokerOptions};
 use crate::catalog::Catalog;
-use crate::config::Settings;
+use crate::config::{LimitSettings, Settings};
 use crate::k8s::ClusterEndpoint;
 use crate::osb::{self, middleware::Credentials};
+
+mod connections;
+
+use connections::Capped;
 
 /// The broker both faces share.
 pub fn broker(
@@ -36,20 +41,35 @@ pub fn broker(
 /// apiserver and CA signed-in users' clients share (with their own token).
 pub fn dashboard_app(settings: &Settings, broker: Arc<Broker>, cluster: kube::Config, bound: SocketAddr) -> Router {
     crate::dashboard::router(broker, crate::dashboard::DashboardOptions::from_settings(settings, bound), cluster)
+        .layer(body_timeout(settings))
         .layer(axum::middleware::from_fn(osb::middleware::request_context))
 }
 
-/// The OSB API and the probes over `broker`.
+/// The OSB API and the probes over `broker`, and `/metrics` behind the OSB API's credentials unless it has a listener
+/// of its own (`metrics.listen`: see [`metrics_app`]).
 pub fn osb_app(settings: &Settings, broker: Arc<Broker>) -> Router {
-    let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
+    let credentials = || Credentials::new(&settings.auth.username, &settings.auth.password);
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(broker.clone());
-    osb::router(broker, credentials, settings.limits.body_bytes)
-        .merge(probes)
-        .layer(axum::middleware::from_fn(osb::middleware::request_context))
+    let mut app = osb::router(broker.clone(), credentials(), settings.limits.body_bytes).merge(probes);
+    if settings.metrics.listen.is_none() {
+        let authenticated =
+            axum::middleware::from_fn_with_state(Arc::new(credentials()), osb::middleware::authenticate);
+        app = app.merge(metrics_app(broker).layer(authenticated));
+    }
+    app.layer(body_timeout(settings)).layer(axum::middleware::from_fn(osb::middleware::request_context))
+}
+
+/// `/metrics` alone: merged into the OSB API behind its credentials, or served on `metrics.listen` without them.
+pub fn metrics_app(broker: Arc<Broker>) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(broker)
+}
+
+/// Answers 408 when a request body pauses longer than `limits.body_timeout_seconds` between two of its parts.
+fn body_timeout(settings: &Settings) -> tower_http::timeout::RequestBodyTimeoutLayer {
+    tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(settings.limits.body_timeout_seconds))
 }
 
 /// Ready only when the apiserver answers: a broker that cannot reach the cluster should not get traffic.
@@ -123,10 +143,18 @@ pub fn bind_dashboard(settings: &Settings) -> anyhow::Result<std::net::TcpListen
     Ok(listener)
 }
 
-/// Serves the OSB API on `listen` and the dashboard on its listener until SIGTERM or Ctrl-C, then lets in-flight
-/// requests finish.
-pub async fn serve(settings: &Settings, app: Router, dashboard: (std::net::TcpListener, Router)) -> anyhow::Result<()> {
-    let handles = [axum_server::Handle::new(), axum_server::Handle::new()];
+/// Serves the OSB API on `listen`, the dashboard on its listener and, when `metrics.listen` is set, `/metrics` on its
+/// own, until SIGTERM or Ctrl-C, then lets in-flight requests finish. Every listener speaks HTTP/1.1 only (with
+/// upgrades, for the noVNC WebSocket) so that one set of limits covers every connection: a request head must arrive
+/// within `limits.header_timeout_seconds` (which also ends a kept-alive connection idle that long), and at most
+/// `limits.max_connections` connections are held at once (see [`connections`]).
+pub async fn serve(
+    settings: &Settings,
+    app: Router,
+    dashboard: (std::net::TcpListener, Router),
+    metrics: Option<Router>,
+) -> anyhow::Result<()> {
+    let handles = [axum_server::Handle::new(), axum_server::Handle::new(), axum_server::Handle::new()];
     let shutdown = handles.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -135,32 +163,58 @@ pub async fn serve(settings: &Settings, app: Router, dashboard: (std::net::TcpLi
             handle.graceful_shutdown(Some(Duration::from_secs(30)));
         }
     });
-    let [osb_handle, dashboard_handle] = handles;
+    let [osb_handle, dashboard_handle, metrics_handle] = handles;
     let (dashboard_listener, dashboard_app) = dashboard;
     let dashboard_address = dashboard_listener.local_addr()?;
-    let service = app.into_make_service();
-    let dashboard_service = dashboard_app.into_make_service();
+    let limits = &settings.limits;
+    let service = Capped::new(app.into_make_service(), limits.max_connections);
+    let dashboard_service = Capped::new(dashboard_app.into_make_service(), limits.max_connections);
+    let metrics = async {
+        let (Some(listen), Some(metrics)) = (settings.metrics.listen, metrics) else { return Ok(()) };
+        tracing::info!(address = %listen, "serving /metrics over HTTP");
+        let service = Capped::new(metrics.into_make_service(), limits.max_connections);
+        limited(axum_server::bind(listen), limits).handle(metrics_handle).serve(service).await
+    };
     match &settings.tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
+            let mut http1 = (*config.get_inner()).clone();
+            http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(http1));
             tracing::info!(address = %settings.listen, "serving OSB API over TLS");
             tracing::info!(address = %dashboard_address, "serving the dashboard over TLS");
-            let osb = axum_server::bind_rustls(settings.listen, config.clone()).handle(osb_handle).serve(service);
-            let dashboard = axum_server::from_tcp_rustls(dashboard_listener, config)?
+            let osb = limited(axum_server::bind_rustls(settings.listen, config.clone()), limits)
+                .handle(osb_handle)
+                .serve(service);
+            let dashboard = limited(axum_server::from_tcp_rustls(dashboard_listener, config)?, limits)
                 .handle(dashboard_handle)
                 .serve(dashboard_service);
-            tokio::try_join!(osb, dashboard)?;
+            tokio::try_join!(osb, dashboard, metrics)?;
         }
         None => {
             tracing::info!(address = %settings.listen, "serving OSB API over HTTP");
             tracing::info!(address = %dashboard_address, "serving the dashboard over HTTP");
-            let osb = axum_server::bind(settings.listen).handle(osb_handle).serve(service);
-            let dashboard =
-                axum_server::from_tcp(dashboard_listener)?.handle(dashboard_handle).serve(dashboard_service);
-            tokio::try_join!(osb, dashboard)?;
+            let osb = limited(axum_server::bind(settings.listen), limits).handle(osb_handle).serve(service);
+            let dashboard = limited(axum_server::from_tcp(dashboard_listener)?, limits)
+                .handle(dashboard_handle)
+                .serve(dashboard_service);
+            tokio::try_join!(osb, dashboard, metrics)?;
         }
     }
     Ok(())
+}
+
+/// `server` speaking HTTP/1.1 only, with the head timeout of `limits` for the first request and every later one.
+fn limited<A: axum_server::Address, Acceptor>(
+    mut server: axum_server::Server<A, Acceptor>,
+    limits: &LimitSettings,
+) -> axum_server::Server<A, Acceptor> {
+    let head = Duration::from_secs(limits.header_timeout_seconds);
+    let builder = server.http_builder();
+    let fresh = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    *builder = std::mem::replace(builder, fresh).http1_only();
+    builder.http1().header_read_timeout(head);
+    server.first_request_timeout(head)
 }
 
 async fn shutdown_signal() {

@@ -91,7 +91,9 @@ fn serves_tls_logs_json_and_stops_gracefully() {
     let bound: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let token = bound["credentials"]["token"].as_str().expect("token").to_owned();
     // Metrics: requests by route and status, operations by plan and outcome, apiserver latencies, instances.
-    let (status, metrics) = curl(&["--cacert", ca, &format!("{base}/metrics")]);
+    let (status, _) = curl(&["--cacert", ca, &format!("{base}/metrics")]);
+    assert_eq!(status, "401", "/metrics answers only with the broker's credentials");
+    let (status, metrics) = curl(&["--cacert", ca, "-u", "broker:a-long-test-password", &format!("{base}/metrics")]);
     assert_eq!(status, "200");
     let sample = |prefix: &str| -> f64 {
         metrics

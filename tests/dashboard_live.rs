@@ -4,7 +4,8 @@
 //! kind, and none leaves none (the broker's `/metrics`); signing out ends a stream; another instance's stream, YAML
 //! and logs are refused; a pod's logs (kwok keeps none: the page and the stream say so). Then headless Chromium sees a
 //! new pod appear without a reload and no policy violation; and an identity RBAC lets list pods only sees pods and
-//! "not allowed" for the rest.
+//! "not allowed" for the rest. One sign-in opens at most 8 streams and one identity 16 (429 beyond), given back when
+//! they close; an unbind ends its sign-in's stream.
 //!
 //! The watch and viewer gauges are the process's: the tests of this file that open live pages take [`LIVE`] in turn.
 
@@ -339,4 +340,71 @@ async fn what_an_identity_may_not_list_is_not_allowed_and_the_rest_still_shows()
     assert!(may_watch(&client, name, Kind::Pods).await.expect("review"));
     assert!(!may_watch(&client, name, Kind::Deployments).await.expect("review"));
     assert!(!may_watch(&client, "default", Kind::Pods).await.expect("review"), "nowhere else");
+}
+
+#[tokio::test]
+async fn one_sign_in_holds_at_most_its_streams_and_one_identity_at_most_its_share() {
+    let _live = LIVE.lock().await;
+    // The defaults: 8 streams per sign-in, 16 per identity.
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, _, token) = instance_with_binding(broker, "view").await;
+    let other = broker.bind(&id, &format!("{id}-other"), SMALL, json!({ "parameters": { "role": "view" } })).await;
+    let other_token = other.body["credentials"]["token"].as_str().expect("token").to_owned();
+    let login = format!("/instances/{id}/login");
+    let live = format!("/instances/{id}/live");
+    let signed_in = |token: String| {
+        let served = &served;
+        let login = login.clone();
+        async move { cookie_of(&sign_in(served, &login, &token, &served.origin).await) }
+    };
+    let open_many = |cookie: String, count: usize| {
+        let (address, live) = (served.address, live.clone());
+        async move {
+            let opened =
+                futures::future::join_all((0..count).map(|_| EventStream::open(address, &live, &cookie))).await;
+            let (streams, refused): (Vec<_>, Vec<_>) = opened.into_iter().partition(|(_, stream)| stream.is_some());
+            for (head, _) in &refused {
+                assert!(head.starts_with("HTTP/1.1 429"), "a stream past the limit is refused with 429: {head}");
+            }
+            streams.into_iter().filter_map(|(_, stream)| stream).collect::<Vec<_>>()
+        }
+    };
+
+    // 200 streams asked for at once by one sign-in: 8 are served, 192 refused.
+    let first = signed_in(token.clone()).await;
+    let streams = open_many(first.clone(), 200).await;
+    assert_eq!(streams.len(), 8, "one sign-in holds at most 8 streams");
+    // A second sign-in of the same identity gets the rest of the identity's 16, a third none.
+    let second = open_many(signed_in(token.clone()).await, 10).await;
+    assert_eq!(second.len(), 8, "a second sign-in of the identity holds its own 8");
+    assert!(open_many(signed_in(token.clone()).await, 1).await.is_empty(), "the identity holds its 16 already");
+    // Another identity of the same virtual cluster is not held back by the first.
+    assert_eq!(open_many(signed_in(other_token).await, 1).await.len(), 1, "another identity opens its own");
+
+    // Streams that close give their places back (the dashboard notices a closed connection at its next write).
+    drop((streams, second));
+    eventually(Duration::from_secs(60), "the dashboard noticed every stream closed", || async {
+        (gauge(broker, "caas_broker_dashboard_viewers").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(open_many(first, 200).await.len(), 8, "the sign-in's 8 places are free again");
+    broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn unbinding_ends_the_live_stream_of_its_sign_in() {
+    let _live = LIVE.lock().await;
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, _, token) = instance_with_binding(broker, "view").await;
+    let signed_in = sign_in(&served, &format!("/instances/{id}/login"), &token, &served.origin).await;
+    let cookie = cookie_of(&signed_in);
+    let (head, stream) = EventStream::open(served.address, &format!("/instances/{id}/live"), &cookie).await;
+    let mut stream = stream.unwrap_or_else(|| panic!("the live stream opens: {head}"));
+    let unbound = broker.unbind(&id, &format!("{id}-view"), SMALL).await;
+    assert_eq!(unbound.status, axum::http::StatusCode::OK, "{unbound:?}");
+    // The stream re-checks its user every 15 s: the revoked token is refused, and the stream ends.
+    stream.until_closed(Duration::from_secs(25)).await;
+    broker.deprovision(&id, SMALL).await;
 }

@@ -79,7 +79,7 @@ impl Broker {
     }
 
     fn get(&self, path: &str) -> (String, String) {
-        curl(&[&format!("{}{path}", self.base)])
+        curl(&["-u", "broker:broker-dev-password", &format!("{}{path}", self.base)])
     }
 
     fn json(&self, method: &str, path: &str, body: Option<&str>) -> (String, Value) {

@@ -426,7 +426,7 @@ impl Broker {
             Built::Session(session) => {
                 let secrets = Api::<Secret>::namespaced(client.clone(), ns);
                 if secrets.get_opt(&session.vnc_secret_name()).await?.is_none() {
-                    match secrets.create(&PostParams::default(), &session.vnc_secret(&vnc_password())).await {
+                    match secrets.create(&PostParams::default(), &session.vnc_secret(&vnc_password()?)).await {
                         Ok(_) => {}
                         Err(error) if is_conflict(&error) => {}
                         Err(error) => return Err(error.into()),
@@ -787,12 +787,16 @@ impl Broker {
     }
 }
 
-/// Eight random characters (only the first 8 of a VNC password count).
-fn vnc_password() -> String {
+/// Eight random characters (only the first 8 of a VNC password count); a random source that fails is an error, never
+/// a guessable password.
+fn vnc_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).unwrap_or_default();
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    getrandom::fill(&mut bytes).map_err(|error| {
+        tracing::error!(%error, "the operating system's random source failed");
+        Error::Internal(format!("no VNC password could be made: the random source failed ({error})"))
+    })?;
+    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }
 
 /// `Some("<Kind> <name>")` when the object exists (none in a namespace that is gone).

@@ -239,6 +239,8 @@ pub struct Text {
     pub session_not_running: &'static str,
     /// The session serves a noVNC the dashboard does not know.
     pub session_novnc_unknown: &'static str,
+    /// The user already holds as many live pages, followed logs and noVNC connections open as they may.
+    pub too_many_streams: &'static str,
     // --- Deploy form and endpoint tester (deploy) ---
     /// The deploy page's heading and the overview's link to it.
     pub deploy: &'static str,
@@ -519,6 +521,7 @@ pub static EN: Text = Text {
     session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
     session_not_running: "The session does not answer: it is stopped or still starting.",
     session_novnc_unknown: "This session serves a noVNC the dashboard does not know (only noVNC 1.3.0 is passed on here); open it through its Ingress.",
+    too_many_streams: "You have too many live pages, followed logs or session windows open at once: close some of them (in other tabs too), then reload this page.",
     // --- Deploy form and endpoint tester (deploy) ---
     deploy: "Deploy a container",
     deploy_help: "Before anything is made, the cluster checks every field in a dry run as you (permissions, quota, limits, Pod Security). Deploying again with the same name updates the app.",
@@ -726,6 +729,7 @@ pub static KO: Text = Text {
     session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
     session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
     session_novnc_unknown: "이 세션은 대시보드가 모르는 noVNC를 제공합니다(여기서는 noVNC 1.3.0만 전달합니다). 인그레스로 여세요.",
+    too_many_streams: "실시간 페이지, 따라가는 로그, 세션 창이 동시에 너무 많이 열려 있습니다. 다른 탭에 열린 것까지 일부를 닫은 뒤 이 페이지를 새로 고치세요.",
     // --- Deploy form and endpoint tester (deploy) ---
     deploy: "컨테이너 배포",
     deploy_help: "무엇이든 만들기 전에 클러스터가 당신의 권한으로 모든 필드를 시험 실행(dry run)으로 확인합니다(권한, 쿼터, 한도, Pod Security). 같은 이름으로 다시 배포하면 앱이 갱신됩니다.",

@@ -1,8 +1,11 @@
 //! A pod's logs, read with the signed-in user's own client: a page with the last lines of the chosen container (what
 //! works without scripts), kept current by a stream (Server-Sent Events) that follows the container's log and sends
-//! the last lines again whenever new ones came, at most once per [`LOG_COALESCE`]. Bounded both ways: the last
-//! [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters each. The stream ends when the log ends (the pod or
-//! container went away) and is dropped, with its apiserver connection, when the page goes away: no task stays behind.
+//! the last lines again whenever new ones came, at most once per [`LOG_COALESCE`]. Bounded every way: the last
+//! [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters each, cut as they are read (a line of any length never
+//! sits in memory whole), a page's read at most [`MAX_READ_BYTES`]; a followed log counts as one of the user's open
+//! streams and is re-checked as them (see [`super::open_streams`]). The stream ends when the log ends (the pod or
+//! container went away) or the user may no longer read it, and is dropped, with its apiserver connection, when the page
+//! goes away: no task stays behind.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -23,6 +26,7 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
+use super::open_streams::{self, Needs};
 use super::respond::read_failed;
 use super::respond::{PageVisit, PartVisit, Visit, message, render};
 use super::sessions::Session;
@@ -33,6 +37,11 @@ use crate::broker::percent_encode;
 pub const MAX_LINES: usize = 500;
 /// Longest line shown, in characters; longer ones are cut.
 pub const MAX_LINE_CHARS: usize = 2000;
+/// The most bytes a page's (not followed) read of a log takes from the apiserver.
+pub const MAX_READ_BYTES: i64 = 4 * 1024 * 1024;
+/// The most bytes of one line kept while it is read: enough for [`MAX_LINE_CHARS`] characters and one more (a
+/// character is at most 4 bytes), so that [`cut`] still marks a line cut here.
+const MAX_LINE_BYTES: usize = 4 * (MAX_LINE_CHARS + 1);
 /// The shortest time between two updates of a followed log.
 const LOG_COALESCE: Duration = Duration::from_secs(1);
 
@@ -84,14 +93,46 @@ async fn container_of(
     Ok(names.contains(&chosen).then_some((names, chosen)))
 }
 
-/// The last [`MAX_LINES`] lines of `container`, followed or not.
+/// The last [`MAX_LINES`] lines of `container`, followed or not (then at most [`MAX_READ_BYTES`] of them).
 pub(super) fn log_params(container: &str, follow: bool) -> LogParams {
     LogParams {
         container: Some(container.to_owned()),
         follow,
         tail_lines: Some(MAX_LINES as i64),
+        limit_bytes: (!follow).then_some(MAX_READ_BYTES),
         ..LogParams::default()
     }
+}
+
+/// The lines of `reader`, each cut to at most [`MAX_LINE_BYTES`] bytes as it is read (the rest of a longer line is
+/// skipped, never buffered).
+pub(super) fn bounded_lines<R>(reader: R) -> BoxStream<'static, std::io::Result<String>>
+where
+    R: futures::AsyncBufRead + Unpin + Send + 'static,
+{
+    futures::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let mut line = Vec::new();
+        loop {
+            let buffer = match reader.fill_buf().await {
+                Ok(buffer) => buffer,
+                Err(error) => return Some((Err(error), None)),
+            };
+            if buffer.is_empty() {
+                return (!line.is_empty()).then(|| (Ok(String::from_utf8_lossy(&line).into_owned()), None));
+            }
+            let end = buffer.iter().position(|byte| *byte == b'\n');
+            let part = &buffer[..end.unwrap_or(buffer.len())];
+            let room = MAX_LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            let read = end.map_or(buffer.len(), |at| at + 1);
+            reader.consume_unpin(read);
+            if end.is_some() {
+                return Some((Ok(String::from_utf8_lossy(&line).into_owned()), Some(reader)));
+            }
+        }
+    })
+    .boxed()
 }
 
 /// A line as shown: at most [`MAX_LINE_CHARS`] characters.
@@ -117,8 +158,14 @@ pub async fn page(
         Err(error) => return read_failed(&state, text, &id, &instance_id, error.into()),
     };
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
-    let lines = match pods.logs(&pod, &log_params(&container, false)).await {
-        Ok(log) => log.lines().map(cut).collect(),
+    let lines = match pods.log_stream(&pod, &log_params(&container, false)).await {
+        Ok(reader) => {
+            let mut tail = Tail { lines: bounded_lines(reader), kept: VecDeque::new(), ended: false };
+            while let Some(Ok(line)) = tail.lines.next().await {
+                tail.keep(&line);
+            }
+            tail.kept.into()
+        }
         Err(error) => {
             // What the apiserver says when the node keeps no logs (a simulated node) or the container never ran.
             tracing::info!(instance_id, pod, %error, "no logs for a pod");
@@ -152,6 +199,9 @@ pub async fn stream(
     visit: PartVisit,
 ) -> Response {
     let Visit { session_id: id, session, instance_id, text } = visit;
+    let Some(slot) = state.streams.open(&id, &session.tenant.username) else {
+        return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true);
+    };
     let container = match container_of(&session, &pod, query.container).await {
         Ok(Some((_, container))) => container,
         Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
@@ -160,14 +210,16 @@ pub async fn stream(
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
     let lines: BoxStream<'static, std::io::Result<String>> =
         match pods.log_stream(&pod, &log_params(&container, true)).await {
-            Ok(reader) => reader.lines().boxed(),
+            Ok(reader) => bounded_lines(reader),
             Err(error) => {
                 tracing::info!(instance_id, pod, %error, "no log to follow for a pod");
                 let none = Event::default().event("lines").data(escape(text.live_no_logs));
                 return Sse::new(futures::stream::iter([Ok::<_, Infallible>(none)])).into_response();
             }
         };
-    Sse::new(updates(lines)).keep_alive(KeepAlive::default()).into_response()
+    let needs = Needs { verb: "get", group: String::new(), resource: "pods".to_owned(), subresource: Some("log") };
+    let ended = open_streams::revoked(state.clone(), id, needs, slot);
+    Sse::new(updates(lines).take_until(ended)).keep_alive(KeepAlive::default()).into_response()
 }
 
 /// The last lines of `lines` as `lines` events, one per batch of lines that came within [`LOG_COALESCE`].
@@ -266,5 +318,20 @@ mod tests {
         assert!(html.starts_with("line 21 &lt;b&gt;"), "{}", &html[..40]);
         assert!(html.ends_with(&format!("{}…", "x".repeat(MAX_LINE_CHARS))));
         assert!(tail.next_batch().await.is_none(), "an ended log sends nothing more");
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_as_they_are_read_whatever_their_length() {
+        let huge = "é".repeat(3 * 1024 * 1024);
+        let log = format!("first\n{huge}\nlast\nno newline at the end");
+        let reader = futures::io::BufReader::with_capacity(8192, futures::io::Cursor::new(log.into_bytes()));
+        let lines: Vec<String> = bounded_lines(reader).map(|line| line.expect("line")).collect().await;
+        assert_eq!(lines.len(), 4, "{:?}", lines.iter().map(String::len).collect::<Vec<_>>());
+        assert_eq!(
+            (lines[0].as_str(), lines[2].as_str(), lines[3].as_str()),
+            ("first", "last", "no newline at the end")
+        );
+        assert!(lines[1].len() <= MAX_LINE_BYTES, "a 6 MiB line is kept as {} bytes", lines[1].len());
+        assert_eq!(cut(&lines[1]), format!("{}…", "é".repeat(MAX_LINE_CHARS)), "and shown cut as any long line");
     }
 }

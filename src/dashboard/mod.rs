@@ -18,6 +18,7 @@ mod login;
 mod logs;
 mod members;
 mod novnc;
+mod open_streams;
 mod pages;
 mod respond;
 mod session;
@@ -45,6 +46,10 @@ pub struct DashboardOptions {
     pub session_lifetime: Duration,
     /// Most sessions held at once.
     pub max_sessions: usize,
+    /// Most long-lived streams one sign-in holds open at once.
+    pub max_streams_per_session: usize,
+    /// Most long-lived streams one identity holds open at once.
+    pub max_streams_per_identity: usize,
     /// Sign-in through a generic OpenID Connect provider, if configured.
     pub oidc: Option<crate::config::OidcSettings>,
     /// Cloud Foundry's single sign-on, if configured.
@@ -58,6 +63,8 @@ impl DashboardOptions {
             base_url: settings.dashboard_own_url(bound),
             session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
             max_sessions: settings.dashboard.max_sessions,
+            max_streams_per_session: settings.dashboard.max_streams_per_session,
+            max_streams_per_identity: settings.dashboard.max_streams_per_identity,
             oidc: settings.dashboard.oidc.clone(),
             cf_sso: settings.dashboard.cf_sso.clone(),
         }
@@ -74,6 +81,8 @@ struct Dashboard {
     secure_cookie: bool,
     /// The live view's watches, shared by every viewer of a namespace.
     hub: live::Hub,
+    /// The long-lived streams users hold open, counted against their limits.
+    streams: Arc<open_streams::OpenStreams>,
     /// The identity providers users may sign in with, and the sign-ins under way there.
     logins: login::Logins,
 }
@@ -94,6 +103,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
     );
     let state = Arc::new(Dashboard {
         hub,
+        streams: open_streams::OpenStreams::new(options.max_streams_per_session, options.max_streams_per_identity),
         logins,
         broker,
         sessions: Sessions::new(options.session_lifetime, options.max_sessions),

@@ -22,9 +22,16 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use super::DashboardState;
+use super::open_streams::{self, Needs, StreamSlot};
 use super::respond::{PartVisit, Visit, message};
-use super::stream::SESSION_CHECK;
 use crate::broker::{Error, percent_encode};
+
+/// How long the session's Service may take to answer through the apiserver's proxy (a stopped or starting session,
+/// an apiserver that is retried) before the visitor is told it does not answer.
+const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a noVNC file may take to arrive once its answer started.
+const FILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The largest noVNC file passed on (its biggest, a vendored library, is a few hundred KiB).
 const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
@@ -53,38 +60,38 @@ pub async fn proxy(
 ) -> Response {
     let Visit { session_id: session_id_of_visitor, session, instance_id, text } = visit;
     let headers = request.headers();
-    let upstream = match state.broker.session_novnc_path(&session.tenant, &session_id, &asset).await {
-        Ok(upstream) => upstream,
-        Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
-        Err(error) => {
-            tracing::info!(instance_id, session_id, %error, "a session's noVNC could not be found");
+    let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    // A WebSocket is one of the user's open streams: refused before anything is asked when they hold too many.
+    let slot = if upgrade {
+        match state.streams.open(&session_id_of_visitor, &session.tenant.username) {
+            Some(slot) => Some(slot),
+            None => return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true),
+        }
+    } else {
+        None
+    };
+    let asked = ask_session(&state, &session, (&session_id, &asset), headers, upgrade);
+    let asked = tokio::time::timeout(UPSTREAM_TIMEOUT, asked);
+    let answer = match asked.await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(Asked::NotFound)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        Ok(Err(Asked::Failed(error))) => {
+            tracing::info!(instance_id, session_id, error, "a session's noVNC could not be reached");
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
         }
-    };
-    let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let mut outgoing = http::Request::get(upstream);
-    let passed: &[HeaderName] = if upgrade { &HANDSHAKE } else { &[header::ACCEPT, header::IF_NONE_MATCH] };
-    for name in passed {
-        for value in headers.get_all(name) {
-            outgoing = outgoing.header(name, value);
-        }
-    }
-    let Ok(outgoing) = outgoing.body(kube::client::Body::empty()) else {
-        return message(StatusCode::BAD_REQUEST, text, text.not_found, true);
-    };
-    let answer = match session.client.send(outgoing).await {
-        Ok(answer) => answer,
-        Err(error) => {
-            tracing::info!(instance_id, session_id, %error, "the apiserver's proxy did not answer");
-            return message(StatusCode::BAD_GATEWAY, text, text.unavailable, true);
+        Err(_) => {
+            tracing::info!(instance_id, session_id, "a session's noVNC did not answer within 5 s");
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.session_not_running, true);
         }
     };
     let status = answer.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return message(StatusCode::FORBIDDEN, text, text.session_proxy_refused, true);
     }
-    if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
-        return tunnel(state.clone(), session_id_of_visitor, request, answer);
+    if let Some(slot) = slot
+        && status == StatusCode::SWITCHING_PROTOCOLS
+    {
+        return tunnel(state.clone(), session_id_of_visitor, slot, request, answer);
     }
     if status.is_server_error() {
         // No ready pod behind the Service (stopped, starting) or websockify not answering.
@@ -98,7 +105,8 @@ pub async fn proxy(
         return message(StatusCode::NOT_FOUND, text, text.not_found, true);
     }
     let etag = answer.headers().get(header::ETAG).cloned();
-    let body = match http_body_util::Limited::new(answer.into_body(), MAX_FILE_BYTES).collect().await {
+    let body = http_body_util::Limited::new(answer.into_body(), MAX_FILE_BYTES).collect();
+    let body = match tokio::time::timeout(FILE_TIMEOUT, body).await.unwrap_or_else(|_| Err("timed out".into())) {
         Ok(body) => body.to_bytes(),
         Err(error) => {
             tracing::info!(instance_id, session_id, %error, "a noVNC file could not be passed on");
@@ -118,6 +126,39 @@ pub async fn proxy(
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
+}
+
+/// Why a session's noVNC could not be asked.
+enum Asked {
+    /// No such session in the visitor's virtual cluster (or no such file name).
+    NotFound,
+    /// The broker or the apiserver failed; what to log.
+    Failed(String),
+}
+
+/// Asks the session's noVNC for `asset` through the apiserver's service proxy, as the visitor, passing on the headers
+/// a file request or a WebSocket handshake needs (and nothing else: no cookie).
+async fn ask_session(
+    state: &DashboardState,
+    session: &super::sessions::Session,
+    (session_id, asset): (&str, &str),
+    headers: &axum::http::HeaderMap,
+    upgrade: bool,
+) -> Result<http::Response<kube::client::Body>, Asked> {
+    let upstream = match state.broker.session_novnc_path(&session.tenant, session_id, asset).await {
+        Ok(upstream) => upstream,
+        Err(Error::NotFound(_)) => return Err(Asked::NotFound),
+        Err(error) => return Err(Asked::Failed(error.to_string())),
+    };
+    let mut outgoing = http::Request::get(upstream);
+    let passed: &[HeaderName] = if upgrade { &HANDSHAKE } else { &[header::ACCEPT, header::IF_NONE_MATCH] };
+    for name in passed {
+        for value in headers.get_all(name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let outgoing = outgoing.body(kube::client::Body::empty()).map_err(|_| Asked::NotFound)?;
+    session.client.send(outgoing).await.map_err(|error| Asked::Failed(format!("the apiserver's proxy: {error}")))
 }
 
 /// noVNC 1.3.0's page (`vnc.html`, MPL-2.0), as Debian's package has it.
@@ -159,11 +200,13 @@ fn known_file(asset: &str, body: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// Answers the browser's upgrade with websockify's handshake, then carries bytes both ways until either side closes or
-/// the visitor's dashboard session ends (signed out, expired).
+/// Answers the browser's upgrade with websockify's handshake, then carries bytes both ways until either side closes,
+/// the visitor's dashboard session ends (signed out, expired, ended by an unbind or removal) or Kubernetes no longer
+/// lets them reach the session (`services/proxy`); the tunnel holds one of their stream slots meanwhile.
 fn tunnel(
     state: DashboardState,
     visitor: String,
+    slot: StreamSlot,
     mut request: Request,
     mut answer: http::Response<kube::client::Body>,
 ) -> Response {
@@ -180,11 +223,11 @@ fn tunnel(
         match (browser, session) {
             (Ok(browser), Ok(session)) => {
                 let (mut browser, mut session) = (TokioIo::new(browser), TokioIo::new(session));
-                let signed_out = async {
-                    let mut checks = tokio::time::interval(SESSION_CHECK);
-                    while state.sessions.find(&visitor).is_some() {
-                        checks.tick().await;
-                    }
+                let needs = Needs {
+                    verb: "get",
+                    group: String::new(),
+                    resource: "services".to_owned(),
+                    subresource: Some("proxy"),
                 };
                 tokio::select! {
                     ended = tokio::io::copy_bidirectional(&mut browser, &mut session) => {
@@ -192,7 +235,9 @@ fn tunnel(
                             tracing::debug!(%error, "a noVNC WebSocket ended");
                         }
                     }
-                    () = signed_out => tracing::info!("a noVNC WebSocket closed: its dashboard session ended"),
+                    () = open_streams::revoked(state, visitor, needs, slot) => {
+                        tracing::info!("a noVNC WebSocket closed: its user may no longer have it");
+                    }
                 }
             }
             (Err(error), _) | (_, Err(error)) => tracing::info!(%error, "a noVNC WebSocket could not be joined"),

@@ -1,11 +1,10 @@
 //! GET /instances/:instance_id/live — the stream (Server-Sent Events) that keeps a signed-in user's pages live: one
 //! event per kind that changed in their namespace, named after the kind and carrying nothing else, so a viewer learns
 //! no more than "something of this kind changed" and re-reads it as themselves. Only kinds Kubernetes lets them list
-//! and watch there (asked with their own client) are subscribed to; the stream ends when the page goes away or the
-//! session ends.
+//! and watch there (asked with their own client) are subscribed to; the stream ends when the page goes away, the
+//! session ends or the user may no longer watch (see [`super::open_streams`]).
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,15 +14,17 @@ use futures::{Stream, StreamExt};
 
 use super::DashboardState;
 use super::live::Subscription;
+use super::open_streams::{self, Needs};
 use super::respond::{PartVisit, Visit, message};
 use crate::broker::workloads_view::{self, Kind};
-
-/// How often a stream checks that its session still lives (signed out, expired: the stream ends).
-pub(super) const SESSION_CHECK: Duration = Duration::from_secs(15);
 
 /// GET /instances/:instance_id/live.
 pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Response {
     let Visit { session_id: id, session, instance_id, text } = visit;
+    // Before anything is asked of the apiserver: a user over their limit costs nothing more than this answer.
+    let Some(slot) = state.streams.open(&id, &session.tenant.username) else {
+        return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true);
+    };
     let namespace = session.tenant.namespace.clone();
     let reviews = Kind::ALL.map(|kind| workloads_view::may_watch(&session.client, &namespace, kind));
     let allowed = match futures::future::try_join_all(reviews).await {
@@ -45,34 +46,24 @@ pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Resp
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
         }
     }
+    let first = kinds[0];
+    let needs = Needs {
+        verb: "watch",
+        group: first.api_resource().group,
+        resource: first.as_str().to_owned(),
+        subresource: None,
+    };
     let subscription = state.hub.subscribe(&namespace, kinds);
-    Sse::new(events(state, id, subscription)).keep_alive(KeepAlive::default()).into_response()
+    let ended = open_streams::revoked(state.clone(), id, needs, slot);
+    Sse::new(events(subscription).take_until(ended)).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// The events of `subscription`, until the session `session_id` ends.
-fn events(
-    state: DashboardState,
-    session_id: String,
-    subscription: Subscription,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let checks = tokio::time::interval_at(tokio::time::Instant::now() + SESSION_CHECK, SESSION_CHECK);
-    futures::stream::unfold((subscription, checks), move |(mut subscription, mut checks)| {
-        let state = state.clone();
-        let session_id = session_id.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    changed = subscription.next() => {
-                        let kinds = changed?;
-                        let events = kinds.into_iter().map(|kind| Ok(Event::default().event(kind.as_str()).data(kind.as_str())));
-                        return Some((futures::stream::iter(events.collect::<Vec<_>>()), (subscription, checks)));
-                    }
-                    _ = checks.tick() => {
-                        state.sessions.find(&session_id)?;
-                    }
-                }
-            }
-        }
+/// The events of `subscription`: one per kind that changed, named after it.
+fn events(subscription: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(subscription, |mut subscription| async move {
+        let kinds = subscription.next().await?;
+        let events = kinds.into_iter().map(|kind| Ok(Event::default().event(kind.as_str()).data(kind.as_str())));
+        Some((futures::stream::iter(events.collect::<Vec<_>>()), subscription))
     })
     .flatten()
 }

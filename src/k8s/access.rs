@@ -19,6 +19,17 @@ pub struct Permission<'a> {
 /// Whether the identity `client` authenticates as may do `permission` in `namespace`. Any authenticated identity may
 /// ask this about itself (the built-in `system:basic-user` role).
 pub async fn allowed(client: &Client, namespace: &str, permission: Permission<'_>) -> Result<bool, kube::Error> {
+    allowed_on(client, namespace, permission, None).await
+}
+
+/// Whether the identity `client` authenticates as may do `permission` in `namespace`, on the resource's
+/// `subresource` when one is named (`pods/log`, `services/proxy`).
+pub async fn allowed_on(
+    client: &Client,
+    namespace: &str,
+    permission: Permission<'_>,
+    subresource: Option<&str>,
+) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -26,6 +37,7 @@ pub async fn allowed(client: &Client, namespace: &str, permission: Permission<'_
                 verb: Some(permission.verb.to_owned()),
                 group: Some(permission.group.to_owned()),
                 resource: Some(permission.resource.to_owned()),
+                subresource: subresource.map(str::to_owned),
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()

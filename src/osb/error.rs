@@ -31,6 +31,9 @@ pub enum OsbError {
     /// The body is over the configured limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body paused longer than the listener allows (`limits.body_timeout_seconds`) before it was whole.
+    #[error("the request body stopped arriving before it was complete: send it at once")]
+    BodyTimeout,
     /// The broker's answer could not be turned into JSON.
     #[error("an answer could not be serialized: {0}")]
     Unserializable(serde_json::Error),
@@ -67,6 +70,7 @@ impl OsbError {
             OsbError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             OsbError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             OsbError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OsbError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             OsbError::Unserializable(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +97,7 @@ impl OsbError {
             OsbError::NoSuchEndpoint => "NotFound",
             OsbError::PreconditionFailed(_) => "PreconditionFailed",
             OsbError::PayloadTooLarge(_) => "PayloadTooLarge",
+            OsbError::BodyTimeout => "RequestTimeout",
             OsbError::Unserializable(_) => "InternalError",
         }
     }

@@ -32,8 +32,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
         let limit = request.extensions().get::<BodyLimit>().map_or(1 << 20, |limit| limit.0);
         let body = request.into_body();
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
-            if is_length_limit(&error) {
+            if caused_by::<http_body_util::LengthLimitError>(&error) {
                 OsbError::PayloadTooLarge(limit)
+            } else if caused_by::<tower_http::timeout::TimeoutError>(&error) {
+                OsbError::BodyTimeout
             } else {
                 OsbError::Malformed("the request body could not be read".to_owned())
             }
@@ -43,10 +45,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
     }
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
+/// Whether `E` is among the causes of `error`.
+fn caused_by<E: std::error::Error + 'static>(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
-        if current.is::<http_body_util::LengthLimitError>() {
+        if current.is::<E>() {
             return true;
         }
         source = current.source();

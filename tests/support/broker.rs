@@ -105,7 +105,7 @@ impl TestBroker {
     /// A sample of the broker's `/metrics`, by the start of its line (the registry is the process's: the brokers of
     /// one test binary share it).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let request = Request::get("/metrics").body(Body::empty()).expect("request");
+        let request = osb_request(Method::GET, "/metrics", None, &[]);
         let text = self.raw(request).await.body.as_str().unwrap_or_default().to_owned();
         super::http::sample(&text, name)
     }

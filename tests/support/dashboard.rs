@@ -155,7 +155,7 @@ pub async fn gauge(broker: &TestBroker, name: &str) -> i64 {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty()).expect("request");
+    let request = super::broker::osb_request(axum::http::Method::GET, "/metrics", None, &[]);
     let answer = broker.app.clone().oneshot(request).await.expect("metrics");
     let body = answer.into_body().collect().await.expect("body").to_bytes();
     let text = String::from_utf8_lossy(&body);
