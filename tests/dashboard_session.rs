@@ -194,6 +194,18 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     assert!(page.body.contains("<strong>Stopped</strong>") && page.body.contains(r#"value="start""#), "{}", page.body);
     assert!(!page.body.contains(r#"value="stop""#), "{}", page.body);
     assert_eq!(replicas(&sets, &name).await, Some(0));
+    // A WebSocket to the stopped session: a page that says it does not answer (not a hang, not a tunnel to nothing).
+    let handshake = [
+        ("cookie", editor.cookie.as_str()),
+        ("origin", served.origin.as_str()),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let unanswered = send(served.address, "GET", &socket, &handshake, "").await;
+    assert!([502, 503].contains(&unanswered.status), "{unanswered:?}");
+    assert!(unanswered.body.contains("does not answer"), "{}", unanswered.body);
     // The page's live part, re-read when the live stream says pods or StatefulSets changed, says the same alone.
     let card = editor.get(&format!("{}/card", editor.session_page(&session))).await;
     assert_eq!(card.status, 200, "{card:?}");
