@@ -12,11 +12,11 @@ need=()
 # The control plane (tests/cluster/cluster.sh), then the real node (tests/cluster/real-node.sh: containerd, runc, CNI
 # plugins, iptables, ipset and nft for kube-proxy, kube-router and its clean-up), then the images it runs
 # (images/build.sh: umoci, debootstrap, busybox, gcc, file; gcc also builds the SQLite driver of the OIDC provider,
-# tests/oidc/dex.sh). A command may be an absolute path.
+# tests/oidc/dex.sh); shellcheck for tests/lint.sh. A command may be an absolute path.
 for pair in openssl:openssl curl:curl flock:util-linux setsid:util-linux jq:jq python3:python3 \
   ip:iproute2 iptables:iptables ip6tables:iptables ipset:ipset nft:nftables conntrack:conntrack containerd:containerd \
   runc:runc /usr/lib/cni/bridge:containernetworking-plugins socat:socat ethtool:ethtool \
-  umoci:umoci debootstrap:debootstrap /bin/busybox:busybox-static gcc:gcc file:file; do
+  umoci:umoci debootstrap:debootstrap /bin/busybox:busybox-static gcc:gcc file:file shellcheck:shellcheck; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test, on a fresh machine too: installs what is missing (tests/install-deps.sh: system packages with
-# apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), builds and
-# starts the local control plane (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs
-# root), then runs the Rust unit and integration tests against them. Stops the real node, the control plane (and the
+# apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), checks the
+# code (tests/lint.sh: cargo fmt, clippy, shellcheck), builds and starts the local control plane
+# (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs root), then runs the Rust unit and integration tests against them. Stops the real node, the control plane (and the
 # Cloud Foundry API of tests/cf/cf-api.sh, the OIDC provider of tests/oidc/dex.sh) afterwards only if this script
 # started them.
 set -euo pipefail
@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 bash tests/install-deps.sh || { echo "tests: setting up the machine failed (tests/install-deps.sh; its message is above)" >&2; exit 1; }
 echo "tests: set-up checked in $((SECONDS - start))s"
+start=$SECONDS
+bash tests/lint.sh || { echo "tests: the code checks failed (tests/lint.sh; its message is above)" >&2; exit 1; }
+echo "tests: code checked in $((SECONDS - start))s"
 
 cluster=tests/cluster/cluster.sh
 started_here=false
