@@ -2,9 +2,9 @@
 # Runs every test, on a fresh machine too: installs what is missing (tests/install-deps.sh: system packages with
 # apt-get when root, otherwise it names them; the fuzzer, browser and BOSH tools; quick when all is there), checks the
 # code (tests/lint.sh: cargo fmt, clippy, shellcheck), builds and starts the local control plane
-# (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs root), then runs the Rust unit and integration tests against them. Stops the real node, the control plane (and the
-# Cloud Foundry API of tests/cf/cf-api.sh, the OIDC provider of tests/oidc/dex.sh) afterwards only if this script
-# started them.
+# (tests/cluster/cluster.sh) and joins the real node (tests/cluster/real-node.sh: needs root), then runs the Rust unit
+# and integration tests against them. Stops the real node, the control plane (and the Cloud Foundry API of
+# tests/cf/cf-api.sh, the OIDC provider of tests/oidc/dex.sh) afterwards only if this script started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
