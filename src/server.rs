@@ -139,7 +139,8 @@ pub async fn serve(settings: &Settings, app: Router, dashboard: (std::net::TcpLi
     let (dashboard_listener, dashboard_app) = dashboard;
     let dashboard_address = dashboard_listener.local_addr()?;
     let service = app.into_make_service();
-    let dashboard_service = dashboard_app.into_make_service();
+    // The client's address reaches the handlers: the sign-in limits count attempts per address.
+    let dashboard_service = dashboard_app.into_make_service_with_connect_info::<SocketAddr>();
     match &settings.tls {
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;

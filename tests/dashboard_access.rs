@@ -133,13 +133,14 @@ async fn admins_invite_members_whose_roles_the_apiserver_enforces_and_removal_re
     assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view", "unchanged");
 
     // Alice's session token (what a sign-in through a provider gets): reads, but cannot create a deployment.
-    let (tenant, token) = served
+    let (tenant, credential) = served
         .domain
         .sign_in_member(&id, alice, Duration::from_secs(3600))
         .await
         .expect("sign-in")
         .expect("alice is a member");
     assert_eq!(tenant.account, account);
+    let token = credential.token;
     let as_alice = client_with_token(&token).await;
     Api::<Pod>::namespaced(as_alice.clone(), &namespace).list(&ListParams::default()).await.expect("view lists pods");
     assert_eq!(create_deployment(&as_alice, &namespace, "by-viewer").await, 403, "view may not create");

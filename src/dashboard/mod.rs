@@ -13,6 +13,7 @@ mod endpoint;
 mod expiring;
 mod guard;
 mod i18n;
+mod limit;
 pub mod live;
 mod login;
 mod logs;
@@ -45,6 +46,16 @@ pub struct DashboardOptions {
     pub session_lifetime: Duration,
     /// Most sessions held at once.
     pub max_sessions: usize,
+    /// Most sessions of one identity held at once.
+    pub max_sessions_per_identity: usize,
+    /// How long a session is used before its identity is checked again.
+    pub session_recheck: Duration,
+    /// Sign-in attempts per minute per client address.
+    pub sign_ins_per_minute_per_address: u32,
+    /// Sign-in attempts per minute per token.
+    pub sign_ins_per_minute_per_token: u32,
+    /// The header naming the client behind a proxy, if any.
+    pub client_address_header: Option<axum::http::HeaderName>,
     /// Sign-in through a generic OpenID Connect provider, if configured.
     pub oidc: Option<crate::config::OidcSettings>,
     /// Cloud Foundry's single sign-on, if configured.
@@ -58,6 +69,15 @@ impl DashboardOptions {
             base_url: settings.dashboard_own_url(bound),
             session_lifetime: Duration::from_secs(settings.dashboard.session_seconds),
             max_sessions: settings.dashboard.max_sessions,
+            max_sessions_per_identity: settings.dashboard.max_sessions_per_identity,
+            session_recheck: Duration::from_secs(settings.dashboard.session_recheck_seconds),
+            sign_ins_per_minute_per_address: settings.dashboard.sign_ins_per_minute_per_address,
+            sign_ins_per_minute_per_token: settings.dashboard.sign_ins_per_minute_per_token,
+            client_address_header: settings
+                .dashboard
+                .client_address_header
+                .as_deref()
+                .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
             oidc: settings.dashboard.oidc.clone(),
             cf_sso: settings.dashboard.cf_sso.clone(),
         }
@@ -76,6 +96,8 @@ struct Dashboard {
     hub: live::Hub,
     /// The identity providers users may sign in with, and the sign-ins under way there.
     logins: login::Logins,
+    /// How often one address or one token may try to sign in.
+    limits: limit::SignInLimits,
 }
 
 type DashboardState = Arc<Dashboard>;
@@ -92,11 +114,24 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         &options.base_url,
         options.max_sessions,
     );
+    let sessions = Sessions::new(sessions::SessionLimits {
+        lifetime: options.session_lifetime,
+        max: options.max_sessions,
+        per_identity: options.max_sessions_per_identity,
+        recheck: options.session_recheck,
+    });
+    sessions.listen(broker.revocations());
+    let limits = limit::SignInLimits {
+        per_address: limit::RateLimit::new(options.sign_ins_per_minute_per_address, limit::MAX_KEYS),
+        per_token: limit::RateLimit::new(options.sign_ins_per_minute_per_token, limit::MAX_KEYS),
+        address_header: options.client_address_header.clone(),
+    };
     let state = Arc::new(Dashboard {
         hub,
         logins,
         broker,
-        sessions: Sessions::new(options.session_lifetime, options.max_sessions),
+        sessions,
+        limits,
         user_base: cluster,
         secure_cookie: origin.starts_with("https://"),
     });
