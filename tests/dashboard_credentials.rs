@@ -164,6 +164,21 @@ async fn a_members_role_change_or_removal_ends_their_sessions_here_at_once_and_o
     let cookie_elsewhere = signed_in(&elsewhere, &id, &member_token("elsewhere").await).await;
     assert_eq!(overview(&here, &id, &cookie_here).await.0, 200);
     assert_eq!(overview(&elsewhere, &id, &cookie_elsewhere).await.0, 200);
+    // Identities nobody changes stay signed in through their re-checks: the owner (whose RoleBinding has a name of
+    // its own) and a binding.
+    let admin = support::cluster::cluster().admin().await;
+    let identities = kube::Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        admin,
+        &here.broker.settings.kubernetes.identity_namespace,
+    );
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({ "spec": { "expirationSeconds": 3600 } })).expect("request");
+    let owner = caas_broker::k8s::names::owner_account(&id);
+    let issued = identities.create_token_request(&owner, &Default::default(), &request).await.expect("owner token");
+    let owner = signed_in(&elsewhere, &id, &issued.status.and_then(|status| status.token).expect("token")).await;
+    let (view_token, _) = binding(&here.broker, &id, "view", "view", 3600).await;
+    let viewer = signed_in(&elsewhere, &id, &view_token).await;
+    let unchanged_since = std::time::Instant::now();
 
     // A change of role (edit to view: she could still read the overview) through this replica.
     let changed = std::time::Instant::now();
@@ -185,6 +200,12 @@ async fn a_members_role_change_or_removal_ends_their_sessions_here_at_once_and_o
     let minted = download(&here, &id, &cookie_here).await;
     assert_eq!((minted.status, minted.header("location").map(str::to_owned)), (303, login.clone()), "{minted:?}");
     assert_eq!(overview(&here, &id, &cookie_here).await, (303, login.clone()));
+
+    // Past the other replica's re-check interval, its unchanged sessions go on.
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(unchanged_since.elapsed())).await;
+    for cookie in [&owner, &viewer] {
+        assert_eq!(overview(&elsewhere, &id, cookie).await.0, 200, "re-checked and still signed in");
+    }
 }
 
 #[tokio::test]
