@@ -230,18 +230,52 @@ pub struct DashboardSettings {
     pub base_url: Option<String>,
     /// How long a sign-in lasts.
     pub session_seconds: u64,
-    /// Most sessions held at once (each holds a token in memory); the oldest goes when a new one would exceed it.
+    /// Most sessions held at once (each holds a token in memory); when full, a new sign-in is refused (503) rather
+    /// than anyone signed out.
     pub max_sessions: usize,
     /// Most long-lived streams (live pages, followed logs, noVNC) one sign-in holds open at once; 429 beyond.
     pub max_streams_per_session: usize,
     /// Most long-lived streams one identity holds open at once over all its sign-ins; 429 beyond.
     pub max_streams_per_identity: usize,
+    /// Most sessions of one identity held at once; a new one ends that identity's oldest, never another's.
+    #[serde(default = "default_sessions_per_identity")]
+    pub max_sessions_per_identity: usize,
+    /// How long a session is used before the broker checks again that its identity is unchanged (its ServiceAccount,
+    /// its role): how soon another replica's unbind, member removal or role change ends it.
+    #[serde(default = "default_session_recheck_seconds")]
+    pub session_recheck_seconds: u64,
+    /// Sign-in attempts a client address may make per minute (in a burst of as many); 429 beyond.
+    #[serde(default = "default_sign_ins_per_address")]
+    pub sign_ins_per_minute_per_address: u32,
+    /// Sign-in attempts one token may make per minute; 429 beyond.
+    #[serde(default = "default_sign_ins_per_token")]
+    pub sign_ins_per_minute_per_token: u32,
+    /// Behind a proxy: the header whose last address is the client's (e.g. `X-Forwarded-For`), for the per-address
+    /// limit; the connection's peer when absent. Set it only when a proxy always writes it.
+    #[serde(default)]
+    pub client_address_header: Option<String>,
     /// Sign-in of invited members through a generic OpenID Connect provider (K-PaaS: Keycloak); none when absent.
     #[serde(default)]
     pub oidc: Option<OidcSettings>,
     /// Cloud Foundry's dashboard single sign-on (UAA and the Cloud Controller); none when absent.
     #[serde(default)]
     pub cf_sso: Option<CfSsoSettings>,
+}
+
+fn default_sessions_per_identity() -> usize {
+    20
+}
+
+fn default_session_recheck_seconds() -> u64 {
+    10
+}
+
+fn default_sign_ins_per_address() -> u32 {
+    30
+}
+
+fn default_sign_ins_per_token() -> u32 {
+    10
 }
 
 /// A generic OpenID Connect provider members sign in with: the value of `user_claim` in their verified ID token is
@@ -495,6 +529,20 @@ impl Settings {
         }
         if self.dashboard.max_sessions == 0 {
             return invalid("dashboard.max_sessions", "must be at least 1");
+        }
+        if self.dashboard.max_sessions_per_identity == 0 {
+            return invalid("dashboard.max_sessions_per_identity", "must be at least 1");
+        }
+        if !(1..=300).contains(&self.dashboard.session_recheck_seconds) {
+            return invalid("dashboard.session_recheck_seconds", "must be 1 to 300");
+        }
+        if self.dashboard.sign_ins_per_minute_per_address == 0 || self.dashboard.sign_ins_per_minute_per_token == 0 {
+            return invalid("dashboard.sign_ins_per_minute_per_address", "and _per_token must be at least 1");
+        }
+        if let Some(header) = &self.dashboard.client_address_header
+            && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            return invalid("dashboard.client_address_header", "must be a header name");
         }
         if let Some(oidc) = &self.dashboard.oidc {
             check_provider("dashboard.oidc", &oidc.issuer, oidc.ca_file.as_deref(), &oidc.client_secret)?;

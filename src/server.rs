@@ -168,7 +168,9 @@ pub async fn serve(
     let dashboard_address = dashboard_listener.local_addr()?;
     let limits = &settings.limits;
     let service = Capped::new(app.into_make_service(), limits.max_connections);
-    let dashboard_service = Capped::new(dashboard_app.into_make_service(), limits.max_connections);
+    // The client's address reaches the handlers: the sign-in limits count attempts per address.
+    let dashboard_service =
+        Capped::new(dashboard_app.into_make_service_with_connect_info::<SocketAddr>(), limits.max_connections);
     let metrics = async {
         let (Some(listen), Some(metrics)) = (settings.metrics.listen, metrics) else { return Ok(()) };
         tracing::info!(address = %listen, "serving /metrics over HTTP");

@@ -1,7 +1,8 @@
 //! Members and roles of a virtual cluster, and sign-in through an identity provider, against the real control plane
 //! (and, for the providers, the real Dex of `tests/oidc/dex.sh`): an admin invites a member, whose token can do what
 //! the role allows and no more (the apiserver decides); a change of role replaces the RoleBinding; a removal revokes
-//! the member's tokens at once; only admins may manage members, whatever a forged request says.
+//! the member's tokens at once; either ends the member's dashboard sessions at once, a provider's sign-in's too; only
+//! admins may manage members, whatever a forged request says.
 
 mod support;
 
@@ -133,13 +134,14 @@ async fn admins_invite_members_whose_roles_the_apiserver_enforces_and_removal_re
     assert_eq!(bindings.get(&account).await.expect("RoleBinding").role_ref.name, "view", "unchanged");
 
     // Alice's session token (what a sign-in through a provider gets): reads, but cannot create a deployment.
-    let (tenant, token) = served
+    let (tenant, credential) = served
         .domain
         .sign_in_member(&id, alice, Duration::from_secs(3600))
         .await
         .expect("sign-in")
         .expect("alice is a member");
     assert_eq!(tenant.account, account);
+    let token = credential.token;
     let as_alice = client_with_token(&token).await;
     Api::<Pod>::namespaced(as_alice.clone(), &namespace).list(&ListParams::default()).await.expect("view lists pods");
     assert_eq!(create_deployment(&as_alice, &namespace, "by-viewer").await, 403, "view may not create");
@@ -319,7 +321,22 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     let bob = served.get(&callback, &login_cookie).await;
     assert_eq!(bob.status, 403, "{bob:?}");
     assert!(bob.body.contains("Ask an admin of the virtual cluster for an invitation"), "{}", bob.body);
-    assert!(member_accounts(&served, &id).await == vec![account], "nothing made for bob");
+    assert!(member_accounts(&served, &id).await == vec![account.clone()], "nothing made for bob");
+
+    // Her role changed: her session ends at once (she signs in again, with the new role); so does it when she is
+    // removed, and it mints no kubeconfig then.
+    served.domain.change_role(&id, alice, caas_broker::broker::members::Role::Edit).await.expect("change her role");
+    let login = format!("/instances/{id}/login");
+    let after = served.get(&format!("/instances/{id}"), &session).await;
+    assert_eq!((after.status, after.header("location")), (303, Some(login.as_str())), "{after:?}");
+    let (login_cookie, callback) = through_dex(&served, &dex, &id, "oidc", alice).await;
+    let again = served.get(&callback, &login_cookie).await;
+    assert_eq!(again.status, 303, "{again:?}");
+    let session = session_cookie_of(&again).expect("a session cookie");
+    assert_eq!(served.get(&format!("/instances/{id}"), &session).await.status, 200, "signed in again");
+    assert!(served.domain.revoke(&id, alice).await.expect("remove her"));
+    let minted = served.post_body(&format!("/instances/{id}/kubeconfig"), &session, "").await;
+    assert_eq!((minted.status, minted.header("location")), (303, Some(login.as_str())), "{minted:?}");
 }
 
 // --- Cloud Foundry single sign-on: Dex as UAA, and a stand-in for the Cloud Controller's one endpoint ---------------

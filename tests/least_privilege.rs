@@ -96,8 +96,11 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
         // that ServiceAccount) need nothing more either.
         let token = bound.body["credentials"]["token"].as_str().expect("token");
         let signed_in = dashboard_domain.sign_in(&cluster_id, token).await.expect("dashboard sign-in");
-        let caas_broker::broker::SignIn::Accepted(tenant) = signed_in else { panic!("{role}: {signed_in:?}") };
-        let kubeconfig = dashboard_domain.kubeconfig(&tenant).await.expect("the dashboard's kubeconfig download");
+        let caas_broker::broker::SignIn::Accepted(tenant, credential) = signed_in else {
+            panic!("{role}: {signed_in:?}")
+        };
+        let kubeconfig =
+            dashboard_domain.kubeconfig(&tenant, &credential).await.expect("the dashboard's kubeconfig download");
         assert!(kubeconfig.yaml.contains(&namespace), "{role}");
     }
     // The dashboard's live view: the broker may watch a tenant namespace (through the RoleBinding it made there at

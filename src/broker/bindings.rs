@@ -482,6 +482,7 @@ impl Broker {
         let mut existed = record.is_some();
         let account = objects.account_name();
         existed |= self.delete_identity(&account, &objects.namespace).await?;
+        self.revocations.tell(&super::revocations::Revoked::Identity(self.username_of(&account)));
         let bindings = Api::<RoleBinding>::namespaced(self.client.clone(), &objects.namespace);
         existed |= deleted(bindings.delete(&account, &DeleteParams::default()).await)?;
         if !existed {

@@ -41,10 +41,19 @@ impl Broker {
     /// A new token of the identity `account` that the apiserver accepts for `seconds` (it may shorten that to its own
     /// `--service-account-max-token-expiration`); [`Error::NotFound`] when the identity no longer exists.
     pub(super) async fn request_token(&self, account: &str, seconds: i64) -> Result<IssuedToken> {
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec { expiration_seconds: Some(seconds), ..TokenRequestSpec::default() }),
-            ..TokenRequest::default()
-        };
+        self.request_token_for(account, seconds, Vec::new()).await
+    }
+
+    /// [`Broker::request_token`] for `audiences` (none: the apiserver's own).
+    pub(super) async fn request_token_for(
+        &self,
+        account: &str,
+        seconds: i64,
+        audiences: Vec<String>,
+    ) -> Result<IssuedToken> {
+        let audiences = (!audiences.is_empty()).then_some(audiences);
+        let spec = TokenRequestSpec { expiration_seconds: Some(seconds), audiences, ..TokenRequestSpec::default() };
+        let request = TokenRequest { spec: Some(spec), ..TokenRequest::default() };
         let issued = match self.identities().create_token_request(account, &PostParams::default(), &request).await {
             Ok(issued) => issued,
             Err(error) if is_not_found(&error) => {

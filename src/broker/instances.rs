@@ -466,6 +466,7 @@ impl Broker {
         // that they are revoked now (the garbage collector would also remove them with the namespace).
         self.delete_binding_records(instance_id).await?;
         self.delete_identities_of(instance_id).await?;
+        self.revocations.tell(&super::revocations::Revoked::Instance(instance_id.to_owned()));
         let name = self.namespace_of(instance_id);
         if !stored.terminating {
             let params =

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 
 use super::instance::StoredInstance;
-use super::tenants::Tenant;
+use super::tenants::{Claims, Credential, Tenant};
 use super::{Broker, Error, Result, deleted};
 use crate::k8s::access::{self, Permission};
 use crate::k8s::member::MemberObjects;
@@ -258,6 +258,8 @@ impl Broker {
                 });
             }
         }
+        // Sessions opened with the old role end as it goes: whoever holds one signs in again, with the new one.
+        self.revocations.tell(&super::revocations::Revoked::Identity(self.username_of(&objects.account_name())));
         let params = PostParams { field_manager: Some(names::FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match bindings.create(&params, &objects.role_binding(role.as_str())).await {
             Ok(_) => {}
@@ -302,6 +304,7 @@ impl Broker {
         let probe = self.request_token(&account, MIN_TOKEN_SECONDS as i64).await?;
         self.review(&probe.token).await?;
         self.delete_identity(&account, &objects.namespace).await?;
+        self.revocations.tell(&super::revocations::Revoked::Identity(self.username_of(&account)));
         deleted(self.role_bindings(&objects.namespace).delete(&account, &DeleteParams::default()).await)?;
         let left = self
             .wait_until_gone(REVOCATION_PATIENCE, || async {
@@ -319,13 +322,14 @@ impl Broker {
     }
 
     /// Signs the member `name` in: a token of its own ServiceAccount that lasts `lifetime` (at least the 10 minutes the
-    /// TokenRequest API requires; the apiserver may shorten it), and the identity it opens. `None` for no such member.
+    /// TokenRequest API requires; the apiserver may shorten it), and the identity it opens; the session ends when that
+    /// token does, as a session opened with a pasted token ends with it. `None` for no such member.
     pub async fn sign_in_member(
         &self,
         instance_id: &str,
         name: &str,
         lifetime: Duration,
-    ) -> Result<Option<(Tenant, String)>> {
+    ) -> Result<Option<(Tenant, Credential)>> {
         validate_name(name, false)?;
         let (namespace, instance) = self.live_cluster(instance_id).await?;
         if self.member(instance_id, name).await?.is_none() {
@@ -339,7 +343,9 @@ impl Broker {
         };
         let tenant =
             Tenant { member: Some(name.to_owned()), ..self.tenant(instance_id, &namespace, &instance, &account) };
-        Ok(Some((tenant, issued.token)))
+        let claims = Claims { expires_at: Some(issued.expires_at), ..Claims::of(&issued.token) };
+        let credential = self.credential(&tenant.namespace, &issued.token, claims, account).await?;
+        Ok(Some((tenant, credential)))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod model;
 pub mod overview;
 pub mod parameters;
 mod progress;
+pub mod revocations;
 mod seen_ready;
 pub mod session_view;
 mod tenants;
@@ -43,7 +44,7 @@ pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
-pub use tenants::{KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
+pub use tenants::{Credential, DASHBOARD_AUDIENCE, KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
 
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
@@ -114,6 +115,8 @@ pub struct Broker {
     cache: cache::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
+    /// Who is told at once when an identity loses access (the dashboard's sessions).
+    revocations: revocations::Revocations,
 }
 
 impl Broker {
@@ -134,7 +137,13 @@ impl Broker {
             seen_ready: SeenReady::default(),
             cache: cache::Records::new(),
             own_user: tokio::sync::OnceCell::new(),
+            revocations: revocations::Revocations::default(),
         })
+    }
+
+    /// Where to listen for identities losing access in this process (see [`revocations`]).
+    pub fn revocations(&self) -> &revocations::Revocations {
+        &self.revocations
     }
 
     /// The catalog, as served.

@@ -1,6 +1,7 @@
-//! What the dashboard keeps in this process's memory under a random id that a cookie carries (sessions, sign-ins under
-//! way at a provider): each entry expires, and the store is bounded, so neither time nor a flood of requests lets
-//! them pile up. When full, expired entries go first, then the one closest to expiring.
+//! What the dashboard keeps in this process's memory under a random id that a cookie carries (sign-ins under way at a
+//! provider; sessions have a store of their own, see [`super::sessions`]): each entry expires, and the store is
+//! bounded, so neither time nor a flood of requests lets them pile up. When full, expired entries go first, then the
+//! one closest to expiring.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,11 +18,6 @@ impl<V> Expiring<V> {
     /// An empty store whose entries last `lifetime`, holding at most `max` (at least one).
     pub fn new(lifetime: Duration, max: usize) -> Expiring<V> {
         Expiring { by_id: Mutex::new(HashMap::new()), lifetime, max: max.max(1) }
-    }
-
-    /// How long an entry lasts (a cookie's Max-Age).
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
     }
 
     /// Keeps `value` and returns its new id: 256 random bits, hex.
@@ -48,28 +44,8 @@ impl<V> Expiring<V> {
         self.lock().remove(id).filter(|(_, expires_at)| *expires_at > Instant::now()).map(|(value, _)| value)
     }
 
-    /// Forgets the entry `id`.
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (V, Instant)>> {
         // Every change is one call: a panic elsewhere leaves the map consistent, so go on with it.
         self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl<V: Clone> Expiring<V> {
-    /// A copy of the live entry `id`; an expired one is forgotten.
-    pub fn get(&self, id: &str) -> Option<V> {
-        let mut entries = self.lock();
-        match entries.get(id) {
-            Some((value, expires_at)) if *expires_at > Instant::now() => Some(value.clone()),
-            Some(_) => {
-                entries.remove(id);
-                None
-            }
-            None => None,
-        }
     }
 }

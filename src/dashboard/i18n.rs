@@ -19,6 +19,14 @@ pub struct Text {
     pub sign_in_button: &'static str,
     /// A token that opens nothing here.
     pub refused: &'static str,
+    /// A kubeconfig's token (minted by the dashboard) tried to sign in.
+    pub kubeconfig_token_refused: &'static str,
+    /// Too many sign-in attempts from one address or with one token (429).
+    pub too_many_sign_ins: &'static str,
+    /// The dashboard holds as many sessions as it may (503).
+    pub sessions_full: &'static str,
+    /// No kubeconfig: the session's token ends too soon for one.
+    pub kubeconfig_too_late: &'static str,
     /// Signed in to another instance.
     pub other_instance: &'static str,
     /// The sign-out button.
@@ -350,6 +358,10 @@ pub static EN: Text = Text {
     token_help: "Paste a token of this instance: the token of one of its bindings (credentials.token) or the owner's.",
     sign_in_button: "Sign in",
     refused: "This token does not open this instance.",
+    kubeconfig_token_refused: "This is a downloaded kubeconfig's token: use it with kubectl. To sign in, use the token you were given (or your identity provider).",
+    too_many_sign_ins: "Too many sign-in attempts. Wait a minute, then try again.",
+    sessions_full: "The dashboard has as many people signed in as it may. Try again later.",
+    kubeconfig_too_late: "Your sign-in's token ends within 10 minutes, too soon for a kubeconfig. Sign in again with a fresh token, then download it.",
     other_instance: "You are signed in to another instance. Sign out first.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
@@ -369,7 +381,7 @@ pub static EN: Text = Text {
     no_pods: "No pods.",
     workloads: "Workloads",
     kubectl: "kubectl",
-    kubectl_help: "A kubeconfig for your own identity, in this namespace only, with the same rights as here. Its token works for",
+    kubectl_help: "A kubeconfig for your own identity, in this namespace only, with the same rights as here. Its token works no longer than your sign-in's, and at most",
     hours: "hour(s)",
     download_kubeconfig: "Download kubeconfig",
     kubectl_then: "Then, in the folder you saved it to:",
@@ -575,6 +587,10 @@ pub static KO: Text = Text {
     token_help: "이 인스턴스의 토큰을 붙여 넣으세요: 바인딩의 토큰(credentials.token) 또는 소유자의 토큰.",
     sign_in_button: "로그인",
     refused: "이 토큰으로는 이 인스턴스를 열 수 없습니다.",
+    kubeconfig_token_refused: "내려받은 kubeconfig의 토큰입니다. kubectl에서 쓰세요. 로그인하려면 받은 토큰(또는 ID 공급자)을 쓰세요.",
+    too_many_sign_ins: "로그인 시도가 너무 많습니다. 1분 뒤에 다시 시도하세요.",
+    sessions_full: "대시보드에 로그인할 수 있는 사람 수가 다 찼습니다. 나중에 다시 시도하세요.",
+    kubeconfig_too_late: "로그인에 쓴 토큰이 10분 안에 만료되어 kubeconfig를 만들 수 없습니다. 새 토큰으로 다시 로그인한 뒤 내려받으세요.",
     other_instance: "다른 인스턴스에 로그인되어 있습니다. 먼저 로그아웃하세요.",
     sign_out: "로그아웃",
     signed_in_as: "로그인 계정",
@@ -594,7 +610,7 @@ pub static KO: Text = Text {
     no_pods: "파드가 없습니다.",
     workloads: "워크로드",
     kubectl: "kubectl",
-    kubectl_help: "내 계정의 kubeconfig입니다. 이 네임스페이스에서만, 여기와 같은 권한으로 쓸 수 있습니다. 토큰 유효 시간:",
+    kubectl_help: "내 계정의 kubeconfig입니다. 이 네임스페이스에서만, 여기와 같은 권한으로 쓸 수 있습니다. 토큰은 로그인보다 오래 유효하지 않으며, 최대 유효 시간:",
     hours: "시간",
     download_kubeconfig: "kubeconfig 내려받기",
     kubectl_then: "저장한 폴더에서 다음을 실행하세요:",

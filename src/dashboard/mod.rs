@@ -13,6 +13,7 @@ mod endpoint;
 mod expiring;
 mod guard;
 mod i18n;
+mod limit;
 pub mod live;
 mod login;
 mod logs;
@@ -50,6 +51,16 @@ pub struct DashboardOptions {
     pub max_streams_per_session: usize,
     /// Most long-lived streams one identity holds open at once.
     pub max_streams_per_identity: usize,
+    /// Most sessions of one identity held at once.
+    pub max_sessions_per_identity: usize,
+    /// How long a session is used before its identity is checked again.
+    pub session_recheck: Duration,
+    /// Sign-in attempts per minute per client address.
+    pub sign_ins_per_minute_per_address: u32,
+    /// Sign-in attempts per minute per token.
+    pub sign_ins_per_minute_per_token: u32,
+    /// The header naming the client behind a proxy, if any.
+    pub client_address_header: Option<axum::http::HeaderName>,
     /// Sign-in through a generic OpenID Connect provider, if configured.
     pub oidc: Option<crate::config::OidcSettings>,
     /// Cloud Foundry's single sign-on, if configured.
@@ -65,6 +76,15 @@ impl DashboardOptions {
             max_sessions: settings.dashboard.max_sessions,
             max_streams_per_session: settings.dashboard.max_streams_per_session,
             max_streams_per_identity: settings.dashboard.max_streams_per_identity,
+            max_sessions_per_identity: settings.dashboard.max_sessions_per_identity,
+            session_recheck: Duration::from_secs(settings.dashboard.session_recheck_seconds),
+            sign_ins_per_minute_per_address: settings.dashboard.sign_ins_per_minute_per_address,
+            sign_ins_per_minute_per_token: settings.dashboard.sign_ins_per_minute_per_token,
+            client_address_header: settings
+                .dashboard
+                .client_address_header
+                .as_deref()
+                .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
             oidc: settings.dashboard.oidc.clone(),
             cf_sso: settings.dashboard.cf_sso.clone(),
         }
@@ -85,6 +105,8 @@ struct Dashboard {
     streams: Arc<open_streams::OpenStreams>,
     /// The identity providers users may sign in with, and the sign-ins under way there.
     logins: login::Logins,
+    /// How often one address or one token may try to sign in.
+    limits: limit::SignInLimits,
 }
 
 type DashboardState = Arc<Dashboard>;
@@ -101,12 +123,25 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         &options.base_url,
         options.max_sessions,
     );
+    let sessions = Sessions::new(sessions::SessionLimits {
+        lifetime: options.session_lifetime,
+        max: options.max_sessions,
+        per_identity: options.max_sessions_per_identity,
+        recheck: options.session_recheck,
+    });
+    sessions.listen(broker.revocations());
+    let limits = limit::SignInLimits {
+        per_address: limit::RateLimit::new(options.sign_ins_per_minute_per_address, limit::MAX_KEYS),
+        per_token: limit::RateLimit::new(options.sign_ins_per_minute_per_token, limit::MAX_KEYS),
+        address_header: options.client_address_header.clone(),
+    };
     let state = Arc::new(Dashboard {
         hub,
         streams: open_streams::OpenStreams::new(options.max_streams_per_session, options.max_streams_per_identity),
         logins,
         broker,
-        sessions: Sessions::new(options.session_lifetime, options.max_sessions),
+        sessions,
+        limits,
         user_base: cluster,
         secure_cookie: origin.starts_with("https://"),
     });

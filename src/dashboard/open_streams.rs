@@ -1,15 +1,18 @@
 //! The long-lived streams a signed-in user holds open — live pages (Server-Sent Events), followed logs, noVNC
 //! WebSockets — limited and re-checked. Limited: at most so many per sign-in and per identity (over all of its
 //! sign-ins), so that one user cannot hold the server's tasks, connections and memory (429 beyond, see
-//! [`OpenStreams::open`]). Re-checked: every [`RECHECK`], as the user, that the sign-in still lives and Kubernetes
-//! still lets them do what the stream does; a revoked token (unbind, a removed member: 401) or a lost role (403, or a
-//! review that says no) ends it, on whichever replica serves it.
+//! [`OpenStreams::open`]). Ended with the sign-in: at once when it ends on this replica (an unbind, a member's removal
+//! or a role change made here ends every sign-in of that identity), and otherwise re-checked every [`RECHECK`], as the
+//! user, that the sign-in still stands and Kubernetes still lets them do what the stream does; a revoked token (401)
+//! or a lost role (403, or a review that says no) ends it, on whichever replica serves it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::DashboardState;
+use super::respond::still_signed_in;
+use super::sessions::Session;
 use crate::k8s::access::{self, Permission};
 
 /// How often an open stream checks that its user may still have it.
@@ -85,28 +88,40 @@ pub struct Needs {
     pub subresource: Option<&'static str>,
 }
 
-/// Resolves when the stream of sign-in `session_id` must end: the sign-in ended (signed out, expired, ended by an
-/// unbind or a member's removal) or Kubernetes no longer lets the user do what `needs` says. Holds `slot` until then
-/// (or until the stream is dropped with it), so a stream and its place in the count go together.
+/// Resolves when the stream of sign-in `session_id` must end: at once when the sign-in ends on this replica (signed
+/// out, expired, ended by an unbind, a member's removal or a role change), and at the latest at the next re-check
+/// when another replica made that change or Kubernetes no longer lets the user do what `needs` says. Holds `slot`
+/// until then (or until the stream is dropped with it), so a stream and its place in the count go together.
 pub async fn revoked(state: DashboardState, session_id: String, needs: Needs, slot: StreamSlot) {
     let _slot = slot;
+    let Some(session) = state.sessions.find(&session_id) else { return };
+    tokio::select! {
+        () = session.ended() => tracing::info!(user = session.tenant.username, "a dashboard stream ended: its sign-in ended"),
+        () = rechecked_until_refused(&state, &session_id, &session, &needs) => {}
+    }
+}
+
+/// Every [`RECHECK`], that the sign-in is still good (the identity unchanged, as [`still_signed_in`] checks) and that
+/// Kubernetes still lets its user do what `needs` says; returns when either is no longer so.
+async fn rechecked_until_refused(state: &DashboardState, session_id: &str, session: &Session, needs: &Needs) {
     let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    let user = session.tenant.username.as_str();
     loop {
         checks.tick().await;
-        let Some(session) = state.sessions.find(&session_id) else {
-            tracing::info!("a dashboard stream ended: its sign-in ended");
+        if !still_signed_in(state, session_id, session).await {
+            tracing::info!(user, "a dashboard stream ended: its sign-in ended");
             return;
-        };
+        }
         let permission = Permission { verb: needs.verb, group: &needs.group, resource: &needs.resource };
         let namespace = &session.tenant.namespace;
         match access::allowed_on(&session.client, namespace, permission, needs.subresource).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(user = session.tenant.username, ?needs, "a dashboard stream ended: no longer allowed");
+                tracing::info!(user, ?needs, "a dashboard stream ended: no longer allowed");
                 return;
             }
             Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
-                tracing::info!(user = session.tenant.username, code = status.code, "a dashboard stream ended: refused");
+                tracing::info!(user, code = status.code, "a dashboard stream ended: refused");
                 return;
             }
             // The apiserver is away: the stream's own upstream fails with it, or goes on when it is back.

@@ -10,14 +10,15 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
+use super::limit::ClientAddress;
 use super::respond::{
     COOKIE, PageVisit, PartVisit, Visit, Visitor, login_path, message, read_failed, render, see_other, session_id,
     text_for, visitor,
 };
-use super::sessions::Session;
+use super::sessions::{Session, StartError};
 use crate::broker::actions::PlanApp;
 use crate::broker::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
-use crate::broker::{Error, SignIn, percent_encode};
+use crate::broker::{Credential, Error, Refusal, SignIn, percent_encode};
 
 /// The sign-in page.
 #[derive(Template)]
@@ -77,11 +78,13 @@ struct OverviewPage<'a> {
 /// POST /instances/:instance_id/kubeconfig — a kubeconfig for the signed-in identity, as a download (a POST: it mints
 /// a credential, so it takes the same cross-site check as every other change).
 pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap, visit: PageVisit) -> Response {
-    let Visit { session, instance_id, text, .. } = visit;
-    match state.broker.kubeconfig(&session.tenant).await {
+    let Visit { session_id, session, instance_id, text } = visit;
+    match state.broker.kubeconfig(&session.tenant, &session.credential).await {
         Ok(kubeconfig) => {
             let disposition = format!("attachment; filename=\"{}\"", kubeconfig_file(&session.tenant.namespace));
-            tracing::info!(instance_id, user = %session.tenant.username, expires_at = %kubeconfig.expires_at, "kubeconfig downloaded");
+            let identity = session.identity();
+            let role = identity.role.as_deref().unwrap_or("none");
+            tracing::info!(instance_id, user = identity.username, role, expires_at = %kubeconfig.expires_at, "kubeconfig downloaded");
             let mut response = (StatusCode::OK, kubeconfig.yaml).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));
@@ -91,6 +94,13 @@ pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap
             response
         }
         Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error @ Error::Denied(_)) => {
+            // The session's own token is refused (revoked, expired): the session ends with it.
+            tracing::info!(instance_id, user = %session.tenant.username, %error, "no kubeconfig: the session ends");
+            state.sessions.end(&session_id);
+            see_other(&login_path(&instance_id))
+        }
+        Err(Error::Conflict(_)) => message(StatusCode::CONFLICT, text, text.kubeconfig_too_late, true),
         Err(error) => {
             tracing::warn!(instance_id, %error, "no kubeconfig for the signed-in user");
             message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true)
@@ -216,6 +226,7 @@ fn login_page<'a>(
 pub async fn login(
     State(state): State<DashboardState>,
     Path(instance_id): Path<String>,
+    address: ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -223,34 +234,52 @@ pub async fn login(
     if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
         return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
     }
+    if let Err(wait) = state.limits.take(&address, Some(&form.token)) {
+        tracing::info!(instance_id, client = address.0, "dashboard sign-in throttled");
+        return too_many(text, wait);
+    }
     let providers = state.logins.buttons(text, &instance_id);
-    let refused = || render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(text.refused), providers));
-    let tenant = match state.broker.sign_in(&instance_id, &form.token).await {
-        Ok(SignIn::Accepted(tenant)) => tenant,
+    let refused = |said| render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(said), providers));
+    let (tenant, credential) = match state.broker.sign_in(&instance_id, &form.token).await {
+        Ok(SignIn::Accepted(tenant, credential)) => (tenant, credential),
+        Ok(SignIn::Refused(reason @ Refusal::MintedByDashboard)) => {
+            tracing::info!(instance_id, ?reason, "dashboard sign-in refused");
+            return refused(text.kubeconfig_token_refused);
+        }
         Ok(SignIn::Refused(reason)) => {
             tracing::info!(instance_id, ?reason, "dashboard sign-in refused");
-            return refused();
+            return refused(text.refused);
         }
-        Err(Error::NotFound(_)) => return refused(),
+        Err(Error::NotFound(_)) => return refused(text.refused),
         Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false),
         Err(error) => {
             tracing::error!(instance_id, %error, "dashboard sign-in failed");
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
         }
     };
-    start_session(&state, &headers, text, tenant, form.token.trim())
+    start_session(&state, &headers, text, tenant, credential)
 }
 
-/// Starts a session for `tenant`, whose requests are then made with `token`, ending the visitor's previous one; sends
-/// them to the overview with the session cookie. Every way of signing in ends here.
+/// 429: too many sign-in attempts; try again after `wait`.
+pub(super) fn too_many(text: &'static Text, wait: std::time::Duration) -> Response {
+    let mut response = message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_sign_ins, false);
+    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Starts a session for `tenant`, whose requests are then made with `credential`'s token, ending the visitor's
+/// previous one; sends them to the overview with the session cookie, which lasts as long as the session. Every way of
+/// signing in ends here.
 pub(super) fn start_session(
     state: &DashboardState,
     headers: &HeaderMap,
     text: &'static Text,
     tenant: crate::broker::Tenant,
-    token: &str,
+    credential: Credential,
 ) -> Response {
-    let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, token)) {
+    let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, &credential.token)) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a client for a signed-in user");
@@ -262,14 +291,19 @@ pub(super) fn start_session(
     }
     let instance_id = tenant.instance_id.clone();
     tracing::info!(instance_id, user = %tenant.username, "signed in to the dashboard");
-    let id = match state.sessions.start(tenant, client) {
-        Ok(id) => id,
-        Err(error) => {
-            tracing::error!(%error, "no randomness for a session id");
+    let (id, lifetime) = match state.sessions.start(tenant, client, credential) {
+        Ok(started) => started,
+        Err(StartError::Full) => {
+            tracing::warn!(instance_id, "dashboard sign-in refused: dashboard.max_sessions are held");
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.sessions_full, false);
+        }
+        Err(StartError::Expired) => return message(StatusCode::FORBIDDEN, text, text.refused, false),
+        Err(error @ StartError::Random(_)) => {
+            tracing::error!(%error, "no session started");
             return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
         }
     };
-    let cookie = session_cookie(&id, state.sessions.lifetime().as_secs(), state.secure_cookie);
+    let cookie = session_cookie(&id, lifetime.as_secs(), state.secure_cookie);
     let mut response = see_other(&format!("/instances/{}", percent_encode(&instance_id)));
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);

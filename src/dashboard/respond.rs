@@ -112,6 +112,34 @@ pub fn signed_in(
     Err(Box::new(refusal))
 }
 
+/// Whether the session `session_id` may go on: when it is due (see [`super::sessions::Sessions::due_for_check`]), the
+/// broker checks that its identity is unchanged (the same ServiceAccount, the same role), which is how an unbind, a
+/// member's removal or a change of role made through another replica reaches this one; if not, every session of that
+/// identity here ends. A check the apiserver does not answer lets the session go on: what it reads as the user is
+/// refused anyway if the identity is gone.
+pub async fn still_signed_in(state: &DashboardState, session_id: &str, session: &Session) -> bool {
+    if !state.sessions.due_for_check(session_id) {
+        return !session.is_ended();
+    }
+    match state.broker.still_signed_in(&session.tenant, &session.credential).await {
+        Ok(true) => true,
+        Ok(false) => {
+            let ended = state.sessions.end_identity(&session.tenant.username);
+            tracing::info!(
+                instance_id = session.tenant.instance_id,
+                user = session.tenant.username,
+                sessions = ended,
+                "dashboard sessions ended: the identity was removed or its role changed"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::warn!(instance_id = session.tenant.instance_id, %error, "a session's identity could not be checked");
+            !session.is_ended()
+        }
+    }
+}
+
 /// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
 /// their token expired or was revoked, so the session ends and they sign in again.
 pub fn read_failed(
@@ -179,6 +207,13 @@ impl<const PAGE: bool> FromRequestParts<DashboardState> for Visit<PAGE> {
             return Err(message(StatusCode::NOT_FOUND, text, text.not_found, false));
         };
         let (session_id, session) = signed_in(state, &parts.headers, &instance_id, PAGE).map_err(|answer| *answer)?;
+        if !still_signed_in(state, &session_id, &session).await {
+            return Err(if PAGE {
+                see_other(&login_path(&instance_id))
+            } else {
+                message(StatusCode::UNAUTHORIZED, text, text.not_found, false)
+            });
+        }
         Ok(Visit { session_id, session, instance_id, text })
     }
 }

@@ -79,6 +79,8 @@ pub async fn serve_on(listener: std::net::TcpListener, configure: impl FnOnce(&m
     listener.set_nonblocking(true).expect("non-blocking");
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     let server = tokio::spawn(async move {
+        // As the binary serves it: with the client's address, which the sign-in limits count by.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await.expect("the dashboard serves");
     });
     let origin = broker.settings.dashboard_own_url(address);

@@ -18,7 +18,8 @@ use subtle::ConstantTimeEq;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::pages::start_session;
+use super::limit::ClientAddress;
+use super::pages::{start_session, too_many};
 use super::respond::{Visitor, cookie_value, message, see_other, text_for, visitor};
 use crate::broker::percent_encode;
 use crate::config::{CfSsoSettings, OidcSettings};
@@ -89,13 +90,23 @@ impl Logins {
 }
 
 /// GET /instances/:instance_id/login/oidc — off to the OpenID Connect provider.
-pub async fn start_oidc(state: State<DashboardState>, path: Path<String>, headers: HeaderMap) -> Response {
-    start(state, path, headers, ProviderKind::Oidc).await
+pub async fn start_oidc(
+    state: State<DashboardState>,
+    path: Path<String>,
+    address: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    start(state, path, address, headers, ProviderKind::Oidc).await
 }
 
 /// GET /instances/:instance_id/login/cf — off to Cloud Foundry's UAA.
-pub async fn start_cf(state: State<DashboardState>, path: Path<String>, headers: HeaderMap) -> Response {
-    start(state, path, headers, ProviderKind::CloudFoundry).await
+pub async fn start_cf(
+    state: State<DashboardState>,
+    path: Path<String>,
+    address: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    start(state, path, address, headers, ProviderKind::CloudFoundry).await
 }
 
 /// Sends the browser to the provider with a new `state`, `nonce` and PKCE challenge, remembered under a new
@@ -103,12 +114,17 @@ pub async fn start_cf(state: State<DashboardState>, path: Path<String>, headers:
 async fn start(
     State(state): State<DashboardState>,
     Path(instance_id): Path<String>,
+    address: ClientAddress,
     headers: HeaderMap,
     kind: ProviderKind,
 ) -> Response {
     let text = text_for(&headers);
     if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
         return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+    }
+    if let Err(wait) = state.limits.take(&address, None) {
+        tracing::info!(instance_id, client = address.0, "a sign-in through an identity provider throttled");
+        return too_many(text, wait);
     }
     let Some(provider) = state.logins.provider(kind) else {
         return message(StatusCode::NOT_FOUND, text, text.not_found, false);
@@ -150,10 +166,15 @@ pub struct Callback {
 /// token, then signs the user in as the member they are; the pre-login cookie is used once, whatever happens.
 pub async fn callback(
     State(state): State<DashboardState>,
+    address: ClientAddress,
     headers: HeaderMap,
     Query(query): Query<Callback>,
 ) -> Response {
     let text = text_for(&headers);
+    if let Err(wait) = state.limits.take(&address, None) {
+        tracing::info!(client = address.0, "a sign-in's return from an identity provider throttled");
+        return too_many(text, wait);
+    }
     let pending = cookie_value(&headers, LOGIN_COOKIE).and_then(|id| state.logins.pending.take(&id));
     let mut response = match pending {
         None => message(StatusCode::BAD_REQUEST, text, text.login_failed, false),
@@ -209,7 +230,7 @@ async fn finish(
         Err(outcome) => return outcome.answer(text, &instance_id),
     };
     match state.broker.sign_in_member(&instance_id, &name, state.sessions.lifetime()).await {
-        Ok(Some((tenant, token))) => start_session(state, headers, text, tenant, &token),
+        Ok(Some((tenant, credential))) => start_session(state, headers, text, tenant, credential),
         Ok(None) => Outcome::NotInvited.answer(text, &instance_id),
         Err(crate::broker::Error::NotFound(_)) => message(StatusCode::NOT_FOUND, text, text.not_found, false),
         Err(crate::broker::Error::BadRequest(_)) => Outcome::NotInvited.answer(text, &instance_id),
