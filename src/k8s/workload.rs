@@ -288,7 +288,7 @@ impl StreamingSession {
                 });
             }
         }
-        let mut session_env = vec![
+        let session_env = vec![
             env("DISPLAY_NUMBER", "1"),
             env("RESOLUTION", &format!("{}x24", self.resolution)),
             env("VNC_PASSWORD_FILE", "/etc/vnc/password"),
@@ -297,10 +297,9 @@ impl StreamingSession {
             env("HOME", "/data/home"),
             env("STATE_DIR", "/tmp/session"),
         ];
-        if gpu {
-            session_env.push(env("NVIDIA_DRIVER_CAPABILITIES", "all"));
-            session_env.push(env("NVIDIA_VISIBLE_DEVICES", "all"));
-        }
+        // No NVIDIA_VISIBLE_DEVICES or NVIDIA_DRIVER_CAPABILITIES here: the device plugin's assignment decides which
+        // GPUs the session gets (=all would expose every GPU of the node), the image asks for the driver's graphics
+        // and video capabilities, and the tenant guard refuses both variables in tenant pods, the broker's included.
         let data = VolumeMount { name: "data".to_owned(), mount_path: "/data".to_owned(), ..VolumeMount::default() };
         let init = self.steam_app_id.map(|_| Container {
             name: "steamcmd".to_owned(),
