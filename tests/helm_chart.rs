@@ -249,8 +249,8 @@ fn default_render_is_the_manifests() {
         ("Secret", 1),
         ("Service", 1),
         ("ServiceAccount", 1),
-        ("ValidatingAdmissionPolicy", 3),
-        ("ValidatingAdmissionPolicyBinding", 3),
+        ("ValidatingAdmissionPolicy", 6),
+        ("ValidatingAdmissionPolicyBinding", 6),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
