@@ -645,6 +645,7 @@ impl Broker {
             updated.stored.attributes.parameters =
                 super::instances::merge(&record.stored.attributes.parameters, changes);
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.stored.attributes.parameters)?;
+            self.check_ingress_host(&updated)?;
         }
         if !accepts_incomplete {
             return Err(Error::AsyncRequired);

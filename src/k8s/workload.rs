@@ -621,6 +621,26 @@ mod tests {
     }
 
     #[test]
+    fn a_gpu_session_leaves_its_gpus_to_the_device_plugin() {
+        let mut gpu = session(Some(1007), PodPlacement::default());
+        gpu.workload.size.gpu = 1;
+        let pod = gpu.stateful_set().spec.and_then(|s| s.template.spec).expect("pod");
+        let limits = pod.containers[0].resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
+        assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"), "the GPU is asked of the plugin");
+        let names: Vec<&str> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&pod.containers)
+            .flat_map(|c| c.env.iter().flatten().map(|e| e.name.as_str()))
+            .collect();
+        assert!(
+            !names.iter().any(|name| name.starts_with("NVIDIA_")),
+            "the tenant guard refuses NVIDIA_* variables in tenant pods: {names:?}"
+        );
+    }
+
+    #[test]
     fn shell_words_quote_what_needs_it() {
         let words = ["./game.x86_64", "-windowed", "it's here", ""].map(str::to_owned);
         assert_eq!(shell_words(&words), r#"./game.x86_64 -windowed 'it'\''s here' ''"#);
