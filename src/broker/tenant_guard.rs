@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use crate::k8s::names::LABEL_GUARD_VERSION;
 
-/// The guard's version this broker expects on every policy and binding (label [`LABEL_GUARD_VERSION`]); raised
-/// whenever the policies change in a way the broker relies on.
+/// The guard's version this broker expects, at least, on every policy and binding (label [`LABEL_GUARD_VERSION`]);
+/// raised whenever the policies change in a way the broker relies on.
 pub const GUARD_VERSION: &str = "2";
 
 /// The policies of the guard, each `<name>-<suffix>` and bound by a binding of the same name.
@@ -228,12 +228,15 @@ impl TenantGuard {
     }
 }
 
-/// "<kind> <name>: version X, expected Y" when the object's guard version is not [`GUARD_VERSION`].
+/// "<kind> <name>: version X, expected Y or later" when the object's guard version is older than [`GUARD_VERSION`]
+/// (a newer guard is accepted: an operator applies a new release's guard before its brokers, and the old brokers stay
+/// ready meanwhile).
 fn wrong_version(kind: &str, name: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
-    match labels.get(LABEL_GUARD_VERSION).map(String::as_str) {
-        Some(GUARD_VERSION) => None,
-        Some(other) => Some(format!("{kind} {name}: version {other}, expected {GUARD_VERSION}")),
-        None => Some(format!("{kind} {name}: no {LABEL_GUARD_VERSION} label, expected {GUARD_VERSION}")),
+    let expected: u32 = GUARD_VERSION.parse().unwrap_or(u32::MAX);
+    match labels.get(LABEL_GUARD_VERSION) {
+        Some(version) if version.parse::<u32>().is_ok_and(|version| version >= expected) => None,
+        Some(other) => Some(format!("{kind} {name}: version {other}, expected {GUARD_VERSION} or later")),
+        None => Some(format!("{kind} {name}: no {LABEL_GUARD_VERSION} label, expected {GUARD_VERSION} or later")),
     }
 }
 
@@ -267,9 +270,13 @@ mod tests {
         let mut labels = std::collections::BTreeMap::new();
         assert!(wrong_version("K", "n", &labels).is_some_and(|why| why.contains("no caas-broker.io/guard-version")));
         labels.insert(LABEL_GUARD_VERSION.to_owned(), "1".to_owned());
-        assert_eq!(wrong_version("K", "n", &labels).as_deref(), Some("K n: version 1, expected 2"));
+        assert_eq!(wrong_version("K", "n", &labels).as_deref(), Some("K n: version 1, expected 2 or later"));
+        labels.insert(LABEL_GUARD_VERSION.to_owned(), "two".to_owned());
+        assert!(wrong_version("K", "n", &labels).is_some(), "not a version");
         labels.insert(LABEL_GUARD_VERSION.to_owned(), GUARD_VERSION.to_owned());
         assert_eq!(wrong_version("K", "n", &labels), None);
+        labels.insert(LABEL_GUARD_VERSION.to_owned(), "3".to_owned());
+        assert_eq!(wrong_version("K", "n", &labels), None, "a newer guard is accepted");
     }
 
     #[test]
