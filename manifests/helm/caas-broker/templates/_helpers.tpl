@@ -91,7 +91,7 @@ tenant credential, which would include the broker's own.
 
 {{/*
 The tenant guard's version: the label caas-broker.io/guard-version on every policy and binding of tenant-guard.yaml.
-The broker expects exactly this version (src/broker/tenant_guard.rs GUARD_VERSION) and is not ready without it.
+The broker expects at least this version (src/broker/tenant_guard.rs GUARD_VERSION) and is not ready without it.
 */}}
 {{- define "caas-broker.guardVersion" -}}
 2
