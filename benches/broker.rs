@@ -72,6 +72,7 @@ fn objects(namespace: &str) -> VirtualCluster {
         owner: "owner".to_owned(),
         // The same writes as the broker's, kept in one namespace so the baselines need nothing set up beforehand.
         identity_namespace: namespace.to_owned(),
+        ingress_domain: None,
     }
 }
 

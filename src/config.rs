@@ -35,6 +35,8 @@ limits:
   max_connections: 1024
 policy:
   one_instance_per_organization: false
+  tenant_guard: caas-broker
+  require_tenant_guard: true
 dashboard:
   listen: "127.0.0.1:8081"
   session_seconds: 28800
@@ -72,6 +74,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Admission policies.
     pub policy: PolicySettings,
+    /// Ingresses of tenants.
+    #[serde(default)]
+    pub ingress: IngressSettings,
     /// Logging.
     pub log: LogSettings,
     /// TLS for the broker's own listener; plain HTTP when absent (behind a platform router that terminates TLS).
@@ -359,6 +364,25 @@ pub struct LimitSettings {
 pub struct PolicySettings {
     /// Allow one virtual cluster per organization, as the PaaS-TA broker did.
     pub one_instance_per_organization: bool,
+    /// Name of the tenant guard the broker requires: its ValidatingAdmissionPolicies and bindings are
+    /// `<name>-tenant-guard`, `<name>-no-legacy-tokens`, ... (`caas-broker` for `manifests/tenant-guard.yaml`, the
+    /// release's full name for the Helm chart's).
+    pub tenant_guard: String,
+    /// Refuse provision and bind, and fail `/readyz`, while the tenant guard is not in force. `false` is unsafe:
+    /// tenants' isolation then rests on RBAC alone (an `admin` binding can delete its default-deny NetworkPolicy).
+    pub require_tenant_guard: bool,
+}
+
+/// Ingresses of tenants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSettings {
+    /// The domain each virtual cluster publishes Ingress hosts under: `<anything>.<instance>.<domain>` (or
+    /// `<instance>.<domain>` itself), where `<instance>` is the instance id (its hash, `h-...`, when the id is not a
+    /// DNS label). The broker writes the instance's domain on its namespace and the tenant guard refuses other hosts;
+    /// hosts are not limited when absent.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// Logging.
@@ -463,6 +487,21 @@ impl Settings {
                 "kubernetes.namespace_prefix",
                 "must be at most 20 of [a-z0-9-], starting with a letter or digit",
             );
+        }
+        if let Some(why) = overlapping_namespaces(&self.kubernetes) {
+            return invalid("kubernetes.namespace_prefix", &why);
+        }
+        let guard = &self.policy.tenant_guard;
+        if guard.len() > 46 || !is_dns_label(guard) {
+            return invalid(
+                "policy.tenant_guard",
+                "must be at most 46 of [a-z0-9-] (the policies' names add a suffix)",
+            );
+        }
+        if let Some(domain) = &self.ingress.domain
+            && !is_dns_subdomain(domain, 253 - 64)
+        {
+            return invalid("ingress.domain", "must be a DNS name of at most 189 characters (e.g. apps.example.com)");
         }
         if self.kubernetes.request_timeout_seconds == 0 {
             return invalid("kubernetes.request_timeout_seconds", "must be at least 1");
@@ -619,6 +658,38 @@ impl Settings {
     }
 }
 
+/// Why the tenant namespaces (`<prefix><id>`, `<prefix>h-<hash>`) could overlap the broker's own namespaces or a
+/// system namespace, or `None`: an empty prefix lets an id name any namespace, a prefix of `kube-` or `default`
+/// reaches the system's, and a broker or identity namespace in the hashed form could be an instance's. (Ids that
+/// would map exactly onto the broker's namespaces are refused at provision, see
+/// [`crate::k8s::names::refused_instance_id`].)
+fn overlapping_namespaces(kubernetes: &KubernetesSettings) -> Option<String> {
+    let prefix = kubernetes.namespace_prefix.as_str();
+    if prefix.is_empty() {
+        return Some("must not be empty: instance ids would name any namespace, kube-system included".to_owned());
+    }
+    if let Some(system) =
+        ["kube-", "default"].iter().find(|system| system.starts_with(prefix) || prefix.starts_with(**system))
+    {
+        return Some(format!("{prefix:?} overlaps the system namespaces ({system}...)"));
+    }
+    let (broker, identities) = (&kubernetes.broker_namespace, &kubernetes.identity_namespace);
+    if broker == identities {
+        return Some(format!(
+            "kubernetes.broker_namespace and kubernetes.identity_namespace must differ (both {broker:?})"
+        ));
+    }
+    let hashed = format!("{prefix}h-");
+    [broker, identities].into_iter().find(|namespace| namespace.starts_with(&hashed)).map(|namespace| {
+        format!("namespace {namespace:?} lies among the tenant namespaces {hashed}<hash>: choose another prefix or namespace")
+    })
+}
+
+/// Whether `name` is a DNS-1123 subdomain (labels joined by dots) of at most `max` characters.
+pub fn is_dns_subdomain(name: &str, max: usize) -> bool {
+    name.len() <= max && name.split('.').all(is_dns_label)
+}
+
 /// Whether `name` is a DNS-1123 label (a valid namespace name).
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
@@ -712,6 +783,15 @@ mod tests {
             ("listen: \"0.0.0.0:8080\"\n", "auth.password"),
             ("kubernetes:\n  broker_namespace: Not_Valid\n", "kubernetes.broker_namespace"),
             ("kubernetes:\n  identity_namespace: x.y\n", "kubernetes.identity_namespace"),
+            ("kubernetes:\n  namespace_prefix: \"\"\n", "kubernetes.namespace_prefix"),
+            ("kubernetes:\n  namespace_prefix: kube\n", "kubernetes.namespace_prefix"),
+            ("kubernetes:\n  namespace_prefix: kube-t-\n", "kubernetes.namespace_prefix"),
+            ("kubernetes:\n  namespace_prefix: def\n", "kubernetes.namespace_prefix"),
+            ("kubernetes:\n  identity_namespace: caas-broker-system\n", "must differ"),
+            ("kubernetes:\n  broker_namespace: caas-h-1\n", "kubernetes.namespace_prefix"),
+            ("policy:\n  tenant_guard: Guard\n", "policy.tenant_guard"),
+            ("ingress:\n  domain: \"*.example.com\"\n", "ingress.domain"),
+            ("ingress:\n  domain: \"example..com\"\n", "ingress.domain"),
             ("dashboard:\n  base_url: ftp://x\n", "dashboard.base_url"),
             ("dashboard:\n  listen: \"0.0.0.0:8081\"\n", "dashboard.base_url"),
             ("dashboard:\n  listen: \"127.0.0.1:8080\"\n", "dashboard.listen"),

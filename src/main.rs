@@ -10,7 +10,11 @@ use caas_broker::{server, telemetry};
 const USAGE: &str = "usage:
   caas-broker [serve] [--config FILE]   serve the OSB API and the dashboard (configuration: defaults, FILE, CAAS_BROKER__* variables)
   caas-broker catalog check FILE        check a catalog file and say what is wrong with it
-  caas-broker config check FILE         check a configuration file (with the environment) without starting";
+  caas-broker config check FILE         check a configuration file (with the environment) without starting
+  caas-broker tenant-guard apply [--config FILE] --kubeconfig FILE
+                                        install the tenant guard the configuration names (policy.tenant_guard),
+                                        with the credentials in the kubeconfig FILE (an operator's), and wait until
+                                        it is in force";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +31,10 @@ fn main() -> ExitCode {
                 ExitCode::from(78)
             }
         },
+        ["tenant-guard", "apply", "--kubeconfig", kubeconfig] => apply_tenant_guard(None, kubeconfig),
+        ["tenant-guard", "apply", "--config", file, "--kubeconfig", kubeconfig] => {
+            apply_tenant_guard(Some(PathBuf::from(file)), kubeconfig)
+        }
         [] | ["serve"] => run(std::env::var_os("CAAS_BROKER_CONFIG").map(PathBuf::from)),
         ["--config", file] | ["serve", "--config", file] => run(Some(PathBuf::from(file))),
         ["--help"] | ["-h"] | ["help"] => {
@@ -52,6 +60,40 @@ fn check_catalog(file: PathBuf) -> ExitCode {
                 eprintln!("{}: {error}", file.display());
             }
             eprintln!("{}: {} problem(s)", file.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `caas-broker tenant-guard apply`: the guard the configuration names, applied with `kubeconfig`'s credentials.
+fn apply_tenant_guard(config_file: Option<PathBuf>, kubeconfig: &str) -> ExitCode {
+    let mut settings = match Settings::load(config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("caas-broker: {message}");
+            return ExitCode::from(78);
+        }
+    };
+    settings.kubernetes.kubeconfig = Some(PathBuf::from(kubeconfig));
+    settings.kubernetes.context = None;
+    let applied =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}")).and_then(|runtime| {
+            runtime.block_on(async {
+                let (client, _, _) = server::kube_client(&settings).await?;
+                let name = &settings.policy.tenant_guard;
+                caas_broker::broker::tenant_guard::apply(&client, name, &settings.kubernetes.identity_namespace).await
+            })
+        });
+    match applied {
+        Ok(names) => {
+            for name in names {
+                println!("applied {name}");
+            }
+            println!("the tenant guard {} is in force", settings.policy.tenant_guard);
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("caas-broker: tenant guard: {message}");
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use kube::Client;
 
+use crate::broker::tenant_guard::Verdict;
 use crate::broker::{Broker, BrokerOptions};
 use crate::catalog::Catalog;
 use crate::config::{LimitSettings, Settings};
@@ -34,6 +35,7 @@ pub fn broker(
     let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
     let broker = Broker::new(catalog, client, endpoint, options)?;
     broker.watch_records();
+    broker.watch_tenant_guard();
     Ok(Arc::new(broker))
 }
 
@@ -72,12 +74,16 @@ fn body_timeout(settings: &Settings) -> tower_http::timeout::RequestBodyTimeoutL
     tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(settings.limits.body_timeout_seconds))
 }
 
-/// Ready only when the apiserver answers: a broker that cannot reach the cluster should not get traffic.
-async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, &'static str) {
-    let probe = tokio::time::timeout(Duration::from_secs(3), broker.client().apiserver_version()).await;
-    match probe {
-        Ok(Ok(_)) => (StatusCode::OK, "ok"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API does not answer"),
+/// Ready only when the apiserver answers and the tenant guard the broker requires is in force (see
+/// [`crate::broker::tenant_guard`]): a broker that cannot reach the cluster, or would make tenants that can undo
+/// their isolation, should not get traffic. The body names what is wrong.
+async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, String) {
+    let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why);
+    let checks = async { tokio::join!(broker.client().apiserver_version(), broker.tenant_guard()) };
+    match tokio::time::timeout(Duration::from_secs(3), checks).await {
+        Ok((Ok(_), None | Some(Verdict::InForce))) => (StatusCode::OK, "ok".to_owned()),
+        Ok((Ok(_), Some(verdict))) => unavailable(verdict.describe()),
+        _ => unavailable("the Kubernetes API does not answer".to_owned()),
     }
 }
 

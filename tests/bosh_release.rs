@@ -5,6 +5,8 @@
 //! (`bosh-release/scripts/install-deps.sh`). The first run builds the BOSH and cf CLIs and packs the blobs (a few
 //! minutes); later runs find them in `$CAAS_CACHE_DIR` (default `.cache/`).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -224,6 +226,9 @@ fn minimal_properties_render_a_configuration_the_broker_accepts() {
     assert_eq!(rendered["kubernetes"]["broker_namespace"], "caas-broker-system");
     assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-broker-identities");
     assert!(rendered.get("tls").is_none() && rendered["kubernetes"].get("kubeconfig").is_none());
+    // The broker requires the tenant guard of manifests/tenant-guard.yaml by default.
+    assert_eq!(rendered["policy"]["tenant_guard"], "caas-broker");
+    assert_eq!(rendered["policy"]["require_tenant_guard"], true);
 
     // No kubeconfig property and KUBECONFIG pointing nowhere: the configuration passes, reaching Kubernetes fails.
     match start_broker(&config, "http", false) {
@@ -272,7 +277,8 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
                        "image_pull_policy": "IfNotPresent", "node_selector": ["pool=tenants"],
                        "tolerations": ["caas.dev/pool=tenants:NoSchedule"] },
         "limits": { "body_bytes": 65536, "sync_timeout_seconds": 20 },
-        "policy": { "one_instance_per_organization": true },
+        "policy": { "one_instance_per_organization": true, "tenant_guard": "site-guard", "require_tenant_guard": false },
+        "ingress": { "domain": "apps.example.com" },
         "log": { "format": "human", "level": "caas_broker=debug,info" },
         "tls": { "certificate": cert, "private_key": key },
         "health": { "post_start_timeout_seconds": 30 },
@@ -302,6 +308,9 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     assert_eq!(rendered["workloads"]["tolerations"], json!(["caas.dev/pool=tenants:NoSchedule"]));
     assert_eq!(rendered["kubernetes"]["identity_namespace"], "caas-identities");
     assert_eq!(rendered["policy"]["one_instance_per_organization"], true);
+    assert_eq!(rendered["policy"]["tenant_guard"], "site-guard");
+    assert_eq!(rendered["policy"]["require_tenant_guard"], false);
+    assert_eq!(rendered["ingress"]["domain"], "apps.example.com");
     assert_eq!(std::fs::read_to_string(file("tls.key")).expect("key").trim(), key.trim());
 
     let bpm: Value =
@@ -320,6 +329,77 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
             panic!("the broker exited ({code:?}) instead of serving with the rendered configuration:\n{stderr}")
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `tenant_guard.kubeconfig` (an operator's credentials), the rendered pre-start installs the guard the
+/// configuration names, with the identity namespace in its conditions, into the real cluster, and the broker's own
+/// check then finds it in force; without it, pre-start applies nothing and says the guard must already be there.
+#[test]
+fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
+    let dir = scratch("pre-start");
+    let cluster = support::cluster::cluster();
+    let guard = format!("bosh-{:06x}", rand::random::<u32>() & 0xffffff);
+    let operator = std::fs::read_to_string(&cluster.kubeconfig).expect("the admin kubeconfig");
+    let properties = json!({
+        "auth": { "password": "a-long-test-password" },
+        "kubernetes": { "identity_namespace": "bosh-identities" },
+        "policy": { "tenant_guard": guard },
+        "tenant_guard": { "kubeconfig": operator },
+    });
+    let out = dir.join("job");
+    render_broker_config(properties, &out);
+    let pre_start = out.join("bin/pre-start");
+    run(Command::new("bash").arg("-n").arg(&pre_start), "bash -n pre-start");
+    // The job's paths, moved to where the test rendered and built them.
+    let script = std::fs::read_to_string(&pre_start)
+        .expect("pre-start")
+        .replace("/var/vcap/packages/caas-broker/bin/caas-broker", BINARY)
+        .replace("/var/vcap/jobs/caas-broker", out.to_str().expect("utf-8 path"));
+    std::fs::write(&pre_start, script).expect("write pre-start");
+    let applied = text(&run(Command::new("bash").arg(&pre_start), "pre-start").stdout);
+    assert!(applied.contains(&format!("the tenant guard {guard} is in force")), "{applied}");
+    let cleanup = || {
+        for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+            for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+                cluster.kubectl(
+                    &cluster.kubeconfig,
+                    &["delete", kind, &format!("{guard}-{suffix}"), "--ignore-not-found"],
+                );
+            }
+        }
+    };
+    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+        let name = format!("{guard}-{suffix}");
+        let (ok, out, err) =
+            cluster.kubectl(&cluster.kubeconfig, &["get", "validatingadmissionpolicy", &name, "-o", "json"]);
+        if !ok {
+            cleanup();
+            panic!("pre-start did not install {name}: {err}");
+        }
+        let policy: Value = serde_json::from_str(&out).expect("policy JSON");
+        assert_eq!(
+            policy["metadata"]["labels"]["caas-broker.io/guard-version"],
+            caas_broker::broker::tenant_guard::GUARD_VERSION
+        );
+        let (ok, out, _) =
+            cluster.kubectl(&cluster.kubeconfig, &["get", "validatingadmissionpolicybinding", &name, "-o", "json"]);
+        assert!(ok, "pre-start did not install the binding {name}");
+        let binding: Value = serde_json::from_str(&out).expect("binding JSON");
+        assert_eq!(binding["spec"]["policyName"], name.as_str());
+        if suffix == "tenant-guard" {
+            assert!(policy.to_string().contains("system:serviceaccount:bosh-identities:"), "{policy}");
+        }
+    }
+    // Applying again (the next deploy) is fine.
+    run(Command::new("bash").arg(&pre_start), "pre-start again");
+    cleanup();
+
+    // Without the property nothing is applied.
+    let plain = dir.join("plain");
+    render_broker_config(json!({ "auth": { "password": "a-long-test-password" } }), &plain);
+    let said = text(&run(Command::new("bash").arg(plain.join("bin/pre-start")), "pre-start without kubeconfig").stdout);
+    assert!(said.contains("must already be installed"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

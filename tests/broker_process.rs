@@ -243,3 +243,46 @@ fn catalog_check_names_each_problem() {
         "{message}"
     );
 }
+
+/// The binary expecting a tenant guard that is not installed (named apart from the one `cluster.sh up` installs, so
+/// nothing shared is touched): `/readyz` answers 503 naming what is missing, and the log says so at start, once, not
+/// at each probe (it repeats once a minute).
+#[test]
+fn a_missing_tenant_guard_is_said_in_the_log_once_and_fails_readiness() {
+    let cluster = cluster();
+    let port = free_port();
+    let absent = format!("absent-{:06x}", rand::random::<u32>() & 0xffffff);
+    let mut broker = Command::new(BINARY)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
+        .env("CAAS_BROKER__LOG__FORMAT", "json")
+        .env("CAAS_BROKER__POLICY__TENANT_GUARD", &absent)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the broker");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while curl(&[&format!("{base}/healthz")]).0 != "200" {
+        assert!(started.elapsed() < Duration::from_secs(20), "the broker did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Probes across more than one cached verdict (5 s): each is refused, the log does not repeat.
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < deadline {
+        let (status, body) = curl(&[&format!("{base}/readyz")]);
+        assert_eq!(status, "503", "/readyz without the guard: {body}");
+        assert!(body.contains(&format!("ValidatingAdmissionPolicy {absent}-tenant-guard: missing")), "{body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let pid = broker.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let mut log = String::new();
+    broker.stdout.take().expect("stdout").read_to_string(&mut log).expect("read the log");
+    broker.wait().expect("reap the broker");
+    let said: Vec<&str> = log.lines().filter(|line| line.contains("refusing provision and bind, not ready")).collect();
+    assert_eq!(said.len(), 1, "the missing guard is said once a minute, not at each probe:\n{log}");
+    assert!(said[0].contains(&format!("{absent}-no-gpu-env")), "the log names what is missing: {}", said[0]);
+}

@@ -207,7 +207,22 @@ impl TestCluster {
             readyz.stderr,
             self.logs().join("kube-apiserver.log").display()
         );
+        assert_eq!(self.guard(), expected_guard(), "up installs the tenant guard of manifests/tenant-guard.yaml");
         pids
+    }
+
+    /// The tenant guard's policies and bindings in this cluster (those labelled with a guard version), by name.
+    fn guard(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for kind in ["validatingadmissionpolicies", "validatingadmissionpolicybindings"] {
+            let args = ["kubectl", "get", kind, "-l", "caas-broker.io/guard-version=2", "-o", "name"];
+            let listed = self.run(&args, &[]);
+            assert!(listed.status.success(), "kubectl get {kind}: {}", listed.stderr);
+            let out = fs::read_to_string(listed.output.with_extension("stdout")).unwrap_or_default();
+            names.extend(out.lines().map(str::to_owned));
+        }
+        names.sort();
+        names
     }
 
     fn down(&self) -> Run {
@@ -295,12 +310,35 @@ fn up_waits_until_each_component_runs_its_binary() {
     }
     let pids = cluster.assert_healthy();
 
+    // An operator (or a stale cluster) lost a policy: the next `up` on the running cluster puts it back.
+    let deleted = cluster.run(&["kubectl", "delete", "validatingadmissionpolicy", "caas-broker-no-gpu-env"], &[]);
+    assert!(deleted.status.success(), "kubectl delete: {}", deleted.stderr);
+    assert_ne!(cluster.guard(), expected_guard());
+    let again = cluster.up(&[]);
+    assert!(again.status.success(), "the second up failed: {}", again.stderr);
+    assert_eq!(cluster.guard(), expected_guard(), "up on a running cluster re-applies the guard");
+
     let down = cluster.down();
     assert!(down.status.success(), "cluster.sh down failed: {}", down.stderr);
     for (component, pid) in pids {
         assert!(!alive(pid), "{component} (pid {pid}) still runs after down");
     }
     assert!(cluster.status().values().all(Option::is_none), "status after down: {:?}", cluster.status());
+}
+
+/// The names [`TestCluster::guard`] lists when the whole guard is installed.
+fn expected_guard() -> Vec<String> {
+    let mut names: Vec<String> = caas_broker::broker::tenant_guard::POLICY_SUFFIXES
+        .iter()
+        .flat_map(|suffix| {
+            [
+                format!("validatingadmissionpolicy.admissionregistration.k8s.io/caas-broker-{suffix}"),
+                format!("validatingadmissionpolicybinding.admissionregistration.k8s.io/caas-broker-{suffix}"),
+            ]
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// A component that exits at start (kube-scheduler, through a wrapper that prints a message and exits 3) stops `up`

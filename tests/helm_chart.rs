@@ -249,8 +249,8 @@ fn default_render_is_the_manifests() {
         ("Secret", 1),
         ("Service", 1),
         ("ServiceAccount", 1),
-        ("ValidatingAdmissionPolicy", 3),
-        ("ValidatingAdmissionPolicyBinding", 3),
+        ("ValidatingAdmissionPolicy", 6),
+        ("ValidatingAdmissionPolicyBinding", 6),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
@@ -350,10 +350,16 @@ fn default_render_is_the_manifests() {
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], selector, "the NetworkPolicy selects the broker pods");
     assert_eq!(&deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"], "caas-broker");
     for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
-        for name in ["caas-broker-tenant-guard", "caas-broker-no-legacy-tokens", "caas-broker-no-token-minting"] {
-            assert_eq!(named(&rendered, kind, name)["spec"], named(&plain, kind, name)["spec"], "{kind} {name} spec");
+        for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+            let name = format!("caas-broker-{suffix}");
+            assert_eq!(named(&rendered, kind, &name)["spec"], named(&plain, kind, &name)["spec"], "{kind} {name} spec");
+            let version = &named(&rendered, kind, &name)["metadata"]["labels"]["caas-broker.io/guard-version"];
+            assert_eq!(version, caas_broker::broker::tenant_guard::GUARD_VERSION, "{kind} {name} guard version");
         }
     }
+    // The broker is told the guard's name, and requires it.
+    assert_eq!(env.get("CAAS_BROKER__POLICY__TENANT_GUARD").map(String::as_str), Some("caas-broker"));
+    assert_eq!(env.get("CAAS_BROKER__POLICY__REQUIRE_TENANT_GUARD").map(String::as_str), Some("true"));
 
     // The broker accepts the configuration the chart gives it.
     let (ok, text) = broker_config_check(&container_env(&rendered, &BTreeMap::new()));
@@ -403,6 +409,8 @@ fn render_follows_release_name_and_namespace() {
     assert_eq!(env.get("CAAS_BROKER__KUBERNETES__BROKER_NAMESPACE").map(String::as_str), Some("elsewhere"));
     let identity_namespace = env.get("CAAS_BROKER__KUBERNETES__IDENTITY_NAMESPACE").map(String::as_str);
     assert_eq!(identity_namespace, Some(identities_of_release));
+    // The broker checks for the release's own guard.
+    assert_eq!(env.get("CAAS_BROKER__POLICY__TENANT_GUARD").map(String::as_str), Some("helm-x-caas-broker"));
 }
 
 // --- (d) values -------------------------------------------------------------------------------------------------------
@@ -473,6 +481,9 @@ fn values_show_in_the_render() {
             "policy.oneInstancePerOrganization=true",
             "auth.existingSecret=platform-credentials",
             "tenantGuard.enabled=false",
+            "tenantGuard.name=operators-guard",
+            "tenantGuard.required=false",
+            "ingress.domain=apps.example.com",
             "identityNamespace.create=false",
         ],
     ));
@@ -487,6 +498,9 @@ fn values_show_in_the_render() {
         ("CAAS_BROKER__LOG__FORMAT", "human"),
         ("CAAS_BROKER__LOG__LEVEL", "debug"),
         ("CAAS_BROKER__POLICY__ONE_INSTANCE_PER_ORGANIZATION", "true"),
+        ("CAAS_BROKER__POLICY__TENANT_GUARD", "operators-guard"),
+        ("CAAS_BROKER__POLICY__REQUIRE_TENANT_GUARD", "false"),
+        ("CAAS_BROKER__INGRESS__DOMAIN", "apps.example.com"),
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(value), "{name} in {env:?}");
     }
@@ -707,6 +721,13 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
     for policy in [&guard, &no_legacy_tokens, &no_token_minting] {
         assert!(
             exists(&["validatingadmissionpolicy", policy]) && exists(&["validatingadmissionpolicybinding", policy])
+        );
+    }
+    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+        let policy = format!("{fullname}-{suffix}");
+        assert!(
+            exists(&["validatingadmissionpolicy", &policy]) && exists(&["validatingadmissionpolicybinding", &policy]),
+            "the release's {policy}"
         );
     }
 

@@ -740,3 +740,93 @@ async fn last_operation_of_an_unknown_or_deleted_instance() {
     assert_eq!((polled.status, polled.body["state"].clone()), (StatusCode::OK, json!("succeeded")));
     assert_osb_error(&state(id, "").await, StatusCode::NOT_FOUND, "NotFound");
 }
+
+/// Ids whose namespace would be the broker's own or its identity namespace (`<prefix><id>`), or that look like
+/// another id's hash (`h-` and hex digits), are refused with 400 and an OSB error body before anything is made: no
+/// namespace, no owner identity. An ordinary id beside them is provisioned.
+#[tokio::test]
+async fn ids_that_would_collide_with_the_brokers_names_are_refused_and_nothing_is_made() {
+    let mut own = String::new();
+    let broker = TestBroker::start(|settings| {
+        // The broker's namespaces within this broker's prefix, so that an id can aim at them.
+        let prefix = settings.kubernetes.namespace_prefix.clone();
+        settings.kubernetes.broker_namespace = format!("{prefix}records");
+        settings.kubernetes.identity_namespace = format!("{prefix}identities");
+        own = prefix;
+    })
+    .await;
+    let admin = support::cluster::cluster().admin().await;
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    let accounts = Api::<ServiceAccount>::all(admin);
+    for id in ["records", "identities", "h-0123abcd", &format!("h-{}", "e".repeat(40))] {
+        let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+        let answer = broker.call(Method::PUT, &uri, Some(provision_body(SMALL, "org-1", json!({})))).await;
+        assert_osb_error(&answer, StatusCode::BAD_REQUEST, "BadRequest");
+        let description = answer.body["description"].as_str().unwrap_or_default();
+        assert!(description.contains(id), "the description names the id: {answer:?}");
+        println!("{id}: {} {description}", answer.status);
+        assert!(!namespace_exists(&broker, id).await, "a namespace was made for {id}");
+        let owner = caas_broker::k8s::names::owner_account(id);
+        let made = accounts.list_metadata(&ListParams::default().fields(&format!("metadata.name={owner}"))).await;
+        assert!(made.expect("list").items.is_empty(), "an owner identity was made for {id}");
+    }
+    for namespace in ["records", "identities"] {
+        let name = format!("{own}{namespace}");
+        assert!(namespaces.get_opt(&name).await.expect("get").is_none(), "{name} was made");
+    }
+}
+
+/// A broker that expects a tenant guard which is not there (named differently from the one `cluster.sh up`
+/// installs, so that nothing shared is deleted): `/readyz` answers 503 naming every missing policy and binding,
+/// provision and bind answer 503 with an OSB body saying what to do, and nothing is made. With the (unsafe) opt-out
+/// the same broker is ready and provisions; a broker expecting the installed guard is ready.
+#[tokio::test]
+async fn without_its_tenant_guard_the_broker_is_not_ready_and_refuses_provision_and_bind() {
+    let absent = format!("absent-{:06x}", rand::random::<u32>() & 0xffffff);
+    let broker = TestBroker::start(|settings| settings.policy.tenant_guard = absent.clone()).await;
+    let readyz =
+        broker.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("request")).await;
+    assert_eq!(readyz.status, StatusCode::SERVICE_UNAVAILABLE, "{readyz:?}");
+    let text = readyz.body.as_str().unwrap_or_default().to_owned();
+    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+        for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+            assert!(
+                text.contains(&format!("{kind} {absent}-{suffix}: missing")),
+                "/readyz does not name {kind} {suffix}: {text}"
+            );
+        }
+    }
+    println!("/readyz: {} {text}", readyz.status);
+
+    let instance = instance_id();
+    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
+    let answer = broker.call(Method::PUT, &uri, Some(provision_body(SMALL, "org-1", json!({})))).await;
+    assert_osb_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
+    let description = answer.body["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&format!("{absent}-tenant-guard")) && description.contains("manifests/tenant-guard.yaml"),
+        "the description says what is missing and what to do: {answer:?}"
+    );
+    assert!(!namespace_exists(&broker, &instance).await, "provision made a namespace without the guard");
+    let bound = broker.bind(&instance, "b-1", SMALL, json!({})).await;
+    assert_osb_error(&bound, StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
+
+    // The guard cluster.sh installs, expected under its own name: ready.
+    let guarded = TestBroker::start(|_| {}).await;
+    let readyz =
+        guarded.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("request")).await;
+    assert_eq!((readyz.status, readyz.body.as_str()), (StatusCode::OK, Some("ok")), "{readyz:?}");
+
+    // Opted out (unsafe): the same missing guard no longer stops the broker.
+    let unguarded = TestBroker::start(|settings| {
+        settings.policy.tenant_guard = absent.clone();
+        settings.policy.require_tenant_guard = false;
+    })
+    .await;
+    let readyz =
+        unguarded.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("request")).await;
+    assert_eq!(readyz.status, StatusCode::OK, "{readyz:?}");
+    unguarded.provision(&instance, SMALL, json!({})).await;
+    assert!(namespace_exists(&unguarded, &instance).await);
+    unguarded.deprovision(&instance, SMALL).await;
+}

@@ -413,3 +413,52 @@ where
     let api = Api::<K>::namespaced(client.clone(), namespace);
     api.list_metadata(&ListParams::default().labels(selector)).await.expect("list").items.len()
 }
+
+/// With Ingress hosts limited (`ingress.domain`), a container app whose `ingress_host` is outside its virtual
+/// cluster's domain is refused with 400 before anything is made; one under it is provisioned, and the guard admits
+/// the broker's own Ingress.
+#[tokio::test]
+async fn an_ingress_host_outside_the_clusters_domain_is_refused() {
+    let broker = TestBroker::start(|settings| settings.ingress.domain = Some("apps.example.test".to_owned())).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    const APP_SMALL: &str = "278427c7-d889-4e85-9efa-d530be419e8f";
+    let foreign = id("app");
+    let parameters = json!({ "image": "example.invalid/app:1", "port": 8080, "ingress_host": "bank.example.com" });
+    let refused = put_async(&broker, &foreign, body(APP, APP_SMALL, &org, parameters)).await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("BadRequest")),
+        "{refused:?}"
+    );
+    let description = refused.body["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&format!("{cluster}.apps.example.test")),
+        "the description names the domain: {description}"
+    );
+    let deployments = Api::<Deployment>::namespaced(broker.client.clone(), &namespace);
+    assert!(deployments.list(&ListParams::default()).await.expect("list").items.is_empty(), "nothing was created");
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{foreign}"), None).await;
+    assert_eq!(fetched.status, StatusCode::NOT_FOUND, "no record of the refused app");
+
+    let app = id("app");
+    let host = format!("web.{cluster}.apps.example.test");
+    let parameters = json!({ "image": "example.invalid/app:1", "port": 8080, "ingress_host": host });
+    assert_eq!(put_async(&broker, &app, body(APP, APP_SMALL, &org, parameters)).await.status, StatusCode::ACCEPTED);
+    broker.wait_for_state(&app, "provision", "succeeded").await;
+    let ingresses = Api::<Ingress>::namespaced(broker.client.clone(), &namespace).list(&ListParams::default()).await;
+    let hosts: Vec<_> = ingresses
+        .expect("list")
+        .items
+        .iter()
+        .flat_map(|ingress| ingress.spec.iter().flat_map(|spec| spec.rules.iter().flatten()))
+        .filter_map(|rule| rule.host.clone())
+        .collect();
+    assert_eq!(hosts, [host]);
+    let delete = format!("/v2/service_instances/{app}?service_id={APP}&plan_id={APP_SMALL}&accepts_incomplete=true");
+    let deleting = broker.call(Method::DELETE, &delete, None).await;
+    let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
+    broker.wait_for_state(&app, &operation, "succeeded").await;
+    broker.deprovision(&cluster, SMALL).await;
+}

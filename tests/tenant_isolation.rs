@@ -525,3 +525,291 @@ async fn no_credential_can_become_another_identity_inside_its_namespace_and_unbi
     assert!(wrong.is_empty(), "{} escalations:\n{}", wrong.len(), wrong.join("\n"));
     broker.deprovision(&instance, SMALL).await;
 }
+
+/// What `cluster.sh up` installs is what keeps a tenant's isolation: under it (no guard installed by the test), an
+/// `admin` binding really deleting its namespace's default-deny NetworkPolicy (alone, or all its policies at once)
+/// and the broker's RoleBinding is refused, and they are all still there.
+#[tokio::test]
+async fn under_the_default_setup_an_admin_binding_cannot_delete_its_isolation() {
+    let broker = TestBroker::start(|_| {}).await;
+    let instance = format!("keep-{:06x}", rand::random::<u32>() & 0xffffff);
+    broker.provision(&instance, SMALL, json!({})).await;
+    let namespace = broker.namespace(&instance);
+    let answer =
+        broker.bind(&instance, &format!("{instance}-a"), SMALL, json!({ "parameters": { "role": "admin" } })).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    let tenant = client_from_kubeconfig(answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
+    let policies = Api::<NetworkPolicy>::namespaced(tenant.clone(), &namespace);
+    refused(
+        "delete the default-deny NetworkPolicy",
+        policies.delete("caas-default-deny", &DeleteParams::default()).await,
+    );
+    let everything = policies.delete_collection(&DeleteParams::default(), &ListParams::default()).await;
+    assert!(everything.is_err(), "kubectl delete networkpolicy --all went through: {everything:?}");
+    // RBAC's admin role may delete RoleBindings: the broker's own (the dashboard's watches) is the guard's to keep.
+    let bindings = Api::<RoleBinding>::namespaced(tenant.clone(), &namespace);
+    refused(
+        "delete the broker's RoleBinding",
+        bindings.delete("caas-broker-dashboard-watch", &DeleteParams::default()).await,
+    );
+    let admin = cluster().admin().await;
+    assert!(
+        Api::<NetworkPolicy>::namespaced(admin.clone(), &namespace)
+            .get_opt("caas-default-deny")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        Api::<RoleBinding>::namespaced(admin, &namespace)
+            .get_opt("caas-broker-dashboard-watch")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    broker.deprovision(&instance, SMALL).await;
+}
+
+/// Panics unless `result` is the tenant guard's refusal of a protected object.
+fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) => assert!(
+            status.code == 403 && status.message.contains("managed by caas-broker"),
+            "{what}: not refused by the tenant guard: {status:?}"
+        ),
+        other => panic!("{what}: the admin binding deleted it: {other:?}"),
+    }
+}
+
+/// A pod spec Pod Security "restricted" admits, with `env` on its container (and `init_env` on an init container).
+fn restricted_pod(name: &str, env: Value, init_env: Value) -> Value {
+    let container = |name: &str, env: Value| {
+        json!({ "name": name, "image": "example.invalid/app:1", "env": env,
+                "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] } } })
+    };
+    json!({
+        "metadata": { "name": name, "labels": { "app": name } },
+        "spec": {
+            "securityContext": { "runAsNonRoot": true, "seccompProfile": { "type": "RuntimeDefault" } },
+            "initContainers": [container("init", init_env)],
+            "containers": [container("c", env)]
+        }
+    })
+}
+
+/// Network objects and GPU variables that would reach beyond the namespace, tried by an `admin` and an `edit`
+/// binding of a micro virtual cluster (no NodePort, no LoadBalancer in its quota) whose broker limits Ingress hosts
+/// to `apps.example.test`: external IPs (the apiserver's ClusterIP, any other address), a NodePort and a
+/// LoadBalancer Service, Ingresses for a foreign host, without a host or with a foreign TLS host, pods setting
+/// NVIDIA_VISIBLE_DEVICES or NVIDIA_DRIVER_CAPABILITIES (container, init container) are refused; a plain Service, an
+/// Ingress under the instance's domain and a plain pod are admitted. Server-side dry runs, then a real Deployment
+/// whose pods set NVIDIA_VISIBLE_DEVICES: it is created, but the ReplicaSet controller's pods are refused.
+#[tokio::test]
+async fn network_objects_and_gpu_variables_cannot_reach_beyond_the_namespace() {
+    let broker = TestBroker::start(|settings| settings.ingress.domain = Some("apps.example.test".to_owned())).await;
+    let instance = format!("net-{:06x}", rand::random::<u32>() & 0xffffff);
+    broker.provision(&instance, MICRO, json!({})).await;
+    let namespace = broker.namespace(&instance);
+    let own = format!("{instance}.apps.example.test");
+    let admin = cluster().admin().await;
+    let annotations =
+        Api::<Namespace>::all(admin.clone()).get(&namespace).await.expect("namespace").metadata.annotations;
+    assert_eq!(
+        annotations.unwrap_or_default().get("caas-broker.io/ingress-domain"),
+        Some(&own),
+        "the broker writes the instance's domain on its namespace"
+    );
+    let service = |name: &str, spec: Value| -> k8s_openapi::api::core::v1::Service {
+        object(json!({ "metadata": { "name": name }, "spec": spec }))
+    };
+    let ingress = |name: &str, spec: Value| -> k8s_openapi::api::networking::v1::Ingress {
+        object(json!({ "metadata": { "name": name }, "spec": spec }))
+    };
+    let rule = |host: &str| {
+        json!({ "host": host, "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+        "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } })
+    };
+    let hostless = json!({ "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+        "backend": { "service": { "name": "web", "port": { "number": 80 } } } }] } });
+    let mut wrong = Vec::new();
+    for role in ["admin", "edit"] {
+        let answer = broker
+            .bind(&instance, &format!("{instance}-{role}"), MICRO, json!({ "parameters": { "role": role } }))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        let tenant =
+            client_from_kubeconfig(answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
+        let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(tenant.clone(), &namespace);
+        let ingresses = Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(tenant.clone(), &namespace);
+        let pods = Api::<Pod>::namespaced(tenant.clone(), &namespace);
+        let port = json!([{ "port": 80 }]);
+        let tries: Vec<(&str, Option<&str>, Result<(), kube::Error>)> = vec![
+            (
+                "Service with externalIPs [10.96.0.1]",
+                Some("external IPs"),
+                services
+                    .create(&dry_post(), &service("steal", json!({ "ports": port, "externalIPs": ["10.96.0.1"] })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "Service with externalIPs [203.0.113.7]",
+                Some("external IPs"),
+                services
+                    .create(&dry_post(), &service("steal2", json!({ "ports": port, "externalIPs": ["203.0.113.7"] })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "NodePort Service (quota: 0)",
+                Some("exceeded quota"),
+                services
+                    .create(&dry_post(), &service("np", json!({ "ports": port, "type": "NodePort" })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "LoadBalancer Service (quota: 0)",
+                Some("exceeded quota"),
+                services
+                    .create(&dry_post(), &service("lb", json!({ "ports": port, "type": "LoadBalancer" })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ClusterIP Service",
+                None,
+                services.create(&dry_post(), &service("web", json!({ "ports": port }))).await.map(drop),
+            ),
+            (
+                "Ingress for bank.example.com",
+                Some("Ingress hosts here must be"),
+                ingresses
+                    .create(&dry_post(), &ingress("foreign", json!({ "rules": [rule("bank.example.com")] })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "Ingress for another instance's domain",
+                Some("Ingress hosts here must be"),
+                ingresses
+                    .create(&dry_post(), &ingress("other", json!({ "rules": [rule("web.other.apps.example.test")] })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "Ingress without a host",
+                Some("Ingress hosts here must be"),
+                ingresses.create(&dry_post(), &ingress("any", json!({ "rules": [hostless.clone()] }))).await.map(drop),
+            ),
+            (
+                "Ingress with a foreign TLS host",
+                Some("Ingress hosts here must be"),
+                ingresses
+                    .create(
+                        &dry_post(),
+                        &ingress(
+                            "tls",
+                            json!({ "rules": [rule(&format!("web.{own}"))],
+                 "tls": [{ "hosts": ["bank.example.com"], "secretName": "x" }] }),
+                        ),
+                    )
+                    .await
+                    .map(drop),
+            ),
+            (
+                "Ingress under the instance's domain",
+                None,
+                ingresses
+                    .create(&dry_post(), &ingress("mine", json!({ "rules": [rule(&format!("web.{own}"))] })))
+                    .await
+                    .map(drop),
+            ),
+            (
+                "pod setting NVIDIA_VISIBLE_DEVICES=all",
+                Some("NVIDIA_VISIBLE_DEVICES"),
+                pods.create(
+                    &dry_post(),
+                    &object(restricted_pod(
+                        "gpu",
+                        json!([{ "name": "NVIDIA_VISIBLE_DEVICES", "value": "all" }]),
+                        json!([]),
+                    )),
+                )
+                .await
+                .map(drop),
+            ),
+            (
+                "pod whose init container sets NVIDIA_DRIVER_CAPABILITIES",
+                Some("NVIDIA_VISIBLE_DEVICES"),
+                pods.create(
+                    &dry_post(),
+                    &object(restricted_pod(
+                        "gpu2",
+                        json!([]),
+                        json!([{ "name": "NVIDIA_DRIVER_CAPABILITIES", "value": "all" }]),
+                    )),
+                )
+                .await
+                .map(drop),
+            ),
+            (
+                "plain pod",
+                None,
+                pods.create(
+                    &dry_post(),
+                    &object(restricted_pod("plain", json!([{ "name": "A", "value": "b" }]), json!([]))),
+                )
+                .await
+                .map(drop),
+            ),
+        ];
+        for (what, refusal, result) in tries {
+            let saw = match (&result, refusal) {
+                (Ok(()), None) => continue,
+                (Err(kube::Error::Api(status)), Some(expected))
+                    if status.code == 403 && status.message.contains(expected) =>
+                {
+                    println!("{role}: {what}: refused: {}", status.message);
+                    continue;
+                }
+                (Ok(()), Some(_)) => "admitted".to_owned(),
+                (Err(error), _) => format!("{error}"),
+            };
+            wrong.push(format!(
+                "{role}: {what}: {saw} (expected {})",
+                refusal.map_or("admitted".to_owned(), |r| format!("403 {r:?}"))
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+
+    // A controller's pods go through the same check: the Deployment is made, its pods are refused.
+    let answer =
+        broker.bind(&instance, &format!("{instance}-deploy"), MICRO, json!({ "parameters": { "role": "edit" } })).await;
+    let tenant = client_from_kubeconfig(answer.body["credentials"]["kubeconfig"].as_str().expect("kubeconfig")).await;
+    let pod = restricted_pod("gpu-app", json!([{ "name": "NVIDIA_VISIBLE_DEVICES", "value": "all" }]), json!([]));
+    let deployment: k8s_openapi::api::apps::v1::Deployment = object(json!({
+        "metadata": { "name": "gpu-app" },
+        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "gpu-app" } }, "template": pod }
+    }));
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(tenant, &namespace);
+    deployments.create(&PostParams::default(), &deployment).await.expect("the Deployment itself is admitted");
+    let failure =
+        support::cluster::eventually(std::time::Duration::from_secs(30), "the Deployment's ReplicaFailure", || async {
+            let status = deployments.get("gpu-app").await.ok()?.status?;
+            status.conditions?.into_iter().find(|c| c.type_ == "ReplicaFailure").and_then(|c| c.message)
+        })
+        .await;
+    assert!(
+        failure.contains("NVIDIA_VISIBLE_DEVICES"),
+        "the ReplicaSet's pods were refused for another reason: {failure}"
+    );
+    let running = Api::<Pod>::namespaced(admin, &namespace)
+        .list(&ListParams::default().labels("app=gpu-app"))
+        .await
+        .expect("pods");
+    assert!(running.items.is_empty(), "a pod with NVIDIA_VISIBLE_DEVICES was made: {:?}", running.items);
+    println!("Deployment gpu-app: {failure}");
+    broker.deprovision(&instance, MICRO).await;
+}

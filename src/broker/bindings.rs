@@ -168,6 +168,7 @@ impl Broker {
         request: BindRequest,
         accepts_incomplete: bool,
     ) -> Result<Bound> {
+        self.require_tenant_guard().await?;
         let objects = self.objects(instance_id, binding_id);
         // When the copy of the records foresees a new binding of a ready virtual cluster, its identity is applied
         // while the records the bind decides on are read fresh: one round trip fewer. Should the fresh records decide

@@ -78,6 +78,16 @@ impl Broker {
         names::namespace(&self.options.namespace_prefix, instance_id)
     }
 
+    /// 400 for an id whose namespace would be the broker's own, the identity namespace or a system namespace, or
+    /// that could stand for another id's hash (see [`names::refused_instance_id`]): refused before anything is made.
+    fn check_instance_id(&self, instance_id: &str) -> Result<()> {
+        let reserved = [self.options.broker_namespace.as_str(), self.options.identity_namespace.as_str()];
+        match names::refused_instance_id(&self.options.namespace_prefix, instance_id, &reserved) {
+            Some(why) => Err(Error::BadRequest(why)),
+            None => Ok(()),
+        }
+    }
+
     /// The instance's namespace and what it records, if the namespace exists and belongs to this instance id.
     pub(super) async fn find(&self, instance_id: &str) -> Result<Option<(Namespace, StoredInstance)>> {
         let Some(namespace) = self.namespaces().get_opt(&self.namespace_of(instance_id)).await? else {
@@ -96,6 +106,8 @@ impl Broker {
         identity: Option<OriginatingIdentity>,
         accepts_incomplete: bool,
     ) -> Result<Provisioned> {
+        self.check_instance_id(instance_id)?;
+        self.require_tenant_guard().await?;
         let (service, plan) = self.service_and_plan(&request.service_id, &request.plan_id)?;
         if request.organization_guid.is_empty() {
             return Err(Error::BadRequest("organization_guid is required".to_owned()));
@@ -253,6 +265,11 @@ impl Broker {
             allow_ingress_from_namespaces,
             owner: record.owner.clone(),
             identity_namespace: self.options.identity_namespace.clone(),
+            ingress_domain: self
+                .options
+                .ingress_domain
+                .as_deref()
+                .map(|domain| names::ingress_domain(&record.instance_id, domain)),
         })
     }
 

@@ -23,6 +23,7 @@ mod progress;
 pub mod revocations;
 mod seen_ready;
 pub mod session_view;
+pub mod tenant_guard;
 mod tenants;
 pub(crate) mod workloads;
 
@@ -79,6 +80,10 @@ pub struct BrokerOptions {
     /// How long the apiserver keeps one of the record watches open (below the client's read timeout, so that a quiet
     /// watch ends cleanly and resumes instead of failing).
     pub watch_seconds: u32,
+    /// The tenant guard the broker requires (`policy.tenant_guard`), or `None` when the operator opted out.
+    pub tenant_guard: Option<String>,
+    /// The domain under which instances publish Ingress hosts (`ingress.domain`), if limited.
+    pub ingress_domain: Option<String>,
 }
 
 impl BrokerOptions {
@@ -98,6 +103,8 @@ impl BrokerOptions {
             gpu_runtime_class: settings.workloads.gpu_runtime_class.clone(),
             placement: settings.workloads.placement(),
             watch_seconds: watch_seconds(settings.kubernetes.request_timeout_seconds),
+            tenant_guard: settings.policy.require_tenant_guard.then(|| settings.policy.tenant_guard.clone()),
+            ingress_domain: settings.ingress.domain.clone(),
         }
     }
 }
@@ -117,6 +124,8 @@ pub struct Broker {
     own_user: tokio::sync::OnceCell<String>,
     /// Who is told at once when an identity loses access (the dashboard's sessions).
     revocations: revocations::Revocations,
+    /// The tenant guard provision and bind require; `None` when the operator opted out.
+    guard: Option<Arc<tenant_guard::TenantGuard>>,
 }
 
 impl Broker {
@@ -128,7 +137,10 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
+        let guard =
+            options.tenant_guard.as_deref().map(|name| Arc::new(tenant_guard::TenantGuard::new(client.clone(), name)));
         Ok(Broker {
+            guard,
             catalog: Arc::new(catalog),
             schemas,
             endpoint,
@@ -155,6 +167,27 @@ impl Broker {
     /// whenever they fail, every read goes to the cluster. Needs a Tokio runtime; the watches stop with the broker.
     pub fn watch_records(&self) {
         self.cache.start(&self.client, &self.options.broker_namespace, self.options.watch_seconds);
+    }
+
+    /// Checks the tenant guard now and then every minute, saying in the log while it is not in force (nothing when
+    /// the operator opted out). Needs a Tokio runtime; the checks stop with the broker.
+    pub fn watch_tenant_guard(&self) {
+        if let Some(guard) = &self.guard {
+            tenant_guard::TenantGuard::watch(guard);
+        }
+    }
+
+    /// The tenant guard's state (a few seconds old at most), or `None` when the operator opted out of it.
+    pub async fn tenant_guard(&self) -> Option<tenant_guard::Verdict> {
+        Some(self.guard.as_ref()?.verdict().await)
+    }
+
+    /// 503 while the tenant guard the broker requires is not in force: a tenant made now could undo its isolation.
+    async fn require_tenant_guard(&self) -> Result<()> {
+        match self.tenant_guard().await {
+            None | Some(tenant_guard::Verdict::InForce) => Ok(()),
+            Some(verdict) => Err(Error::Unavailable(verdict.describe())),
+        }
     }
 
     /// What the copy of the broker's records holds and how its watches fare, for `/metrics`.

@@ -207,6 +207,7 @@ impl Broker {
         let (cluster_instance_id, namespace) = self.place(&wanted).await?;
         let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id };
         self.check_fits(service, &record).await?;
+        self.check_ingress_host(&record)?;
         self.ensure_namespace(&self.options.broker_namespace).await?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.workload_records().create(&params, &self.record_object(&record, false)).await {
@@ -229,6 +230,23 @@ impl Broker {
         let recorded = apply(&self.workload_records(), &self.record_object(&record, true)).await?;
         cache::wrote(&self.cache.workloads, &recorded);
         Ok(accepted())
+    }
+
+    /// 400 for an Ingress host outside the virtual cluster's domain, when Ingress hosts are limited
+    /// (`ingress.domain`): the tenant guard would refuse the Ingress, and the broker says so before making anything.
+    fn check_ingress_host(&self, record: &WorkloadRecord) -> Result<()> {
+        let Some(domain) = &self.options.ingress_domain else { return Ok(()) };
+        let Some(host) = record.stored.attributes.parameters.get("ingress_host").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let allowed = names::ingress_domain(&record.cluster_instance_id, domain);
+        if names::host_under(host, &allowed) {
+            return Ok(());
+        }
+        Err(Error::BadRequest(format!(
+            "parameters.ingress_host {host:?} is not under this virtual cluster's domain: use {allowed} or \
+             <name>.{allowed}"
+        )))
     }
 
     async fn repeat_provision(
@@ -627,6 +645,7 @@ impl Broker {
             updated.stored.attributes.parameters =
                 super::instances::merge(&record.stored.attributes.parameters, changes);
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.stored.attributes.parameters)?;
+            self.check_ingress_host(&updated)?;
         }
         if !accepts_incomplete {
             return Err(Error::AsyncRequired);

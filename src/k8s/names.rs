@@ -39,6 +39,12 @@ pub const LABEL_POD_SECURITY_WARN: &str = "pod-security.kubernetes.io/warn";
 /// Standard recorded in audit logs.
 pub const LABEL_POD_SECURITY_AUDIT: &str = "pod-security.kubernetes.io/audit";
 
+/// The tenant guard's version, on each of its policies and bindings (`manifests/tenant-guard.yaml`).
+pub const LABEL_GUARD_VERSION: &str = "caas-broker.io/guard-version";
+/// The domain an instance's Ingress hosts must fall under (`<instance>.<ingress.domain>`), on its namespace: the
+/// tenant guard reads it from there.
+pub const ANNOTATION_INGRESS_DOMAIN: &str = "caas-broker.io/ingress-domain";
+
 /// The exact OSB instance id.
 pub const ANNOTATION_INSTANCE_ID: &str = "caas-broker.io/instance-id";
 /// The exact OSB service id.
@@ -119,6 +125,18 @@ pub fn short_label(prefix: &str, id: &str, max: usize) -> String {
     }
 }
 
+/// The domain an instance's Ingress hosts fall under when Ingress hosts are limited to `domain`
+/// (`ingress.domain`): `<instance>.<domain>`, `<instance>` being the id, or `h-` and its hash when the id is not a
+/// DNS label.
+pub fn ingress_domain(instance_id: &str, domain: &str) -> String {
+    format!("{}.{domain}", dns_label("", instance_id))
+}
+
+/// Whether `host` falls under `domain` as the tenant guard sees it: `domain` itself or `<anything>.<domain>`.
+pub fn host_under(host: &str, domain: &str) -> bool {
+    host == domain || host.strip_suffix(domain).is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+}
+
 /// The name of an instance's owner ServiceAccount in the identity namespace (unique per instance; who asked for the
 /// instance is recorded in [`ANNOTATION_CREATED_BY`]).
 pub fn owner_account(instance_id: &str) -> String {
@@ -130,6 +148,32 @@ pub fn owner_account(instance_id: &str) -> String {
 /// member of several virtual clusters.
 pub fn member_account(instance_id: &str, member: &str) -> String {
     format!("caas-member-{}", &hash(&format!("{instance_id}\n{member}"))[..40])
+}
+
+/// Namespaces every cluster has, which no instance may ever be given.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Whether `id` has the shape of a hashed name (`h-` and lowercase hex digits, as [`label_value`] and
+/// [`short_label`] write them): such an id, taken as it is, could stand for another id's hash.
+pub fn looks_hashed(id: &str) -> bool {
+    id.strip_prefix("h-")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// Why the instance id `id` may not be used with namespace prefix `prefix`, or `None` when it may: its namespace
+/// would be one of `reserved` (the broker's own and the identity namespace) or a system namespace, or the id looks
+/// like another id's hash.
+pub fn refused_instance_id(prefix: &str, id: &str, reserved: &[&str]) -> Option<String> {
+    if looks_hashed(id) {
+        return Some(format!(
+            "instance id {id:?} has the shape of a hashed name (h- and hex digits) and could stand for another id: \
+             use another id"
+        ));
+    }
+    let namespace = namespace(prefix, id);
+    (reserved.contains(&namespace.as_str()) || SYSTEM_NAMESPACES.contains(&namespace.as_str())).then(|| {
+        format!("instance id {id:?} would be given namespace {namespace:?}, which is reserved: use another id")
+    })
 }
 
 fn hash(text: &str) -> String {
@@ -161,6 +205,31 @@ mod tests {
         }
         assert_ne!(namespace("caas-", "abc"), namespace("caas-", "ABC"));
         assert_eq!(namespace("caas-", "0"), "caas-0");
+    }
+
+    #[test]
+    fn ids_that_reach_reserved_namespaces_or_look_hashed_are_refused() {
+        let reserved = ["caas-broker-system", "caas-broker-identities"];
+        for id in ["broker-system", "broker-identities", "h-0", "h-deadbeef", &format!("h-{}", "a".repeat(40))] {
+            assert!(refused_instance_id("caas-", id, &reserved).is_some(), "{id:?} must be refused");
+        }
+        assert!(refused_instance_id("", "kube-system", &reserved).is_some(), "a system namespace");
+        assert!(refused_instance_id("kube-", "public", &reserved).is_some(), "a system namespace");
+        for id in ["3f1e2a7c-8b4d-4e5f-9a6b-1c2d3e4f5a6b", "h-", "h-xyz", "h-DEAD", "broker", "UPPER", "a/b"] {
+            assert_eq!(refused_instance_id("caas-", id, &reserved), None, "{id:?} is fine");
+        }
+    }
+
+    #[test]
+    fn ingress_hosts_fall_under_the_instance_domain() {
+        let domain = ingress_domain("3f1e2a7c", "apps.example.com");
+        assert_eq!(domain, "3f1e2a7c.apps.example.com");
+        assert!(ingress_domain("UPPER", "apps.example.com").starts_with("h-"));
+        assert!(host_under("web.3f1e2a7c.apps.example.com", &domain));
+        assert!(host_under("3f1e2a7c.apps.example.com", &domain));
+        for foreign in ["apps.example.com", "x3f1e2a7c.apps.example.com", ".3f1e2a7c.apps.example.com", "bank.com"] {
+            assert!(!host_under(foreign, &domain), "{foreign}");
+        }
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct VirtualCluster {
     pub owner: String,
     /// Where the owner's ServiceAccount lives: out of the tenant's reach (see [`crate::config::KubernetesSettings`]).
     pub identity_namespace: String,
+    /// The domain the instance's Ingress hosts must fall under, when limited (written on the namespace as
+    /// [`ANNOTATION_INGRESS_DOMAIN`], where the tenant guard reads it).
+    pub ingress_domain: Option<String>,
 }
 
 impl VirtualCluster {
@@ -66,11 +69,15 @@ impl VirtualCluster {
         // Tenants see what "restricted" would refuse even where "baseline" is enforced.
         labels.insert(LABEL_POD_SECURITY_WARN.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
         labels.insert(LABEL_POD_SECURITY_AUDIT.to_owned(), PodSecurityLevel::Restricted.as_str().to_owned());
+        let mut annotations = self.annotations.clone();
+        if let Some(domain) = &self.ingress_domain {
+            annotations.insert(ANNOTATION_INGRESS_DOMAIN.to_owned(), domain.clone());
+        }
         Namespace {
             metadata: ObjectMeta {
                 name: Some(self.namespace.clone()),
                 labels: Some(labels),
-                annotations: Some(self.annotations.clone()),
+                annotations: Some(annotations),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()
@@ -262,6 +269,7 @@ mod tests {
             allow_ingress_from_namespaces: vec!["ingress".to_owned()],
             owner: "caas-owner-x".to_owned(),
             identity_namespace: "identities".to_owned(),
+            ingress_domain: None,
         }
     }
 

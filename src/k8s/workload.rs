@@ -288,7 +288,7 @@ impl StreamingSession {
                 });
             }
         }
-        let mut session_env = vec![
+        let session_env = vec![
             env("DISPLAY_NUMBER", "1"),
             env("RESOLUTION", &format!("{}x24", self.resolution)),
             env("VNC_PASSWORD_FILE", "/etc/vnc/password"),
@@ -297,10 +297,9 @@ impl StreamingSession {
             env("HOME", "/data/home"),
             env("STATE_DIR", "/tmp/session"),
         ];
-        if gpu {
-            session_env.push(env("NVIDIA_DRIVER_CAPABILITIES", "all"));
-            session_env.push(env("NVIDIA_VISIBLE_DEVICES", "all"));
-        }
+        // No NVIDIA_VISIBLE_DEVICES or NVIDIA_DRIVER_CAPABILITIES here: the device plugin's assignment decides which
+        // GPUs the session gets (=all would expose every GPU of the node), the image asks for the driver's graphics
+        // and video capabilities, and the tenant guard refuses both variables in tenant pods, the broker's included.
         let data = VolumeMount { name: "data".to_owned(), mount_path: "/data".to_owned(), ..VolumeMount::default() };
         let init = self.steam_app_id.map(|_| Container {
             name: "steamcmd".to_owned(),
@@ -618,6 +617,26 @@ mod tests {
         let pod = default.spec.and_then(|s| s.template.spec).expect("pod");
         assert!(
             pod.node_selector.is_none() && pod.tolerations.is_none() && pod.containers[0].image_pull_policy.is_none()
+        );
+    }
+
+    #[test]
+    fn a_gpu_session_leaves_its_gpus_to_the_device_plugin() {
+        let mut gpu = session(Some(1007), PodPlacement::default());
+        gpu.workload.size.gpu = 1;
+        let pod = gpu.stateful_set().spec.and_then(|s| s.template.spec).expect("pod");
+        let limits = pod.containers[0].resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
+        assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), Some("1"), "the GPU is asked of the plugin");
+        let names: Vec<&str> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&pod.containers)
+            .flat_map(|c| c.env.iter().flatten().map(|e| e.name.as_str()))
+            .collect();
+        assert!(
+            !names.iter().any(|name| name.starts_with("NVIDIA_")),
+            "the tenant guard refuses NVIDIA_* variables in tenant pods: {names:?}"
         );
     }
 

@@ -6,7 +6,9 @@
 # Running and Ready. Everything lives under one state folder; nothing outside it is touched.
 #
 #   cluster.sh build     build the binaries that are not cached yet (needs the Go module proxy the first time)
-#   cluster.sh up        build if needed, then start everything (idempotent; waits until the cluster is usable)
+#   cluster.sh up        build if needed, then start everything and install the tenant guard as an operator does
+#                        (manifests/namespace.yaml, manifests/tenant-guard.yaml); idempotent, and applies the guard
+#                        to a cluster already running too; waits until the cluster is usable and the guard in force
 #   cluster.sh down      stop the processes this script started (by pid), keep the state
 #   cluster.sh reset     down, then forget the state (PKI, etcd data)
 #   cluster.sh env       print the environment to use the cluster: eval "$(tests/cluster/cluster.sh env)"
@@ -242,7 +244,39 @@ cmd_up() {
   quietly "creating the kwok nodes (kubectl apply)" kctl apply -f <(nodes_manifest)
   wait_for "the kwok nodes" 60 "$LOGS/kwok.log" nodes_ready
   wait_for "the default ServiceAccount" 60 "$LOGS/kube-controller-manager.log" default_service_account
+  apply_tenant_guard
   say "up in $((SECONDS - started))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (KUBECONFIG=$KUBECONFIG_ADMIN)"
+}
+
+# The tenant guard, exactly as an operator installs it (docs/operations.md): the broker's namespaces, then its
+# ValidatingAdmissionPolicies. Applied at every `up` (server-side, idempotent) so that a cluster already running gets
+# the current policies. Its own field manager, forcing conflicts: this script's copy of the manifests wins.
+apply_tenant_guard() {
+  quietly "installing the tenant guard (kubectl apply)" kctl apply --server-side --force-conflicts \
+    --field-manager=caas-broker-cluster-sh -f "$REPO/manifests/namespace.yaml" -f "$REPO/manifests/tenant-guard.yaml"
+  wait_for "the tenant guard" 60 "$LOGS/kube-apiserver.log" guard_in_force
+}
+
+# The guard refuses, as a server-side dry run: a token Secret that never expires and a Service with an external IP in
+# the identity namespace (labelled as tenant namespaces are). A new policy takes a moment to be in force.
+guard_in_force() {
+  local out
+  out="$(kctl create --dry-run=server -f - 2>&1 <<'EOF'
+apiVersion: v1
+kind: Secret
+metadata: {name: guard-probe, namespace: caas-broker-identities, annotations: {kubernetes.io/service-account.name: default}}
+type: kubernetes.io/service-account-token
+EOF
+)" && return 1
+  grep -q "never expire" <<<"$out" || { echo "$out"; return 1; }
+  out="$(kctl create --dry-run=server -f - 2>&1 <<'EOF'
+apiVersion: v1
+kind: Service
+metadata: {name: guard-probe, namespace: caas-broker-identities}
+spec: {ports: [{port: 80}], externalIPs: [10.96.0.1]}
+EOF
+)" && return 1
+  grep -q "external IPs" <<<"$out" || { echo "$out"; return 1; }
 }
 
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }

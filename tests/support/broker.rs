@@ -274,36 +274,8 @@ pub async fn client_from_kubeconfig(kubeconfig: &str) -> Client {
     Client::try_from(config).expect("client")
 }
 
-/// Installs the tenant guard (ValidatingAdmissionPolicies from `manifests/`) once; it is cluster-wide and idempotent.
-/// Returns once the policies are in force: a probe they must refuse (a never-expiring token Secret in the identity
-/// namespace, as a server-side dry run) is refused.
+/// The tenant guard (ValidatingAdmissionPolicies from `manifests/`), in force: `tests/cluster/cluster.sh up`
+/// installs it as an operator does and waits until it is, so this only makes sure the cluster is up.
 pub fn install_tenant_guard() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let cluster = cluster();
-        let root = super::cluster::repo_root();
-        for file in ["manifests/namespace.yaml", "manifests/tenant-guard.yaml"] {
-            let manifest = root.join(file);
-            let (ok, _, err) = cluster
-                .kubectl(&cluster.kubeconfig, &["apply", "--server-side", "-f", manifest.to_str().expect("path")]);
-            assert!(ok, "applying {file} failed: {err}");
-        }
-        let probe = std::env::temp_dir().join(format!("legacy-token-probe-{}.yaml", std::process::id()));
-        std::fs::write(
-            &probe,
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: probe\n  namespace: caas-broker-identities\n  \
-             annotations: {kubernetes.io/service-account.name: default}\ntype: kubernetes.io/service-account-token\n",
-        )
-        .expect("write probe");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let args = ["create", "--dry-run=server", "-f", probe.to_str().expect("path")];
-            let (accepted, _, err) = cluster.kubectl(&cluster.kubeconfig, &args);
-            if !accepted && err.contains("never expire") {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "the tenant guard is not in force after 30 s: {err}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    });
+    cluster();
 }

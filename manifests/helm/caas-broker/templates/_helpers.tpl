@@ -88,3 +88,11 @@ tenant credential, which would include the broker's own.
 {{- end }}
 {{- $name }}
 {{- end }}
+
+{{/*
+The tenant guard's version: the label caas-broker.io/guard-version on every policy and binding of tenant-guard.yaml.
+The broker expects at least this version (src/broker/tenant_guard.rs GUARD_VERSION) and is not ready without it.
+*/}}
+{{- define "caas-broker.guardVersion" -}}
+2
+{{- end }}
