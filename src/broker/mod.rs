@@ -20,6 +20,7 @@ pub mod model;
 pub mod overview;
 pub mod parameters;
 mod progress;
+mod repair;
 mod seen_ready;
 pub mod session_view;
 mod tenants;
@@ -114,6 +115,8 @@ pub struct Broker {
     cache: cache::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
+    /// Drift repair's watches and task, once started (see [`Broker::repair_drift`]).
+    repairs: repair::Repairs,
 }
 
 impl Broker {
@@ -134,6 +137,7 @@ impl Broker {
             seen_ready: SeenReady::default(),
             cache: cache::Records::new(),
             own_user: tokio::sync::OnceCell::new(),
+            repairs: repair::Repairs::default(),
         })
     }
 
