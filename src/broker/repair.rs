@@ -18,6 +18,10 @@
 //!   fingerprint (a server-side apply that changes nothing writes nothing). Each repair is counted in
 //!   `caas_broker_repairs_total{kind}`, logged, and recorded as a `Repaired` Warning Event in the tenant namespace,
 //!   which the dashboard shows as an alert (and which outlives a restart of the broker or a switch of replicas).
+//! - A check races an update of the instance (by this replica or another) when it read the record before the update
+//!   and applies after it: the namespace's own apply carries the `resourceVersion` read (a server-side apply
+//!   precondition), so a record an update just wrote is never written back; and when the record changed during the
+//!   check, the check is made again on the new record, and what the stale pass wrote is not counted as a repair.
 //! - Several replicas may repair the same object at once: the applies are the same, under the one field manager, so
 //!   the second finds nothing left to change (at worst both count and record it).
 
@@ -50,7 +54,7 @@ use super::{Broker, Result};
 use crate::k8s::binding::ANNOTATION_BINDING_ID;
 use crate::k8s::names::*;
 use crate::k8s::virtual_cluster::VirtualCluster;
-use crate::k8s::{apply, is_not_found};
+use crate::k8s::{apply, is_conflict, is_not_found};
 
 /// How long a namespace's objects must have been quiet before it is checked.
 const QUIET: Duration = Duration::from_millis(500);
@@ -58,6 +62,8 @@ const QUIET: Duration = Duration::from_millis(500);
 const LONGEST_WAIT: Duration = Duration::from_secs(3);
 /// How long a check that failed (the apiserver away) waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(5);
+/// Passes a check makes at most while the record it repairs from keeps changing under it.
+const PASSES: usize = 3;
 /// Namespaces checked at once.
 const CONCURRENT_CHECKS: usize = 8;
 /// The reason of the Event a repair records in the tenant namespace (the dashboard shows it as an alert).
@@ -118,6 +124,15 @@ impl LastSeen {
     }
 }
 
+/// What one pass of a check did: on which version of the namespace's record, whether the namespace's own apply found
+/// the record changed, and what it repaired.
+struct Pass {
+    instance_id: String,
+    version: Option<String>,
+    raced: bool,
+    repaired: Vec<(ManagedKind, String, &'static str)>,
+}
+
 /// One object seen deleted or changed.
 #[derive(Debug, Clone)]
 struct Drifted {
@@ -171,27 +186,61 @@ impl Broker {
         self.repairs.listed.load(Ordering::Relaxed) >= WATCHES
     }
 
-    /// Checks the objects reported of `namespace` and puts back what drifted.
+    /// Checks the objects reported of `namespace` and puts back what drifted. The objects are built from the
+    /// namespace's record as read at the start; when the record changed meanwhile (an update of the instance, made by
+    /// this replica or another), what was applied may be of the record before: the check is made again on the new
+    /// record, and what the stale pass wrote is not counted as a repair when the next pass sets it right.
     async fn repair_namespace(
         &self,
         namespace: &str,
         drifted: &BTreeMap<(ManagedKind, String), LastSeen>,
     ) -> Result<()> {
         let namespaces = Api::<Namespace>::all(self.client.clone());
+        let mut written_stale = std::collections::BTreeSet::new();
+        for _ in 0..PASSES {
+            let Some(pass) = self.repair_pass(&namespaces, namespace, drifted).await? else { return Ok(()) };
+            let now = namespaces.get_opt(namespace).await?;
+            let stable = !pass.raced && now.as_ref().map(|ns| ns.resource_version()) == Some(pass.version.clone());
+            if stable {
+                for (kind, name, what) in pass.repaired {
+                    if !written_stale.contains(&(kind, name.clone())) {
+                        self.record_repair(&pass.instance_id, namespace, kind, &name, what).await;
+                    }
+                }
+                return Ok(());
+            }
+            written_stale.extend(pass.repaired.into_iter().map(|(kind, name, _)| (kind, name)));
+        }
+        tracing::info!(
+            namespace,
+            "a virtual cluster kept changing while it was checked; its next change checks it again"
+        );
+        Ok(())
+    }
+
+    /// One pass of [`Broker::repair_namespace`]; `None` when the namespace is not one to repair.
+    async fn repair_pass(
+        &self,
+        namespaces: &Api<Namespace>,
+        namespace: &str,
+        drifted: &BTreeMap<(ManagedKind, String), LastSeen>,
+    ) -> Result<Option<Pass>> {
         // Gone: nothing of it is put back, least of all the namespace.
-        let Some(current) = namespaces.get_opt(namespace).await? else { return Ok(()) };
-        let Some(stored) = StoredInstance::from_namespace(&current) else { return Ok(()) };
+        let Some(current) = namespaces.get_opt(namespace).await? else { return Ok(None) };
+        let Some(stored) = StoredInstance::from_namespace(&current) else { return Ok(None) };
         let ours = self.namespace_of(&stored.instance_id) == namespace;
         let current_layout = stored.identity_namespace.as_deref() == Some(self.options.identity_namespace.as_str());
         if !ours || !stored.provisioned || stored.terminating || !current_layout {
-            return Ok(());
+            return Ok(None);
         }
         let Some(service) = self.catalog.service(&stored.attributes.service_id) else {
             tracing::warn!(instance = %stored.instance_id, service = %stored.attributes.service_id,
                 "cannot repair a virtual cluster whose service is no longer in the catalog");
-            return Ok(());
+            return Ok(None);
         };
         let cluster = self.virtual_cluster(service, &stored)?;
+        let version = current.resource_version();
+        let mut pass = Pass { instance_id: stored.instance_id.clone(), version, raced: false, repaired: Vec::new() };
         for ((kind, name), last_seen) in drifted {
             let what = match kind {
                 ManagedKind::Namespace => {
@@ -200,7 +249,20 @@ impl Broker {
                     let provisioned = current.annotations().get(ANNOTATION_PROVISIONED).cloned();
                     let annotations = wanted.metadata.annotations.get_or_insert_default();
                     annotations.extend(provisioned.map(|at| (ANNOTATION_PROVISIONED.to_owned(), at)));
-                    restore(&namespaces, &wanted, Some(current.clone())).await?
+                    // Only over the record as read: the namespace holds it, and an update may have just changed it.
+                    wanted.metadata.resource_version = pass.version.clone();
+                    match apply(namespaces, &wanted).await {
+                        Ok(after) => {
+                            // The record's version is now that of this write (which changed nothing of the record).
+                            pass.version = after.resource_version();
+                            (observe(&after).0 != observe(&current).0).then_some("changed")
+                        }
+                        Err(error) if is_conflict(&error) => {
+                            pass.raced = true;
+                            None
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
                 }
                 ManagedKind::ResourceQuota if name == QUOTA_NAME => {
                     self.restore_in(namespace, &cluster.resource_quota()).await?
@@ -215,15 +277,13 @@ impl Broker {
                 // Not an object the broker makes under that name.
                 _ => None,
             };
-            if let Some(what) = what {
-                self.record_repair(&stored, namespace, *kind, name, what).await;
-            }
+            pass.repaired.extend(what.map(|what| (*kind, name.clone(), what)));
         }
-        Ok(())
+        Ok(Some(pass))
     }
 
     /// Applies `wanted` in `namespace`; what had happened to it when that was a repair.
-    async fn restore_in<K>(&self, namespace: &str, wanted: &K) -> Result<Option<&'static str>>
+    async fn restore_in<K>(&self, namespace: &str, wanted: &K) -> Result<Option<&'static str>, kube::Error>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
         K::DynamicType: Default,
@@ -279,14 +339,20 @@ impl Broker {
             apply(&api, &wanted).await?;
             return Ok(Some("given another role"));
         }
-        restore(&api, &wanted, before).await
+        Ok(restore(&api, &wanted, before).await?)
     }
 
     /// Counts, logs and records (an Event in the tenant namespace, which the dashboard shows) one repair.
-    async fn record_repair(&self, stored: &StoredInstance, namespace: &str, kind: ManagedKind, name: &str, what: &str) {
+    async fn record_repair(&self, instance_id: &str, namespace: &str, kind: ManagedKind, name: &str, what: &str) {
         crate::metrics::global().repaired(kind.as_str());
-        tracing::warn!(instance = %stored.instance_id, namespace, kind = kind.as_str(), name, what,
-            "an object of a virtual cluster was {what} outside the broker: restored");
+        tracing::warn!(
+            instance = instance_id,
+            namespace,
+            kind = kind.as_str(),
+            name,
+            what,
+            "an object of a virtual cluster was {what} outside the broker: restored"
+        );
         let now = Time(jiff::Timestamp::now());
         let event = Event {
             metadata: ObjectMeta {
@@ -313,14 +379,14 @@ impl Broker {
         };
         let events = Api::<Event>::namespaced(self.client.clone(), namespace);
         if let Err(error) = events.create(&PostParams::default(), &event).await {
-            tracing::warn!(instance = %stored.instance_id, namespace, %error, "could not record a repair as an Event");
+            tracing::warn!(instance = instance_id, namespace, %error, "could not record a repair as an Event");
         }
     }
 }
 
 /// Applies `wanted` (whose state before was `before`); what had happened to it when the apply made or changed it.
 /// Changed means changed in what the fingerprint holds: a status written meanwhile (a quota's use) is no repair.
-async fn restore<K>(api: &Api<K>, wanted: &K, before: Option<K>) -> Result<Option<&'static str>>
+async fn restore<K>(api: &Api<K>, wanted: &K, before: Option<K>) -> Result<Option<&'static str>, kube::Error>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
