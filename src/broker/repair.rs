@@ -483,7 +483,8 @@ where
                 send(&key, last_seen)
             }
             Err(error) => {
-                tracing::warn!(kind = kind.as_str(), %error, "drift watch failed; it starts over");
+                tracing::warn!(kind = kind.as_str(), %error,
+                    "drift watch failed; it starts over (a 403 means the list/watch rules of manifests/rbac.yaml are missing)");
                 true
             }
         };
