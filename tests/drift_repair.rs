@@ -14,7 +14,8 @@ use caas_broker::broker::members::Role;
 use k8s_openapi::api::core::v1::{Event, LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -159,12 +160,34 @@ async fn what_an_operator_deletes_or_weakens_is_back_within_ten_seconds_counted_
             elapsed,
         ));
     }
+    // The owner's RoleBinding made anew by hand with a weaker role: a role cannot change in place, so the broker
+    // replaces it with the owner's own.
+    let owner = bindings.get("caas-owner").await.expect("the owner's RoleBinding");
+    bindings.delete("caas-owner", &DeleteParams::default()).await.expect("delete the owner's RoleBinding");
+    let mut weaker = owner.clone();
+    weaker.metadata =
+        ObjectMeta { name: owner.metadata.name.clone(), labels: owner.metadata.labels.clone(), ..Default::default() };
+    weaker.role_ref.name = "view".to_owned();
+    // Should the repair have come first (the two writes further apart than its quiet period), it is whole already.
+    let weakened = match bindings.create(&PostParams::default(), &weaker).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => false,
+        other => {
+            other.expect("make it anew with a weaker role");
+            true
+        }
+    };
+    let elapsed = repaired_within(&bindings, "caas-owner", "the owner's own role to be back", |back| {
+        back.uid() != owner.uid() && back.role_ref == owner.role_ref && back.subjects == owner.subjects
+    })
+    .await;
+    let what = if weakened { "owner's RoleBinding given a weaker role" } else { "owner's RoleBinding deleted" };
+    took.push((what, elapsed));
     still_ready(broker, &id).await;
     eprintln!("repaired after: {took:?}");
 
     // Counted, kind by kind.
     let expected =
-        [("NetworkPolicy", 1.0), ("ResourceQuota", 1.0), ("LimitRange", 1.0), ("Namespace", 1.0), ("RoleBinding", 2.0)];
+        [("NetworkPolicy", 1.0), ("ResourceQuota", 1.0), ("LimitRange", 1.0), ("Namespace", 1.0), ("RoleBinding", 3.0)];
     for (kind, count) in expected {
         let now = repairs(broker, kind).await;
         assert!(
@@ -197,6 +220,11 @@ async fn what_an_operator_deletes_or_weakens_is_back_within_ten_seconds_counted_
         .collect();
     for object in ["NetworkPolicy/caas-default-deny", "ResourceQuota/caas-quota", "LimitRange/caas-limits"] {
         assert!(objects.iter().any(|o| o == object), "no Repaired event of {object}: {objects:?}");
+    }
+    if weakened {
+        let replaced = "RoleBinding/caas-owner was given another role outside the broker; the broker restored it";
+        let messages: Vec<&str> = repaired.iter().filter_map(|event| event.message.as_deref()).collect();
+        assert!(messages.contains(&replaced), "{messages:?}");
     }
     let overview = path_of(&url, &served.origin);
     let signed_in = sign_in(&served, &format!("{overview}/login"), &token, &served.origin).await;
