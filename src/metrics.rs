@@ -205,7 +205,12 @@ impl Metrics {
 
     /// Counts one object of `kind` put back by drift repair.
     pub fn repaired(&self, kind: &str) {
-        self.repairs.get_or_create(&RepairLabels { kind: kind.to_owned() }).inc();
+        self.repairs_of(kind).inc();
+    }
+
+    /// The count of drift repairs of `kind` (made at 0 when there was none).
+    pub fn repairs_of(&self, kind: &str) -> Counter {
+        self.repairs.get_or_create(&RepairLabels { kind: kind.to_owned() }).clone()
     }
 
     /// Records the outcome of an OSB operation from its HTTP status.

@@ -288,6 +288,10 @@ async fn a_deprovisioned_instance_or_a_deleted_namespace_is_never_made_again() {
         assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
     }
     drift_watched(&broker).await;
+    for kind in ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding"] {
+        let name = format!("caas_broker_repairs_total{{kind=\"{kind}\"}}");
+        assert!(broker.metric(&name).await.is_some(), "{name} is served from the start");
+    }
     let admin = cluster().admin().await;
     let namespaces = Api::<Namespace>::all(admin.clone());
 

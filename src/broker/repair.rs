@@ -85,6 +85,15 @@ pub enum ManagedKind {
 }
 
 impl ManagedKind {
+    /// Every kind, one watch each.
+    pub const ALL: [ManagedKind; 5] = [
+        ManagedKind::Namespace,
+        ManagedKind::ResourceQuota,
+        ManagedKind::LimitRange,
+        ManagedKind::NetworkPolicy,
+        ManagedKind::RoleBinding,
+    ];
+
     /// The Kubernetes kind, as metrics, logs and Events name it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -151,7 +160,7 @@ pub(super) struct Repairs {
 }
 
 /// The kinds watched, one watch each.
-const WATCHES: usize = 5;
+const WATCHES: usize = ManagedKind::ALL.len();
 
 impl Drop for Repairs {
     fn drop(&mut self) {
@@ -165,6 +174,10 @@ impl Broker {
     /// runtime.
     pub fn repair_drift(self: &Arc<Self>) {
         self.repairs.tasks.get_or_init(|| {
+            // Every kind's count shows from the start, at 0, so that a rate can be taken of it before any repair.
+            for kind in ManagedKind::ALL {
+                crate::metrics::global().repairs_of(kind.as_str());
+            }
             let (report, reports) = mpsc::unbounded_channel();
             let (client, listed) = (&self.client, &self.repairs.listed);
             let watches = [
