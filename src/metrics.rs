@@ -77,6 +77,13 @@ pub struct CacheLabels {
     pub kind: String,
 }
 
+/// Labels of a drift repair.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairLabels {
+    /// The kind of object put back: Namespace, ResourceQuota, LimitRange, NetworkPolicy or RoleBinding.
+    pub kind: String,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -100,6 +107,8 @@ pub struct Metrics {
     pub cache_synced: Family<CacheLabels, Gauge>,
     /// Times a watch of that copy failed and started over with a new list, by kind.
     pub cache_watch_restarts: Family<CacheLabels, Counter>,
+    /// Objects of virtual clusters deleted or changed outside the broker and put back, by kind.
+    pub repairs: Family<RepairLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -151,6 +160,12 @@ pub fn global() -> &'static Metrics {
             "Times a watch of the copy of the broker's records failed and listed again",
             cache_watch_restarts.clone(),
         );
+        let repairs = Family::<RepairLabels, Counter>::default();
+        registry.register(
+            "repairs",
+            "Objects of virtual clusters deleted or changed outside the broker and put back, by kind",
+            repairs.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -163,6 +178,7 @@ pub fn global() -> &'static Metrics {
             cache_objects,
             cache_synced,
             cache_watch_restarts,
+            repairs,
         }
     })
 }
@@ -185,6 +201,16 @@ impl Metrics {
             let restarts = self.cache_watch_restarts.get_or_create(&labels);
             restarts.inc_by(figures.restarts.saturating_sub(restarts.get()));
         }
+    }
+
+    /// Counts one object of `kind` put back by drift repair.
+    pub fn repaired(&self, kind: &str) {
+        self.repairs_of(kind).inc();
+    }
+
+    /// The count of drift repairs of `kind` (made at 0 when there was none).
+    pub fn repairs_of(&self, kind: &str) -> Counter {
+        self.repairs.get_or_create(&RepairLabels { kind: kind.to_owned() }).clone()
     }
 
     /// Records the outcome of an OSB operation from its HTTP status.

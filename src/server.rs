@@ -33,10 +33,11 @@ pub fn broker(
     let options = BrokerOptions::from_settings(settings);
     let secret = settings.dashboard.cf_sso.as_ref().map(|cf| cf.client_secret.as_str());
     let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
-    let broker = Broker::new(catalog, client, endpoint, options)?;
+    let broker = Arc::new(Broker::new(catalog, client, endpoint, options)?);
     broker.watch_records();
     broker.watch_tenant_guard();
-    Ok(Arc::new(broker))
+    broker.repair_drift();
+    Ok(broker)
 }
 
 /// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose

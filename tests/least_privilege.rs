@@ -1,7 +1,7 @@
 //! The broker runs with the least privilege that works: the manifests' ClusterRole and Role, applied to the real
 //! control plane, are all a broker needs for a full provision, bind, unbind and deprovision of every service (a
-//! missing rule makes a request fail and this test with it), the dashboard's sign-in and kubeconfig included, and they do not let
-//! it do what it does not need.
+//! missing rule makes a request fail and this test with it), the dashboard's sign-in and kubeconfig and drift repair
+//! included, and they do not let it do what it does not need.
 
 mod support;
 
@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
-use k8s_openapi::api::core::v1::{PersistentVolume, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, PersistentVolume, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use kube::api::{ListParams, PostParams, WatchParams};
@@ -85,6 +86,24 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     .await;
     let namespace = broker.namespace(&cluster_id);
     let dashboard_domain = broker.domain.clone();
+    // Drift repair lists, watches, repairs and records under these rules too: what an operator deletes comes back.
+    eventually(Duration::from_secs(20), "the drift watches to list under the manifests' rules", || async {
+        broker.domain.drift_watched().then_some(())
+    })
+    .await;
+    let operator = cluster().admin().await;
+    let policies = Api::<NetworkPolicy>::namespaced(operator.clone(), &namespace);
+    policies.delete("caas-default-deny", &Default::default()).await.expect("delete the policy as an operator");
+    eventually(Duration::from_secs(10), "the policy to be repaired under the manifests' rules", || async {
+        policies.get_opt("caas-default-deny").await.expect("read the policy").map(|_| ())
+    })
+    .await;
+    let events = Api::<Event>::namespaced(operator, &namespace);
+    eventually(Duration::from_secs(10), "the repair recorded as an Event", || async {
+        let listed = events.list(&ListParams::default()).await.expect("list events").items;
+        listed.iter().any(|event| event.reason.as_deref() == Some("Repaired")).then_some(())
+    })
+    .await;
     for role in ["admin", "edit", "view"] {
         let binding = format!("{cluster_id}-{role}");
         let bound = broker.bind(&cluster_id, &binding, SMALL, json!({ "parameters": { "role": role } })).await;

@@ -573,7 +573,12 @@ async fn maintenance_upgrade_moves_an_instance_of_the_old_layout_out_of_the_tena
     let bound = broker.bind(&id, &binding, MICRO, json!({})).await;
     assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
 
-    // Rewrite the instance and its binding as version 1.0 made them.
+    // Rewrite the instance and its binding as version 1.0 made them: the namespace's record first, so that drift
+    // repair takes the instance for one of the old layout (which it leaves to the upgrade) before its objects change.
+    let old_annotations = json!({ "metadata": { "annotations": { "caas-broker.io/identity-namespace": null,
+        "caas-broker.io/owner": "owner-jane-doe", "caas-broker.io/maintenance-version": "1.0.0" } } });
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&old_annotations)).await.expect("annotations");
     let label = caas_broker::k8s::names::label_value(&id);
     let tenant_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &ns);
     let identity_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &identities);
@@ -591,10 +596,6 @@ async fn maintenance_upgrade_moves_an_instance_of_the_old_layout_out_of_the_tena
     }
     identity_accounts.delete(&caas_broker::k8s::names::owner_account(&id), &Default::default()).await.expect("owner");
     identity_accounts.delete(&binding_account, &Default::default()).await.expect("binding account");
-    let old_annotations = json!({ "metadata": { "annotations": { "caas-broker.io/identity-namespace": null,
-        "caas-broker.io/owner": "owner-jane-doe", "caas-broker.io/maintenance-version": "1.0.0" } } });
-    let namespaces = Api::<Namespace>::all(client.clone());
-    namespaces.patch(&ns, &PatchParams::default(), &Patch::Merge(&old_annotations)).await.expect("annotations");
     let owner_token = mint_token(&client, &ns, "owner-jane-doe").await;
     let binding_token = mint_token(&client, &ns, &binding_account).await;
     let records = Api::<Secret>::namespaced(client.clone(), &broker.settings.kubernetes.broker_namespace);

@@ -50,6 +50,9 @@ pub enum AlertKind {
     Restarting,
     /// An autoscaler cannot scale its target (no metrics, no target, refused).
     AutoscalerStuck,
+    /// An object of the virtual cluster's isolation (quota, limits, network policy, Pod Security labels, the broker's
+    /// role bindings) was deleted or changed outside the broker, and the broker put it back (its `Repaired` Event).
+    Repaired,
 }
 
 /// One abnormal thing: what it is, which object, how urgent, and the cluster's own words about it.
@@ -97,7 +100,10 @@ pub fn classify(observed: Observed<'_>) -> Vec<Alert> {
     let mut alerts = Vec::new();
     observed.pods.iter().for_each(|pod| pod_alerts(pod, observed.now, &mut alerts));
     observed.deployments.iter().for_each(|deployment| deployment_alerts(deployment, &mut alerts));
-    observed.events.iter().for_each(|event| event_alerts(event, &mut alerts));
+    // The newest event first: of several about one object, the alert tells the latest.
+    let mut events: Vec<&Event> = observed.events.iter().collect();
+    events.sort_by_key(|event| std::cmp::Reverse(event_time(event)));
+    events.into_iter().for_each(|event| event_alerts(event, &mut alerts));
     observed.quotas.iter().for_each(|quota| quota_alerts(quota, &mut alerts));
     observed.claims.iter().for_each(|claim| claim_alerts(claim, &mut alerts));
     observed.autoscalers.iter().for_each(|autoscaler| autoscaler_alerts(autoscaler, &mut alerts));
@@ -181,11 +187,26 @@ fn event_alerts(event: &Event, alerts: &mut Vec<Alert>) {
         Some("FailedScheduling") => (AlertKind::FailedScheduling, Severity::Critical),
         Some("FailedCreate") => (AlertKind::FailedCreate, Severity::Critical),
         Some("Unhealthy") => (AlertKind::Unhealthy, Severity::Warning),
+        Some(super::repair::REASON_REPAIRED) => (AlertKind::Repaired, Severity::Warning),
         _ => return,
     };
     let involved = &event.involved_object;
     let object = format!("{}/{}", involved.kind.as_deref().unwrap_or("?"), involved.name.as_deref().unwrap_or("?"));
-    alerts.push(Alert { kind, severity, object, detail: event.message.clone().unwrap_or_default() });
+    let mut detail = event.message.clone().unwrap_or_default();
+    if kind == AlertKind::Repaired
+        && let Some(time) = event_time(event)
+    {
+        // When it was restored: the tenant compares it with what they saw fail.
+        detail = format!("{detail} ({})", time.strftime("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    alerts.push(Alert { kind, severity, object, detail });
+}
+
+/// When an event last happened, as far as it says.
+fn event_time(event: &Event) -> Option<jiff::Timestamp> {
+    let last = event.last_timestamp.as_ref().map(|time| time.0);
+    let created = || event.metadata.creation_timestamp.as_ref().map(|time| time.0);
+    last.or(event.event_time.as_ref().map(|time| time.0)).or_else(created)
 }
 
 fn quota_alerts(quota: &ResourceQuota, alerts: &mut Vec<Alert>) {
@@ -422,5 +443,29 @@ mod tests {
             (AlertKind::AutoscalerStuck, "HorizontalPodAutoscaler/web")
         );
         assert!(alerts[0].detail.starts_with("FailedGetResourceMetric: the HPA was unable"), "{alerts:?}");
+    }
+
+    #[test]
+    fn a_repair_is_told_with_what_was_restored_and_when_the_latest_first() {
+        let repaired = |name: &str, at: &str, message: &str| -> Event {
+            object(json!({ "metadata": { "name": name }, "type": "Warning", "reason": "Repaired",
+                "involvedObject": { "kind": "NetworkPolicy", "name": "caas-default-deny" },
+                "message": message, "lastTimestamp": at }))
+        };
+        let events = [
+            repaired("a", "2026-12-07T05:00:00Z", "NetworkPolicy/caas-default-deny was changed"),
+            repaired("b", "2026-12-07T06:30:15Z", "NetworkPolicy/caas-default-deny was deleted"),
+        ];
+        let alerts = classify(Observed { events: &events, ..Observed::default() });
+        assert_eq!(alerts.len(), 1, "one alert per object: {alerts:?}");
+        assert_eq!(
+            (alerts[0].kind, alerts[0].severity, alerts[0].object.as_str(), alerts[0].detail.as_str()),
+            (
+                AlertKind::Repaired,
+                Severity::Warning,
+                "NetworkPolicy/caas-default-deny",
+                "NetworkPolicy/caas-default-deny was deleted (2026-12-07 06:30:15 UTC)"
+            )
+        );
     }
 }

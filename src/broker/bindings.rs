@@ -268,7 +268,7 @@ impl Broker {
 
     /// The role and token lifetime a binding's `parameters` ask for, within the broker's limits.
     fn identity_terms(&self, parameters: &Map<String, Value>) -> Result<(String, u64)> {
-        let role = parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE).to_owned();
+        let role = role_of(parameters).to_owned();
         let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
             Some(seconds) if seconds > self.options.max_expiration_seconds => {
                 return Err(Error::BadRequest(format!(
@@ -398,6 +398,26 @@ impl Broker {
             ));
         }
         Ok(record.parameters)
+    }
+
+    /// The RoleBinding of binding `binding_id` of the virtual cluster `instance_id` as its bind made it, for drift
+    /// repair; `None` when the binding is not whole: no record of it on this instance, or its ServiceAccount gone (an
+    /// unbind deletes that first), so that a repair never undoes an unbind.
+    pub(super) async fn binding_role_binding_wanted(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+    ) -> Result<Option<RoleBinding>> {
+        let objects = self.objects(instance_id, binding_id);
+        let Some(record) = self.record(&objects).await?.filter(|record| record.instance_id == instance_id) else {
+            return Ok(None);
+        };
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
+        let account = match accounts.get_opt(&objects.account_name()).await {
+            Err(error) if is_not_found(&error) => None,
+            other => other?,
+        };
+        Ok(account.map(|_| objects.role_binding(role_of(&record.parameters))))
     }
 
     /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.
@@ -622,6 +642,11 @@ impl Broker {
         }
         Ok(())
     }
+}
+
+/// The role a binding's effective `parameters` give it.
+fn role_of(parameters: &Map<String, Value>) -> &str {
+    parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE)
 }
 
 /// What makes two bind requests identical.

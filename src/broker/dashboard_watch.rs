@@ -21,11 +21,17 @@ impl Broker {
 
     /// Applies the broker's watch RoleBinding in `namespace`, the namespace of `instance_id`.
     pub(super) async fn apply_dashboard_watch(&self, namespace: &str, instance_id: &str) -> Result<()> {
-        let user = self.own_user().await?;
-        let role = &self.options.dashboard_watch_role;
-        let binding = dashboard_watch_binding(namespace, &names::label_value(instance_id), role, &user);
+        let binding = self.dashboard_watch_wanted(namespace, instance_id).await?;
         apply(&Api::<RoleBinding>::namespaced(self.client.clone(), namespace), &binding).await?;
         Ok(())
+    }
+
+    /// The broker's watch RoleBinding as it should be in `namespace`, the namespace of `instance_id` (what provision
+    /// applies, and drift repair puts back).
+    pub(super) async fn dashboard_watch_wanted(&self, namespace: &str, instance_id: &str) -> Result<RoleBinding> {
+        let user = self.own_user().await?;
+        let role = &self.options.dashboard_watch_role;
+        Ok(dashboard_watch_binding(namespace, &names::label_value(instance_id), role, &user))
     }
 
     /// The broker's own Kubernetes user name, as the apiserver authenticates it (a SelfSubjectReview, which every

@@ -231,8 +231,8 @@ impl Broker {
         Ok(())
     }
 
-    /// The desired virtual cluster for a recorded instance.
-    fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<VirtualCluster> {
+    /// The desired virtual cluster for a recorded instance: what provision, update and drift repair apply.
+    pub(super) fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
             Error::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;

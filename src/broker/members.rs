@@ -171,7 +171,7 @@ impl Broker {
                 (account.metadata.name? == names::member_account(instance_id, &name)).then_some(name)
             })
             .collect();
-        // Each role by name: the broker may read RoleBindings, not list them across every tenant's namespace.
+        // Each role by name: a few reads, not a list of every RoleBinding of the namespace.
         let bindings = self.role_bindings(&self.namespace_of(instance_id));
         let accounts: Vec<String> = names.iter().map(|name| names::member_account(instance_id, name)).collect();
         let roles = futures::future::try_join_all(accounts.iter().map(|account| bindings.get_opt(account))).await?;
@@ -209,6 +209,25 @@ impl Broker {
         let binding = self.role_bindings(&objects.namespace).get_opt(&objects.account_name()).await?;
         let role = binding.and_then(|binding| Role::parse(&binding.role_ref.name).ok());
         Ok(Some(Member { name: name.to_owned(), role, owner: false }))
+    }
+
+    /// The RoleBinding of the member `name` of the virtual cluster `instance_id` with `role`, for drift repair;
+    /// `None` when `name` is no member (any more): its ServiceAccount gone (removing a member deletes it first), so
+    /// that a repair never undoes a removal.
+    pub(super) async fn member_role_binding_wanted(
+        &self,
+        instance_id: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<Option<RoleBinding>> {
+        let objects = self.member_objects(instance_id, name);
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
+        let account = match accounts.get_opt(&objects.account_name()).await {
+            Err(error) if is_not_found(&error) => None,
+            other => other?,
+        };
+        let exact = account.and_then(|a| a.metadata.annotations).and_then(|a| a.get(ANNOTATION_MEMBER).cloned());
+        Ok((exact.as_deref() == Some(name)).then(|| objects.role_binding(role.as_str())))
     }
 
     /// Invites `name` with `role`: 409 when already a member (change the role instead).

@@ -20,6 +20,7 @@ pub mod model;
 pub mod overview;
 pub mod parameters;
 mod progress;
+mod repair;
 pub mod revocations;
 mod seen_ready;
 pub mod session_view;
@@ -126,6 +127,8 @@ pub struct Broker {
     revocations: revocations::Revocations,
     /// The tenant guard provision and bind require; `None` when the operator opted out.
     guard: Option<Arc<tenant_guard::TenantGuard>>,
+    /// Drift repair's watches and task, once started (see [`Broker::repair_drift`]).
+    repairs: repair::Repairs,
 }
 
 impl Broker {
@@ -150,6 +153,7 @@ impl Broker {
             cache: cache::Records::new(),
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
+            repairs: repair::Repairs::default(),
         })
     }
 

@@ -139,7 +139,7 @@ pub struct Text {
     /// Before the delete button.
     pub delete_warning: &'static str,
     /// What to do, by alert kind.
-    advice: [(AlertKind, &'static str); 14],
+    advice: [(AlertKind, &'static str); 15],
     // The live workloads view (workloads, YAML, pod logs).
     /// The workloads page's heading and the link to it.
     pub live_workloads: &'static str,
@@ -469,6 +469,10 @@ pub static EN: Text = Text {
             AlertKind::AutoscalerStuck,
             "The autoscaler cannot scale: it needs a metrics API (metrics.k8s.io) and CPU requests on the pods, and a target that exists.",
         ),
+        (
+            AlertKind::Repaired,
+            "Part of this virtual cluster's isolation was deleted or changed outside the broker, and the broker restored it. Change the plan or parameters through the platform (cf update-service), not in the cluster.",
+        ),
     ],
     // The live workloads view (workloads, YAML, pod logs).
     live_workloads: "Workloads",
@@ -682,6 +686,10 @@ pub static KO: Text = Text {
         (
             AlertKind::AutoscalerStuck,
             "오토스케일러가 스케일할 수 없습니다: 메트릭 API(metrics.k8s.io)와 파드의 CPU 요청, 그리고 존재하는 대상이 필요합니다.",
+        ),
+        (
+            AlertKind::Repaired,
+            "이 가상 클러스터의 격리 설정 일부가 브로커 밖에서 삭제되거나 변경되어 브로커가 복구했습니다. 플랜과 파라미터는 클러스터에서 직접 바꾸지 말고 플랫폼(cf update-service)으로 변경하세요.",
         ),
     ],
     // The live workloads view (workloads, YAML, pod logs).
