@@ -1,5 +1,5 @@
 //! Whether the tenant guard is in force: the ValidatingAdmissionPolicies (and their bindings) that keep tenants from
-//! undoing their isolation (`manifests/tenant-guard.yaml`, the Helm chart's, the BOSH release's errand). Without them
+//! undoing their isolation (`manifests/tenant-guard.yaml`, the Helm chart's, the BOSH job's pre-start). Without them
 //! an `admin` binding deletes its namespace's default-deny NetworkPolicy, so the broker refuses to provision or bind
 //! (and is not ready) until every policy and binding is there in the version it expects, unless the operator opted
 //! out (`policy.require_tenant_guard: false`, unsafe). The answer is cached for a few seconds: requests never wait
@@ -119,7 +119,7 @@ impl Verdict {
             Verdict::InForce => "the tenant guard is in force".to_owned(),
             Verdict::Missing(missing) => format!(
                 "the tenant guard is not in force ({}): apply manifests/tenant-guard.yaml (the Helm chart and the \
-                 BOSH release's apply-tenant-guard errand install it), or set policy.require_tenant_guard: false \
+                 BOSH job's pre-start install it), or set policy.require_tenant_guard: false \
                  (unsafe)",
                 missing.join("; ")
             ),
@@ -150,7 +150,8 @@ impl TenantGuard {
         }
     }
 
-    /// The verdict, at most [`FRESH_FOR`] old.
+    /// The verdict, at most [`FRESH_FOR`] old. A check the cluster did not answer is not kept: the next request asks
+    /// again, so a broker serves again as soon as the apiserver is back, not a few seconds later.
     pub async fn verdict(&self) -> Verdict {
         let mut last = self.last.lock().await;
         if let Some((at, verdict)) = last.as_ref()
@@ -160,7 +161,10 @@ impl TenantGuard {
         }
         let verdict = self.check().await;
         self.log(&verdict);
-        *last = Some((Instant::now(), verdict.clone()));
+        *last = match verdict {
+            Verdict::Unknown(_) => None,
+            _ => Some((Instant::now(), verdict.clone())),
+        };
         verdict
     }
 
