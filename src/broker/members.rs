@@ -194,16 +194,22 @@ impl Broker {
         Ok(members)
     }
 
-    /// The member of that name, if there is one.
-    pub async fn member(&self, instance_id: &str, name: &str) -> Result<Option<Member>> {
-        let objects = self.member_objects(instance_id, name);
+    /// Whether `name` is a member of the virtual cluster `objects` describe: its ServiceAccount exists and names
+    /// exactly `name` (a hashed account name could stand for another).
+    async fn is_member(&self, objects: &MemberObjects, name: &str) -> Result<bool> {
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
         let account = match accounts.get_opt(&objects.account_name()).await {
             Err(error) if is_not_found(&error) => None,
             other => other?,
         };
         let exact = account.and_then(|a| a.metadata.annotations).and_then(|a| a.get(ANNOTATION_MEMBER).cloned());
-        if exact.as_deref() != Some(name) {
+        Ok(exact.as_deref() == Some(name))
+    }
+
+    /// The member of that name, if there is one.
+    pub async fn member(&self, instance_id: &str, name: &str) -> Result<Option<Member>> {
+        let objects = self.member_objects(instance_id, name);
+        if !self.is_member(&objects, name).await? {
             return Ok(None);
         }
         let binding = self.role_bindings(&objects.namespace).get_opt(&objects.account_name()).await?;
@@ -221,13 +227,7 @@ impl Broker {
         role: Role,
     ) -> Result<Option<RoleBinding>> {
         let objects = self.member_objects(instance_id, name);
-        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &objects.identity_namespace);
-        let account = match accounts.get_opt(&objects.account_name()).await {
-            Err(error) if is_not_found(&error) => None,
-            other => other?,
-        };
-        let exact = account.and_then(|a| a.metadata.annotations).and_then(|a| a.get(ANNOTATION_MEMBER).cloned());
-        Ok((exact.as_deref() == Some(name)).then(|| objects.role_binding(role.as_str())))
+        Ok(self.is_member(&objects, name).await?.then(|| objects.role_binding(role.as_str())))
     }
 
     /// Invites `name` with `role`: 409 when already a member (change the role instead).
