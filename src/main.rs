@@ -81,7 +81,8 @@ fn apply_tenant_guard(config_file: Option<PathBuf>, kubeconfig: &str) -> ExitCod
             runtime.block_on(async {
                 let (client, _, _) = server::kube_client(&settings).await?;
                 let name = &settings.policy.tenant_guard;
-                caas_broker::broker::tenant_guard::apply(&client, name, &settings.kubernetes.identity_namespace).await
+                caas_broker::lifecycle::tenant_guard::apply(&client, name, &settings.kubernetes.identity_namespace)
+                    .await
             })
         });
     match applied {

@@ -12,11 +12,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use kube::Client;
 
-use crate::broker::tenant_guard::Verdict;
-use crate::broker::{Broker, BrokerOptions};
 use crate::catalog::Catalog;
 use crate::config::{LimitSettings, Settings};
 use crate::k8s::ClusterEndpoint;
+use crate::lifecycle::tenant_guard::Verdict;
+use crate::lifecycle::{Broker, BrokerOptions};
 use crate::osb::{self, middleware::Credentials};
 
 mod connections;
@@ -76,7 +76,7 @@ fn body_timeout(settings: &Settings) -> tower_http::timeout::RequestBodyTimeoutL
 }
 
 /// Ready only when the apiserver answers and the tenant guard the broker requires is in force (see
-/// [`crate::broker::tenant_guard`]): a broker that cannot reach the cluster, or would make tenants that can undo
+/// [`crate::lifecycle::tenant_guard`]): a broker that cannot reach the cluster, or would make tenants that can undo
 /// their isolation, should not get traffic. The body names what is wrong.
 async fn readyz(State(broker): State<osb::BrokerState>) -> (StatusCode, String) {
     let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why);

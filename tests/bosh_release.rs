@@ -360,7 +360,7 @@ fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
     let applied = text(&run(Command::new("bash").arg(&pre_start), "pre-start").stdout);
     assert!(applied.contains(&format!("the tenant guard {guard} is in force")), "{applied}");
     let cleanup = || {
-        for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+        for suffix in caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES {
             for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
                 cluster.kubectl(
                     &cluster.kubeconfig,
@@ -369,7 +369,7 @@ fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
             }
         }
     };
-    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+    for suffix in caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES {
         let name = format!("{guard}-{suffix}");
         let (ok, out, err) =
             cluster.kubectl(&cluster.kubeconfig, &["get", "validatingadmissionpolicy", &name, "-o", "json"]);
@@ -380,7 +380,7 @@ fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
         let policy: Value = serde_json::from_str(&out).expect("policy JSON");
         assert_eq!(
             policy["metadata"]["labels"]["caas-broker.io/guard-version"],
-            caas_broker::broker::tenant_guard::GUARD_VERSION
+            caas_broker::lifecycle::tenant_guard::GUARD_VERSION
         );
         let (ok, out, _) =
             cluster.kubectl(&cluster.kubeconfig, &["get", "validatingadmissionpolicybinding", &name, "-o", "json"]);

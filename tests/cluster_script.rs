@@ -328,7 +328,7 @@ fn up_waits_until_each_component_runs_its_binary() {
 
 /// The names [`TestCluster::guard`] lists when the whole guard is installed.
 fn expected_guard() -> Vec<String> {
-    let mut names: Vec<String> = caas_broker::broker::tenant_guard::POLICY_SUFFIXES
+    let mut names: Vec<String> = caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES
         .iter()
         .flat_map(|suffix| {
             [

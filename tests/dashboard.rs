@@ -108,7 +108,7 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url claims");
     let claims: Value = serde_json::from_slice(&claims).expect("JSON claims");
     let lifetime = claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default();
-    assert_eq!(lifetime, caas_broker::broker::KUBECONFIG_TOKEN_SECONDS, "short-lived: {claims}");
+    assert_eq!(lifetime, caas_broker::lifecycle::KUBECONFIG_TOKEN_SECONDS, "short-lived: {claims}");
     assert!(claims["sub"].as_str().is_some_and(|sub| sub.ends_with(&format!("caas-binding-{a}-edit"))), "{claims}");
     let file = std::env::temp_dir().join(format!("{namespace_a}-{}.kubeconfig", std::process::id()));
     std::fs::write(&file, &download.body).expect("save the kubeconfig");

@@ -275,7 +275,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
     .await;
     let id = instance(&served.broker).await;
     let alice = "alice@example.test";
-    served.domain.invite(&id, alice, caas_broker::broker::members::Role::View).await.expect("invite alice");
+    served.domain.invite(&id, alice, caas_broker::lifecycle::members::Role::View).await.expect("invite alice");
 
     // The sign-in page offers the provider beside the token form.
     let page = served.get(&format!("/instances/{id}/login"), "").await;
@@ -325,7 +325,7 @@ async fn invited_members_sign_in_through_openid_connect_and_others_are_refused()
 
     // Her role changed: her session ends at once (she signs in again, with the new role); so does it when she is
     // removed, and it mints no kubeconfig then.
-    served.domain.change_role(&id, alice, caas_broker::broker::members::Role::Edit).await.expect("change her role");
+    served.domain.change_role(&id, alice, caas_broker::lifecycle::members::Role::Edit).await.expect("change her role");
     let login = format!("/instances/{id}/login");
     let after = served.get(&format!("/instances/{id}"), &session).await;
     assert_eq!((after.status, after.header("location")), (303, Some(login.as_str())), "{after:?}");
@@ -384,7 +384,7 @@ async fn cloud_foundry_users_get_the_role_the_cloud_controller_gives_at_every_si
     let session = session_cookie_of(&signed_in).expect("a session");
     let members = served.domain.members(&id).await.expect("members");
     let member = members.iter().find(|m| m.name.starts_with("cf:")).expect("a Cloud Foundry member");
-    assert_eq!(member.role, Some(caas_broker::broker::members::Role::Admin), "{members:?}");
+    assert_eq!(member.role, Some(caas_broker::lifecycle::members::Role::Admin), "{members:?}");
     let account = caas_broker::k8s::names::member_account(&id, &member.name);
     let overview = served.get(&format!("/instances/{id}"), &session).await;
     assert!(overview.status == 200 && overview.body.contains(&account), "{overview:?}");

@@ -65,7 +65,7 @@ async fn replicas(deployments: &Api<Deployment>, name: &str) -> (i32, Option<Str
     let before = deployment
         .metadata
         .annotations
-        .and_then(|a| a.get(caas_broker::broker::actions::ANNOTATION_REPLICAS_BEFORE_STOP).cloned());
+        .and_then(|a| a.get(caas_broker::tenant::apps::ANNOTATION_REPLICAS_BEFORE_STOP).cloned());
     (deployment.spec.and_then(|s| s.replicas).unwrap_or(1), before)
 }
 
@@ -106,7 +106,7 @@ async fn an_editor_runs_the_tenants_own_app_and_a_viewer_cannot() {
     assert_eq!(editor.act("deployments", "web", "action=restart").await.status, 303);
     let template = deployments.get("web").await.expect("get").spec.expect("spec").template.metadata.expect("meta");
     let restarted = template.annotations.unwrap_or_default();
-    assert!(restarted.contains_key(caas_broker::broker::actions::ANNOTATION_RESTARTED_AT), "{restarted:?}");
+    assert!(restarted.contains_key(caas_broker::tenant::apps::ANNOTATION_RESTARTED_AT), "{restarted:?}");
     assert_eq!(editor.act("deployments", "web", "action=scale&replicas=3").await.status, 303);
     assert_eq!(replicas(&deployments, "web").await.0, 3);
 

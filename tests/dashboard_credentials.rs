@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::Engine;
-use caas_broker::broker::members::Role;
+use caas_broker::lifecycle::members::Role;
 use serde_json::{Value, json};
 use support::broker::*;
 use support::cluster::eventually;
@@ -103,7 +103,7 @@ async fn a_session_and_its_kubeconfig_end_with_the_sessions_token_and_a_kubeconf
     assert!(minted_exp <= expires, "the kubeconfig's token ({minted_exp}) outlives the session's ({expires})");
     assert!(minted_exp - minted_claims["iat"].as_i64().expect("iat") >= 600, "{minted_claims}");
     let audiences = minted_claims["aud"].as_array().expect("audiences").clone();
-    assert!(audiences.contains(&json!(caas_broker::broker::DASHBOARD_AUDIENCE)), "{minted_claims}");
+    assert!(audiences.contains(&json!(caas_broker::lifecycle::DASHBOARD_AUDIENCE)), "{minted_claims}");
     eprintln!("saw: binding token exp {expires}, kubeconfig token exp {minted_exp}, aud {audiences:?}");
     let as_kubeconfig = client_from_kubeconfig(&minted.body).await;
     let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(as_kubeconfig, &broker.namespace(&id));

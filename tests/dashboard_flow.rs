@@ -12,7 +12,7 @@ mod support;
 
 use std::process::Command;
 
-use caas_broker::broker::actions::{ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_RESTARTED_AT};
+use caas_broker::tenant::apps::{ANNOTATION_REPLICAS_BEFORE_STOP, ANNOTATION_RESTARTED_AT};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::RoleBinding;

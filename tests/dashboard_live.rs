@@ -299,7 +299,7 @@ async fn headless_chromium_sees_a_new_pod_appear_without_a_reload() {
 
 #[tokio::test]
 async fn what_an_identity_may_not_list_is_not_allowed_and_the_rest_still_shows() {
-    use caas_broker::broker::workloads_view::{Kind, Section, may_watch, read_all};
+    use caas_broker::tenant::objects::{Kind, Section, may_watch, read_all};
     use k8s_openapi::api::rbac::v1::Role;
 
     let admin = cluster().admin().await;

@@ -350,11 +350,11 @@ fn default_render_is_the_manifests() {
     assert_eq!(&policy["spec"]["podSelector"]["matchLabels"], selector, "the NetworkPolicy selects the broker pods");
     assert_eq!(&deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"], "caas-broker");
     for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
-        for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+        for suffix in caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES {
             let name = format!("caas-broker-{suffix}");
             assert_eq!(named(&rendered, kind, &name)["spec"], named(&plain, kind, &name)["spec"], "{kind} {name} spec");
             let version = &named(&rendered, kind, &name)["metadata"]["labels"]["caas-broker.io/guard-version"];
-            assert_eq!(version, caas_broker::broker::tenant_guard::GUARD_VERSION, "{kind} {name} guard version");
+            assert_eq!(version, caas_broker::lifecycle::tenant_guard::GUARD_VERSION, "{kind} {name} guard version");
         }
     }
     // The broker is told the guard's name, and requires it.
@@ -723,7 +723,7 @@ async fn installs_on_the_control_plane_and_uninstalls_cleanly() {
             exists(&["validatingadmissionpolicy", policy]) && exists(&["validatingadmissionpolicybinding", policy])
         );
     }
-    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+    for suffix in caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES {
         let policy = format!("{fullname}-{suffix}");
         assert!(
             exists(&["validatingadmissionpolicy", &policy]) && exists(&["validatingadmissionpolicybinding", &policy]),

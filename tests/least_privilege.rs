@@ -115,7 +115,7 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
         // that ServiceAccount) need nothing more either.
         let token = bound.body["credentials"]["token"].as_str().expect("token");
         let signed_in = dashboard_domain.sign_in(&cluster_id, token).await.expect("dashboard sign-in");
-        let caas_broker::broker::SignIn::Accepted(tenant, credential) = signed_in else {
+        let caas_broker::lifecycle::SignIn::Accepted(tenant, credential) = signed_in else {
             panic!("{role}: {signed_in:?}")
         };
         let kubeconfig =
@@ -148,7 +148,7 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
 
     // The dashboard's members: invited, listed, given another role, signed in with a token of their own, removed.
     {
-        use caas_broker::broker::members::Role;
+        use caas_broker::lifecycle::members::Role;
         let alice = "alice@example.test";
         dashboard_domain.invite(&cluster_id, alice, Role::View).await.expect("invite a member");
         dashboard_domain.change_role(&cluster_id, alice, Role::Edit).await.expect("change a member's role");

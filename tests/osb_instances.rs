@@ -491,7 +491,7 @@ async fn one_instance_per_organization_when_configured() {
 async fn ids_with_any_characters_get_valid_hashed_namespaces() {
     let broker = TestBroker::start(|_| {}).await;
     for id in ["Ünïcode id/with slash", "0"] {
-        let encoded = caas_broker::broker::percent_encode(id);
+        let encoded = caas_broker::lifecycle::percent_encode(id);
         let created = broker
             .call(
                 Method::PUT,
@@ -789,7 +789,7 @@ async fn without_its_tenant_guard_the_broker_is_not_ready_and_refuses_provision_
         broker.raw(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).expect("request")).await;
     assert_eq!(readyz.status, StatusCode::SERVICE_UNAVAILABLE, "{readyz:?}");
     let text = readyz.body.as_str().unwrap_or_default().to_owned();
-    for suffix in caas_broker::broker::tenant_guard::POLICY_SUFFIXES {
+    for suffix in caas_broker::lifecycle::tenant_guard::POLICY_SUFFIXES {
         for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
             assert!(
                 text.contains(&format!("{kind} {absent}-{suffix}: missing")),

@@ -1,6 +1,6 @@
 //! The apps page: a virtual cluster's Deployments and StatefulSets (the tenant's own and the workload plans'), with the
 //! controls the signed-in identity may use — stop, start, restart, scale, autoscale, delete. Which controls show is
-//! asked of Kubernetes for that identity; what happens is decided by Kubernetes too (see [`crate::broker::actions`]):
+//! asked of Kubernetes for that identity; what happens is decided by Kubernetes too (see [`crate::tenant::apps`]):
 //! a forged form gets the apiserver's refusal, not a change.
 
 use askama::Template;
@@ -13,11 +13,12 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::i18n::Text;
 use super::respond::{PageVisit, Visit, message, refusal, render, see_other};
-use super::sessions::Session;
-use crate::broker::actions::{Acted, Action, App, AppPermissions, Controller};
-use crate::broker::model::OperationState;
-use crate::broker::{Error, percent_encode};
+use super::user_sessions::Session;
 use crate::k8s::workload::Autoscale;
+use crate::lifecycle::model::OperationState;
+use crate::lifecycle::{Error, percent_encode};
+use crate::tenant;
+use crate::tenant::apps::{Acted, Action, App, AppPermissions, Controller};
 
 /// What the page says above the list after an action, or why it was not done (the session page says it alike).
 pub(super) enum Notice {
@@ -118,9 +119,9 @@ async fn show(
 ) -> Response {
     let namespace = &session.tenant.namespace;
     let (apps, permissions, metrics) = tokio::join!(
-        state.broker.apps(&session.client, &session.tenant),
-        crate::broker::actions::app_permissions(&session.client, namespace),
-        crate::broker::actions::metrics_available(&session.client),
+        tenant::apps::list(&state.broker, &session.client, &session.tenant),
+        crate::tenant::apps::app_permissions(&session.client, namespace),
+        crate::tenant::apps::metrics_available(&session.client),
     );
     let (apps, permissions) = match (apps, permissions) {
         (Ok(apps), Ok(permissions)) => (apps, permissions),
@@ -205,7 +206,7 @@ pub async fn act(
         return message(StatusCode::NOT_FOUND, text, text.not_found, true);
     };
     let outcome = match form.action() {
-        Ok(action) => state.broker.act(&session.client, &session.tenant, kind, &name, action).await,
+        Ok(action) => tenant::apps::act(&state.broker, &session.client, &session.tenant, kind, &name, action).await,
         Err(error) => Err(error),
     };
     let user = &session.tenant.username;
@@ -231,11 +232,11 @@ pub async fn act(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::actions::PlanApp;
-    use crate::broker::model::LastOperation;
+    use crate::lifecycle::PlanApp;
+    use crate::lifecycle::model::LastOperation;
 
     fn session() -> Session {
-        super::super::sessions::test_session("inst-1")
+        super::super::user_sessions::test_session("inst-1")
     }
 
     fn apps() -> Vec<App> {

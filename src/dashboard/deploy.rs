@@ -1,4 +1,4 @@
-//! The deploy page: a form that becomes a container app (see [`crate::broker::deploy`]), checked by the cluster in a
+//! The deploy page: a form that becomes a container app (see [`crate::tenant::deploy`]), checked by the cluster in a
 //! dry run as the signed-in user before anything is applied, with the cluster's refusals shown beside the fields they
 //! are about and a YAML preview of exactly what will be applied; after a deploy, the app's progress, kept live by the
 //! live stream.
@@ -13,13 +13,14 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
+use super::objects::instance_path;
 use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render, see_other};
-use super::sessions::Session;
-use super::workloads::instance_path;
-use crate::broker::deploy::{self, DeployForm, Deployed, FieldError};
-use crate::broker::model::OperationState;
-use crate::broker::{Error, percent_encode};
+use super::user_sessions::Session;
 use crate::k8s::access::{self, Permission};
+use crate::lifecycle::model::OperationState;
+use crate::lifecycle::{Error, percent_encode};
+use crate::tenant;
+use crate::tenant::deploy::{self, DeployForm, Deployed, FieldError};
 
 /// One input of the form as shown: its value as typed and what is wrong with it.
 struct FieldView {
@@ -171,7 +172,7 @@ pub async fn form(State(state): State<DashboardState>, Query(query): Query<AppQu
     let create = Permission { verb: "create", group: "apps", resource: "deployments" };
     shown.may_deploy = access::allowed(&session.client, &session.tenant.namespace, create).await.unwrap_or(true);
     if let Some(app) = query.app.filter(|app| deploy::is_app_name(app)) {
-        match progress_of(&state, text, &session, &app).await.render() {
+        match progress_of(text, &session, &app).await.render() {
             Ok(html) => shown.progress = Some(html),
             Err(error) => tracing::error!(%error, "the deploy progress did not render"),
         }
@@ -187,7 +188,7 @@ pub async fn submit(
 ) -> Response {
     let Visit { session, instance_id, text, .. } = visit;
     let form = &submitted.form;
-    let base = state.broker.deploy_base(&session.tenant.namespace);
+    let base = tenant::deploy::deploy_base(&state.broker, &session.tenant.namespace);
     let app = match form.app(&session.tenant.namespace, &base) {
         Ok(app) => app,
         Err(errors) => return render(StatusCode::BAD_REQUEST, &page(text, &session, form, &errors, Outcome::Invalid)),
@@ -196,9 +197,9 @@ pub async fn submit(
     let name = objects.app.workload.name.clone();
     let deploying = submitted.intent == "deploy";
     let outcome = if deploying {
-        state.broker.deploy(&session.client, &objects).await
+        tenant::deploy::deploy(&session.client, &objects).await
     } else {
-        state.broker.dry_run(&session.client, &objects).await
+        tenant::deploy::dry_run(&session.client, &objects).await
     };
     let user = &session.tenant.username;
     match outcome {
@@ -238,20 +239,16 @@ pub async fn submit(
 }
 
 /// GET /instances/:instance_id/deploy/progress?app= — the progress fragment alone.
-pub async fn progress(
-    State(state): State<DashboardState>,
-    Query(query): Query<AppQuery>,
-    visit: PartVisit,
-) -> Response {
+pub async fn progress(Query(query): Query<AppQuery>, visit: PartVisit) -> Response {
     let Visit { session, text, .. } = visit;
     let Some(app) = query.app.filter(|app| deploy::is_app_name(app)) else {
         return message(StatusCode::NOT_FOUND, text, text.no_such_app, true);
     };
-    render(StatusCode::OK, &progress_of(&state, text, &session, &app).await)
+    render(StatusCode::OK, &progress_of(text, &session, &app).await)
 }
 
-async fn progress_of(state: &DashboardState, text: &'static Text, session: &Session, app: &str) -> ProgressFragment {
-    let read = state.broker.deploy_progress(&session.client, &session.tenant.namespace, app).await;
+async fn progress_of(text: &'static Text, session: &Session, app: &str) -> ProgressFragment {
+    let read = tenant::deploy::deploy_progress(&session.client, &session.tenant.namespace, app).await;
     let (class, state, detail) = match read {
         Ok(Some(operation)) => {
             let (class, state) = match operation.state {

@@ -1,6 +1,6 @@
 //! The endpoint tester page: choose a Service or Ingress of this namespace, a port, a path, a method, headers and a
 //! body; the dashboard sends the request as the signed-in user through the apiserver's service proxy (see
-//! [`crate::broker::endpoint`] for what confines it) and shows the answer as text, never as HTML.
+//! [`crate::tenant::endpoint`] for what confines it) and shows the answer as text, never as HTML.
 
 use askama::Template;
 use axum::Form;
@@ -10,10 +10,10 @@ use axum::response::Response;
 
 use super::DashboardState;
 use super::i18n::Text;
+use super::objects::instance_path;
 use super::respond::{read_failed, render, signed_in, text_for};
-use super::sessions::Session;
-use super::workloads::instance_path;
-use crate::broker::endpoint::{self, METHODS, TargetChoice, TryAnswer, TryError, TryForm};
+use super::user_sessions::Session;
+use crate::tenant::endpoint::{self, METHODS, TargetChoice, TryAnswer, TryError, TryForm};
 
 /// The tester page, with the last request's answer or why it was not made.
 #[derive(Template)]

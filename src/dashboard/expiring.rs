@@ -1,5 +1,5 @@
 //! What the dashboard keeps in this process's memory under a random id that a cookie carries (sign-ins under way at a
-//! provider; sessions have a store of their own, see [`super::sessions`]): each entry expires, and the store is
+//! provider; sessions have a store of their own, see [`super::user_sessions`]): each entry expires, and the store is
 //! bounded, so neither time nor a flood of requests lets them pile up. When full, expired entries go first, then the
 //! one closest to expiring.
 

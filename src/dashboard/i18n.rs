@@ -1,7 +1,7 @@
 //! The dashboard's words in English and Korean, chosen from the browser's `Accept-Language`: one table per language,
 //! so that a missing translation is a compile error rather than a blank on the page.
 
-use crate::broker::alerts::{AlertKind, Severity};
+use crate::tenant::alerts::{AlertKind, Severity};
 
 /// Every text of the dashboard in one language.
 pub struct Text {

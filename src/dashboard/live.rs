@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::broker::workloads_view::Kind;
+use crate::tenant::objects::Kind;
 
 /// The shortest time between two events of one kind: a rollout's burst of changes is one re-read per page.
 pub const COALESCE: Duration = Duration::from_millis(500);

@@ -26,12 +26,12 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
+use super::objects::instance_path;
 use super::open_streams::{self, Needs};
 use super::respond::read_failed;
 use super::respond::{PageVisit, PartVisit, Visit, message, render};
-use super::sessions::Session;
-use super::workloads::instance_path;
-use crate::broker::percent_encode;
+use super::user_sessions::Session;
+use crate::lifecycle::percent_encode;
 
 /// Most lines shown.
 pub const MAX_LINES: usize = 500;
@@ -75,7 +75,7 @@ async fn container_of(
     pod: &str,
     chosen: Option<String>,
 ) -> Result<Option<(Vec<String>, String)>, kube::Error> {
-    if !crate::broker::workloads_view::is_object_name(pod) {
+    if !crate::tenant::objects::is_object_name(pod) {
         return Ok(None);
     }
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::i18n::Text;
 use super::respond::{PageVisit, Visit, message, read_failed, render, see_other};
-use super::sessions::Session;
-use crate::broker::members::{Member, MembersAccess, Role, may_manage_members, members_access};
-use crate::broker::{Error, percent_encode};
+use super::user_sessions::Session;
+use crate::lifecycle::members::{Member, Role};
+use crate::lifecycle::{Error, percent_encode};
+use crate::tenant::members::{MembersAccess, may_manage_members, members_access};
 
 /// The members page.
 #[derive(Template)]
@@ -199,7 +200,7 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        super::super::sessions::test_session("inst 1")
+        super::super::user_sessions::test_session("inst 1")
     }
 
     fn page(session: &Session, members: &[Member], listed: bool, manage: bool) -> String {

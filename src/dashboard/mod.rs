@@ -1,6 +1,7 @@
-//! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
-//! sign in to one virtual cluster with a token of one of its identities (see [`crate::broker::Tenant`]); every read is
-//! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
+//! The tenant dashboard: a second face, beside the OSB API, on a listener of its own, over the tenant's domain
+//! ([`crate::tenant`]) and, for sign-in and members, the lifecycle ([`crate::lifecycle`]). Tenants sign in to one
+//! virtual cluster with a token of one of its identities (see [`crate::lifecycle::Tenant`]); every read is then made
+//! as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
 //! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama) and work without script; the
 //! only scripts, vendored htmx and its SSE extension, make parts of them update in place when the live stream (see
 //! [`live`]) says something changed. The session cookie holds a random id only, the token stays in this process's
@@ -19,13 +20,13 @@ mod login;
 mod logs;
 mod members;
 mod novnc;
+mod objects;
 mod open_streams;
 mod pages;
 mod respond;
-mod session;
-mod sessions;
 mod stream;
-mod workloads;
+mod streaming;
+mod user_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +34,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::broker::Broker;
 use crate::config::Settings;
-use sessions::Sessions;
+use crate::lifecycle::Broker;
+use user_sessions::Sessions;
 
 /// How the dashboard is served, from the configuration and the address it is bound to.
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         &options.base_url,
         options.max_sessions,
     );
-    let sessions = Sessions::new(sessions::SessionLimits {
+    let sessions = Sessions::new(user_sessions::SessionLimits {
         lifetime: options.session_lifetime,
         max: options.max_sessions,
         per_identity: options.max_sessions_per_identity,
@@ -155,16 +156,16 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .route("/instances/{instance_id}/deploy/progress", get(deploy::progress))
         .route("/instances/{instance_id}/try", get(endpoint::page).post(endpoint::send))
         .route("/instances/{instance_id}/alerts", get(pages::alerts))
-        .route("/instances/{instance_id}/workloads", get(workloads::page))
-        .route("/instances/{instance_id}/workloads/{kind}", get(workloads::section))
-        .route("/instances/{instance_id}/objects/{kind}/{name}", get(workloads::object))
+        .route("/instances/{instance_id}/workloads", get(objects::page))
+        .route("/instances/{instance_id}/workloads/{kind}", get(objects::section))
+        .route("/instances/{instance_id}/objects/{kind}/{name}", get(objects::object))
         .route("/instances/{instance_id}/live", get(stream::live))
         .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
         .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
-        .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
-        .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
-        .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
-        .route("/instances/{instance_id}/sessions/{session_id}/card", get(session::card_fragment))
+        .route("/instances/{instance_id}/sessions/{session_id}", get(streaming::page).post(streaming::act))
+        .route("/instances/{instance_id}/sessions/{session_id}/password", post(streaming::reveal))
+        .route("/instances/{instance_id}/sessions/{session_id}/open", post(streaming::open))
+        .route("/instances/{instance_id}/sessions/{session_id}/card", get(streaming::card_fragment))
         .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))

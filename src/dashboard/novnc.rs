@@ -2,7 +2,7 @@
 //! its WebSocket) goes to the apiserver's service proxy of that session's Service and noVNC port only, made with the
 //! signed-in user's own client — so Kubernetes' RBAC decides (`get services/proxy`: the `edit` and `admin` roles, not
 //! `view`), and nothing else of the cluster is reachable (see
-//! [`crate::broker::Broker::session_novnc_path`]). The WebSocket is tunnelled as bytes once both
+//! [`crate::lifecycle::Broker::session_novnc_path`]). The WebSocket is tunnelled as bytes once both
 //! sides agreed on the upgrade: the browser's handshake goes to websockify as it came, and its answer back.
 //!
 //! What the session's container serves lands on the dashboard's own origin, and that container is the tenant's: an
@@ -24,7 +24,8 @@ use hyper_util::rt::TokioIo;
 use super::DashboardState;
 use super::open_streams::{self, Needs, StreamSlot};
 use super::respond::{PartVisit, Visit, message};
-use crate::broker::{Error, percent_encode};
+use crate::lifecycle::{Error, percent_encode};
+use crate::tenant;
 
 /// How long the session's Service may take to answer through the apiserver's proxy (a stopped or starting session,
 /// an apiserver that is retried) before the visitor is told it does not answer.
@@ -140,12 +141,12 @@ enum Asked {
 /// a file request or a WebSocket handshake needs (and nothing else: no cookie).
 async fn ask_session(
     state: &DashboardState,
-    session: &super::sessions::Session,
+    session: &super::user_sessions::Session,
     (session_id, asset): (&str, &str),
     headers: &axum::http::HeaderMap,
     upgrade: bool,
 ) -> Result<http::Response<kube::client::Body>, Asked> {
-    let upstream = match state.broker.session_novnc_path(&session.tenant, session_id, asset).await {
+    let upstream = match tenant::streaming::novnc_path(&state.broker, &session.tenant, session_id, asset).await {
         Ok(upstream) => upstream,
         Err(Error::NotFound(_)) => return Err(Asked::NotFound),
         Err(error) => return Err(Asked::Failed(error.to_string())),

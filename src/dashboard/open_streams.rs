@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::DashboardState;
 use super::respond::still_signed_in;
-use super::sessions::Session;
+use super::user_sessions::Session;
 use crate::k8s::access::{self, Permission};
 
 /// How often an open stream checks that its user may still have it.

@@ -15,10 +15,10 @@ use super::respond::{
     COOKIE, PageVisit, PartVisit, Visit, Visitor, login_path, message, read_failed, render, see_other, session_id,
     text_for, visitor,
 };
-use super::sessions::{Session, StartError};
-use crate::broker::actions::PlanApp;
-use crate::broker::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
-use crate::broker::{Credential, Error, Refusal, SignIn, percent_encode};
+use super::user_sessions::{Session, StartError};
+use crate::lifecycle::PlanApp;
+use crate::lifecycle::{Credential, Error, Refusal, SignIn, percent_encode};
+use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
 
 /// The sign-in page.
 #[derive(Template)]
@@ -160,7 +160,7 @@ fn alert_lines(text: &'static Text, overview: &Overview) -> Vec<AlertLine> {
         .iter()
         .map(|alert| AlertLine {
             severity: text.severity(alert.severity),
-            critical: alert.severity == crate::broker::alerts::Severity::Critical,
+            critical: alert.severity == crate::tenant::alerts::Severity::Critical,
             object: alert.object.clone(),
             detail: alert.detail.clone(),
             advice: text.advice(alert.kind),
@@ -194,7 +194,7 @@ fn overview_page<'a>(
         apps_link: format!("/instances/{}/apps", percent_encode(&session.tenant.instance_id)),
         kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
         kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
-        token_hours: crate::broker::KUBECONFIG_TOKEN_SECONDS / 3600,
+        token_hours: crate::lifecycle::KUBECONFIG_TOKEN_SECONDS / 3600,
     }
 }
 
@@ -276,7 +276,7 @@ pub(super) fn start_session(
     state: &DashboardState,
     headers: &HeaderMap,
     text: &'static Text,
-    tenant: crate::broker::Tenant,
+    tenant: crate::lifecycle::Tenant,
     credential: Credential,
 ) -> Response {
     let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, &credential.token)) {
@@ -362,10 +362,10 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::alerts::{Alert, AlertKind, Severity};
+    use crate::tenant::alerts::{Alert, AlertKind, Severity};
 
     fn session() -> Session {
-        super::super::sessions::test_session("inst-1")
+        super::super::user_sessions::test_session("inst-1")
     }
 
     fn overview() -> Overview {
@@ -397,8 +397,8 @@ mod tests {
             instance_id: "app-1".to_owned(),
             service_name: "container-app".to_owned(),
             plan_name: "medium".to_owned(),
-            state: crate::broker::model::LastOperation::new(
-                crate::broker::model::OperationState::InProgress,
+            state: crate::lifecycle::model::LastOperation::new(
+                crate::lifecycle::model::OperationState::InProgress,
                 "waiting for a node",
             ),
         }];

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::DashboardState;
 use super::i18n::{self, Text};
-use super::sessions::Session;
-use crate::broker::{Error, percent_encode};
+use super::user_sessions::Session;
+use crate::lifecycle::{Error, percent_encode};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "caas_dashboard_session";
@@ -112,7 +112,7 @@ pub fn signed_in(
     Err(Box::new(refusal))
 }
 
-/// Whether the session `session_id` may go on: when it is due (see [`super::sessions::Sessions::due_for_check`]), the
+/// Whether the session `session_id` may go on: when it is due (see [`super::user_sessions::Sessions::due_for_check`]), the
 /// broker checks that its identity is unchanged (the same ServiceAccount, the same role), which is how an unbind, a
 /// member's removal or a change of role made through another replica reaches this one; if not, every session of that
 /// identity here ends. A check the apiserver does not answer lets the session go on: what it reads as the user is

@@ -16,7 +16,7 @@ use super::DashboardState;
 use super::live::Subscription;
 use super::open_streams::{self, Needs};
 use super::respond::{PartVisit, Visit, message};
-use crate::broker::workloads_view::{self, Kind};
+use crate::tenant::objects::{self, Kind};
 
 /// GET /instances/:instance_id/live.
 pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Response {
@@ -26,7 +26,7 @@ pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Resp
         return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true);
     };
     let namespace = session.tenant.namespace.clone();
-    let reviews = Kind::ALL.map(|kind| workloads_view::may_watch(&session.client, &namespace, kind));
+    let reviews = Kind::ALL.map(|kind| objects::may_watch(&session.client, &namespace, kind));
     let allowed = match futures::future::try_join_all(reviews).await {
         Ok(allowed) => allowed,
         Err(error) => {

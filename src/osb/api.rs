@@ -1,6 +1,6 @@
 //! What only the OSB wire has: the query strings of its routes and the body of answers that carry nothing but an
 //! operation. The request and answer bodies of the operations themselves are the broker's
-//! ([`crate::broker::model`]), which the handlers read and write as they are.
+//! ([`crate::lifecycle::model`]), which the handlers read and write as they are.
 
 use serde::{Deserialize, Deserializer, Serialize};
 

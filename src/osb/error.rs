@@ -1,4 +1,4 @@
-//! How a failure becomes an OSB answer. The broker's errors ([`broker::Error`]) and the refusals only the protocol
+//! How a failure becomes an OSB answer. The broker's errors ([`lifecycle::Error`]) and the refusals only the protocol
 //! has (credentials, API version, a body that does not parse) are [`OsbError`]s, and each maps to the status and
 //! `{"error", "description"}` body the OSB specification requires, in exactly one place.
 
@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::broker;
+use crate::lifecycle;
 
 /// A request the OSB API refuses or could not carry out, as the platform will see it.
 #[derive(Debug, thiserror::Error)]
 pub enum OsbError {
     /// What the broker refused or failed at.
     #[error(transparent)]
-    Broker(#[from] broker::Error),
+    Broker(#[from] lifecycle::Error),
     /// A body, query string or path that does not parse, or a body that is not JSON: refused before the broker sees
     /// the request.
     #[error("{0}")]
@@ -51,19 +51,19 @@ impl OsbError {
     pub fn status(&self) -> StatusCode {
         match self {
             OsbError::Broker(error) => match error {
-                broker::Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-                broker::Error::NotFound(_) => StatusCode::NOT_FOUND,
-                broker::Error::Gone(_) => StatusCode::GONE,
-                broker::Error::Conflict(_) => StatusCode::CONFLICT,
-                broker::Error::AsyncRequired
-                | broker::Error::DeletionContinues(_)
-                | broker::Error::Concurrency(_)
-                | broker::Error::RequiresApp
-                | broker::Error::MaintenanceInfoConflict(_)
-                | broker::Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                broker::Error::Denied(_) => StatusCode::FORBIDDEN,
-                broker::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                broker::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                lifecycle::Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+                lifecycle::Error::NotFound(_) => StatusCode::NOT_FOUND,
+                lifecycle::Error::Gone(_) => StatusCode::GONE,
+                lifecycle::Error::Conflict(_) => StatusCode::CONFLICT,
+                lifecycle::Error::AsyncRequired
+                | lifecycle::Error::DeletionContinues(_)
+                | lifecycle::Error::Concurrency(_)
+                | lifecycle::Error::RequiresApp
+                | lifecycle::Error::MaintenanceInfoConflict(_)
+                | lifecycle::Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                lifecycle::Error::Denied(_) => StatusCode::FORBIDDEN,
+                lifecycle::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                lifecycle::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             OsbError::Malformed(_) => StatusCode::BAD_REQUEST,
             OsbError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -79,18 +79,18 @@ impl OsbError {
     pub fn code(&self) -> &'static str {
         match self {
             OsbError::Broker(error) => match error {
-                broker::Error::BadRequest(_) => "BadRequest",
-                broker::Error::NotFound(_) => "NotFound",
-                broker::Error::Gone(_) => "Gone",
-                broker::Error::Conflict(_) => "Conflict",
-                broker::Error::AsyncRequired | broker::Error::DeletionContinues(_) => "AsyncRequired",
-                broker::Error::Concurrency(_) => "ConcurrencyError",
-                broker::Error::RequiresApp => "RequiresApp",
-                broker::Error::MaintenanceInfoConflict(_) => "MaintenanceInfoConflict",
-                broker::Error::Unprocessable { code, .. } => code,
-                broker::Error::Denied(_) => "Forbidden",
-                broker::Error::Unavailable(_) => "ServiceUnavailable",
-                broker::Error::Internal(_) => "InternalError",
+                lifecycle::Error::BadRequest(_) => "BadRequest",
+                lifecycle::Error::NotFound(_) => "NotFound",
+                lifecycle::Error::Gone(_) => "Gone",
+                lifecycle::Error::Conflict(_) => "Conflict",
+                lifecycle::Error::AsyncRequired | lifecycle::Error::DeletionContinues(_) => "AsyncRequired",
+                lifecycle::Error::Concurrency(_) => "ConcurrencyError",
+                lifecycle::Error::RequiresApp => "RequiresApp",
+                lifecycle::Error::MaintenanceInfoConflict(_) => "MaintenanceInfoConflict",
+                lifecycle::Error::Unprocessable { code, .. } => code,
+                lifecycle::Error::Denied(_) => "Forbidden",
+                lifecycle::Error::Unavailable(_) => "ServiceUnavailable",
+                lifecycle::Error::Internal(_) => "InternalError",
             },
             OsbError::Malformed(_) => "BadRequest",
             OsbError::Unauthorized => "Unauthorized",

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::OsbError;
 use super::identity;
-use crate::broker::model::OriginatingIdentity;
+use crate::lifecycle::model::OriginatingIdentity;
 
 /// A JSON body: 400 for a wrong content type or malformed JSON, 413 over the configured limit.
 pub struct OsbJson<T>(pub T);

@@ -16,9 +16,9 @@ use super::api::{AsyncQuery, DeleteQuery, Empty, FetchQuery, LastOperationQuery}
 use super::extract::{Identity, OsbJson, OsbPath, OsbQuery};
 use super::version::{ApiVersion, Body};
 use super::{OsbError, OsbResult};
-use crate::broker::model::{BindRequest, ProvisionRequest, UpdateRequest};
-use crate::broker::{Bound, Broker, Deprovisioned, Provisioned, Unbound, Updated};
 use crate::catalog::Catalog;
+use crate::lifecycle::model::{BindRequest, ProvisionRequest, UpdateRequest};
+use crate::lifecycle::{Bound, Broker, Deprovisioned, Provisioned, Unbound, Updated};
 
 /// Handlers share the broker.
 pub type BrokerState = Arc<Broker>;
@@ -29,7 +29,7 @@ fn counted(
     operation: &str,
     service_id: &str,
     plan_id: &str,
-    answer: crate::broker::Result<Response>,
+    answer: crate::lifecycle::Result<Response>,
 ) -> OsbResult<Response> {
     let answer = answer.map_err(OsbError::from);
     let status = match &answer {

@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::broker::model::OriginatingIdentity;
+use crate::lifecycle::model::OriginatingIdentity;
 
 /// The header's name.
 pub const HEADER: &str = "x-broker-api-originating-identity";

@@ -27,7 +27,7 @@ pub const MEDIUM: &str = "c289eefb-9d8c-46de-a684-c03d17301076";
 pub struct TestBroker {
     pub app: Router,
     /// The broker behind `app`, which a dashboard served beside it shares (as the binary's two faces do).
-    pub domain: std::sync::Arc<caas_broker::broker::Broker>,
+    pub domain: std::sync::Arc<caas_broker::lifecycle::Broker>,
     pub client: Client,
     pub endpoint: ClusterEndpoint,
     pub settings: Settings,

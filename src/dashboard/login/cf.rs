@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::Outcome;
 use super::provider::{Provider, Verified, http_client};
-use crate::broker::members::{CF_MEMBER_PREFIX, Role};
-use crate::broker::{Broker, percent_encode};
 use crate::config::CfSsoSettings;
+use crate::lifecycle::members::{CF_MEMBER_PREFIX, Role};
+use crate::lifecycle::{Broker, percent_encode};
 
 /// UAA and the Cloud Controller.
 pub struct CfLogin {
@@ -62,7 +62,7 @@ impl CfLogin {
         };
         match broker.ensure_member(instance_id, &name, role).await {
             Ok(()) => Ok(name),
-            Err(crate::broker::Error::NotFound(_)) => Err(Outcome::NoPermission),
+            Err(crate::lifecycle::Error::NotFound(_)) => Err(Outcome::NoPermission),
             Err(error) => {
                 tracing::warn!(instance_id, member = name, %error, "a Cloud Foundry user's membership could not be set");
                 Err(Outcome::Unavailable)

@@ -21,8 +21,8 @@ use super::i18n::Text;
 use super::limit::ClientAddress;
 use super::pages::{start_session, too_many};
 use super::respond::{Visitor, cookie_value, message, see_other, text_for, visitor};
-use crate::broker::percent_encode;
 use crate::config::{CfSsoSettings, OidcSettings};
+use crate::lifecycle::percent_encode;
 use pending::{Pending, ProviderKind};
 use provider::LoginError;
 
@@ -232,8 +232,8 @@ async fn finish(
     match state.broker.sign_in_member(&instance_id, &name, state.sessions.lifetime()).await {
         Ok(Some((tenant, credential))) => start_session(state, headers, text, tenant, credential),
         Ok(None) => Outcome::NotInvited.answer(text, &instance_id),
-        Err(crate::broker::Error::NotFound(_)) => message(StatusCode::NOT_FOUND, text, text.not_found, false),
-        Err(crate::broker::Error::BadRequest(_)) => Outcome::NotInvited.answer(text, &instance_id),
+        Err(crate::lifecycle::Error::NotFound(_)) => message(StatusCode::NOT_FOUND, text, text.not_found, false),
+        Err(crate::lifecycle::Error::BadRequest(_)) => Outcome::NotInvited.answer(text, &instance_id),
         Err(error) => {
             tracing::warn!(instance_id, %error, "a member could not be signed in");
             message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false)

@@ -3,8 +3,8 @@
 
 use super::Outcome;
 use super::provider::{Provider, Verified, http_client};
-use crate::broker::members::validate_name;
 use crate::config::OidcSettings;
+use crate::lifecycle::members::validate_name;
 
 /// The generic provider and the claim that names its users.
 pub struct OidcLogin {

@@ -17,16 +17,16 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::actions::{Action, FIELD_MANAGER, MAX_REPLICAS, user_error};
-use super::model::LastOperation;
-use super::progress::{Refusals, progress};
-use super::workloads::app_quota_needed;
-use super::{Broker, Result};
+use super::apps::{Action, FIELD_MANAGER, MAX_REPLICAS, user_error};
 use crate::catalog::WorkloadSize;
 use crate::catalog::quantity;
 use crate::k8s::names::{LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
 use crate::k8s::quota;
 use crate::k8s::workload::{Autoscale, ContainerApp, Resources, Workload};
+use crate::lifecycle::app_quota_needed;
+use crate::lifecycle::model::LastOperation;
+use crate::lifecycle::progress::{Refusals, progress};
+use crate::lifecycle::{Broker, Result};
 
 /// Longest app name: its objects' names and the pods' generated names (`<name>-<hash>-<id>`) stay within limits.
 pub const MAX_NAME: usize = 50;
@@ -347,130 +347,128 @@ where
     Api::<K>::namespaced(user.clone(), namespace).patch(name, &params, &Patch::Apply(object)).await
 }
 
-impl Broker {
-    /// Where an app deployed from the dashboard runs and how its image is pulled: the operator's placement of every
-    /// workload, as for a container-app instance.
-    pub fn deploy_base(&self, namespace: &str) -> Workload {
-        Workload {
-            name: String::new(),
-            namespace: namespace.to_owned(),
-            labels: BTreeMap::new(),
-            size: WorkloadSize::default(),
-            resources: None,
-            running: true,
-            restart: None,
-            ingress_host: None,
-            ingress_class: None,
-            placement: self.options.placement.clone(),
-        }
+/// Where an app deployed from the dashboard runs and how its image is pulled: the operator's placement of every
+/// workload, as for a container-app instance.
+pub fn deploy_base(lifecycle: &Broker, namespace: &str) -> Workload {
+    Workload {
+        name: String::new(),
+        namespace: namespace.to_owned(),
+        labels: BTreeMap::new(),
+        size: WorkloadSize::default(),
+        resources: None,
+        running: true,
+        restart: None,
+        ingress_host: None,
+        ingress_class: None,
+        placement: lifecycle.workload_placement().clone(),
     }
+}
 
-    /// Asks the cluster, as the user and changing nothing, whether it would take `objects`: every object and one of
-    /// the app's pods (which the quota, the LimitRange and Pod Security admission judge) in a server-side dry run,
-    /// and the app's pods together against what the quota has left.
-    pub async fn dry_run(&self, user: &Client, objects: &DeployObjects) -> Result<Deployed> {
-        let namespace = objects.app.workload.namespace.as_str();
-        let mut refused = Vec::new();
-        record(&mut refused, apply_as(user, namespace, &objects.deployment, true).await)?;
-        // The pod is asked about only for what admission says of it: a Deployment the cluster finds invalid would
-        // have its pod refused again for the same reasons.
-        let deployment_valid = refused.is_empty();
-        record(&mut refused, apply_as(user, namespace, &objects.service, true).await)?;
-        if let Some(ingress) = &objects.ingress {
-            record(&mut refused, apply_as(user, namespace, ingress, true).await)?;
-        }
-        if let Some(autoscaler) = &objects.autoscaler {
-            record(&mut refused, apply_as(user, namespace, autoscaler, true).await)?;
-        }
-        if deployment_valid {
-            record(&mut refused, apply_as(user, namespace, &dry_run_pod(objects), true).await)?;
-        }
-        if refused.is_empty() {
-            let quotas = Api::<ResourceQuota>::namespaced(user.clone(), namespace);
-            let quota = quotas.get_opt(QUOTA_NAME).await.map_err(user_error)?;
-            let mut needed = app_quota_needed(&objects.app);
-            let current = Api::<Deployment>::namespaced(user.clone(), namespace)
-                .get_opt(&objects.app.workload.name)
-                .await
-                .map_err(user_error)?;
-            if let Some(spec) = current.and_then(|deployment| deployment.spec) {
-                // An update replaces the app's pods and keeps its objects: only the difference counts.
-                let pods = i128::from(spec.replicas.unwrap_or(1));
-                let mut in_use = spec.template.spec.as_ref().map(quota::pod_usage).unwrap_or_default();
-                in_use.insert("pods".to_owned(), quantity::Milli(1000));
-                for (resource, amount) in in_use {
-                    quota::add(&mut needed, &resource, quantity::Milli(-amount.0 * pods));
-                }
-                needed.retain(|resource, _| {
-                    resource == "pods" || resource.starts_with("requests.") || resource.starts_with("limits.")
-                });
-            }
-            let short = quota::shortfalls(&needed, quota.as_ref());
-            if !short.is_empty() {
-                refused.push(FieldError {
-                    field: Some("replicas"),
-                    message: format!("exceeded quota: {}", short.join("; ")),
-                    denied: false,
-                });
-            }
-        }
-        Ok(if refused.is_empty() { Deployed::Applied } else { Deployed::Refused(refused) })
+/// Asks the cluster, as the user and changing nothing, whether it would take `objects`: every object and one of
+/// the app's pods (which the quota, the LimitRange and Pod Security admission judge) in a server-side dry run,
+/// and the app's pods together against what the quota has left.
+pub async fn dry_run(user: &Client, objects: &DeployObjects) -> Result<Deployed> {
+    let namespace = objects.app.workload.namespace.as_str();
+    let mut refused = Vec::new();
+    record(&mut refused, apply_as(user, namespace, &objects.deployment, true).await)?;
+    // The pod is asked about only for what admission says of it: a Deployment the cluster finds invalid would
+    // have its pod refused again for the same reasons.
+    let deployment_valid = refused.is_empty();
+    record(&mut refused, apply_as(user, namespace, &objects.service, true).await)?;
+    if let Some(ingress) = &objects.ingress {
+        record(&mut refused, apply_as(user, namespace, ingress, true).await)?;
     }
-
-    /// Deploys `objects` as the user: a dry run first (nothing is applied when the cluster would refuse any of it),
-    /// then each object server-side applied; an Ingress or autoscaler an earlier deploy of this app made and this one
-    /// no longer asks for is removed.
-    pub async fn deploy(&self, user: &Client, objects: &DeployObjects) -> Result<Deployed> {
-        if let Deployed::Refused(refused) = self.dry_run(user, objects).await? {
-            return Ok(Deployed::Refused(refused));
-        }
-        let namespace = objects.app.workload.namespace.as_str();
-        let name = objects.app.workload.name.as_str();
-        let applied = async {
-            apply_as(user, namespace, &objects.deployment, false).await?;
-            apply_as(user, namespace, &objects.service, false).await?;
-            match &objects.ingress {
-                Some(ingress) => drop(apply_as(user, namespace, ingress, false).await?),
-                None => remove_ours::<Ingress>(user, namespace, name).await?,
-            }
-            match &objects.autoscaler {
-                Some(autoscaler) => drop(apply_as(user, namespace, autoscaler, false).await?),
-                None => remove_ours::<HorizontalPodAutoscaler>(user, namespace, name).await?,
-            }
-            Ok::<_, kube::Error>(())
-        };
-        match applied.await {
-            Ok(()) => Ok(Deployed::Applied),
-            Err(error @ kube::Error::Api(_)) => Ok(Deployed::Refused(refusals(&error))),
-            Err(error) => Err(error.into()),
-        }
+    if let Some(autoscaler) = &objects.autoscaler {
+        record(&mut refused, apply_as(user, namespace, autoscaler, true).await)?;
     }
-
-    /// How far the dashboard app `name` has come, read as the user: its pods' stages, or why it fails (an image
-    /// that cannot be pulled, a crash loop, pods the cluster refused to create).
-    pub async fn deploy_progress(&self, user: &Client, namespace: &str, name: &str) -> Result<Option<LastOperation>> {
-        let deployments = Api::<Deployment>::namespaced(user.clone(), namespace);
-        let Some(deployment) = deployments.get_opt(name).await.map_err(user_error)? else { return Ok(None) };
-        let expected = deployment.spec.and_then(|spec| spec.replicas).unwrap_or(1);
-        let selector = format!("{LABEL_APP}={name}");
-        let pods = Api::<Pod>::namespaced(user.clone(), namespace)
-            .list(&ListParams::default().labels(&selector))
+    if deployment_valid {
+        record(&mut refused, apply_as(user, namespace, &dry_run_pod(objects), true).await)?;
+    }
+    if refused.is_empty() {
+        let quotas = Api::<ResourceQuota>::namespaced(user.clone(), namespace);
+        let quota = quotas.get_opt(QUOTA_NAME).await.map_err(user_error)?;
+        let mut needed = app_quota_needed(&objects.app);
+        let current = Api::<Deployment>::namespaced(user.clone(), namespace)
+            .get_opt(&objects.app.workload.name)
             .await
             .map_err(user_error)?;
-        let events = Api::<Event>::namespaced(user.clone(), namespace)
-            .list(&ListParams::default().fields("reason=FailedCreate,involvedObject.kind=ReplicaSet"))
-            .await
-            .map(|list| list.items)
-            .unwrap_or_default();
-        let prefix = format!("{name}-");
-        let refused = events
-            .iter()
-            .filter(|event| event.involved_object.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
-            .max_by_key(|event| event.last_timestamp.as_ref().map(|t| t.0))
-            .and_then(|event| event.message.as_deref());
-        let refusals = Refusals { pod_creation: refused, ..Refusals::default() };
-        Ok(Some(progress(expected, &pods.items, refusals)))
+        if let Some(spec) = current.and_then(|deployment| deployment.spec) {
+            // An update replaces the app's pods and keeps its objects: only the difference counts.
+            let pods = i128::from(spec.replicas.unwrap_or(1));
+            let mut in_use = spec.template.spec.as_ref().map(quota::pod_usage).unwrap_or_default();
+            in_use.insert("pods".to_owned(), quantity::Milli(1000));
+            for (resource, amount) in in_use {
+                quota::add(&mut needed, &resource, quantity::Milli(-amount.0 * pods));
+            }
+            needed.retain(|resource, _| {
+                resource == "pods" || resource.starts_with("requests.") || resource.starts_with("limits.")
+            });
+        }
+        let short = quota::shortfalls(&needed, quota.as_ref());
+        if !short.is_empty() {
+            refused.push(FieldError {
+                field: Some("replicas"),
+                message: format!("exceeded quota: {}", short.join("; ")),
+                denied: false,
+            });
+        }
     }
+    Ok(if refused.is_empty() { Deployed::Applied } else { Deployed::Refused(refused) })
+}
+
+/// Deploys `objects` as the user: a dry run first (nothing is applied when the cluster would refuse any of it),
+/// then each object server-side applied; an Ingress or autoscaler an earlier deploy of this app made and this one
+/// no longer asks for is removed.
+pub async fn deploy(user: &Client, objects: &DeployObjects) -> Result<Deployed> {
+    if let Deployed::Refused(refused) = dry_run(user, objects).await? {
+        return Ok(Deployed::Refused(refused));
+    }
+    let namespace = objects.app.workload.namespace.as_str();
+    let name = objects.app.workload.name.as_str();
+    let applied = async {
+        apply_as(user, namespace, &objects.deployment, false).await?;
+        apply_as(user, namespace, &objects.service, false).await?;
+        match &objects.ingress {
+            Some(ingress) => drop(apply_as(user, namespace, ingress, false).await?),
+            None => remove_ours::<Ingress>(user, namespace, name).await?,
+        }
+        match &objects.autoscaler {
+            Some(autoscaler) => drop(apply_as(user, namespace, autoscaler, false).await?),
+            None => remove_ours::<HorizontalPodAutoscaler>(user, namespace, name).await?,
+        }
+        Ok::<_, kube::Error>(())
+    };
+    match applied.await {
+        Ok(()) => Ok(Deployed::Applied),
+        Err(error @ kube::Error::Api(_)) => Ok(Deployed::Refused(refusals(&error))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// How far the dashboard app `name` has come, read as the user: its pods' stages, or why it fails (an image
+/// that cannot be pulled, a crash loop, pods the cluster refused to create).
+pub async fn deploy_progress(user: &Client, namespace: &str, name: &str) -> Result<Option<LastOperation>> {
+    let deployments = Api::<Deployment>::namespaced(user.clone(), namespace);
+    let Some(deployment) = deployments.get_opt(name).await.map_err(user_error)? else { return Ok(None) };
+    let expected = deployment.spec.and_then(|spec| spec.replicas).unwrap_or(1);
+    let selector = format!("{LABEL_APP}={name}");
+    let pods = Api::<Pod>::namespaced(user.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(user_error)?;
+    let events = Api::<Event>::namespaced(user.clone(), namespace)
+        .list(&ListParams::default().fields("reason=FailedCreate,involvedObject.kind=ReplicaSet"))
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default();
+    let prefix = format!("{name}-");
+    let refused = events
+        .iter()
+        .filter(|event| event.involved_object.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
+        .max_by_key(|event| event.last_timestamp.as_ref().map(|t| t.0))
+        .and_then(|event| event.message.as_deref());
+    let refusals = Refusals { pod_creation: refused, ..Refusals::default() };
+    Ok(Some(progress(expected, &pods.items, refusals)))
 }
 
 /// Adds the apiserver's refusal of one object to `refused`; an apiserver that fails (5xx) or cannot be reached fails

@@ -13,8 +13,8 @@ use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
-use super::{Error, Result};
 use crate::k8s::access::{self, Permission};
+use crate::lifecycle::{Error, Result};
 
 /// The kinds of object the workloads view shows and the live view watches, by their API resource name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -15,12 +15,11 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy}
 use kube::{Api, Client};
 use serde_json::{Map, Value, json};
 
-use super::model::{LastOperation, OperationState, UpdateRequest};
-use super::workloads::WorkloadRecord;
-use super::{Broker, Error, Result, Tenant};
 use crate::k8s::access::{self, Permission};
 use crate::k8s::names::{self, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
 use crate::k8s::workload::Autoscale;
+use crate::lifecycle::model::UpdateRequest;
+use crate::lifecycle::{Broker, Error, PlanApp, PlanInstance, Result, Tenant};
 
 /// Where a stopped app remembers how many pods it had, to come back to that count.
 pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "caas-broker.io/replicas-before-stop";
@@ -116,19 +115,6 @@ impl Action {
             _ => Permission { verb, group: "apps", resource: kind.resource() },
         }
     }
-}
-
-/// A workload plan instance an app belongs to.
-#[derive(Debug, Clone)]
-pub struct PlanApp {
-    /// The workload instance's id.
-    pub instance_id: String,
-    /// Its offering (`streaming-session`, `container-app`).
-    pub service_name: String,
-    /// Its plan.
-    pub plan_name: String,
-    /// Its state as the platform reads it (`last_operation`).
-    pub state: LastOperation,
 }
 
 /// One app of a virtual cluster, as its signed-in user sees it.
@@ -240,185 +226,153 @@ pub fn user_error(error: kube::Error) -> Error {
     }
 }
 
-impl Broker {
-    /// The apps of the signed-in user's virtual cluster, read as the user, each with its workload plan instance.
-    pub async fn apps(&self, user: &Client, tenant: &Tenant) -> Result<Vec<App>> {
-        let namespace = tenant.namespace.as_str();
-        let all = ListParams::default();
-        let (deployments, stateful_sets, autoscalers) = (
-            Api::<Deployment>::namespaced(user.clone(), namespace),
-            Api::<StatefulSet>::namespaced(user.clone(), namespace),
-            Api::<HorizontalPodAutoscaler>::namespaced(user.clone(), namespace),
-        );
-        let (deployments, stateful_sets, autoscalers, records) = tokio::join!(
-            deployments.list(&all),
-            stateful_sets.list(&all),
-            autoscalers.list(&all),
-            self.workload_plans(tenant),
-        );
-        let (deployments, stateful_sets) = (deployments.map_err(user_error)?, stateful_sets.map_err(user_error)?);
-        // An identity that may see apps but not autoscalers still sees its apps.
-        let autoscalers = autoscalers.map(|list| list.items).unwrap_or_default();
-        let plans = records?;
-        let mut apps = Vec::new();
-        for deployment in deployments.items {
-            let spec = deployment.spec.unwrap_or_default();
-            let status = deployment.status.unwrap_or_default();
-            apps.push(self.app(
-                Controller::Deployment,
-                deployment.metadata,
-                (spec.replicas.unwrap_or(1), status.ready_replicas.unwrap_or(0)),
-                &spec.template,
-                &autoscalers,
-                &plans,
-            ));
-        }
-        for set in stateful_sets.items {
-            let spec = set.spec.unwrap_or_default();
-            let status = set.status.unwrap_or_default();
-            apps.push(self.app(
-                Controller::StatefulSet,
-                set.metadata,
-                (spec.replicas.unwrap_or(1), status.ready_replicas.unwrap_or(0)),
-                &spec.template,
-                &autoscalers,
-                &plans,
-            ));
-        }
-        apps.sort_by(|a, b| (a.controller.kind(), &a.name).cmp(&(b.controller.kind(), &b.name)));
-        Ok(apps)
+/// The apps of the signed-in user's virtual cluster, read as the user, each with its workload plan instance.
+pub async fn list(lifecycle: &Broker, user: &Client, tenant: &Tenant) -> Result<Vec<App>> {
+    let namespace = tenant.namespace.as_str();
+    let all = ListParams::default();
+    let (deployments, stateful_sets, autoscalers) = (
+        Api::<Deployment>::namespaced(user.clone(), namespace),
+        Api::<StatefulSet>::namespaced(user.clone(), namespace),
+        Api::<HorizontalPodAutoscaler>::namespaced(user.clone(), namespace),
+    );
+    let (deployments, stateful_sets, autoscalers, records) = tokio::join!(
+        deployments.list(&all),
+        stateful_sets.list(&all),
+        autoscalers.list(&all),
+        lifecycle.workload_plans(tenant),
+    );
+    let (deployments, stateful_sets) = (deployments.map_err(user_error)?, stateful_sets.map_err(user_error)?);
+    // An identity that may see apps but not autoscalers still sees its apps.
+    let autoscalers = autoscalers.map(|list| list.items).unwrap_or_default();
+    let plans = records?;
+    let mut apps = Vec::new();
+    for deployment in deployments.items {
+        let spec = deployment.spec.unwrap_or_default();
+        let status = deployment.status.unwrap_or_default();
+        apps.push(app(
+            Controller::Deployment,
+            deployment.metadata,
+            (spec.replicas.unwrap_or(1), status.ready_replicas.unwrap_or(0)),
+            &spec.template,
+            &autoscalers,
+            &plans,
+        ));
     }
+    for set in stateful_sets.items {
+        let spec = set.spec.unwrap_or_default();
+        let status = set.status.unwrap_or_default();
+        apps.push(app(
+            Controller::StatefulSet,
+            set.metadata,
+            (spec.replicas.unwrap_or(1), status.ready_replicas.unwrap_or(0)),
+            &spec.template,
+            &autoscalers,
+            &plans,
+        ));
+    }
+    apps.sort_by(|a, b| (a.controller.kind(), &a.name).cmp(&(b.controller.kind(), &b.name)));
+    Ok(apps)
+}
 
-    /// The workload plan instances placed in the signed-in user's virtual cluster, with their state as the platform
-    /// reads it.
-    pub async fn workload_plans(&self, tenant: &Tenant) -> Result<Vec<PlanApp>> {
-        let records = self.workload_records_in(&tenant.instance_id).await?;
-        let states = futures::future::join_all(records.iter().map(|record| async {
-            let service = self.workload_service(record)?.0;
-            self.workload_state(service, record).await
-        }))
-        .await;
-        Ok(records
-            .iter()
-            .zip(states)
-            .map(|(record, state)| {
-                let attributes = &record.stored.attributes;
-                let (service_name, plan_name) = self.plan_names(&attributes.service_id, &attributes.plan_id);
-                PlanApp {
-                    instance_id: record.stored.instance_id.clone(),
-                    service_name,
-                    plan_name,
-                    state: state.unwrap_or_else(|error| LastOperation::new(OperationState::Failed, error.to_string())),
-                }
-            })
-            .collect())
+fn app(
+    controller: Controller,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    (desired, ready): (i32, i32),
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    autoscalers: &[HorizontalPodAutoscaler],
+    plans: &[PlanApp],
+) -> App {
+    let name = metadata.name.unwrap_or_default();
+    let annotations = metadata.annotations.unwrap_or_default();
+    let autoscale = autoscalers.iter().find_map(|hpa| -> Option<Autoscale> {
+        let spec = &hpa.spec;
+        let target = &spec.scale_target_ref;
+        (target.kind == controller.kind() && target.name == name).then(|| Autoscale {
+            min: spec.min_replicas.unwrap_or(1),
+            max: spec.max_replicas,
+            cpu_percent: cpu_target(hpa).unwrap_or(0),
+        })
+    });
+    let images = template
+        .spec
+        .iter()
+        .flat_map(|pod| pod.containers.iter())
+        .filter_map(|container| container.image.clone())
+        .collect();
+    App {
+        controller,
+        replicas_before_stop: annotations.get(ANNOTATION_REPLICAS_BEFORE_STOP).and_then(|n| n.parse().ok()),
+        plan: plan_of(&metadata.labels.unwrap_or_default(), plans.iter().map(|plan| plan.instance_id.as_str()))
+            .and_then(|id| plans.iter().find(|plan| plan.instance_id == id))
+            .cloned(),
+        name,
+        desired,
+        ready,
+        autoscale,
+        images,
     }
+}
 
-    fn app(
-        &self,
-        controller: Controller,
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-        (desired, ready): (i32, i32),
-        template: &k8s_openapi::api::core::v1::PodTemplateSpec,
-        autoscalers: &[HorizontalPodAutoscaler],
-        plans: &[PlanApp],
-    ) -> App {
-        let name = metadata.name.unwrap_or_default();
-        let annotations = metadata.annotations.unwrap_or_default();
-        let autoscale = autoscalers.iter().find_map(|hpa| -> Option<Autoscale> {
-            let spec = &hpa.spec;
-            let target = &spec.scale_target_ref;
-            (target.kind == controller.kind() && target.name == name).then(|| Autoscale {
-                min: spec.min_replicas.unwrap_or(1),
-                max: spec.max_replicas,
-                cpu_percent: cpu_target(hpa).unwrap_or(0),
-            })
-        });
-        let images = template
-            .spec
-            .iter()
-            .flat_map(|pod| pod.containers.iter())
-            .filter_map(|container| container.image.clone())
-            .collect();
-        App {
-            controller,
-            replicas_before_stop: annotations.get(ANNOTATION_REPLICAS_BEFORE_STOP).and_then(|n| n.parse().ok()),
-            plan: plan_of(&metadata.labels.unwrap_or_default(), plans.iter().map(|plan| plan.instance_id.as_str()))
-                .and_then(|id| plans.iter().find(|plan| plan.instance_id == id))
-                .cloned(),
-            name,
-            desired,
-            ready,
-            autoscale,
-            images,
-        }
+/// Does `action` to the app `kind`/`name` of the signed-in user's virtual cluster, as the user (see the module).
+pub async fn act(
+    lifecycle: &Broker,
+    user: &Client,
+    tenant: &Tenant,
+    kind: Controller,
+    name: &str,
+    action: Action,
+) -> Result<Acted> {
+    action.validate()?;
+    let namespace = tenant.namespace.as_str();
+    let labels = object_meta(user, namespace, kind, name).await?.0.labels.unwrap_or_default();
+    let plans = lifecycle.plan_instances(tenant).await?;
+    let ids = plans.iter().map(|plan| plan.instance_id.as_str());
+    let plan = plan_of(&labels, ids).and_then(|id| plans.iter().find(|plan| plan.instance_id == id));
+    match plan {
+        Some(plan) => act_on_plan(lifecycle, user, tenant, kind, plan, action).await,
+        None => act_as_user(user, namespace, kind, name, action).await.map(|()| Acted::Done),
     }
+}
 
-    /// Does `action` to the app `kind`/`name` of the signed-in user's virtual cluster, as the user (see the module).
-    pub async fn act(
-        &self,
-        user: &Client,
-        tenant: &Tenant,
-        kind: Controller,
-        name: &str,
-        action: Action,
-    ) -> Result<Acted> {
-        action.validate()?;
-        let namespace = tenant.namespace.as_str();
-        let labels = object_meta(user, namespace, kind, name).await?.0.labels.unwrap_or_default();
-        let records = self.workload_records_in(&tenant.instance_id).await?;
-        let ids = records.iter().map(|record| record.stored.instance_id.as_str());
-        let plan = plan_of(&labels, ids).and_then(|id| records.iter().find(|record| record.stored.instance_id == id));
-        match plan {
-            Some(record) => self.act_on_plan(user, tenant, kind, record.clone(), action).await,
-            None => act_as_user(user, namespace, kind, name, action).await.map(|()| Acted::Done),
-        }
+/// An action on a workload plan's app: allowed only if the user's identity may make that change itself, then
+/// carried out by the OSB update or deprovision.
+async fn act_on_plan(
+    lifecycle: &Broker,
+    user: &Client,
+    tenant: &Tenant,
+    kind: Controller,
+    plan: &PlanInstance,
+    action: Action,
+) -> Result<Acted> {
+    let permission = action.permission(kind);
+    if !access::allowed(user, &tenant.namespace, permission).await.map_err(user_error)? {
+        return Err(Error::Denied(format!(
+            "{} may not {} {} in namespace {}",
+            tenant.username, permission.verb, permission.resource, tenant.namespace
+        )));
     }
-
-    /// An action on a workload plan's app: allowed only if the user's identity may make that change itself, then
-    /// carried out by the OSB update or deprovision.
-    async fn act_on_plan(
-        &self,
-        user: &Client,
-        tenant: &Tenant,
-        kind: Controller,
-        record: WorkloadRecord,
-        action: Action,
-    ) -> Result<Acted> {
-        let permission = action.permission(kind);
-        if !access::allowed(user, &tenant.namespace, permission).await.map_err(user_error)? {
-            return Err(Error::Denied(format!(
-                "{} may not {} {} in namespace {}",
-                tenant.username, permission.verb, permission.resource, tenant.namespace
-            )));
+    let instance_id = plan.instance_id.as_str();
+    let parameters: Map<String, Value> = match action {
+        Action::Stop => [("state".to_owned(), json!("stopped"))].into_iter().collect(),
+        Action::Start => [("state".to_owned(), json!("running"))].into_iter().collect(),
+        Action::Restart => [("restart".to_owned(), json!(restart_token()))].into_iter().collect(),
+        Action::Scale(replicas) => [("replicas".to_owned(), json!(replicas))].into_iter().collect(),
+        Action::Autoscale(Autoscale { min, max, cpu_percent }) => {
+            let autoscale = json!({ "min": min, "max": max, "cpu_percent": cpu_percent });
+            [("autoscale".to_owned(), autoscale)].into_iter().collect()
         }
-        let attributes = record.stored.attributes.clone();
-        let instance_id = record.stored.instance_id.clone();
-        let parameters: Map<String, Value> = match action {
-            Action::Stop => [("state".to_owned(), json!("stopped"))].into_iter().collect(),
-            Action::Start => [("state".to_owned(), json!("running"))].into_iter().collect(),
-            Action::Restart => [("restart".to_owned(), json!(restart_token()))].into_iter().collect(),
-            Action::Scale(replicas) => [("replicas".to_owned(), json!(replicas))].into_iter().collect(),
-            Action::Autoscale(Autoscale { min, max, cpu_percent }) => {
-                let autoscale = json!({ "min": min, "max": max, "cpu_percent": cpu_percent });
-                [("autoscale".to_owned(), autoscale)].into_iter().collect()
-            }
-            Action::StopAutoscaling => [("autoscale".to_owned(), Value::Null)].into_iter().collect(),
-            Action::Delete => {
-                self.deprovision(&instance_id, &attributes.service_id, &attributes.plan_id, true).await?;
-                tracing::info!(instance_id, user = %tenant.username, "workload instance deleted from the dashboard");
-                return Ok(Acted::Started);
-            }
-        };
-        let request = UpdateRequest {
-            service_id: attributes.service_id.clone(),
-            parameters: Some(parameters),
-            ..UpdateRequest::default()
-        };
-        let _ = self.update(&instance_id, request, None, true).await?;
-        tracing::info!(instance_id, user = %tenant.username, ?action, "workload instance updated from the dashboard");
-        Ok(Acted::Started)
-    }
+        Action::StopAutoscaling => [("autoscale".to_owned(), Value::Null)].into_iter().collect(),
+        Action::Delete => {
+            lifecycle.deprovision(instance_id, &plan.service_id, &plan.plan_id, true).await?;
+            tracing::info!(instance_id, user = %tenant.username, "workload instance deleted from the dashboard");
+            return Ok(Acted::Started);
+        }
+    };
+    let request =
+        UpdateRequest { service_id: plan.service_id.clone(), parameters: Some(parameters), ..UpdateRequest::default() };
+    let _ = lifecycle.update(instance_id, request, None, true).await?;
+    tracing::info!(instance_id, user = %tenant.username, ?action, "workload instance updated from the dashboard");
+    Ok(Acted::Started)
 }
 
 /// The workload plan instance (of `ids`, those placed in this virtual cluster) an app's labels point at: the

@@ -1,5 +1,10 @@
-//! Service instances of the virtual-cluster offering: provision, update, deprovision, fetch and `last_operation`,
-//! every one computed from and written to the cluster, so that any replica answers the same and retries converge.
+//! Service instances: provision, update, deprovision, fetch and `last_operation`, every one computed from and
+//! written to the cluster, so that any replica answers the same and retries converge. One dispatch for both kinds:
+//! a virtual cluster (a namespace that records it, here) and a workload plan placed in one ([`workload`]); what an
+//! instance's record holds is [`stored`].
+
+pub(super) mod stored;
+pub(super) mod workload;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,20 +17,20 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 use serde_json::{Map, Value};
 
-use super::instance::{Attributes, StoredInstance, context_names};
-use super::model::{
-    FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
-    OriginatingIdentity, ProvisionRequest, UpdateRequest,
-};
-use super::parameters::SchemaKind;
-use super::workloads::WorkloadRecord;
-use super::{Broker, cache, check_maintenance, deleted};
-use super::{Error, Result};
+use self::stored::{Attributes, StoredInstance, context_names};
+use self::workload::WorkloadRecord;
 use crate::catalog::{PodSecurityLevel, Service, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
 use crate::k8s::watched::Cached;
 use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::lifecycle::model::{
+    FetchedInstance, InstanceMetadata, InstanceResponse, LastOperation, MaintenanceVersion, OperationState,
+    OriginatingIdentity, ProvisionRequest, UpdateRequest,
+};
+use crate::lifecycle::parameters::SchemaKind;
+use crate::lifecycle::{Broker, check_maintenance, deleted, records as cache};
+use crate::lifecycle::{Error, Result};
 
 /// The `operation` value of an asynchronous provision.
 pub const OPERATION_PROVISION: &str = "provision";
@@ -74,7 +79,7 @@ impl Broker {
         Api::all(self.client.clone())
     }
 
-    pub(super) fn namespace_of(&self, instance_id: &str) -> String {
+    pub(in crate::lifecycle) fn namespace_of(&self, instance_id: &str) -> String {
         names::namespace(&self.options.namespace_prefix, instance_id)
     }
 
@@ -89,7 +94,7 @@ impl Broker {
     }
 
     /// The instance's namespace and what it records, if the namespace exists and belongs to this instance id.
-    pub(super) async fn find(&self, instance_id: &str) -> Result<Option<(Namespace, StoredInstance)>> {
+    pub(in crate::lifecycle) async fn find(&self, instance_id: &str) -> Result<Option<(Namespace, StoredInstance)>> {
         let Some(namespace) = self.namespaces().get_opt(&self.namespace_of(instance_id)).await? else {
             return Ok(None);
         };
@@ -232,7 +237,11 @@ impl Broker {
     }
 
     /// The desired virtual cluster for a recorded instance: what provision, update and drift repair apply.
-    pub(super) fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<VirtualCluster> {
+    pub(in crate::lifecycle) fn virtual_cluster(
+        &self,
+        service: &Service,
+        record: &StoredInstance,
+    ) -> Result<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
             Error::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
@@ -483,7 +492,7 @@ impl Broker {
         // that they are revoked now (the garbage collector would also remove them with the namespace).
         self.delete_binding_records(instance_id).await?;
         self.delete_identities_of(instance_id).await?;
-        self.revocations.tell(&super::revocations::Revoked::Instance(instance_id.to_owned()));
+        self.revocations.tell(&crate::lifecycle::revocations::Revoked::Instance(instance_id.to_owned()));
         let name = self.namespace_of(instance_id);
         if !stored.terminating {
             let params =
@@ -536,7 +545,10 @@ impl Broker {
 
     /// A virtual cluster's namespace (its metadata) and record, from the copy of the broker's records; `None` when the
     /// copy does not hold it as one.
-    pub(super) fn cached_virtual_cluster(&self, instance_id: &str) -> Option<(ObjectMeta, StoredInstance)> {
+    pub(in crate::lifecycle) fn cached_virtual_cluster(
+        &self,
+        instance_id: &str,
+    ) -> Option<(ObjectMeta, StoredInstance)> {
         match self.cached(instance_id, false)? {
             Recorded::VirtualCluster(meta, stored) => Some((*meta, stored)),
             Recorded::Workload(_) | Recorded::Nothing => None,
@@ -546,7 +558,7 @@ impl Broker {
     /// The records of an instance, read fresh from the cluster: the kind the copy of the records names (only a hint:
     /// when the cluster does not have it, the other kind is read too), or both kinds at once when the copy does not
     /// know the instance. One round trip either way, and one read, not two, for an instance the copy holds.
-    pub(super) async fn read_records(&self, instance_id: &str) -> Result<InstanceRecords> {
+    pub(in crate::lifecycle) async fn read_records(&self, instance_id: &str) -> Result<InstanceRecords> {
         let workload_hint = self.cache.workloads.get(&Broker::record_name(instance_id));
         let cluster_hint = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id)).is_some();
         match (workload_hint, cluster_hint) {
@@ -724,7 +736,7 @@ impl Broker {
 }
 
 /// An instance's workload record and its virtual cluster's namespace, as read from the cluster.
-pub(super) type InstanceRecords = (Option<WorkloadRecord>, Option<(Namespace, StoredInstance)>);
+pub(in crate::lifecycle) type InstanceRecords = (Option<WorkloadRecord>, Option<(Namespace, StoredInstance)>);
 
 /// What records an instance: a workload record, a virtual cluster's namespace (its metadata), or nothing.
 enum Recorded {
@@ -734,12 +746,12 @@ enum Recorded {
 }
 
 /// The parameters that set something (a `null` asks to remove a parameter, so it is not validated as a value).
-pub(super) fn without_nulls(changes: &Map<String, Value>) -> Map<String, Value> {
+pub(in crate::lifecycle) fn without_nulls(changes: &Map<String, Value>) -> Map<String, Value> {
     changes.iter().filter(|(_, value)| !value.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Merges update parameters over the current ones: a key given replaces, a key given as `null` is removed.
-pub(super) fn merge(current: &Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
+pub(in crate::lifecycle) fn merge(current: &Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
     let mut merged = current.clone();
     for (key, value) in changes {
         if value.is_null() {

@@ -10,9 +10,9 @@ use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render};
-use super::sessions::Session;
-use crate::broker::percent_encode;
-use crate::broker::workloads_view::{self, Kind, Row, Section};
+use super::user_sessions::Session;
+use crate::lifecycle::percent_encode;
+use crate::tenant::objects::{self, Kind, Row, Section};
 
 /// One kind's section as shown.
 pub struct SectionView {
@@ -106,7 +106,7 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
 pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
     let Visit { session_id: id, session, instance_id, text } = visit;
-    match workloads_view::read_all(&session.client, &session.tenant.namespace).await {
+    match objects::read_all(&session.client, &session.tenant.namespace).await {
         Ok(sections) => {
             let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
             render(StatusCode::OK, &workloads_page(text, &session, sections.collect()))
@@ -136,7 +136,7 @@ pub async fn section(
 ) -> Response {
     let Visit { session_id: id, session, instance_id, text } = visit;
     let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
-    match workloads_view::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
+    match objects::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
         Ok(section) => {
             render(StatusCode::OK, &SectionFragment { text, section: section_view(&instance_id, kind, section) })
         }
@@ -154,7 +154,7 @@ pub async fn object(
     let Visit { session_id: id, session, instance_id, text } = visit;
     let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
     let Some(kind) = Kind::parse(&kind) else { return no_such() };
-    match workloads_view::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
+    match objects::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
         Ok(Some(yaml)) => {
             let workloads = format!("{}/workloads", instance_path(&instance_id));
             render(
@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        super::super::sessions::test_session("inst-1")
+        super::super::user_sessions::test_session("inst-1")
     }
 
     #[tokio::test]

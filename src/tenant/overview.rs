@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{Event, LimitRange, PersistentVolumeClaim, Pod, 
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::Result;
 use super::alerts::{self, Alert, Observed};
+use crate::lifecycle::Result;
 
 /// One quota resource: how much is used of how much.
 #[derive(Debug, Clone, PartialEq, Eq)]

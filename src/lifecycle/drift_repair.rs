@@ -48,7 +48,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::instance::StoredInstance;
+use super::instances::stored::StoredInstance;
 use super::members::Role;
 use super::{Broker, Result};
 use crate::k8s::binding::ANNOTATION_BINDING_ID;

@@ -16,11 +16,11 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Map, Value};
 
 use super::credentials;
-use super::instance::StoredInstance;
 use super::instances::InstanceRecords;
+use super::instances::stored::StoredInstance;
 use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
 use super::parameters::SchemaKind;
-use super::{Broker, cache, deleted};
+use super::{Broker, deleted, records as cache};
 use super::{Error, Result};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};

@@ -187,7 +187,7 @@ fn event_alerts(event: &Event, alerts: &mut Vec<Alert>) {
         Some("FailedScheduling") => (AlertKind::FailedScheduling, Severity::Critical),
         Some("FailedCreate") => (AlertKind::FailedCreate, Severity::Critical),
         Some("Unhealthy") => (AlertKind::Unhealthy, Severity::Warning),
-        Some(super::repair::REASON_REPAIRED) => (AlertKind::Repaired, Severity::Warning),
+        Some(crate::lifecycle::REASON_REPAIRED) => (AlertKind::Repaired, Severity::Warning),
         _ => return,
     };
     let involved = &event.involved_object;

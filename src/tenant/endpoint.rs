@@ -26,8 +26,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::actions::user_error;
-use super::{Error, percent_encode};
+use super::apps::user_error;
+use crate::lifecycle::{Error, percent_encode};
 
 /// Longest a tried request may take, answer included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

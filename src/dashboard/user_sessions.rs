@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::broker::revocations::{Revocations, Revoked};
-use crate::broker::{Credential, Tenant};
+use crate::lifecycle::revocations::{Revocations, Revoked};
+use crate::lifecycle::{Credential, Tenant};
 
 /// How many sessions may be held, for how long, and how often one is re-checked.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +58,7 @@ pub struct Session {
 impl Session {
     /// The path of the signed-in instance's dashboard, which its pages' links start with.
     pub fn base_path(&self) -> String {
-        format!("/instances/{}", crate::broker::percent_encode(&self.tenant.instance_id))
+        format!("/instances/{}", crate::lifecycle::percent_encode(&self.tenant.instance_id))
     }
 
     /// Who the session is: its user name and the role it signed in with. A change of role ends the session.

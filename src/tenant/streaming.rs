@@ -6,10 +6,10 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use super::actions::user_error;
-use super::model::LastOperation;
-use super::{Broker, Error, Result, Tenant};
-use crate::k8s::workload::{NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY};
+use super::apps::user_error;
+use crate::k8s::workload::{NOVNC_PORT, VNC_PASSWORD_KEY};
+use crate::lifecycle::model::LastOperation;
+use crate::lifecycle::{Broker, Error, Result, Tenant};
 
 /// The name of the SteamCMD init container of a session that installs its application.
 pub const INSTALL_CONTAINER: &str = "steamcmd";
@@ -45,12 +45,13 @@ impl SessionView {
     /// in the URL's fragment: a browser sends no fragment to any server, so it stays out of every access log, and
     /// noVNC reads its settings from the fragment before the query.
     pub fn novnc_url(&self, password: &str, proxied: &str) -> String {
-        let password = super::percent_encode(password);
+        let password = crate::lifecycle::percent_encode(password);
         match &self.ingress_host {
             Some(host) => format!("https://{host}/vnc.html#autoconnect=1&resize=remote&password={password}"),
             None => {
                 // noVNC opens its WebSocket at `/<path>` of the page's own host.
-                let socket = super::percent_encode(&format!("{}/websockify", proxied.trim_start_matches('/')));
+                let socket =
+                    crate::lifecycle::percent_encode(&format!("{}/websockify", proxied.trim_start_matches('/')));
                 format!("{proxied}/vnc.html#autoconnect=1&resize=remote&path={socket}&password={password}")
             }
         }
@@ -73,73 +74,52 @@ fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<Strin
     Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{NOVNC_PORT}/proxy/{asset}"))
 }
 
-impl Broker {
-    /// The streaming session `session_id` of the signed-in tenant's virtual cluster; not found alike for an id that
-    /// is no session and a session of another virtual cluster.
-    pub async fn streaming_session(&self, tenant: &Tenant, session_id: &str) -> Result<SessionView> {
-        let (record, session) = self.session_of(tenant, session_id).await?;
-        let service = self.workload_service(&record)?.0;
-        let state = self.workload_state(service, &record).await?;
-        let attributes = &record.stored.attributes;
-        let (service_name, plan_name) = self.plan_names(&attributes.service_id, &attributes.plan_id);
-        let name = session.workload.name.clone();
-        Ok(SessionView {
-            instance_id: record.stored.instance_id.clone(),
-            service_name,
-            plan_name,
-            state,
-            stopped: !session.workload.running,
-            resolution: session.resolution.clone(),
-            pod: format!("{name}-0"),
-            name,
-            installs: session.steam_app_id.is_some(),
-            ingress_host: session.workload.ingress_host.clone(),
-        })
-    }
+/// The streaming session `session_id` of the signed-in tenant's virtual cluster; not found alike for an id that is no
+/// session and a session of another virtual cluster.
+pub async fn view(lifecycle: &Broker, tenant: &Tenant, session_id: &str) -> Result<SessionView> {
+    let (plan, session) = lifecycle.streaming_session(tenant, session_id).await?;
+    let name = session.workload.name.clone();
+    Ok(SessionView {
+        instance_id: plan.instance_id,
+        service_name: plan.service_name,
+        plan_name: plan.plan_name,
+        state: plan.state,
+        stopped: !session.workload.running,
+        resolution: session.resolution.clone(),
+        pod: format!("{name}-0"),
+        name,
+        installs: session.steam_app_id.is_some(),
+        ingress_host: session.workload.ingress_host.clone(),
+    })
+}
 
-    /// The VNC password of the session `session_id`, read with the tenant's own client: refused (denied) when
-    /// Kubernetes does not let the tenant's identity read the session's Secret.
-    pub async fn session_password(&self, user: &Client, tenant: &Tenant, session_id: &str) -> Result<String> {
-        let (_, session) = self.session_of(tenant, session_id).await?;
-        let secret = Api::<Secret>::namespaced(user.clone(), &tenant.namespace)
-            .get(&session.vnc_secret_name())
-            .await
-            .map_err(user_error)?;
-        let password = secret.data.and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| p.0.clone()));
-        password
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| Error::Concurrency("the session's password is not there yet; retry".to_owned()))
-    }
+/// The VNC password of the session `session_id`, read with the tenant's own client: refused (denied) when Kubernetes
+/// does not let the tenant's identity read the session's Secret.
+pub async fn password(lifecycle: &Broker, user: &Client, tenant: &Tenant, session_id: &str) -> Result<String> {
+    let session = lifecycle.streaming_session_objects(tenant, session_id).await?;
+    let secret = Api::<Secret>::namespaced(user.clone(), &tenant.namespace)
+        .get(&session.vnc_secret_name())
+        .await
+        .map_err(user_error)?;
+    let password = secret.data.and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| p.0.clone()));
+    password
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| Error::Concurrency("the session's password is not there yet; retry".to_owned()))
+}
 
-    /// The apiserver's proxy path of `asset` of the noVNC of the session `session_id` of the signed-in tenant's virtual
-    /// cluster (without reading its state: a noVNC page asks for dozens of files); not found for another cluster's
-    /// session and for a path that could leave that session's Service and noVNC port.
-    pub async fn session_novnc_path(&self, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
-        let (_, session) = self.session_of(tenant, session_id).await?;
-        novnc_proxy_path(&tenant.namespace, &session.workload.name, asset)
-            .ok_or_else(|| Error::NotFound(format!("the session's noVNC has no file {asset:?}")))
-    }
-
-    /// The record and objects of `session_id` if it is a streaming session placed in `tenant`'s virtual cluster.
-    async fn session_of(
-        &self,
-        tenant: &Tenant,
-        session_id: &str,
-    ) -> Result<(super::workloads::WorkloadRecord, StreamingSession)> {
-        let not_found = || Error::NotFound(format!("there is no streaming session {session_id} in this cluster"));
-        let record = self.workload(session_id).await?.ok_or_else(not_found)?;
-        if record.cluster_instance_id != tenant.instance_id || record.namespace != tenant.namespace {
-            return Err(not_found());
-        }
-        let session = self.streaming_session_of(&record)?.ok_or_else(not_found)?;
-        Ok((record, session))
-    }
+/// The apiserver's proxy path of `asset` of the noVNC of the session `session_id` of the signed-in tenant's virtual
+/// cluster (without reading its state: a noVNC page asks for dozens of files); not found for another cluster's session
+/// and for a path that could leave that session's Service and noVNC port.
+pub async fn novnc_path(lifecycle: &Broker, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
+    let session = lifecycle.streaming_session_objects(tenant, session_id).await?;
+    novnc_proxy_path(&tenant.namespace, &session.workload.name, asset)
+        .ok_or_else(|| Error::NotFound(format!("the session's noVNC has no file {asset:?}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::model::OperationState;
+    use crate::lifecycle::model::OperationState;
 
     fn view(ingress_host: Option<&str>) -> SessionView {
         SessionView {

@@ -3,7 +3,7 @@
 //! demand, and an **Open** button to its noVNC page.
 //!
 //! Who may do what is Kubernetes' answer for the signed-in identity: the controls show when a SelfSubjectAccessReview
-//! says so, and the server refuses what the identity may not do (actions go through [`crate::broker::Broker::act`],
+//! says so, and the server refuses what the identity may not do (actions go through [`crate::lifecycle::Broker::act`],
 //! the password is read with the user's own client — whoever may `get secrets` in the namespace, as kubectl would let
 //! them). The password never travels in a URL the dashboard or noVNC could log: it is revealed in the answer to a
 //! POST, and Open is a POST answered with a redirect to the session's noVNC page — behind its Ingress, or else
@@ -25,14 +25,15 @@ use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::logs::{cut, log_params};
 use super::novnc::proxied_path;
+use super::objects::instance_path;
 use super::respond::{PageVisit, PartVisit, Visit, message, refusal, render, see_other};
-use super::sessions::Session;
-use super::workloads::instance_path;
-use crate::broker::actions::{Action, Controller};
-use crate::broker::model::OperationState;
-use crate::broker::session_view::{INSTALL_CONTAINER, SessionView};
-use crate::broker::{Error, percent_encode};
+use super::user_sessions::Session;
 use crate::k8s::access::{self, Permission};
+use crate::lifecycle::model::OperationState;
+use crate::lifecycle::{Error, percent_encode};
+use crate::tenant;
+use crate::tenant::apps::{Action, Controller};
+use crate::tenant::streaming::{INSTALL_CONTAINER, SessionView};
 
 /// Changing a session (stop, start, restart) patches its StatefulSet.
 const CHANGE: Permission<'static> = Permission { verb: "patch", group: "apps", resource: "statefulsets" };
@@ -159,7 +160,7 @@ async fn card(
 ) -> Result<SessionCard, Box<Response>> {
     let namespace = &session.tenant.namespace;
     let (view, change, reveal, proxy) = tokio::join!(
-        state.broker.streaming_session(&session.tenant, session_id),
+        tenant::streaming::view(&state.broker, &session.tenant, session_id),
         access::allowed(&session.client, namespace, CHANGE),
         access::allowed(&session.client, namespace, READ_PASSWORD),
         access::allowed(&session.client, namespace, PROXY),
@@ -236,8 +237,9 @@ pub async fn act(
     let Visit { session, instance_id, text, .. } = visit;
     let outcome = async {
         let action = form.action()?;
-        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
-        state.broker.act(&session.client, &session.tenant, Controller::StatefulSet, &view.name, action).await
+        let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
+        tenant::apps::act(&state.broker, &session.client, &session.tenant, Controller::StatefulSet, &view.name, action)
+            .await
     }
     .await;
     let user = &session.tenant.username;
@@ -263,7 +265,7 @@ pub async fn reveal(
     visit: PageVisit,
 ) -> Response {
     let Visit { session, instance_id, text, .. } = visit;
-    match state.broker.session_password(&session.client, &session.tenant, &session_id).await {
+    match tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await {
         Ok(password) => {
             tracing::info!(instance_id, user = session.tenant.username, session_id, "session password revealed");
             show(&state, text, &session, &session_id, StatusCode::OK, None, Some(password)).await
@@ -285,8 +287,9 @@ pub async fn open(
 ) -> Response {
     let Visit { session, instance_id, text, .. } = visit;
     let opened = async {
-        let view = state.broker.streaming_session(&session.tenant, &session_id).await?;
-        let password = state.broker.session_password(&session.client, &session.tenant, &session_id).await?;
+        let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
+        let password =
+            tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await?;
         Ok::<_, Error>(view.novnc_url(&password, &proxied_path(&instance_id, &session_id)))
     }
     .await;
@@ -307,7 +310,7 @@ pub async fn open(
 mod tests {
     use super::super::i18n;
     use super::*;
-    use crate::broker::model::LastOperation;
+    use crate::lifecycle::model::LastOperation;
 
     fn view(stopped: bool) -> SessionView {
         SessionView {
@@ -355,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn controls_and_the_password_show_only_when_allowed_and_asked_for() {
-        let session = super::super::sessions::test_session("inst-1");
+        let session = super::super::user_sessions::test_session("inst-1");
         let html = page(&session, view(false), true, None);
         for shown in [r#"value="stop""#, r#"value="restart""#, r#"id="reveal""#, r#"id="open""#, "installing the"] {
             assert!(html.contains(shown), "{shown}: {html}");

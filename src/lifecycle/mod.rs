@@ -1,34 +1,27 @@
-//! What each operation means for this broker, independent of HTTP and of any one face over it: a face (the OSB API
-//! and the tenant dashboard) parses requests and shapes answers, this module decides, and [`crate::k8s`] builds
-//! the objects. What the faces share is here: the operations' inputs and outputs ([`model`]) and what can go wrong
-//! ([`Error`]). Nothing here knows a face.
+//! The OSB lifecycle: what the broker does with its own cluster-wide client, and so the one place that holds the
+//! broker's privileges. Instances (virtual clusters and workload plans, [`instances`]), bindings and the identities
+//! behind them, members, sign-in (reviewing a token, minting a kubeconfig), the tenant guard it requires and the
+//! repair of drift, all computed from and written to the cluster. The faces (the OSB API and the dashboard) parse
+//! requests and shape answers; this module decides, and [`crate::k8s`] builds the objects. The tenant's domain
+//! ([`crate::tenant`]) acts as the signed-in user and comes down here only through [`for_tenants`].
 
-pub mod actions;
-pub mod alerts;
 mod bindings;
-mod cache;
 mod credentials;
 mod dashboard_watch;
-pub mod deploy;
-pub mod endpoint;
+mod drift_repair;
 mod error;
+pub mod for_tenants;
 mod identities;
-mod instance;
 mod instances;
 pub mod members;
 pub mod model;
-pub mod overview;
 pub mod parameters;
-mod progress;
-mod repair;
+pub mod progress;
+mod records;
 pub mod revocations;
 mod seen_ready;
-pub mod session_view;
+mod sign_in;
 pub mod tenant_guard;
-mod tenants;
-pub(crate) mod workloads;
-
-pub mod workloads_view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +34,15 @@ use crate::k8s::ClusterEndpoint;
 use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
 use crate::k8s::workload::PodPlacement;
 pub use bindings::{Bound, Unbound};
+pub use drift_repair::REASON_REPAIRED;
 pub use error::{Error, Result};
+pub use for_tenants::{PlanApp, PlanInstance};
+pub use instances::workload::{WorkloadRecord, app_quota_needed};
 pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
-pub use tenants::{Credential, DASHBOARD_AUDIENCE, KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
+pub use sign_in::{Credential, DASHBOARD_AUDIENCE, KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
 
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
@@ -120,7 +116,7 @@ pub struct Broker {
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
     /// The watch-fed copy of the broker's records that repeated reads are answered from.
-    cache: cache::Records,
+    cache: records::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
     /// Who is told at once when an identity loses access (the dashboard's sessions).
@@ -128,7 +124,7 @@ pub struct Broker {
     /// The tenant guard provision and bind require; `None` when the operator opted out.
     guard: Option<Arc<tenant_guard::TenantGuard>>,
     /// Drift repair's watches and task, once started (see [`Broker::repair_drift`]).
-    repairs: repair::Repairs,
+    repairs: drift_repair::Repairs,
 }
 
 impl Broker {
@@ -150,10 +146,10 @@ impl Broker {
             client,
             options,
             seen_ready: SeenReady::default(),
-            cache: cache::Records::new(),
+            cache: records::Records::new(),
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
-            repairs: repair::Repairs::default(),
+            repairs: drift_repair::Repairs::default(),
         })
     }
 
@@ -167,7 +163,7 @@ impl Broker {
         &self.catalog
     }
 
-    /// Starts the watches that keep the copy of the broker's records (see [`cache`]); until they have listed, and
+    /// Starts the watches that keep the copy of the broker's records (see [`records`]); until they have listed, and
     /// whenever they fail, every read goes to the cluster. Needs a Tokio runtime; the watches stop with the broker.
     pub fn watch_records(&self) {
         self.cache.start(&self.client, &self.options.broker_namespace, self.options.watch_seconds);
@@ -357,7 +353,7 @@ impl Broker {
 
     /// An instance still without its completion marker well after a synchronous request would have given up was
     /// interrupted (a broker killed mid-way), not slow.
-    fn provisioning_interrupted(&self, stored: &instance::StoredInstance) -> bool {
+    fn provisioning_interrupted(&self, stored: &instances::stored::StoredInstance) -> bool {
         stored.age_seconds > self.options.sync_timeout.as_secs() as i64 + 30
     }
 }

@@ -15,17 +15,19 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Map, Value, json};
 
-use super::instance::{Attributes, StoredInstance};
-use super::model::{BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest};
-use super::parameters::SchemaKind;
-use super::progress::{Refusals, progress};
-use super::{Broker, cache, check_maintenance};
-use super::{Error, Result};
+use super::stored::{Attributes, StoredInstance};
 use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::quota;
 use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
 use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::lifecycle::model::{
+    BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest,
+};
+use crate::lifecycle::parameters::SchemaKind;
+use crate::lifecycle::progress::{Refusals, progress};
+use crate::lifecycle::{Broker, check_maintenance, records as cache};
+use crate::lifecycle::{Error, Result};
 
 /// The `operation` of a workload update.
 pub const OPERATION_UPDATE: &str = "update";
@@ -43,7 +45,7 @@ pub struct WorkloadRecord {
 
 impl WorkloadRecord {
     /// The record that `meta` (a record ConfigMap's) holds, if it is `instance_id`'s.
-    pub(super) fn from_meta(meta: &ObjectMeta, instance_id: &str) -> Option<WorkloadRecord> {
+    pub(in crate::lifecycle) fn from_meta(meta: &ObjectMeta, instance_id: &str) -> Option<WorkloadRecord> {
         let stored = StoredInstance::from_meta(meta).filter(|s| s.instance_id == instance_id)?;
         let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default();
         Some(WorkloadRecord {
@@ -108,7 +110,7 @@ impl Built {
 }
 
 /// What a container app takes from its namespace's quota once it runs, counted as for a container-app instance.
-pub(super) fn app_quota_needed(app: &ContainerApp) -> quota::Usage {
+pub fn app_quota_needed(app: &ContainerApp) -> quota::Usage {
     Built::App(app.clone()).quota_needed()
 }
 
@@ -117,12 +119,12 @@ impl Broker {
         Api::namespaced(self.client.clone(), &self.options.broker_namespace)
     }
 
-    pub(super) fn record_name(instance_id: &str) -> String {
+    pub(in crate::lifecycle) fn record_name(instance_id: &str) -> String {
         names::dns_label("instance-", instance_id)
     }
 
     /// The record of a workload instance, if `instance_id` is one, read from the cluster.
-    pub(super) async fn workload(&self, instance_id: &str) -> Result<Option<WorkloadRecord>> {
+    pub(in crate::lifecycle) async fn workload(&self, instance_id: &str) -> Result<Option<WorkloadRecord>> {
         let record = self.workload_records().get_opt(&Broker::record_name(instance_id)).await?;
         Ok(record.and_then(|record| WorkloadRecord::from_meta(&record.metadata, instance_id)))
     }
@@ -153,7 +155,10 @@ impl Broker {
     }
 
     /// The records of the workload instances placed in a virtual cluster.
-    pub(super) async fn workload_records_in(&self, cluster_instance_id: &str) -> Result<Vec<WorkloadRecord>> {
+    pub(in crate::lifecycle) async fn workload_records_in(
+        &self,
+        cluster_instance_id: &str,
+    ) -> Result<Vec<WorkloadRecord>> {
         let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE}");
         let records = match self.workload_records().list_metadata(&ListParams::default().labels(&selector)).await {
             Ok(records) => records.items,
@@ -175,7 +180,7 @@ impl Broker {
     }
 
     /// The workload instances placed in a virtual cluster, described for the user (`container-app instance <id>`).
-    pub(super) async fn workloads_in(&self, cluster_instance_id: &str) -> Result<Vec<String>> {
+    pub(in crate::lifecycle) async fn workloads_in(&self, cluster_instance_id: &str) -> Result<Vec<String>> {
         Ok(self
             .workload_records_in(cluster_instance_id)
             .await?
@@ -189,7 +194,7 @@ impl Broker {
     }
 
     /// Provisions a workload: validated by the caller; always asynchronous.
-    pub(super) async fn provision_workload(
+    pub(in crate::lifecycle) async fn provision_workload(
         &self,
         service: &Service,
         wanted: StoredInstance,
@@ -198,7 +203,7 @@ impl Broker {
         let accepted = || {
             super::Provisioned::InProgress(InstanceResponse {
                 dashboard_url: dashboard_url.clone(),
-                operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
+                operation: Some(super::OPERATION_PROVISION.to_owned()),
             })
         };
         if let Some(existing) = self.workload(&wanted.instance_id).await? {
@@ -270,7 +275,7 @@ impl Broker {
             super::Provisioned::AlreadyExists(response)
         } else {
             super::Provisioned::InProgress(InstanceResponse {
-                operation: Some(super::instances::OPERATION_PROVISION.to_owned()),
+                operation: Some(super::OPERATION_PROVISION.to_owned()),
                 ..response
             })
         })
@@ -505,7 +510,11 @@ impl Broker {
     }
 
     /// Where a workload stands, from its controller and pods.
-    pub(super) async fn workload_state(&self, service: &Service, record: &WorkloadRecord) -> Result<LastOperation> {
+    pub(in crate::lifecycle) async fn workload_state(
+        &self,
+        service: &Service,
+        record: &WorkloadRecord,
+    ) -> Result<LastOperation> {
         if !record.stored.provisioned {
             return Ok(if self.provisioning_interrupted(&record.stored) {
                 LastOperation::new(
@@ -620,7 +629,7 @@ impl Broker {
     }
 
     /// PATCH for a workload: always asynchronous.
-    pub(super) async fn update_workload(
+    pub(in crate::lifecycle) async fn update_workload(
         &self,
         service: &Service,
         record: WorkloadRecord,
@@ -636,14 +645,13 @@ impl Broker {
         updated.stored.attributes.plan_id = target.id.clone();
         updated.stored.maintenance_version = target.maintenance_version().map(str::to_owned);
         if let Some(changes) = request.parameters {
-            self.schemas.validate(&target.id, SchemaKind::Update, &super::instances::without_nulls(&changes))?;
+            self.schemas.validate(&target.id, SchemaKind::Update, &super::without_nulls(&changes))?;
             if changes.get("cluster_instance_id").is_some_and(|c| c.as_str() != Some(&record.cluster_instance_id)) {
                 return Err(Error::BadRequest(
                     "parameters.cluster_instance_id: a workload cannot move to another virtual cluster".to_owned(),
                 ));
             }
-            updated.stored.attributes.parameters =
-                super::instances::merge(&record.stored.attributes.parameters, changes);
+            updated.stored.attributes.parameters = super::merge(&record.stored.attributes.parameters, changes);
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.stored.attributes.parameters)?;
             self.check_ingress_host(&updated)?;
         }
@@ -662,7 +670,7 @@ impl Broker {
     /// DELETE for a workload: removes its objects (volume included) and its record. Asynchronously the pods go in the
     /// background; a synchronous request (`wait`) keeps the record, so that a repeat finds and follows the deletion,
     /// until every object is gone, and fails with `AsyncRequired` if that takes longer than the synchronous timeout.
-    pub(super) async fn deprovision_workload(
+    pub(in crate::lifecycle) async fn deprovision_workload(
         &self,
         service: &Service,
         record: WorkloadRecord,
@@ -682,7 +690,7 @@ impl Broker {
         let result = self.workload_records().delete(&name, &DeleteParams::default()).await;
         cache::deleting(&self.cache.workloads, &name, &result);
         ignore_missing(result)?;
-        Ok(format!("{}:{}", super::instances::OPERATION_DEPROVISION, record.namespace))
+        Ok(format!("{}:{}", super::OPERATION_DEPROVISION, record.namespace))
     }
 
     /// The objects of a deleted workload still in its namespace (pods, controllers, services, volumes...); `None` when
@@ -725,7 +733,11 @@ impl Broker {
 
     /// last_operation of a deleted workload: done when none of its objects (pods, volumes...) is left in the namespace
     /// the operation names.
-    pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> Result<LastOperation> {
+    pub(in crate::lifecycle) async fn workload_deletion_state(
+        &self,
+        instance_id: &str,
+        namespace: &str,
+    ) -> Result<LastOperation> {
         if !crate::config::is_dns_label(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
@@ -736,7 +748,7 @@ impl Broker {
     }
 
     /// Credentials of a workload binding: where to reach it.
-    pub(super) async fn workload_credentials(
+    pub(in crate::lifecycle) async fn workload_credentials(
         &self,
         service: &Service,
         record: &WorkloadRecord,
@@ -785,7 +797,10 @@ impl Broker {
 
     /// The objects of a streaming session instance, as built from its record; `None` for a workload of another kind
     /// (what a face that shows sessions needs without knowing how workloads are built).
-    pub(super) fn streaming_session_of(&self, record: &WorkloadRecord) -> Result<Option<StreamingSession>> {
+    pub(in crate::lifecycle) fn streaming_session_of(
+        &self,
+        record: &WorkloadRecord,
+    ) -> Result<Option<StreamingSession>> {
         let service = self.workload_service(record)?.0;
         Ok(match self.build(service, record)? {
             Built::Session(session) => Some(session),
@@ -794,14 +809,14 @@ impl Broker {
     }
 
     /// The workload's service and plan from the catalog.
-    pub(super) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
+    pub(in crate::lifecycle) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
         let attributes: &Attributes = &record.stored.attributes;
         self.service_and_plan(&attributes.service_id, &attributes.plan_id)
             .map_err(|_| Error::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
     }
 
     /// A workload's FetchedInstance parameters (all of them: nothing secret is a parameter).
-    pub(super) fn workload_parameters(record: &WorkloadRecord) -> Map<String, Value> {
+    pub(in crate::lifecycle) fn workload_parameters(record: &WorkloadRecord) -> Map<String, Value> {
         record.stored.attributes.parameters.clone()
     }
 }
@@ -836,5 +851,5 @@ where
 
 /// A delete whose object was already gone is as good as done.
 fn ignore_missing<T>(result: Result<T, kube::Error>) -> Result<()> {
-    super::deleted(result).map(|_| ())
+    crate::lifecycle::deleted(result).map(|_| ())
 }
