@@ -20,7 +20,9 @@ mod logs;
 mod members;
 mod novnc;
 mod open_streams;
+mod page_error;
 mod pages;
+mod paths;
 mod respond;
 mod session;
 mod sessions;
@@ -32,6 +34,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum_extra::routing::RouterExt;
 
 use crate::broker::Broker;
 use crate::config::Settings;
@@ -146,38 +149,44 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         secure_cookie: origin.starts_with("https://"),
     });
     Router::new()
-        .route("/instances/{instance_id}", get(pages::overview))
-        .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
-        .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
-        .route("/instances/{instance_id}/apps", get(apps::page))
-        .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
-        .route("/instances/{instance_id}/deploy", get(deploy::form).post(deploy::submit))
-        .route("/instances/{instance_id}/deploy/progress", get(deploy::progress))
-        .route("/instances/{instance_id}/try", get(endpoint::page).post(endpoint::send))
-        .route("/instances/{instance_id}/alerts", get(pages::alerts))
-        .route("/instances/{instance_id}/workloads", get(workloads::page))
-        .route("/instances/{instance_id}/workloads/{kind}", get(workloads::section))
-        .route("/instances/{instance_id}/objects/{kind}/{name}", get(workloads::object))
-        .route("/instances/{instance_id}/live", get(stream::live))
-        .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
-        .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
-        .route("/instances/{instance_id}/sessions/{session_id}", get(session::page).post(session::act))
-        .route("/instances/{instance_id}/sessions/{session_id}/password", post(session::reveal))
-        .route("/instances/{instance_id}/sessions/{session_id}/open", post(session::open))
-        .route("/instances/{instance_id}/sessions/{session_id}/card", get(session::card_fragment))
-        .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
+        .typed_get(pages::overview)
+        .typed_get(pages::login_form)
+        .typed_post(pages::login)
+        .typed_post(pages::kubeconfig)
+        .typed_get(apps::page)
+        .typed_post(apps::act)
+        .typed_get(deploy::form)
+        .typed_post(deploy::submit)
+        .typed_get(deploy::progress)
+        .typed_get(endpoint::page)
+        .typed_post(endpoint::send)
+        .typed_get(pages::alerts)
+        .typed_get(workloads::page)
+        .typed_get(workloads::section)
+        .typed_get(workloads::object)
+        .typed_get(stream::live)
+        .typed_get(logs::page)
+        .typed_get(logs::stream)
+        .typed_get(session::page)
+        .typed_post(session::act)
+        .typed_post(session::reveal)
+        .typed_post(session::open)
+        .typed_get(session::card_fragment)
+        .route(paths::NOVNC_ASSET, get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
-        .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
-        .route("/instances/{instance_id}/login/cf", get(login::start_cf))
+        .typed_get(login::start_oidc)
+        .typed_get(login::start_cf)
         .route(login::CALLBACK_PATH, get(login::callback))
-        .route("/instances/{instance_id}/members", get(members::page).post(members::invite))
-        .route("/instances/{instance_id}/members/role", post(members::change_role))
-        .route("/instances/{instance_id}/members/revoke", post(members::revoke))
+        .typed_get(members::page)
+        .typed_post(members::invite)
+        .typed_post(members::change_role)
+        .typed_post(members::revoke)
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), page_error::answer_errors))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(origin), guard::same_origin_writes))
         .layer(axum::middleware::from_fn(guard::security_headers))
