@@ -491,7 +491,7 @@ async fn one_instance_per_organization_when_configured() {
 async fn ids_with_any_characters_get_valid_hashed_namespaces() {
     let broker = TestBroker::start(|_| {}).await;
     for id in ["Ünïcode id/with slash", "0"] {
-        let encoded = caas_broker::lifecycle::percent_encode(id);
+        let encoded = percent_encoding::utf8_percent_encode(id, caas_broker::lifecycle::URL_COMPONENT).to_string();
         let created = broker
             .call(
                 Method::PUT,

@@ -5,18 +5,20 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{PageVisit, Visit, message, refusal, render, see_other};
+use super::page_error::PageError;
+use super::paths::{self, with_query};
+use super::respond::{PageVisit, Visit, refusal, render, see_other};
 use super::user_sessions::Session;
 use crate::k8s::workload::Autoscale;
+use crate::lifecycle::Error;
 use crate::lifecycle::model::OperationState;
-use crate::lifecycle::{Error, percent_encode};
 use crate::tenant;
 use crate::tenant::apps::{Acted, Action, App, AppPermissions, Controller};
 
@@ -98,13 +100,14 @@ impl ActionForm {
     }
 }
 
-fn apps_path(instance_id: &str) -> String {
-    format!("/instances/{}/apps", percent_encode(instance_id))
-}
-
 /// GET /instances/:instance_id/apps
-pub async fn page(State(state): State<DashboardState>, Query(done): Query<Done>, visit: PageVisit) -> Response {
-    let Visit { session, instance_id: _, text, .. } = visit;
+pub async fn page(
+    _: paths::Apps,
+    State(state): State<DashboardState>,
+    Query(done): Query<Done>,
+    visit: PageVisit,
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
     let notice = done.done.map(|action| Notice::Done(format!("{action}: {}", done.app.unwrap_or_default())));
     show(&state, text, &session, StatusCode::OK, notice).await
 }
@@ -116,7 +119,7 @@ async fn show(
     session: &Session,
     status: StatusCode,
     notice: Option<Notice>,
-) -> Response {
+) -> Result<Response, PageError> {
     let namespace = &session.tenant.namespace;
     let (apps, permissions, metrics) = tokio::join!(
         tenant::apps::list(&state.broker, &session.client, &session.tenant),
@@ -125,15 +128,13 @@ async fn show(
     );
     let (apps, permissions) = match (apps, permissions) {
         (Ok(apps), Ok(permissions)) => (apps, permissions),
-        (Err(Error::Unavailable(_)), _) | (_, Err(Error::Unavailable(_))) => {
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
-        }
+        (Err(Error::Unavailable(_)), _) | (_, Err(Error::Unavailable(_))) => return Err(PageError::Unavailable),
         (Err(error), _) | (_, Err(error)) => {
             tracing::warn!(instance_id = session.tenant.instance_id, %error, "the apps could not be read as the signed-in user");
-            return message(StatusCode::FORBIDDEN, text, text.apps_unreadable, true);
+            return Err(PageError::Forbidden(|text| text.apps_unreadable));
         }
     };
-    render(status, &apps_page(text, session, &apps, permissions, metrics, notice))
+    Ok(render(status, &apps_page(text, session, &apps, permissions, metrics, notice)))
 }
 
 fn apps_page<'a>(
@@ -151,14 +152,14 @@ fn apps_page<'a>(
             let change = permissions.change(app.controller);
             // A streaming session is one pod by design: it is stopped and started, never scaled.
             let session_plan = app.plan.as_ref().is_some_and(|plan| plan.service_name == "streaming-session");
+            let action = paths::AppAction {
+                instance_id: instance_id.clone(),
+                resource: app.controller.resource().to_owned(),
+                name: app.name.clone(),
+            };
             AppLine {
                 app,
-                action: format!(
-                    "{}/{}/{}",
-                    apps_path(instance_id),
-                    app.controller.resource(),
-                    percent_encode(&app.name)
-                ),
+                action: action.to_string(),
                 state: if app.stopped() {
                     text.app_stopped
                 } else if app.ready >= app.desired {
@@ -196,14 +197,14 @@ fn apps_page<'a>(
 
 /// POST /instances/:instance_id/apps/:resource/:name — one action, made as the signed-in user.
 pub async fn act(
+    paths::AppAction { instance_id, resource, name }: paths::AppAction,
     State(state): State<DashboardState>,
-    Path((_, resource, name)): Path<(String, String, String)>,
     visit: PageVisit,
     Form(form): Form<ActionForm>,
-) -> Response {
-    let Visit { session, instance_id, text, .. } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
     let Some(kind) = Controller::from_resource(&resource) else {
-        return message(StatusCode::NOT_FOUND, text, text.not_found, true);
+        return Err(PageError::NotFound(|text| text.not_found));
     };
     let outcome = match form.action() {
         Ok(action) => tenant::apps::act(&state.broker, &session.client, &session.tenant, kind, &name, action).await,
@@ -213,12 +214,8 @@ pub async fn act(
     match outcome {
         Ok(Acted::Done | Acted::Started) => {
             tracing::info!(instance_id, user, kind = kind.kind(), name, action = form.action, "dashboard action");
-            see_other(&format!(
-                "{}?done={}&app={}",
-                apps_path(&instance_id),
-                percent_encode(&form.action),
-                percent_encode(&name)
-            ))
+            let apps = paths::Apps { instance_id };
+            Ok(see_other(&with_query(apps, &[("done", &form.action), ("app", &name)])))
         }
         Err(error) => {
             let (status, said) = refusal(text, &error);

@@ -4,16 +4,56 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::objects::instance_path;
-use super::respond::{read_failed, render, signed_in, text_for};
+use super::page_error::PageError;
+use super::paths;
+use super::respond::{render, signed_in, text_for};
 use super::user_sessions::Session;
-use crate::tenant::endpoint::{self, METHODS, TargetChoice, TryAnswer, TryError, TryForm};
+use crate::tenant::endpoint::{self, METHODS, TargetChoice, TryAnswer, TryError, TryRequest, TryTarget};
+
+/// A test request as the form gives it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct TryForm {
+    /// `service/<name>` or `ingress/<name>`.
+    pub target: String,
+    /// A port of the Service (ignored for an Ingress).
+    pub port: String,
+    /// Path (and query) on the target, starting with `/`.
+    pub path: String,
+    /// One of [`METHODS`].
+    pub method: String,
+    /// `Name: value` lines.
+    pub headers: String,
+    /// The request body.
+    pub body: String,
+}
+
+impl TryForm {
+    /// The request the form asks for; a target of neither kind is refused.
+    fn request(&self) -> Result<TryRequest, TryError> {
+        let (kind, name) = self.target.split_once('/').unwrap_or(("", ""));
+        let name = name.to_owned();
+        let target = match kind {
+            "service" => TryTarget::Service { name, port: self.port.trim().parse::<i32>().ok() },
+            "ingress" => TryTarget::Ingress { name },
+            _ => return Err(TryError::Refused("the target must be a Service or an Ingress".to_owned())),
+        };
+        Ok(TryRequest {
+            target,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        })
+    }
+}
 
 /// The tester page, with the last request's answer or why it was not made.
 #[derive(Template)]
@@ -40,20 +80,20 @@ impl TryPage<'_> {
     }
 }
 
-async fn show(state: &DashboardState, headers: &HeaderMap, instance_id: &str, form: Option<TryForm>) -> Response {
+async fn show(
+    state: &DashboardState,
+    (jar, headers): (&CookieJar, &HeaderMap),
+    path: paths::Try,
+    form: Option<TryForm>,
+) -> Result<Response, PageError> {
     let text = text_for(headers);
-    let (id, session) = match signed_in(state, headers, instance_id, true) {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return *answer,
-    };
+    let instance_id = path.instance_id.as_str();
+    let (_, session) = signed_in(state, jar, instance_id, true)?;
     let namespace = &session.tenant.namespace;
-    let targets = match endpoint::targets(&session.client, namespace).await {
-        Ok(targets) => targets,
-        Err(error) => return read_failed(state, text, &id, instance_id, error),
-    };
+    let targets = endpoint::targets(&session.client, namespace).await?;
     let (status, answer, problem) = match &form {
         None => (StatusCode::OK, None, None),
-        Some(form) => match endpoint::try_request(&session.client, namespace, form).await {
+        Some(form) => match tried(&session, form).await {
             Ok(answer) => (StatusCode::OK, Some(answer), None),
             Err(error) => {
                 let (status, words) = match &error {
@@ -67,35 +107,41 @@ async fn show(state: &DashboardState, headers: &HeaderMap, instance_id: &str, fo
             }
         },
     };
-    let base = instance_path(instance_id);
     let page = TryPage {
         text,
         session: &session,
-        action: format!("{base}/try"),
+        action: path.to_string(),
         targets,
         methods: METHODS,
         form: form.unwrap_or_else(|| TryForm { port: "80".to_owned(), path: "/".to_owned(), ..TryForm::default() }),
         answer,
         problem,
     };
-    render(status, &page)
+    Ok(render(status, &page))
+}
+
+/// The answer to the form's request, sent as the user to their own namespace.
+async fn tried(session: &Session, form: &TryForm) -> Result<TryAnswer, TryError> {
+    endpoint::try_request(&session.client, &session.tenant.namespace, &form.request()?).await
 }
 
 /// GET /instances/:instance_id/try — the tester, its targets read as the user.
 pub async fn page(
+    path: paths::Try,
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
+    jar: CookieJar,
     headers: HeaderMap,
-) -> Response {
-    show(&state, &headers, &instance_id, None).await
+) -> Result<Response, PageError> {
+    show(&state, (&jar, &headers), path, None).await
 }
 
 /// POST /instances/:instance_id/try — sends the request, as the user, and shows the answer.
 pub async fn send(
+    path: paths::Try,
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
+    jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<TryForm>,
-) -> Response {
-    show(&state, &headers, &instance_id, Some(form)).await
+) -> Result<Response, PageError> {
+    show(&state, (&jar, &headers), path, Some(form)).await
 }

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,12 +26,12 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::objects::instance_path;
 use super::open_streams::{self, Needs};
-use super::respond::read_failed;
-use super::respond::{PageVisit, PartVisit, Visit, message, render};
+use super::page_error::PageError;
+use super::paths::{self, with_query};
+use super::respond::{PageVisit, PartVisit, Visit, render};
 use super::user_sessions::Session;
-use crate::lifecycle::percent_encode;
+use crate::lifecycle::Error;
 
 /// Most lines shown.
 pub const MAX_LINES: usize = 500;
@@ -146,19 +146,17 @@ pub fn cut(line: &str) -> String {
 /// GET /instances/:instance_id/pods/:pod/logs — the last lines of a container; 404 alike for a pod that does not
 /// exist and one the user may not read.
 pub async fn page(
-    State(state): State<DashboardState>,
-    Path((_, pod)): Path<(String, String)>,
+    path: paths::PodLogs,
     Query(query): Query<LogQuery>,
     visit: PageVisit,
-) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    let (containers, container) = match container_of(&session, &pod, query.container).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
-        Err(error) => return read_failed(&state, text, &id, &instance_id, error.into()),
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let (pod, instance_id) = (&path.pod, &path.instance_id);
+    let Some((containers, container)) = container_of(&session, pod, query.container).await.map_err(Error::from)? else {
+        return Err(PageError::NotFound(|text| text.live_no_such_object));
     };
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
-    let lines = match pods.log_stream(&pod, &log_params(&container, false)).await {
+    let lines = match pods.log_stream(pod, &log_params(&container, false)).await {
         Ok(reader) => {
             let mut tail = Tail { lines: bounded_lines(reader), kept: VecDeque::new(), ended: false };
             while let Some(Ok(line)) = tail.lines.next().await {
@@ -172,40 +170,38 @@ pub async fn page(
             Vec::new()
         }
     };
-    let pod_path = format!("{}/pods/{}/logs", instance_path(&instance_id), percent_encode(&pod));
+    let stream = paths::PodLogStream { instance_id: instance_id.clone(), pod: pod.clone() };
     let page = LogsPage {
         text,
         session: &session,
-        pod: &pod,
-        workloads: format!("{}/workloads", instance_path(&instance_id)),
-        stream: format!("{pod_path}/stream?container={}", percent_encode(&container)),
-        action: pod_path,
+        pod,
+        workloads: paths::Workloads { instance_id: instance_id.clone() }.to_string(),
+        stream: with_query(stream, &[("container", &container)]),
+        action: path.to_string(),
         containers,
         container,
         lines,
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
     };
-    render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// GET /instances/:instance_id/pods/:pod/logs/stream — follows a container's log: `lines` events, each the last lines
 /// (escaped HTML, for the page's `<pre>`). 404 for what the page would not show; a log the apiserver will not follow
 /// ends the stream after one event saying there are no logs.
 pub async fn stream(
+    paths::PodLogStream { instance_id, pod }: paths::PodLogStream,
     State(state): State<DashboardState>,
-    Path((_, pod)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
     visit: PartVisit,
-) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session_id: id, session, text, .. } = visit;
     let Some(slot) = state.streams.open(&id, &session.tenant.username) else {
-        return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true);
+        return Err(open_streams::too_many());
     };
-    let container = match container_of(&session, &pod, query.container).await {
-        Ok(Some((_, container))) => container,
-        Ok(None) => return message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true),
-        Err(error) => return read_failed(&state, text, &id, &instance_id, error.into()),
+    let Some((_, container)) = container_of(&session, &pod, query.container).await.map_err(Error::from)? else {
+        return Err(PageError::NotFound(|text| text.live_no_such_object));
     };
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
     let lines: BoxStream<'static, std::io::Result<String>> =
@@ -214,12 +210,12 @@ pub async fn stream(
             Err(error) => {
                 tracing::info!(instance_id, pod, %error, "no log to follow for a pod");
                 let none = Event::default().event("lines").data(escape(text.live_no_logs));
-                return Sse::new(futures::stream::iter([Ok::<_, Infallible>(none)])).into_response();
+                return Ok(Sse::new(futures::stream::iter([Ok::<_, Infallible>(none)])).into_response());
             }
         };
     let needs = Needs { verb: "get", group: String::new(), resource: "pods".to_owned(), subresource: Some("log") };
     let ended = open_streams::revoked(state.clone(), id, needs, slot);
-    Sse::new(updates(lines).take_until(ended)).keep_alive(KeepAlive::default()).into_response()
+    Ok(Sse::new(updates(lines).take_until(ended)).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The last lines of `lines` as `lines` events, one per batch of lines that came within [`LOG_COALESCE`].

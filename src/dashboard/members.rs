@@ -12,10 +12,12 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
-use super::respond::{PageVisit, Visit, message, read_failed, render, see_other};
+use super::page_error::PageError;
+use super::paths;
+use super::respond::{PageVisit, Visit, render, see_other};
 use super::user_sessions::Session;
+use crate::lifecycle::Error;
 use crate::lifecycle::members::{Member, Role};
-use crate::lifecycle::{Error, percent_encode};
 use crate::tenant::members::{MembersAccess, may_manage_members, members_access};
 
 /// The members page.
@@ -54,38 +56,28 @@ pub struct MemberForm {
     role: String,
 }
 
-/// The members page's path.
-pub fn members_path(instance_id: &str) -> String {
-    format!("/instances/{}/members", percent_encode(instance_id))
-}
-
-/// What the visitor may do with members; a token the apiserver no longer accepts ends the session.
-async fn access(
-    state: &DashboardState,
-    id: &str,
-    session: &Session,
-    text: &'static Text,
-    manage_only: bool,
-) -> Result<MembersAccess, Box<Response>> {
+/// What the visitor may do with members; a failure is most often a member removed or a token expired, so it is
+/// [`PageError::Refused`]: the session ends and the user signs in again.
+async fn access(session: &Session, manage_only: bool) -> Result<MembersAccess, PageError> {
     let (client, namespace) = (&session.client, &session.tenant.namespace);
-    let answer = if manage_only {
+    let access = if manage_only {
         may_manage_members(client, namespace)
             .await
-            .map(|manage| if manage { MembersAccess::Manage } else { MembersAccess::Hidden })
+            .map(|manage| if manage { MembersAccess::Manage } else { MembersAccess::Hidden })?
     } else {
-        members_access(client, namespace).await
+        members_access(client, namespace).await?
     };
-    // A failure is most often a member removed or a token expired: the session ends and the user signs in again.
-    answer.map_err(|error| Box::new(read_failed(state, text, id, &session.tenant.instance_id, error)))
+    Ok(access)
 }
 
 /// GET /instances/:instance_id/members — the list for those who may see it; the forms for those who may manage.
-pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
-    let Visit { session_id: id, session, instance_id: _, text } = visit;
-    let access = match access(&state, &id, &session, text, false).await {
-        Ok(access) => access,
-        Err(answer) => return *answer,
-    };
+pub async fn page(
+    _: paths::Members,
+    State(state): State<DashboardState>,
+    visit: PageVisit,
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let access = access(&session, false).await?;
     render_page(&state, text, &session, access, StatusCode::OK, None).await
 }
 
@@ -96,19 +88,19 @@ async fn render_page(
     access: MembersAccess,
     status: StatusCode,
     error: Option<&'static str>,
-) -> Response {
+) -> Result<Response, PageError> {
     let instance_id = &session.tenant.instance_id;
     let listed = access != MembersAccess::Hidden;
     let members = if listed { state.broker.members(instance_id).await } else { Ok(Vec::new()) };
     let members = match members {
         Ok(members) => members,
-        Err(Error::NotFound(_)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        Err(Error::NotFound(_)) => return Err(PageError::NotFound(|text| text.not_found)),
         Err(error) => {
             tracing::warn!(instance_id, %error, "the members could not be listed");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+            return Err(PageError::Unavailable);
         }
     };
-    let base = members_path(instance_id);
+    let instance_id = || instance_id.clone();
     let page = MembersPage {
         text,
         session,
@@ -118,12 +110,12 @@ async fn render_page(
         error,
         roles: &Role::ALL,
         default_role: Role::View.as_str(),
-        overview_path: format!("/instances/{}", percent_encode(instance_id)),
-        invite_action: base.clone(),
-        role_action: format!("{base}/role"),
-        revoke_action: format!("{base}/revoke"),
+        overview_path: paths::Overview { instance_id: instance_id() }.to_string(),
+        invite_action: paths::Members { instance_id: instance_id() }.to_string(),
+        role_action: paths::MemberRole { instance_id: instance_id() }.to_string(),
+        revoke_action: paths::MemberRevoke { instance_id: instance_id() }.to_string(),
     };
-    render(status, &page)
+    Ok(render(status, &page))
 }
 
 /// What a change asks for.
@@ -134,17 +126,32 @@ enum Change {
 }
 
 /// POST /instances/:instance_id/members — invite a member (name, role).
-pub async fn invite(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+pub async fn invite(
+    _: paths::Members,
+    state: State<DashboardState>,
+    visit: PageVisit,
+    form: Form<MemberForm>,
+) -> Result<Response, PageError> {
     change(state, visit, form, Change::Invite).await
 }
 
 /// POST /instances/:instance_id/members/role — give a member another role (name, role).
-pub async fn change_role(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+pub async fn change_role(
+    _: paths::MemberRole,
+    state: State<DashboardState>,
+    visit: PageVisit,
+    form: Form<MemberForm>,
+) -> Result<Response, PageError> {
     change(state, visit, form, Change::Role).await
 }
 
 /// POST /instances/:instance_id/members/revoke — remove a member (name); their tokens stop working at once.
-pub async fn revoke(state: State<DashboardState>, visit: PageVisit, form: Form<MemberForm>) -> Response {
+pub async fn revoke(
+    _: paths::MemberRevoke,
+    state: State<DashboardState>,
+    visit: PageVisit,
+    form: Form<MemberForm>,
+) -> Result<Response, PageError> {
     change(state, visit, form, Change::Revoke).await
 }
 
@@ -153,15 +160,11 @@ async fn change(
     visit: PageVisit,
     Form(form): Form<MemberForm>,
     change: Change,
-) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    match access(&state, &id, &session, text, true).await {
-        Ok(MembersAccess::Manage) => {}
-        Ok(_) => {
-            tracing::info!(instance_id, user = %session.tenant.username, "refused a change of members from a non-admin");
-            return message(StatusCode::FORBIDDEN, text, text.members_forbidden, true);
-        }
-        Err(answer) => return *answer,
+) -> Result<Response, PageError> {
+    let Visit { session, instance_id, text, .. } = visit;
+    if access(&session, true).await? != MembersAccess::Manage {
+        tracing::info!(instance_id, user = %session.tenant.username, "refused a change of members from a non-admin");
+        return Err(PageError::Forbidden(|text| text.members_forbidden));
     }
     let broker = &state.broker;
     let done = match &change {
@@ -180,15 +183,15 @@ async fn change(
         },
     };
     let (status, error) = match done {
-        Ok(()) => return see_other(&members_path(&instance_id)),
+        Ok(()) => return Ok(see_other(&paths::Members { instance_id }.to_string())),
         Err(Error::BadRequest(_)) => (StatusCode::BAD_REQUEST, text.invalid_member),
         Err(Error::Conflict(_)) if matches!(change, Change::Invite) => (StatusCode::CONFLICT, text.already_member),
         Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.changed_meanwhile),
         Err(Error::NotFound(_)) => (StatusCode::NOT_FOUND, text.no_such_member),
-        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(Error::Unavailable(_)) => return Err(PageError::Unavailable),
         Err(error) => {
             tracing::error!(instance_id, %error, "a change of members failed");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true);
+            return Err(PageError::signed_in(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable));
         }
     };
     render_page(&state, text, &session, MembersAccess::Manage, status, Some(error)).await
@@ -208,7 +211,7 @@ mod tests {
     }
 
     fn page_of<'a>(session: &'a Session, members: &'a [Member], listed: bool, manage: bool) -> MembersPage<'a> {
-        let base = members_path("inst 1");
+        let base = paths::Members { instance_id: "inst 1".to_owned() }.to_string();
         MembersPage {
             text: &i18n::EN,
             session,

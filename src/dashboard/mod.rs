@@ -1,7 +1,6 @@
-//! The tenant dashboard: a second face, beside the OSB API, on a listener of its own, over the tenant's domain
-//! ([`crate::tenant`]) and, for sign-in and members, the lifecycle ([`crate::lifecycle`]). Tenants sign in to one
-//! virtual cluster with a token of one of its identities (see [`crate::lifecycle::Tenant`]); every read is then made
-//! as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
+//! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
+//! sign in to one virtual cluster with a token of one of its identities (see [`crate::lifecycle::Tenant`]); every read is
+//! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
 //! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama) and work without script; the
 //! only scripts, vendored htmx and its SSE extension, make parts of them update in place when the live stream (see
 //! [`live`]) says something changed. The session cookie holds a random id only, the token stays in this process's
@@ -22,7 +21,9 @@ mod members;
 mod novnc;
 mod objects;
 mod open_streams;
+mod page_error;
 mod pages;
+mod paths;
 mod respond;
 mod stream;
 mod streaming;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum_extra::routing::RouterExt;
 
 use crate::config::Settings;
 use crate::lifecycle::Broker;
@@ -147,38 +149,44 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         secure_cookie: origin.starts_with("https://"),
     });
     Router::new()
-        .route("/instances/{instance_id}", get(pages::overview))
-        .route("/instances/{instance_id}/login", get(pages::login_form).post(pages::login))
-        .route("/instances/{instance_id}/kubeconfig", post(pages::kubeconfig))
-        .route("/instances/{instance_id}/apps", get(apps::page))
-        .route("/instances/{instance_id}/apps/{resource}/{name}", post(apps::act))
-        .route("/instances/{instance_id}/deploy", get(deploy::form).post(deploy::submit))
-        .route("/instances/{instance_id}/deploy/progress", get(deploy::progress))
-        .route("/instances/{instance_id}/try", get(endpoint::page).post(endpoint::send))
-        .route("/instances/{instance_id}/alerts", get(pages::alerts))
-        .route("/instances/{instance_id}/workloads", get(objects::page))
-        .route("/instances/{instance_id}/workloads/{kind}", get(objects::section))
-        .route("/instances/{instance_id}/objects/{kind}/{name}", get(objects::object))
-        .route("/instances/{instance_id}/live", get(stream::live))
-        .route("/instances/{instance_id}/pods/{pod}/logs", get(logs::page))
-        .route("/instances/{instance_id}/pods/{pod}/logs/stream", get(logs::stream))
-        .route("/instances/{instance_id}/sessions/{session_id}", get(streaming::page).post(streaming::act))
-        .route("/instances/{instance_id}/sessions/{session_id}/password", post(streaming::reveal))
-        .route("/instances/{instance_id}/sessions/{session_id}/open", post(streaming::open))
-        .route("/instances/{instance_id}/sessions/{session_id}/card", get(streaming::card_fragment))
-        .route("/instances/{instance_id}/sessions/{session_id}/novnc/{*asset}", get(novnc::proxy))
+        .typed_get(pages::overview)
+        .typed_get(pages::login_form)
+        .typed_post(pages::login)
+        .typed_post(pages::kubeconfig)
+        .typed_get(apps::page)
+        .typed_post(apps::act)
+        .typed_get(deploy::form)
+        .typed_post(deploy::submit)
+        .typed_get(deploy::progress)
+        .typed_get(endpoint::page)
+        .typed_post(endpoint::send)
+        .typed_get(pages::alerts)
+        .typed_get(objects::page)
+        .typed_get(objects::section)
+        .typed_get(objects::object)
+        .typed_get(stream::live)
+        .typed_get(logs::page)
+        .typed_get(logs::stream)
+        .typed_get(streaming::page)
+        .typed_post(streaming::act)
+        .typed_post(streaming::reveal)
+        .typed_post(streaming::open)
+        .typed_get(streaming::card_fragment)
+        .route(paths::NOVNC_ASSET, get(novnc::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
-        .route("/instances/{instance_id}/login/oidc", get(login::start_oidc))
-        .route("/instances/{instance_id}/login/cf", get(login::start_cf))
+        .typed_get(login::start_oidc)
+        .typed_get(login::start_cf)
         .route(login::CALLBACK_PATH, get(login::callback))
-        .route("/instances/{instance_id}/members", get(members::page).post(members::invite))
-        .route("/instances/{instance_id}/members/role", post(members::change_role))
-        .route("/instances/{instance_id}/members/revoke", post(members::revoke))
+        .typed_get(members::page)
+        .typed_post(members::invite)
+        .typed_post(members::change_role)
+        .typed_post(members::revoke)
         .route("/logout", post(pages::logout))
         .route("/dashboard.css", get(pages::stylesheet))
         .route("/favicon.ico", get(pages::no_icon))
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), page_error::answer_errors))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(origin), guard::same_origin_writes))
         .layer(axum::middleware::from_fn(guard::security_headers))

@@ -23,8 +23,10 @@ use hyper_util::rt::TokioIo;
 
 use super::DashboardState;
 use super::open_streams::{self, Needs, StreamSlot};
-use super::respond::{PartVisit, Visit, message};
-use crate::lifecycle::{Error, percent_encode};
+use super::page_error::PageError;
+use super::paths::NovncAsset;
+use super::respond::{PartVisit, Visit};
+use crate::lifecycle::Error;
 use crate::tenant;
 
 /// How long the session's Service may take to answer through the apiserver's proxy (a stopped or starting session,
@@ -47,26 +49,21 @@ const HANDSHAKE: [HeaderName; 6] = [
     header::SEC_WEBSOCKET_EXTENSIONS,
 ];
 
-/// Where the dashboard serves the noVNC of `session_id` of the virtual cluster `instance_id`.
-pub fn proxied_path(instance_id: &str, session_id: &str) -> String {
-    format!("/instances/{}/sessions/{}/novnc", percent_encode(instance_id), percent_encode(session_id))
-}
-
 /// GET /instances/:instance_id/sessions/:session_id/novnc/*asset — a noVNC file, or its WebSocket.
 pub async fn proxy(
     State(state): State<DashboardState>,
-    Path((_, session_id, asset)): Path<(String, String, String)>,
+    Path(NovncAsset { instance_id, session_id, asset }): Path<NovncAsset>,
     visit: PartVisit,
     request: Request,
-) -> Response {
-    let Visit { session_id: session_id_of_visitor, session, instance_id, text } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session_id: session_id_of_visitor, session, .. } = visit;
     let headers = request.headers();
     let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
     // A WebSocket is one of the user's open streams: refused before anything is asked when they hold too many.
     let slot = if upgrade {
         match state.streams.open(&session_id_of_visitor, &session.tenant.username) {
             Some(slot) => Some(slot),
-            None => return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true),
+            None => return Err(open_streams::too_many()),
         }
     } else {
         None
@@ -75,35 +72,35 @@ pub async fn proxy(
     let asked = tokio::time::timeout(UPSTREAM_TIMEOUT, asked);
     let answer = match asked.await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(Asked::NotFound)) => return message(StatusCode::NOT_FOUND, text, text.not_found, true),
+        Ok(Err(Asked::NotFound)) => return Err(PageError::NotFound(|text| text.not_found)),
         Ok(Err(Asked::Failed(error))) => {
             tracing::info!(instance_id, session_id, error, "a session's noVNC could not be reached");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+            return Err(PageError::Unavailable);
         }
         Err(_) => {
             tracing::info!(instance_id, session_id, "a session's noVNC did not answer within 5 s");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.session_not_running, true);
+            return Err(PageError::signed_in(StatusCode::SERVICE_UNAVAILABLE, |text| text.session_not_running));
         }
     };
     let status = answer.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return message(StatusCode::FORBIDDEN, text, text.session_proxy_refused, true);
+        return Err(PageError::Forbidden(|text| text.session_proxy_refused));
     }
     if let Some(slot) = slot
         && status == StatusCode::SWITCHING_PROTOCOLS
     {
-        return tunnel(state.clone(), session_id_of_visitor, slot, request, answer);
+        return Ok(tunnel(state.clone(), session_id_of_visitor, slot, request, answer));
     }
     if status.is_server_error() {
         // No ready pod behind the Service (stopped, starting) or websockify not answering.
-        return message(StatusCode::BAD_GATEWAY, text, text.session_not_running, true);
+        return Err(PageError::signed_in(StatusCode::BAD_GATEWAY, |text| text.session_not_running));
     }
     if status == StatusCode::NOT_MODIFIED {
         // The browser keeps the copy it has, which was checked when it was passed on.
-        return StatusCode::NOT_MODIFIED.into_response();
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     if status != StatusCode::OK {
-        return message(StatusCode::NOT_FOUND, text, text.not_found, true);
+        return Err(PageError::NotFound(|text| text.not_found));
     }
     let etag = answer.headers().get(header::ETAG).cloned();
     let body = http_body_util::Limited::new(answer.into_body(), MAX_FILE_BYTES).collect();
@@ -111,7 +108,7 @@ pub async fn proxy(
         Ok(body) => body.to_bytes(),
         Err(error) => {
             tracing::info!(instance_id, session_id, %error, "a noVNC file could not be passed on");
-            return message(StatusCode::BAD_GATEWAY, text, text.session_not_running, true);
+            return Err(PageError::signed_in(StatusCode::BAD_GATEWAY, |text| text.session_not_running));
         }
     };
     // The apiserver's proxy rewrites the links of an HTML page it passes on, so noVNC's page never arrives as it was
@@ -120,13 +117,13 @@ pub async fn proxy(
     let body = if NOVNC_PAGES.contains(&asset.as_str()) { axum::body::Bytes::from_static(NOVNC_PAGE) } else { body };
     let Some(content_type) = known_file(&asset, &body) else {
         tracing::warn!(instance_id, session_id, asset, "a session served a file that is not noVNC 1.3.0's; refused");
-        return message(StatusCode::BAD_GATEWAY, text, text.session_novnc_unknown, true);
+        return Err(PageError::signed_in(StatusCode::BAD_GATEWAY, |text| text.session_novnc_unknown));
     };
     let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
-    response
+    Ok(response)
 }
 
 /// Why a session's noVNC could not be asked.

@@ -2,16 +2,15 @@
 //! the live stream says that kind changed), and one object as YAML. Read with the signed-in user's own client.
 
 use askama::Template;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
-use super::respond::{PageVisit, PartVisit, Visit, message, read_failed, render};
+use super::page_error::PageError;
+use super::paths;
+use super::respond::{PageVisit, PartVisit, Visit, render};
 use super::user_sessions::Session;
-use crate::lifecycle::percent_encode;
 use crate::tenant::objects::{self, Kind, Row, Section};
 
 /// One kind's section as shown.
@@ -22,16 +21,27 @@ pub struct SectionView {
     pub title: &'static str,
     /// Where the section alone is fetched again.
     pub url: String,
-    /// Where an object's YAML is, before its name.
-    pub objects: String,
-    /// Where a pod's page is, before its name.
-    pub pods: String,
+    /// The instance whose objects these are.
+    pub instance_id: String,
     /// Whether rows link to their logs (pods).
     pub logs: bool,
     /// Whether the identity may not list this kind.
     pub not_allowed: bool,
     /// The objects.
     pub rows: Vec<Row>,
+}
+
+impl SectionView {
+    /// Where `row`'s YAML is.
+    pub fn object_link(&self, row: &Row) -> String {
+        let (instance_id, kind) = (self.instance_id.clone(), self.kind.to_owned());
+        paths::Object { instance_id, kind, name: row.name.clone() }.to_string()
+    }
+
+    /// Where `row`'s logs are (a pod's).
+    pub fn logs_link(&self, row: &Row) -> String {
+        paths::PodLogs { instance_id: self.instance_id.clone(), pod: row.name.clone() }.to_string()
+    }
 }
 
 /// The workloads page.
@@ -67,11 +77,6 @@ struct ObjectPage<'a> {
     yaml: String,
 }
 
-/// The base path of an instance's pages.
-pub fn instance_path(instance_id: &str) -> String {
-    format!("/instances/{}", percent_encode(instance_id))
-}
-
 fn title(kind: Kind) -> &'static str {
     match kind {
         Kind::Deployments => "Deployments",
@@ -86,17 +91,16 @@ fn title(kind: Kind) -> &'static str {
 }
 
 fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView {
-    let base = instance_path(instance_id);
     let (not_allowed, rows) = match section {
         Section::Listed(rows) => (false, rows),
         Section::NotAllowed => (true, Vec::new()),
     };
+    let instance_id = instance_id.to_owned();
     SectionView {
         kind: kind.as_str(),
         title: title(kind),
-        url: format!("{base}/workloads/{}", kind.as_str()),
-        objects: format!("{base}/objects/{}", kind.as_str()),
-        pods: format!("{base}/pods"),
+        url: paths::WorkloadsSection { instance_id: instance_id.clone(), kind: kind.as_str().to_owned() }.to_string(),
+        instance_id,
         logs: kind == Kind::Pods,
         not_allowed,
         rows,
@@ -104,24 +108,20 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 }
 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
-pub async fn page(State(state): State<DashboardState>, visit: PageVisit) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    match objects::read_all(&session.client, &session.tenant.namespace).await {
-        Ok(sections) => {
-            let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
-            render(StatusCode::OK, &workloads_page(text, &session, sections.collect()))
-        }
-        Err(error) => read_failed(&state, text, &id, &instance_id, error),
-    }
+pub async fn page(_: paths::Workloads, visit: PageVisit) -> Result<Response, PageError> {
+    let Visit { session, instance_id, text, .. } = visit;
+    let sections = objects::read_all(&session.client, &session.tenant.namespace).await?;
+    let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
+    Ok(render(StatusCode::OK, &workloads_page(text, &session, sections.collect())))
 }
 
 fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<SectionView>) -> WorkloadsPage<'a> {
-    let base = instance_path(&session.tenant.instance_id);
+    let instance_id = || session.tenant.instance_id.clone();
     WorkloadsPage {
         text,
         session,
-        live: format!("{base}/live"),
-        overview: base,
+        live: paths::Live { instance_id: instance_id() }.to_string(),
+        overview: paths::Overview { instance_id: instance_id() }.to_string(),
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
         sections,
@@ -130,41 +130,31 @@ fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<S
 
 /// GET /instances/:instance_id/workloads/:kind — one kind's section alone (what the live page swaps in).
 pub async fn section(
-    State(state): State<DashboardState>,
-    Path((_, kind)): Path<(String, String)>,
+    paths::WorkloadsSection { instance_id, kind }: paths::WorkloadsSection,
     visit: PartVisit,
-) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    let Some(kind) = Kind::parse(&kind) else { return message(StatusCode::NOT_FOUND, text, text.not_found, true) };
-    match objects::read_section(&session.client, &session.tenant.namespace, kind, jiff::Timestamp::now()).await {
-        Ok(section) => {
-            render(StatusCode::OK, &SectionFragment { text, section: section_view(&instance_id, kind, section) })
-        }
-        Err(error) => read_failed(&state, text, &id, &instance_id, error),
-    }
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let Some(kind) = Kind::parse(&kind) else { return Err(PageError::NotFound(|text| text.not_found)) };
+    let now = jiff::Timestamp::now();
+    let section = objects::read_section(&session.client, &session.tenant.namespace, kind, now).await?;
+    Ok(render(StatusCode::OK, &SectionFragment { text, section: section_view(&instance_id, kind, section) }))
 }
 
 /// GET /instances/:instance_id/objects/:kind/:name — one object as YAML, read as the signed-in user; 404 alike for
 /// what does not exist and what they may not read.
 pub async fn object(
-    State(state): State<DashboardState>,
-    Path((_, kind, name)): Path<(String, String, String)>,
+    paths::Object { instance_id, kind, name }: paths::Object,
     visit: PageVisit,
-) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    let no_such = || message(StatusCode::NOT_FOUND, text, text.live_no_such_object, true);
-    let Some(kind) = Kind::parse(&kind) else { return no_such() };
-    match objects::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await {
-        Ok(Some(yaml)) => {
-            let workloads = format!("{}/workloads", instance_path(&instance_id));
-            render(
-                StatusCode::OK,
-                &ObjectPage { text, session: &session, kind: kind.as_str(), name: &name, workloads, yaml },
-            )
-        }
-        Ok(None) => no_such(),
-        Err(error) => read_failed(&state, text, &id, &instance_id, error),
-    }
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let no_such = PageError::NotFound(|text| text.live_no_such_object);
+    let Some(kind) = Kind::parse(&kind) else { return Err(no_such) };
+    let Some(yaml) = objects::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await? else {
+        return Err(no_such);
+    };
+    let workloads = paths::Workloads { instance_id }.to_string();
+    let page = ObjectPage { text, session: &session, kind: kind.as_str(), name: &name, workloads, yaml };
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[cfg(test)]

@@ -10,13 +10,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::StatusCode;
+
 use super::DashboardState;
+use super::page_error::PageError;
 use super::respond::still_signed_in;
 use super::user_sessions::Session;
 use crate::k8s::access::{self, Permission};
 
 /// How often an open stream checks that its user may still have it.
 pub const RECHECK: Duration = Duration::from_secs(15);
+
+/// The answer to a stream refused because its user holds as many open as they may (429).
+pub fn too_many() -> PageError {
+    PageError::signed_in(StatusCode::TOO_MANY_REQUESTS, |text| text.too_many_streams)
+}
 
 /// How many streams are open, per sign-in and per identity.
 pub struct OpenStreams {

@@ -3,21 +3,24 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Text;
 use super::limit::ClientAddress;
+use super::page_error::PageError;
+use super::paths;
 use super::respond::{
-    COOKIE, PageVisit, PartVisit, Visit, Visitor, login_path, message, read_failed, render, see_other, session_id,
-    text_for, visitor,
+    COOKIE, PageVisit, PartVisit, Visit, Visitor, message, render, see_other, session_id, text_for, visitor,
 };
 use super::user_sessions::{Session, StartError};
 use crate::lifecycle::PlanApp;
-use crate::lifecycle::{Credential, Error, Refusal, SignIn, percent_encode};
+use crate::lifecycle::{Credential, Error, Refusal, SignIn};
 use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
 
 /// The sign-in page.
@@ -77,8 +80,12 @@ struct OverviewPage<'a> {
 
 /// POST /instances/:instance_id/kubeconfig — a kubeconfig for the signed-in identity, as a download (a POST: it mints
 /// a credential, so it takes the same cross-site check as every other change).
-pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap, visit: PageVisit) -> Response {
-    let Visit { session_id, session, instance_id, text } = visit;
+pub async fn kubeconfig(
+    _: paths::Kubeconfig,
+    State(state): State<DashboardState>,
+    visit: PageVisit,
+) -> Result<Response, PageError> {
+    let Visit { session_id, session, instance_id, .. } = visit;
     match state.broker.kubeconfig(&session.tenant, &session.credential).await {
         Ok(kubeconfig) => {
             let disposition = format!("attachment; filename=\"{}\"", kubeconfig_file(&session.tenant.namespace));
@@ -91,19 +98,19 @@ pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap
             if let Ok(value) = HeaderValue::from_str(&disposition) {
                 headers.insert(header::CONTENT_DISPOSITION, value);
             }
-            response
+            Ok(response)
         }
-        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(Error::Unavailable(_)) => Err(PageError::Unavailable),
         Err(error @ Error::Denied(_)) => {
             // The session's own token is refused (revoked, expired): the session ends with it.
             tracing::info!(instance_id, user = %session.tenant.username, %error, "no kubeconfig: the session ends");
             state.sessions.end(&session_id);
-            see_other(&login_path(&instance_id))
+            Err(PageError::SignIn { instance_id, page: true })
         }
-        Err(Error::Conflict(_)) => message(StatusCode::CONFLICT, text, text.kubeconfig_too_late, true),
+        Err(Error::Conflict(_)) => Err(PageError::signed_in(StatusCode::CONFLICT, |text| text.kubeconfig_too_late)),
         Err(error) => {
             tracing::warn!(instance_id, %error, "no kubeconfig for the signed-in user");
-            message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true)
+            Err(PageError::signed_in(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable))
         }
     }
 }
@@ -121,8 +128,12 @@ pub struct LoginForm {
 }
 
 /// GET /instances/:instance_id — the overview, read with the signed-in user's own token.
-pub async fn overview(State(state): State<DashboardState>, visit: PageVisit) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
+pub async fn overview(
+    _: paths::Overview,
+    State(state): State<DashboardState>,
+    visit: PageVisit,
+) -> Result<Response, PageError> {
+    let Visit { session, instance_id, text, .. } = visit;
     let (read, plans) = tokio::join!(
         overview::read(&session.client, &session.tenant.namespace),
         state.broker.workload_plans(&session.tenant),
@@ -131,27 +142,16 @@ pub async fn overview(State(state): State<DashboardState>, visit: PageVisit) -> 
         tracing::warn!(instance_id, %error, "the workload plans of a virtual cluster could not be read");
         Vec::new()
     });
-    match read {
-        Ok(overview) => render(StatusCode::OK, &overview_page(text, &session, &overview, &plans)),
-        Err(error) => read_failed(&state, text, &id, &instance_id, error),
-    }
+    Ok(render(StatusCode::OK, &overview_page(text, &session, &read?, &plans)))
 }
 
 /// GET /instances/:instance_id/alerts — the overview's alerts alone, read as the signed-in user (what the live
 /// overview swaps in when pods, events or Deployments change).
-pub async fn alerts(State(state): State<DashboardState>, visit: PartVisit) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
-    match overview::read(&session.client, &session.tenant.namespace).await {
-        Ok(overview) => {
-            let live_alerts = Some(live_alerts_path(&instance_id));
-            render(StatusCode::OK, &AlertsFragment { text, alerts: alert_lines(text, &overview), live_alerts })
-        }
-        Err(error) => read_failed(&state, text, &id, &instance_id, error),
-    }
-}
-
-fn live_alerts_path(instance_id: &str) -> String {
-    format!("/instances/{}/alerts", percent_encode(instance_id))
+pub async fn alerts(path: paths::Alerts, visit: PartVisit) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let overview = overview::read(&session.client, &session.tenant.namespace).await?;
+    let live_alerts = Some(path.to_string());
+    Ok(render(StatusCode::OK, &AlertsFragment { text, alerts: alert_lines(text, &overview), live_alerts }))
 }
 
 fn alert_lines(text: &'static Text, overview: &Overview) -> Vec<AlertLine> {
@@ -174,14 +174,14 @@ fn overview_page<'a>(
     overview: &'a Overview,
     plans: &'a [PlanApp],
 ) -> OverviewPage<'a> {
-    let instance_id = &session.tenant.instance_id;
+    let instance_id = || session.tenant.instance_id.clone();
     OverviewPage {
         text,
         session,
         alerts: alert_lines(text, overview),
-        live_alerts: Some(live_alerts_path(instance_id)),
-        workloads: format!("/instances/{}/workloads", percent_encode(instance_id)),
-        live: format!("/instances/{}/live", percent_encode(instance_id)),
+        live_alerts: Some(paths::Alerts { instance_id: instance_id() }.to_string()),
+        workloads: paths::Workloads { instance_id: instance_id() }.to_string(),
+        live: paths::Live { instance_id: instance_id() }.to_string(),
         htmx_path: super::assets::HTMX_PATH,
         htmx_sse_path: super::assets::HTMX_SSE_PATH,
         quota: &overview.quota,
@@ -191,8 +191,8 @@ fn overview_page<'a>(
         stateful_sets: overview.stateful_sets,
         plans,
         metrics: &overview.metrics,
-        apps_link: format!("/instances/{}/apps", percent_encode(&session.tenant.instance_id)),
-        kubeconfig_action: format!("/instances/{}/kubeconfig", percent_encode(&session.tenant.instance_id)),
+        apps_link: paths::Apps { instance_id: instance_id() }.to_string(),
+        kubeconfig_action: paths::Kubeconfig { instance_id: instance_id() }.to_string(),
         kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
         token_hours: crate::lifecycle::KUBECONFIG_TOKEN_SECONDS / 3600,
     }
@@ -200,16 +200,17 @@ fn overview_page<'a>(
 
 /// GET /instances/:instance_id/login — the form to paste a token into.
 pub async fn login_form(
+    paths::Login { instance_id }: paths::Login,
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
+    jar: CookieJar,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, PageError> {
     let text = text_for(&headers);
-    if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
-        return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+    if let Visitor::OfAnotherInstance = visitor(&state, &jar, &instance_id) {
+        return Err(PageError::Forbidden(|text| text.other_instance));
     }
     let providers = state.logins.buttons(text, &instance_id);
-    render(StatusCode::OK, &login_page(text, &instance_id, None, providers))
+    Ok(render(StatusCode::OK, &login_page(text, &instance_id, None, providers)))
 }
 
 fn login_page<'a>(
@@ -218,28 +219,31 @@ fn login_page<'a>(
     error: Option<&'static str>,
     providers: Vec<(String, &'static str)>,
 ) -> LoginPage<'a> {
-    LoginPage { text, instance_id, action: login_path(instance_id), error, providers }
+    let action = paths::Login { instance_id: instance_id.to_owned() }.to_string();
+    LoginPage { text, instance_id, action, error, providers }
 }
 
 /// POST /instances/:instance_id/login — checks the token and starts a session. An unknown instance is refused like a
 /// token that does not open it, so that the form does not tell which instances exist.
 pub async fn login(
+    paths::Login { instance_id }: paths::Login,
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
     address: ClientAddress,
+    jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Response {
+) -> Result<Response, PageError> {
     let text = text_for(&headers);
-    if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
-        return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+    if let Visitor::OfAnotherInstance = visitor(&state, &jar, &instance_id) {
+        return Err(PageError::Forbidden(|text| text.other_instance));
     }
     if let Err(wait) = state.limits.take(&address, Some(&form.token)) {
         tracing::info!(instance_id, client = address.0, "dashboard sign-in throttled");
-        return too_many(text, wait);
+        return Ok(too_many(wait));
     }
     let providers = state.logins.buttons(text, &instance_id);
-    let refused = |said| render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(said), providers));
+    let refused = |said| Ok(render(StatusCode::FORBIDDEN, &login_page(text, &instance_id, Some(said), providers)));
+    let unavailable = PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.unavailable);
     let (tenant, credential) = match state.broker.sign_in(&instance_id, &form.token).await {
         Ok(SignIn::Accepted(tenant, credential)) => (tenant, credential),
         Ok(SignIn::Refused(reason @ Refusal::MintedByDashboard)) => {
@@ -251,22 +255,19 @@ pub async fn login(
             return refused(text.refused);
         }
         Err(Error::NotFound(_)) => return refused(text.refused),
-        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false),
+        Err(Error::Unavailable(_)) => return Err(unavailable),
         Err(error) => {
             tracing::error!(instance_id, %error, "dashboard sign-in failed");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
+            return Err(unavailable);
         }
     };
-    start_session(&state, &headers, text, tenant, credential)
+    Ok(start_session(&state, jar, tenant, credential).into_response())
 }
 
 /// 429: too many sign-in attempts; try again after `wait`.
-pub(super) fn too_many(text: &'static Text, wait: std::time::Duration) -> Response {
-    let mut response = message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_sign_ins, false);
-    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
+pub(super) fn too_many(wait: std::time::Duration) -> Response {
+    let retry_after = [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())];
+    (retry_after, PageError::anonymous(StatusCode::TOO_MANY_REQUESTS, |text| text.too_many_sign_ins)).into_response()
 }
 
 /// Starts a session for `tenant`, whose requests are then made with `credential`'s token, ending the visitor's
@@ -274,19 +275,19 @@ pub(super) fn too_many(text: &'static Text, wait: std::time::Duration) -> Respon
 /// signing in ends here.
 pub(super) fn start_session(
     state: &DashboardState,
-    headers: &HeaderMap,
-    text: &'static Text,
+    jar: CookieJar,
     tenant: crate::lifecycle::Tenant,
     credential: Credential,
-) -> Response {
+) -> Result<(CookieJar, Response), PageError> {
+    let failed = || PageError::anonymous(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable);
     let client = match kube::Client::try_from(crate::k8s::as_user(&state.user_base, &credential.token)) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a client for a signed-in user");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
+            return Err(failed());
         }
     };
-    if let Some(previous) = session_id(headers) {
+    if let Some(previous) = session_id(&jar) {
         state.sessions.end(&previous);
     }
     let instance_id = tenant.instance_id.clone();
@@ -295,47 +296,44 @@ pub(super) fn start_session(
         Ok(started) => started,
         Err(StartError::Full) => {
             tracing::warn!(instance_id, "dashboard sign-in refused: dashboard.max_sessions are held");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.sessions_full, false);
+            return Err(PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.sessions_full));
         }
-        Err(StartError::Expired) => return message(StatusCode::FORBIDDEN, text, text.refused, false),
+        Err(StartError::Expired) => return Err(PageError::anonymous(StatusCode::FORBIDDEN, |text| text.refused)),
         Err(error @ StartError::Random(_)) => {
             tracing::error!(%error, "no session started");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
+            return Err(failed());
         }
     };
-    let cookie = session_cookie(&id, lifetime.as_secs(), state.secure_cookie);
-    let mut response = see_other(&format!("/instances/{}", percent_encode(&instance_id)));
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    let cookie = session_cookie(id, lifetime.as_secs(), state.secure_cookie);
+    Ok((jar.add(cookie), see_other(&paths::Overview { instance_id }.to_string())))
 }
 
-/// The session cookie: the random id only, out of scripts' reach, not sent along cross-site sub-requests or posts.
-fn session_cookie(id: &str, max_age_seconds: u64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
+/// The session cookie: the random id only, out of scripts' reach, not sent along cross-site sub-requests or posts;
+/// it lasts `max_age_seconds` (0: it is removed).
+fn session_cookie(id: String, max_age_seconds: u64, secure: bool) -> Cookie<'static> {
+    let max_age = i64::try_from(max_age_seconds).unwrap_or(i64::MAX);
+    Cookie::build((COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .secure(secure)
+        .build()
 }
 
 /// POST /logout — ends the session and forgets its token; back to the instance's sign-in page.
-pub async fn logout(State(state): State<DashboardState>, headers: HeaderMap) -> Response {
-    let Some(id) = session_id(&headers) else {
-        return message(StatusCode::UNAUTHORIZED, text_for(&headers), text_for(&headers).not_found, false);
+pub async fn logout(State(state): State<DashboardState>, jar: CookieJar, headers: HeaderMap) -> Response {
+    let text = text_for(&headers);
+    let Some(id) = session_id(&jar) else {
+        return PageError::anonymous(StatusCode::UNAUTHORIZED, |text| text.not_found).into_response();
     };
     let instance = state.sessions.find(&id).map(|session| session.tenant.instance_id);
     state.sessions.end(&id);
-    let mut response = match instance {
-        Some(instance_id) => see_other(&login_path(&instance_id)),
-        None => message(StatusCode::OK, text_for(&headers), text_for(&headers).not_found, false),
+    let answer = match instance {
+        Some(instance_id) => see_other(&paths::Login { instance_id }.to_string()),
+        None => message(StatusCode::OK, text, text.not_found, false),
     };
-    let expired = format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        if state.secure_cookie { "; Secure" } else { "" }
-    );
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    (jar.add(session_cookie(String::new(), 0, state.secure_cookie)), answer).into_response()
 }
 
 /// GET /dashboard.css — the only style sheet (no inline style: the policy allows none).
@@ -353,9 +351,8 @@ pub async fn no_icon() -> Response {
 }
 
 /// Any other path.
-pub async fn not_found(headers: HeaderMap) -> Response {
-    let text = text_for(&headers);
-    message(StatusCode::NOT_FOUND, text, text.not_found, false)
+pub async fn not_found() -> PageError {
+    PageError::anonymous(StatusCode::NOT_FOUND, |text| text.not_found)
 }
 
 #[cfg(test)]
@@ -444,12 +441,12 @@ mod tests {
     #[test]
     fn the_cookie_is_http_only_same_site_expiring_and_secure_over_https() {
         assert_eq!(
-            session_cookie("abc", 60, false),
-            "caas_dashboard_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+            session_cookie("abc".into(), 60, false).to_string(),
+            "caas_dashboard_session=abc; HttpOnly; SameSite=Lax; Path=/; Max-Age=60"
         );
-        assert!(session_cookie("abc", 60, true).ends_with("; Secure"));
+        assert!(session_cookie("abc".into(), 60, true).to_string().contains("; Secure"));
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("other=1; caas_dashboard_session=abc"));
-        assert_eq!(session_id(&headers).as_deref(), Some("abc"));
+        assert_eq!(session_id(&CookieJar::from_headers(&headers)).as_deref(), Some("abc"));
     }
 }

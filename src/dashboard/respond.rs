@@ -8,11 +8,13 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
 use super::i18n::{self, Text};
+use super::page_error::PageError;
 use super::user_sessions::Session;
-use crate::lifecycle::{Error, percent_encode};
+use crate::lifecycle::Error;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "caas_dashboard_session";
@@ -37,8 +39,8 @@ pub enum Visitor {
 }
 
 /// Who the visitor of `instance_id`'s pages is, from their session cookie.
-pub fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -> Visitor {
-    let Some(id) = session_id(headers) else { return Visitor::Anonymous };
+pub fn visitor(state: &DashboardState, jar: &CookieJar, instance_id: &str) -> Visitor {
+    let Some(id) = session_id(jar) else { return Visitor::Anonymous };
     match state.sessions.find(&id) {
         Some(session) if session.tenant.instance_id == instance_id => Visitor::SignedIn(id, Box::new(session)),
         Some(_) => Visitor::OfAnotherInstance,
@@ -47,19 +49,8 @@ pub fn visitor(state: &DashboardState, headers: &HeaderMap, instance_id: &str) -
 }
 
 /// The session id the request's cookie carries, if any.
-pub fn session_id(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, COOKIE)
-}
-
-/// The non-empty value of the cookie `name` the request carries, if any.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-        .filter(|id| !id.is_empty())
+pub fn session_id(jar: &CookieJar) -> Option<String> {
+    jar.get(COOKIE).map(|cookie| cookie.value().to_owned()).filter(|id| !id.is_empty())
 }
 
 /// The words in the language the browser prefers.
@@ -88,28 +79,19 @@ pub fn see_other(location: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
 }
 
-/// The sign-in page of an instance.
-pub fn login_path(instance_id: &str) -> String {
-    format!("/instances/{}/login", percent_encode(instance_id))
-}
-
-/// The signed-in session of `instance_id`'s pages, or what to answer a visitor who has none: a visitor of another
-/// instance is refused (403); one not signed in is sent to sign in when `page`, refused (401) otherwise (a fragment
-/// or a stream, which a redirect would fill with a sign-in form).
+/// The signed-in session of `instance_id`'s pages, or why the visitor has none: a visitor of another instance is
+/// refused (403); one not signed in is to sign in (see [`PageError::SignIn`]: a page, `page`, is sent there).
 pub fn signed_in(
     state: &DashboardState,
-    headers: &HeaderMap,
+    jar: &CookieJar,
     instance_id: &str,
     page: bool,
-) -> Result<(String, Box<Session>), Box<Response>> {
-    let text = text_for(headers);
-    let refusal = match visitor(state, headers, instance_id) {
-        Visitor::SignedIn(id, session) => return Ok((id, session)),
-        Visitor::OfAnotherInstance => message(StatusCode::FORBIDDEN, text, text.other_instance, true),
-        Visitor::Anonymous if page => see_other(&login_path(instance_id)),
-        Visitor::Anonymous => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
-    };
-    Err(Box::new(refusal))
+) -> Result<(String, Box<Session>), PageError> {
+    match visitor(state, jar, instance_id) {
+        Visitor::SignedIn(id, session) => Ok((id, session)),
+        Visitor::OfAnotherInstance => Err(PageError::Forbidden(|text| text.other_instance)),
+        Visitor::Anonymous => Err(PageError::SignIn { instance_id: instance_id.to_owned(), page }),
+    }
 }
 
 /// Whether the session `session_id` may go on: when it is due (see [`super::user_sessions::Sessions::due_for_check`]), the
@@ -138,23 +120,6 @@ pub async fn still_signed_in(state: &DashboardState, session_id: &str, session: 
             !session.is_ended()
         }
     }
-}
-
-/// What to answer when a read made as the signed-in user failed: 503 when the cluster is away; otherwise most often
-/// their token expired or was revoked, so the session ends and they sign in again.
-pub fn read_failed(
-    state: &DashboardState,
-    text: &'static Text,
-    session_id: &str,
-    tenant: &str,
-    error: Error,
-) -> Response {
-    if let Error::Unavailable(_) = error {
-        return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
-    }
-    tracing::warn!(instance_id = tenant, %error, "a dashboard read as the signed-in user failed; ending the session");
-    state.sessions.end(session_id);
-    see_other(&login_path(tenant))
 }
 
 /// The status and the words to answer a refused request with: what Kubernetes or the broker said about the user's own
@@ -204,15 +169,12 @@ impl<const PAGE: bool> FromRequestParts<DashboardState> for Visit<PAGE> {
             .map_err(IntoResponse::into_response)?;
         let text = text_for(&parts.headers);
         let Some(instance_id) = params.get("instance_id").cloned() else {
-            return Err(message(StatusCode::NOT_FOUND, text, text.not_found, false));
+            return Err(PageError::anonymous(StatusCode::NOT_FOUND, |text| text.not_found).into_response());
         };
-        let (session_id, session) = signed_in(state, &parts.headers, &instance_id, PAGE).map_err(|answer| *answer)?;
+        let jar = CookieJar::from_headers(&parts.headers);
+        let (session_id, session) = signed_in(state, &jar, &instance_id, PAGE).map_err(IntoResponse::into_response)?;
         if !still_signed_in(state, &session_id, &session).await {
-            return Err(if PAGE {
-                see_other(&login_path(&instance_id))
-            } else {
-                message(StatusCode::UNAUTHORIZED, text, text.not_found, false)
-            });
+            return Err(PageError::SignIn { instance_id, page: PAGE }.into_response());
         }
         Ok(Visit { session_id, session, instance_id, text })
     }

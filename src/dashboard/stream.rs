@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -15,15 +14,21 @@ use futures::{Stream, StreamExt};
 use super::DashboardState;
 use super::live::Subscription;
 use super::open_streams::{self, Needs};
-use super::respond::{PartVisit, Visit, message};
+use super::page_error::PageError;
+use super::paths;
+use super::respond::{PartVisit, Visit};
 use crate::tenant::objects::{self, Kind};
 
 /// GET /instances/:instance_id/live.
-pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Response {
-    let Visit { session_id: id, session, instance_id, text } = visit;
+pub async fn live(
+    _: paths::Live,
+    State(state): State<DashboardState>,
+    visit: PartVisit,
+) -> Result<Response, PageError> {
+    let Visit { session_id: id, session, instance_id, .. } = visit;
     // Before anything is asked of the apiserver: a user over their limit costs nothing more than this answer.
     let Some(slot) = state.streams.open(&id, &session.tenant.username) else {
-        return message(StatusCode::TOO_MANY_REQUESTS, text, text.too_many_streams, true);
+        return Err(open_streams::too_many());
     };
     let namespace = session.tenant.namespace.clone();
     let reviews = Kind::ALL.map(|kind| objects::may_watch(&session.client, &namespace, kind));
@@ -31,19 +36,19 @@ pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Resp
         Ok(allowed) => allowed,
         Err(error) => {
             tracing::warn!(instance_id, %error, "could not ask what the signed-in user may watch");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+            return Err(PageError::Unavailable);
         }
     };
     let kinds: Vec<Kind> =
         Kind::ALL.into_iter().zip(allowed).filter_map(|(kind, allowed)| allowed.then_some(kind)).collect();
     if kinds.is_empty() {
-        return message(StatusCode::FORBIDDEN, text, text.live_not_allowed, true);
+        return Err(PageError::Forbidden(|text| text.live_not_allowed));
     }
     if !state.hub.is_watched(&namespace) {
         // Instances made before the live view have no watch RoleBinding for the broker yet.
         if let Err(error) = state.broker.allow_dashboard_watch(&instance_id).await {
             tracing::error!(instance_id, %error, "the broker could not grant itself the dashboard's watch");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+            return Err(PageError::Unavailable);
         }
     }
     let first = kinds[0];
@@ -55,7 +60,7 @@ pub async fn live(State(state): State<DashboardState>, visit: PartVisit) -> Resp
     };
     let subscription = state.hub.subscribe(&namespace, kinds);
     let ended = open_streams::revoked(state.clone(), id, needs, slot);
-    Sse::new(events(subscription).take_until(ended)).keep_alive(KeepAlive::default()).into_response()
+    Ok(Sse::new(events(subscription).take_until(ended)).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The events of `subscription`: one per kind that changed, named after it.

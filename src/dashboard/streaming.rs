@@ -12,7 +12,7 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use k8s_openapi::api::core::v1::Pod;
@@ -24,13 +24,13 @@ use super::apps::Notice;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Text;
 use super::logs::{cut, log_params};
-use super::novnc::proxied_path;
-use super::objects::instance_path;
-use super::respond::{PageVisit, PartVisit, Visit, message, refusal, render, see_other};
+use super::page_error::PageError;
+use super::paths::{self, with_query};
+use super::respond::{PageVisit, PartVisit, Visit, refusal, render, see_other};
 use super::user_sessions::Session;
 use crate::k8s::access::{self, Permission};
+use crate::lifecycle::Error;
 use crate::lifecycle::model::OperationState;
-use crate::lifecycle::{Error, percent_encode};
 use crate::tenant;
 use crate::tenant::apps::{Action, Controller};
 use crate::tenant::streaming::{INSTALL_CONTAINER, SessionView};
@@ -99,18 +99,13 @@ impl ActionForm {
     }
 }
 
-/// The session page's path.
-fn session_path(instance_id: &str, session_id: &str) -> String {
-    format!("{}/sessions/{}", instance_path(instance_id), percent_encode(session_id))
-}
-
 /// GET /instances/:instance_id/sessions/:session_id
 pub async fn page(
+    paths::StreamingSession { session_id, .. }: paths::StreamingSession,
     State(state): State<DashboardState>,
-    Path((_, session_id)): Path<(String, String)>,
     Query(done): Query<Done>,
     visit: PageVisit,
-) -> Response {
+) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
     let notice = done.done.map(Notice::Done);
     show(&state, text, &session, &session_id, StatusCode::OK, notice, None).await
@@ -125,30 +120,28 @@ async fn show(
     status: StatusCode,
     notice: Option<Notice>,
     password: Option<String>,
-) -> Response {
-    let card = match card(state, text, session, session_id).await {
-        Ok(card) => card,
-        Err(answer) => return *answer,
-    };
+) -> Result<Response, PageError> {
+    let card = card(state, text, session, session_id).await?;
     let view = &card.view;
     let lines = if view.installs { install_log(session, view).await } else { Vec::new() };
-    let base = instance_path(&session.tenant.instance_id);
-    let pod = percent_encode(&view.pod);
+    let (instance_id, pod) = (&session.tenant.instance_id, &view.pod);
+    let log_page = paths::PodLogs { instance_id: instance_id.clone(), pod: pod.clone() };
+    let log_stream = paths::PodLogStream { instance_id: instance_id.clone(), pod: pod.clone() };
+    let install = [("container", INSTALL_CONTAINER)];
     let page = SessionPage {
         text,
         session,
         password,
         notice,
-        live: format!("{base}/live"),
+        live: paths::Live { instance_id: instance_id.clone() }.to_string(),
         lines,
-        log_page: format!("{base}/pods/{pod}/logs?container={INSTALL_CONTAINER}"),
-        log_stream: (view.installs && !view.stopped)
-            .then(|| format!("{base}/pods/{pod}/logs/stream?container={INSTALL_CONTAINER}")),
+        log_page: with_query(log_page, &install),
+        log_stream: (view.installs && !view.stopped).then(|| with_query(log_stream, &install)),
         card,
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
     };
-    render(status, &page)
+    Ok(render(status, &page))
 }
 
 /// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
@@ -157,7 +150,7 @@ async fn card(
     text: &'static Text,
     session: &Session,
     session_id: &str,
-) -> Result<SessionCard, Box<Response>> {
+) -> Result<SessionCard, PageError> {
     let namespace = &session.tenant.namespace;
     let (view, change, reveal, proxy) = tokio::join!(
         tenant::streaming::view(&state.broker, &session.tenant, session_id),
@@ -165,12 +158,10 @@ async fn card(
         access::allowed(&session.client, namespace, READ_PASSWORD),
         access::allowed(&session.client, namespace, PROXY),
     );
-    let view = view.map_err(|error| Box::new(refused_page(text, &error)))?;
+    let view = view.map_err(|error| refused_page(&error))?;
     let (change, reveal, proxy) = match (change, reveal, proxy) {
         (Ok(change), Ok(reveal), Ok(proxy)) => (change, reveal, proxy),
-        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
-            return Err(Box::new(refused_page(text, &Error::from(error))));
-        }
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => return Err(refused_page(&Error::from(error))),
     };
     Ok(SessionCard {
         text,
@@ -183,33 +174,35 @@ async fn card(
         change,
         reveal,
         open: reveal && (view.ingress_host.is_some() || proxy),
-        action: session_path(&session.tenant.instance_id, session_id),
+        action: session_path(&session.tenant.instance_id, session_id).to_string(),
         view,
     })
+}
+
+/// The session page's path.
+fn session_path(instance_id: &str, session_id: &str) -> paths::StreamingSession {
+    paths::StreamingSession { instance_id: instance_id.to_owned(), session_id: session_id.to_owned() }
 }
 
 /// GET /instances/:instance_id/sessions/:session_id/card — the session's state and controls alone, for the page's
 /// live part.
 pub async fn card_fragment(
+    paths::SessionCard { session_id, .. }: paths::SessionCard,
     State(state): State<DashboardState>,
-    Path((_, session_id)): Path<(String, String)>,
     visit: PartVisit,
-) -> Response {
+) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
-    match card(&state, text, &session, &session_id).await {
-        Ok(card) => render(StatusCode::OK, &card),
-        Err(answer) => *answer,
-    }
+    Ok(render(StatusCode::OK, &card(&state, text, &session, &session_id).await?))
 }
 
 /// The page's answer to a session it cannot show: not found alike for no session and another cluster's.
-fn refused_page(text: &'static Text, error: &Error) -> Response {
-    match refusal(text, error).0 {
-        StatusCode::NOT_FOUND => message(StatusCode::NOT_FOUND, text, text.not_found, true),
-        StatusCode::SERVICE_UNAVAILABLE => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+fn refused_page(error: &Error) -> PageError {
+    match error {
+        Error::NotFound(_) | Error::Gone(_) => PageError::NotFound(|text| text.not_found),
+        Error::Unavailable(_) => PageError::Unavailable,
         _ => {
             tracing::warn!(%error, "a session page could not be read as the signed-in user");
-            message(StatusCode::FORBIDDEN, text, text.apps_unreadable, true)
+            PageError::Forbidden(|text| text.apps_unreadable)
         }
     }
 }
@@ -229,12 +222,12 @@ async fn install_log(session: &Session, view: &SessionView) -> Vec<String> {
 /// POST /instances/:instance_id/sessions/:session_id — stop, start or restart, through the broker as the apps page
 /// does (the workload plan's update, after Kubernetes says the user may patch StatefulSets).
 pub async fn act(
+    paths::StreamingSession { instance_id, session_id }: paths::StreamingSession,
     State(state): State<DashboardState>,
-    Path((_, session_id)): Path<(String, String)>,
     visit: PageVisit,
     Form(form): Form<ActionForm>,
-) -> Response {
-    let Visit { session, instance_id, text, .. } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
     let outcome = async {
         let action = form.action()?;
         let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
@@ -246,9 +239,9 @@ pub async fn act(
     match outcome {
         Ok(_) => {
             tracing::info!(instance_id, user, session_id, action = form.action, "dashboard session action");
-            see_other(&format!("{}?done={}", session_path(&instance_id, &session_id), percent_encode(&form.action)))
+            Ok(see_other(&with_query(session_path(&instance_id, &session_id), &[("done", &form.action)])))
         }
-        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error @ Error::NotFound(_)) => Err(refused_page(&error)),
         Err(error) => {
             let (status, said) = refusal(text, &error);
             tracing::info!(instance_id, user, session_id, action = form.action, %error, "dashboard session action refused");
@@ -260,17 +253,17 @@ pub async fn act(
 /// POST /instances/:instance_id/sessions/:session_id/password — the page with the password shown, if Kubernetes lets
 /// the user read the session's Secret (the answer is not cached; the password is never logged).
 pub async fn reveal(
+    paths::SessionPassword { instance_id, session_id }: paths::SessionPassword,
     State(state): State<DashboardState>,
-    Path((_, session_id)): Path<(String, String)>,
     visit: PageVisit,
-) -> Response {
-    let Visit { session, instance_id, text, .. } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
     match tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await {
         Ok(password) => {
             tracing::info!(instance_id, user = session.tenant.username, session_id, "session password revealed");
             show(&state, text, &session, &session_id, StatusCode::OK, None, Some(password)).await
         }
-        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error @ Error::NotFound(_)) => Err(refused_page(&error)),
         Err(error) => {
             let (status, said) = refusal(text, &error);
             show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
@@ -281,24 +274,25 @@ pub async fn reveal(
 /// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page (behind its
 /// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
 pub async fn open(
+    paths::SessionOpen { instance_id, session_id }: paths::SessionOpen,
     State(state): State<DashboardState>,
-    Path((_, session_id)): Path<(String, String)>,
     visit: PageVisit,
-) -> Response {
-    let Visit { session, instance_id, text, .. } = visit;
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
     let opened = async {
         let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
         let password =
             tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await?;
-        Ok::<_, Error>(view.novnc_url(&password, &proxied_path(&instance_id, &session_id)))
+        let proxied = paths::Novnc { instance_id: instance_id.clone(), session_id: session_id.clone() };
+        Ok::<_, Error>(view.novnc_url(&password, &proxied.to_string()))
     }
     .await;
     match opened {
         Ok(url) => {
             tracing::info!(instance_id, user = session.tenant.username, session_id, "session opened");
-            see_other(&url)
+            Ok(see_other(&url))
         }
-        Err(error @ Error::NotFound(_)) => refused_page(text, &error),
+        Err(error @ Error::NotFound(_)) => Err(refused_page(&error)),
         Err(error) => {
             let (status, said) = refusal(text, &error);
             show(&state, text, &session, &session_id, status, Some(Notice::Refused(said)), None).await
@@ -340,7 +334,7 @@ mod tests {
                 change: may,
                 reveal: may,
                 open: may,
-                action: session_path("inst-1", &view.instance_id),
+                action: session_path("inst-1", &view.instance_id).to_string(),
                 view,
             },
             password: password.map(str::to_owned),

@@ -58,7 +58,7 @@ pub struct Session {
 impl Session {
     /// The path of the signed-in instance's dashboard, which its pages' links start with.
     pub fn base_path(&self) -> String {
-        format!("/instances/{}", crate::lifecycle::percent_encode(&self.tenant.instance_id))
+        super::paths::Overview { instance_id: self.tenant.instance_id.clone() }.to_string()
     }
 
     /// Who the session is: its user name and the role it signed in with. A change of role ends the session.

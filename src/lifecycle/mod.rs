@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::catalog::{Catalog, Plan, Service};
 use crate::config::Settings;
@@ -255,7 +256,7 @@ impl Broker {
     /// The dashboard of an instance, when a dashboard is configured.
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;
-        Some(format!("{}/instances/{}", base.trim_end_matches('/'), percent_encode(instance_id)))
+        Some(format!("{}/instances/{}", base.trim_end_matches('/'), utf8_percent_encode(instance_id, URL_COMPONENT)))
     }
 }
 
@@ -358,15 +359,9 @@ impl Broker {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, for ids placed in URLs.
-pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+/// What an id placed in a URL (a path segment, a query or fragment value) is percent-encoded with: everything but
+/// RFC 3986's unreserved characters, so that it reads back as it was whatever it holds.
+pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[cfg(test)]
 mod tests {

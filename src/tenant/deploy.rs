@@ -17,12 +17,12 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::apps::{Action, FIELD_MANAGER, MAX_REPLICAS, user_error};
+use super::apps::{FIELD_MANAGER, user_error};
 use crate::catalog::WorkloadSize;
 use crate::catalog::quantity;
 use crate::k8s::names::{LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
 use crate::k8s::quota;
-use crate::k8s::workload::{Autoscale, ContainerApp, Resources, Workload};
+use crate::k8s::workload::{ContainerApp, Workload};
 use crate::lifecycle::app_quota_needed;
 use crate::lifecycle::model::LastOperation;
 use crate::lifecycle::progress::{Refusals, progress};
@@ -30,40 +30,6 @@ use crate::lifecycle::{Broker, Result};
 
 /// Longest app name: its objects' names and the pods' generated names (`<name>-<hash>-<id>`) stay within limits.
 pub const MAX_NAME: usize = 50;
-
-/// The deploy form as typed, every field a string, so that each can be refused on its own.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct DeployForm {
-    /// The app's name (its objects' names).
-    pub name: String,
-    /// The container image.
-    pub image: String,
-    /// The container's port.
-    pub port: String,
-    /// Pods, when not autoscaled.
-    pub replicas: String,
-    /// Environment variables, one `NAME=value` a line.
-    pub env: String,
-    /// CPU request.
-    pub cpu_request: String,
-    /// CPU limit.
-    pub cpu_limit: String,
-    /// Memory request.
-    pub memory_request: String,
-    /// Memory limit.
-    pub memory_limit: String,
-    /// Host of an Ingress; none when empty.
-    pub ingress_host: String,
-    /// `on` when autoscaling is wanted.
-    pub autoscale: String,
-    /// Fewest pods when autoscaled.
-    pub min: String,
-    /// Most pods when autoscaled.
-    pub max: String,
-    /// Target CPU use, percent of the request.
-    pub cpu_percent: String,
-}
 
 /// Something wrong with a deploy, tied to the form field it is about when it can be (`None`: the whole app, as a
 /// quota or Pod Security refusal).
@@ -75,12 +41,6 @@ pub struct FieldError {
     pub message: String,
     /// Whether RBAC refused the identity itself (it may not make such objects at all), rather than the app.
     pub denied: bool,
-}
-
-impl FieldError {
-    fn of(field: &'static str, message: impl Into<String>) -> FieldError {
-        FieldError { field: Some(field), message: message.into(), denied: false }
-    }
 }
 
 /// The objects a deploy applies, in the order they are applied.
@@ -126,103 +86,6 @@ pub fn is_app_name(name: &str) -> bool {
         && bytes[0].is_ascii_lowercase()
         && bytes.last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-impl DeployForm {
-    /// The app the form describes, for `namespace`; or every field that is wrong, each with why. The cluster's own
-    /// rules (a request above its limit, a host that is no host, the quota) are left to the dry run.
-    pub fn app(&self, namespace: &str, base: &Workload) -> std::result::Result<ContainerApp, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let name = self.name.trim();
-        if !is_app_name(name) {
-            errors.push(FieldError::of(
-                "name",
-                format!(
-                    "1 to {MAX_NAME} of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit"
-                ),
-            ));
-        }
-        let image = self.image.trim();
-        if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            errors.push(FieldError::of("image", "an image reference, e.g. registry.example/team/app:1.2"));
-        }
-        let mut number = |field: &'static str, value: &str, range: std::ops::RangeInclusive<i32>| match value
-            .trim()
-            .parse::<i32>()
-        {
-            Ok(number) if range.contains(&number) => number,
-            _ => {
-                errors.push(FieldError::of(field, format!("a whole number from {} to {}", range.start(), range.end())));
-                0
-            }
-        };
-        let port = number("port", &self.port, 1..=65535);
-        let replicas = number("replicas", &self.replicas, 0..=MAX_REPLICAS);
-        let autoscale = (self.autoscale == "on").then(|| Autoscale {
-            min: number("min", &self.min, 1..=MAX_REPLICAS),
-            max: number("max", &self.max, 1..=MAX_REPLICAS),
-            cpu_percent: number("cpu_percent", &self.cpu_percent, 1..=100),
-        });
-        if let Some(autoscale) = &autoscale
-            && let Err(error) = Action::Autoscale(autoscale.clone()).validate()
-        {
-            errors.push(FieldError::of("max", error.to_string()));
-        }
-        let mut quantity_of = |field: &'static str, value: &str| {
-            let value = value.trim();
-            if quantity::parse(value).is_none() || value.starts_with('-') {
-                errors
-                    .push(FieldError::of(field, "a Kubernetes quantity, e.g. 250m or 1 (CPU), 256Mi or 1Gi (memory)"));
-            }
-            value.to_owned()
-        };
-        let resources = Resources {
-            cpu_request: quantity_of("cpu_request", &self.cpu_request),
-            cpu_limit: quantity_of("cpu_limit", &self.cpu_limit),
-            memory_request: quantity_of("memory_request", &self.memory_request),
-            memory_limit: quantity_of("memory_limit", &self.memory_limit),
-        };
-        let env = environment(&self.env).unwrap_or_else(|error| {
-            errors.push(error);
-            BTreeMap::new()
-        });
-        let host = self.ingress_host.trim();
-        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            errors.push(FieldError::of("ingress_host", "a host name, e.g. app.example.com, or nothing"));
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let workload = Workload {
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-            labels: BTreeMap::from([
-                (LABEL_MANAGED_BY.to_owned(), MANAGED_BY_DASHBOARD.to_owned()),
-                (LABEL_APP.to_owned(), name.to_owned()),
-            ]),
-            size: WorkloadSize::default(),
-            resources: Some(resources),
-            running: true,
-            restart: None,
-            ingress_host: (!host.is_empty()).then(|| host.to_owned()),
-            ..base.clone()
-        };
-        Ok(ContainerApp { workload, image: image.to_owned(), port, replicas, env, autoscale, path: "/".to_owned() })
-    }
-}
-
-/// `NAME=value` lines as environment variables; blank lines are skipped.
-fn environment(text: &str) -> std::result::Result<BTreeMap<String, String>, FieldError> {
-    let mut env = BTreeMap::new();
-    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-        let (name, value) = line.split_once('=').unwrap_or((line, ""));
-        let name = name.trim();
-        if name.is_empty() || !line.contains('=') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(FieldError::of("env", format!("line {}: NAME=value", number + 1)));
-        }
-        env.insert(name.to_owned(), value.to_owned());
-    }
-    Ok(env)
 }
 
 /// The objects of `app`.
@@ -523,77 +386,6 @@ pub async fn limit_defaults(user: &Client, namespace: &str) -> Result<[Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn form() -> DeployForm {
-        DeployForm {
-            name: "web".into(),
-            image: "example/web:1".into(),
-            port: "8080".into(),
-            replicas: "2".into(),
-            env: "GREETING=hello=world\n\nMODE=prod".into(),
-            cpu_request: "100m".into(),
-            cpu_limit: "500m".into(),
-            memory_request: "128Mi".into(),
-            memory_limit: "256Mi".into(),
-            ingress_host: String::new(),
-            autoscale: String::new(),
-            min: String::new(),
-            max: String::new(),
-            cpu_percent: String::new(),
-        }
-    }
-
-    fn base() -> Workload {
-        Workload {
-            name: String::new(),
-            namespace: "caas-x".into(),
-            labels: BTreeMap::new(),
-            size: WorkloadSize::default(),
-            resources: None,
-            running: true,
-            restart: None,
-            ingress_host: None,
-            ingress_class: Some("nginx".into()),
-            placement: Default::default(),
-        }
-    }
-
-    #[test]
-    fn a_valid_form_is_a_dashboard_labelled_app_with_its_own_sizes() {
-        let app = form().app("caas-x", &base()).expect("valid");
-        assert_eq!(app.env.get("GREETING").map(String::as_str), Some("hello=world"));
-        let objects = objects(app);
-        let pod = objects.deployment.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
-        let resources = pod.containers[0].resources.clone().expect("resources");
-        assert_eq!(resources.limits.expect("limits")["memory"].0, "256Mi");
-        assert_eq!(resources.requests.expect("requests")["cpu"].0, "100m");
-        let selector = objects.deployment.spec.as_ref().and_then(|s| s.selector.match_labels.clone());
-        assert_eq!(selector, Some(BTreeMap::from([(LABEL_APP.to_owned(), "web".to_owned())])));
-        assert_eq!(objects.deployment.metadata.labels.as_ref().expect("labels")[LABEL_MANAGED_BY], "caas-dashboard");
-        assert!(objects.ingress.is_none() && objects.autoscaler.is_none());
-        let yaml = objects.yaml();
-        assert!(yaml.contains("kind: Deployment") && yaml.contains("kind: Service") && yaml.contains("---"), "{yaml}");
-    }
-
-    #[test]
-    fn every_wrong_field_is_named_and_nothing_is_built() {
-        let wrong = DeployForm {
-            name: "Web_1".into(),
-            image: "has space".into(),
-            port: "0".into(),
-            replicas: "51".into(),
-            env: "NOEQUALS".into(),
-            cpu_limit: "lots".into(),
-            autoscale: "on".into(),
-            min: "3".into(),
-            max: "2".into(),
-            cpu_percent: "80".into(),
-            ..form()
-        };
-        let errors = wrong.app("caas-x", &base()).expect_err("invalid");
-        let fields: Vec<_> = errors.iter().filter_map(|e| e.field).collect();
-        assert_eq!(fields, ["name", "image", "port", "replicas", "max", "cpu_limit", "env"]);
-    }
 
     #[test]
     fn cluster_field_paths_map_to_form_fields() {

@@ -25,9 +25,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client};
+use percent_encoding::utf8_percent_encode;
 
 use super::apps::user_error;
-use crate::lifecycle::{Error, percent_encode};
+use crate::lifecycle::{Error, URL_COMPONENT};
 
 /// Longest a tried request may take, answer included.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,18 +67,32 @@ pub struct TargetChoice {
     pub ports: Vec<i32>,
 }
 
-/// A test request as the form gives it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct TryForm {
-    /// `service/<name>` or `ingress/<name>`.
-    pub target: String,
-    /// A port of the Service (ignored for an Ingress).
-    pub port: String,
-    /// Path (and query) on the target, starting with `/`.
-    pub path: String,
+/// What a test request is sent to, in the session's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryTarget {
+    /// A Service, at a port it declares (`None`: no port given).
+    Service {
+        /// Its name.
+        name: String,
+        /// The port.
+        port: Option<i32>,
+    },
+    /// The backend Service of the Ingress's rule that serves the path.
+    Ingress {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A test request as the user asked for it; [`try_request`] checks every part before anything is sent.
+#[derive(Debug, Clone)]
+pub struct TryRequest {
+    /// What it is sent to.
+    pub target: TryTarget,
     /// One of [`METHODS`].
     pub method: String,
+    /// Path (and query) on the target, starting with `/`.
+    pub path: String,
     /// `Name: value` lines.
     pub headers: String,
     /// The request body.
@@ -207,26 +222,25 @@ fn proxiable(service: &Service) -> Result<(), TryError> {
     Ok(())
 }
 
-/// Sends the form's request, as the user, to its target in `namespace` (the session's), and reads the answer.
-pub async fn try_request(user: &Client, namespace: &str, form: &TryForm) -> Result<TryAnswer, TryError> {
-    let (kind, name) = form.target.split_once('/').unwrap_or(("", ""));
+/// Sends `request`, as the user, to its target in `namespace` (the session's), and reads the answer.
+pub async fn try_request(user: &Client, namespace: &str, request: &TryRequest) -> Result<TryAnswer, TryError> {
+    let (TryTarget::Service { name, .. } | TryTarget::Ingress { name }) = &request.target;
     if !is_dns_label(name) {
         return Err(TryError::Refused(format!("{name:?} is not a Service or Ingress name of this namespace")));
     }
-    let method = form.method.trim().to_ascii_uppercase();
+    let method = request.method.trim().to_ascii_uppercase();
     let method = METHODS
         .iter()
         .find(|allowed| **allowed == method)
         .ok_or_else(|| TryError::Refused(format!("the method must be one of {}", METHODS.join(", "))))?;
-    let path = checked_path(&form.path)?;
-    let headers = checked_headers(&form.headers)?;
-    if form.body.len() > MAX_REQUEST_BODY {
+    let path = checked_path(&request.path)?;
+    let headers = checked_headers(&request.headers)?;
+    if request.body.len() > MAX_REQUEST_BODY {
         return Err(TryError::Refused(format!("the body may be at most {MAX_REQUEST_BODY} bytes")));
     }
-    let (service, port) = match kind {
-        "service" => (name.to_owned(), form.port.trim().parse::<i32>().ok()),
-        "ingress" => ingress_backend(user, namespace, name, &path).await?,
-        _ => return Err(TryError::Refused("the target must be a Service or an Ingress".to_owned())),
+    let (service, port) = match &request.target {
+        TryTarget::Service { name, port } => (name.clone(), *port),
+        TryTarget::Ingress { name } => ingress_backend(user, namespace, name, &path).await?,
     };
     let service_object = Api::<Service>::namespaced(user.clone(), namespace)
         .get_opt(&service)
@@ -242,18 +256,18 @@ pub async fn try_request(user: &Client, namespace: &str, form: &TryForm) -> Resu
     ready_endpoint(user, namespace, &service).await?;
     let uri = format!(
         "/api/v1/namespaces/{}/services/{}:{port}/proxy{path}",
-        percent_encode(namespace),
-        percent_encode(&service)
+        utf8_percent_encode(namespace, URL_COMPONENT),
+        utf8_percent_encode(&service, URL_COMPONENT)
     );
-    let mut request = http::Request::builder().method(*method).uri(uri);
+    let mut sent = http::Request::builder().method(*method).uri(uri);
     for (name, value) in headers {
-        request = request.header(name, value);
+        sent = sent.header(name, value);
     }
-    let request = request
-        .body(kube::client::Body::from(form.body.clone().into_bytes()))
+    let sent = sent
+        .body(kube::client::Body::from(request.body.clone().into_bytes()))
         .map_err(|error| TryError::Refused(error.to_string()))?;
     let started = Instant::now();
-    match tokio::time::timeout(TIMEOUT, send(user, request)).await {
+    match tokio::time::timeout(TIMEOUT, send(user, sent)).await {
         Ok(answer) => answer.map(|mut answer| {
             answer.latency = started.elapsed();
             answer

@@ -5,11 +5,12 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
+use percent_encoding::utf8_percent_encode;
 
 use super::apps::user_error;
 use crate::k8s::workload::{NOVNC_PORT, VNC_PASSWORD_KEY};
 use crate::lifecycle::model::LastOperation;
-use crate::lifecycle::{Broker, Error, Result, Tenant};
+use crate::lifecycle::{Broker, Error, Result, Tenant, URL_COMPONENT};
 
 /// The name of the SteamCMD init container of a session that installs its application.
 pub const INSTALL_CONTAINER: &str = "steamcmd";
@@ -45,13 +46,13 @@ impl SessionView {
     /// in the URL's fragment: a browser sends no fragment to any server, so it stays out of every access log, and
     /// noVNC reads its settings from the fragment before the query.
     pub fn novnc_url(&self, password: &str, proxied: &str) -> String {
-        let password = crate::lifecycle::percent_encode(password);
+        let password = utf8_percent_encode(password, URL_COMPONENT);
         match &self.ingress_host {
             Some(host) => format!("https://{host}/vnc.html#autoconnect=1&resize=remote&password={password}"),
             None => {
                 // noVNC opens its WebSocket at `/<path>` of the page's own host.
-                let socket =
-                    crate::lifecycle::percent_encode(&format!("{}/websockify", proxied.trim_start_matches('/')));
+                let socket = format!("{}/websockify", proxied.trim_start_matches('/'));
+                let socket = utf8_percent_encode(&socket, URL_COMPONENT);
                 format!("{proxied}/vnc.html#autoconnect=1&resize=remote&path={socket}&password={password}")
             }
         }

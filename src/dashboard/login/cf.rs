@@ -4,13 +4,14 @@
 //! role `view`, neither refuses them and removes a membership an earlier sign-in made. Asked at every sign-in, so a
 //! change in Cloud Foundry (a developer demoted to auditor) is followed at the next one.
 
+use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 
 use super::Outcome;
 use super::provider::{Provider, Verified, http_client};
 use crate::config::CfSsoSettings;
 use crate::lifecycle::members::{CF_MEMBER_PREFIX, Role};
-use crate::lifecycle::{Broker, percent_encode};
+use crate::lifecycle::{Broker, URL_COMPONENT};
 
 /// UAA and the Cloud Controller.
 pub struct CfLogin {
@@ -73,7 +74,8 @@ impl CfLogin {
     /// What the Cloud Controller lets the owner of `access_token` do with the instance. An instance it does not show
     /// them (401, 403, 404) gives no permission; anything else it answers but 200 means it is not answering properly.
     async fn permissions(&self, instance_id: &str, access_token: &str) -> Result<Permissions, Outcome> {
-        let url = format!("{}/v3/service_instances/{}/permissions", self.api_url, percent_encode(instance_id));
+        let instance_id = utf8_percent_encode(instance_id, URL_COMPONENT);
+        let url = format!("{}/v3/service_instances/{instance_id}/permissions", self.api_url);
         let answer = self.provider.http().get(&url).bearer_auth(access_token).send().await.map_err(|error| {
             tracing::warn!(%error, "the Cloud Controller did not answer");
             Outcome::Unavailable

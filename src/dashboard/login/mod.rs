@@ -10,19 +10,22 @@ mod oidc;
 mod pending;
 mod provider;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::DashboardState;
 use super::i18n::Text;
 use super::limit::ClientAddress;
+use super::page_error::PageError;
 use super::pages::{start_session, too_many};
-use super::respond::{Visitor, cookie_value, message, see_other, text_for, visitor};
+use super::paths;
+use super::respond::{Visitor, see_other, visitor};
 use crate::config::{CfSsoSettings, OidcSettings};
-use crate::lifecycle::percent_encode;
 use pending::{Pending, ProviderKind};
 use provider::LoginError;
 
@@ -65,13 +68,13 @@ impl Logins {
 
     /// The sign-in page's buttons for `instance_id`: (where the sign-in starts, its label).
     pub fn buttons(&self, text: &'static Text, instance_id: &str) -> Vec<(String, &'static str)> {
-        let base = format!("/instances/{}/login", percent_encode(instance_id));
+        let instance_id = || instance_id.to_owned();
         let mut buttons = Vec::new();
         if self.oidc.is_some() {
-            buttons.push((format!("{base}/oidc"), text.sign_in_oidc));
+            buttons.push((paths::LoginOidc { instance_id: instance_id() }.to_string(), text.sign_in_oidc));
         }
         if self.cf.is_some() {
-            buttons.push((format!("{base}/cf"), text.sign_in_cf));
+            buttons.push((paths::LoginCf { instance_id: instance_id() }.to_string(), text.sign_in_cf));
         }
         buttons
     }
@@ -83,75 +86,70 @@ impl Logins {
         }
     }
 
-    fn cookie(&self, value: &str, max_age: u64) -> String {
-        let secure = if self.secure_cookie { "; Secure" } else { "" };
-        format!("{LOGIN_COOKIE}={value}; Path={CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    /// The pre-login cookie holding `value`, sent back to the callback only, for `max_age` seconds (0: removed).
+    fn cookie(&self, value: String, max_age: u64) -> Cookie<'static> {
+        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+        Cookie::build((LOGIN_COOKIE, value))
+            .path(CALLBACK_PATH)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .max_age(cookie::time::Duration::seconds(max_age))
+            .secure(self.secure_cookie)
+            .build()
     }
 }
 
 /// GET /instances/:instance_id/login/oidc — off to the OpenID Connect provider.
 pub async fn start_oidc(
+    paths::LoginOidc { instance_id }: paths::LoginOidc,
     state: State<DashboardState>,
-    path: Path<String>,
     address: ClientAddress,
-    headers: HeaderMap,
-) -> Response {
-    start(state, path, address, headers, ProviderKind::Oidc).await
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    start(state, instance_id, address, jar, ProviderKind::Oidc).await
 }
 
 /// GET /instances/:instance_id/login/cf — off to Cloud Foundry's UAA.
 pub async fn start_cf(
+    paths::LoginCf { instance_id }: paths::LoginCf,
     state: State<DashboardState>,
-    path: Path<String>,
     address: ClientAddress,
-    headers: HeaderMap,
-) -> Response {
-    start(state, path, address, headers, ProviderKind::CloudFoundry).await
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    start(state, instance_id, address, jar, ProviderKind::CloudFoundry).await
 }
 
 /// Sends the browser to the provider with a new `state`, `nonce` and PKCE challenge, remembered under a new
 /// pre-login cookie. A link (GET), not a form: the page's policy lets forms post only to the dashboard itself.
 async fn start(
     State(state): State<DashboardState>,
-    Path(instance_id): Path<String>,
+    instance_id: String,
     address: ClientAddress,
-    headers: HeaderMap,
+    jar: CookieJar,
     kind: ProviderKind,
-) -> Response {
-    let text = text_for(&headers);
-    if let Visitor::OfAnotherInstance = visitor(&state, &headers, &instance_id) {
-        return message(StatusCode::FORBIDDEN, text, text.other_instance, true);
+) -> Result<Response, PageError> {
+    if let Visitor::OfAnotherInstance = visitor(&state, &jar, &instance_id) {
+        return Err(PageError::Forbidden(|text| text.other_instance));
     }
     if let Err(wait) = state.limits.take(&address, None) {
         tracing::info!(instance_id, client = address.0, "a sign-in through an identity provider throttled");
-        return too_many(text, wait);
+        return Ok(too_many(wait));
     }
     let Some(provider) = state.logins.provider(kind) else {
-        return message(StatusCode::NOT_FOUND, text, text.not_found, false);
+        return Err(PageError::anonymous(StatusCode::NOT_FOUND, |text| text.not_found));
     };
-    let started = match provider.start().await {
-        Ok(started) => started,
-        Err(error) => {
-            tracing::warn!(instance_id, %error, "a sign-in could not start at the identity provider");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.provider_unavailable, false);
-        }
-    };
-    let id = match state.logins.pending.add(&instance_id, kind, started.state, started.nonce, started.verifier) {
-        Ok(id) => id,
-        Err(error) => {
+    let started = provider.start().await.map_err(|error| {
+        tracing::warn!(instance_id, %error, "a sign-in could not start at the identity provider");
+        PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.provider_unavailable)
+    })?;
+    let id = state.logins.pending.add(&instance_id, kind, started.state, started.nonce, started.verifier).map_err(
+        |error| {
             tracing::error!(%error, "no randomness for a sign-in");
-            return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false);
-        }
-    };
-    let mut response = see_other(&started.url);
-    set_cookie(&mut response, &state.logins.cookie(&id, pending::PENDING_LIFETIME.as_secs()));
-    response
-}
-
-fn set_cookie(response: &mut Response, cookie: &str) {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+            PageError::anonymous(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable)
+        },
+    )?;
+    let cookie = state.logins.cookie(id, pending::PENDING_LIFETIME.as_secs());
+    Ok((jar.add(cookie), see_other(&started.url)).into_response())
 }
 
 /// What a provider sends the browser back with.
@@ -167,34 +165,31 @@ pub struct Callback {
 pub async fn callback(
     State(state): State<DashboardState>,
     address: ClientAddress,
-    headers: HeaderMap,
+    jar: CookieJar,
     Query(query): Query<Callback>,
 ) -> Response {
-    let text = text_for(&headers);
     if let Err(wait) = state.limits.take(&address, None) {
         tracing::info!(client = address.0, "a sign-in's return from an identity provider throttled");
-        return too_many(text, wait);
+        return too_many(wait);
     }
-    let pending = cookie_value(&headers, LOGIN_COOKIE).and_then(|id| state.logins.pending.take(&id));
-    let mut response = match pending {
-        None => message(StatusCode::BAD_REQUEST, text, text.login_failed, false),
-        Some(pending) => finish(&state, &headers, text, query, pending).await,
+    let pending = jar.get(LOGIN_COOKIE).and_then(|cookie| state.logins.pending.take(cookie.value()));
+    let answer = match pending {
+        None => Err(PageError::anonymous(StatusCode::BAD_REQUEST, |text| text.login_failed)),
+        Some(pending) => finish(&state, jar.clone(), query, pending).await,
     };
-    set_cookie(&mut response, &state.logins.cookie("", 0));
-    response
+    (jar.add(state.logins.cookie(String::new(), 0)), answer).into_response()
 }
 
 async fn finish(
     state: &DashboardState,
-    headers: &HeaderMap,
-    text: &'static Text,
+    jar: CookieJar,
     query: Callback,
     pending: pending::PendingLogin,
-) -> Response {
+) -> Result<Response, PageError> {
     let instance_id = pending.instance_id.clone();
     let refused = |why: &str| {
         tracing::info!(instance_id, why, "a sign-in through an identity provider was refused");
-        message(StatusCode::FORBIDDEN, text, text.login_failed, false)
+        Err(PageError::anonymous(StatusCode::FORBIDDEN, |text| text.login_failed))
     };
     if let Some(error) = &query.error {
         return refused(&format!("the provider answered {error:?}"));
@@ -212,7 +207,7 @@ async fn finish(
         Err(LoginError::Refused(why)) => return refused(&why),
         Err(LoginError::Unavailable(error)) => {
             tracing::warn!(instance_id, %error, "the identity provider did not answer");
-            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.provider_unavailable, false);
+            return Err(PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.provider_unavailable));
         }
     };
     let member = match pending.provider {
@@ -225,18 +220,17 @@ async fn finish(
             None => Err(Outcome::Failed),
         },
     };
-    let name = match member {
-        Ok(name) => name,
-        Err(outcome) => return outcome.answer(text, &instance_id),
-    };
+    let name = member.map_err(|outcome| outcome.answer(&instance_id))?;
     match state.broker.sign_in_member(&instance_id, &name, state.sessions.lifetime()).await {
-        Ok(Some((tenant, credential))) => start_session(state, headers, text, tenant, credential),
-        Ok(None) => Outcome::NotInvited.answer(text, &instance_id),
-        Err(crate::lifecycle::Error::NotFound(_)) => message(StatusCode::NOT_FOUND, text, text.not_found, false),
-        Err(crate::lifecycle::Error::BadRequest(_)) => Outcome::NotInvited.answer(text, &instance_id),
+        Ok(Some((tenant, credential))) => Ok(start_session(state, jar, tenant, credential)?.into_response()),
+        Ok(None) => Err(Outcome::NotInvited.answer(&instance_id)),
+        Err(crate::lifecycle::Error::NotFound(_)) => {
+            Err(PageError::anonymous(StatusCode::NOT_FOUND, |text| text.not_found))
+        }
+        Err(crate::lifecycle::Error::BadRequest(_)) => Err(Outcome::NotInvited.answer(&instance_id)),
         Err(error) => {
             tracing::warn!(instance_id, %error, "a member could not be signed in");
-            message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false)
+            Err(PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.unavailable))
         }
     }
 }
@@ -255,13 +249,15 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn answer(&self, text: &'static Text, instance_id: &str) -> Response {
+    fn answer(&self, instance_id: &str) -> PageError {
         tracing::info!(instance_id, outcome = ?self, "a verified user was not signed in");
         match self {
-            Outcome::NotInvited => message(StatusCode::FORBIDDEN, text, text.not_invited, false),
-            Outcome::NoPermission => message(StatusCode::FORBIDDEN, text, text.cf_no_permission, false),
-            Outcome::Unavailable => message(StatusCode::SERVICE_UNAVAILABLE, text, text.provider_unavailable, false),
-            Outcome::Failed => message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, false),
+            Outcome::NotInvited => PageError::anonymous(StatusCode::FORBIDDEN, |text| text.not_invited),
+            Outcome::NoPermission => PageError::anonymous(StatusCode::FORBIDDEN, |text| text.cf_no_permission),
+            Outcome::Unavailable => {
+                PageError::anonymous(StatusCode::SERVICE_UNAVAILABLE, |text| text.provider_unavailable)
+            }
+            Outcome::Failed => PageError::anonymous(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable),
         }
     }
 }
