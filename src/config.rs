@@ -2,13 +2,14 @@
 //! then `CAAS_BROKER__SECTION__KEY` environment variables. Anything invalid stops start-up with a message naming the
 //! key, before the broker listens.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Toleration;
 use serde::Deserialize;
 
-use crate::k8s::workload::PodPlacement;
+use crate::k8s::names::{DnsLabel, is_dns_subdomain};
 
 /// Defaults, written as a configuration file so that they document themselves.
 const DEFAULTS: &str = r#"
@@ -167,18 +168,18 @@ pub struct WorkloadSettings {
 }
 
 impl WorkloadSettings {
-    /// The placement of workload pods these settings describe (checked by `Settings::check`).
-    pub fn placement(&self) -> PodPlacement {
-        PodPlacement {
-            node_selector: self
-                .node_selector
-                .iter()
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(key, value)| (key.to_owned(), value.to_owned()))
-                .collect(),
-            tolerations: self.tolerations.iter().map(|taint| toleration(taint)).collect(),
-            image_pull_policy: self.image_pull_policy.map(|policy| format!("{policy:?}")),
-        }
+    /// The node labels of `node_selector` as a map (checked by `Settings::check`).
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        self.node_selector
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// The tolerations of the taints of `tolerations` (checked by `Settings::check`).
+    pub fn taint_tolerations(&self) -> Vec<Toleration> {
+        self.tolerations.iter().map(|taint| toleration(taint)).collect()
     }
 }
 
@@ -472,17 +473,17 @@ impl Settings {
         if self.auth.password == DEV_PASSWORD && !self.listen.ip().is_loopback() {
             return invalid("auth.password", "the development default is only allowed on a loopback address; set one");
         }
-        if !is_dns_label(&self.kubernetes.broker_namespace) {
+        if !DnsLabel::is_valid(&self.kubernetes.broker_namespace) {
             return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
         }
-        if !is_dns_label(&self.kubernetes.identity_namespace) {
+        if !DnsLabel::is_valid(&self.kubernetes.identity_namespace) {
             return invalid("kubernetes.identity_namespace", "must be a valid namespace name");
         }
-        if !is_dns_label(&self.kubernetes.dashboard_watch_role) {
+        if !DnsLabel::is_valid(&self.kubernetes.dashboard_watch_role) {
             return invalid("kubernetes.dashboard_watch_role", "must be a ClusterRole name of at most 63 of [a-z0-9-]");
         }
         let prefix = &self.kubernetes.namespace_prefix;
-        if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {
+        if prefix.len() > 20 || !DnsLabel::is_valid(&format!("{prefix}x")) {
             return invalid(
                 "kubernetes.namespace_prefix",
                 "must be at most 20 of [a-z0-9-], starting with a letter or digit",
@@ -492,7 +493,7 @@ impl Settings {
             return invalid("kubernetes.namespace_prefix", &why);
         }
         let guard = &self.policy.tenant_guard;
-        if guard.len() > 46 || !is_dns_label(guard) {
+        if guard.len() > 46 || !DnsLabel::is_valid(guard) {
             return invalid(
                 "policy.tenant_guard",
                 "must be at most 46 of [a-z0-9-] (the policies' names add a suffix)",
@@ -685,20 +686,6 @@ fn overlapping_namespaces(kubernetes: &KubernetesSettings) -> Option<String> {
     })
 }
 
-/// Whether `name` is a DNS-1123 subdomain (labels joined by dots) of at most `max` characters.
-pub fn is_dns_subdomain(name: &str, max: usize) -> bool {
-    name.len() <= max && name.split('.').all(is_dns_label)
-}
-
-/// Whether `name` is a DNS-1123 label (a valid namespace name).
-pub fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,7 +696,6 @@ mod tests {
         assert!(settings.listen.ip().is_loopback());
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
         assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
-        assert_eq!(settings.workloads.placement(), PodPlacement::default(), "workloads run anywhere by default");
         assert_eq!(settings.dashboard.listen, "127.0.0.1:8081".parse().expect("address"));
         let base = settings.published_dashboard_url(settings.dashboard.listen);
         assert_eq!(base.as_deref(), Some("http://127.0.0.1:8081"), "the README's local run links to its dashboard");
@@ -726,34 +712,6 @@ mod tests {
         assert_eq!(settings.published_dashboard_url(public).as_deref(), Some("http://10.0.0.5:8081"));
         settings.dashboard.base_url = Some("https://dash.example.com/".to_owned());
         assert_eq!(settings.published_dashboard_url(loopback).as_deref(), Some("https://dash.example.com"));
-    }
-
-    #[test]
-    fn workload_placement_reads_selector_tolerations_and_pull_policy() {
-        let dir = std::env::temp_dir().join(format!("caas-config-placement-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("placement.yaml");
-        let yaml = "workloads:\n  image_pull_policy: IfNotPresent\n  node_selector: [\"caas.dev/pool=tenants\", \"type=real\"]\n  \
-                    tolerations: [\"caas.dev/pool=tenants:NoSchedule\", gpu]\n";
-        std::fs::write(&file, yaml).expect("write");
-        let placement = Settings::load(Some(&file)).expect("valid").workloads.placement();
-        assert_eq!(
-            placement.node_selector,
-            [("caas.dev/pool", "tenants"), ("type", "real")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()
-        );
-        assert_eq!(placement.image_pull_policy.as_deref(), Some("IfNotPresent"));
-        let tolerations: Vec<_> = placement
-            .tolerations
-            .iter()
-            .map(|t| (t.key.as_deref(), t.operator.as_deref(), t.value.as_deref(), t.effect.as_deref()))
-            .collect();
-        assert_eq!(
-            tolerations,
-            [
-                (Some("caas.dev/pool"), Some("Equal"), Some("tenants"), Some("NoSchedule")),
-                (Some("gpu"), Some("Exists"), None, None)
-            ]
-        );
     }
 
     #[test]

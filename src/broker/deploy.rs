@@ -24,7 +24,7 @@ use super::workloads::app_quota_needed;
 use super::{Broker, Result};
 use crate::catalog::WorkloadSize;
 use crate::catalog::quantity;
-use crate::k8s::names::{LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
+use crate::k8s::names::{DnsLabel, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
 use crate::k8s::quota;
 use crate::k8s::workload::{Autoscale, ContainerApp, Resources, Workload};
 
@@ -120,12 +120,8 @@ fn to_yaml<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> String {
 
 /// Whether `name` is an RFC 1035 label of at most [`MAX_NAME`] characters (what a Service's name must be).
 pub fn is_app_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_NAME
-        && bytes[0].is_ascii_lowercase()
-        && bytes.last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+    DnsLabel::parse(name)
+        .is_ok_and(|label| label.len() <= MAX_NAME && label.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 impl DeployForm {

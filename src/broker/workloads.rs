@@ -726,7 +726,7 @@ impl Broker {
     /// last_operation of a deleted workload: done when none of its objects (pods, volumes...) is left in the namespace
     /// the operation names.
     pub(super) async fn workload_deletion_state(&self, instance_id: &str, namespace: &str) -> Result<LastOperation> {
-        if !crate::config::is_dns_label(namespace) {
+        if !DnsLabel::is_valid(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
         Ok(match self.workload_objects_left(instance_id, namespace).await? {

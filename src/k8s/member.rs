@@ -93,7 +93,7 @@ mod tests {
         assert_eq!((binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()), ("ClusterRole", "view"));
         let subject = &binding.subjects.expect("subjects")[0];
         assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), (alice.account_name().as_str(), Some("ids")));
-        assert!(crate::config::is_dns_label(&alice.account_name()));
+        assert!(names::DnsLabel::is_valid(&alice.account_name()));
         assert_ne!(alice.account_name(), objects("alice@example.test").account_name(), "names are exact");
         let mut elsewhere = objects("Alice@Example.test");
         elsewhere.instance_id = "inst-2".to_owned();

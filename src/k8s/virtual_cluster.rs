@@ -39,7 +39,7 @@ pub struct VirtualCluster {
     pub allow_ingress_from_namespaces: Vec<String>,
     /// The owner ServiceAccount's name, in `identity_namespace`.
     pub owner: String,
-    /// Where the owner's ServiceAccount lives: out of the tenant's reach (see [`crate::config::KubernetesSettings`]).
+    /// Where the owner's ServiceAccount lives: out of the tenant's reach (`kubernetes.identity_namespace`).
     pub identity_namespace: String,
     /// The domain the instance's Ingress hosts must fall under, when limited (written on the namespace as
     /// [`ANNOTATION_INGRESS_DOMAIN`], where the tenant guard reads it).
