@@ -247,14 +247,10 @@ impl Broker {
             .and_then(Value::as_array)
             .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        let labels = BTreeMap::from([
-            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (LABEL_INSTANCE.to_owned(), names::label_value(&record.instance_id)),
-            (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
-            (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
-            (LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid)),
-            (LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid)),
-        ]);
+        let mut labels =
+            ManagedLabels { instance_id: &record.instance_id, service: &service.name, plan: &plan.name }.to_map();
+        labels.insert(LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid));
+        labels.insert(LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid));
         Ok(VirtualCluster {
             namespace: self.namespace_of(&record.instance_id),
             labels,

@@ -2,8 +2,6 @@
 //! ConfigMap in the broker's namespace (tenants cannot touch it), their objects labelled with the instance so that
 //! deprovisioning removes exactly them. Provision and update are asynchronous; progress is read from the pods.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -138,12 +136,7 @@ impl Broker {
                 labels: Some({
                     let attributes = &record.stored.attributes;
                     let (service, plan) = self.plan_names(&attributes.service_id, &attributes.plan_id);
-                    BTreeMap::from([
-                        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-                        (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
-                        (LABEL_SERVICE.to_owned(), names::label_value(&service)),
-                        (LABEL_PLAN.to_owned(), names::label_value(&plan)),
-                    ])
+                    ManagedLabels { instance_id: &record.stored.instance_id, service: &service, plan: &plan }.to_map()
                 }),
                 annotations: Some(annotations),
                 ..ObjectMeta::default()
@@ -368,12 +361,8 @@ impl Broker {
         let workload = Workload {
             name: names::short_label(prefix, &record.stored.instance_id, 50),
             namespace: record.namespace.clone(),
-            labels: BTreeMap::from([
-                (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-                (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
-                (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
-                (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
-            ]),
+            labels: ManagedLabels { instance_id: &record.stored.instance_id, service: &service.name, plan: &plan.name }
+                .to_map(),
             running: text("state").as_deref() != Some("stopped"),
             restart: text("restart"),
             ingress_host: text("ingress_host"),

@@ -34,12 +34,10 @@ impl MemberObjects {
 
     /// Labels of both objects: the instance's (what deprovisioning deletes by) and the member mark.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (LABEL_INSTANCE.to_owned(), names::label_value(&self.instance_id)),
-            (LABEL_MEMBER.to_owned(), "true".to_owned()),
-            (LABEL_PROTECTED.to_owned(), "true".to_owned()),
-        ])
+        let mut labels = names::instance_labels(&self.instance_id);
+        labels.insert(LABEL_MEMBER.to_owned(), "true".to_owned());
+        labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
+        labels
     }
 
     fn meta(&self) -> ObjectMeta {

@@ -2,6 +2,7 @@
 //! place. Names are deterministic so that a retried request finds what an earlier one made; ids that are not valid
 //! Kubernetes names are hashed, and the exact id is kept in an annotation so that a hash collision is detected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
 
@@ -194,6 +195,38 @@ pub fn is_object_name(name: &str) -> bool {
     name.len() <= MAX && name.split('.').all(|part| is_label(part, MAX))
 }
 
+/// The labels of the objects the broker makes for a service instance of a plan (a workload's objects and record, a
+/// virtual cluster's namespace objects): who manages them, the instance (what deprovisioning finds them by), its
+/// offering and its plan, each value label-safe.
+#[derive(Debug, Clone, Copy)]
+pub struct ManagedLabels<'a> {
+    /// The instance id.
+    pub instance_id: &'a str,
+    /// The offering's name.
+    pub service: &'a str,
+    /// The plan's name.
+    pub plan: &'a str,
+}
+
+impl ManagedLabels<'_> {
+    /// The labels as an object's metadata holds them.
+    pub fn to_map(self) -> BTreeMap<String, String> {
+        let mut labels = instance_labels(self.instance_id);
+        labels.insert(LABEL_SERVICE.to_owned(), label_value(self.service));
+        labels.insert(LABEL_PLAN.to_owned(), label_value(self.plan));
+        labels
+    }
+}
+
+/// Who manages an object and the instance it belongs to: the labels every object the broker makes for an instance
+/// carries (a binding's and a member's add their own to them).
+pub fn instance_labels(instance_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_INSTANCE.to_owned(), label_value(instance_id)),
+    ])
+}
+
 /// The label value for an id: the id itself when it is a valid label value, otherwise `h-` and a hash.
 pub fn label_value(id: &str) -> String {
     let valid = !id.is_empty()
@@ -315,6 +348,18 @@ mod tests {
             assert!(!is_dns_subdomain(bad, 253), "{bad}");
         }
         assert!(!is_dns_subdomain("apps.example.com", 10));
+    }
+
+    #[test]
+    fn managed_labels_name_the_instance_its_offering_and_plan() {
+        let labels = ManagedLabels { instance_id: "a b", service: "container-app", plan: "small" }.to_map();
+        let expected = [
+            (LABEL_MANAGED_BY, MANAGED_BY),
+            (LABEL_INSTANCE, &label_value("a b")),
+            (LABEL_SERVICE, "container-app"),
+            (LABEL_PLAN, "small"),
+        ];
+        assert_eq!(labels, expected.map(|(key, value)| (key.to_owned(), value.to_owned())).into());
     }
 
     #[test]
