@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::instance::{Attributes, StoredInstance};
 use super::model::{BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest};
-use super::parameters::SchemaKind;
+use super::parameters::{self, AppParameters, RunState, SchemaKind, SessionParameters, WorkloadParameters};
 use super::progress::{Refusals, progress};
 use super::{Broker, cache, check_maintenance};
 use super::{Error, Result};
@@ -229,11 +229,10 @@ impl Broker {
     /// (`ingress.domain`): the tenant guard would refuse the Ingress, and the broker says so before making anything.
     fn check_ingress_host(&self, record: &WorkloadRecord) -> Result<()> {
         let Some(domain) = &self.options.ingress_domain else { return Ok(()) };
-        let Some(host) = record.stored.attributes.parameters.get("ingress_host").and_then(Value::as_str) else {
-            return Ok(());
-        };
+        let parameters: WorkloadParameters = parameters::parse(&record.stored.attributes.parameters)?;
+        let Some(host) = parameters.ingress_host else { return Ok(()) };
         let allowed = names::ingress_domain(&record.cluster_instance_id, domain);
-        if names::host_under(host, &allowed) {
+        if names::host_under(&host, &allowed) {
             return Ok(());
         }
         Err(Error::BadRequest(format!(
@@ -296,7 +295,8 @@ impl Broker {
     /// The virtual cluster a workload goes into: the one named by `cluster_instance_id`, or the organization's only one.
     async fn place(&self, wanted: &StoredInstance) -> Result<(String, String)> {
         let organization = &wanted.attributes.organization_guid;
-        if let Some(cluster) = wanted.attributes.parameters.get("cluster_instance_id").and_then(Value::as_str) {
+        let parameters: WorkloadParameters = parameters::parse(&wanted.attributes.parameters)?;
+        if let Some(cluster) = parameters.cluster_instance_id.as_deref() {
             let Some((namespace, stored)) = self.find(cluster).await? else {
                 return Err(Error::BadRequest(format!(
                     "parameters.cluster_instance_id: {cluster:?} is not a virtual cluster of this broker"
@@ -355,66 +355,45 @@ impl Broker {
             Error::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
         })?;
         let size = plan.broker.workload.clone().unwrap_or_default();
-        let parameters = &record.stored.attributes.parameters;
-        let text = |key: &str| parameters.get(key).and_then(Value::as_str).map(str::to_owned);
+        let given = &record.stored.attributes.parameters;
         let prefix = if service.broker.kind == ServiceKind::StreamingSession { "session-" } else { "app-" };
-        let workload = Workload {
+        let workload = |common: WorkloadParameters| Workload {
             name: names::short_label(prefix, &record.stored.instance_id, 50),
             namespace: record.namespace.clone(),
             labels: ManagedLabels { instance_id: &record.stored.instance_id, service: &service.name, plan: &plan.name }
                 .to_map(),
-            running: text("state").as_deref() != Some("stopped"),
-            restart: text("restart"),
-            ingress_host: text("ingress_host"),
-            ingress_class: text("ingress_class"),
+            running: common.state == RunState::Running,
+            restart: common.restart,
+            ingress_host: common.ingress_host,
+            ingress_class: common.ingress_class,
             size: size.clone(),
             resources: None,
             placement: self.options.placement.clone(),
         };
         Ok(match service.broker.kind {
             ServiceKind::StreamingSession => {
-                let launch = parameters.get("launch");
-                let words = |key: &str| -> Vec<String> {
-                    launch
-                        .and_then(|l| l.get(key))
-                        .and_then(Value::as_array)
-                        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                        .unwrap_or_default()
-                };
-                let mut command = words("command");
-                if command.is_empty() {
-                    command.push("./start.sh".to_owned());
-                }
-                command.extend(words("args"));
+                let session: SessionParameters = parameters::parse(given)?;
                 Built::Session(StreamingSession {
-                    workload,
+                    workload: workload(session.workload),
                     image: self.options.session_image.clone(),
-                    steam_app_id: parameters.get("steam_app_id").and_then(Value::as_u64),
-                    steam_credentials_secret: text("steam_credentials_secret"),
-                    launch: command,
-                    resolution: text("resolution").or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
-                    expose: text("expose").unwrap_or_else(|| "ClusterIP".to_owned()),
+                    steam_app_id: session.steam_app_id,
+                    steam_credentials_secret: session.steam_credentials_secret,
+                    launch: session.launch.command_line(),
+                    resolution: session.resolution.or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
+                    expose: session.expose,
                     runtime_class: self.options.gpu_runtime_class.clone(),
                 })
             }
             ServiceKind::ContainerApp => {
-                let autoscale = parameters.get("autoscale").map(|a| {
-                    let number = |key: &str, default: i64| a.get(key).and_then(Value::as_i64).unwrap_or(default) as i32;
-                    Autoscale { min: number("min", 1), max: number("max", 1), cpu_percent: number("cpu_percent", 80) }
-                });
-                let env = parameters
-                    .get("env")
-                    .and_then(Value::as_object)
-                    .map(|env| env.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-                    .unwrap_or_default();
+                let app: AppParameters = parameters::parse(given)?;
                 Built::App(ContainerApp {
-                    workload,
-                    image: text("image").unwrap_or_default(),
-                    port: parameters.get("port").and_then(Value::as_i64).unwrap_or(8080) as i32,
-                    replicas: parameters.get("replicas").and_then(Value::as_i64).unwrap_or(1) as i32,
-                    env,
-                    autoscale,
-                    path: text("path").unwrap_or_else(|| "/".to_owned()),
+                    workload: workload(app.workload),
+                    image: app.image.unwrap_or_default(),
+                    port: app.port,
+                    replicas: app.replicas,
+                    env: app.env,
+                    autoscale: app.autoscale.map(|a| Autoscale { min: a.min, max: a.max, cpu_percent: a.cpu_percent }),
+                    path: app.path,
                 })
             }
             ServiceKind::VirtualCluster => {
