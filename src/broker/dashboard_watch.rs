@@ -46,7 +46,7 @@ impl Broker {
                 review
                     .status
                     .and_then(|status| status.user_info?.username)
-                    .ok_or_else(|| Error::Internal("the apiserver did not say who the broker is".to_owned()))
+                    .ok_or_else(|| Error::internal("the apiserver did not say who the broker is".to_owned()))
             })
             .await?;
         Ok(user.clone())

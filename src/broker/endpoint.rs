@@ -302,7 +302,7 @@ fn is_status_object(bytes: &[u8]) -> bool {
 
 fn denied_or_failed(error: kube::Error) -> TryError {
     match user_error(error) {
-        Error::Denied(message) => TryError::Denied(message),
+        Error::Denied { message, .. } => TryError::Denied(message),
         other => TryError::Failed(other.to_string()),
     }
 }

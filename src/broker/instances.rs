@@ -234,7 +234,7 @@ impl Broker {
     /// The desired virtual cluster for a recorded instance: what provision, update and drift repair apply.
     pub(super) fn virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
-            Error::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
+            Error::internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
         let parameters = &record.attributes.parameters;
         let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
@@ -340,7 +340,7 @@ impl Broker {
             let readiness = self.readiness(record).await?;
             if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
                 if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
-                    return Err(Error::Unavailable(format!("the cluster did not finish in time: {what}")));
+                    return Err(Error::unavailable(format!("the cluster did not finish in time: {what}")));
                 }
                 return Ok(readiness);
             }

@@ -201,7 +201,7 @@ impl Broker {
     async fn require_tenant_guard(&self) -> Result<()> {
         match self.tenant_guard().await {
             None | Some(tenant_guard::Verdict::InForce) => Ok(()),
-            Some(verdict) => Err(Error::Unavailable(verdict.describe())),
+            Some(verdict) => Err(Error::unavailable(verdict.describe())),
         }
     }
 

@@ -352,7 +352,7 @@ impl Broker {
 
     fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<Built> {
         let plan = service.plan(&record.stored.attributes.plan_id).ok_or_else(|| {
-            Error::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
+            Error::internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
         })?;
         let size = plan.broker.workload.clone().unwrap_or_default();
         let given = &record.stored.attributes.parameters;
@@ -397,7 +397,7 @@ impl Broker {
                 })
             }
             ServiceKind::VirtualCluster => {
-                return Err(Error::Internal("a virtual cluster is not a workload".to_owned()));
+                return Err(Error::internal("a virtual cluster is not a workload".to_owned()));
             }
         })
     }
@@ -765,7 +765,7 @@ impl Broker {
     pub(super) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
         let attributes: &Attributes = &record.stored.attributes;
         self.service_and_plan(&attributes.service_id, &attributes.plan_id)
-            .map_err(|_| Error::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
+            .map_err(|_| Error::internal(format!("service {} is no longer in the catalog", attributes.service_id)))
     }
 
     /// A workload's FetchedInstance parameters (all of them: nothing secret is a parameter).
@@ -781,7 +781,7 @@ fn vnc_password() -> Result<String> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|error| {
         tracing::error!(%error, "the operating system's random source failed");
-        Error::Internal(format!("no VNC password could be made: the random source failed ({error})"))
+        Error::internal(format!("no VNC password could be made: the random source failed ({error})"))
     })?;
     Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }

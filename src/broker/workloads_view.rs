@@ -188,7 +188,7 @@ pub async fn object_yaml(client: &Client, namespace: &str, kind: Kind, name: &st
         Err(error) => return Err(error.into()),
     };
     object.metadata.managed_fields = None;
-    serde_norway::to_string(&object).map(Some).map_err(|error| Error::Internal(format!("YAML of {name}: {error}")))
+    serde_norway::to_string(&object).map(Some).map_err(|error| Error::internal(format!("YAML of {name}: {error}")))
 }
 
 fn base_row(metadata: &ObjectMeta, now: jiff::Timestamp) -> Row {

@@ -124,7 +124,7 @@ async fn show(
     );
     let (apps, permissions) = match (apps, permissions) {
         (Ok(apps), Ok(permissions)) => (apps, permissions),
-        (Err(Error::Unavailable(_)), _) | (_, Err(Error::Unavailable(_))) => {
+        (Err(Error::Unavailable { .. }), _) | (_, Err(Error::Unavailable { .. })) => {
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
         }
         (Err(error), _) | (_, Err(error)) => {

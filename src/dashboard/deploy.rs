@@ -151,7 +151,7 @@ pub async fn form(State(state): State<DashboardState>, Query(query): Query<AppQu
     let Visit { session_id: id, session, instance_id, text } = visit;
     let defaults = match deploy::limit_defaults(&session.client, &session.tenant.namespace).await {
         Ok(defaults) => defaults,
-        Err(Error::Denied(_)) => [None, None, None, None],
+        Err(Error::Denied { .. }) => [None, None, None, None],
         Err(error) => return read_failed(&state, text, &id, &instance_id, error),
     };
     let [cpu_request, cpu_limit, memory_request, memory_limit] = defaults.map(Option::unwrap_or_default);
@@ -229,7 +229,7 @@ pub async fn submit(
             shown.may_deploy = status != StatusCode::FORBIDDEN;
             render(status, &shown)
         }
-        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(Error::Unavailable { .. }) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
         Err(error) => {
             tracing::warn!(instance_id, user, app = name, %error, "a dashboard deploy failed");
             message(StatusCode::BAD_GATEWAY, text, text.unavailable, true)

@@ -184,7 +184,9 @@ async fn change(
         Err(Error::Conflict(_)) if matches!(change, Change::Invite) => (StatusCode::CONFLICT, text.already_member),
         Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.changed_meanwhile),
         Err(Error::NotFound(_)) => (StatusCode::NOT_FOUND, text.no_such_member),
-        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(Error::Unavailable { .. }) => {
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true);
+        }
         Err(error) => {
             tracing::error!(instance_id, %error, "a change of members failed");
             return message(StatusCode::INTERNAL_SERVER_ERROR, text, text.unavailable, true);

@@ -93,8 +93,8 @@ pub async fn kubeconfig(State(state): State<DashboardState>, _headers: HeaderMap
             }
             response
         }
-        Err(Error::Unavailable(_)) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
-        Err(error @ Error::Denied(_)) => {
+        Err(Error::Unavailable { .. }) => message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true),
+        Err(error @ Error::Denied { .. }) => {
             // The session's own token is refused (revoked, expired): the session ends with it.
             tracing::info!(instance_id, user = %session.tenant.username, %error, "no kubeconfig: the session ends");
             state.sessions.end(&session_id);
@@ -251,7 +251,9 @@ pub async fn login(
             return refused(text.refused);
         }
         Err(Error::NotFound(_)) => return refused(text.refused),
-        Err(Error::Unavailable(_)) => return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false),
+        Err(Error::Unavailable { .. }) => {
+            return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
+        }
         Err(error) => {
             tracing::error!(instance_id, %error, "dashboard sign-in failed");
             return message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, false);
