@@ -416,22 +416,68 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
+/// Why the configuration cannot be used; what it says names the key, and stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The defaults, the file and the environment do not make settings of the right shape (an unknown key, a value of
+    /// the wrong type, a file that cannot be read).
+    #[error("invalid configuration: {0}")]
+    Shape(#[source] config::ConfigError),
+    /// A key holds a value the broker cannot work with.
+    #[error("invalid configuration: {key}: {why}")]
+    Invalid {
+        /// The key, `section.key`.
+        key: String,
+        /// What is wrong with its value.
+        why: String,
+    },
+    /// A file a key names cannot be read.
+    #[error("invalid configuration: {key}: cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `log.level` is not a filter directive.
+    #[error("invalid configuration: log.level: {0}")]
+    LogLevel(#[source] tracing_subscriber::filter::ParseError),
+}
+
+impl SettingsError {
+    fn invalid(key: &str, why: &str) -> SettingsError {
+        SettingsError::Invalid { key: key.to_owned(), why: why.to_owned() }
+    }
+}
+
 /// Checks what both identity providers need: an https issuer (http only on loopback, for a local provider), a readable
 /// CA file if one is named, and a secret.
-fn check_provider(key: &str, issuer: &str, ca_file: Option<&std::path::Path>, secret: &str) -> Result<(), String> {
+fn check_provider(
+    key: &str,
+    issuer: &str,
+    ca_file: Option<&std::path::Path>,
+    secret: &str,
+) -> Result<(), SettingsError> {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| issuer.starts_with(p));
     if !issuer.starts_with("https://") && !loopback {
-        return Err(format!("invalid configuration: {key}.issuer: must be an https:// URL"));
+        return Err(SettingsError::invalid(&format!("{key}.issuer"), "must be an https:// URL"));
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("invalid configuration: {key}.ca_file: cannot read {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| SettingsError::Unreadable {
+            key: format!("{key}.ca_file"),
+            path: path.to_owned(),
+            source,
+        })?;
         if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certificates| certificates.is_empty()) {
-            return Err(format!("invalid configuration: {key}.ca_file: {} holds no PEM certificate", path.display()));
+            let why = format!("{} holds no PEM certificate", path.display());
+            return Err(SettingsError::invalid(&format!("{key}.ca_file"), &why));
         }
     }
     if secret.is_empty() {
-        return Err(format!("invalid configuration: {key}.client_secret: must not be empty"));
+        return Err(SettingsError::invalid(&format!("{key}.client_secret"), "must not be empty"));
     }
     Ok(())
 }
@@ -439,7 +485,7 @@ fn check_provider(key: &str, issuer: &str, ca_file: Option<&std::path::Path>, se
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment (`CAAS_BROKER__AUTH__PASSWORD=...`), and checks
     /// the result.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, String> {
+    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, SettingsError> {
         let mut builder =
             config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Yaml));
         if let Some(file) = file {
@@ -454,16 +500,14 @@ impl Settings {
                 .with_list_parse_key("workloads.node_selector")
                 .with_list_parse_key("workloads.tolerations"),
         );
-        let settings: Settings = builder
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        let settings: Settings =
+            builder.build().and_then(config::Config::try_deserialize).map_err(SettingsError::Shape)?;
         settings.check()?;
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), String> {
-        let invalid = |key: &str, why: &str| Err(format!("invalid configuration: {key}: {why}"));
+    fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &str, why: &str| Err(SettingsError::invalid(key, why));
         if self.auth.username.is_empty() {
             return invalid("auth.username", "must not be empty");
         }
@@ -630,7 +674,7 @@ impl Settings {
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return invalid("log.level", &e.to_string());
+            return Err(SettingsError::LogLevel(e));
         }
         Ok(())
     }
@@ -781,7 +825,7 @@ mod tests {
         for (i, (yaml, key)) in cases.iter().enumerate() {
             let file = dir.join(format!("case{i}.yaml"));
             std::fs::write(&file, yaml).expect("write");
-            let error = Settings::load(Some(&file)).expect_err(yaml);
+            let error = Settings::load(Some(&file)).expect_err(yaml).to_string();
             assert!(error.contains(key), "{error:?} should name {key}");
         }
     }

@@ -149,7 +149,7 @@ impl Broker {
         client: Client,
         endpoint: ClusterEndpoint,
         options: BrokerOptions,
-    ) -> Result<Broker, String> {
+    ) -> Result<Broker, parameters::SchemaError> {
         let schemas = ParameterSchemas::compile(&catalog)?;
         let guard =
             options.tenant_guard.as_deref().map(|name| Arc::new(tenant_guard::TenantGuard::new(client.clone(), name)));

@@ -24,6 +24,17 @@ pub enum SchemaKind {
     Bind,
 }
 
+/// A plan's schema that does not compile (a catalog that passed its checks has none).
+#[derive(Debug, thiserror::Error)]
+#[error("plan {plan}: {source}")]
+pub struct SchemaError {
+    /// The plan's name.
+    pub plan: String,
+    /// What the compiler said.
+    #[source]
+    pub source: jsonschema::ValidationError<'static>,
+}
+
 /// The compiled schemas of every plan. Plans that share a schema (through the catalog's YAML anchors) share its
 /// compiled validator: its pattern automata are the larger part of the broker's memory at rest.
 pub struct ParameterSchemas {
@@ -32,7 +43,7 @@ pub struct ParameterSchemas {
 
 impl ParameterSchemas {
     /// Compiles every schema of the catalog (which has been checked, so each compiles).
-    pub fn compile(catalog: &Catalog) -> Result<ParameterSchemas, String> {
+    pub fn compile(catalog: &Catalog) -> Result<ParameterSchemas, SchemaError> {
         let mut validators = HashMap::new();
         let mut compiled: Vec<(&Value, Arc<Validator>)> = Vec::new();
         for plan in catalog.services.iter().flat_map(|service| &service.plans) {
@@ -46,8 +57,8 @@ impl ParameterSchemas {
                 let validator = match compiled.iter().find(|(seen, _)| *seen == schema) {
                     Some((_, validator)) => Arc::clone(validator),
                     None => {
-                        let validator =
-                            jsonschema::draft4::new(schema).map_err(|e| format!("plan {}: {e}", plan.name))?;
+                        let validator = jsonschema::draft4::new(schema)
+                            .map_err(|source| SchemaError { plan: plan.name.clone(), source })?;
                         let validator = Arc::new(validator);
                         compiled.push((schema, Arc::clone(&validator)));
                         validator
