@@ -2,13 +2,14 @@
 //! then `CAAS_BROKER__SECTION__KEY` environment variables. Anything invalid stops start-up with a message naming the
 //! key, before the broker listens.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Toleration;
 use serde::Deserialize;
 
-use crate::k8s::workload::PodPlacement;
+use crate::k8s::names::{DnsLabel, is_dns_subdomain};
 
 /// Defaults, written as a configuration file so that they document themselves.
 const DEFAULTS: &str = r#"
@@ -167,18 +168,18 @@ pub struct WorkloadSettings {
 }
 
 impl WorkloadSettings {
-    /// The placement of workload pods these settings describe (checked by `Settings::check`).
-    pub fn placement(&self) -> PodPlacement {
-        PodPlacement {
-            node_selector: self
-                .node_selector
-                .iter()
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(key, value)| (key.to_owned(), value.to_owned()))
-                .collect(),
-            tolerations: self.tolerations.iter().map(|taint| toleration(taint)).collect(),
-            image_pull_policy: self.image_pull_policy.map(|policy| format!("{policy:?}")),
-        }
+    /// The node labels of `node_selector` as a map (checked by `Settings::check`).
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        self.node_selector
+            .iter()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// The tolerations of the taints of `tolerations` (checked by `Settings::check`).
+    pub fn taint_tolerations(&self) -> Vec<Toleration> {
+        self.tolerations.iter().map(|taint| toleration(taint)).collect()
     }
 }
 
@@ -415,22 +416,68 @@ pub struct TlsSettings {
     pub key: PathBuf,
 }
 
+/// Why the configuration cannot be used; what it says names the key, and stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The defaults, the file and the environment do not make settings of the right shape (an unknown key, a value of
+    /// the wrong type, a file that cannot be read).
+    #[error("invalid configuration: {0}")]
+    Shape(#[source] config::ConfigError),
+    /// A key holds a value the broker cannot work with.
+    #[error("invalid configuration: {key}: {why}")]
+    Invalid {
+        /// The key, `section.key`.
+        key: String,
+        /// What is wrong with its value.
+        why: String,
+    },
+    /// A file a key names cannot be read.
+    #[error("invalid configuration: {key}: cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `log.level` is not a filter directive.
+    #[error("invalid configuration: log.level: {0}")]
+    LogLevel(#[source] tracing_subscriber::filter::ParseError),
+}
+
+impl SettingsError {
+    fn invalid(key: &str, why: &str) -> SettingsError {
+        SettingsError::Invalid { key: key.to_owned(), why: why.to_owned() }
+    }
+}
+
 /// Checks what both identity providers need: an https issuer (http only on loopback, for a local provider), a readable
 /// CA file if one is named, and a secret.
-fn check_provider(key: &str, issuer: &str, ca_file: Option<&std::path::Path>, secret: &str) -> Result<(), String> {
+fn check_provider(
+    key: &str,
+    issuer: &str,
+    ca_file: Option<&std::path::Path>,
+    secret: &str,
+) -> Result<(), SettingsError> {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| issuer.starts_with(p));
     if !issuer.starts_with("https://") && !loopback {
-        return Err(format!("invalid configuration: {key}.issuer: must be an https:// URL"));
+        return Err(SettingsError::invalid(&format!("{key}.issuer"), "must be an https:// URL"));
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("invalid configuration: {key}.ca_file: cannot read {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| SettingsError::Unreadable {
+            key: format!("{key}.ca_file"),
+            path: path.to_owned(),
+            source,
+        })?;
         if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certificates| certificates.is_empty()) {
-            return Err(format!("invalid configuration: {key}.ca_file: {} holds no PEM certificate", path.display()));
+            let why = format!("{} holds no PEM certificate", path.display());
+            return Err(SettingsError::invalid(&format!("{key}.ca_file"), &why));
         }
     }
     if secret.is_empty() {
-        return Err(format!("invalid configuration: {key}.client_secret: must not be empty"));
+        return Err(SettingsError::invalid(&format!("{key}.client_secret"), "must not be empty"));
     }
     Ok(())
 }
@@ -438,7 +485,7 @@ fn check_provider(key: &str, issuer: &str, ca_file: Option<&std::path::Path>, se
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment (`CAAS_BROKER__AUTH__PASSWORD=...`), and checks
     /// the result.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, String> {
+    pub fn load(file: Option<&std::path::Path>) -> Result<Settings, SettingsError> {
         let mut builder =
             config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Yaml));
         if let Some(file) = file {
@@ -453,16 +500,14 @@ impl Settings {
                 .with_list_parse_key("workloads.node_selector")
                 .with_list_parse_key("workloads.tolerations"),
         );
-        let settings: Settings = builder
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        let settings: Settings =
+            builder.build().and_then(config::Config::try_deserialize).map_err(SettingsError::Shape)?;
         settings.check()?;
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), String> {
-        let invalid = |key: &str, why: &str| Err(format!("invalid configuration: {key}: {why}"));
+    fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &str, why: &str| Err(SettingsError::invalid(key, why));
         if self.auth.username.is_empty() {
             return invalid("auth.username", "must not be empty");
         }
@@ -472,17 +517,17 @@ impl Settings {
         if self.auth.password == DEV_PASSWORD && !self.listen.ip().is_loopback() {
             return invalid("auth.password", "the development default is only allowed on a loopback address; set one");
         }
-        if !is_dns_label(&self.kubernetes.broker_namespace) {
+        if !DnsLabel::is_valid(&self.kubernetes.broker_namespace) {
             return invalid("kubernetes.broker_namespace", "must be a valid namespace name");
         }
-        if !is_dns_label(&self.kubernetes.identity_namespace) {
+        if !DnsLabel::is_valid(&self.kubernetes.identity_namespace) {
             return invalid("kubernetes.identity_namespace", "must be a valid namespace name");
         }
-        if !is_dns_label(&self.kubernetes.dashboard_watch_role) {
+        if !DnsLabel::is_valid(&self.kubernetes.dashboard_watch_role) {
             return invalid("kubernetes.dashboard_watch_role", "must be a ClusterRole name of at most 63 of [a-z0-9-]");
         }
         let prefix = &self.kubernetes.namespace_prefix;
-        if prefix.len() > 20 || !is_dns_label(&format!("{prefix}x")) {
+        if prefix.len() > 20 || !DnsLabel::is_valid(&format!("{prefix}x")) {
             return invalid(
                 "kubernetes.namespace_prefix",
                 "must be at most 20 of [a-z0-9-], starting with a letter or digit",
@@ -492,7 +537,7 @@ impl Settings {
             return invalid("kubernetes.namespace_prefix", &why);
         }
         let guard = &self.policy.tenant_guard;
-        if guard.len() > 46 || !is_dns_label(guard) {
+        if guard.len() > 46 || !DnsLabel::is_valid(guard) {
             return invalid(
                 "policy.tenant_guard",
                 "must be at most 46 of [a-z0-9-] (the policies' names add a suffix)",
@@ -629,7 +674,7 @@ impl Settings {
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return invalid("log.level", &e.to_string());
+            return Err(SettingsError::LogLevel(e));
         }
         Ok(())
     }
@@ -685,20 +730,6 @@ fn overlapping_namespaces(kubernetes: &KubernetesSettings) -> Option<String> {
     })
 }
 
-/// Whether `name` is a DNS-1123 subdomain (labels joined by dots) of at most `max` characters.
-pub fn is_dns_subdomain(name: &str, max: usize) -> bool {
-    name.len() <= max && name.split('.').all(is_dns_label)
-}
-
-/// Whether `name` is a DNS-1123 label (a valid namespace name).
-pub fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,7 +740,6 @@ mod tests {
         assert!(settings.listen.ip().is_loopback());
         assert_eq!(settings.kubernetes.namespace_prefix, "caas-");
         assert!(!format!("{settings:?}").contains(DEV_PASSWORD), "Debug must not print the password");
-        assert_eq!(settings.workloads.placement(), PodPlacement::default(), "workloads run anywhere by default");
         assert_eq!(settings.dashboard.listen, "127.0.0.1:8081".parse().expect("address"));
         let base = settings.published_dashboard_url(settings.dashboard.listen);
         assert_eq!(base.as_deref(), Some("http://127.0.0.1:8081"), "the README's local run links to its dashboard");
@@ -726,34 +756,6 @@ mod tests {
         assert_eq!(settings.published_dashboard_url(public).as_deref(), Some("http://10.0.0.5:8081"));
         settings.dashboard.base_url = Some("https://dash.example.com/".to_owned());
         assert_eq!(settings.published_dashboard_url(loopback).as_deref(), Some("https://dash.example.com"));
-    }
-
-    #[test]
-    fn workload_placement_reads_selector_tolerations_and_pull_policy() {
-        let dir = std::env::temp_dir().join(format!("caas-config-placement-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("placement.yaml");
-        let yaml = "workloads:\n  image_pull_policy: IfNotPresent\n  node_selector: [\"caas.dev/pool=tenants\", \"type=real\"]\n  \
-                    tolerations: [\"caas.dev/pool=tenants:NoSchedule\", gpu]\n";
-        std::fs::write(&file, yaml).expect("write");
-        let placement = Settings::load(Some(&file)).expect("valid").workloads.placement();
-        assert_eq!(
-            placement.node_selector,
-            [("caas.dev/pool", "tenants"), ("type", "real")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()
-        );
-        assert_eq!(placement.image_pull_policy.as_deref(), Some("IfNotPresent"));
-        let tolerations: Vec<_> = placement
-            .tolerations
-            .iter()
-            .map(|t| (t.key.as_deref(), t.operator.as_deref(), t.value.as_deref(), t.effect.as_deref()))
-            .collect();
-        assert_eq!(
-            tolerations,
-            [
-                (Some("caas.dev/pool"), Some("Equal"), Some("tenants"), Some("NoSchedule")),
-                (Some("gpu"), Some("Exists"), None, None)
-            ]
-        );
     }
 
     #[test]
@@ -823,7 +825,7 @@ mod tests {
         for (i, (yaml, key)) in cases.iter().enumerate() {
             let file = dir.join(format!("case{i}.yaml"));
             std::fs::write(&file, yaml).expect("write");
-            let error = Settings::load(Some(&file)).expect_err(yaml);
+            let error = Settings::load(Some(&file)).expect_err(yaml).to_string();
             assert!(error.contains(key), "{error:?} should name {key}");
         }
     }

@@ -76,13 +76,15 @@ fn apply_tenant_guard(config_file: Option<PathBuf>, kubeconfig: &str) -> ExitCod
     };
     settings.kubernetes.kubeconfig = Some(PathBuf::from(kubeconfig));
     settings.kubernetes.context = None;
-    let applied =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}")).and_then(|runtime| {
+    let applied = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))
+        .and_then(|runtime| {
             runtime.block_on(async {
-                let (client, _, _) = server::kube_client(&settings).await?;
+                let (client, _, _) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
                 let name = &settings.policy.tenant_guard;
                 caas_broker::lifecycle::tenant_guard::apply(&client, name, &settings.kubernetes.identity_namespace)
                     .await
+                    .map_err(anyhow::Error::msg)
             })
         });
     match applied {

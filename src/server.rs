@@ -15,6 +15,7 @@ use kube::Client;
 use crate::catalog::Catalog;
 use crate::config::{LimitSettings, Settings};
 use crate::k8s::ClusterEndpoint;
+use crate::lifecycle::parameters::SchemaError;
 use crate::lifecycle::tenant_guard::Verdict;
 use crate::lifecycle::{Broker, BrokerOptions};
 use crate::osb::{self, middleware::Credentials};
@@ -29,7 +30,7 @@ pub fn broker(
     catalog: Catalog,
     client: Client,
     endpoint: ClusterEndpoint,
-) -> Result<Arc<Broker>, String> {
+) -> Result<Arc<Broker>, SchemaError> {
     let options = BrokerOptions::from_settings(settings);
     let secret = settings.dashboard.cf_sso.as_ref().map(|cf| cf.client_secret.as_str());
     let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
@@ -102,26 +103,51 @@ async fn metrics(State(broker): State<osb::BrokerState>) -> impl axum::response:
     )
 }
 
+/// Why no cluster client could be made from the settings; what it says names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterClientError {
+    /// `kubernetes.kubeconfig` cannot be read.
+    #[error("kubernetes.kubeconfig: cannot read {}: {source}", path.display())]
+    ReadKubeconfig {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// `kubernetes.kubeconfig` holds no usable configuration.
+    #[error("kubernetes.kubeconfig: {0}")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    /// `kubernetes.context` is not a usable context of `KUBECONFIG`.
+    #[error("kubernetes.context: {0}")]
+    Context(#[source] kube::config::KubeconfigError),
+    /// Neither in the cluster nor with a kubeconfig.
+    #[error("no Kubernetes configuration found (set KUBECONFIG or kubernetes.kubeconfig): {0}")]
+    NoConfiguration(#[source] kube::config::InferConfigError),
+    /// `kubernetes.public_ca_file` cannot be read.
+    #[error("kubernetes.public_ca_file: {0}")]
+    PublicCa(#[source] std::io::Error),
+    /// The configuration does not make a client (its TLS settings, say).
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
 /// The cluster client the settings describe (a kubeconfig file and context, or in-cluster / `KUBECONFIG`), the
 /// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own), and the
 /// client's configuration (the dashboard's users reach the same apiserver with it, with their own tokens).
-pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint, kube::Config), String> {
+pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint, kube::Config), ClusterClientError> {
     let options =
         kube::config::KubeConfigOptions { context: settings.kubernetes.context.clone(), ..Default::default() };
     let mut config = match &settings.kubernetes.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubernetes.kubeconfig: cannot read {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|e| format!("kubernetes.kubeconfig: {e}"))?
+                .map_err(|source| ClusterClientError::ReadKubeconfig { path: path.clone(), source })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(ClusterClientError::Kubeconfig)?
         }
         None if settings.kubernetes.context.is_some() => {
-            kube::Config::from_kubeconfig(&options).await.map_err(|e| format!("kubernetes.context: {e}"))?
+            kube::Config::from_kubeconfig(&options).await.map_err(ClusterClientError::Context)?
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration found (set KUBECONFIG or kubernetes.kubeconfig): {e}"))?,
+        None => kube::Config::infer().await.map_err(ClusterClientError::NoConfiguration)?,
     };
     let timeout = Duration::from_secs(settings.kubernetes.request_timeout_seconds);
     config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
@@ -132,11 +158,11 @@ pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint
         endpoint.server = server.trim_end_matches('/').to_owned();
     }
     if let Some(path) = &settings.kubernetes.public_ca_file {
-        let pem = std::fs::read_to_string(path).map_err(|e| format!("kubernetes.public_ca_file: {e}"))?;
+        let pem = std::fs::read_to_string(path).map_err(ClusterClientError::PublicCa)?;
         endpoint.ca_pem = Some(pem);
     }
     let client = kube::client::ClientBuilder::try_from(config.clone())
-        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?
+        .map_err(ClusterClientError::Client)?
         .with_layer(&crate::metrics::ApiserverTiming)
         .build();
     Ok((client, endpoint, config))

@@ -136,23 +136,41 @@ fn check_plan(errors: &mut Vec<CatalogError>, at: &str, service: &Service, plan:
     }
 }
 
+/// Why platforms cannot use a schema.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SchemaProblem {
+    /// No `$schema` says which draft it is written in.
+    #[error("the schema has no $schema")]
+    NoDraft,
+    /// A draft other than the one platforms must support.
+    #[error("$schema is {0:?}; platforms are only required to support {DRAFT_04}")]
+    OtherDraft(String),
+    /// Larger than the OSB specification allows (its size in bytes).
+    #[error("the schema is {0} bytes; at most {MAX_SCHEMA_BYTES} are allowed")]
+    TooLarge(usize),
+    /// A `$ref` outside the schema.
+    #[error("external $ref {0:?}: schemas must be self-contained")]
+    ExternalRef(String),
+    /// Not a valid draft-04 schema itself.
+    #[error("not a valid draft-04 schema: {0}")]
+    Invalid(#[source] jsonschema::ValidationError<'static>),
+}
+
 /// A schema platforms can use: draft-04 declared, within the size limit, self-contained and itself valid.
-pub(crate) fn check_schema(schema: &Value) -> Result<(), String> {
+pub(crate) fn check_schema(schema: &Value) -> Result<(), SchemaProblem> {
     match schema.get("$schema").and_then(Value::as_str) {
-        None => return Err("the schema has no $schema".to_owned()),
+        None => return Err(SchemaProblem::NoDraft),
         Some(DRAFT_04) => {}
-        Some(other) => {
-            return Err(format!("$schema is {other:?}; platforms are only required to support {DRAFT_04}"));
-        }
+        Some(other) => return Err(SchemaProblem::OtherDraft(other.to_owned())),
     }
     let size = schema.to_string().len();
     if size > MAX_SCHEMA_BYTES {
-        return Err(format!("the schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are allowed"));
+        return Err(SchemaProblem::TooLarge(size));
     }
     if let Some(reference) = external_ref(schema) {
-        return Err(format!("external $ref {reference:?}: schemas must be self-contained"));
+        return Err(SchemaProblem::ExternalRef(reference.to_owned()));
     }
-    jsonschema::draft4::new(schema).map(|_| ()).map_err(|e| format!("not a valid draft-04 schema: {e}"))
+    jsonschema::draft4::new(schema).map(|_| ()).map_err(SchemaProblem::Invalid)
 }
 
 fn external_ref(value: &Value) -> Option<&str> {

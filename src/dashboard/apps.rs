@@ -128,7 +128,9 @@ async fn show(
     );
     let (apps, permissions) = match (apps, permissions) {
         (Ok(apps), Ok(permissions)) => (apps, permissions),
-        (Err(Error::Unavailable(_)), _) | (_, Err(Error::Unavailable(_))) => return Err(PageError::Unavailable),
+        (Err(Error::Unavailable { .. }), _) | (_, Err(Error::Unavailable { .. })) => {
+            return Err(PageError::Unavailable);
+        }
         (Err(error), _) | (_, Err(error)) => {
             tracing::warn!(instance_id = session.tenant.instance_id, %error, "the apps could not be read as the signed-in user");
             return Err(PageError::Forbidden(|text| text.apps_unreadable));

@@ -289,7 +289,7 @@ fn page<'a>(
 pub async fn form(_: paths::Deploy, Query(query): Query<AppQuery>, visit: PageVisit) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
     let defaults = match deploy::limit_defaults(&session.client, &session.tenant.namespace).await {
-        Err(Error::Denied(_)) => [None, None, None, None],
+        Err(Error::Denied { .. }) => [None, None, None, None],
         read => read?,
     };
     let [cpu_request, cpu_limit, memory_request, memory_limit] = defaults.map(Option::unwrap_or_default);
@@ -370,7 +370,7 @@ pub async fn submit(
             shown.may_deploy = status != StatusCode::FORBIDDEN;
             Ok(render(status, &shown))
         }
-        Err(Error::Unavailable(_)) => Err(PageError::Unavailable),
+        Err(Error::Unavailable { .. }) => Err(PageError::Unavailable),
         Err(error) => {
             tracing::warn!(instance_id, user, app = name, %error, "a dashboard deploy failed");
             Err(PageError::signed_in(StatusCode::BAD_GATEWAY, |text| text.unavailable))

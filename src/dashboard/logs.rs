@@ -75,7 +75,7 @@ async fn container_of(
     pod: &str,
     chosen: Option<String>,
 ) -> Result<Option<(Vec<String>, String)>, kube::Error> {
-    if !crate::tenant::objects::is_object_name(pod) {
+    if !crate::k8s::names::is_object_name(pod) {
         return Ok(None);
     }
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);

@@ -188,7 +188,7 @@ async fn change(
         Err(Error::Conflict(_)) if matches!(change, Change::Invite) => (StatusCode::CONFLICT, text.already_member),
         Err(Error::Conflict(_)) => (StatusCode::CONFLICT, text.changed_meanwhile),
         Err(Error::NotFound(_)) => (StatusCode::NOT_FOUND, text.no_such_member),
-        Err(Error::Unavailable(_)) => return Err(PageError::Unavailable),
+        Err(Error::Unavailable { .. }) => return Err(PageError::Unavailable),
         Err(error) => {
             tracing::error!(instance_id, %error, "a change of members failed");
             return Err(PageError::signed_in(StatusCode::INTERNAL_SERVER_ERROR, |text| text.unavailable));

@@ -1,6 +1,7 @@
-//! The tenant dashboard: a second face over [`crate::broker`], beside the OSB API, on a listener of its own. Tenants
-//! sign in to one virtual cluster with a token of one of its identities (see [`crate::lifecycle::Tenant`]); every read is
-//! then made as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
+//! The tenant dashboard: a second face, beside the OSB API, on a listener of its own, over the tenant's domain
+//! ([`crate::tenant`]) and, for sign-in and members, the lifecycle ([`crate::lifecycle`]). Tenants sign in to one
+//! virtual cluster with a token of one of its identities (see [`crate::lifecycle::Tenant`]); every read is then made
+//! as that identity, so Kubernetes' RBAC decides what they see, and they can take that identity to kubectl
 //! (a kubeconfig with a short-lived token). Pages are rendered on the server (askama) and work without script; the
 //! only scripts, vendored htmx and its SSE extension, make parts of them update in place when the live stream (see
 //! [`live`]) says something changed. The session cookie holds a random id only, the token stays in this process's

@@ -74,7 +74,7 @@ impl PageError {
             PageError::SignIn { page: false, .. } => message(StatusCode::UNAUTHORIZED, text, text.not_found, false),
             PageError::Forbidden(words) => message(StatusCode::FORBIDDEN, text, words(text), true),
             PageError::NotFound(words) => message(StatusCode::NOT_FOUND, text, words(text), true),
-            PageError::Unavailable | PageError::Refused(Error::Unavailable(_)) => {
+            PageError::Unavailable | PageError::Refused(Error::Unavailable { .. }) => {
                 message(StatusCode::SERVICE_UNAVAILABLE, text, text.unavailable, true)
             }
             PageError::Refused(error) => {

@@ -100,8 +100,8 @@ pub async fn kubeconfig(
             }
             Ok(response)
         }
-        Err(Error::Unavailable(_)) => Err(PageError::Unavailable),
-        Err(error @ Error::Denied(_)) => {
+        Err(Error::Unavailable { .. }) => Err(PageError::Unavailable),
+        Err(error @ Error::Denied { .. }) => {
             // The session's own token is refused (revoked, expired): the session ends with it.
             tracing::info!(instance_id, user = %session.tenant.username, %error, "no kubeconfig: the session ends");
             state.sessions.end(&session_id);
@@ -255,7 +255,7 @@ pub async fn login(
             return refused(text.refused);
         }
         Err(Error::NotFound(_)) => return refused(text.refused),
-        Err(Error::Unavailable(_)) => return Err(unavailable),
+        Err(Error::Unavailable { .. }) => return Err(unavailable),
         Err(error) => {
             tracing::error!(instance_id, %error, "dashboard sign-in failed");
             return Err(unavailable);

@@ -127,15 +127,15 @@ pub async fn still_signed_in(state: &DashboardState, session_id: &str, session: 
 pub fn refusal(text: &'static Text, error: &Error) -> (StatusCode, String) {
     let status = match error {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::Denied(_) => StatusCode::FORBIDDEN,
+        Error::Denied { .. } => StatusCode::FORBIDDEN,
         Error::NotFound(_) | Error::Gone(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::Concurrency(_) => StatusCode::CONFLICT,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Unprocessable { .. } | Error::MaintenanceInfoConflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let said = match error {
-        Error::Internal(_) => text.unavailable.to_owned(),
+        Error::Internal { .. } => text.unavailable.to_owned(),
         other => other.to_string(),
     };
     (status, said)

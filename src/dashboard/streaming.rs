@@ -199,7 +199,7 @@ pub async fn card_fragment(
 fn refused_page(error: &Error) -> PageError {
     match error {
         Error::NotFound(_) | Error::Gone(_) => PageError::NotFound(|text| text.not_found),
-        Error::Unavailable(_) => PageError::Unavailable,
+        Error::Unavailable { .. } => PageError::Unavailable,
         _ => {
             tracing::warn!(%error, "a session page could not be read as the signed-in user");
             PageError::Forbidden(|text| text.apps_unreadable)

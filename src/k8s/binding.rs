@@ -54,12 +54,10 @@ impl BindingObjects {
 
     /// Labels of every object of the binding.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (LABEL_INSTANCE.to_owned(), names::label_value(&self.instance_id)),
-            (LABEL_BINDING.to_owned(), names::label_value(&self.binding_id)),
-            (LABEL_PROTECTED.to_owned(), "true".to_owned()),
-        ])
+        let mut labels = names::instance_labels(&self.instance_id);
+        labels.insert(LABEL_BINDING.to_owned(), names::label_value(&self.binding_id));
+        labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
+        labels
     }
 
     fn tenant_meta(&self) -> ObjectMeta {

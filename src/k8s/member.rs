@@ -34,12 +34,10 @@ impl MemberObjects {
 
     /// Labels of both objects: the instance's (what deprovisioning deletes by) and the member mark.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (LABEL_INSTANCE.to_owned(), names::label_value(&self.instance_id)),
-            (LABEL_MEMBER.to_owned(), "true".to_owned()),
-            (LABEL_PROTECTED.to_owned(), "true".to_owned()),
-        ])
+        let mut labels = names::instance_labels(&self.instance_id);
+        labels.insert(LABEL_MEMBER.to_owned(), "true".to_owned());
+        labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
+        labels
     }
 
     fn meta(&self) -> ObjectMeta {
@@ -93,7 +91,7 @@ mod tests {
         assert_eq!((binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()), ("ClusterRole", "view"));
         let subject = &binding.subjects.expect("subjects")[0];
         assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), (alice.account_name().as_str(), Some("ids")));
-        assert!(crate::config::is_dns_label(&alice.account_name()));
+        assert!(names::DnsLabel::is_valid(&alice.account_name()));
         assert_ne!(alice.account_name(), objects("alice@example.test").account_name(), "names are exact");
         let mut elsewhere = objects("Alice@Example.test");
         elsewhere.instance_id = "inst-2".to_owned();

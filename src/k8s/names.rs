@@ -2,6 +2,10 @@
 //! place. Names are deterministic so that a retried request finds what an earlier one made; ids that are not valid
 //! Kubernetes names are hashed, and the exact id is kept in an annotation so that a hash collision is detected.
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+
 use sha2::{Digest, Sha256};
 
 /// The field manager of every server-side apply the broker makes.
@@ -94,6 +98,135 @@ pub const ANNOTATION_CLUSTER_INSTANCE_ID: &str = "caas-broker.io/cluster-instanc
 
 const LABEL_VALUE_MAX: usize = 63;
 
+/// A DNS-1123 label: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending with a letter or digit. What a namespace's
+/// and a Service's name must be, and nothing that could name a host, an address or a path (`a.b`, `127.0.0.1`,
+/// `x/../y`): checked once, where a name comes in, so that what holds one needs no second look.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsLabel(String);
+
+/// A name that is not a [`DnsLabel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a DNS label (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)")]
+pub struct NotADnsLabel(pub String);
+
+impl DnsLabel {
+    /// Longest label DNS allows.
+    pub const MAX: usize = 63;
+
+    /// `name` as a label, if it is one.
+    pub fn parse(name: &str) -> Result<DnsLabel, NotADnsLabel> {
+        if DnsLabel::is_valid(name) { Ok(DnsLabel(name.to_owned())) } else { Err(NotADnsLabel(name.to_owned())) }
+    }
+
+    /// Whether `name` is a label, for a caller that only checks.
+    pub fn is_valid(name: &str) -> bool {
+        is_label(name, DnsLabel::MAX)
+    }
+
+    /// The label as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DnsLabel {
+    type Error = NotADnsLabel;
+
+    fn try_from(name: String) -> Result<DnsLabel, NotADnsLabel> {
+        if DnsLabel::is_valid(&name) { Ok(DnsLabel(name)) } else { Err(NotADnsLabel(name)) }
+    }
+}
+
+impl std::str::FromStr for DnsLabel {
+    type Err = NotADnsLabel;
+
+    fn from_str(name: &str) -> Result<DnsLabel, NotADnsLabel> {
+        DnsLabel::parse(name)
+    }
+}
+
+impl Deref for DnsLabel {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for DnsLabel {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DnsLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<DnsLabel> for String {
+    fn from(label: DnsLabel) -> String {
+        label.0
+    }
+}
+
+/// Whether `name` is 1 to `max` of `a-z`, `0-9` and `-`, starting and ending with a letter or digit: the one rule
+/// behind [`DnsLabel`], [`is_dns_subdomain`] and [`is_object_name`].
+fn is_label(name: &str, max: usize) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=max).contains(&bytes.len())
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes.iter().all(|b| edge(b) || *b == b'-')
+}
+
+/// Whether `name` is a DNS name of at most `max` characters: [`DnsLabel`]s joined by dots (a domain, a host).
+pub fn is_dns_subdomain(name: &str, max: usize) -> bool {
+    name.len() <= max && name.split('.').all(DnsLabel::is_valid)
+}
+
+/// Whether `name` can be the name of a Kubernetes object (what the apiserver calls a DNS-1123 subdomain: at most 253
+/// characters, dot-separated parts of `a-z`, `0-9` and `-` that start and end with a letter or digit, of any length).
+/// Anything else names nothing, and must not reach a request path (`a/../b`).
+pub fn is_object_name(name: &str) -> bool {
+    const MAX: usize = 253;
+    name.len() <= MAX && name.split('.').all(|part| is_label(part, MAX))
+}
+
+/// The labels of the objects the broker makes for a service instance of a plan (a workload's objects and record, a
+/// virtual cluster's namespace objects): who manages them, the instance (what deprovisioning finds them by), its
+/// offering and its plan, each value label-safe.
+#[derive(Debug, Clone, Copy)]
+pub struct ManagedLabels<'a> {
+    /// The instance id.
+    pub instance_id: &'a str,
+    /// The offering's name.
+    pub service: &'a str,
+    /// The plan's name.
+    pub plan: &'a str,
+}
+
+impl ManagedLabels<'_> {
+    /// The labels as an object's metadata holds them.
+    pub fn to_map(self) -> BTreeMap<String, String> {
+        let mut labels = instance_labels(self.instance_id);
+        labels.insert(LABEL_SERVICE.to_owned(), label_value(self.service));
+        labels.insert(LABEL_PLAN.to_owned(), label_value(self.plan));
+        labels
+    }
+}
+
+/// Who manages an object and the instance it belongs to: the labels every object the broker makes for an instance
+/// carries (a binding's and a member's add their own to them).
+pub fn instance_labels(instance_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (LABEL_INSTANCE.to_owned(), label_value(instance_id)),
+    ])
+}
+
 /// The label value for an id: the id itself when it is a valid label value, otherwise `h-` and a hash.
 pub fn label_value(id: &str) -> String {
     let valid = !id.is_empty()
@@ -117,7 +250,7 @@ pub fn dns_label(prefix: &str, id: &str) -> String {
 /// Like [`dns_label`], at most `max` characters (a StatefulSet's name must leave room for its revision hash).
 pub fn short_label(prefix: &str, id: &str, max: usize) -> String {
     let candidate = format!("{prefix}{id}");
-    if crate::config::is_dns_label(&candidate) && candidate.len() <= max && !id.starts_with("h-") {
+    if DnsLabel::is_valid(&candidate) && candidate.len() <= max && !id.starts_with("h-") {
         candidate
     } else {
         let room = max.saturating_sub(prefix.len() + 2).min(40);
@@ -183,7 +316,51 @@ fn hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::is_dns_label;
+
+    #[test]
+    fn only_plain_labels_are_dns_labels() {
+        for good in ["web", "app-1", "0", &"a".repeat(63)] {
+            assert_eq!(DnsLabel::parse(good).as_deref(), Ok(good));
+        }
+        let bad = ["", "Web", "127.0.0.1", "169.254.169.254", "kubernetes.default", "a/../b", "-a", "a-", "a:80"];
+        for bad in bad.into_iter().chain([&*"a".repeat(64)]) {
+            assert_eq!(DnsLabel::parse(bad), Err(NotADnsLabel(bad.to_owned())), "{bad}");
+            assert!(DnsLabel::try_from(bad.to_owned()).is_err() && bad.parse::<DnsLabel>().is_err(), "{bad}");
+        }
+        assert_eq!(DnsLabel::parse("web").map(|label| label.to_string()).as_deref(), Ok("web"));
+    }
+
+    #[test]
+    fn only_object_names_name_objects() {
+        for name in ["web", "web-6d4b5c7f9-x2x7k", "a.b-c", "0", &"a".repeat(253)] {
+            assert!(is_object_name(name), "{name}");
+        }
+        for name in ["", "a/../b", "Web", "-a", "a-", "a b", "a%2Fb", "a..b", "a.-b", &"a".repeat(254)] {
+            assert!(!is_object_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn dns_names_are_labels_joined_by_dots() {
+        assert!(is_dns_subdomain("apps.example.com", 253));
+        for bad in ["example..com", "*.example.com", ".example.com", "Example.com", &format!("{}.com", "a".repeat(64))]
+        {
+            assert!(!is_dns_subdomain(bad, 253), "{bad}");
+        }
+        assert!(!is_dns_subdomain("apps.example.com", 10));
+    }
+
+    #[test]
+    fn managed_labels_name_the_instance_its_offering_and_plan() {
+        let labels = ManagedLabels { instance_id: "a b", service: "container-app", plan: "small" }.to_map();
+        let expected = [
+            (LABEL_MANAGED_BY, MANAGED_BY),
+            (LABEL_INSTANCE, &label_value("a b")),
+            (LABEL_SERVICE, "container-app"),
+            (LABEL_PLAN, "small"),
+        ];
+        assert_eq!(labels, expected.map(|(key, value)| (key.to_owned(), value.to_owned())).into());
+    }
 
     #[test]
     fn guid_ids_are_used_as_they_are() {
@@ -198,7 +375,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for id in odd {
             let name = namespace("caas-", id);
-            assert!(is_dns_label(&name), "{name:?} from {id:?}");
+            assert!(DnsLabel::is_valid(&name), "{name:?} from {id:?}");
             let label = label_value(id);
             assert!(label.len() <= 63);
             assert!(seen.insert(name), "two ids share a name");
@@ -235,7 +412,7 @@ mod tests {
     #[test]
     fn owner_names_are_valid_and_distinct_per_instance() {
         assert_eq!(owner_account("abc"), "caas-owner-abc");
-        assert!(is_dns_label(&owner_account(&"u".repeat(100))));
+        assert!(DnsLabel::is_valid(&owner_account(&"u".repeat(100))));
         assert_ne!(owner_account("A"), owner_account("a"));
     }
 }

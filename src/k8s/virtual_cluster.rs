@@ -39,7 +39,7 @@ pub struct VirtualCluster {
     pub allow_ingress_from_namespaces: Vec<String>,
     /// The owner ServiceAccount's name, in `identity_namespace`.
     pub owner: String,
-    /// Where the owner's ServiceAccount lives: out of the tenant's reach (see [`crate::config::KubernetesSettings`]).
+    /// Where the owner's ServiceAccount lives: out of the tenant's reach (`kubernetes.identity_namespace`).
     pub identity_namespace: String,
     /// The domain the instance's Ingress hosts must fall under, when limited (written on the namespace as
     /// [`ANNOTATION_INGRESS_DOMAIN`], where the tenant guard reads it).
@@ -176,17 +176,9 @@ impl VirtualCluster {
 /// watch of what the dashboard's live view shows) in the tenant namespace `namespace` only: the dashboard's live view watches what changes there with the broker's identity (one
 /// watch shared by every viewer), and the broker may watch nothing anywhere else. Protected, like every object of the
 /// virtual cluster, so the tenant cannot take it away or point it elsewhere.
-pub fn dashboard_watch_binding(
-    namespace: &str,
-    instance_label: &str,
-    watch_role: &str,
-    broker_user: &str,
-) -> RoleBinding {
-    let labels = BTreeMap::from([
-        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-        (LABEL_INSTANCE.to_owned(), instance_label.to_owned()),
-        (LABEL_PROTECTED.to_owned(), "true".to_owned()),
-    ]);
+pub fn dashboard_watch_binding(namespace: &str, instance_id: &str, watch_role: &str, broker_user: &str) -> RoleBinding {
+    let mut labels = instance_labels(instance_id);
+    labels.insert(LABEL_PROTECTED.to_owned(), "true".to_owned());
     let metadata = ObjectMeta {
         name: Some(DASHBOARD_WATCH_BINDING_NAME.to_owned()),
         namespace: Some(namespace.to_owned()),

@@ -10,8 +10,8 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::{Broker, Error, Result};
+use crate::k8s::apply;
 use crate::k8s::virtual_cluster::dashboard_watch_binding;
-use crate::k8s::{apply, names};
 
 impl Broker {
     /// Grants the broker the dashboard's watch in the namespace of `instance_id` (idempotent: a server-side apply).
@@ -31,7 +31,7 @@ impl Broker {
     pub(super) async fn dashboard_watch_wanted(&self, namespace: &str, instance_id: &str) -> Result<RoleBinding> {
         let user = self.own_user().await?;
         let role = &self.options.dashboard_watch_role;
-        Ok(dashboard_watch_binding(namespace, &names::label_value(instance_id), role, &user))
+        Ok(dashboard_watch_binding(namespace, instance_id, role, &user))
     }
 
     /// The broker's own Kubernetes user name, as the apiserver authenticates it (a SelfSubjectReview, which every
@@ -46,7 +46,7 @@ impl Broker {
                 review
                     .status
                     .and_then(|status| status.user_info?.username)
-                    .ok_or_else(|| Error::Internal("the apiserver did not say who the broker is".to_owned()))
+                    .ok_or_else(|| Error::internal("the apiserver did not say who the broker is".to_owned()))
             })
             .await?;
         Ok(user.clone())

@@ -44,14 +44,49 @@ pub enum Error {
     },
     /// Kubernetes refused a signed-in user's request (RBAC, the tenant guard, admission): a face acting as a user
     /// shows the apiserver's reason.
-    #[error("{0}")]
-    Denied(String),
+    #[error("{message}")]
+    Denied {
+        /// What the user is told.
+        message: String,
+        /// The apiserver's answer, when it refused.
+        #[source]
+        cause: Option<kube::Error>,
+    },
     /// The Kubernetes apiserver could not be reached or is overloaded; the caller may retry.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{message}")]
+    Unavailable {
+        /// What the user is told.
+        message: String,
+        /// The apiserver's answer or the client's failure, when one is why.
+        #[source]
+        cause: Option<kube::Error>,
+    },
     /// An unexpected failure; the details belong in the broker's log, not in front of the user.
-    #[error("{0}")]
-    Internal(String),
+    #[error("{message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// The apiserver's answer or the client's failure, when one is why.
+        #[source]
+        cause: Option<kube::Error>,
+    },
+}
+
+impl Error {
+    /// [`Error::Denied`] for a reason of the broker's own.
+    pub fn denied(message: impl Into<String>) -> Error {
+        Error::Denied { message: message.into(), cause: None }
+    }
+
+    /// [`Error::Unavailable`] for a reason of the broker's own.
+    pub fn unavailable(message: impl Into<String>) -> Error {
+        Error::Unavailable { message: message.into(), cause: None }
+    }
+
+    /// [`Error::Internal`] for a reason of the broker's own.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::Internal { message: message.into(), cause: None }
+    }
 }
 
 /// The outcome of a broker operation; `E` is left open so that `Result<T, kube::Error>` still reads as usual.
@@ -62,17 +97,49 @@ impl From<kube::Error> for Error {
     /// [`Error::Internal`]; the operations turn the expected ones (not found, conflict, forbidden by quota) into
     /// domain errors before this is reached.
     fn from(error: kube::Error) -> Self {
-        match &error {
+        let (unavailable, message) = match &error {
             kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
-                Error::Unavailable(format!("the Kubernetes API is unavailable ({}); retry later", status.code))
+                (true, format!("the Kubernetes API is unavailable ({}); retry later", status.code))
             }
-            kube::Error::Api(status) => {
-                Error::Internal(format!("Kubernetes API refused a request: {}", status.message))
-            }
+            kube::Error::Api(status) => (false, format!("Kubernetes API refused a request: {}", status.message)),
             kube::Error::HyperError(_) | kube::Error::Service(_) => {
-                Error::Unavailable("the Kubernetes API cannot be reached; retry later".to_owned())
+                (true, "the Kubernetes API cannot be reached; retry later".to_owned())
             }
-            other => Error::Internal(format!("Kubernetes client error: {other}")),
+            other => (false, format!("Kubernetes client error: {other}")),
+        };
+        let cause = Some(error);
+        if unavailable { Error::Unavailable { message, cause } } else { Error::Internal { message, cause } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure(message, "Reason").with_code(code).boxed())
+    }
+
+    /// The status code an error's cause carries, as a caller finds it.
+    fn cause_code(error: &Error) -> Option<u16> {
+        match error.source()?.downcast_ref::<kube::Error>()? {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
         }
+    }
+
+    #[test]
+    fn apiserver_answers_keep_their_cause_and_their_words() {
+        let busy = Error::from(api_error(503, "etcd is busy"));
+        assert!(matches!(busy, Error::Unavailable { .. }));
+        assert_eq!(busy.to_string(), "the Kubernetes API is unavailable (503); retry later");
+        assert_eq!(cause_code(&busy), Some(503));
+        let refused = Error::from(api_error(422, "spec.replicas: Invalid value"));
+        assert!(matches!(refused, Error::Internal { .. }));
+        assert_eq!(refused.to_string(), "Kubernetes API refused a request: spec.replicas: Invalid value");
+        assert_eq!(cause_code(&refused), Some(422));
+        assert!(Error::internal("no token").source().is_none(), "the broker's own reasons have no cause");
     }
 }

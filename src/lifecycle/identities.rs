@@ -61,12 +61,12 @@ impl Broker {
             }
             Err(error) => return Err(error.into()),
         };
-        let status = issued.status.ok_or_else(|| Error::Internal("TokenRequest returned no status".to_owned()))?;
-        let token = status.token.ok_or_else(|| Error::Internal("TokenRequest returned no token".to_owned()))?;
+        let status = issued.status.ok_or_else(|| Error::internal("TokenRequest returned no status".to_owned()))?;
+        let token = status.token.ok_or_else(|| Error::internal("TokenRequest returned no token".to_owned()))?;
         let expires_at = status
             .expiration_timestamp
             .map(|time| time.0)
-            .ok_or_else(|| Error::Internal("TokenRequest returned no expiry".to_owned()))?;
+            .ok_or_else(|| Error::internal("TokenRequest returned no expiry".to_owned()))?;
         Ok(IssuedToken { token, issued_at: jiff::Timestamp::now(), expires_at })
     }
 

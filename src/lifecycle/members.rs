@@ -302,7 +302,7 @@ impl Broker {
             })
             .await?;
         if let Some(left) = left {
-            return Err(Error::Unavailable(format!("{name} was removed, but {left}; retry")));
+            return Err(Error::unavailable(format!("{name} was removed, but {left}; retry")));
         }
         tracing::info!(instance_id, member = name, "member revoked");
         Ok(true)

@@ -30,7 +30,7 @@ use kube::Client;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::catalog::{Catalog, Plan, Service};
-use crate::config::Settings;
+use crate::config::{Settings, WorkloadSettings};
 use crate::k8s::ClusterEndpoint;
 use crate::k8s::names::{LABEL_PLAN, LABEL_SERVICE};
 use crate::k8s::workload::PodPlacement;
@@ -99,10 +99,21 @@ impl BrokerOptions {
             max_expiration_seconds: settings.bindings.max_expiration_seconds,
             session_image: settings.workloads.session_image.clone(),
             gpu_runtime_class: settings.workloads.gpu_runtime_class.clone(),
-            placement: settings.workloads.placement(),
+            placement: PodPlacement::from(&settings.workloads),
             watch_seconds: watch_seconds(settings.kubernetes.request_timeout_seconds),
             tenant_guard: settings.policy.require_tenant_guard.then(|| settings.policy.tenant_guard.clone()),
             ingress_domain: settings.ingress.domain.clone(),
+        }
+    }
+}
+
+impl From<&WorkloadSettings> for PodPlacement {
+    /// Where the `workloads` settings put workload pods, and how their images are pulled.
+    fn from(settings: &WorkloadSettings) -> PodPlacement {
+        PodPlacement {
+            node_selector: settings.node_labels(),
+            tolerations: settings.taint_tolerations(),
+            image_pull_policy: settings.image_pull_policy.map(|policy| format!("{policy:?}")),
         }
     }
 }
@@ -135,7 +146,7 @@ impl Broker {
         client: Client,
         endpoint: ClusterEndpoint,
         options: BrokerOptions,
-    ) -> Result<Broker, String> {
+    ) -> Result<Broker, parameters::SchemaError> {
         let schemas = ParameterSchemas::compile(&catalog)?;
         let guard =
             options.tenant_guard.as_deref().map(|name| Arc::new(tenant_guard::TenantGuard::new(client.clone(), name)));
@@ -187,7 +198,7 @@ impl Broker {
     async fn require_tenant_guard(&self) -> Result<()> {
         match self.tenant_guard().await {
             None | Some(tenant_guard::Verdict::InForce) => Ok(()),
-            Some(verdict) => Err(Error::Unavailable(verdict.describe())),
+            Some(verdict) => Err(Error::unavailable(verdict.describe())),
         }
     }
 
@@ -366,6 +377,40 @@ pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.')
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workloads_run_anywhere_by_default() {
+        let settings = Settings::load(None).expect("defaults are valid");
+        assert_eq!(PodPlacement::from(&settings.workloads), PodPlacement::default());
+    }
+
+    #[test]
+    fn workload_placement_reads_selector_tolerations_and_pull_policy() {
+        let dir = std::env::temp_dir().join(format!("caas-config-placement-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("placement.yaml");
+        let yaml = "workloads:\n  image_pull_policy: IfNotPresent\n  node_selector: [\"caas.dev/pool=tenants\", \"type=real\"]\n  \
+                    tolerations: [\"caas.dev/pool=tenants:NoSchedule\", gpu]\n";
+        std::fs::write(&file, yaml).expect("write");
+        let placement = PodPlacement::from(&Settings::load(Some(&file)).expect("valid").workloads);
+        assert_eq!(
+            placement.node_selector,
+            [("caas.dev/pool", "tenants"), ("type", "real")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+        );
+        assert_eq!(placement.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        let tolerations: Vec<_> = placement
+            .tolerations
+            .iter()
+            .map(|t| (t.key.as_deref(), t.operator.as_deref(), t.value.as_deref(), t.effect.as_deref()))
+            .collect();
+        assert_eq!(
+            tolerations,
+            [
+                (Some("caas.dev/pool"), Some("Equal"), Some("tenants"), Some("NoSchedule")),
+                (Some("gpu"), Some("Exists"), None, None)
+            ]
+        );
+    }
 
     #[test]
     fn a_record_watch_ends_before_the_clients_read_timeout() {

@@ -264,7 +264,7 @@ impl Broker {
     pub async fn kubeconfig(&self, tenant: &Tenant, credential: &Credential) -> Result<Kubeconfig> {
         let reviewed = self.review_token(&credential.token).await?;
         let Some(reviewed) = reviewed.filter(|reviewed| reviewed.username == tenant.username) else {
-            return Err(Error::Denied("the session's token is no longer accepted".to_owned()));
+            return Err(Error::denied("the session's token is no longer accepted".to_owned()));
         };
         let now = jiff::Timestamp::now();
         let seconds = match credential.expires_at {
@@ -281,16 +281,16 @@ impl Broker {
             if reviewed.audiences.is_empty() { Claims::of(&credential.token).audiences } else { reviewed.audiences };
         audiences.retain(|audience| audience != DASHBOARD_AUDIENCE);
         if audiences.is_empty() {
-            return Err(Error::Internal("the apiserver's audiences are unknown: no kubeconfig is minted".to_owned()));
+            return Err(Error::internal("the apiserver's audiences are unknown: no kubeconfig is minted".to_owned()));
         }
         audiences.push(DASHBOARD_AUDIENCE.to_owned());
         let issued =
             self.request_token_for(&tenant.account, seconds, audiences).await.map_err(|error| match error {
-                Error::NotFound(_) => Error::Denied(format!("identity {} no longer exists", tenant.username)),
+                Error::NotFound(_) => Error::denied(format!("identity {} no longer exists", tenant.username)),
                 other => other,
             })?;
         if credential.expires_at.is_some_and(|end| issued.expires_at > end) {
-            return Err(Error::Internal("the apiserver issued a token outliving the session's".to_owned()));
+            return Err(Error::internal("the apiserver issued a token outliving the session's".to_owned()));
         }
         let yaml = super::credentials::kubeconfig(&self.endpoint, &tenant.namespace, &tenant.account, &issued.token);
         Ok(Kubeconfig { yaml, expires_at: issued.expires_at })

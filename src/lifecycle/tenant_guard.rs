@@ -31,17 +31,48 @@ const MANIFESTS_IDENTITY_NAMESPACE: &str = "caas-broker-identities";
 /// The field manager of `caas-broker tenant-guard apply`.
 const FIELD_MANAGER: &str = "caas-broker-tenant-guard";
 
+/// Why the guard could not be rendered or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// A document of `manifests/tenant-guard.yaml` is not YAML.
+    #[error("tenant-guard.yaml: {0}")]
+    Yaml(#[source] serde_norway::Error),
+    /// A document, renamed, is not the object its kind says.
+    #[error("tenant-guard.yaml: {0}")]
+    Object(#[source] serde_json::Error),
+    /// A document, renamed, is no longer JSON.
+    #[error("{0}")]
+    Renamed(#[source] serde_json::Error),
+    /// A document is neither a policy nor a binding.
+    #[error("tenant-guard.yaml: unexpected kind {0:?}")]
+    UnexpectedKind(Option<String>),
+    /// The apiserver refused an object.
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        /// The object's kind.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The apiserver's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// Everything was applied, yet the broker's own check does not find the guard in force.
+    #[error("{}", .0.describe())]
+    NotInForce(Verdict),
+}
+
 /// The guard's policies and bindings for a broker whose guard is `name` and whose identity namespace is
 /// `identity_namespace`: [`MANIFESTS`] renamed, as the Helm chart renders them.
 pub fn manifests(
     name: &str,
     identity_namespace: &str,
-) -> Result<(Vec<ValidatingAdmissionPolicy>, Vec<ValidatingAdmissionPolicyBinding>), String> {
+) -> Result<(Vec<ValidatingAdmissionPolicy>, Vec<ValidatingAdmissionPolicyBinding>), GuardError> {
     let identities = |namespace: &str| format!("system:serviceaccount:{namespace}:");
     let mut policies = Vec::new();
     let mut bindings = Vec::new();
     for document in serde_norway::Deserializer::from_str(MANIFESTS) {
-        let mut object = serde_json::Value::deserialize(document).map_err(|e| format!("tenant-guard.yaml: {e}"))?;
+        let mut object = serde_json::Value::deserialize(document).map_err(GuardError::Yaml)?;
         let rename = |value: &mut serde_json::Value| {
             if let Some(suffix) = value.as_str().and_then(|old| old.strip_prefix("caas-broker-")) {
                 *value = serde_json::Value::String(format!("{name}-{suffix}"));
@@ -50,16 +81,16 @@ pub fn manifests(
         rename(&mut object["metadata"]["name"]);
         let text =
             object.to_string().replace(&identities(MANIFESTS_IDENTITY_NAMESPACE), &identities(identity_namespace));
-        let mut object: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let mut object: serde_json::Value = serde_json::from_str(&text).map_err(GuardError::Renamed)?;
         match object["kind"].as_str() {
             Some("ValidatingAdmissionPolicy") => {
-                policies.push(serde_json::from_value(object).map_err(|e| format!("tenant-guard.yaml: {e}"))?)
+                policies.push(serde_json::from_value(object).map_err(GuardError::Object)?)
             }
             Some("ValidatingAdmissionPolicyBinding") => {
                 rename(&mut object["spec"]["policyName"]);
-                bindings.push(serde_json::from_value(object).map_err(|e| format!("tenant-guard.yaml: {e}"))?)
+                bindings.push(serde_json::from_value(object).map_err(GuardError::Object)?)
             }
-            other => return Err(format!("tenant-guard.yaml: unexpected kind {other:?}")),
+            other => return Err(GuardError::UnexpectedKind(other.map(str::to_owned))),
         }
     }
     Ok((policies, bindings))
@@ -68,31 +99,33 @@ pub fn manifests(
 /// Applies the guard [`manifests`] renders (server-side, taking over fields other managers set), then waits until
 /// the broker's own check finds it in force; returns the names applied. What `caas-broker tenant-guard apply` does,
 /// with an operator's credentials (the BOSH release's pre-start).
-pub async fn apply(client: &Client, name: &str, identity_namespace: &str) -> Result<Vec<String>, String> {
+pub async fn apply(client: &Client, name: &str, identity_namespace: &str) -> Result<Vec<String>, GuardError> {
     let (policies, bindings) = manifests(name, identity_namespace)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut applied = Vec::new();
     let policy_api = Api::<ValidatingAdmissionPolicy>::all(client.clone());
     for policy in &policies {
         let name = policy.name_any();
-        policy_api
-            .patch(&name, &params, &Patch::Apply(policy))
-            .await
-            .map_err(|e| format!("applying ValidatingAdmissionPolicy {name}: {e}"))?;
+        policy_api.patch(&name, &params, &Patch::Apply(policy)).await.map_err(|source| GuardError::Apply {
+            kind: "ValidatingAdmissionPolicy",
+            name: name.clone(),
+            source,
+        })?;
         applied.push(format!("ValidatingAdmissionPolicy {name}"));
     }
     let binding_api = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone());
     for binding in &bindings {
         let name = binding.name_any();
-        binding_api
-            .patch(&name, &params, &Patch::Apply(binding))
-            .await
-            .map_err(|e| format!("applying ValidatingAdmissionPolicyBinding {name}: {e}"))?;
+        binding_api.patch(&name, &params, &Patch::Apply(binding)).await.map_err(|source| GuardError::Apply {
+            kind: "ValidatingAdmissionPolicyBinding",
+            name: name.clone(),
+            source,
+        })?;
         applied.push(format!("ValidatingAdmissionPolicyBinding {name}"));
     }
     match TenantGuard::new(client.clone(), name).check().await {
         Verdict::InForce => Ok(applied),
-        other => Err(other.describe()),
+        other => Err(GuardError::NotInForce(other)),
     }
 }
 

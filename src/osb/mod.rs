@@ -1,6 +1,6 @@
 //! The OSB face of the broker: routes, extractors, middleware, how errors become OSB answers and how answers are
 //! shaped per API version. It knows HTTP and the OSB specification; what an operation *means*, what it takes and
-//! returns and what can go wrong is [`crate::broker`]'s business, which knows nothing of this module.
+//! returns and what can go wrong is the lifecycle's business ([`crate::lifecycle`]), which knows nothing of this module.
 
 pub mod api;
 mod error;

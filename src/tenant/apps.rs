@@ -216,7 +216,9 @@ pub async fn metrics_available(user: &Client) -> bool {
 /// the user, since it is about their own request.
 pub fn user_error(error: kube::Error) -> Error {
     match &error {
-        kube::Error::Api(status) if status.code == 401 || status.code == 403 => Error::Denied(status.message.clone()),
+        kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+            Error::Denied { message: status.message.clone(), cause: Some(error) }
+        }
         kube::Error::Api(status) if status.code == 404 => Error::NotFound(status.message.clone()),
         kube::Error::Api(status) if status.code == 409 => Error::Conflict(status.message.clone()),
         kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
@@ -346,7 +348,7 @@ async fn act_on_plan(
 ) -> Result<Acted> {
     let permission = action.permission(kind);
     if !access::allowed(user, &tenant.namespace, permission).await.map_err(user_error)? {
-        return Err(Error::Denied(format!(
+        return Err(Error::denied(format!(
             "{} may not {} {} in namespace {}",
             tenant.username, permission.verb, permission.resource, tenant.namespace
         )));

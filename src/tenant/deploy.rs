@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use super::apps::{FIELD_MANAGER, user_error};
 use crate::catalog::WorkloadSize;
 use crate::catalog::quantity;
-use crate::k8s::names::{LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
+use crate::k8s::names::{DnsLabel, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
 use crate::k8s::quota;
 use crate::k8s::workload::{ContainerApp, Workload};
 use crate::lifecycle::app_quota_needed;
@@ -80,12 +80,8 @@ fn to_yaml<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> String {
 
 /// Whether `name` is an RFC 1035 label of at most [`MAX_NAME`] characters (what a Service's name must be).
 pub fn is_app_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_NAME
-        && bytes[0].is_ascii_lowercase()
-        && bytes.last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+    DnsLabel::parse(name)
+        .is_ok_and(|label| label.len() <= MAX_NAME && label.starts_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// The objects of `app`.

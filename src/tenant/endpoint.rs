@@ -28,6 +28,7 @@ use kube::{Api, Client};
 use percent_encoding::utf8_percent_encode;
 
 use super::apps::user_error;
+use crate::k8s::names::DnsLabel;
 use crate::lifecycle::{Error, URL_COMPONENT};
 
 /// Longest a tried request may take, answer included.
@@ -114,17 +115,6 @@ pub struct TryAnswer {
     pub json: bool,
     /// Whether the body was longer than [`MAX_BODY`] and cut.
     pub truncated: bool,
-}
-
-/// Whether `name` is an RFC 1123 label: what a Service's name is, and nothing that could name a host, an address or
-/// a path (`a.b`, `127.0.0.1`, `x/../y`).
-pub fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    (1..=63).contains(&bytes.len())
-        && bytes.first().is_some_and(edge)
-        && bytes.last().is_some_and(edge)
-        && bytes.iter().all(|b| edge(b) || *b == b'-')
 }
 
 /// The path (and query) to send, checked: it starts with `/`, holds only visible ASCII, and no segment climbs
@@ -225,7 +215,7 @@ fn proxiable(service: &Service) -> Result<(), TryError> {
 /// Sends `request`, as the user, to its target in `namespace` (the session's), and reads the answer.
 pub async fn try_request(user: &Client, namespace: &str, request: &TryRequest) -> Result<TryAnswer, TryError> {
     let (TryTarget::Service { name, .. } | TryTarget::Ingress { name }) = &request.target;
-    if !is_dns_label(name) {
+    if !DnsLabel::is_valid(name) {
         return Err(TryError::Refused(format!("{name:?} is not a Service or Ingress name of this namespace")));
     }
     let method = request.method.trim().to_ascii_uppercase();
@@ -327,7 +317,7 @@ fn is_status_object(bytes: &[u8]) -> bool {
 
 fn denied_or_failed(error: kube::Error) -> TryError {
     match user_error(error) {
-        Error::Denied(message) => TryError::Denied(message),
+        Error::Denied { message, .. } => TryError::Denied(message),
         other => TryError::Failed(other.to_string()),
     }
 }
@@ -383,14 +373,6 @@ async fn ready_endpoint(user: &Client, namespace: &str, service: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_plain_labels_name_a_target() {
-        assert!(is_dns_label("web") && is_dns_label("app-1"));
-        for bad in ["", "Web", "127.0.0.1", "169.254.169.254", "kubernetes.default", "a/../b", "-a", "a-", "a:80"] {
-            assert!(!is_dns_label(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn paths_cannot_climb_or_hide_slashes() {

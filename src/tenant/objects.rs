@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
 use crate::k8s::access::{self, Permission};
+use crate::k8s::names;
 use crate::lifecycle::{Error, Result};
 
 /// The kinds of object the workloads view shows and the live view watches, by their API resource name.
@@ -176,7 +177,7 @@ pub async fn may_watch(client: &Client, namespace: &str, kind: Kind) -> Result<b
 /// (bookkeeping of who set what, longer than the object). `None` when there is no such object or Kubernetes refuses
 /// to show it, alike, so that a page does not tell what exists where one may not look.
 pub async fn object_yaml(client: &Client, namespace: &str, kind: Kind, name: &str) -> Result<Option<String>> {
-    if kind == Kind::Events || !is_object_name(name) {
+    if kind == Kind::Events || !names::is_object_name(name) {
         return Ok(None);
     }
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &kind.api_resource());
@@ -187,17 +188,7 @@ pub async fn object_yaml(client: &Client, namespace: &str, kind: Kind, name: &st
         Err(error) => return Err(error.into()),
     };
     object.metadata.managed_fields = None;
-    serde_norway::to_string(&object).map(Some).map_err(|error| Error::Internal(format!("YAML of {name}: {error}")))
-}
-
-/// Whether `name` can be the name of an object the view shows (a DNS subdomain: at most 253 of `[a-z0-9.-]`, starting
-/// and ending with a letter or digit). Anything else names nothing, and must not reach a request path (`a/../b`).
-pub fn is_object_name(name: &str) -> bool {
-    let edges_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    name.len() <= 253
-        && edges_ok(name.chars().next())
-        && edges_ok(name.chars().last())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    serde_norway::to_string(&object).map(Some).map_err(|error| Error::internal(format!("YAML of {name}: {error}")))
 }
 
 fn base_row(metadata: &ObjectMeta, now: jiff::Timestamp) -> Row {
@@ -357,16 +348,6 @@ pub fn age(since: Option<&Time>, now: jiff::Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_object_names_name_objects() {
-        for name in ["web", "web-6d4b5c7f9-x2x7k", "a.b-c", "0"] {
-            assert!(is_object_name(name), "{name}");
-        }
-        for name in ["", "a/../b", "Web", "-a", "a-", "a b", "a%2Fb", &"a".repeat(254)] {
-            assert!(!is_object_name(name), "{name}");
-        }
-    }
 
     #[test]
     fn ages_read_like_kubectls() {

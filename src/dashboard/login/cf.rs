@@ -8,7 +8,7 @@ use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 
 use super::Outcome;
-use super::provider::{Provider, Verified, http_client};
+use super::provider::{Provider, SetupError, Verified, http_client};
 use crate::config::CfSsoSettings;
 use crate::lifecycle::members::{CF_MEMBER_PREFIX, Role};
 use crate::lifecycle::{Broker, URL_COMPONENT};
@@ -32,13 +32,17 @@ struct Permissions {
 impl CfLogin {
     /// UAA and the Cloud Controller as `settings` describe them, with the client of the catalog's `dashboard_client`
     /// (unless the settings name another id); users come back to that client's redirect URI, else to `callback`.
-    pub fn new(settings: &CfSsoSettings, catalog: &crate::catalog::Catalog, callback: &str) -> Result<CfLogin, String> {
+    pub fn new(
+        settings: &CfSsoSettings,
+        catalog: &crate::catalog::Catalog,
+        callback: &str,
+    ) -> Result<CfLogin, SetupError> {
         let client = catalog.dashboard_client();
         let client_id = settings
             .client_id
             .clone()
             .or_else(|| client.map(|client| client.id.clone()))
-            .ok_or("neither dashboard.cf_sso.client_id nor the catalog's dashboard_client names the client")?;
+            .ok_or(SetupError::NoClientId)?;
         let redirect = client.and_then(|client| client.redirect_uri.clone()).unwrap_or_else(|| callback.to_owned());
         let http = http_client(settings.ca_file.as_deref())?;
         let provider =

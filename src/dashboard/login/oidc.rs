@@ -2,7 +2,7 @@
 //! is the member name an admin invited. Nothing is made here: who is not a member is told to ask for an invitation.
 
 use super::Outcome;
-use super::provider::{Provider, Verified, http_client};
+use super::provider::{Provider, SetupError, Verified, http_client};
 use crate::config::OidcSettings;
 use crate::lifecycle::members::validate_name;
 
@@ -15,7 +15,7 @@ pub struct OidcLogin {
 
 impl OidcLogin {
     /// The provider `settings` describe, sending users back to `callback`.
-    pub fn new(settings: &OidcSettings, callback: &str) -> Result<OidcLogin, String> {
+    pub fn new(settings: &OidcSettings, callback: &str) -> Result<OidcLogin, SetupError> {
         let http = http_client(settings.ca_file.as_deref())?;
         let provider = Provider::new(
             &settings.issuer,

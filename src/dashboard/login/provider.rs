@@ -4,7 +4,7 @@
 //! audience, expiry, nonce, and the access token's hash when the token carries one). Every call out has a timeout and
 //! follows no redirect; the discovery document (endpoints, keys) is kept a few minutes, so that key rotation is seen.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -36,22 +36,69 @@ pub enum LoginError {
     Refused(String),
 }
 
+/// Why a provider cannot be set up (the sign-in through it is then off).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The CA file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA file holds no certificate that parses.
+    #[error("{} holds no PEM certificate: {source}", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No HTTP client could be made (the TLS backend failed).
+    #[error("cannot make an HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The issuer is not a URL.
+    #[error("issuer {issuer:?}: {source}")]
+    Issuer {
+        /// As configured.
+        issuer: String,
+        /// Why.
+        #[source]
+        source: openidconnect::url::ParseError,
+    },
+    /// The redirect URI is not a URL.
+    #[error("redirect {redirect:?}: {source}")]
+    Redirect {
+        /// As configured or derived.
+        redirect: String,
+        /// Why.
+        #[source]
+        source: openidconnect::url::ParseError,
+    },
+    /// Cloud Foundry's sign-in has no client id to use.
+    #[error("neither dashboard.cf_sso.client_id nor the catalog's dashboard_client names the client")]
+    NoClientId,
+}
+
 /// An HTTP client for calls out of the dashboard: a timeout, no redirects (they would open the door to SSRF), and the
 /// CA of `ca_file` trusted beside the public roots.
-pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, SetupError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(CALL_TIMEOUT)
         .connect_timeout(Duration::from_secs(5));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| SetupError::ReadCa { path: path.to_owned(), source })?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("{} holds no PEM certificate: {e}", path.display()))?;
+            .map_err(|source| SetupError::NoCertificate { path: path.to_owned(), source })?;
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(|e| format!("cannot make an HTTP client: {e}"))
+    builder.build().map_err(SetupError::HttpClient)
 }
 
 /// What the browser is sent to the provider with, and what the callback must match.
@@ -97,17 +144,18 @@ impl Provider {
         scopes: &str,
         redirect_uri: &str,
         http: reqwest::Client,
-    ) -> Result<Provider, String> {
+    ) -> Result<Provider, SetupError> {
         let mut scopes: Vec<Scope> = scopes.split_whitespace().map(|s| Scope::new(s.to_owned())).collect();
         // The crate adds `openid` itself; listing it twice would send it twice.
         scopes.retain(|scope| scope.as_str() != "openid");
         Ok(Provider {
-            issuer: IssuerUrl::new(issuer.to_owned()).map_err(|e| format!("issuer {issuer:?}: {e}"))?,
+            issuer: IssuerUrl::new(issuer.to_owned())
+                .map_err(|source| SetupError::Issuer { issuer: issuer.to_owned(), source })?,
             client_id: ClientId::new(client_id.to_owned()),
             client_secret: ClientSecret::new(client_secret.to_owned()),
             scopes,
             redirect: RedirectUrl::new(redirect_uri.to_owned())
-                .map_err(|e| format!("redirect {redirect_uri:?}: {e}"))?,
+                .map_err(|source| SetupError::Redirect { redirect: redirect_uri.to_owned(), source })?,
             http,
             metadata: tokio::sync::Mutex::new(None),
         })

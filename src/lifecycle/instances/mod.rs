@@ -243,7 +243,7 @@ impl Broker {
         record: &StoredInstance,
     ) -> Result<VirtualCluster> {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
-            Error::Internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
+            Error::internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
         let parameters = &record.attributes.parameters;
         let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
@@ -256,14 +256,10 @@ impl Broker {
             .and_then(Value::as_array)
             .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        let labels = BTreeMap::from([
-            (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (LABEL_INSTANCE.to_owned(), names::label_value(&record.instance_id)),
-            (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
-            (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
-            (LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid)),
-            (LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid)),
-        ]);
+        let mut labels =
+            ManagedLabels { instance_id: &record.instance_id, service: &service.name, plan: &plan.name }.to_map();
+        labels.insert(LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid));
+        labels.insert(LABEL_SPACE.to_owned(), names::label_value(&record.attributes.space_guid));
         Ok(VirtualCluster {
             namespace: self.namespace_of(&record.instance_id),
             labels,
@@ -353,7 +349,7 @@ impl Broker {
             let readiness = self.readiness(record).await?;
             if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
                 if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
-                    return Err(Error::Unavailable(format!("the cluster did not finish in time: {what}")));
+                    return Err(Error::unavailable(format!("the cluster did not finish in time: {what}")));
                 }
                 return Ok(readiness);
             }

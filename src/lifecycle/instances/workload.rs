@@ -2,8 +2,6 @@
 //! ConfigMap in the broker's namespace (tenants cannot touch it), their objects labelled with the instance so that
 //! deprovisioning removes exactly them. Provision and update are asynchronous; progress is read from the pods.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
@@ -24,7 +22,7 @@ use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::lifecycle::model::{
     BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest,
 };
-use crate::lifecycle::parameters::SchemaKind;
+use crate::lifecycle::parameters::{self, AppParameters, RunState, SchemaKind, SessionParameters, WorkloadParameters};
 use crate::lifecycle::progress::{Refusals, progress};
 use crate::lifecycle::{Broker, check_maintenance, records as cache};
 use crate::lifecycle::{Error, Result};
@@ -140,12 +138,7 @@ impl Broker {
                 labels: Some({
                     let attributes = &record.stored.attributes;
                     let (service, plan) = self.plan_names(&attributes.service_id, &attributes.plan_id);
-                    BTreeMap::from([
-                        (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-                        (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
-                        (LABEL_SERVICE.to_owned(), names::label_value(&service)),
-                        (LABEL_PLAN.to_owned(), names::label_value(&plan)),
-                    ])
+                    ManagedLabels { instance_id: &record.stored.instance_id, service: &service, plan: &plan }.to_map()
                 }),
                 annotations: Some(annotations),
                 ..ObjectMeta::default()
@@ -241,11 +234,10 @@ impl Broker {
     /// (`ingress.domain`): the tenant guard would refuse the Ingress, and the broker says so before making anything.
     fn check_ingress_host(&self, record: &WorkloadRecord) -> Result<()> {
         let Some(domain) = &self.options.ingress_domain else { return Ok(()) };
-        let Some(host) = record.stored.attributes.parameters.get("ingress_host").and_then(Value::as_str) else {
-            return Ok(());
-        };
+        let parameters: WorkloadParameters = parameters::parse(&record.stored.attributes.parameters)?;
+        let Some(host) = parameters.ingress_host else { return Ok(()) };
         let allowed = names::ingress_domain(&record.cluster_instance_id, domain);
-        if names::host_under(host, &allowed) {
+        if names::host_under(&host, &allowed) {
             return Ok(());
         }
         Err(Error::BadRequest(format!(
@@ -308,7 +300,8 @@ impl Broker {
     /// The virtual cluster a workload goes into: the one named by `cluster_instance_id`, or the organization's only one.
     async fn place(&self, wanted: &StoredInstance) -> Result<(String, String)> {
         let organization = &wanted.attributes.organization_guid;
-        if let Some(cluster) = wanted.attributes.parameters.get("cluster_instance_id").and_then(Value::as_str) {
+        let parameters: WorkloadParameters = parameters::parse(&wanted.attributes.parameters)?;
+        if let Some(cluster) = parameters.cluster_instance_id.as_deref() {
             let Some((namespace, stored)) = self.find(cluster).await? else {
                 return Err(Error::BadRequest(format!(
                     "parameters.cluster_instance_id: {cluster:?} is not a virtual cluster of this broker"
@@ -364,77 +357,52 @@ impl Broker {
 
     fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<Built> {
         let plan = service.plan(&record.stored.attributes.plan_id).ok_or_else(|| {
-            Error::Internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
+            Error::internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
         })?;
         let size = plan.broker.workload.clone().unwrap_or_default();
-        let parameters = &record.stored.attributes.parameters;
-        let text = |key: &str| parameters.get(key).and_then(Value::as_str).map(str::to_owned);
+        let given = &record.stored.attributes.parameters;
         let prefix = if service.broker.kind == ServiceKind::StreamingSession { "session-" } else { "app-" };
-        let workload = Workload {
+        let workload = |common: WorkloadParameters| Workload {
             name: names::short_label(prefix, &record.stored.instance_id, 50),
             namespace: record.namespace.clone(),
-            labels: BTreeMap::from([
-                (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-                (LABEL_INSTANCE.to_owned(), names::label_value(&record.stored.instance_id)),
-                (LABEL_SERVICE.to_owned(), names::label_value(&service.name)),
-                (LABEL_PLAN.to_owned(), names::label_value(&plan.name)),
-            ]),
-            running: text("state").as_deref() != Some("stopped"),
-            restart: text("restart"),
-            ingress_host: text("ingress_host"),
-            ingress_class: text("ingress_class"),
+            labels: ManagedLabels { instance_id: &record.stored.instance_id, service: &service.name, plan: &plan.name }
+                .to_map(),
+            running: common.state == RunState::Running,
+            restart: common.restart,
+            ingress_host: common.ingress_host,
+            ingress_class: common.ingress_class,
             size: size.clone(),
             resources: None,
             placement: self.options.placement.clone(),
         };
         Ok(match service.broker.kind {
             ServiceKind::StreamingSession => {
-                let launch = parameters.get("launch");
-                let words = |key: &str| -> Vec<String> {
-                    launch
-                        .and_then(|l| l.get(key))
-                        .and_then(Value::as_array)
-                        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                        .unwrap_or_default()
-                };
-                let mut command = words("command");
-                if command.is_empty() {
-                    command.push("./start.sh".to_owned());
-                }
-                command.extend(words("args"));
+                let session: SessionParameters = parameters::parse(given)?;
                 Built::Session(StreamingSession {
-                    workload,
+                    workload: workload(session.workload),
                     image: self.options.session_image.clone(),
-                    steam_app_id: parameters.get("steam_app_id").and_then(Value::as_u64),
-                    steam_credentials_secret: text("steam_credentials_secret"),
-                    launch: command,
-                    resolution: text("resolution").or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
-                    expose: text("expose").unwrap_or_else(|| "ClusterIP".to_owned()),
+                    steam_app_id: session.steam_app_id,
+                    steam_credentials_secret: session.steam_credentials_secret,
+                    launch: session.launch.command_line(),
+                    resolution: session.resolution.or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
+                    expose: session.expose,
                     runtime_class: self.options.gpu_runtime_class.clone(),
                 })
             }
             ServiceKind::ContainerApp => {
-                let autoscale = parameters.get("autoscale").map(|a| {
-                    let number = |key: &str, default: i64| a.get(key).and_then(Value::as_i64).unwrap_or(default) as i32;
-                    Autoscale { min: number("min", 1), max: number("max", 1), cpu_percent: number("cpu_percent", 80) }
-                });
-                let env = parameters
-                    .get("env")
-                    .and_then(Value::as_object)
-                    .map(|env| env.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-                    .unwrap_or_default();
+                let app: AppParameters = parameters::parse(given)?;
                 Built::App(ContainerApp {
-                    workload,
-                    image: text("image").unwrap_or_default(),
-                    port: parameters.get("port").and_then(Value::as_i64).unwrap_or(8080) as i32,
-                    replicas: parameters.get("replicas").and_then(Value::as_i64).unwrap_or(1) as i32,
-                    env,
-                    autoscale,
-                    path: text("path").unwrap_or_else(|| "/".to_owned()),
+                    workload: workload(app.workload),
+                    image: app.image.unwrap_or_default(),
+                    port: app.port,
+                    replicas: app.replicas,
+                    env: app.env,
+                    autoscale: app.autoscale.map(|a| Autoscale { min: a.min, max: a.max, cpu_percent: a.cpu_percent }),
+                    path: app.path,
                 })
             }
             ServiceKind::VirtualCluster => {
-                return Err(Error::Internal("a virtual cluster is not a workload".to_owned()));
+                return Err(Error::internal("a virtual cluster is not a workload".to_owned()));
             }
         })
     }
@@ -738,7 +706,7 @@ impl Broker {
         instance_id: &str,
         namespace: &str,
     ) -> Result<LastOperation> {
-        if !crate::config::is_dns_label(namespace) {
+        if !DnsLabel::is_valid(namespace) {
             return Ok(LastOperation::new(OperationState::Succeeded, "the workload has been deleted"));
         }
         Ok(match self.workload_objects_left(instance_id, namespace).await? {
@@ -812,7 +780,7 @@ impl Broker {
     pub(in crate::lifecycle) fn workload_service(&self, record: &WorkloadRecord) -> Result<(&Service, &Plan)> {
         let attributes: &Attributes = &record.stored.attributes;
         self.service_and_plan(&attributes.service_id, &attributes.plan_id)
-            .map_err(|_| Error::Internal(format!("service {} is no longer in the catalog", attributes.service_id)))
+            .map_err(|_| Error::internal(format!("service {} is no longer in the catalog", attributes.service_id)))
     }
 
     /// A workload's FetchedInstance parameters (all of them: nothing secret is a parameter).
@@ -828,7 +796,7 @@ fn vnc_password() -> Result<String> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|error| {
         tracing::error!(%error, "the operating system's random source failed");
-        Error::Internal(format!("no VNC password could be made: the random source failed ({error})"))
+        Error::internal(format!("no VNC password could be made: the random source failed ({error})"))
     })?;
     Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }
