@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths::{self, with_query};
 use super::respond::{PageVisit, Visit, refusal, render, see_other};
@@ -32,7 +32,7 @@ pub(super) enum Notice {
 #[derive(Template)]
 #[template(path = "apps.html", config = "src/dashboard/askama.toml")]
 struct AppsPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     apps: Vec<AppLine<'a>>,
     may_change_any: bool,
@@ -115,7 +115,7 @@ pub async fn page(
 /// The page with `status` and `notice`, read as the signed-in user.
 async fn show(
     state: &DashboardState,
-    text: &'static Text,
+    text: &'static Translation,
     session: &Session,
     status: StatusCode,
     notice: Option<Notice>,
@@ -140,7 +140,7 @@ async fn show(
 }
 
 fn apps_page<'a>(
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     apps: &'a [App],
     permissions: AppPermissions,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths::{self, with_query};
 use super::respond::{PageVisit, PartVisit, Visit, render, see_other};
@@ -190,7 +190,7 @@ enum Outcome {
 #[derive(Template)]
 #[template(path = "deploy.html", config = "src/dashboard/askama.toml")]
 struct DeployPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     action: String,
     fields: Vec<FieldView>,
@@ -209,7 +209,7 @@ struct DeployPage<'a> {
 #[derive(Template)]
 #[template(path = "deploy_progress.html", config = "src/dashboard/askama.toml")]
 struct ProgressFragment {
-    text: &'static Text,
+    text: &'static Translation,
     app: String,
     url: String,
     /// `succeeded`, `in-progress`, `failed`; empty when there is no such app.
@@ -235,7 +235,7 @@ pub struct Submitted {
     form: DeployForm,
 }
 
-fn fields(text: &'static Text, form: &DeployForm, errors: &[FieldError]) -> Vec<FieldView> {
+fn fields(text: &'static Translation, form: &DeployForm, errors: &[FieldError]) -> Vec<FieldView> {
     let field = |name: &'static str, label: &'static str, value: &str, input: &'static str| FieldView {
         name,
         label,
@@ -262,7 +262,7 @@ fn fields(text: &'static Text, form: &DeployForm, errors: &[FieldError]) -> Vec<
 }
 
 fn page<'a>(
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     form: &DeployForm,
     errors: &[FieldError],
@@ -391,7 +391,7 @@ pub async fn progress(
     Ok(render(StatusCode::OK, &progress_of(text, &session, &app).await))
 }
 
-async fn progress_of(text: &'static Text, session: &Session, app: &str) -> ProgressFragment {
+async fn progress_of(text: &'static Translation, session: &Session, app: &str) -> ProgressFragment {
     let read = tenant::deploy::deploy_progress(&session.client, &session.tenant.namespace, app).await;
     let (class, state, detail) = match read {
         Ok(Some(operation)) => {

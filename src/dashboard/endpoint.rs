@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths;
 use super::respond::{render, signed_in, text_for};
@@ -59,7 +59,7 @@ impl TryForm {
 #[derive(Template)]
 #[template(path = "try.html", config = "src/dashboard/askama.toml")]
 struct TryPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     action: String,
     targets: Vec<TargetChoice>,

@@ -1,10 +1,10 @@
-//! The dashboard's words in English and Korean, chosen from the browser's `Accept-Language`: one table per language,
+//! The dashboard's texts in English and Korean, chosen from the browser's `Accept-Language`: one table per language,
 //! so that a missing translation is a compile error rather than a blank on the page.
 
 use crate::tenant::alerts::{AlertKind, Severity};
 
 /// Every text of the dashboard in one language.
-pub struct Text {
+pub struct Translation {
     /// `lang` of the page.
     pub lang: &'static str,
     /// Product name in the title.
@@ -334,7 +334,7 @@ pub struct Text {
     pub deploy_view_only: &'static str,
 }
 
-impl Text {
+impl Translation {
     /// What to do about an alert of `kind`.
     pub fn advice(&self, kind: AlertKind) -> &'static str {
         self.advice.iter().find(|(k, _)| *k == kind).map_or("", |(_, text)| text)
@@ -350,7 +350,7 @@ impl Text {
 }
 
 /// English.
-pub static EN: Text = Text {
+pub static EN: Translation = Translation {
     lang: "en",
     product: "Virtual cluster",
     sign_in: "Sign in",
@@ -583,7 +583,7 @@ pub static EN: Text = Text {
 };
 
 /// Korean.
-pub static KO: Text = Text {
+pub static KO: Translation = Translation {
     lang: "ko",
     product: "가상 클러스터",
     sign_in: "로그인",
@@ -799,8 +799,8 @@ pub static KO: Text = Text {
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).
-pub fn negotiate(accept_language: Option<&str>) -> &'static Text {
-    let mut best: Option<(f32, &'static Text)> = None;
+pub fn negotiate(accept_language: Option<&str>) -> &'static Translation {
+    let mut best: Option<(f32, &'static Translation)> = None;
     for entry in accept_language.unwrap_or_default().split(',') {
         let mut parts = entry.split(';');
         let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();

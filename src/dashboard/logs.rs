@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::open_streams::{self, Needs};
 use super::page_error::PageError;
 use super::paths::{self, with_query};
@@ -55,7 +55,7 @@ pub struct LogQuery {
 #[derive(Template)]
 #[template(path = "pod_logs.html", config = "src/dashboard/askama.toml")]
 struct LogsPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     pod: &'a str,
     workloads: String,

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths;
 use super::respond::{PageVisit, Visit, render, see_other};
@@ -24,7 +24,7 @@ use crate::tenant::members::{MembersAccess, may_manage_members, members_access};
 #[derive(Template)]
 #[template(path = "members.html", config = "src/dashboard/askama.toml")]
 struct MembersPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     members: &'a [Member],
     /// Whether the visitor may see the members.
@@ -83,7 +83,7 @@ pub async fn page(
 
 async fn render_page(
     state: &DashboardState,
-    text: &'static Text,
+    text: &'static Translation,
     session: &Session,
     access: MembersAccess,
     status: StatusCode,

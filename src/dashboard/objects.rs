@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths;
 use super::respond::{PageVisit, PartVisit, Visit, render};
@@ -48,7 +48,7 @@ impl SectionView {
 #[derive(Template)]
 #[template(path = "workloads.html", config = "src/dashboard/askama.toml")]
 struct WorkloadsPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     overview: String,
     live: String,
@@ -61,7 +61,7 @@ struct WorkloadsPage<'a> {
 #[derive(Template)]
 #[template(path = "workloads_section.html", config = "src/dashboard/askama.toml")]
 struct SectionFragment {
-    text: &'static Text,
+    text: &'static Translation,
     section: SectionView,
 }
 
@@ -69,7 +69,7 @@ struct SectionFragment {
 #[derive(Template)]
 #[template(path = "object_yaml.html", config = "src/dashboard/askama.toml")]
 struct ObjectPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     kind: &'static str,
     name: &'a str,
@@ -115,7 +115,11 @@ pub async fn page(_: paths::Workloads, visit: PageVisit) -> Result<Response, Pag
     Ok(render(StatusCode::OK, &workloads_page(text, &session, sections.collect())))
 }
 
-fn workloads_page<'a>(text: &'static Text, session: &'a Session, sections: Vec<SectionView>) -> WorkloadsPage<'a> {
+fn workloads_page<'a>(
+    text: &'static Translation,
+    session: &'a Session,
+    sections: Vec<SectionView>,
+) -> WorkloadsPage<'a> {
     let instance_id = || session.tenant.instance_id.clone();
     WorkloadsPage {
         text,

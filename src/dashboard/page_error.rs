@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::paths;
 use super::respond::{message, see_other, session_id, text_for};
 use crate::lifecycle::Error;
 
 /// Words of the dashboard, picked from the visitor's language once it is known.
-pub type Words = fn(&'static Text) -> &'static str;
+pub type Words = fn(&'static Translation) -> &'static str;
 
 /// What a dashboard handler answers instead of its page; [`answer_errors`] turns it into a page that says why (in the
 /// visitor's language) or a redirect.
@@ -112,7 +112,7 @@ impl IntoResponse for PageError {
 /// What the answer to an error needs to know of the request.
 struct Asked {
     /// The words in the visitor's language.
-    text: &'static Text,
+    text: &'static Translation,
     /// The session the visitor's cookie names, if any.
     session_id: Option<String>,
     /// The instance the path names, if any.

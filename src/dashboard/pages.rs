@@ -11,7 +11,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::limit::ClientAddress;
 use super::page_error::PageError;
 use super::paths;
@@ -27,7 +27,7 @@ use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview, QuotaUs
 #[derive(Template)]
 #[template(path = "login.html", config = "src/dashboard/askama.toml")]
 struct LoginPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     instance_id: &'a str,
     action: String,
     error: Option<&'static str>,
@@ -48,7 +48,7 @@ struct AlertLine {
 #[derive(Template)]
 #[template(path = "alerts.html", config = "src/dashboard/askama.toml")]
 struct AlertsFragment {
-    text: &'static Text,
+    text: &'static Translation,
     alerts: Vec<AlertLine>,
     live_alerts: Option<String>,
 }
@@ -57,7 +57,7 @@ struct AlertsFragment {
 #[derive(Template)]
 #[template(path = "overview.html", config = "src/dashboard/askama.toml")]
 struct OverviewPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     alerts: Vec<AlertLine>,
     live_alerts: Option<String>,
@@ -154,7 +154,7 @@ pub async fn alerts(path: paths::Alerts, visit: PartVisit) -> Result<Response, P
     Ok(render(StatusCode::OK, &AlertsFragment { text, alerts: alert_lines(text, &overview), live_alerts }))
 }
 
-fn alert_lines(text: &'static Text, overview: &Overview) -> Vec<AlertLine> {
+fn alert_lines(text: &'static Translation, overview: &Overview) -> Vec<AlertLine> {
     overview
         .alerts
         .iter()
@@ -169,7 +169,7 @@ fn alert_lines(text: &'static Text, overview: &Overview) -> Vec<AlertLine> {
 }
 
 fn overview_page<'a>(
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     overview: &'a Overview,
     plans: &'a [PlanApp],
@@ -214,7 +214,7 @@ pub async fn login_form(
 }
 
 fn login_page<'a>(
-    text: &'static Text,
+    text: &'static Translation,
     instance_id: &'a str,
     error: Option<&'static str>,
     providers: Vec<(String, &'static str)>,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
-use super::i18n::{self, Text};
+use super::i18n::{self, Translation};
 use super::page_error::PageError;
 use super::user_sessions::Session;
 use crate::lifecycle::Error;
@@ -23,7 +23,7 @@ pub const COOKIE: &str = "caas_dashboard_session";
 #[derive(Template)]
 #[template(path = "message.html", config = "src/dashboard/askama.toml")]
 struct MessagePage {
-    text: &'static Text,
+    text: &'static Translation,
     message: &'static str,
     signed_in: bool,
 }
@@ -54,7 +54,7 @@ pub fn session_id(jar: &CookieJar) -> Option<String> {
 }
 
 /// The words in the language the browser prefers.
-pub fn text_for(headers: &HeaderMap) -> &'static Text {
+pub fn text_for(headers: &HeaderMap) -> &'static Translation {
     i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()))
 }
 
@@ -70,7 +70,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 }
 
 /// A page that only says `message`.
-pub fn message(status: StatusCode, text: &'static Text, message: &'static str, signed_in: bool) -> Response {
+pub fn message(status: StatusCode, text: &'static Translation, message: &'static str, signed_in: bool) -> Response {
     render(status, &MessagePage { text, message, signed_in })
 }
 
@@ -124,7 +124,7 @@ pub async fn still_signed_in(state: &DashboardState, session_id: &str, session: 
 
 /// The status and the words to answer a refused request with: what Kubernetes or the broker said about the user's own
 /// request is theirs to read; an internal failure is not explained.
-pub fn refusal(text: &'static Text, error: &Error) -> (StatusCode, String) {
+pub fn refusal(text: &'static Translation, error: &Error) -> (StatusCode, String) {
     let status = match error {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Denied { .. } => StatusCode::FORBIDDEN,
@@ -152,7 +152,7 @@ pub struct Visit<const PAGE: bool> {
     /// The instance in the path (`/instances/{instance_id}/...`).
     pub instance_id: String,
     /// The words in the visitor's language.
-    pub text: &'static Text,
+    pub text: &'static Translation,
 }
 
 /// A visit to a whole page.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::apps::Notice;
 use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::logs::{cut, log_params};
 use super::page_error::PageError;
 use super::paths::{self, with_query};
@@ -46,7 +46,7 @@ const PROXY: Permission<'static> = Permission { verb: "get", group: "", resource
 #[derive(Template)]
 #[template(path = "session.html", config = "src/dashboard/askama.toml")]
 struct SessionPage<'a> {
-    text: &'static Text,
+    text: &'static Translation,
     session: &'a Session,
     card: SessionCard,
     password: Option<String>,
@@ -65,7 +65,7 @@ struct SessionPage<'a> {
 #[derive(Template)]
 #[template(path = "session_card.html", config = "src/dashboard/askama.toml")]
 struct SessionCard {
-    text: &'static Text,
+    text: &'static Translation,
     view: SessionView,
     state: &'static str,
     change: bool,
@@ -114,7 +114,7 @@ pub async fn page(
 /// The page with `status`, `notice` and maybe the revealed `password`, read as the signed-in user.
 async fn show(
     state: &DashboardState,
-    text: &'static Text,
+    text: &'static Translation,
     session: &Session,
     session_id: &str,
     status: StatusCode,
@@ -147,7 +147,7 @@ async fn show(
 /// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
 async fn card(
     state: &DashboardState,
-    text: &'static Text,
+    text: &'static Translation,
     session: &Session,
     session_id: &str,
 ) -> Result<SessionCard, PageError> {

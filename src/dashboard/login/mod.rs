@@ -19,7 +19,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::DashboardState;
-use super::i18n::Text;
+use super::i18n::Translation;
 use super::limit::ClientAddress;
 use super::page_error::PageError;
 use super::pages::{start_session, too_many};
@@ -67,7 +67,7 @@ impl Logins {
     }
 
     /// The sign-in page's buttons for `instance_id`: (where the sign-in starts, its label).
-    pub fn buttons(&self, text: &'static Text, instance_id: &str) -> Vec<(String, &'static str)> {
+    pub fn buttons(&self, text: &'static Translation, instance_id: &str) -> Vec<(String, &'static str)> {
         let instance_id = || instance_id.to_owned();
         let mut buttons = Vec::new();
         if self.oidc.is_some() {

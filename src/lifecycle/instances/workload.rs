@@ -54,17 +54,18 @@ impl WorkloadRecord {
     }
 }
 
-/// The objects of a workload, by kind.
-enum Built {
+/// The workload a record asks for, built as the typed objects of its kind (what is applied, counted against the quota
+/// and read back for its state).
+enum PlannedWorkload {
     Session(StreamingSession),
     App(ContainerApp),
 }
 
-impl Built {
+impl PlannedWorkload {
     fn workload(&self) -> &Workload {
         match self {
-            Built::Session(session) => &session.workload,
-            Built::App(app) => &app.workload,
+            PlannedWorkload::Session(session) => &session.workload,
+            PlannedWorkload::App(app) => &app.workload,
         }
     }
 
@@ -74,14 +75,14 @@ impl Built {
         let times = |amount: quantity::Milli, n: i32| quantity::Milli(amount.0 * i128::from(n));
         let mut needed = quota::Usage::new();
         let (pod, pods, objects) = match self {
-            Built::Session(session) => {
+            PlannedWorkload::Session(session) => {
                 let set = session.stateful_set();
                 let storage = session.workload.size.storage.as_deref().and_then(quantity::parse);
                 quota::add(&mut needed, "persistentvolumeclaims", one);
                 quota::add(&mut needed, "requests.storage", storage.unwrap_or(quantity::Milli(0)));
                 (set.spec.and_then(|s| s.template.spec), 1, ["count/statefulsets.apps", "count/secrets"])
             }
-            Built::App(app) => {
+            PlannedWorkload::App(app) => {
                 let deployment = app.deployment();
                 (deployment.spec.and_then(|s| s.template.spec), self.expected(), ["count/deployments.apps", ""])
             }
@@ -100,16 +101,16 @@ impl Built {
     /// Pods that should be ready.
     fn expected(&self) -> i32 {
         match self {
-            Built::Session(session) => i32::from(session.workload.running),
-            Built::App(app) if !app.workload.running => 0,
-            Built::App(app) => app.autoscale.as_ref().map_or(app.replicas, |a| a.min),
+            PlannedWorkload::Session(session) => i32::from(session.workload.running),
+            PlannedWorkload::App(app) if !app.workload.running => 0,
+            PlannedWorkload::App(app) => app.autoscale.as_ref().map_or(app.replicas, |a| a.min),
         }
     }
 }
 
 /// What a container app takes from its namespace's quota once it runs, counted as for a container-app instance.
 pub fn app_quota_needed(app: &ContainerApp) -> quota::Usage {
-    Built::App(app.clone()).quota_needed()
+    PlannedWorkload::App(app.clone()).quota_needed()
 }
 
 impl Broker {
@@ -355,7 +356,7 @@ impl Broker {
         }
     }
 
-    fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<Built> {
+    fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<PlannedWorkload> {
         let plan = service.plan(&record.stored.attributes.plan_id).ok_or_else(|| {
             Error::internal(format!("plan {} is no longer in the catalog", record.stored.attributes.plan_id))
         })?;
@@ -378,7 +379,7 @@ impl Broker {
         Ok(match service.broker.kind {
             ServiceKind::StreamingSession => {
                 let session: SessionParameters = parameters::parse(given)?;
-                Built::Session(StreamingSession {
+                PlannedWorkload::Session(StreamingSession {
                     workload: workload(session.workload),
                     image: self.options.session_image.clone(),
                     steam_app_id: session.steam_app_id,
@@ -391,7 +392,7 @@ impl Broker {
             }
             ServiceKind::ContainerApp => {
                 let app: AppParameters = parameters::parse(given)?;
-                Built::App(ContainerApp {
+                PlannedWorkload::App(ContainerApp {
                     workload: workload(app.workload),
                     image: app.image.unwrap_or_default(),
                     port: app.port,
@@ -414,7 +415,7 @@ impl Broker {
         let ingresses = Api::<Ingress>::namespaced(client.clone(), ns);
         let name = built.workload().name.clone();
         let ingress = match &built {
-            Built::Session(session) => {
+            PlannedWorkload::Session(session) => {
                 let secrets = Api::<Secret>::namespaced(client.clone(), ns);
                 if secrets.get_opt(&session.vnc_secret_name()).await?.is_none() {
                     match secrets.create(&PostParams::default(), &session.vnc_secret(&vnc_password()?)).await {
@@ -427,7 +428,7 @@ impl Broker {
                 apply(&Api::<KubeService>::namespaced(client.clone(), ns), &session.service()).await?;
                 session.ingress()
             }
-            Built::App(app) => {
+            PlannedWorkload::App(app) => {
                 apply(&Api::<Deployment>::namespaced(client.clone(), ns), &app.deployment()).await?;
                 apply(&Api::<KubeService>::namespaced(client.clone(), ns), &app.service()).await?;
                 let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns);
@@ -458,7 +459,7 @@ impl Broker {
         ignore_missing(Api::<Ingress>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
         ignore_missing(Api::<KubeService>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
         match &built {
-            Built::Session(session) => {
+            PlannedWorkload::Session(session) => {
                 ignore_missing(Api::<StatefulSet>::namespaced(client.clone(), ns).delete(&name, &params).await)?;
                 ignore_missing(
                     Api::<Secret>::namespaced(client.clone(), ns).delete(&session.vnc_secret_name(), &params).await,
@@ -467,7 +468,7 @@ impl Broker {
                 let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
                 ignore_missing(claims.delete_collection(&params, &ListParams::default().labels(&selector)).await)?;
             }
-            Built::App(_) => {
+            PlannedWorkload::App(_) => {
                 ignore_missing(
                     Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns).delete(&name, &params).await,
                 )?;
@@ -502,7 +503,7 @@ impl Broker {
         // Whether the pods run the current template; and, for an app, why its Deployment cannot create one now
         // (its ReplicaFailure condition: current, unlike events, which outlive what they report).
         let (rolled_out, replica_failure) = match &built {
-            Built::Session(_) => {
+            PlannedWorkload::Session(_) => {
                 let set = Api::<StatefulSet>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
                 let rolled_out = set.is_some_and(|set| {
                     let generation = set.metadata.generation.unwrap_or_default();
@@ -513,7 +514,7 @@ impl Broker {
                 });
                 (rolled_out, None)
             }
-            Built::App(_) => {
+            PlannedWorkload::App(_) => {
                 let deployment = Api::<Deployment>::namespaced(self.client.clone(), ns).get_opt(&name).await?;
                 let replicas = deployment.as_ref().and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(1);
                 let generation = deployment.as_ref().and_then(|d| d.metadata.generation).unwrap_or_default();
@@ -556,7 +557,7 @@ impl Broker {
         );
         // A session's claim (its one pod's, data-<name>-0) while it is unbound, and why, if the cluster said so.
         let unbound: Vec<String> = match &built {
-            Built::Session(_) => {
+            PlannedWorkload::Session(_) => {
                 let claim = format!("data-{name}-0");
                 let found = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns).get_opt(&claim).await?;
                 found
@@ -564,7 +565,7 @@ impl Broker {
                     .map(|_| vec![claim])
                     .unwrap_or_default()
             }
-            Built::App(_) => Vec::new(),
+            PlannedWorkload::App(_) => Vec::new(),
         };
         let claim_refusal = latest(
             &|e| {
@@ -725,7 +726,7 @@ impl Broker {
         let workload = built.workload();
         let host = format!("{}.{}.svc.cluster.local", workload.name, record.namespace);
         let (credentials, port) = match &built {
-            Built::Session(session) => {
+            PlannedWorkload::Session(session) => {
                 let secret = Api::<Secret>::namespaced(self.client.clone(), &record.namespace)
                     .get_opt(&session.vnc_secret_name())
                     .await?
@@ -747,7 +748,7 @@ impl Broker {
                 });
                 (credentials, NOVNC_PORT)
             }
-            Built::App(_) => {
+            PlannedWorkload::App(_) => {
                 let mut urls = vec![format!("http://{host}")];
                 if let Some(ingress) = &workload.ingress_host {
                     urls.insert(0, format!("https://{ingress}"));
@@ -771,8 +772,8 @@ impl Broker {
     ) -> Result<Option<StreamingSession>> {
         let service = self.workload_service(record)?.0;
         Ok(match self.build(service, record)? {
-            Built::Session(session) => Some(session),
-            Built::App(_) => None,
+            PlannedWorkload::Session(session) => Some(session),
+            PlannedWorkload::App(_) => None,
         })
     }
 
