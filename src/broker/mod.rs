@@ -119,7 +119,8 @@ pub struct Broker {
     options: BrokerOptions,
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
-    /// The watch-fed copy of the broker's records that repeated reads are answered from.
+    /// The broker's records, written through repositories that keep the watch-fed copy repeated reads are answered
+    /// from in step.
     cache: cache::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
@@ -140,6 +141,7 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, String> {
         let schemas = ParameterSchemas::compile(&catalog)?;
+        let cache = cache::Records::new(&client, &options.broker_namespace);
         let guard =
             options.tenant_guard.as_deref().map(|name| Arc::new(tenant_guard::TenantGuard::new(client.clone(), name)));
         Ok(Broker {
@@ -150,7 +152,7 @@ impl Broker {
             client,
             options,
             seen_ready: SeenReady::default(),
-            cache: cache::Records::new(),
+            cache,
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
             repairs: repair::Repairs::default(),
@@ -170,7 +172,7 @@ impl Broker {
     /// Starts the watches that keep the copy of the broker's records (see [`cache`]); until they have listed, and
     /// whenever they fail, every read goes to the cluster. Needs a Tokio runtime; the watches stop with the broker.
     pub fn watch_records(&self) {
-        self.cache.start(&self.client, &self.options.broker_namespace, self.options.watch_seconds);
+        self.cache.start(self.options.watch_seconds);
     }
 
     /// Checks the tenant guard now and then every minute, saying in the log while it is not in force (nothing when
@@ -241,7 +243,9 @@ impl Broker {
         use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 
         let mut counts = InstanceCounts::new();
-        if let (Some(namespaces), Some(records)) = (self.cache.namespaces.all(), self.cache.workloads.all()) {
+        if let (Some(namespaces), Some(records)) =
+            (self.cache.namespaces.copy().all(), self.cache.workloads.copy().all())
+        {
             for kept in namespaces.iter().chain(&records) {
                 count_one(kept.label(LABEL_SERVICE), kept.label(LABEL_PLAN), &mut counts);
             }

@@ -7,7 +7,8 @@
 //! whenever the copy does not know, and also on an absent object, which another replica may have made a moment ago.
 //!
 //! Any watch error drops the copy's claim to be synced and starts over with a fresh list after a pause, so that after
-//! an outage nothing older than the outage is served. Only metadata is kept, without `managedFields`.
+//! an outage nothing older than the outage is served. Only metadata is kept, without `managedFields`. The copy is told
+//! of this process's writes by [`super::repository::Repository`], through which they are made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -138,7 +139,7 @@ impl Watched {
 
     /// Records a write this process made (create, apply, update, or a delete answered with the object): the copy does
     /// not answer for the object until the watch has shown this version of it or a later one.
-    pub fn wrote(&self, written: &ObjectMeta) {
+    pub(super) fn wrote(&self, written: &ObjectMeta) {
         let Some(name) = written.name.clone() else { return };
         let version = written.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
         let mut state = self.shared.write();
@@ -154,7 +155,7 @@ impl Watched {
 
     /// Records a delete this process made that was answered without the object: the copy does not answer for it
     /// until the watch has shown it gone.
-    pub fn deleted(&self, name: &str) {
+    pub(super) fn deleted(&self, name: &str) {
         self.shared.write().unseen_writes.insert(name.to_owned(), UnseenWrite { version: None, done: Instant::now() });
     }
 
