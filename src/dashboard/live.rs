@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
-use kube::api::{ApiResource, DynamicObject, ListParams, WatchEvent, WatchParams};
+use futures::{FutureExt, StreamExt};
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -19,10 +22,6 @@ use crate::tenant::objects::Kind;
 
 /// The shortest time between two events of one kind: a rollout's burst of changes is one re-read per page.
 pub const COALESCE: Duration = Duration::from_millis(500);
-/// First wait before watching again after an error; doubled on each further error, up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest wait before watching again after errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one watch request lasts before it is renewed from where it was (the apiserver's limit is lower than 300).
 const WATCH_SECONDS: u32 = 280;
 
@@ -42,59 +41,34 @@ pub struct KubeWatches {
 
 impl WatchSource for KubeWatches {
     fn watch(&self, namespace: String, kind: Kind, changed: mpsc::Sender<()>) -> BoxFuture<'static, ()> {
-        let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), &namespace, &kind.api_resource());
-        watch_forever(api, kind.api_resource(), namespace, changed).boxed()
+        let resource = kind.api_resource();
+        let api = Api::<PartialObjectMeta<DynamicObject>>::namespaced_with(self.client.clone(), &namespace, &resource);
+        watch_forever(api, resource, namespace, changed).boxed()
     }
 }
 
-/// Watches `api`'s objects' metadata from the current version on, renewing the watch from the last version seen;
-/// after an error (the version too old, the apiserver gone), waits with a growing backoff, reads the current version
-/// again and signals a change, since some may have been missed.
-async fn watch_forever(api: Api<DynamicObject>, resource: ApiResource, namespace: String, changed: mpsc::Sender<()>) {
-    let mut version: Option<String> = None;
-    let mut backoff = MIN_BACKOFF;
-    loop {
-        let outcome = watch_once(&api, &mut version, &changed, &mut backoff).await;
-        if let Err(error) = outcome {
-            tracing::warn!(%error, namespace, kind = resource.plural, retry_in = ?backoff, "a dashboard watch failed");
-            version = None;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+/// Watches `api`'s objects' metadata with kube-runtime's watcher, which renews the watch from the last version seen,
+/// lists again when that version is too old, and pauses with its standard back-off after an error (the apiserver
+/// gone). Signals a change once the objects have been listed, and at each change from then on.
+async fn watch_forever(
+    api: Api<PartialObjectMeta<DynamicObject>>,
+    resource: ApiResource,
+    namespace: String,
+    changed: mpsc::Sender<()>,
+) {
+    let config = watcher::Config::default().timeout(WATCH_SECONDS);
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            // What is there already is not news; once it is listed, the viewers read the kind again (what changed
+            // while the page that started this watch loaded, or before a relist, is not heard of otherwise).
+            Ok(Event::Init | Event::InitApply(_)) => {}
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
+                let _ = changed.try_send(());
+            }
+            Err(error) => tracing::warn!(%error, namespace, kind = resource.plural, "a dashboard watch failed"),
         }
     }
-}
-
-async fn watch_once(
-    api: &Api<DynamicObject>,
-    version: &mut Option<String>,
-    changed: &mpsc::Sender<()>,
-    backoff: &mut Duration,
-) -> Result<(), kube::Error> {
-    let from = match version.clone() {
-        Some(from) => from,
-        None => {
-            let listed = api.list_metadata(&ListParams::default().limit(1)).await?;
-            // From here on every change is heard; what changed before (while the page that started this watch
-            // loaded, or while a failed watch was away) is not: its viewers read the kind again once.
-            let _ = changed.try_send(());
-            listed.metadata.resource_version.unwrap_or_default()
-        }
-    };
-    *version = Some(from.clone());
-    let params = WatchParams::default().timeout(WATCH_SECONDS).disable_bookmarks();
-    let events = api.watch_metadata(&params, &from).await?;
-    *backoff = MIN_BACKOFF;
-    futures::pin_mut!(events);
-    while let Some(event) = events.try_next().await? {
-        let seen = match event {
-            WatchEvent::Added(object) | WatchEvent::Modified(object) | WatchEvent::Deleted(object) => object,
-            WatchEvent::Bookmark(_) => continue,
-            WatchEvent::Error(status) => return Err(kube::Error::Api(status)),
-        };
-        *version = seen.metadata.resource_version.or(version.take());
-        let _ = changed.try_send(());
-    }
-    Ok(())
 }
 
 /// One running watch and how many viewers hear of it.

@@ -24,6 +24,8 @@ pub const ANNOTATION_APP_GUID: &str = "caas-broker.io/app-guid";
 pub const ANNOTATION_METADATA: &str = "caas-broker.io/binding-metadata";
 /// Endpoints, JSON.
 pub const ANNOTATION_ENDPOINTS: &str = "caas-broker.io/endpoints";
+/// Set on a binding accepted before its workload was ready: it is complete once the workload is.
+pub const ANNOTATION_PENDING: &str = "caas-broker.io/pending";
 
 /// Where a binding's objects are and what they are called.
 #[derive(Debug, Clone)]
@@ -99,6 +101,13 @@ impl BindingObjects {
             ..Secret::default()
         }
     }
+}
+
+/// What a binding's poll needs of its record: whose it is and whether it waits for its workload (not the requested
+/// parameters, metadata or endpoints, which only a fetch reads, from the cluster). The copy of the binding records
+/// keeps these annotations alone.
+pub fn is_binding_state_key(key: &str) -> bool {
+    [ANNOTATION_BINDING_ID, ANNOTATION_INSTANCE_ID, ANNOTATION_PENDING].contains(&key)
 }
 
 /// An identity's ServiceAccount: `metadata` moved to the identity namespace, owned by the tenant namespace `owner` so

@@ -6,6 +6,7 @@ pub mod binding;
 pub mod member;
 pub mod names;
 pub mod quota;
+pub mod repository;
 pub mod virtual_cluster;
 pub mod watched;
 pub mod workload;

@@ -96,6 +96,9 @@ pub const ANNOTATION_NAMESPACE: &str = "caas-broker.io/namespace";
 /// The virtual cluster a workload runs in (on the workload's record).
 pub const ANNOTATION_CLUSTER_INSTANCE_ID: &str = "caas-broker.io/cluster-instance-id";
 
+/// The prefix of every label and annotation key of the broker's.
+const BROKER_KEY_PREFIX: &str = "caas-broker.io/";
+
 const LABEL_VALUE_MAX: usize = 63;
 
 /// A DNS-1123 label: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending with a letter or digit. What a namespace's
@@ -225,6 +228,12 @@ pub fn instance_labels(instance_id: &str) -> BTreeMap<String, String> {
         (LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
         (LABEL_INSTANCE.to_owned(), label_value(instance_id)),
     ])
+}
+
+/// Whether a label or annotation key is one of the broker's own: what an instance's record is read from (and counted
+/// by), and what the copy of the records keeps of a namespace or a workload record.
+pub fn is_broker_key(key: &str) -> bool {
+    key.starts_with(BROKER_KEY_PREFIX)
 }
 
 /// The label value for an id: the id itself when it is a valid label value, otherwise `h-` and a hash.

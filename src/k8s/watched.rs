@@ -6,16 +6,20 @@
 //! just written the object and the watch has not shown that write yet (read-your-writes). A caller reads the cluster
 //! whenever the copy does not know, and also on an absent object, which another replica may have made a moment ago.
 //!
-//! Any watch error drops the copy's claim to be synced and starts over with a fresh list after a pause, so that after
-//! an outage nothing older than the outage is served. Only metadata is kept, without `managedFields`.
+//! Any watch error drops the copy's claim to be synced and starts over with a fresh list after kube-runtime's standard
+//! back-off, so that after an outage nothing older than the outage is served. Only metadata is kept, without
+//! `managedFields`. The copy is told of this process's writes by [`super::repository::Repository`], through which
+//! they are made.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
 use tokio::task::AbortHandle;
@@ -26,9 +30,6 @@ const UNSEEN_WRITE_PATIENCE: Duration = Duration::from_secs(10);
 /// Objects per page of a list: a page is held whole while it is read, so small pages keep the peak (and what the
 /// allocator keeps of it) low; 100 pages list 10 000 objects.
 const LIST_PAGE: u32 = 100;
-/// First pause before a failed watch starts over; it doubles up to [`MAX_BACKOFF`] while the watch keeps failing.
-const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What the copy knows of one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +139,7 @@ impl Watched {
 
     /// Records a write this process made (create, apply, update, or a delete answered with the object): the copy does
     /// not answer for the object until the watch has shown this version of it or a later one.
-    pub fn wrote(&self, written: &ObjectMeta) {
+    pub(super) fn wrote(&self, written: &ObjectMeta) {
         let Some(name) = written.name.clone() else { return };
         let version = written.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
         let mut state = self.shared.write();
@@ -154,7 +155,7 @@ impl Watched {
 
     /// Records a delete this process made that was answered without the object: the copy does not answer for it
     /// until the watch has shown it gone.
-    pub fn deleted(&self, name: &str) {
+    pub(super) fn deleted(&self, name: &str) {
         self.shared.write().unseen_writes.insert(name.to_owned(), UnseenWrite { version: None, done: Instant::now() });
     }
 
@@ -181,35 +182,23 @@ impl Shared {
         self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs watches one after the other: each starts with a full list and ends at its first error.
+    /// Runs watches one after the other, each from a full list to its first error, kube-runtime's back-off between.
     async fn watch<K>(self: Arc<Self>, api: Api<PartialObjectMeta<K>>, config: watcher::Config)
     where
         K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default,
     {
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let mut events = std::pin::pin!(watcher::watcher(api.clone(), config.clone()));
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(event) => {
-                        if self.apply(event) {
-                            backoff = MIN_BACKOFF;
-                        }
-                    }
-                    Err(error) => {
-                        self.lost(&error.to_string());
-                        break;
-                    }
-                }
+        let mut events = std::pin::pin!(relisting(api, config).default_backoff());
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.apply(event),
+                Err(error) => self.lost(&error.to_string()),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// Takes in one event; true when it completed a list (the watch works again).
-    fn apply<K>(&self, event: Event<PartialObjectMeta<K>>) -> bool {
+    /// Takes in one event.
+    fn apply<K>(&self, event: Event<PartialObjectMeta<K>>) {
         let mut state = self.write();
         match event {
             Event::Init => state.relisting = Some((Instant::now(), HashMap::new())),
@@ -221,13 +210,12 @@ impl Shared {
                 }
             }
             Event::InitDone => {
-                let Some((asked, listed)) = state.relisting.take() else { return false };
+                let Some((asked, listed)) = state.relisting.take() else { return };
                 // The list was asked for after these writes had finished, so it shows them.
                 state.unseen_writes.retain(|_, write| write.done >= asked);
                 state.objects = listed;
                 state.synced = true;
                 tracing::debug!(kind = self.kind, objects = state.objects.len(), "watch synced");
-                return true;
             }
             Event::Apply(object) => {
                 let kept = Kept::new(object.metadata, self.keep);
@@ -240,7 +228,6 @@ impl Shared {
                 state.objects.remove(&kept.name);
             }
         }
-        false
     }
 
     /// The watch failed: the copy stops answering until a new list has been read.
@@ -251,6 +238,28 @@ impl Shared {
         state.restarts += 1;
         tracing::warn!(kind = self.kind, %error, "watch failed; reading the cluster directly until it has listed again");
     }
+}
+
+/// The events of kube-runtime's watcher of `api`, with a new watcher (one that starts with a full list) after each
+/// error: a watcher would go on from the last version it saw, and what it then delivers is never marked complete, so
+/// the copy could not tell when it may answer again.
+fn relisting<K>(
+    api: Api<PartialObjectMeta<K>>,
+    config: watcher::Config,
+) -> impl Stream<Item = watcher::Result<Event<PartialObjectMeta<K>>>>
+where
+    K: Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    type Events<K> = BoxStream<'static, watcher::Result<Event<PartialObjectMeta<K>>>>;
+    futures::stream::unfold(None, move |running: Option<Events<K>>| {
+        let mut events = running.unwrap_or_else(|| watcher::watcher(api.clone(), config.clone()).boxed());
+        async move {
+            let event = events.next().await?;
+            let running = event.is_ok().then_some(events);
+            Some((event, running))
+        }
+    })
 }
 
 impl State {
@@ -390,7 +399,8 @@ mod tests {
         for (name, version) in names {
             watched.shared.apply(Event::InitApply(object(name, version)));
         }
-        assert!(watched.shared.apply::<Namespace>(Event::InitDone));
+        watched.shared.apply::<Namespace>(Event::InitDone);
+        assert!(watched.figures().synced);
         watched
     }
 
@@ -518,5 +528,50 @@ mod tests {
         watched.shared.apply::<Namespace>(Event::Init);
         watched.shared.apply::<Namespace>(Event::InitDone);
         assert_eq!(watched.get("a"), Cached::Absent, "the relist saw the cluster after the write");
+    }
+
+    /// An apiserver whose `n`th list holds one namespace, `listed-n`, and whose first watch fails (500); later
+    /// watches stay open without an event.
+    fn failing_once() -> kube::Client {
+        use http_body_util::{BodyExt, Full, StreamBody};
+        use hyper::body::{Bytes, Frame};
+        use std::convert::Infallible;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let (lists, watches) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let watch = request.uri().query().unwrap_or_default().contains("watch=true");
+            let (status, body) = if !watch {
+                let n = lists.fetch_add(1, Ordering::SeqCst) + 1;
+                let item = format!(r#"{{"metadata":{{"name":"listed-{n}","resourceVersion":"{n}"}}}}"#);
+                let list = format!(r#"{{"metadata":{{"resourceVersion":"{n}"}},"items":[{item}]}}"#);
+                (200, Full::new(Bytes::from(list)).boxed())
+            } else if watches.fetch_add(1, Ordering::SeqCst) == 0 {
+                let failed = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":500}"#;
+                (500, Full::new(Bytes::from(failed)).boxed())
+            } else {
+                let never = futures::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+                (200, BodyExt::boxed(StreamBody::new(never)))
+            };
+            let mut response = http::Response::new(body);
+            *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
+            async move { Ok::<_, Infallible>(response) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn a_watch_error_starts_over_with_a_fresh_list() {
+        let watched = Watched::new("namespaces", |_| true);
+        watched.start(Api::<PartialObjectMeta<Namespace>>::all(failing_once()), "", 10);
+        for _ in 0..400 {
+            if watched.figures().restarts == 1 && matches!(watched.get("listed-2"), Cached::Present(_)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(matches!(watched.get("listed-2"), Cached::Present(_)), "listed again after the failed watch");
+        assert_eq!(watched.get("listed-1"), Cached::Absent, "the new list replaced the old");
+        assert_eq!(watched.figures(), WatchedFigures { objects: 1, synced: true, restarts: 1 });
     }
 }

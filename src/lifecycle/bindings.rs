@@ -20,10 +20,11 @@ use super::instances::InstanceRecords;
 use super::instances::stored::StoredInstance;
 use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
 use super::parameters::SchemaKind;
-use super::{Broker, deleted, records as cache};
+use super::{Broker, deleted};
 use super::{Error, Result};
 use crate::k8s::binding::*;
 use crate::k8s::names::{self, *};
+use crate::k8s::repository::Repository;
 use crate::k8s::virtual_cluster::owned_by;
 use crate::k8s::watched::Cached;
 use crate::k8s::{apply, is_conflict, is_not_found};
@@ -36,8 +37,6 @@ const DEFAULT_ROLE: &str = "edit";
 const ANNOTATION_BINDING_PARAMETERS: &str = "caas-broker.io/binding-parameters";
 /// Annotation with the parameters as requested (what an identical repeat must match).
 const ANNOTATION_REQUESTED: &str = "caas-broker.io/requested";
-/// Set on a binding accepted before its workload was ready: it is complete once the workload is.
-pub(super) const ANNOTATION_PENDING: &str = "caas-broker.io/pending";
 /// The `operation` of an asynchronous bind.
 pub const OPERATION_BIND: &str = "bind";
 
@@ -146,8 +145,8 @@ impl Broker {
         }
     }
 
-    fn records(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.options.broker_namespace)
+    fn records(&self) -> &Repository<Secret> {
+        &self.records.bindings
     }
 
     async fn record(&self, objects: &BindingObjects) -> Result<Option<BindingRecord>> {
@@ -292,7 +291,7 @@ impl Broker {
         request: &BindRequest,
     ) -> Option<BindingIdentity> {
         if request.predecessor_binding_id.as_deref().is_some_and(|id| !id.is_empty())
-            || !matches!(self.cache.bindings.get(&objects.record_name()), Cached::Absent)
+            || !matches!(self.records.bindings.copy().get(&objects.record_name()), Cached::Absent)
         {
             return None;
         }
@@ -457,10 +456,7 @@ impl Broker {
             created = self.records().create(&params, &record).await;
         }
         match created {
-            Ok(created) => {
-                cache::wrote(&self.cache.bindings, &created);
-                Ok(Bound::Created(response.clone()))
-            }
+            Ok(_) => Ok(Bound::Created(response.clone())),
             Err(error) if is_conflict(&error) => match self.record(objects).await? {
                 Some(existing) if existing.requested == *requested && existing.instance_id == objects.instance_id => {
                     Ok(Bound::AlreadyExists(existing.response))
@@ -570,7 +566,7 @@ impl Broker {
         let objects = self.objects(instance_id, binding_id);
         // A binding whose credentials were handed out stays done: the copy of the records can say so.
         if !unbinding
-            && let Some(kept) = cache::present(&self.cache.bindings, &objects.record_name())
+            && let Some(kept) = self.records.bindings.present(&objects.record_name())
             && kept.annotation(ANNOTATION_BINDING_ID) == Some(binding_id)
             && kept.annotation(ANNOTATION_INSTANCE_ID) == Some(instance_id)
             && kept.annotation(ANNOTATION_PENDING).is_none()
@@ -618,9 +614,7 @@ impl Broker {
 
     /// Deletes a binding record; true when it was there.
     async fn delete_record(&self, name: &str) -> Result<bool> {
-        let result = self.records().delete(name, &DeleteParams::default()).await;
-        cache::deleting(&self.cache.bindings, name, &result);
-        deleted(result)
+        deleted(self.records().delete(name, &DeleteParams::default()).await)
     }
 
     /// Deletes the records of every binding of an instance (its ServiceAccounts go with the namespace).

@@ -127,8 +127,9 @@ pub struct Broker {
     options: BrokerOptions,
     /// Virtual clusters already seen ready, which `last_operation` need not check again.
     seen_ready: SeenReady,
-    /// The watch-fed copy of the broker's records that repeated reads are answered from.
-    cache: records::Records,
+    /// The broker's records, written through repositories that keep the watch-fed copy repeated reads are answered
+    /// from in step.
+    records: records::Records,
     /// The broker's own Kubernetes user name, once asked (see `dashboard_watch`).
     own_user: tokio::sync::OnceCell<String>,
     /// Who is told at once when an identity loses access (the dashboard's sessions).
@@ -148,6 +149,7 @@ impl Broker {
         options: BrokerOptions,
     ) -> Result<Broker, parameters::SchemaError> {
         let schemas = ParameterSchemas::compile(&catalog)?;
+        let records = records::Records::new(&client, &options.broker_namespace);
         let guard =
             options.tenant_guard.as_deref().map(|name| Arc::new(tenant_guard::TenantGuard::new(client.clone(), name)));
         Ok(Broker {
@@ -158,7 +160,7 @@ impl Broker {
             client,
             options,
             seen_ready: SeenReady::default(),
-            cache: records::Records::new(),
+            records,
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
             repairs: drift_repair::Repairs::default(),
@@ -178,7 +180,7 @@ impl Broker {
     /// Starts the watches that keep the copy of the broker's records (see [`records`]); until they have listed, and
     /// whenever they fail, every read goes to the cluster. Needs a Tokio runtime; the watches stop with the broker.
     pub fn watch_records(&self) {
-        self.cache.start(&self.client, &self.options.broker_namespace, self.options.watch_seconds);
+        self.records.start(self.options.watch_seconds);
     }
 
     /// Checks the tenant guard now and then every minute, saying in the log while it is not in force (nothing when
@@ -204,7 +206,7 @@ impl Broker {
 
     /// What the copy of the broker's records holds and how its watches fare, for `/metrics`.
     pub fn cache_figures(&self) -> Vec<(&'static str, crate::k8s::watched::WatchedFigures)> {
-        self.cache.all().into_iter().map(|copy| (copy.kind(), copy.figures())).collect()
+        self.records.all().into_iter().map(|copy| (copy.kind(), copy.figures())).collect()
     }
 
     /// The cluster client (readiness checks).
@@ -249,7 +251,9 @@ impl Broker {
         use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 
         let mut counts = InstanceCounts::new();
-        if let (Some(namespaces), Some(records)) = (self.cache.namespaces.all(), self.cache.workloads.all()) {
+        if let (Some(namespaces), Some(records)) =
+            (self.records.namespaces.copy().all(), self.records.workloads.copy().all())
+        {
             for kept in namespaces.iter().chain(&records) {
                 count_one(kept.label(LABEL_SERVICE), kept.label(LABEL_PLAN), &mut counts);
             }

@@ -21,6 +21,7 @@ use self::stored::{Attributes, StoredInstance, context_names};
 use self::workload::WorkloadRecord;
 use crate::catalog::{PodSecurityLevel, Service, quantity};
 use crate::k8s::names::{self, *};
+use crate::k8s::repository::Repository;
 use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
 use crate::k8s::watched::Cached;
 use crate::k8s::{apply, is_conflict, is_not_found};
@@ -29,7 +30,7 @@ use crate::lifecycle::model::{
     OriginatingIdentity, ProvisionRequest, UpdateRequest,
 };
 use crate::lifecycle::parameters::SchemaKind;
-use crate::lifecycle::{Broker, check_maintenance, deleted, records as cache};
+use crate::lifecycle::{Broker, check_maintenance, deleted};
 use crate::lifecycle::{Error, Result};
 
 /// The `operation` value of an asynchronous provision.
@@ -75,8 +76,8 @@ enum Readiness {
 }
 
 impl Broker {
-    fn namespaces(&self) -> Api<Namespace> {
-        Api::all(self.client.clone())
+    fn namespaces(&self) -> &Repository<Namespace> {
+        &self.records.namespaces
     }
 
     pub(in crate::lifecycle) fn namespace_of(&self, instance_id: &str) -> String {
@@ -199,10 +200,7 @@ impl Broker {
         let namespace = self.virtual_cluster(service, wanted)?.namespace();
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.namespaces().create(&params, &namespace).await {
-            Ok(created) => {
-                cache::wrote(&self.cache.namespaces, &created);
-                Ok(None)
-            }
+            Ok(_) => Ok(None),
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
                 Some((_, stored)) => Ok(Some(stored)),
                 None => Err(Error::Conflict(format!(
@@ -295,8 +293,7 @@ impl Broker {
         let mut cluster = self.virtual_cluster(service, record)?;
         let namespace = cluster.namespace.clone();
         let client = self.client.clone();
-        let applied = apply(&self.namespaces(), &cluster.namespace()).await?;
-        cache::wrote(&self.cache.namespaces, &applied);
+        let applied = self.namespaces().apply(&cluster.namespace()).await?;
         apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
         apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
         apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
@@ -311,8 +308,7 @@ impl Broker {
             }
         }
         cluster.annotations = record.annotations(true);
-        let completed = apply(&self.namespaces(), &cluster.namespace()).await?;
-        cache::wrote(&self.cache.namespaces, &completed);
+        self.namespaces().apply(&cluster.namespace()).await?;
         Ok(())
     }
 
@@ -359,9 +355,7 @@ impl Broker {
 
     async fn delete_namespace_quietly(&self, instance_id: &str) {
         let name = self.namespace_of(instance_id);
-        let result = self.namespaces().delete(&name, &DeleteParams::background()).await;
-        cache::deleting(&self.cache.namespaces, &name, &result);
-        if let Err(error) = result
+        if let Err(error) = self.namespaces().delete(&name, &DeleteParams::background()).await
             && !is_not_found(&error)
         {
             tracing::warn!(namespace = %name, %error, "could not remove a half-made namespace");
@@ -493,9 +487,7 @@ impl Broker {
         if !stored.terminating {
             let params =
                 DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
-            let result = self.namespaces().delete(&name, &params).await;
-            cache::deleting(&self.cache.namespaces, &name, &result);
-            match result {
+            match self.namespaces().delete(&name, &params).await {
                 Ok(_) => tracing::info!(instance = instance_id, namespace = %name, "deleting the virtual cluster"),
                 Err(error) if is_not_found(&error) => {
                     return Err(Error::Gone(format!("instance {instance_id} does not exist")));
@@ -526,7 +518,7 @@ impl Broker {
     /// What records an instance, from the copy of the broker's records; `None` when the copy does not hold it (absent,
     /// or it cannot answer) or holds a workload record and `workloads` is false: the caller reads the cluster.
     fn cached(&self, instance_id: &str, workloads: bool) -> Option<Recorded> {
-        match self.cache.workloads.get(&Broker::record_name(instance_id)) {
+        match self.records.workloads.copy().get(&Broker::record_name(instance_id)) {
             Cached::Present(kept) => {
                 let record = WorkloadRecord::from_meta(&kept.meta(), instance_id);
                 return record.filter(|_| workloads).map(Recorded::Workload);
@@ -534,7 +526,7 @@ impl Broker {
             Cached::Unknown => return None,
             Cached::Absent => {}
         }
-        let meta = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id))?.meta();
+        let meta = self.records.namespaces.present(&self.namespace_of(instance_id))?.meta();
         let stored = StoredInstance::from_meta(&meta).filter(|stored| stored.instance_id == instance_id)?;
         Some(Recorded::VirtualCluster(Box::new(meta), stored))
     }
@@ -555,8 +547,8 @@ impl Broker {
     /// when the cluster does not have it, the other kind is read too), or both kinds at once when the copy does not
     /// know the instance. One round trip either way, and one read, not two, for an instance the copy holds.
     pub(in crate::lifecycle) async fn read_records(&self, instance_id: &str) -> Result<InstanceRecords> {
-        let workload_hint = self.cache.workloads.get(&Broker::record_name(instance_id));
-        let cluster_hint = cache::present(&self.cache.namespaces, &self.namespace_of(instance_id)).is_some();
+        let workload_hint = self.records.workloads.copy().get(&Broker::record_name(instance_id));
+        let cluster_hint = self.records.namespaces.present(&self.namespace_of(instance_id)).is_some();
         match (workload_hint, cluster_hint) {
             (Cached::Present(_), _) => match self.workload(instance_id).await? {
                 Some(record) => Ok((Some(record), None)),

@@ -17,6 +17,7 @@ use super::stored::{Attributes, StoredInstance};
 use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::quota;
+use crate::k8s::repository::Repository;
 use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::lifecycle::model::{
@@ -24,7 +25,7 @@ use crate::lifecycle::model::{
 };
 use crate::lifecycle::parameters::{self, AppParameters, RunState, SchemaKind, SessionParameters, WorkloadParameters};
 use crate::lifecycle::progress::{Refusals, progress};
-use crate::lifecycle::{Broker, check_maintenance, records as cache};
+use crate::lifecycle::{Broker, check_maintenance};
 use crate::lifecycle::{Error, Result};
 
 /// The `operation` of a workload update.
@@ -114,8 +115,8 @@ pub fn app_quota_needed(app: &ContainerApp) -> quota::Usage {
 }
 
 impl Broker {
-    fn workload_records(&self) -> Api<ConfigMap> {
-        Api::namespaced(self.client.clone(), &self.options.broker_namespace)
+    fn workload_records(&self) -> &Repository<ConfigMap> {
+        &self.records.workloads
     }
 
     pub(in crate::lifecycle) fn record_name(instance_id: &str) -> String {
@@ -210,7 +211,7 @@ impl Broker {
         self.ensure_namespace(&self.options.broker_namespace).await?;
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.workload_records().create(&params, &self.record_object(&record, false)).await {
-            Ok(created) => cache::wrote(&self.cache.workloads, &created),
+            Ok(_) => {}
             Err(error) if is_conflict(&error) => {
                 let existing = self.workload(&record.stored.instance_id).await?.ok_or_else(|| {
                     Error::Concurrency(format!("instance {} is changing; retry", record.stored.instance_id))
@@ -222,12 +223,10 @@ impl Broker {
         if let Err(error) = self.apply_workload(service, &record).await {
             self.delete_workload_objects(service, &record).await.ok();
             let name = Broker::record_name(&record.stored.instance_id);
-            let result = self.workload_records().delete(&name, &DeleteParams::default()).await;
-            cache::deleting(&self.cache.workloads, &name, &result);
+            self.workload_records().delete(&name, &DeleteParams::default()).await.ok();
             return Err(error);
         }
-        let recorded = apply(&self.workload_records(), &self.record_object(&record, true)).await?;
-        cache::wrote(&self.cache.workloads, &recorded);
+        self.workload_records().apply(&self.record_object(&record, true)).await?;
         Ok(accepted())
     }
 
@@ -628,8 +627,7 @@ impl Broker {
             return Err(Error::AsyncRequired);
         }
         self.apply_workload(service, &updated).await?;
-        let recorded = apply(&self.workload_records(), &self.record_object(&updated, true)).await?;
-        cache::wrote(&self.cache.workloads, &recorded);
+        self.workload_records().apply(&self.record_object(&updated, true)).await?;
         Ok(InstanceResponse {
             dashboard_url: self.dashboard_url(&instance_id),
             operation: Some(OPERATION_UPDATE.to_owned()),
@@ -656,9 +654,7 @@ impl Broker {
             }
         }
         let name = Broker::record_name(instance_id);
-        let result = self.workload_records().delete(&name, &DeleteParams::default()).await;
-        cache::deleting(&self.cache.workloads, &name, &result);
-        ignore_missing(result)?;
+        ignore_missing(self.workload_records().delete(&name, &DeleteParams::default()).await)?;
         Ok(format!("{}:{}", super::OPERATION_DEPROVISION, record.namespace))
     }
 
