@@ -53,6 +53,7 @@ use super::members::Role;
 use super::{Broker, Result};
 use crate::k8s::binding::ANNOTATION_BINDING_ID;
 use crate::k8s::names::*;
+use crate::k8s::repository::Repository;
 use crate::k8s::virtual_cluster::VirtualCluster;
 use crate::k8s::{apply, is_conflict, is_not_found};
 
@@ -208,10 +209,10 @@ impl Broker {
         namespace: &str,
         drifted: &BTreeMap<(ManagedKind, String), LastSeen>,
     ) -> Result<()> {
-        let namespaces = Api::<Namespace>::all(self.client.clone());
+        let namespaces = self.namespaces();
         let mut written_stale = std::collections::BTreeSet::new();
         for _ in 0..PASSES {
-            let Some(pass) = self.repair_pass(&namespaces, namespace, drifted).await? else { return Ok(()) };
+            let Some(pass) = self.repair_pass(namespaces, namespace, drifted).await? else { return Ok(()) };
             let now = namespaces.get_opt(namespace).await?;
             let stable = !pass.raced && now.as_ref().map(|ns| ns.resource_version()) == Some(pass.version.clone());
             if stable {
@@ -234,7 +235,7 @@ impl Broker {
     /// One pass of [`Broker::repair_namespace`]; `None` when the namespace is not one to repair.
     async fn repair_pass(
         &self,
-        namespaces: &Api<Namespace>,
+        namespaces: &Repository<Namespace>,
         namespace: &str,
         drifted: &BTreeMap<(ManagedKind, String), LastSeen>,
     ) -> Result<Option<Pass>> {
@@ -264,7 +265,7 @@ impl Broker {
                     annotations.extend(provisioned.map(|at| (ANNOTATION_PROVISIONED.to_owned(), at)));
                     // Only over the record as read: the namespace holds it, and an update may have just changed it.
                     wanted.metadata.resource_version = pass.version.clone();
-                    match apply(namespaces, &wanted).await {
+                    match namespaces.apply(&wanted).await {
                         Ok(after) => {
                             // The record's version is now that of this write (which changed nothing of the record).
                             pass.version = after.resource_version();

@@ -76,7 +76,7 @@ enum Readiness {
 }
 
 impl Broker {
-    fn namespaces(&self) -> &Repository<Namespace> {
+    pub(in crate::lifecycle) fn namespaces(&self) -> &Repository<Namespace> {
         &self.records.namespaces
     }
 
