@@ -18,8 +18,8 @@ use super::paths;
 use super::respond::{message, see_other, session_id, text_for};
 use crate::lifecycle::Error;
 
-/// Words of the dashboard, picked from the visitor's language once it is known.
-pub type Words = fn(&'static Translation) -> &'static str;
+/// A text of the dashboard, picked from the translation of the visitor's language once that is known.
+pub type Localized = fn(&'static Translation) -> &'static str;
 
 /// What a dashboard handler answers instead of its page; [`answer_errors`] turns it into a page that says why (in the
 /// visitor's language) or a redirect.
@@ -34,9 +34,9 @@ pub enum PageError {
         page: bool,
     },
     /// The signed-in visitor may not have this (403), and why.
-    Forbidden(Words),
+    Forbidden(Localized),
     /// There is no such thing for the signed-in visitor (404), and what.
-    NotFound(Words),
+    NotFound(Localized),
     /// The cluster is away (503).
     Unavailable,
     /// Kubernetes or the broker refused a request made as the signed-in user: 503 when the cluster is away; otherwise
@@ -47,7 +47,7 @@ pub enum PageError {
         /// Its status.
         status: StatusCode,
         /// What it says.
-        words: Words,
+        words: Localized,
         /// Whether it offers to sign out (the visitor is signed in).
         signed_in: bool,
     },
@@ -55,12 +55,12 @@ pub enum PageError {
 
 impl PageError {
     /// A page that only says `words` with `status`, to a signed-in visitor.
-    pub fn signed_in(status: StatusCode, words: Words) -> PageError {
+    pub fn signed_in(status: StatusCode, words: Localized) -> PageError {
         PageError::Message { status, words, signed_in: true }
     }
 
     /// A page that only says `words` with `status`, to a visitor who is not signed in (the sign-in pages).
-    pub fn anonymous(status: StatusCode, words: Words) -> PageError {
+    pub fn anonymous(status: StatusCode, words: Localized) -> PageError {
         PageError::Message { status, words, signed_in: false }
     }
 

@@ -14,7 +14,7 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::watched::{Cached, Kept, Watched};
+use super::watched::{Cached, CachedMeta, Watched};
 
 /// The objects of one kind, in one namespace or cluster-wide, with the watch-fed copy of their metadata (see the
 /// module documentation).
@@ -69,7 +69,7 @@ where
     }
 
     /// The metadata the copy holds of `name`; `None` when it is absent or the copy cannot answer.
-    pub fn present(&self, name: &str) -> Option<Arc<Kept>> {
+    pub fn present(&self, name: &str) -> Option<Arc<CachedMeta>> {
         match self.copy.get(name) {
             Cached::Present(kept) => Some(kept),
             Cached::Absent | Cached::Unknown => None,

@@ -35,7 +35,7 @@ const LIST_PAGE: u32 = 100;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cached {
     /// The object's metadata as the watch last delivered it (what the copy keeps of it).
-    Present(Arc<Kept>),
+    Present(Arc<CachedMeta>),
     /// The synced watch has not seen it (another replica may have just made it: read the cluster to be sure).
     Absent,
     /// The copy cannot answer for it: read the cluster.
@@ -64,7 +64,7 @@ struct Shared {
 }
 
 /// The objects held, by name.
-type Objects = HashMap<Box<str>, Arc<Kept>>;
+type Objects = HashMap<Box<str>, Arc<CachedMeta>>;
 
 #[derive(Default)]
 struct State {
@@ -131,7 +131,7 @@ impl Watched {
     }
 
     /// Every object held, when the copy is synced; `None` when it cannot answer for all of them.
-    pub fn all(&self) -> Option<Vec<Arc<Kept>>> {
+    pub fn all(&self) -> Option<Vec<Arc<CachedMeta>>> {
         let state = self.shared.read();
         let trusted = state.synced && state.unseen_writes.values().all(|w| w.done.elapsed() >= UNSEEN_WRITE_PATIENCE);
         trusted.then(|| state.objects.values().cloned().collect())
@@ -203,7 +203,7 @@ impl Shared {
         match event {
             Event::Init => state.relisting = Some((Instant::now(), HashMap::new())),
             Event::InitApply(object) => {
-                let kept = Kept::new(object.metadata, self.keep);
+                let kept = CachedMeta::new(object.metadata, self.keep);
                 state.saw(&kept.name, kept.resource_version.as_deref(), false);
                 if let Some((_, listed)) = &mut state.relisting {
                     listed.insert(kept.name.clone(), Arc::new(kept));
@@ -218,12 +218,12 @@ impl Shared {
                 tracing::debug!(kind = self.kind, objects = state.objects.len(), "watch synced");
             }
             Event::Apply(object) => {
-                let kept = Kept::new(object.metadata, self.keep);
+                let kept = CachedMeta::new(object.metadata, self.keep);
                 state.saw(&kept.name, kept.resource_version.as_deref(), false);
                 state.objects.insert(kept.name.clone(), Arc::new(kept));
             }
             Event::Delete(object) => {
-                let kept = Kept::new(object.metadata, self.keep);
+                let kept = CachedMeta::new(object.metadata, self.keep);
                 state.saw(&kept.name, kept.resource_version.as_deref(), true);
                 state.objects.remove(&kept.name);
             }
@@ -284,28 +284,28 @@ impl State {
 /// One object's metadata as the copy holds it: its identity, versions and timestamps, and the kept labels and
 /// annotations packed in one string each (a map per object would cost several times the text it holds).
 #[derive(Debug, PartialEq)]
-pub struct Kept {
+pub struct CachedMeta {
     name: Box<str>,
     namespace: Option<Box<str>>,
     uid: Option<Box<str>>,
     resource_version: Option<Box<str>>,
     creation_timestamp: Option<Time>,
     deletion_timestamp: Option<Time>,
-    labels: Pairs,
-    annotations: Pairs,
+    labels: PackedMap,
+    annotations: PackedMap,
 }
 
-impl Kept {
-    fn new(meta: ObjectMeta, keep: fn(&str) -> bool) -> Kept {
-        Kept {
+impl CachedMeta {
+    fn new(meta: ObjectMeta, keep: fn(&str) -> bool) -> CachedMeta {
+        CachedMeta {
             name: meta.name.unwrap_or_default().into(),
             namespace: meta.namespace.map(String::into_boxed_str),
             uid: meta.uid.map(String::into_boxed_str),
             resource_version: meta.resource_version.map(String::into_boxed_str),
             creation_timestamp: meta.creation_timestamp,
             deletion_timestamp: meta.deletion_timestamp,
-            labels: Pairs::new(meta.labels, keep),
-            annotations: Pairs::new(meta.annotations, keep),
+            labels: PackedMap::new(meta.labels, keep),
+            annotations: PackedMap::new(meta.annotations, keep),
         }
     }
 
@@ -337,14 +337,14 @@ impl Kept {
 
 /// Keys and values in one string, with where each ends.
 #[derive(Debug, PartialEq, Default)]
-struct Pairs {
+struct PackedMap {
     text: Box<str>,
     /// Per pair, the end of its key and the end of its value in `text` (a pair starts where the one before ends).
     ends: Box<[(u32, u32)]>,
 }
 
-impl Pairs {
-    fn new(map: Option<BTreeMap<String, String>>, keep: fn(&str) -> bool) -> Pairs {
+impl PackedMap {
+    fn new(map: Option<BTreeMap<String, String>>, keep: fn(&str) -> bool) -> PackedMap {
         let mut text = String::new();
         let mut ends = Vec::new();
         for (key, value) in map.into_iter().flatten().filter(|(key, _)| keep(key)) {
@@ -354,7 +354,7 @@ impl Pairs {
             let (Ok(key_end), Ok(value_end)) = (u32::try_from(key_end), u32::try_from(text.len())) else { break };
             ends.push((key_end, value_end));
         }
-        Pairs { text: text.into_boxed_str(), ends: ends.into_boxed_slice() }
+        PackedMap { text: text.into_boxed_str(), ends: ends.into_boxed_slice() }
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -453,7 +453,7 @@ mod tests {
             annotations: Some(annotations),
             ..ObjectMeta::default()
         };
-        let kept = Kept::new(meta, |key| key.starts_with("kept/"));
+        let kept = CachedMeta::new(meta, |key| key.starts_with("kept/"));
         assert_eq!(kept.annotation("kept/b"), Some(r#"{"x":"ü"}"#));
         assert_eq!(kept.annotation("kept/a"), Some(""));
         assert_eq!(kept.annotation("dropped"), None);
