@@ -1,4 +1,4 @@
-//! What Kubernetes lets an identity do, asked as that identity (SelfSubjectAccessReview): how a face decides which
+//! What Kubernetes lets an identity do, asked as that identity (SelfSubjectAccessReview): how the dashboard decides which
 //! controls to show a signed-in user. Showing is a courtesy only; the apiserver still decides every request.
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};

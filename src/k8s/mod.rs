@@ -70,7 +70,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// A client configuration that reaches the same apiserver as `base` (its URL, CA and timeouts) but authenticates with
-/// `token` only: what a face uses to act as a signed-in user, so that Kubernetes' RBAC decides, not the broker's own
+/// `token` only: what the dashboard uses to act as a signed-in user, so that Kubernetes' RBAC decides, not the broker's own
 /// permissions. Nothing of `base`'s credentials (client certificate, token, exec plugin) is carried over.
 pub fn as_user(base: &kube::Config, token: &str) -> kube::Config {
     let mut config = kube::Config::new(base.cluster_url.clone());

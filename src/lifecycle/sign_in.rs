@@ -1,7 +1,7 @@
-//! Who may see a virtual cluster through a face other than the OSB API: the holder of a token of one of the
+//! Who may see a virtual cluster on the dashboard: the holder of a token of one of the
 //! instance's own identities (its owner's ServiceAccount or a binding's, both in the identity namespace). The token is
 //! checked by the apiserver (TokenReview) with the broker's client; what the holder may then read or do is decided by
-//! Kubernetes' RBAC, since the face reads as that identity (see [`crate::tenant::overview`]).
+//! Kubernetes' RBAC, since the dashboard reads as that identity (see [`crate::tenant::overview`]).
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;

@@ -1,5 +1,5 @@
 //! What is abnormal in a virtual cluster, read from the objects Kubernetes already keeps (pods, Deployments, events,
-//! the quota, claims): no metrics server needed. A pure function of those objects, so every face shows the same
+//! the quota, claims): no metrics server needed. A pure function of those objects, so every page shows the same
 //! alerts and tests feed it recorded objects.
 
 use std::collections::BTreeSet;
@@ -19,7 +19,7 @@ pub enum Severity {
     Warning,
 }
 
-/// What kind of trouble an alert reports; each kind has its own advice in every face's message table.
+/// What kind of trouble an alert reports; each kind has its own advice in every language's translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AlertKind {
     /// A container keeps crashing and Kubernetes waits longer and longer before restarting it.
@@ -58,7 +58,7 @@ pub enum AlertKind {
 /// One abnormal thing: what it is, which object, how urgent, and the cluster's own words about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    /// What kind of trouble; the face says what to do about it.
+    /// What kind of trouble; the dashboard says what to do about it.
     pub kind: AlertKind,
     /// How urgent.
     pub severity: Severity,

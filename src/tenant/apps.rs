@@ -1,5 +1,5 @@
-//! The apps of a virtual cluster (its Deployments and StatefulSets) and what a signed-in tenant may do to them from a
-//! face other than the OSB API: stop, start, restart, scale, autoscale, delete.
+//! The apps of a virtual cluster (its Deployments and StatefulSets) and what a signed-in tenant may do to them from the
+//! dashboard: stop, start, restart, scale, autoscale, delete.
 //!
 //! Two kinds of app, two paths, one rule — the tenant's own identity decides:
 //! - an app the tenant made is changed with the tenant's own client, so the apiserver's RBAC and admission decide;
@@ -27,7 +27,7 @@ pub const ANNOTATION_REPLICAS_BEFORE_STOP: &str = "caas-broker.io/replicas-befor
 pub const ANNOTATION_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The field manager of changes made for a signed-in user (their own identity makes them).
 pub const FIELD_MANAGER: &str = "caas-dashboard";
-/// Most pods an app may be scaled to from a face (the container-app plan's own limit); the quota decides below it.
+/// Most pods an app may be scaled to from the dashboard (the container-app plan's own limit); the quota decides below it.
 pub const MAX_REPLICAS: i32 = 50;
 
 /// The kinds of app.
