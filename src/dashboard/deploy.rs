@@ -439,18 +439,7 @@ mod tests {
     }
 
     fn base() -> Workload {
-        Workload {
-            name: String::new(),
-            namespace: "caas-x".into(),
-            labels: BTreeMap::new(),
-            size: WorkloadSize::default(),
-            resources: None,
-            running: true,
-            restart: None,
-            ingress_host: None,
-            ingress_class: Some("nginx".into()),
-            placement: Default::default(),
-        }
+        Workload { ingress_class: Some("nginx".into()), ..Workload::unnamed("caas-x", Default::default()) }
     }
 
     #[test]

@@ -103,6 +103,23 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A running workload in `namespace` placed as `placement`, with no name, labels, size or Ingress yet: what an
+    /// app deployed from the dashboard starts from before its form fills it in.
+    pub fn unnamed(namespace: &str, placement: PodPlacement) -> Workload {
+        Workload {
+            name: String::new(),
+            namespace: namespace.to_owned(),
+            labels: BTreeMap::new(),
+            size: WorkloadSize::default(),
+            resources: None,
+            running: true,
+            restart: None,
+            ingress_host: None,
+            ingress_class: None,
+            placement,
+        }
+    }
+
     fn meta(&self, name: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name.to_owned()),

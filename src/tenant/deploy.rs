@@ -4,7 +4,6 @@
 //! LimitRange and Pod Security admission all answer before anything exists, then the same objects applied
 //! (server-side apply under the dashboard's field manager; a second deploy of the same name is an update).
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,7 +17,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::apps::{FIELD_MANAGER, user_error};
-use crate::catalog::WorkloadSize;
 use crate::catalog::quantity;
 use crate::k8s::names::{DnsLabel, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD, QUOTA_NAME};
 use crate::k8s::quota;
@@ -209,18 +207,7 @@ where
 /// Where an app deployed from the dashboard runs and how its image is pulled: the operator's placement of every
 /// workload, as for a container-app instance.
 pub fn deploy_base(lifecycle: &Broker, namespace: &str) -> Workload {
-    Workload {
-        name: String::new(),
-        namespace: namespace.to_owned(),
-        labels: BTreeMap::new(),
-        size: WorkloadSize::default(),
-        resources: None,
-        running: true,
-        restart: None,
-        ingress_host: None,
-        ingress_class: None,
-        placement: lifecycle.workload_placement().clone(),
-    }
+    Workload::unnamed(namespace, lifecycle.workload_placement().clone())
 }
 
 /// Asks the cluster, as the user and changing nothing, whether it would take `objects`: every object and one of
