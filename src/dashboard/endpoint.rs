@@ -13,7 +13,8 @@ use super::DashboardState;
 use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths;
-use super::respond::{render, signed_in, text_for};
+use super::reply::{render, text_for};
+use super::respond::signed_in;
 use super::user_sessions::Session;
 use crate::tenant::endpoint::{self, METHODS, TargetChoice, TryAnswer, TryError, TryRequest, TryTarget};
 

@@ -29,7 +29,8 @@ use super::i18n::Translation;
 use super::open_streams::{self, Needs};
 use super::page_error::PageError;
 use super::paths::{self, with_query};
-use super::respond::{PageVisit, PartVisit, Visit, render};
+use super::reply::render;
+use super::respond::{PageVisit, PartVisit, Visit};
 use super::user_sessions::Session;
 use crate::lifecycle::Error;
 

@@ -25,6 +25,7 @@ mod open_streams;
 mod page_error;
 mod pages;
 mod paths;
+mod reply;
 mod respond;
 mod stream;
 mod streaming;

@@ -9,7 +9,8 @@ use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
 use super::i18n::Translation;
 use super::page_error::PageError;
 use super::paths;
-use super::respond::{PageVisit, PartVisit, Visit, render};
+use super::reply::render;
+use super::respond::{PageVisit, PartVisit, Visit};
 use super::user_sessions::Session;
 use crate::tenant::objects::{self, Kind, Row, Section};
 

@@ -15,7 +15,7 @@ use axum_extra::extract::CookieJar;
 use super::DashboardState;
 use super::i18n::Translation;
 use super::paths;
-use super::respond::{message, see_other, session_id, text_for};
+use super::reply::{message, see_other, session_id, text_for};
 use crate::lifecycle::Error;
 
 /// A text of the dashboard, picked from the translation of the visitor's language once that is known.

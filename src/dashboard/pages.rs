@@ -15,9 +15,8 @@ use super::i18n::Translation;
 use super::limit::ClientAddress;
 use super::page_error::PageError;
 use super::paths;
-use super::respond::{
-    COOKIE, PageVisit, PartVisit, Visit, Visitor, message, render, see_other, session_id, text_for, visitor,
-};
+use super::reply::{COOKIE, message, render, see_other, session_id, text_for};
+use super::respond::{PageVisit, PartVisit, Visit, Visitor, visitor};
 use super::user_sessions::{Session, StartError};
 use crate::lifecycle::PlanApp;
 use crate::lifecycle::{Credential, Error, Refusal, SignIn};

@@ -1,32 +1,20 @@
-//! What every dashboard handler needs to answer: who the visitor is (from the session cookie), the words for their
-//! language, and the shapes of an answer (a rendered page, a message page, a redirect).
+//! Who the visitor of a dashboard page is (from the session cookie), and the extractors every handler takes: a
+//! signed-in [`Visit`] of an instance's pages, or the refusal of one.
 
 use std::collections::HashMap;
 
-use askama::Template;
 use axum::extract::{FromRequestParts, Path};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::DashboardState;
-use super::i18n::{self, Translation};
+use super::i18n::Translation;
 use super::page_error::PageError;
+use super::reply::{session_id, text_for};
 use super::user_sessions::Session;
 use crate::lifecycle::Error;
-
-/// The session cookie's name.
-pub const COOKIE: &str = "caas_dashboard_session";
-
-/// A page that only says something (403, 404, 503).
-#[derive(Template)]
-#[template(path = "message.html", config = "src/dashboard/askama.toml")]
-struct MessagePage {
-    text: &'static Translation,
-    message: &'static str,
-    signed_in: bool,
-}
 
 /// Who the visitor is for an instance's pages.
 pub enum Visitor {
@@ -46,37 +34,6 @@ pub fn visitor(state: &DashboardState, jar: &CookieJar, instance_id: &str) -> Vi
         Some(_) => Visitor::OfAnotherInstance,
         None => Visitor::Anonymous,
     }
-}
-
-/// The session id the request's cookie carries, if any.
-pub fn session_id(jar: &CookieJar) -> Option<String> {
-    jar.get(COOKIE).map(|cookie| cookie.value().to_owned()).filter(|id| !id.is_empty())
-}
-
-/// The words in the language the browser prefers.
-pub fn text_for(headers: &HeaderMap) -> &'static Translation {
-    i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok()))
-}
-
-/// A rendered page with `status`; a template that fails to render is logged and answered 500.
-pub fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "a dashboard page did not render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
-        }
-    }
-}
-
-/// A page that only says `message`.
-pub fn message(status: StatusCode, text: &'static Translation, message: &'static str, signed_in: bool) -> Response {
-    render(status, &MessagePage { text, message, signed_in })
-}
-
-/// A redirect (303) to `location`, so a form post is followed by a GET.
-pub fn see_other(location: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
 }
 
 /// The signed-in session of `instance_id`'s pages, or why the visitor has none: a visitor of another instance is

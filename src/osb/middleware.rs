@@ -14,12 +14,10 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use super::OsbError;
-use super::version::ApiVersion;
+use super::version::{API_VERSION, ApiVersion};
 
 /// Request identity header, echoed on every response.
 pub const REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
-/// API version header.
-pub const API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
 
 /// The HTTP Basic credentials platforms must present.
 pub struct Credentials {

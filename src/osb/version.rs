@@ -9,11 +9,14 @@
 use std::fmt;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderName;
 use axum::http::request::Parts;
 use serde_json::Value;
 
 use super::OsbError;
-use super::middleware::API_VERSION;
+
+/// The header a platform declares its OSB API version in.
+pub const API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
 
 /// An `X-Broker-API-Version` of major version 2 (the only major the broker accepts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
