@@ -19,7 +19,7 @@ use super::credentials;
 use super::instances::InstanceRecords;
 use super::instances::stored::StoredInstance;
 use super::model::{BindRequest, BindingMetadata, BindingResponse, Endpoint, LastOperation, OperationState};
-use super::parameters::SchemaKind;
+use super::parameters::{self, BindParameters, SchemaKind};
 use super::{Broker, deleted};
 use super::{Error, Result};
 use crate::k8s::binding::*;
@@ -31,8 +31,6 @@ use crate::k8s::{apply, is_conflict, is_not_found};
 
 /// The `operation` value of an unbind, for `last_operation` after the binding is gone.
 pub const OPERATION_UNBIND: &str = "unbind";
-/// The role of a binding that asks for none.
-const DEFAULT_ROLE: &str = "edit";
 /// Annotation with the binding's effective parameters.
 const ANNOTATION_BINDING_PARAMETERS: &str = "caas-broker.io/binding-parameters";
 /// Annotation with the parameters as requested (what an identical repeat must match).
@@ -267,8 +265,8 @@ impl Broker {
 
     /// The role and token lifetime a binding's `parameters` ask for, within the broker's limits.
     fn identity_terms(&self, parameters: &Map<String, Value>) -> Result<(String, u64)> {
-        let role = role_of(parameters).to_owned();
-        let expiration = match parameters.get("expiration_seconds").and_then(Value::as_u64) {
+        let BindParameters { role, expiration_seconds } = parameters::parse(parameters)?;
+        let expiration = match expiration_seconds {
             Some(seconds) if seconds > self.options.max_expiration_seconds => {
                 return Err(Error::BadRequest(format!(
                     "parameters.expiration_seconds: at most {} is allowed",
@@ -416,7 +414,8 @@ impl Broker {
             Err(error) if is_not_found(&error) => None,
             other => other?,
         };
-        Ok(account.map(|_| objects.role_binding(role_of(&record.parameters))))
+        let role = parameters::parse::<BindParameters>(&record.parameters)?.role;
+        Ok(account.map(|_| objects.role_binding(&role)))
     }
 
     /// Creates the record; when a concurrent identical bind won the race, answers with its credentials instead.
@@ -636,11 +635,6 @@ impl Broker {
         }
         Ok(())
     }
-}
-
-/// The role a binding's effective `parameters` give it.
-fn role_of(parameters: &Map<String, Value>) -> &str {
-    parameters.get("role").and_then(Value::as_str).unwrap_or(DEFAULT_ROLE)
 }
 
 /// What makes two bind requests identical.

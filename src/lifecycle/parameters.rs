@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{Error, Result};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, PodSecurityLevel};
 
 /// Which of a plan's schemas applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +105,33 @@ pub fn parse<T: DeserializeOwned>(parameters: &Map<String, Value>) -> Result<T> 
         let field = if path == "." { String::new() } else { format!(".{path}") };
         Error::BadRequest(format!("invalid parameters: parameters{field}: {}", e.inner()))
     })
+}
+
+/// A virtual cluster's parameters (provision and update), after their schema.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClusterParameters {
+    /// The Pod Security level its namespace enforces; the plan's when absent.
+    pub pod_security: Option<PodSecurityLevel>,
+    /// Namespaces (an ingress controller's) whose pods may connect to this virtual cluster's pods.
+    pub allow_ingress_from_namespaces: Vec<String>,
+}
+
+/// A binding's parameters, after their schema.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BindParameters {
+    /// The built-in role the credentials get in the namespace (`admin`, `edit`, `view`).
+    pub role: String,
+    /// The token's lifetime; the broker's default when absent.
+    pub expiration_seconds: Option<u64>,
+}
+
+impl Default for BindParameters {
+    /// What the binding schema states when a key is left out.
+    fn default() -> BindParameters {
+        BindParameters { role: "edit".to_owned(), expiration_seconds: None }
+    }
 }
 
 /// What every workload's parameters hold (a streaming session's and a container app's alike). Keys a type does not
@@ -350,6 +377,26 @@ mod tests {
 
     fn to_json<T: serde::Serialize>(parameters: T) -> Value {
         serde_json::to_value(parameters).expect("serialize")
+    }
+
+    #[test]
+    fn binding_parameters_default_to_what_the_catalog_states() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/catalog.yaml");
+        let catalog = Catalog::from_file(&file).unwrap_or_else(|errors| panic!("{errors:?}"));
+        let parsed = parse::<BindParameters>(&Map::new()).expect("no parameters parse");
+        for plan in catalog.services.iter().filter(|s| !s.broker.kind.is_workload()).flat_map(|s| &s.plans) {
+            let schema = plan.schemas.as_ref().and_then(|s| s.service_binding.as_ref()).and_then(|b| b.create.as_ref());
+            let stated = schema.and_then(|schema| schema.parameters.pointer("/properties/role/default"));
+            assert_eq!(stated, Some(&json!(parsed.role)), "plan {}", plan.name);
+        }
+        let given = json!({ "role": "view", "expiration_seconds": 900 });
+        let parsed = parse::<BindParameters>(given.as_object().expect("object")).expect("parses");
+        assert_eq!(parsed, BindParameters { role: "view".to_owned(), expiration_seconds: Some(900) });
+        let cluster = json!({ "pod_security": "restricted", "allow_ingress_from_namespaces": ["ingress"] });
+        let parsed = parse::<ClusterParameters>(cluster.as_object().expect("object")).expect("parses");
+        assert_eq!(parsed.pod_security, Some(PodSecurityLevel::Restricted));
+        assert_eq!(parsed.allow_ingress_from_namespaces, ["ingress"]);
+        assert_eq!(parse::<ClusterParameters>(&Map::new()).expect("none"), ClusterParameters::default());
     }
 
     #[test]

@@ -12,17 +12,16 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
-use serde_json::Value;
 
 use super::stored::{StoredInstance, context_names};
 use super::{Deprovisioned, OPERATION_DEPROVISION, OPERATION_PROVISION, Provisioned, Updated, merge, without_nulls};
-use crate::catalog::{PodSecurityLevel, Service, quantity};
+use crate::catalog::{Service, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::repository::Repository;
 use crate::k8s::virtual_cluster::{VirtualCluster, owned_by};
 use crate::k8s::{apply, is_conflict, is_not_found};
 use crate::lifecycle::model::{InstanceResponse, LastOperation, OperationState, OriginatingIdentity, UpdateRequest};
-use crate::lifecycle::parameters::SchemaKind;
+use crate::lifecycle::parameters::{self, ClusterParameters, SchemaKind};
 use crate::lifecycle::{Broker, check_maintenance, deleted};
 use crate::lifecycle::{Error, Result};
 
@@ -156,17 +155,9 @@ impl Broker {
         let plan = service.plan(&record.attributes.plan_id).ok_or_else(|| {
             Error::internal(format!("plan {} is no longer in the catalog", record.attributes.plan_id))
         })?;
-        let parameters = &record.attributes.parameters;
-        let pod_security = match parameters.get("pod_security").and_then(Value::as_str) {
-            Some("restricted") => PodSecurityLevel::Restricted,
-            Some(_) => PodSecurityLevel::Baseline,
-            None => plan.broker.pod_security,
-        };
-        let allow_ingress_from_namespaces = parameters
-            .get("allow_ingress_from_namespaces")
-            .and_then(Value::as_array)
-            .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
+        let parameters: ClusterParameters = parameters::parse(&record.attributes.parameters)?;
+        let pod_security = parameters.pod_security.unwrap_or(plan.broker.pod_security);
+        let allow_ingress_from_namespaces = parameters.allow_ingress_from_namespaces;
         let mut labels =
             ManagedLabels { instance_id: &record.instance_id, service: &service.name, plan: &plan.name }.to_map();
         labels.insert(LABEL_ORGANIZATION.to_owned(), names::label_value(&record.attributes.organization_guid));
