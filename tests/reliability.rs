@@ -415,7 +415,7 @@ async fn a_broker_killed_at_random_points_converges_under_the_platforms_retries(
     for step in 0..operations {
         // Even steps provision a new instance, odd steps bind the previous one.
         let (method, path, body, instance) = if step % 2 == 0 {
-            let id = format!("crash-{step:03}");
+            let id = format!("crash-{prefix}{step:03}");
             let body = provision_body(MICRO, "org-crash", json!({})).to_string();
             ("PUT", format!("/v2/service_instances/{id}"), body, id)
         } else {
