@@ -435,11 +435,21 @@ async fn interrupted_provision_is_converged_by_a_retry_and_cleaned_by_a_delete()
     let quotas = Api::<ResourceQuota>::namespaced(broker.client.clone(), &ns);
     quotas.delete("caas-quota", &Default::default()).await.expect("delete quota");
 
-    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{id}"), None).await;
+    // Fetches and polls are answered from the broker's watched copy of its records, which sees this change a moment
+    // after the apiserver does: wait for the answers themselves.
+    let fetched = eventually(Duration::from_secs(20), "the fetch to say the instance is not there", || async {
+        let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{id}"), None).await;
+        (fetched.status == StatusCode::NOT_FOUND).then_some(fetched)
+    })
+    .await;
     assert_osb_error(&fetched, StatusCode::NOT_FOUND, "NotFound");
-    let state =
-        broker.call(Method::GET, &format!("/v2/service_instances/{id}/last_operation?operation=provision"), None).await;
-    assert_eq!(state.body["state"], "in progress", "{state:?}");
+    let poll = format!("/v2/service_instances/{id}/last_operation?operation=provision");
+    let state = eventually(Duration::from_secs(20), "the poll to say the provision is in progress", || async {
+        let state = broker.call(Method::GET, &poll, None).await;
+        (state.body["state"] == "in progress").then_some(state)
+    })
+    .await;
+    assert_eq!(state.status, StatusCode::OK, "{state:?}");
 
     // The platform's retry converges.
     let retry = broker
