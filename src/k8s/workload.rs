@@ -575,15 +575,9 @@ mod tests {
         StreamingSession {
             workload: Workload {
                 name: "session-x".to_owned(),
-                namespace: "caas-x".to_owned(),
                 labels: BTreeMap::from([(LABEL_INSTANCE.to_owned(), "x".to_owned())]),
                 size: WorkloadSize { cpu: "1".to_owned(), memory: "2Gi".to_owned(), ..WorkloadSize::default() },
-                resources: None,
-                running: true,
-                restart: None,
-                ingress_host: None,
-                ingress_class: None,
-                placement,
+                ..Workload::unnamed("caas-x", placement)
             },
             image: "session:1".to_owned(),
             steam_app_id,
