@@ -22,21 +22,25 @@
 #                      the file system images/streaming-session/Dockerfile produces: Debian bookworm (debootstrap
 #                      minbase, configured like the debian:bookworm-slim image: slim dpkg excludes, its apt settings,
 #                      policy-rc.d), i386 and non-free added, the Dockerfile's debconf answers and packages
-#                      (--no-install-recommends), user steam 1000, the two scripts in /usr/local/bin; the same config
-#                      (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH, port 6080, entrypoint.sh).
+#                      (--no-install-recommends), user steam 1000, Selkies' pinned wheels (requirements.txt, from
+#                      PyPI, checked against their hashes) in the venv /opt/selkies, the two scripts in
+#                      /usr/local/bin; the same config (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH,
+#                      port 6080, entrypoint.sh).
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
 #                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
-#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both).
+#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both), the wheels from PyPI (pip's index settings, e.g.
+#                      PIP_INDEX_URL in the chroot's environment, are not passed on).
 #   streaming-session-test  localhost/caas/streaming-session-test:1
-#                      streaming-session plus python3-tk and tests/browser/colour_app.py in /opt/caas-test: a local
+#                      streaming-session plus python3-tk, pulseaudio-utils and tests/browser/colour_app.py in
+#                      /opt/caas-test: a local
 #                      app for the real node's session test (SteamCMD cannot download there); built after, and on,
 #                      the streaming-session archive
 #
 # Environment: CAAS_CACHE_DIR (default <repo>/.cache) holds the archives ($CAAS_CACHE_DIR/images/NAME.tar, beside it
 # NAME.key, the hash of the inputs it was built from, and NAME.packages.txt, the Debian packages in it, also in the
-# image at /usr/share/caas/packages.txt), the downloaded Debian packages ($CAAS_CACHE_DIR/images/debs, reused by the
-# next build; never pruned), the build folders ($CAAS_CACHE_DIR/images/work/NAME.PID.*, removed on exit, and at the
-# next run when a killed one left them) and the logs ($CAAS_CACHE_DIR/build-logs/images-NAME.log).
+# image at /usr/share/caas/packages.txt), the downloaded Debian packages ($CAAS_CACHE_DIR/images/debs) and Python
+# wheels ($CAAS_CACHE_DIR/images/wheels, pip's cache), reused by the next build and never pruned, the build folders
+# ($CAAS_CACHE_DIR/images/work/NAME.PID.*, removed on exit, and at the next run when a killed one left them) and the logs ($CAAS_CACHE_DIR/build-logs/images-NAME.log).
 # SOURCE_DATE_EPOCH, when set, dates everything in the images; otherwise it is the time of the last git commit of the
 # image's inputs (this script and the image's files).
 #
@@ -55,6 +59,8 @@
 # from the same inputs (same gcc and libc6-dev, same busybox-static). streaming-session is byte-reproducible from the
 # same package versions (two builds gave the same archive), but those are not pinned: Debian point releases and
 # security updates change them, so a build on another day can differ; each build records them in NAME.packages.txt.
+# The Python wheels are pinned by hash; pip compiles their modules with SOURCE_DATE_EPOCH set, which makes
+# hash-checked .pyc files that do not depend on the build's time.
 # What would vary from one build to the next is removed (the dpkg, alternatives and apt logs, ldconfig's aux-cache)
 # or fixed (the dates in /etc/shadow, /etc/machine-id from SOURCE_DATE_EPOCH, /etc/hostname "localhost").
 # An apt-get update whose index files a mirror serves inconsistently (caught mid-sync) is tried three times; then
@@ -82,6 +88,7 @@ umask 022
 OUT="$CACHE_DIR/images"
 WORK_ROOT="$OUT/work"
 DEBS="$OUT/debs"
+WHEELS="$OUT/wheels"
 LOGS="$CACHE_DIR/build-logs"
 MIRROR="${CAAS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 IMAGES=(pause busybox webapp streaming-session streaming-session-test)
@@ -265,7 +272,9 @@ input_files() {
   case "$1" in
     pause) echo tests/cluster/kubernetes/go.mod ;;
     webapp) find "$REPO/images/webapp" -type f -printf 'images/webapp/%P\n' | sort ;;
-    streaming-session) printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh steamcmd-install.sh ;;
+    streaming-session)
+      printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh requirements.txt steamcmd-install.sh
+      ;;
     streaming-session-test) echo tests/browser/colour_app.py ;;
   esac
 }
@@ -471,7 +480,8 @@ SLIM_EXCLUDES=(/usr/share/doc/ /usr/share/groff/ /usr/share/info/ /usr/share/lin
 SLIM_INCLUDES=('/usr/share/doc/*/copyright' '/usr/share/doc/kde/HTML/C/*' '/usr/share/gnome/help/*/C/*'
   /usr/share/locale/all_languages '/usr/share/locale/currency/*' '/usr/share/locale/l10n/*' /usr/share/locale/languages
   /usr/share/locale/locale.alias '/usr/share/omf/*/*-C.emf')
-SESSION_PACKAGES=(ca-certificates novnc openbox steamcmd:i386 websockify x11-utils x11vnc xvfb)
+SESSION_PACKAGES=(ca-certificates libgbm1 libpixman-1-0 libwayland-server0 libxkbcommon0 novnc openbox pulseaudio
+  python3-venv steamcmd:i386 websockify x11-utils x11vnc xdotool xvfb)
 
 CHROOT=()
 # chroot_prefix ROOTFS EPOCH: sets CHROOT to the command line that runs a command inside ROOTFS with a clean
@@ -485,15 +495,17 @@ chroot_prefix() {
   done
 }
 
-# mount_chroot ROOTFS: /proc, the host's /dev and the package cache (at /var/cache/caas-debs) inside ROOTFS; the
-# EXIT trap (release_work) unmounts them.
+# mount_chroot ROOTFS: /proc, the host's /dev and the package caches (Debian's at /var/cache/caas-debs, pip's at
+# /var/cache/caas-pip) inside ROOTFS; the EXIT trap (release_work) unmounts them.
 mount_chroot() {
   local rootfs="$1"
-  mkdir -p "$rootfs/var/cache/caas-debs" "$DEBS/partial"
+  mkdir -p "$rootfs/var/cache/caas-debs" "$rootfs/var/cache/caas-pip" "$DEBS/partial" "$WHEELS"
   mount -t proc proc "$rootfs/proc" || die "building $BUILDING: cannot mount /proc in $rootfs"
   mount --bind /dev "$rootfs/dev" || die "building $BUILDING: cannot bind-mount /dev in $rootfs"
   mount --bind "$DEBS" "$rootfs/var/cache/caas-debs" ||
     die "building $BUILDING: cannot bind-mount the package cache $DEBS in $rootfs"
+  mount --bind "$WHEELS" "$rootfs/var/cache/caas-pip" ||
+    die "building $BUILDING: cannot bind-mount the wheel cache $WHEELS in $rootfs"
 }
 
 # unmount_chroot ROOTFS: everything mounted below ROOTFS, so that nothing of the host is packed or removed.
@@ -504,7 +516,7 @@ unmount_chroot() {
     umount "$target" || die "building $BUILDING: cannot unmount $target"
   done < <(mounts_under "$1")
   [[ -z "$(mounts_under "$1")" ]] || die "building $BUILDING: still mounted below $1: $(mounts_under "$1")"
-  rmdir "$1/var/cache/caas-debs"
+  rmdir "$1/var/cache/caas-debs" "$1/var/cache/caas-pip"
 }
 
 # debian_like_docker ROOTFS: the settings the debian:bookworm-slim image carries (its apt sources with the
@@ -623,6 +635,17 @@ build_streaming_session() {
   step streaming-session "adding the user steam (1000)" "${CHROOT[@]}" useradd --uid 1000 --user-group \
     --create-home --home-dir /home/steam --shell /bin/bash steam
   step streaming-session "creating /tmp/.X11-unix" "${CHROOT[@]}" install -d -m 1777 /tmp/.X11-unix
+  # The Dockerfile's second RUN: Selkies' pinned wheels in a venv. The wheels are cached between builds (at
+  # /var/cache/caas-pip, out of the image); pip checks each against its hash in requirements.txt either way.
+  install -m 0644 "$src/requirements.txt" "$rootfs/tmp/selkies-requirements.txt"
+  step streaming-session "creating the venv /opt/selkies" "${CHROOT[@]}" python3 -m venv /opt/selkies
+  step streaming-session "installing Selkies' pinned wheels" "${CHROOT[@]}" /opt/selkies/bin/pip install \
+    --cache-dir=/var/cache/caas-pip --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
+    -r /tmp/selkies-requirements.txt
+  step streaming-session "removing pip from the venv" "${CHROOT[@]}" /opt/selkies/bin/pip uninstall --yes \
+    --disable-pip-version-check pip setuptools
+  rm "$rootfs/tmp/selkies-requirements.txt"
+  step streaming-session "importing Selkies" "${CHROOT[@]}" /opt/selkies/bin/python -c 'import pcmflux, pixelflux, selkies'
   install -m 0755 "$src/entrypoint.sh" "$src/steamcmd-install.sh" "$rootfs/usr/local/bin/"
   mkdir -p "$rootfs/usr/share/caas"
   "${CHROOT[@]}" dpkg-query -W >"$rootfs/usr/share/caas/packages.txt" ||
@@ -630,7 +653,7 @@ build_streaming_session() {
   unmount_chroot "$rootfs"
   missing=""
   for file in /usr/games/steamcmd /usr/share/novnc/vnc.html /usr/bin/Xvfb /usr/bin/x11vnc /usr/bin/websockify \
-    /usr/bin/openbox /usr/bin/xdpyinfo; do
+    /usr/bin/openbox /usr/bin/xdpyinfo /usr/bin/xprop /usr/bin/xwininfo /usr/bin/pulseaudio /opt/selkies/bin/selkies; do
     [[ -e "$rootfs$file" ]] || missing+=" $file"
   done
   [[ -z "$missing" ]] || die "building streaming-session: missing after the install:$missing (log: $LOGS/images-streaming-session.log)"
@@ -651,7 +674,8 @@ build_streaming_session() {
 # --- streaming-session-test ------------------------------------------------------------------------------------------
 
 # The session image with a local test app added, for the real node's tests, where SteamCMD cannot download: Python's
-# Tk and tests/browser/colour_app.py (a full-screen colour with a moving bar) in /opt/caas-test, run by the same
+# Tk, PulseAudio's pacat (the app's tone) and tests/browser/colour_app.py (a full-screen colour with a moving bar, a
+# 440 Hz tone, a colour per key and gamepad button) in /opt/caas-test, run by the same
 # entrypoint. One layer over the session image's, made by umoci repack from the unpacked image; not byte-reproducible
 # (the layer keeps the install's mtimes), which a test image does not need.
 build_streaming_session_test() {
@@ -671,8 +695,8 @@ build_streaming_session_test() {
   chroot_prefix "$rootfs" "$epoch"
   apt_options=(-o Dir::Cache::Archives=/var/cache/caas-debs/ -o APT::Sandbox::User=root -o Acquire::Retries=3)
   apt_update "${apt_options[@]}"
-  step streaming-session-test "installing python3-tk" "${CHROOT[@]}" apt-get "${apt_options[@]}" \
-    install -y --no-install-recommends python3-tk
+  step streaming-session-test "installing python3-tk and pulseaudio-utils" "${CHROOT[@]}" apt-get \
+    "${apt_options[@]}" install -y --no-install-recommends python3-tk pulseaudio-utils
   install -D -m 0755 "$REPO/tests/browser/colour_app.py" "$rootfs/opt/caas-test/colour_app.py"
   "${CHROOT[@]}" dpkg-query -W >"$rootfs/usr/share/caas/packages.txt" ||
     die "building streaming-session-test: dpkg-query -W in the chroot failed"
@@ -680,7 +704,7 @@ build_streaming_session_test() {
   slim "$rootfs"
   tidy "$rootfs" "$epoch"
   step streaming-session-test "packing the changes into a layer" umoci repack --image "$layout:build" \
-    --history.created "$(iso_date "$epoch")" --history.created_by "python3-tk; tests/browser/colour_app.py" "$bundle"
+    --history.created "$(iso_date "$epoch")" --history.created_by "python3-tk pulseaudio-utils; tests/browser/colour_app.py" "$bundle"
   configure streaming-session-test "$layout" "$epoch"
   finish_layout streaming-session-test "$layout" "$epoch"
   cp "$rootfs/usr/share/caas/packages.txt" "$OUT/streaming-session-test.packages.txt"

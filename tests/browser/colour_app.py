@@ -1,23 +1,63 @@
 #!/usr/bin/python3
-"""The application the streaming-session end-to-end test runs on the virtual display.
+"""The application the streaming-session tests run on the virtual display.
 
-Usage: colour_app.py [COLOUR [READY_FILE]]
+Usage: colour_app.py [COLOUR [READY_FILE [MAP_DELAY_SECONDS]]]
 
-Fills the whole screen with one distinctive colour (default #ff00aa) so that the browser side can check which pixels
-it received, and keeps a narrow white bar sweeping across it about 30 times a second so that there is a continuous
+Fills the whole screen with one distinctive colour (default #ff00aa) so that the viewer's side can check which pixels
+it received, and keeps a narrow white bar sweeping across it about 60 times a second so that there is a continuous
 stream of screen updates whose rate can be measured. Once its window is visible and painted it creates READY_FILE, if
-given, so that a test measures the stream and not the app's start-up. Runs until it is terminated.
+given, so that a test measures the stream and not the app's start-up. MAP_DELAY_SECONDS (default 0) keeps the window
+unmapped that long first, for a test of the session's readiness. Runs until it is terminated.
+
+Input, each event logged to stderr with the colour it leads to:
+  - keys: "1" paints COLOUR, "2" paints KEY_COLOUR (#00c0ff);
+  - gamepad: a press of any button of Selkies' first virtual gamepad paints GAMEPAD_COLOUR (#20e020).
+
+Sound: when PULSE_SERVER is set, a continuous 440 Hz sine tone (48 kHz, 16-bit, mono) is played through a `pacat`
+child (PulseAudio's client tool) whose standard input a thread keeps fed.
+
+Gamepad: Selkies serves each virtual gamepad on a Unix socket, $SELKIES_JS_SOCKET_PATH/selkies_js0.sock for the first,
+speaking the protocol of its joystick interposer (the library a game preloads to see /dev/input/js0):
+  1. the server sends a js_config_t of 1360 bytes (name char[255], vendor, product, version, number of buttons and
+     axes as u16, the buttons' evdev codes u16[512], the axes' u8[64], padding; native byte order);
+  2. the client answers with one byte, its sizeof(long) (8 here), which sizes the evdev events of the other socket;
+  3. the server then sends `struct js_event` records of 8 bytes (linux/joystick.h: u32 time in ms, s16 value, u8 type,
+     u8 number), first the current state with JS_EVENT_INIT (0x80) set in type, then each change: type 1 is a button
+     (value 1 pressed, 0 released), type 2 an axis. A client that connects before the server has its configuration is
+     disconnected; this app connects again every half second until it is served.
 """
 
+import math
+import os
 import pathlib
+import socket
+import struct
+import subprocess
 import sys
+import threading
+import time
 import tkinter
 
 COLOUR = sys.argv[1] if len(sys.argv) > 1 else "#ff00aa"
 READY_FILE = sys.argv[2] if len(sys.argv) > 2 else None
+MAP_DELAY_S = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+KEY_COLOURS = {"1": COLOUR, "2": "#00c0ff"}
+GAMEPAD_COLOUR = "#20e020"
 BAR_WIDTH = 24
 STEP = 8
-PERIOD_MS = 33
+PERIOD_MS = 16
+TONE_HZ = 440
+RATE = 48000
+
+JS_CONFIG_SIZE = 1360
+JS_EVENT = struct.Struct("=IhBB")
+JS_EVENT_BUTTON = 0x01
+JS_EVENT_INIT = 0x80
+
+
+def log(message: str) -> None:
+    print(f"colour_app: {time.monotonic():.3f} {message}", file=sys.stderr, flush=True)
+
 
 root = tkinter.Tk()
 width, height = root.winfo_screenwidth(), root.winfo_screenheight()
@@ -28,6 +68,11 @@ canvas.pack(fill="both", expand=True)
 bar = canvas.create_rectangle(0, 0, BAR_WIDTH, height, fill="white", width=0)
 
 
+def paint(colour: str, cause: str) -> None:
+    canvas.configure(background=colour)
+    log(f"{cause}: colour {colour}")
+
+
 def sweep(x: int = 0) -> None:
     """Moves the bar one step to the right, wrapping at the screen's edge."""
     x = (x + STEP) % width
@@ -35,8 +80,86 @@ def sweep(x: int = 0) -> None:
     root.after(PERIOD_MS, sweep, x)
 
 
-def log(message: str) -> None:
-    print(f"colour_app: {message}", file=sys.stderr, flush=True)
+def on_key(event: tkinter.Event) -> None:
+    colour = KEY_COLOURS.get(event.keysym)
+    if colour:
+        paint(colour, f"key {event.keysym}")
+    else:
+        log(f"key {event.keysym}: no colour")
+
+
+def play_tone() -> None:
+    """Feeds a 440 Hz tone to a pacat child for as long as the app runs (a thread; Tk is not touched)."""
+    period = [int(12000 * math.sin(2 * math.pi * TONE_HZ * i / RATE)) for i in range(RATE // 10)]
+    chunk = struct.pack(f"<{len(period)}h", *period)  # 100 ms: 44 whole cycles, so the chunks join seamlessly
+    command = ["pacat", "--playback", "--format=s16le", f"--rate={RATE}", "--channels=1", "--latency-msec=50",
+               "--client-name=colour_app", "--stream-name=tone"]
+    try:
+        player = subprocess.Popen(command, stdin=subprocess.PIPE)
+    except OSError as error:
+        log(f"no sound: cannot start pacat: {error}")
+        return
+    log(f"playing a {TONE_HZ} Hz tone to {os.environ['PULSE_SERVER']}")
+    try:
+        while True:
+            player.stdin.write(chunk)
+    except (BrokenPipeError, ValueError):
+        log(f"no sound: pacat exited with status {player.wait()}")
+
+
+class Gamepad:
+    """The first virtual gamepad of Selkies, read from its interposer socket within Tk's event loop."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, "selkies_js0.sock")
+        self.sock = None
+        self.buffer = b""
+        self.configured = False
+        self.waiting_logged = False
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+        except OSError as error:
+            sock.close()
+            if not self.waiting_logged:
+                log(f"gamepad: waiting for {self.path} ({error.strerror})")
+                self.waiting_logged = True
+            root.after(500, self.connect)
+            return
+        self.sock, self.buffer, self.configured = sock, b"", False
+        root.tk.createfilehandler(sock, tkinter.READABLE, self.readable)
+
+    def readable(self, _sock: socket.socket, _mask: int) -> None:
+        data = self.sock.recv(4096)
+        if not data:
+            root.tk.deletefilehandler(self.sock)
+            self.sock.close()
+            self.sock = None
+            if self.configured:
+                log("gamepad: the server closed the connection")
+            root.after(500, self.connect)
+            return
+        self.buffer += data
+        if not self.configured:
+            if len(self.buffer) < JS_CONFIG_SIZE:
+                return
+            name = self.buffer[:255].split(b"\0", 1)[0].decode(errors="replace")
+            buttons, axes = struct.unpack_from("=HH", self.buffer, 262)
+            self.buffer = self.buffer[JS_CONFIG_SIZE:]
+            self.sock.sendall(struct.pack("=B", struct.calcsize("l")))
+            self.configured = True
+            log(f"gamepad: connected to {self.path}: '{name}', {buttons} buttons, {axes} axes")
+        while len(self.buffer) >= JS_EVENT.size:
+            _time, value, kind, number = JS_EVENT.unpack_from(self.buffer)
+            self.buffer = self.buffer[JS_EVENT.size:]
+            if kind & JS_EVENT_INIT:
+                continue
+            if kind == JS_EVENT_BUTTON and value:
+                paint(GAMEPAD_COLOUR, f"gamepad button {number} pressed")
+            elif kind == JS_EVENT_BUTTON:
+                log(f"gamepad button {number} released")
 
 
 def signal_when_viewable(waited_ms: int = 0) -> None:
@@ -57,6 +180,22 @@ def signal_when_viewable(waited_ms: int = 0) -> None:
     root.after(50, signal_when_viewable, waited_ms + 50)
 
 
+def show() -> None:
+    root.deiconify()
+    root.attributes("-fullscreen", True)
+    signal_when_viewable()
+
+
 log(f"started on {root.winfo_screen()} ({width}x{height})")
-root.after_idle(signal_when_viewable)
+root.bind_all("<KeyPress>", on_key)
+if os.environ.get("PULSE_SERVER"):
+    threading.Thread(target=play_tone, name="tone", daemon=True).start()
+if os.environ.get("SELKIES_JS_SOCKET_PATH"):
+    root.after_idle(Gamepad(os.environ["SELKIES_JS_SOCKET_PATH"]).connect)
+if MAP_DELAY_S > 0:
+    root.withdraw()
+    log(f"mapping the window in {MAP_DELAY_S:g} s")
+    root.after(int(MAP_DELAY_S * 1000), show)
+else:
+    root.after_idle(signal_when_viewable)
 root.mainloop()
