@@ -28,8 +28,8 @@
 #                      port 6080, entrypoint.sh).
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
 #                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
-#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both), the wheels from PyPI (pip's index settings, e.g.
-#                      PIP_INDEX_URL in the chroot's environment, are not passed on).
+#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both), the wheels from PyPI (PIP_CERT, a CA bundle for
+#                      a proxy that intercepts TLS, is passed on; pip's other settings are not).
 #   streaming-session-test  localhost/caas/streaming-session-test:1
 #                      streaming-session plus python3-tk, pulseaudio-utils and tests/browser/colour_app.py in
 #                      /opt/caas-test: a local
@@ -610,7 +610,7 @@ apt_update() {
 }
 
 build_streaming_session() {
-  local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file
+  local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file pip_cert
   require_commands debootstrap:debootstrap wget:wget chroot:coreutils mount:mount umoci:umoci jq:jq
   ((EUID == 0)) || die "building streaming-session needs root (debootstrap, chroot, mounts); run this as root"
   mkdir -p "$DEBS/partial"
@@ -637,11 +637,18 @@ build_streaming_session() {
   step streaming-session "creating /tmp/.X11-unix" "${CHROOT[@]}" install -d -m 1777 /tmp/.X11-unix
   # The Dockerfile's second RUN: Selkies' pinned wheels in a venv. The wheels are cached between builds (at
   # /var/cache/caas-pip, out of the image); pip checks each against its hash in requirements.txt either way.
+  # A host behind a proxy that intercepts TLS names the proxy's CA bundle in PIP_CERT; pip in the chroot gets it too.
   install -m 0644 "$src/requirements.txt" "$rootfs/tmp/selkies-requirements.txt"
+  pip_cert=()
+  if [[ -n "${PIP_CERT:-}" ]]; then
+    install -m 0644 "$PIP_CERT" "$rootfs/tmp/caas-pip-ca.pem" || die "building streaming-session: cannot copy PIP_CERT=$PIP_CERT"
+    pip_cert=(--cert /tmp/caas-pip-ca.pem)
+  fi
   step streaming-session "creating the venv /opt/selkies" "${CHROOT[@]}" python3 -m venv /opt/selkies
   step streaming-session "installing Selkies' pinned wheels" "${CHROOT[@]}" /opt/selkies/bin/pip install \
     --cache-dir=/var/cache/caas-pip --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
-    -r /tmp/selkies-requirements.txt
+    "${pip_cert[@]}" -r /tmp/selkies-requirements.txt
+  rm -f "$rootfs/tmp/caas-pip-ca.pem"
   step streaming-session "removing pip from the venv" "${CHROOT[@]}" /opt/selkies/bin/pip uninstall --yes \
     --disable-pip-version-check pip setuptools
   rm "$rootfs/tmp/selkies-requirements.txt"

@@ -253,19 +253,24 @@ viewer_connected() {
     END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# monitor: writes session.ready once the app's window is viewable and the stream server accepts connections, then
-# watches for viewers; exits 0 when none was connected for IDLE_STOP_MINUTES (never when that is 0).
+# monitor: writes session.ready once the app's window is viewable and the stream server accepts connections; from the
+# start, watches for viewers and exits 0 once none was connected for IDLE_STOP_MINUTES (never when that is 0).
 monitor() {
   trap - TERM INT
-  until app_window_viewable && listening "$stream_address" "$STREAM_PORT"; do sleep 0.2; done
-  : >"$STATE_DIR/session.ready"
-  log "session ready: the app's window is viewable and the stream accepts connections on port $STREAM_PORT"
-  ((IDLE_STOP_MINUTES > 0)) || exec sleep infinity
-  local idle_since=$SECONDS limit=$((IDLE_STOP_MINUTES * 60))
+  local ready="" idle_since=$SECONDS limit=$((IDLE_STOP_MINUTES * 60)) next_check=0
   while true; do
-    if viewer_connected; then idle_since=$SECONDS; fi
-    if ((SECONDS - idle_since >= limit)); then exit 0; fi
-    sleep "$IDLE_CHECK_SECONDS"
+    if [[ -z "$ready" ]] && app_window_viewable && listening "$stream_address" "$STREAM_PORT"; then
+      : >"$STATE_DIR/session.ready"
+      log "session ready: the app's window is viewable and the stream accepts connections on port $STREAM_PORT"
+      ready=1
+      ((limit > 0)) || exec sleep infinity
+    fi
+    if ((limit > 0 && SECONDS >= next_check)); then
+      if viewer_connected; then idle_since=$SECONDS; fi
+      ((SECONDS - idle_since < limit)) || exit 0
+      next_check=$((SECONDS + IDLE_CHECK_SECONDS))
+    fi
+    sleep 0.2
   done
 }
 
