@@ -1,8 +1,11 @@
 //! The streaming-session image's scripts (`images/streaming-session/`), run on this host without a container or the
-//! cluster: the session entrypoint serves an X application through x11vnc and noVNC, and headless Chromium
-//! (`tests/browser/novnc_probe.mjs`) sees the application with the right password only; the time to the first frame
-//! and the frame rate are measured and printed. Also the session's lifecycle (app exit, a component dying, SIGTERM)
-//! and the SteamCMD init step's command line.
+//! cluster. The session entrypoint serves an X application through Selkies: headless Chromium
+//! (`tests/browser/selkies_probe.mjs`) sees the application, hears its tone, changes it with a key and an emulated
+//! gamepad, with the right token only; the TigerVNC viewer sees it through x11vnc on the loopback interface. Through
+//! noVNC (`tests/browser/novnc_probe.mjs`) it is seen with the right password only. The time to the first frame, the
+//! frame rate, the bitrate and the input latency are measured and printed. Also the session's readiness (only once
+//! the app's window is viewable), its idle stop, its lifecycle (app exit, a component dying, SIGTERM) and the
+//! SteamCMD init step's command line.
 //!
 //! Host tools come from `tests/browser/install-deps.sh`; when one is missing these tests fail and say so.
 
@@ -21,6 +24,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const INSTALL_SCRIPT: &str = "tests/browser/install-deps.sh";
 /// The colour the test application paints (tests/browser/colour_app.py); the probe looks for it.
 const APP_COLOUR: &str = "#ff00aa";
+/// The colours the test application turns on the key "2" and on a gamepad button.
+const KEY_COLOUR: &str = "#00c0ff";
+const GAMEPAD_COLOUR: &str = "#20e020";
 
 fn root() -> &'static Path {
     Path::new(ROOT)
@@ -28,6 +34,11 @@ fn root() -> &'static Path {
 
 fn entrypoint() -> PathBuf {
     root().join("images/streaming-session/entrypoint.sh")
+}
+
+/// The Selkies command the entrypoint runs: `SELKIES`, else where the image and `tests/browser/install-deps.sh` put it.
+fn selkies() -> PathBuf {
+    std::env::var_os("SELKIES").map_or_else(|| PathBuf::from("/opt/selkies/bin/selkies"), PathBuf::from)
 }
 
 fn chromium() -> PathBuf {
@@ -40,13 +51,27 @@ fn on_path(program: &str) -> bool {
 
 /// Fails (never skips) when this host lacks what the session or the browser probe needs.
 fn require_host_tools() {
-    let mut missing: Vec<String> = ["Xvfb", "xdpyinfo", "x11vnc", "websockify", "openbox", "node", "bash"]
-        .into_iter()
-        .filter(|tool| !on_path(tool))
-        .map(str::to_owned)
-        .collect();
+    let tools = [
+        "Xvfb",
+        "xdpyinfo",
+        "xprop",
+        "xwininfo",
+        "x11vnc",
+        "websockify",
+        "openbox",
+        "pulseaudio",
+        "pacat",
+        "xtigervncviewer",
+        "ss",
+        "node",
+        "bash",
+    ];
+    let mut missing: Vec<String> = tools.into_iter().filter(|tool| !on_path(tool)).map(str::to_owned).collect();
     if !chromium().is_file() {
         missing.push(format!("chromium ({})", chromium().display()));
+    }
+    if !selkies().is_file() {
+        missing.push(format!("Selkies ({})", selkies().display()));
     }
     if !Path::new("/usr/share/novnc/vnc.html").is_file() {
         missing.push("noVNC (/usr/share/novnc)".to_owned());
@@ -238,17 +263,37 @@ impl Drop for Group {
     }
 }
 
+/// What serves the browser on the session's stream port (`STREAM_PROTOCOL`).
+#[derive(Clone, Copy, PartialEq)]
+enum Protocol {
+    Selkies,
+    Novnc,
+}
+
 /// A streaming session run by the image's entrypoint on this host.
 struct Session {
     process: Group,
     dir: PathBuf,
     display: u32,
-    novnc_port: u16,
+    stream_port: u16,
+    vnc_port: u16,
+    protocol: Protocol,
 }
 
 impl Session {
     fn start(dir: &Path, password: &str, app_command: &str) -> Self {
-        let (vnc_port, novnc_port) = free_ports();
+        Self::start_with(dir, password, app_command, Protocol::Selkies, &[])
+    }
+
+    /// A session with `protocol` and extra environment variables.
+    fn start_with(
+        dir: &Path,
+        password: &str,
+        app_command: &str,
+        protocol: Protocol,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let (vnc_port, stream_port) = free_ports();
         let display = free_display();
         let password_file = dir.join("vnc-password");
         write_secret(&password_file, password);
@@ -261,8 +306,12 @@ impl Session {
                 .env("DISPLAY_NUMBER", display.to_string())
                 .env("RESOLUTION", "1280x720x24")
                 .env("VNC_PORT", vnc_port.to_string())
-                .env("NOVNC_PORT", novnc_port.to_string())
-                .env("NOVNC_LISTEN", "127.0.0.1")
+                .env("STREAM_PORT", stream_port.to_string())
+                .env("STREAM_LISTEN", "127.0.0.1")
+                .env("STREAM_PROTOCOL", if protocol == Protocol::Selkies { "selkies" } else { "novnc" })
+                .env("SELKIES", selkies())
+                .env("TERMINATION_LOG", dir.join("termination-log"))
+                .envs(extra_env.iter().copied())
                 .env("VNC_PASSWORD_FILE", &password_file)
                 .env("APP_COMMAND", app_command)
                 .env("STATE_DIR", dir.join("state"))
@@ -272,7 +321,7 @@ impl Session {
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log),
         );
-        Self { process, dir: dir.to_owned(), display, novnc_port }
+        Self { process, dir: dir.to_owned(), display, stream_port, vnc_port, protocol }
     }
 
     fn log(&self) -> String {
@@ -282,7 +331,7 @@ impl Session {
     /// The session's output, its components' logs and the display's window tree: what a failed test shows.
     fn diagnosis(&self) -> String {
         let mut text = format!("--- session output\n{}", self.log());
-        for component in ["xvfb", "wm", "x11vnc", "websockify"] {
+        for component in ["xvfb", "wm", "pulseaudio", "x11vnc", "websockify", "selkies"] {
             let log = fs::read_to_string(self.state_file(&format!("{component}.log"))).unwrap_or_default();
             text += &format!("--- {component}.log\n{log}");
         }
@@ -302,14 +351,15 @@ impl Session {
         self.dir.join("state").join(name)
     }
 
-    /// Waits until noVNC's page is served (websockify starts once x11vnc listens).
+    /// Waits until the stream's page is served (noVNC's or Selkies').
     fn wait_ready(&mut self, timeout: Duration) {
+        let page = if self.protocol == Protocol::Selkies { "/" } else { "/vnc.html" };
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.process.try_status() {
                 panic!("the session exited ({status}) before it was ready:\n{}", self.log());
             }
-            if http_status(self.novnc_port, "/vnc.html") == Some(200) {
+            if http_status(self.stream_port, page) == Some(200) {
                 return;
             }
             assert!(Instant::now() < deadline, "the session was not ready after {timeout:?}:\n{}", self.log());
@@ -358,7 +408,7 @@ fn novnc_shows_the_app_to_the_right_password_only_and_measures_the_stream() {
     let app = root().join("tests/browser/colour_app.py");
     let app_ready = dir.0.join("app-ready");
     let app_command = format!("exec /usr/bin/python3 '{}' '{APP_COLOUR}' '{}'", app.display(), app_ready.display());
-    let mut session = Session::start(&dir.0, &password, &app_command);
+    let mut session = Session::start_with(&dir.0, &password, &app_command, Protocol::Novnc, &[]);
     let started = Instant::now();
     session.wait_ready(Duration::from_secs(20));
     // The measurement is of the stream, not of the app's start-up: wait until it has painted its window.
@@ -375,7 +425,7 @@ fn novnc_shows_the_app_to_the_right_password_only_and_measures_the_stream() {
         Command::new("node")
             .arg(root().join("tests/browser/novnc_probe.mjs"))
             .current_dir(root().join("tests/browser"))
-            .env("PROBE_BASE_URL", format!("http://127.0.0.1:{}", session.novnc_port))
+            .env("PROBE_BASE_URL", format!("http://127.0.0.1:{}", session.stream_port))
             .env("PROBE_PASSWORD", &password)
             .env("PROBE_WRONG_PASSWORD", &wrong_password)
             .env("PROBE_COLOUR", APP_COLOUR)
@@ -456,6 +506,268 @@ fn novnc_shows_the_app_to_the_right_password_only_and_measures_the_stream() {
     session.assert_nothing_left();
 }
 
+/// The share of display `display`'s screen in `colour`, read by `tests/browser/x_colour_share.py`.
+fn display_colour_share(display: u32, colour: &str) -> Result<f64, String> {
+    let out = Command::new("/usr/bin/python3")
+        .arg(root().join("tests/browser/x_colour_share.py"))
+        .args([&format!(":{display}"), colour])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// TigerVNC's viewer, full screen on an Xvfb of its own, connected to the session's x11vnc on the loopback interface
+/// with the password from a file in VNC's password format (made by `x11vnc -storepasswd`, as the entrypoint makes its
+/// own): the native client's path. Returns the share of the viewer's screen in the app's colour once it exceeds 95 %,
+/// or fails saying what the viewer logged.
+fn tigervnc_sees_the_app(session: &Session, password: &str) -> f64 {
+    let dir = session.dir.join("tigervnc");
+    fs::create_dir_all(&dir).expect("viewer dir");
+    let passwd = dir.join("passwd");
+    let mut store = Command::new("x11vnc")
+        .args(["-storepasswd", passwd.to_str().expect("path")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("x11vnc -storepasswd");
+    write!(store.stdin.take().expect("stdin"), "{password}\n{password}\ny\n").expect("write the password");
+    assert!(store.wait().is_ok_and(|s| s.success()) && passwd.is_file(), "x11vnc -storepasswd made no file");
+    let display = free_display();
+    let _xvfb = Group::spawn(
+        "the viewer's Xvfb",
+        Command::new("Xvfb")
+            .args([&format!(":{display}"), "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("xvfb.log")).expect("log")),
+    );
+    let display_up = || Command::new("xdpyinfo").args(["-display", &format!(":{display}")]).output();
+    assert!(
+        wait_until(Duration::from_secs(10), || display_up().is_ok_and(|o| o.status.success())),
+        "the viewer's Xvfb :{display} did not start"
+    );
+    let _viewer = Group::spawn(
+        "xtigervncviewer",
+        Command::new("xtigervncviewer")
+            .env("DISPLAY", format!(":{display}"))
+            .arg("-passwd")
+            .arg(&passwd)
+            .args(["-FullScreen", "-Shared", &format!("127.0.0.1::{}", session.vnc_port)])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("viewer.log")).expect("log")),
+    );
+    let mut share = 0.0;
+    let seen = wait_until(Duration::from_secs(20), || {
+        share = display_colour_share(display, APP_COLOUR).unwrap_or(0.0);
+        share > 0.95
+    });
+    let viewer_log = fs::read_to_string(dir.join("viewer.log")).unwrap_or_default();
+    assert!(seen, "TigerVNC's viewer shows the app's colour on {:.1}% of its screen:\n{viewer_log}", share * 100.0);
+    share
+}
+
+#[test]
+fn selkies_streams_the_app_with_sound_keys_and_gamepad_to_the_right_token_only() {
+    require_host_tools();
+    let _one = one_session_at_a_time();
+    let dir = TempDir::new("selkies-e2e");
+    let password = format!("{:024x}", rand::random::<u128>() & ((1 << 96) - 1));
+    let wrong_password: String = password.chars().rev().collect::<String>() + "-wrong";
+    let app = root().join("tests/browser/colour_app.py");
+    let app_ready = dir.0.join("app-ready");
+    let app_command = format!("exec /usr/bin/python3 '{}' '{APP_COLOUR}' '{}'", app.display(), app_ready.display());
+    let mut session = Session::start(&dir.0, &password, &app_command);
+    let started = Instant::now();
+    session.wait_ready(Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(30), || session.state_file("session.ready").exists()
+            || session.process.try_status().is_some()),
+        "session.ready did not appear:\n{}",
+        session.diagnosis()
+    );
+    assert!(app_ready.exists(), "session.ready appeared before the app painted its window:\n{}", session.diagnosis());
+    println!(
+        "selkies session ready (app window viewable, stream accepting) after {} ms",
+        started.elapsed().as_millis()
+    );
+
+    let profile = dir.0.join("chromium-profile");
+    let shots = dir.0.join("screenshots");
+    fs::create_dir_all(&profile).expect("profile dir");
+    fs::create_dir_all(&shots).expect("screenshot dir");
+    let mut probe = Group::spawn(
+        "the Selkies probe (node)",
+        Command::new("node")
+            .arg(root().join("tests/browser/selkies_probe.mjs"))
+            .current_dir(root().join("tests/browser"))
+            .env("PROBE_BASE_URL", format!("http://127.0.0.1:{}", session.stream_port))
+            .env("PROBE_TOKEN", &password)
+            .env("PROBE_WRONG_TOKEN", &wrong_password)
+            .env("PROBE_COLOUR", APP_COLOUR)
+            .env("PROBE_KEY_COLOUR", KEY_COLOUR)
+            .env("PROBE_GAMEPAD_COLOUR", GAMEPAD_COLOUR)
+            .env("PROBE_USER_DATA_DIR", &profile)
+            .env("PROBE_OUT_DIR", &shots)
+            .env("PROBE_MEASURE_MS", "5000")
+            .env("PROBE_LATENCY_SAMPLES", "6")
+            .env("CHROMIUM", chromium())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.0.join("probe.json")).expect("probe output"))
+            .stderr(fs::File::create(dir.0.join("probe.log")).expect("probe log")),
+    );
+    probe.also_kill = Some(profile.to_string_lossy().into_owned());
+    let status = probe.wait_timeout(Duration::from_secs(150));
+    let probe_log = fs::read_to_string(dir.0.join("probe.log")).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the Selkies probe failed ({status:?}):\n{probe_log}\n{}",
+        session.diagnosis()
+    );
+    drop(probe);
+    let output = fs::read_to_string(dir.0.join("probe.json")).expect("probe output");
+    let report: serde_json::Value = serde_json::from_str(output.trim())
+        .unwrap_or_else(|e| panic!("the probe printed no JSON ({e}): {output}\n{probe_log}"));
+
+    // No token: the handshake is refused; a wrong one: the socket is closed at once. Neither page shows the app.
+    let missing = &report["refused"]["missing"];
+    assert_eq!(missing["handshake"]["status"], 401, "a handshake without a token was not refused: {missing}");
+    let wrong = &report["refused"]["wrong"];
+    let wrong_refused = wrong["handshake"]["status"] == 101 && !wrong["handshake"]["closeCode"].is_null()
+        || wrong["handshake"]["status"].as_u64().is_some_and(|s| s >= 400);
+    assert!(wrong_refused, "a handshake with a wrong token was accepted: {wrong}");
+    for refused in [missing, wrong] {
+        assert_eq!(refused["appFrameSeen"], false, "a page without the right token showed the app: {refused}");
+        assert!(number(refused, "/pageColourShare") < 0.01, "a page without the right token shows the app: {refused}");
+    }
+
+    let right = &report["right"];
+    assert_eq!(right["handshake"]["status"], 101, "the right token's handshake: {right}");
+    assert!(right["handshake"]["closeCode"].is_null(), "the right token's socket was closed: {right}");
+    let share = number(&report, "/right/colourShare");
+    assert!(share > 0.95, "the app's colour covers only {:.1}% of the stream's element: {right}", share * 100.0);
+    let peak_hz = number(&report, "/right/audio/peakHz");
+    assert!((peak_hz - 440.0).abs() < 12.0, "the page's loudest sound is at {peak_hz:.0} Hz, not 440 Hz: {right}");
+    let keys = &right["keys"];
+    assert_eq!(keys["samples"], 6, "not every key press changed the app's colour in the stream: {keys}");
+    assert_eq!(right["gamepad"]["colourChanged"], true, "the gamepad's button did not change the colour: {right}");
+    let fps = number(&report, "/right/framesPerSecond");
+    assert!(fps > 0.0, "the stream did not change while the app animated: {right}");
+    println!(
+        "selkies session: first frame {:.0} ms after navigation start (page loaded at {:.0} ms); {fps:.1} frames/s; \
+         {:.0} kbit/s; the app covers {:.1}% of the {}; tone peak {peak_hz:.1} Hz at {:.0} dB",
+        number(&report, "/right/timeToFirstFrameMs"),
+        number(&report, "/right/timeToDomContentLoadedMs"),
+        number(&report, "/right/bitrateKbps"),
+        share * 100.0,
+        right["streamElement"].as_str().unwrap_or("?"),
+        number(&report, "/right/audio/peakDb"),
+    );
+    println!(
+        "selkies session: key press to colour change p50 {:.0} ms, p95 {:.0} ms ({} presses); gamepad button to colour \
+         change {:.0} ms; {}",
+        number(keys, "/p50Ms"),
+        number(keys, "/p95Ms"),
+        keys["samples"],
+        number(&report, "/right/gamepad/latencyMs"),
+        report["browserVersion"].as_str().map_or_else(String::new, |v| format!("Chromium {v}"))
+    );
+
+    // The native client's path: TigerVNC's viewer on the loopback port with the password.
+    let viewer_share = tigervnc_sees_the_app(&session, &password);
+    println!("selkies session: TigerVNC's viewer shows the app on {:.1}% of its screen", viewer_share * 100.0);
+
+    // The password reached neither the session's output nor its components' logs.
+    let mut logs = vec![(dir.0.join("session.log"), session.log())];
+    for entry in fs::read_dir(dir.0.join("state")).expect("state dir").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "log") {
+            logs.push((entry.path(), fs::read_to_string(entry.path()).unwrap_or_default()));
+        }
+    }
+    for (path, text) in &logs {
+        assert!(!text.contains(&password[..8]), "{} shows the password", path.display());
+    }
+
+    let status = session.process.terminate(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(143), "SIGTERM did not stop the session:\n{}", session.log());
+    session.assert_nothing_left();
+    assert!(!session.state_file("selkies-tokens.json").exists(), "the tokens file outlived the session");
+}
+
+#[test]
+fn session_is_ready_only_once_the_app_window_is_viewable() {
+    require_host_tools();
+    let _one = one_session_at_a_time();
+    let dir = TempDir::new("streaming-ready");
+    let app_ready = dir.0.join("app-ready");
+    // The app maps its window 4 s after it starts.
+    let app_command = format!(
+        "exec /usr/bin/python3 '{}' '{APP_COLOUR}' '{}' 4",
+        root().join("tests/browser/colour_app.py").display(),
+        app_ready.display()
+    );
+    let mut session = Session::start(&dir.0, "ready-order", &app_command);
+    let started = Instant::now();
+    let (mut display_at, mut session_at, mut app_at) = (None, None, None);
+    let all_seen = wait_until(Duration::from_secs(60), || {
+        let now = started.elapsed();
+        if display_at.is_none() && session.state_file("display.ready").exists() {
+            display_at = Some(now);
+        }
+        if app_at.is_none() && app_ready.exists() {
+            app_at = Some(now);
+        }
+        if session_at.is_none() && session.state_file("session.ready").exists() {
+            session_at = Some(now);
+            // The app creates its file once its window is viewable, before the entrypoint can see that.
+            assert!(app_ready.exists(), "session.ready appeared before the app's window was viewable");
+        }
+        session_at.is_some() || session.process.try_status().is_some()
+    });
+    assert!(all_seen && session_at.is_some(), "session.ready did not appear:\n{}", session.diagnosis());
+    let (display_at, session_at) = (display_at.expect("display.ready"), session_at.expect("session.ready"));
+    let app_at = app_at.expect("app ready");
+    println!(
+        "display.ready after {display_at:?}, the app's window viewable after {app_at:?}, session.ready after {session_at:?}"
+    );
+    assert!(display_at < app_at && app_at <= session_at, "out of order:\n{}", session.diagnosis());
+    assert!(
+        session_at - display_at >= Duration::from_secs(3),
+        "session.ready came too early:\n{}",
+        session.diagnosis()
+    );
+    // The window fills the display: no decoration, no band.
+    let share = display_colour_share(session.display, APP_COLOUR).expect("read the session's display");
+    assert!(share > 0.95, "the app's colour covers {:.1}% of the display:\n{}", share * 100.0, session.diagnosis());
+    let status = session.process.terminate(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(143), "{}", session.log());
+    assert!(!session.state_file("session.ready").exists(), "session.ready outlived the session");
+}
+
+#[test]
+fn session_without_a_viewer_stops_itself_after_its_idle_time() {
+    require_host_tools();
+    let _one = one_session_at_a_time();
+    let dir = TempDir::new("streaming-idle");
+    let mut session =
+        Session::start_with(&dir.0, "idle-stop", "exec sleep 600", Protocol::Selkies, &[("IDLE_STOP_MINUTES", "1")]);
+    let started = Instant::now();
+    let status = session.process.wait_timeout(Duration::from_secs(120));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "the idle session did not stop with 0:\n{}",
+        session.diagnosis()
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(60), "it stopped after {elapsed:?}, before its minute");
+    let message = fs::read_to_string(dir.0.join("termination-log")).expect("the termination log");
+    assert_eq!(message, "idle-stop: no viewer for 1 minutes\n");
+    assert!(session.log().contains("idle-stop: no viewer for 1 minutes"), "{}", session.log());
+    println!("idle session stopped itself after {elapsed:?}");
+    session.assert_nothing_left();
+}
+
 #[test]
 fn session_ends_with_the_app_and_its_exit_status() {
     require_host_tools();
@@ -517,6 +829,19 @@ fn entrypoint_refuses_an_incomplete_configuration() {
     assert_eq!(code, Some(1));
     assert!(err.contains("RESOLUTION must be"), "{err}");
     assert!(!err.contains("sekrit"), "the password was printed: {err}");
+    for (name, value, message) in [
+        ("STREAM_PROTOCOL", "rdp", "STREAM_PROTOCOL must be selkies or novnc"),
+        ("VIDEO_ENCODER", "quicksync", "VIDEO_ENCODER must be software or nvenc"),
+        ("IDLE_STOP_MINUTES", "soon", "IDLE_STOP_MINUTES must be a number of minutes"),
+    ] {
+        let (code, err) = run(&[
+            ("APP_COMMAND", Path::new("xterm")),
+            ("VNC_PASSWORD_FILE", &password_file),
+            (name, Path::new(value)),
+        ]);
+        assert_eq!(code, Some(1), "{name}={value} was accepted: {err}");
+        assert!(err.contains(message), "{err}");
+    }
 }
 
 fn steamcmd_install(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String, String) {

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the streaming-session scripts (images/streaming-session/) and their end-to-end test
-# (tests/streaming_session_e2e.rs) need on a Debian (bookworm) host: the X/VNC/noVNC stack, Chromium, Tk for the test
-# application, Node.js when missing, and then this directory's npm packages (playwright-core; no browser download).
-# Idempotent and quick when everything is there: apt runs only when a package is missing, npm only when
-# package-lock.json changed. Run as root (CI does).
+# (tests/streaming_session_e2e.rs) need on a Debian (bookworm) host: the X/VNC/noVNC stack, PulseAudio, TigerVNC's
+# viewer, Chromium, Tk for the test application, Node.js when missing, then Selkies in /opt/selkies (as the image has
+# it: images/streaming-session/requirements.txt, pinned by hash) and this directory's npm packages (playwright-core;
+# no browser download). Idempotent and quick when everything is there: apt runs only when a package is missing, pip
+# only when requirements.txt changed, npm only when package-lock.json changed. Run as root (CI does).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(
   xvfb              # the virtual display
-  x11-utils         # xdpyinfo: is the display up?
+  x11-utils         # xdpyinfo, xprop, xwininfo: is the display up, is the app's window viewable?
   openbox           # the window manager
   x11vnc            # VNC server of the display
   novnc             # the browser client (/usr/share/novnc)
@@ -17,6 +18,12 @@ packages=(
   chromium          # the browser of the test (/usr/bin/chromium)
   fonts-dejavu-core # text in noVNC's page
   python3-tk        # the test's X application (tests/browser/colour_app.py)
+  pulseaudio        # the session's sound server
+  pulseaudio-utils  # pacat: the test application's tone
+  python3-venv      # Selkies' venv
+  xdotool           # some of Selkies' key injection
+  tigervnc-viewer   # the native client of the test (xtigervncviewer)
+  iproute2          # ss: the bytes the browser received, for the bitrate
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
@@ -43,6 +50,23 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if ((node_major < 20)); then
   echo "install-deps: playwright-core needs Node.js 20 or later; this host has $(node --version)" >&2
   exit 1
+fi
+
+# Selkies, as images/streaming-session/Dockerfile installs it.
+requirements=../../images/streaming-session/requirements.txt
+selkies_stamp=/opt/selkies/.requirements.sha256
+wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [[ ! -x /opt/selkies/bin/selkies || "$(cat "$selkies_stamp" 2>/dev/null)" != "$wanted" ]]; then
+  if ((EUID != 0)); then
+    echo "browser/install-deps: Selkies is missing in /opt/selkies; run this script as root to install it" >&2
+    exit 1
+  fi
+  echo "install-deps: Selkies into /opt/selkies"
+  rm -rf /opt/selkies
+  /usr/bin/python3 -m venv /opt/selkies
+  /opt/selkies/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
+    -r "$requirements"
+  echo "$wanted" >"$selkies_stamp"
 fi
 
 stamp=node_modules/.package-lock.sha256
