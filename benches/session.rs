@@ -123,9 +123,18 @@ fn field(report: &serde_json::Value, pointer: &str) -> String {
     report.pointer(pointer).and_then(serde_json::Value::as_f64).map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
 }
 
+/// The machine's 1-minute load average: the cores are shared, and the figures move with what else runs.
+fn load() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn main() {
     let presses = size("BENCH_SESSION_PRESSES", 30);
     let measure_ms = size("BENCH_SESSION_MEASURE_MS", 10_000);
+    let load_before = load();
     let reports: Vec<(&str, serde_json::Value)> = [("selkies", 180), ("novnc", 181)]
         .into_iter()
         .map(|(engine, display)| (engine, measure(engine, display, presses, measure_ms)))
@@ -141,9 +150,10 @@ fn main() {
     let chromium = reports[0].1["browserVersion"].as_str().unwrap_or("?").to_owned();
     println!("## Streaming session in the browser: Selkies and noVNC (1280x720, software encoding)\n");
     println!(
-        "Machine: {} cores ({cpu}); session, app and headless Chromium {chromium} on the same host; {presses} key \
-         presses, {} s of animation per engine.\n",
+        "Machine: {} cores ({cpu}; load average {load_before} before the run, {} after); session, app and \
+         headless Chromium {chromium} on the same host; {presses} key presses, {} s of animation per engine.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load(),
         measure_ms / 1000
     );
     println!(

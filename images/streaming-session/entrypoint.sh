@@ -333,8 +333,8 @@ set-default-sink output
 set-default-source output.monitor
 EOF
 start pulseaudio "$STATE_DIR/pulseaudio.log" env HOME="$STATE_DIR/pulse" PULSE_RUNTIME_PATH="$STATE_DIR/pulse" \
-  PULSE_STATE_PATH="$STATE_DIR/pulse" pulseaudio --daemonize=no --exit-idle-time=-1 --use-pid-file=no \
-  --disable-shm=yes --log-target=stderr -n -F "$STATE_DIR/pulse/default.pa"
+  PULSE_STATE_PATH="$STATE_DIR/pulse" pulseaudio --daemonize=no --exit-idle-time=-1 --use-pid-file=no --realtime=no \
+  --high-priority=no --disable-shm=yes --log-target=stderr -n -F "$STATE_DIR/pulse/default.pa"
 wait_until pulseaudio "the sound server's socket $pulse_socket" pulse_ready
 export PULSE_SERVER="unix:$pulse_socket"
 export SELKIES_JS_SOCKET_PATH="$STATE_DIR/gamepads"
