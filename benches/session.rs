@@ -9,8 +9,10 @@
 //! - input-to-photon latency: a key press ("2" and "1" alternately, `BENCH_SESSION_PRESSES` times) to the first
 //!   presented frame in the colour it leads to, p50 and p95.
 //!
-//! Run with `cargo bench --bench session` (host tools: `bash tests/browser/install-deps.sh`). It asserts nothing and
-//! prints a Markdown report; docs/benchmarks.md keeps the latest one.
+//! The engines take turns, `BENCH_SESSION_ROUNDS` rounds (default 3) of one session each, and each figure is the
+//! median of the rounds with their range: the two cores are shared with whatever else runs, and one round can land on
+//! a busy moment. Run with `cargo bench --bench session` (host tools: `bash tests/browser/install-deps.sh`). It
+//! asserts nothing and prints a Markdown report; docs/benchmarks.md keeps the latest one.
 
 use std::fs;
 use std::net::TcpListener;
@@ -78,12 +80,15 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let kill = |signal: &str| {
+            let _ = Command::new("kill").args([signal, "--", &group]).stderr(Stdio::null()).status();
+        };
+        kill("-TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        kill("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -119,8 +124,19 @@ fn measure(engine: &str, display: u32, presses: u32, measure_ms: u32) -> serde_j
     report
 }
 
-fn field(report: &serde_json::Value, pointer: &str) -> String {
-    report.pointer(pointer).and_then(serde_json::Value::as_f64).map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+/// A figure of every round's report: "median (min–max)", with `digits` decimals.
+fn figure(reports: &[serde_json::Value], pointer: &str, digits: usize) -> String {
+    let mut values: Vec<f64> =
+        reports.iter().filter_map(|r| r.pointer(pointer).and_then(serde_json::Value::as_f64)).collect();
+    if values.is_empty() {
+        return "-".to_owned();
+    }
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    if values.len() == 1 {
+        return format!("{median:.digits$}");
+    }
+    format!("{median:.digits$} ({:.digits$}–{:.digits$})", values[0], values[values.len() - 1])
 }
 
 /// The machine's 1-minute load average: the cores are shared, and the figures move with what else runs.
@@ -134,11 +150,15 @@ fn load() -> String {
 fn main() {
     let presses = size("BENCH_SESSION_PRESSES", 30);
     let measure_ms = size("BENCH_SESSION_MEASURE_MS", 10_000);
+    let rounds = size("BENCH_SESSION_ROUNDS", 3);
     let load_before = load();
-    let reports: Vec<(&str, serde_json::Value)> = [("selkies", 180), ("novnc", 181)]
-        .into_iter()
-        .map(|(engine, display)| (engine, measure(engine, display, presses, measure_ms)))
-        .collect();
+    let engines = [("selkies", 180), ("novnc", 181)];
+    let mut reports: Vec<Vec<serde_json::Value>> = vec![Vec::new(); engines.len()];
+    for _ in 0..rounds {
+        for (i, (engine, display)) in engines.into_iter().enumerate() {
+            reports[i].push(measure(engine, display, presses, measure_ms));
+        }
+    }
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -147,28 +167,33 @@ fn main() {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_default();
-    let chromium = reports[0].1["browserVersion"].as_str().unwrap_or("?").to_owned();
+    let chromium = reports[0][0]["browserVersion"].as_str().unwrap_or("?").to_owned();
     println!("## Streaming session in the browser: Selkies and noVNC (1280x720, software encoding)\n");
     println!(
         "Machine: {} cores ({cpu}; load average {load_before} before the run, {} after); session, app and \
-         headless Chromium {chromium} on the same host; {presses} key presses, {} s of animation per engine.\n",
+         headless Chromium {chromium} on the same host; {rounds} rounds, each engine in turn; per round {presses} key \
+         presses and {} s of animation. Each cell: the median of the rounds (their range).\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load(),
         measure_ms / 1000
     );
     println!(
-        "| engine | first frame after opening the page | frames/s | key press → colour change p50 / p95 | bitrate |"
+        "| engine | first frame after opening the page (ms) | frames/s | key press → colour change p50 (ms) | p95 (ms) \
+         | bitrate (kbit/s) |"
     );
-    println!("|---|---|---|---|---|");
-    for (engine, report) in &reports {
+    println!("|---|---|---|---|---|---|");
+    for ((engine, _), runs) in engines.iter().zip(&reports) {
+        let seen: u64 =
+            runs.iter().filter_map(|r| r.pointer("/right/keys/samples").and_then(serde_json::Value::as_u64)).sum();
+        let unseen = u64::from(presses) * runs.len() as u64 - seen;
         println!(
-            "| {engine} | {} ms | {:.1} | {} / {} ms ({} of {presses} seen) | {} kbit/s |",
-            field(report, "/right/timeToFirstFrameMs"),
-            report.pointer("/right/framesPerSecond").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
-            field(report, "/right/keys/p50Ms"),
-            field(report, "/right/keys/p95Ms"),
-            report.pointer("/right/keys/samples").and_then(serde_json::Value::as_u64).unwrap_or(0),
-            field(report, "/right/bitrateKbps"),
+            "| {engine} | {} | {} | {} | {} | {} |{}",
+            figure(runs, "/right/timeToFirstFrameMs", 0),
+            figure(runs, "/right/framesPerSecond", 1),
+            figure(runs, "/right/keys/p50Ms", 0),
+            figure(runs, "/right/keys/p95Ms", 0),
+            figure(runs, "/right/bitrateKbps", 0),
+            if unseen > 0 { format!(" ({unseen} key presses never showed)") } else { String::new() },
         );
     }
 }

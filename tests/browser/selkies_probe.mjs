@@ -262,14 +262,27 @@ function handshakeStatus(secret) {
   });
 }
 
-// The bytes this host's TCP connections to the stream's port have received so far (the kernel's tcp_info, by `ss`):
-// what the browser received over its WebSocket, framing included, whichever thread reads it. Only for a server on
-// this host (PROBE_BASE_URL on the loopback interface).
+// The bytes each of this host's TCP connections to the stream's port has received so far (the kernel's tcp_info, by
+// `ss`), by connection: what the browser received over its WebSocket, framing included, whichever thread reads it.
+// Only for a server on this host (PROBE_BASE_URL on the loopback interface).
 function bytesReceived() {
   const port = new URL(baseUrl).port || '80';
   const out = execFileSync('ss', ['-tinH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' });
-  return [...out.matchAll(/bytes_received:(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+  const connections = new Map();
+  let current = null;
+  for (const line of out.split('\n')) {
+    const ends = /^\s*\d+\s+\d+\s+(\S+)\s+(\S+)/.exec(line);
+    if (ends) current = `${ends[1]} ${ends[2]}`;
+    const bytes = /bytes_received:(\d+)/.exec(line);
+    if (bytes && current) connections.set(current, Number(bytes[1]));
+  }
+  return connections;
 }
+
+// The bytes received between two `bytesReceived` snapshots, over the connections open at the second: a connection
+// that closed in between (the page's own HTTP requests) does not count, one opened in between counts whole.
+const bytesBetween = (before, after) =>
+  [...after].reduce((sum, [connection, bytes]) => sum + bytes - (before.get(connection) ?? 0), 0);
 
 const screenshotShares = (page, png) =>
   page.evaluate((base64) => window.__probe.screenshotShares(base64), png.toString('base64'));
@@ -342,7 +355,7 @@ async function probeRight(context) {
   await page.evaluate(() => window.__probe.startWindow());
   await page.waitForTimeout(measureMs);
   const window_ = await page.evaluate(() => window.__probe.readWindow());
-  const bitrateKbps = ((bytesReceived() - bytesBefore) * 8) / 1000 / window_.seconds;
+  const bitrateKbps = (bytesBetween(bytesBefore, bytesReceived()) * 8) / 1000 / window_.seconds;
   const box = await streamBox(page);
   const screenshot = join(outDir, 'right.png');
   const png = await page.screenshot({ path: screenshot, clip: box });
