@@ -9,6 +9,12 @@
 //! POST, and Open is a POST answered with a redirect to the session's noVNC page — behind its Ingress, or else
 //! through the dashboard's proxy ([`super::novnc`]) — whose *fragment* carries it (a browser sends no fragment to any
 //! server; noVNC reads its settings from there).
+//!
+//! A Selkies session's stream is embedded in the page instead (with full screen, sound, gamepad and statistics, driven
+//! by `static/session-stream-1.js`): a frame of the dashboard's proxy ([`super::selkies`], which presents the password
+//! itself, so it never reaches the browser), or of the session's Ingress with the password in the fragment for whoever
+//! may read it. A session the broker stopped for want of a viewer says so, and its Open starts it again; the page then
+//! follows its progress and shows the stream once its first frame arrives.
 
 use askama::Template;
 use axum::Form;
@@ -21,7 +27,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::apps::Notice;
-use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH, SESSION_STREAM_PATH};
 use super::i18n::Translation;
 use super::logs::{cut, log_params};
 use super::page_error::PageError;
@@ -58,6 +64,16 @@ struct SessionPage<'a> {
     log_stream: Option<String>,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
+    stream: Option<StreamFrame>,
+    stream_script: &'static str,
+}
+
+/// A Selkies stream the page embeds.
+struct StreamFrame {
+    /// The page its frame loads.
+    url: String,
+    /// The overlay's labels, as JSON for the script.
+    labels: String,
 }
 
 /// The part of the page that follows the session's state: re-read (as the user) whenever the live stream says its
@@ -73,6 +89,8 @@ struct SessionCard {
     reveal: bool,
     open: bool,
     action: String,
+    /// Whether the stream can be shown now: a Selkies session that runs and is ready.
+    ready: bool,
 }
 
 /// `?done=` after an action, naming it.
@@ -129,6 +147,8 @@ async fn show(
     let log_page = paths::PodLogs { instance_id: instance_id.clone(), pod: pod.clone() };
     let log_stream = paths::PodLogStream { instance_id: instance_id.clone(), pod: pod.clone() };
     let install = [("container", INSTALL_CONTAINER)];
+    let stream = stream_frame(state, text, session, session_id, &card).await;
+    let policy = stream.as_ref().and_then(|stream| frame_policy(&stream.url));
     let page = SessionPage {
         text,
         session,
@@ -141,8 +161,49 @@ async fn show(
         card,
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
+        stream,
+        stream_script: SESSION_STREAM_PATH,
     };
-    Ok(render(status, &page))
+    let mut response = render(status, &page);
+    if let Some(policy) = policy {
+        response.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    Ok(response)
+}
+
+/// The Selkies stream the page embeds, when the session streams with Selkies, is not stopped and the user may see it:
+/// through the dashboard's proxy when they may use it and read the password (which the dashboard presents for them),
+/// or from the session's Ingress with the password, read as them.
+async fn stream_frame(
+    state: &DashboardState,
+    text: &'static Translation,
+    session: &Session,
+    session_id: &str,
+    card: &SessionCard,
+) -> Option<StreamFrame> {
+    let view = &card.view;
+    if !view.selkies || view.stopped || !card.open {
+        return None;
+    }
+    let password = match view.ingress_host {
+        Some(_) => tenant::streaming::password(&state.broker, &session.client, &session.tenant, session_id).await.ok(),
+        None => None,
+    };
+    let proxied = paths::Stream { instance_id: session.tenant.instance_id.clone(), session_id: session_id.to_owned() };
+    let url = view.selkies_url(password.as_deref(), &proxied.to_string())?;
+    let (latency, fps, bitrate) = text.stream_stats;
+    Some(StreamFrame { url, labels: serde_json::json!([latency, fps, bitrate]).to_string() })
+}
+
+/// The page's policy when it frames `url` from another origin (the session's Ingress): the dashboard's, with that
+/// origin allowed in frames; `None` for a frame of the dashboard's own origin, which its policy allows.
+fn frame_policy(url: &str) -> Option<axum::http::HeaderValue> {
+    let origin = url.strip_prefix("https://")?.split(['/', '#', '?']).next()?;
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+         frame-src 'self' https://{origin}"
+    );
+    axum::http::HeaderValue::from_str(&policy).ok()
 }
 
 /// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
@@ -176,6 +237,7 @@ async fn card(
         reveal,
         open: reveal && (view.ingress_host.is_some() || proxy),
         action: session_path(&session.tenant.instance_id, session_id).to_string(),
+        ready: view.selkies && !view.stopped && view.state.state == OperationState::Succeeded,
         view,
     })
 }
@@ -274,6 +336,8 @@ pub async fn reveal(
 
 /// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page (behind its
 /// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
+/// A Selkies session is shown on its own page: Open goes there, after starting the session when it is stopped
+/// (refused as stop and start are).
 pub async fn open(
     paths::SessionOpen { instance_id, session_id }: paths::SessionOpen,
     State(state): State<DashboardState>,
@@ -282,6 +346,16 @@ pub async fn open(
     let Visit { session, text, .. } = visit;
     let opened = async {
         let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
+        if view.selkies {
+            // The stream is on the session's page: a stopped session is started first (its volume was kept).
+            let page = session_path(&instance_id, &session_id);
+            if !view.stopped {
+                return Ok(format!("{page}#stream"));
+            }
+            let (broker, client, tenant) = (&state.broker, &session.client, &session.tenant);
+            tenant::apps::act(broker, client, tenant, Controller::StatefulSet, &view.name, Action::Start).await?;
+            return Ok(format!("{}#stream", with_query(page, &[("done", "start")])));
+        }
         let password =
             tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await?;
         let proxied = paths::Novnc { instance_id: instance_id.clone(), session_id: session_id.clone() };
@@ -322,6 +396,8 @@ mod tests {
             pod: "session-ss-1-0".to_owned(),
             installs: true,
             ingress_host: None,
+            selkies: false,
+            idle_stopped_after: None,
         }
     }
 
@@ -336,6 +412,7 @@ mod tests {
                 reveal: may,
                 open: may,
                 action: session_path("inst-1", &view.instance_id).to_string(),
+                ready: view.selkies && !view.stopped,
                 view,
             },
             password: password.map(str::to_owned),
@@ -346,6 +423,8 @@ mod tests {
             log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
             htmx_path: HTMX_PATH,
             htmx_sse_path: HTMX_SSE_PATH,
+            stream: None,
+            stream_script: SESSION_STREAM_PATH,
         }
         .render()
         .expect("renders")
