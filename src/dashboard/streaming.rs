@@ -401,7 +401,7 @@ mod tests {
         }
     }
 
-    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
+    fn page_with(session: &Session, view: SessionView, may: bool, password: Option<&str>, stream: bool) -> String {
         SessionPage {
             text: &i18n::EN,
             session,
@@ -423,11 +423,67 @@ mod tests {
             log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
             htmx_path: HTMX_PATH,
             htmx_sse_path: HTMX_SSE_PATH,
-            stream: None,
+            stream: stream.then(|| StreamFrame {
+                url: "/instances/inst-1/stream/index.html".to_owned(),
+                labels: r#"["latency","frames/s","Mbit/s"]"#.to_owned(),
+            }),
             stream_script: SESSION_STREAM_PATH,
         }
         .render()
         .expect("renders")
+    }
+
+    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
+        let stream = view.selkies && !view.stopped && may;
+        page_with(session, view, may, password, stream)
+    }
+
+    #[tokio::test]
+    async fn a_selkies_session_shows_its_stream_on_the_page_and_an_idle_one_says_why_it_stopped() {
+        let session = super::super::user_sessions::test_session("inst-1");
+        let selkies =
+            |stopped: bool, idle: Option<u32>| SessionView { selkies: true, idle_stopped_after: idle, ..view(stopped) };
+        let html = page(&session, selkies(false, None), true, None);
+        for shown in [
+            r#"<iframe id="stream""#,
+            r#"data-src="/instances/inst-1/stream/index.html""#,
+            r#"allow="fullscreen; autoplay; gamepad"#,
+            r#"id="stream-fullscreen""#,
+            r#"id="stream-sound""#,
+            r#"id="stream-gamepad" hidden"#,
+            r#"id="stream-stats""#,
+            r#"id="stream-waiting""#,
+            r#"<script src="/static/session-stream-1.js" defer></script>"#,
+            "<span hidden data-ready></span>",
+        ] {
+            assert!(html.contains(shown), "{shown}: {html}");
+        }
+        assert!(!html.contains(r#"id="open""#), "a running stream is on the page already: {html}");
+        assert!(!html.contains(" src=\"/instances/inst-1/stream"), "loaded by the script once ready: {html}");
+        assert!(!html.contains("<script>") && !html.contains("style="), "the CSP forbids inline: {html}");
+
+        let html = page(&session, selkies(true, Some(30)), true, None);
+        assert!(html.contains("Stopped after 30 minutes without a viewer."), "{html}");
+        assert!(
+            html.contains(r#"<form method="post" action="/instances/inst-1/sessions/ss-1/open"><button"#),
+            "{html}"
+        );
+        assert!(!html.contains("<iframe") && !html.contains("data-ready"), "{html}");
+        let html = page(&session, selkies(true, Some(30)), false, None);
+        assert!(!html.contains(r#"id="open""#) && !html.contains("Open starts it"), "no waking without patch: {html}");
+        let html = page(&session, selkies(true, None), true, None);
+        assert!(!html.contains("without a viewer"), "stopped by its user: {html}");
+        let html = page(&session, view(false), true, None);
+        assert!(!html.contains("<iframe") && !html.contains("session-stream"), "noVNC stays in its tab: {html}");
+    }
+
+    #[test]
+    fn only_an_ingress_frame_widens_the_pages_policy_to_its_own_origin() {
+        let policy = frame_policy("https://play.example.com/#token=x").expect("a policy");
+        let policy = policy.to_str().expect("text");
+        assert!(policy.ends_with("frame-src 'self' https://play.example.com"), "{policy}");
+        assert!(policy.contains("script-src 'self';") && policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert_eq!(frame_policy("/instances/i/sessions/s/stream/index.html"), None);
     }
 
     #[tokio::test]
