@@ -655,7 +655,7 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
     .await;
     let broker = &served.broker;
     let org = id("org");
-    let (cluster_id, _) = virtual_cluster(broker, &org, MEDIUM).await;
+    let (cluster_id, namespace) = virtual_cluster(broker, &org, MEDIUM).await;
     let token_of = |answer: &Answer| answer.body["credentials"]["token"].as_str().expect("token").to_owned();
     let bound = broker
         .bind(&cluster_id, &format!("{cluster_id}-edit"), MEDIUM, json!({ "parameters": { "role": "edit" } }))
@@ -677,14 +677,16 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
     let page = format!("{overview}/sessions/{session}");
     let signed_in = sign_in(&served, &format!("{overview}/login"), &token_of(&bound), &served.origin).await;
     assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let editor = cookie_of(&signed_in);
     let target = [
         ("PROBE_DASHBOARD_PAGE", format!("{}{page}", served.origin)),
-        ("PROBE_COOKIE", cookie_of(&signed_in)),
+        ("PROBE_COOKIE", editor.clone()),
         ("PROBE_KEY", "2".to_owned()),
         ("PROBE_KEY_COLOUR", KEY_COLOUR.to_owned()),
     ];
     // The dashboard is served on this test's runtime: the probe waits elsewhere.
-    let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &target)).await.expect("ran");
+    let probe = target.clone();
+    let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &probe)).await.expect("ran");
     assert_eq!(report.get("failure"), None, "{report}");
     assert_eq!(report["framePath"], format!("{page}/stream/index.html"), "the dashboard's proxy: {report}");
     let number = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64).unwrap_or(-1.0);
@@ -723,6 +725,27 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
         let refused = send(served.address, "GET", &path, &[("cookie", reader.as_str())], "").await;
         assert_eq!(refused.status, 403, "{asset}: {refused:?}");
     }
+
+    // Stopped (its pod gone), the session's page offers Open, which starts it again; the page shows the stream once
+    // the session is ready and its first frame arrived.
+    let form = [("cookie", editor.as_str()), ("origin", served.origin.as_str())];
+    let form = [form[0], form[1], ("content-type", "application/x-www-form-urlencoded")];
+    let stopped = send(served.address, "POST", &page, &form, "action=stop").await;
+    assert_eq!(stopped.status, 303, "{stopped:?}");
+    eventually(Duration::from_secs(120), "the session's pod is gone", || async {
+        pods_of(broker, &namespace, &session).await.is_empty().then_some(())
+    })
+    .await;
+    let wake = [&target[..], &[("PROBE_OPEN", "1".to_owned())]].concat();
+    let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &wake)).await.expect("ran");
+    assert_eq!(report.get("failure"), None, "{report}");
+    assert_eq!((&report["opened"], &report["openedPath"]), (&json!(true), &json!(page)), "{report}");
+    let share = report["colourShare"].as_f64().unwrap_or(-1.0);
+    assert!(share > 0.95, "after Open, the app's colour covers only {:.1}% of the stream: {report}", share * 100.0);
+    println!(
+        "Selkies woken by Open on the dashboard: the stream showed the app {:.1} s after its page was opened",
+        report["timeToFirstFrameMs"].as_f64().unwrap_or(-1.0) / 1000.0
+    );
 
     delete_workload(broker, &session, STREAMING, CPU_720P).await;
     broker.deprovision(&cluster_id, MEDIUM).await;

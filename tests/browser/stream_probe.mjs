@@ -1,6 +1,8 @@
 // Opens a streaming session's dashboard page in headless Chromium, as a signed-in member's browser would, and reports
 // on stdout, as one JSON object, what the page's embedded Selkies stream showed:
 //
+//   opened: with PROBE_OPEN=1, the page's Open button was clicked first (a stopped session: Open starts it, and the
+//           page loads the stream once the session is ready); openedPath is where it led.
 //   frameSrc, framePath: where the page's stream frame points (its path: the dashboard's proxy, or the Ingress).
 //   timeToFirstFrameMs: from navigation start until the frame shows the app's colour (PROBE_COLOUR) on > 95 %.
 //   colourShare: the share of the frame in that colour (from a screenshot of the frame).
@@ -13,7 +15,8 @@
 // Driven by tests/real_node.rs; configured by environment variables (the cookie is not put on a command line):
 // PROBE_DASHBOARD_PAGE (the session's dashboard page), PROBE_COOKIE (the signed-in session cookie, name=value),
 // PROBE_COLOUR, PROBE_KEY, PROBE_KEY_COLOUR (#rrggbb), PROBE_USER_DATA_DIR (a fresh directory), PROBE_OUT_DIR
-// (screenshots), PROBE_MEASURE_MS (default 3000), CHROMIUM (default /usr/bin/chromium).
+// (screenshots), PROBE_MEASURE_MS (default 3000), PROBE_OPEN (1: click Open first), CHROMIUM (default
+// /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 
@@ -31,6 +34,7 @@ const userDataDir = env('PROBE_USER_DATA_DIR');
 const outDir = env('PROBE_OUT_DIR');
 const measureMs = Number(env('PROBE_MEASURE_MS', '3000'));
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
+const open = process.env.PROBE_OPEN === '1';
 
 const rgb = (hex) => {
   const parts = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
@@ -39,7 +43,8 @@ const rgb = (hex) => {
 };
 // H.264 with 4:2:0 chroma shifts colours a little, and most at the sweeping bar's edges.
 const TOLERANCE = 40;
-const FIRST_FRAME_TIMEOUT_MS = 60000; // a busy 2-core machine starting a pod's stream can take a while
+// A busy 2-core machine starting a pod's stream can take a while, and a stopped session starts its pod first.
+const FIRST_FRAME_TIMEOUT_MS = open ? 180000 : 60000;
 const KEY_TIMEOUT_MS = 10000;
 const VIEWPORT = { width: 1600, height: 1200 };
 
@@ -62,6 +67,11 @@ try {
   page.on('pageerror', (error) => errors.push(`page error: ${error.message}`.slice(0, 300)));
   const started = Date.now();
   await page.goto(pageUrl, { waitUntil: 'domcontentloaded' });
+  if (open) {
+    await Promise.all([page.waitForURL((url) => url.hash === '#stream'), page.locator('#open').click()]);
+    report.opened = true;
+    report.openedPath = new URL(page.url()).pathname;
+  }
   const frameElement = page.locator('#stream');
   await frameElement.waitFor({ state: 'attached', timeout: 10000 });
   // The frame is loaded once the session is ready (at once for a running one).
