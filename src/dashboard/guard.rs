@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Scripts, styles, forms and event streams from the dashboard only (its vendored htmx: no inline script, no eval),
 /// never in a frame.
-const CONTENT_SECURITY_POLICY: &str =
+pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `scheme://host[:port]` of a base URL, lower-cased, as browsers send it in `Origin`.

@@ -196,13 +196,14 @@ async fn stream_frame(
 }
 
 /// The page's policy when it frames `url` from another origin (the session's Ingress): the dashboard's, with that
-/// origin allowed in frames; `None` for a frame of the dashboard's own origin, which its policy allows.
+/// host allowed in frames; `None` for a frame of the dashboard's own origin, which its policy allows, and for a host
+/// that is not a plain host name (nothing else may reach the policy).
 fn frame_policy(url: &str) -> Option<axum::http::HeaderValue> {
-    let origin = url.strip_prefix("https://")?.split(['/', '#', '?']).next()?;
-    let policy = format!(
-        "default-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
-         frame-src 'self' https://{origin}"
-    );
+    let host = url.strip_prefix("https://")?.split(['/', '#', '?']).next()?;
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':')) {
+        return None;
+    }
+    let policy = format!("{}; frame-src 'self' https://{host}", super::guard::CONTENT_SECURITY_POLICY);
     axum::http::HeaderValue::from_str(&policy).ok()
 }
 
@@ -484,6 +485,7 @@ mod tests {
         assert!(policy.ends_with("frame-src 'self' https://play.example.com"), "{policy}");
         assert!(policy.contains("script-src 'self';") && policy.contains("frame-ancestors 'none'"), "{policy}");
         assert_eq!(frame_policy("/instances/i/sessions/s/stream/index.html"), None);
+        assert_eq!(frame_policy("https://a.example; script-src *"), None, "a host name only");
     }
 
     #[tokio::test]
