@@ -3,7 +3,7 @@
 //! stop; ready again after start, seen without a reload by headless Chromium), its plan and resolution; an `edit` binding stops and starts it through the broker
 //! (so the platform reads the same state), sees the password on demand and opens noVNC through the session's Ingress
 //! with the password in the URL's fragment only; a `view` binding sees no control, and its forged stop, password,
-//! open and noVNC proxy requests are refused; the page's live part (its state and controls) is served alone; the proxy reaches nothing but the session's noVNC port; the session is
+//! open, noVNC and Selkies proxy requests are refused; the page's live part (its state and controls) is served alone; the proxy reaches nothing but the session's noVNC port; the session is
 //! not found from another virtual cluster. (Open through the proxy, seen by Chromium: `tests/real_node.rs`.)
 
 mod support;
@@ -166,12 +166,26 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
     assert_eq!(send(served.address, "GET", &socket, &handshake, "").await.status, 403);
+    // The same for a Selkies stream: its files and its WebSocket, which carries the password the dashboard reads as
+    // the member, are the apiserver's service proxy as the viewer (refused), reach nothing but the stream port, and
+    // are refused to nobody signed in and to another site's page.
+    let stream = format!("{}/stream", reader.session_page(&session));
+    for asset in ["index.html", "api/status", "api/websockets"] {
+        let refused = reader.get(&format!("{stream}/{asset}")).await;
+        assert_eq!(refused.status, 403, "{asset}: {refused:?}");
+        assert!(!refused.body.contains(&password), "{refused:?}");
+        assert_eq!(send(served.address, "GET", &format!("{stream}/{asset}"), &[], "").await.status, 401, "{asset}");
+    }
+    let escape = editor.get(&format!("{stream}/assets/%2e%2e/%2e%2e/%2e%2e/secrets")).await;
+    assert_eq!(escape.status, 404, "{escape:?}");
+    assert_eq!(send(served.address, "GET", &format!("{stream}/api/websockets"), &handshake, "").await.status, 403);
 
     // Another virtual cluster's member does not find the session; this cluster's member is not theirs to ask about.
     let (other_id, other_url, other_token) = instance_with_binding(broker, "edit").await;
     let stranger = visitor(&served, &other_url, &other_token).await;
     assert_eq!(stranger.get(&stranger.session_page(&session)).await.status, 404);
     assert_eq!(stranger.get(&format!("{}/novnc/vnc.html", stranger.session_page(&session))).await.status, 404);
+    assert_eq!(stranger.get(&format!("{}/stream/index.html", stranger.session_page(&session))).await.status, 404);
     for (path, form) in [("", "action=stop"), ("/password", ""), ("/open", "")] {
         let refused = stranger.post(&format!("{}{path}", stranger.session_page(&session)), form).await;
         assert_eq!(refused.status, 404, "{path}: {refused:?}");
@@ -206,6 +220,10 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     let unanswered = send(served.address, "GET", &socket, &handshake, "").await;
     assert!([502, 503].contains(&unanswered.status), "{unanswered:?}");
     assert!(unanswered.body.contains("does not answer"), "{}", unanswered.body);
+    let stream_socket = format!("{}/stream/api/websockets", editor.session_page(&session));
+    let unanswered = send(served.address, "GET", &stream_socket, &handshake, "").await;
+    assert!([502, 503].contains(&unanswered.status), "{unanswered:?}");
+    assert!(unanswered.body.contains("does not answer") && !unanswered.body.contains(&password), "{}", unanswered.body);
     // The page's live part, re-read when the live stream says pods or StatefulSets changed, says the same alone.
     let card = editor.get(&format!("{}/card", editor.session_page(&session))).await;
     assert_eq!(card.status, 200, "{card:?}");

@@ -7,9 +7,9 @@
 //!   happen; an app over its memory limit is OOM-killed and last_operation says so;
 //! - a streaming session runs the session image as a real pod with a provisioned volume, and headless Chromium sees
 //!   the app's pixels through noVNC with the binding's password only (time to first frame and frame rate printed);
-//! - a session without an Ingress opened from the dashboard's session page: the Open button's tab reaches noVNC
-//!   through the dashboard's proxy (the apiserver's service proxy, as the signed-in `edit` member) and Chromium sees
-//!   the app's pixels;
+//! - a Selkies session without an Ingress on the dashboard's session page: the page embeds its stream through the
+//!   dashboard's proxy (the apiserver's service proxy, as the signed-in `edit` member), Chromium sees the app's pixels,
+//!   a key pressed there repaints the app, the overlay counts frames; a `view` member gets no stream;
 //! - the LimitRange's defaults reach the container's cgroup, and a pod the quota refuses fails the operation with
 //!   the quota's words.
 //!
@@ -601,11 +601,16 @@ fn wrong_password(password: &str) -> String {
 /// Runs `tests/browser/novnc_probe.mjs` against a noVNC page (`target`: the probe's variables naming it); its JSON
 /// report.
 fn novnc_probe(target: &[(&str, String)]) -> Value {
+    browser_probe("novnc_probe.mjs", target)
+}
+
+/// Runs `tests/browser/<script>` against `target` (its environment), and returns the JSON it reports.
+fn browser_probe(script: &str, target: &[(&str, String)]) -> Value {
     let dir = std::env::temp_dir().join(format!("caas-real-node-probe-{:08x}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).expect("probe dir");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let output = Command::new("node")
-        .arg(repo_root().join("tests/browser/novnc_probe.mjs"))
+        .arg(repo_root().join("tests/browser").join(script))
         .current_dir(repo_root().join("tests/browser"))
         .envs(target.iter().map(|(name, value)| (name, value)))
         .env("PROBE_COLOUR", APP_COLOUR)
@@ -619,19 +624,26 @@ fn novnc_probe(target: &[(&str, String)]) -> Value {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the noVNC probe failed ({}); screenshots in {}:\n{log}",
+        "the browser probe {script} failed ({}); screenshots in {}:\n{log}",
         output.status,
         dir.display()
     );
     let text = String::from_utf8_lossy(&output.stdout);
-    let report =
+    let report: Value =
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("the probe printed no JSON ({e}): {text}\n{log}"));
-    std::fs::remove_dir_all(&dir).ok();
+    if report.get("failure").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    } else {
+        println!("{script}: screenshots kept in {}", dir.display());
+    }
     report
 }
 
+/// The colour the test app paints on the key "2" (`tests/browser/colour_app.py`).
+const KEY_COLOUR: &str = "#00c0ff";
+
 #[tokio::test]
-async fn the_dashboards_open_button_shows_a_session_through_the_members_own_service_proxy() {
+async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members_own_service_proxy() {
     let _turn = NODE_TURN.lock().await;
     assert_real_node_ready().await;
     let session_image = image("streaming-session-test");
@@ -643,14 +655,18 @@ async fn the_dashboards_open_button_shows_a_session_through_the_members_own_serv
     .await;
     let broker = &served.broker;
     let org = id("org");
-    let (cluster_id, _) = virtual_cluster(broker, &org, MEDIUM).await;
+    let (cluster_id, namespace) = virtual_cluster(broker, &org, MEDIUM).await;
+    let token_of = |answer: &Answer| answer.body["credentials"]["token"].as_str().expect("token").to_owned();
     let bound = broker
         .bind(&cluster_id, &format!("{cluster_id}-edit"), MEDIUM, json!({ "parameters": { "role": "edit" } }))
         .await;
     assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
-    let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    let viewer = broker
+        .bind(&cluster_id, &format!("{cluster_id}-view"), MEDIUM, json!({ "parameters": { "role": "view" } }))
+        .await;
+    assert_eq!(viewer.status, StatusCode::CREATED, "{viewer:?}");
     let session = id("ss");
-    let parameters = json!({ "cluster_instance_id": cluster_id,
+    let parameters = json!({ "cluster_instance_id": cluster_id, "protocol": "selkies",
                              "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
     let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
     let accepted = broker.call(Method::PUT, &uri, Some(body(STREAMING, CPU_720P, &org, parameters))).await;
@@ -658,29 +674,77 @@ async fn the_dashboards_open_button_shows_a_session_through_the_members_own_serv
     succeeded(broker, &session, "provision", Duration::from_secs(300)).await;
 
     let overview = format!("/instances/{cluster_id}");
-    let signed_in = support::dashboard::sign_in(&served, &format!("{overview}/login"), &token, &served.origin).await;
-    assert_eq!(signed_in.status, 303, "{signed_in:?}");
     let page = format!("{overview}/sessions/{session}");
+    let signed_in = sign_in(&served, &format!("{overview}/login"), &token_of(&bound), &served.origin).await;
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let editor = cookie_of(&signed_in);
     let target = [
         ("PROBE_DASHBOARD_PAGE", format!("{}{page}", served.origin)),
-        ("PROBE_COOKIE", support::dashboard::cookie_of(&signed_in)),
+        ("PROBE_COOKIE", editor.clone()),
+        ("PROBE_KEY", "2".to_owned()),
+        ("PROBE_KEY_COLOUR", KEY_COLOUR.to_owned()),
     ];
     // The dashboard is served on this test's runtime: the probe waits elsewhere.
-    let report = tokio::task::spawn_blocking(move || novnc_probe(&target)).await.expect("the probe ran");
-    let right = &report["right"];
-    assert_eq!(right["openedPath"], format!("{page}/novnc/vnc.html"), "{right}");
-    assert_eq!(right["openedQuery"], "", "nothing in a query a server would log: {right}");
+    let probe = target.clone();
+    let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &probe)).await.expect("ran");
+    assert_eq!(report.get("failure"), None, "{report}");
+    assert_eq!(report["framePath"], format!("{page}/stream/index.html"), "the dashboard's proxy: {report}");
     let number = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64).unwrap_or(-1.0);
-    let share = number("/right/canvasColourShare");
-    assert!(share > 0.8, "the app's colour covers only {:.1}% of the canvas: {right}", share * 100.0);
-    let (first_frame_ms, fps) = (number("/right/timeToFirstFrameMs"), number("/right/framesPerSecond"));
-    assert!(first_frame_ms > 0.0 && fps > 0.0, "no moving frame: {right}");
+    let share = number("/colourShare");
+    assert!(share > 0.95, "the app's colour covers only {:.1}% of the stream: {report}", share * 100.0);
+    let key_share = number("/keyColourShare");
+    assert!(key_share > 0.95, "the key press did not repaint the app ({:.1}%): {report}", key_share * 100.0);
+    let fps = number("/overlay/fps");
+    assert!(fps > 0.0, "the overlay shows no frames per second: {report}");
+    assert_eq!(report["waitingHidden"], true, "{report}");
+    let violations: Vec<&Value> = report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|error| error.as_str().is_some_and(|text| text.contains("Content Security Policy")))
+        .collect();
+    assert!(violations.is_empty(), "the page's policy refused something Selkies needs: {violations:?}");
     println!(
-        "streaming session through the dashboard's proxy: time to first frame {first_frame_ms:.0} ms (page loaded at \
-         {:.0} ms, first canvas update at {:.0} ms), {fps:.1} frames/s, the app's colour on {:.1}% of the canvas",
-        number("/right/timeToDomContentLoadedMs"),
-        number("/right/timeToFirstCanvasUpdateMs"),
+        "Selkies through the dashboard's proxy: first frame {:.0} ms after navigation, key to colour {:.0} ms, \
+         overlay {}, the app's colour on {:.1}% of the stream",
+        number("/timeToFirstFrameMs"),
+        number("/keyToColourMs"),
+        report["overlay"]["text"],
         share * 100.0
+    );
+
+    // A viewer (no services/proxy, no secrets): no stream on the page, and the proxy refuses them.
+    let reader = sign_in(&served, &format!("{overview}/login"), &token_of(&viewer), &served.origin).await;
+    assert_eq!(reader.status, 303, "{reader:?}");
+    let reader = cookie_of(&reader);
+    let seen = send(served.address, "GET", &page, &[("cookie", reader.as_str())], "").await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert!(!seen.body.contains("<iframe"), "{}", seen.body);
+    for asset in ["index.html", "api/websockets"] {
+        let path = format!("{page}/stream/{asset}");
+        let refused = send(served.address, "GET", &path, &[("cookie", reader.as_str())], "").await;
+        assert_eq!(refused.status, 403, "{asset}: {refused:?}");
+    }
+
+    // Stopped (its pod gone), the session's page offers Open, which starts it again; the page shows the stream once
+    // the session is ready and its first frame arrived.
+    let form = [("cookie", editor.as_str()), ("origin", served.origin.as_str())];
+    let form = [form[0], form[1], ("content-type", "application/x-www-form-urlencoded")];
+    let stopped = send(served.address, "POST", &page, &form, "action=stop").await;
+    assert_eq!(stopped.status, 303, "{stopped:?}");
+    eventually(Duration::from_secs(120), "the session's pod is gone", || async {
+        pods_of(broker, &namespace, &session).await.is_empty().then_some(())
+    })
+    .await;
+    let wake = [&target[..], &[("PROBE_OPEN", "1".to_owned())]].concat();
+    let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &wake)).await.expect("ran");
+    assert_eq!(report.get("failure"), None, "{report}");
+    assert_eq!((&report["opened"], &report["openedPath"]), (&json!(true), &json!(page)), "{report}");
+    let share = report["colourShare"].as_f64().unwrap_or(-1.0);
+    assert!(share > 0.95, "after Open, the app's colour covers only {:.1}% of the stream: {report}", share * 100.0);
+    println!(
+        "Selkies woken by Open on the dashboard: the stream showed the app {:.1} s after its page was opened",
+        report["timeToFirstFrameMs"].as_f64().unwrap_or(-1.0) / 1000.0
     );
 
     delete_workload(broker, &session, STREAMING, CPU_720P).await;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Scripts, styles, forms and event streams from the dashboard only (its vendored htmx: no inline script, no eval),
 /// never in a frame.
-const CONTENT_SECURITY_POLICY: &str =
+pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `scheme://host[:port]` of a base URL, lower-cased, as browsers send it in `Origin`.
@@ -45,14 +45,15 @@ pub async fn same_origin_writes(State(origin): State<Arc<String>>, request: Requ
     next.run(request).await
 }
 
-/// Adds the security headers to every answer; pages hold a tenant's data, so nothing is cached.
+/// Adds the security headers to every answer; pages hold a tenant's data, so nothing is cached. An answer that set its
+/// own policy or framing keeps it (a session's stream, which the session page frames).
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }

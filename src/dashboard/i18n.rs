@@ -247,6 +247,24 @@ pub struct Translation {
     pub session_not_running: &'static str,
     /// The session serves a noVNC the dashboard does not know.
     pub session_novnc_unknown: &'static str,
+    /// The session serves a Selkies client the dashboard does not know.
+    pub session_selkies_unknown: &'static str,
+    /// A session the broker stopped for want of a viewer: the words before and after its minutes.
+    pub session_idle_stopped: (&'static str, &'static str),
+    /// How Open wakes a stopped session.
+    pub session_wake_hint: &'static str,
+    /// The embedded stream's title.
+    pub stream: &'static str,
+    /// Said over the stream's frame until its first frame shows.
+    pub stream_waiting: &'static str,
+    /// The button that shows the stream full screen.
+    pub stream_fullscreen: &'static str,
+    /// The button that turns the stream's sound off, and back on.
+    pub stream_sound: (&'static str, &'static str),
+    /// Said when the browser sees a game controller.
+    pub stream_gamepad: &'static str,
+    /// The overlay's labels: latency, frames per second, bitrate.
+    pub stream_stats: (&'static str, &'static str, &'static str),
     /// The user already holds as many live pages, followed logs and noVNC connections open as they may.
     pub too_many_streams: &'static str,
     // --- Deploy form and endpoint tester (deploy) ---
@@ -537,6 +555,15 @@ pub static EN: Translation = Translation {
     session_proxy_refused: "Kubernetes does not let you reach this session's Service (services/proxy).",
     session_not_running: "The session does not answer: it is stopped or still starting.",
     session_novnc_unknown: "This session serves a noVNC the dashboard does not know (only noVNC 1.3.0 is passed on here); open it through its Ingress.",
+    session_selkies_unknown: "This session serves a Selkies client the dashboard does not know (only Selkies 2.1.0 is passed on here); open it through its Ingress.",
+    session_idle_stopped: ("Stopped after", "minutes without a viewer."),
+    session_wake_hint: "Open starts it again (its volume was kept); the stream shows once its first frame arrives.",
+    stream: "The session's stream",
+    stream_waiting: "Waiting for the first frame…",
+    stream_fullscreen: "Full screen",
+    stream_sound: ("Sound off", "Sound on"),
+    stream_gamepad: "Gamepad detected",
+    stream_stats: ("latency", "frames/s", "Mbit/s"),
     too_many_streams: "You have too many live pages, followed logs or session windows open at once: close some of them (in other tabs too), then reload this page.",
     // --- Deploy form and endpoint tester (deploy) ---
     deploy: "Deploy a container",
@@ -753,6 +780,15 @@ pub static KO: Translation = Translation {
     session_proxy_refused: "Kubernetes가 이 세션의 Service에 접근(services/proxy)하는 것을 허용하지 않습니다.",
     session_not_running: "세션이 응답하지 않습니다: 중지되었거나 아직 시작 중입니다.",
     session_novnc_unknown: "이 세션은 대시보드가 모르는 noVNC를 제공합니다(여기서는 noVNC 1.3.0만 전달합니다). 인그레스로 여세요.",
+    session_selkies_unknown: "이 세션은 대시보드가 모르는 Selkies 클라이언트를 제공합니다(여기서는 Selkies 2.1.0만 전달합니다). 인그레스로 여세요.",
+    session_idle_stopped: ("시청자 없이", "분이 지나 중지되었습니다."),
+    session_wake_hint: "열기를 누르면 다시 시작합니다(볼륨은 그대로입니다). 첫 화면이 도착하면 스트림이 보입니다.",
+    stream: "세션 스트림",
+    stream_waiting: "첫 화면을 기다리는 중…",
+    stream_fullscreen: "전체 화면",
+    stream_sound: ("소리 끄기", "소리 켜기"),
+    stream_gamepad: "게임패드 감지됨",
+    stream_stats: ("지연", "프레임/초", "Mbit/s"),
     too_many_streams: "실시간 페이지, 따라가는 로그, 세션 창이 동시에 너무 많이 열려 있습니다. 다른 탭에 열린 것까지 일부를 닫은 뒤 이 페이지를 새로 고치세요.",
     // --- Deploy form and endpoint tester (deploy) ---
     deploy: "컨테이너 배포",

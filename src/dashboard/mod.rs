@@ -27,6 +27,8 @@ mod pages;
 mod paths;
 mod reply;
 mod respond;
+mod selkies;
+mod session_proxy;
 mod stream;
 mod streaming;
 mod user_sessions;
@@ -175,8 +177,10 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_post(streaming::open)
         .typed_get(streaming::card_fragment)
         .route(paths::NOVNC_ASSET, get(novnc::proxy))
+        .route(paths::STREAM_ASSET, get(selkies::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
+        .route(assets::SESSION_STREAM_PATH, get(assets::session_stream))
         .typed_get(login::start_oidc)
         .typed_get(login::start_cf)
         .route(login::CALLBACK_PATH, get(login::callback))

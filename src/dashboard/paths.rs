@@ -93,6 +93,9 @@ typed_paths! {
     SessionCard("/instances/{instance_id}/sessions/{session_id}/card") { instance_id, session_id }
     /// The noVNC of a streaming session, through the dashboard: its files are under it (see [`NOVNC_ASSET`]).
     Novnc("/instances/{instance_id}/sessions/{session_id}/novnc") { instance_id, session_id }
+    /// The Selkies stream of a streaming session, through the dashboard: its files are under it (see
+    /// [`STREAM_ASSET`]).
+    Stream("/instances/{instance_id}/sessions/{session_id}/stream") { instance_id, session_id }
     /// The members page.
     Members("/instances/{instance_id}/members") { instance_id }
     /// A member's change of role.
@@ -113,6 +116,20 @@ pub struct NovncAsset {
     /// The streaming session.
     pub session_id: String,
     /// The file, relative to noVNC's web root.
+    pub asset: String,
+}
+
+/// The route of a file (or the WebSocket) of a session's Selkies client, under [`Stream`].
+pub const STREAM_ASSET: &str = "/instances/{instance_id}/sessions/{session_id}/stream/{*asset}";
+
+/// The ids of [`STREAM_ASSET`].
+#[derive(Debug, serde::Deserialize)]
+pub struct StreamAsset {
+    /// The instance.
+    pub instance_id: String,
+    /// The streaming session.
+    pub session_id: String,
+    /// The file, relative to Selkies' web root (or its API, `api/...`).
     pub asset: String,
 }
 
@@ -140,5 +157,8 @@ mod tests {
         let done = with_query(Apps { instance_id: "i".into() }, &[("done", "stop"), ("app", "a b&c")]);
         assert_eq!(done, "/instances/i/apps?done=stop&app=a%20b%26c");
         assert!(NOVNC_ASSET.starts_with(Novnc::PATH));
+        assert!(STREAM_ASSET.starts_with(Stream::PATH));
+        let stream = Stream { instance_id: "i".into(), session_id: "s 1".into() };
+        assert_eq!(stream.to_string(), "/instances/i/sessions/s%201/stream");
     }
 }

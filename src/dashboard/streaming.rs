@@ -9,6 +9,12 @@
 //! POST, and Open is a POST answered with a redirect to the session's noVNC page — behind its Ingress, or else
 //! through the dashboard's proxy ([`super::novnc`]) — whose *fragment* carries it (a browser sends no fragment to any
 //! server; noVNC reads its settings from there).
+//!
+//! A Selkies session's stream is embedded in the page instead (with full screen, sound, gamepad and statistics, driven
+//! by `static/session-stream-1.js`): a frame of the dashboard's proxy ([`super::selkies`], which presents the password
+//! itself, so it never reaches the browser), or of the session's Ingress with the password in the fragment for whoever
+//! may read it. A session the broker stopped for want of a viewer says so, and its Open starts it again; the page then
+//! follows its progress and shows the stream once its first frame arrives.
 
 use askama::Template;
 use axum::Form;
@@ -21,7 +27,7 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::apps::Notice;
-use super::assets::{HTMX_PATH, HTMX_SSE_PATH};
+use super::assets::{HTMX_PATH, HTMX_SSE_PATH, SESSION_STREAM_PATH};
 use super::i18n::Translation;
 use super::logs::{cut, log_params};
 use super::page_error::PageError;
@@ -58,6 +64,16 @@ struct SessionPage<'a> {
     log_stream: Option<String>,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
+    stream: Option<StreamFrame>,
+    stream_script: &'static str,
+}
+
+/// A Selkies stream the page embeds.
+struct StreamFrame {
+    /// The page its frame loads.
+    url: String,
+    /// The overlay's labels, as JSON for the script.
+    labels: String,
 }
 
 /// The part of the page that follows the session's state: re-read (as the user) whenever the live stream says its
@@ -73,6 +89,8 @@ struct SessionCard {
     reveal: bool,
     open: bool,
     action: String,
+    /// Whether the stream can be shown now: a Selkies session that runs and is ready.
+    ready: bool,
 }
 
 /// `?done=` after an action, naming it.
@@ -129,6 +147,8 @@ async fn show(
     let log_page = paths::PodLogs { instance_id: instance_id.clone(), pod: pod.clone() };
     let log_stream = paths::PodLogStream { instance_id: instance_id.clone(), pod: pod.clone() };
     let install = [("container", INSTALL_CONTAINER)];
+    let stream = stream_frame(state, text, session, session_id, &card).await;
+    let policy = stream.as_ref().and_then(|stream| frame_policy(&stream.url));
     let page = SessionPage {
         text,
         session,
@@ -141,8 +161,50 @@ async fn show(
         card,
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
+        stream,
+        stream_script: SESSION_STREAM_PATH,
     };
-    Ok(render(status, &page))
+    let mut response = render(status, &page);
+    if let Some(policy) = policy {
+        response.headers_mut().insert(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+    }
+    Ok(response)
+}
+
+/// The Selkies stream the page embeds, when the session streams with Selkies, is not stopped and the user may see it:
+/// through the dashboard's proxy when they may use it and read the password (which the dashboard presents for them),
+/// or from the session's Ingress with the password, read as them.
+async fn stream_frame(
+    state: &DashboardState,
+    text: &'static Translation,
+    session: &Session,
+    session_id: &str,
+    card: &SessionCard,
+) -> Option<StreamFrame> {
+    let view = &card.view;
+    if !view.selkies || view.stopped || !card.open {
+        return None;
+    }
+    let password = match view.ingress_host {
+        Some(_) => tenant::streaming::password(&state.broker, &session.client, &session.tenant, session_id).await.ok(),
+        None => None,
+    };
+    let proxied = paths::Stream { instance_id: session.tenant.instance_id.clone(), session_id: session_id.to_owned() };
+    let url = view.selkies_url(password.as_deref(), &proxied.to_string())?;
+    let (latency, fps, bitrate) = text.stream_stats;
+    Some(StreamFrame { url, labels: serde_json::json!([latency, fps, bitrate]).to_string() })
+}
+
+/// The page's policy when it frames `url` from another origin (the session's Ingress): the dashboard's, with that
+/// host allowed in frames; `None` for a frame of the dashboard's own origin, which its policy allows, and for a host
+/// that is not a plain host name (nothing else may reach the policy).
+fn frame_policy(url: &str) -> Option<axum::http::HeaderValue> {
+    let host = url.strip_prefix("https://")?.split(['/', '#', '?']).next()?;
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':')) {
+        return None;
+    }
+    let policy = format!("{}; frame-src 'self' https://{host}", super::guard::CONTENT_SECURITY_POLICY);
+    axum::http::HeaderValue::from_str(&policy).ok()
 }
 
 /// The session's state and the controls the user may use, asked of the broker and of Kubernetes as the user.
@@ -176,6 +238,7 @@ async fn card(
         reveal,
         open: reveal && (view.ingress_host.is_some() || proxy),
         action: session_path(&session.tenant.instance_id, session_id).to_string(),
+        ready: view.selkies && !view.stopped && view.state.state == OperationState::Succeeded,
         view,
     })
 }
@@ -274,6 +337,8 @@ pub async fn reveal(
 
 /// POST /instances/:instance_id/sessions/:session_id/open — a redirect to the session's noVNC page (behind its
 /// Ingress, or the dashboard's proxy), the password in the URL's fragment (see the module); refused as the password is.
+/// A Selkies session is shown on its own page: Open goes there, after starting the session when it is stopped
+/// (refused as stop and start are).
 pub async fn open(
     paths::SessionOpen { instance_id, session_id }: paths::SessionOpen,
     State(state): State<DashboardState>,
@@ -282,6 +347,16 @@ pub async fn open(
     let Visit { session, text, .. } = visit;
     let opened = async {
         let view = tenant::streaming::view(&state.broker, &session.tenant, &session_id).await?;
+        if view.selkies {
+            // The stream is on the session's page: a stopped session is started first (its volume was kept).
+            let page = session_path(&instance_id, &session_id);
+            if !view.stopped {
+                return Ok(format!("{page}#stream"));
+            }
+            let (broker, client, tenant) = (&state.broker, &session.client, &session.tenant);
+            tenant::apps::act(broker, client, tenant, Controller::StatefulSet, &view.name, Action::Start).await?;
+            return Ok(format!("{}#stream", with_query(page, &[("done", "start")])));
+        }
         let password =
             tenant::streaming::password(&state.broker, &session.client, &session.tenant, &session_id).await?;
         let proxied = paths::Novnc { instance_id: instance_id.clone(), session_id: session_id.clone() };
@@ -322,10 +397,12 @@ mod tests {
             pod: "session-ss-1-0".to_owned(),
             installs: true,
             ingress_host: None,
+            selkies: false,
+            idle_stopped_after: None,
         }
     }
 
-    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
+    fn page_with(session: &Session, view: SessionView, may: bool, password: Option<&str>, stream: bool) -> String {
         SessionPage {
             text: &i18n::EN,
             session,
@@ -336,6 +413,7 @@ mod tests {
                 reveal: may,
                 open: may,
                 action: session_path("inst-1", &view.instance_id).to_string(),
+                ready: view.selkies && !view.stopped,
                 view,
             },
             password: password.map(str::to_owned),
@@ -346,9 +424,68 @@ mod tests {
             log_stream: Some("/instances/inst-1/pods/session-ss-1-0/logs/stream?container=steamcmd".to_owned()),
             htmx_path: HTMX_PATH,
             htmx_sse_path: HTMX_SSE_PATH,
+            stream: stream.then(|| StreamFrame {
+                url: "/instances/inst-1/stream/index.html".to_owned(),
+                labels: r#"["latency","frames/s","Mbit/s"]"#.to_owned(),
+            }),
+            stream_script: SESSION_STREAM_PATH,
         }
         .render()
         .expect("renders")
+    }
+
+    fn page(session: &Session, view: SessionView, may: bool, password: Option<&str>) -> String {
+        let stream = view.selkies && !view.stopped && may;
+        page_with(session, view, may, password, stream)
+    }
+
+    #[tokio::test]
+    async fn a_selkies_session_shows_its_stream_on_the_page_and_an_idle_one_says_why_it_stopped() {
+        let session = super::super::user_sessions::test_session("inst-1");
+        let selkies =
+            |stopped: bool, idle: Option<u32>| SessionView { selkies: true, idle_stopped_after: idle, ..view(stopped) };
+        let html = page(&session, selkies(false, None), true, None);
+        for shown in [
+            r#"<iframe id="stream""#,
+            r#"data-src="/instances/inst-1/stream/index.html""#,
+            r#"allow="fullscreen; autoplay; gamepad"#,
+            r#"id="stream-fullscreen""#,
+            r#"id="stream-sound""#,
+            r#"id="stream-gamepad" hidden"#,
+            r#"id="stream-stats""#,
+            r#"id="stream-waiting""#,
+            r#"<script src="/static/session-stream-1.js" defer></script>"#,
+            "<span hidden data-ready></span>",
+        ] {
+            assert!(html.contains(shown), "{shown}: {html}");
+        }
+        assert!(!html.contains(r#"id="open""#), "a running stream is on the page already: {html}");
+        assert!(!html.contains(" src=\"/instances/inst-1/stream"), "loaded by the script once ready: {html}");
+        assert!(!html.contains("<script>") && !html.contains("style="), "the CSP forbids inline: {html}");
+
+        let html = page(&session, selkies(true, Some(30)), true, None);
+        assert!(html.contains("Stopped after 30 minutes without a viewer."), "{html}");
+        assert!(
+            html.contains(r#"<form method="post" action="/instances/inst-1/sessions/ss-1/open"><button"#),
+            "{html}"
+        );
+        assert!(!html.contains("<iframe") && !html.contains("data-ready"), "{html}");
+        let html = page(&session, selkies(true, Some(30)), false, None);
+        assert!(!html.contains(r#"id="open""#) && !html.contains("Open starts it"), "no waking without patch: {html}");
+        let html = page(&session, selkies(true, None), true, None);
+        assert!(!html.contains("without a viewer"), "stopped by its user: {html}");
+        let html = page(&session, view(false), true, None);
+        assert!(!html.contains("<iframe") && !html.contains("session-stream"), "noVNC stays in its tab: {html}");
+    }
+
+    #[test]
+    fn only_an_ingress_frame_widens_the_pages_policy_to_its_own_origin() {
+        let policy = frame_policy("https://play.example.com/#token=x").expect("a policy");
+        let policy = policy.to_str().expect("text");
+        assert!(policy.ends_with("frame-src 'self' https://play.example.com"), "{policy}");
+        assert!(policy.contains("script-src 'self';") && policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert_eq!(frame_policy("/instances/i/sessions/s/stream/index.html"), None);
+        assert_eq!(frame_policy("https://a.example; script-src *"), None, "a host name only");
     }
 
     #[tokio::test]

@@ -38,6 +38,10 @@ pub struct SessionView {
     pub installs: bool,
     /// The host of its Ingress, if it has one: where a browser reaches its noVNC page.
     pub ingress_host: Option<String>,
+    /// Whether it streams with Selkies (else noVNC).
+    pub selkies: bool,
+    /// The minutes without a viewer after which the broker stopped it, when that is why it is stopped.
+    pub idle_stopped_after: Option<u32>,
 }
 
 impl SessionView {
@@ -55,6 +59,19 @@ impl SessionView {
                 let socket = utf8_percent_encode(&socket, URL_COMPONENT);
                 format!("{proxied}/vnc.html#autoconnect=1&resize=remote&path={socket}&password={password}")
             }
+        }
+    }
+
+    /// The page the session page frames to show a Selkies stream: Selkies' page behind the session's Ingress, given
+    /// the password (its client reads its token from the URL's fragment, which a browser sends to no server), or else
+    /// the dashboard's proxy at `proxied` (which presents the password itself).
+    pub fn selkies_url(&self, password: Option<&str>, proxied: &str) -> Option<String> {
+        match (&self.ingress_host, password) {
+            (Some(host), Some(password)) => {
+                Some(format!("https://{host}/#token={}", utf8_percent_encode(password, URL_COMPONENT)))
+            }
+            (Some(_), None) => None,
+            (None, _) => Some(format!("{proxied}/index.html")),
         }
     }
 }
@@ -91,6 +108,8 @@ pub async fn view(lifecycle: &Broker, tenant: &Tenant, session_id: &str) -> Resu
         name,
         installs: session.steam_app_id.is_some(),
         ingress_host: session.workload.ingress_host.clone(),
+        selkies: false,
+        idle_stopped_after: None,
     })
 }
 
@@ -134,6 +153,8 @@ mod tests {
             pod: "session-s-0".to_owned(),
             installs: true,
             ingress_host: ingress_host.map(str::to_owned),
+            selkies: false,
+            idle_stopped_after: None,
         }
     }
 
@@ -148,6 +169,20 @@ mod tests {
              &path=instances%2Fi%2Fsessions%2Fs%2Fnovnc%2Fwebsockify&password=pw"
         );
         assert!(!url.contains('?'), "nothing a server would log");
+    }
+
+    #[test]
+    fn selkies_is_framed_from_the_ingress_with_its_token_in_the_fragment_or_through_the_proxy() {
+        let proxied = "/instances/i/sessions/s/stream";
+        let url = view(Some("play.example.com")).selkies_url(Some("a&b#c"), proxied);
+        assert_eq!(url.as_deref(), Some("https://play.example.com/#token=a%26b%23c"));
+        assert_eq!(view(Some("play.example.com")).selkies_url(None, proxied), None, "no password, no Ingress frame");
+        let url = view(None).selkies_url(None, proxied);
+        assert_eq!(
+            url.as_deref(),
+            Some("/instances/i/sessions/s/stream/index.html"),
+            "the password stays with the dashboard"
+        );
     }
 
     #[test]
