@@ -12,6 +12,7 @@ mod drift_repair;
 mod error;
 pub mod for_tenants;
 mod identities;
+mod idle_stop;
 mod instances;
 pub mod members;
 pub mod model;
@@ -38,6 +39,7 @@ pub use bindings::{Bound, Unbound};
 pub use drift_repair::REASON_REPAIRED;
 pub use error::{Error, Result};
 pub use for_tenants::{PlanApp, PlanInstance};
+pub use idle_stop::IdleStop;
 pub use instances::workload::{WorkloadRecord, app_quota_needed};
 pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
@@ -138,6 +140,8 @@ pub struct Broker {
     guard: Option<Arc<tenant_guard::TenantGuard>>,
     /// Drift repair's watches and task, once started (see [`Broker::repair_drift`]).
     repairs: drift_repair::Repairs,
+    /// The watch that stops sessions without a viewer, once started (see [`Broker::stop_idle_sessions`]).
+    idle_watch: idle_stop::IdleWatch,
 }
 
 impl Broker {
@@ -164,6 +168,7 @@ impl Broker {
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
             repairs: drift_repair::Repairs::default(),
+            idle_watch: idle_stop::IdleWatch::default(),
         })
     }
 

@@ -8,7 +8,7 @@ use kube::{Api, Client};
 use percent_encoding::utf8_percent_encode;
 
 use super::apps::user_error;
-use crate::k8s::workload::{NOVNC_PORT, VNC_PASSWORD_KEY};
+use crate::k8s::workload::{STREAM_PORT, VNC_PASSWORD_KEY};
 use crate::lifecycle::model::LastOperation;
 use crate::lifecycle::{Broker, Error, Result, Tenant, URL_COMPONENT};
 
@@ -26,8 +26,11 @@ pub struct SessionView {
     pub plan_name: String,
     /// Where it stands, as the platform reads it.
     pub state: LastOperation,
-    /// Whether it was asked to be stopped (its volume is kept).
+    /// Whether it was asked to be stopped, or stopped for want of a viewer (its volume is kept).
     pub stopped: bool,
+    /// The minutes without a viewer after which the broker stopped it, while it is stopped for that: the page says
+    /// "stopped after N minutes without a viewer", and Open wakes it.
+    pub idle_stopped_after: Option<u32>,
     /// Its virtual display, `WIDTHxHEIGHT`.
     pub resolution: String,
     /// The name of its StatefulSet and Service.
@@ -72,7 +75,7 @@ fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<Strin
     if asset.len() > 512 || !asset.split('/').all(safe) {
         return None;
     }
-    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{NOVNC_PORT}/proxy/{asset}"))
+    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{STREAM_PORT}/proxy/{asset}"))
 }
 
 /// The streaming session `session_id` of the signed-in tenant's virtual cluster; not found alike for an id that is no
@@ -86,6 +89,7 @@ pub async fn view(lifecycle: &Broker, tenant: &Tenant, session_id: &str) -> Resu
         plan_name: plan.plan_name,
         state: plan.state,
         stopped: !session.workload.running,
+        idle_stopped_after: plan.idle_stopped_after,
         resolution: session.resolution.clone(),
         pod: format!("{name}-0"),
         name,
@@ -129,6 +133,7 @@ mod tests {
             plan_name: "cpu-720p".to_owned(),
             state: LastOperation::new(OperationState::Succeeded, "1 of 1 pods ready"),
             stopped: false,
+            idle_stopped_after: None,
             resolution: "1280x720".to_owned(),
             name: "session-s".to_owned(),
             pod: "session-s-0".to_owned(),
