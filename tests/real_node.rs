@@ -514,7 +514,7 @@ async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_s
     let org = id("org");
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, MEDIUM).await;
     let session = id("ss");
-    let parameters = json!({ "cluster_instance_id": cluster_id,
+    let parameters = json!({ "cluster_instance_id": cluster_id, "protocol": "novnc",
                              "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
     let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
     let started = Instant::now();
@@ -650,7 +650,7 @@ async fn the_dashboards_open_button_shows_a_session_through_the_members_own_serv
     assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
     let token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
     let session = id("ss");
-    let parameters = json!({ "cluster_instance_id": cluster_id,
+    let parameters = json!({ "cluster_instance_id": cluster_id, "protocol": "novnc",
                              "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
     let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
     let accepted = broker.call(Method::PUT, &uri, Some(body(STREAMING, CPU_720P, &org, parameters))).await;

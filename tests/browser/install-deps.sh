@@ -17,6 +17,7 @@ packages=(
   chromium          # the browser of the test (/usr/bin/chromium)
   fonts-dejavu-core # text in noVNC's page
   python3-tk        # the test's X application (tests/browser/colour_app.py)
+  tigervnc-viewer   # the native VNC client of tests/streaming_lifecycle.rs (through kubectl port-forward)
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
