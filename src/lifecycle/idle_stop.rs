@@ -5,26 +5,32 @@
 //! replica) builds it with no pod until an update gives `state` again (the dashboard's Open sends `running`), which
 //! wakes it and clears the record.
 //!
-//! - One watch of pods, cluster-wide, selected by the broker's labels and the streaming services' names; the broker
-//!   keeps nothing of them but reacts to a session container whose current or last run ended with that message.
-//! - A message older than the record's last write (a session woken before its old pod was gone) is not acted on.
+//! - The broker may watch pods only in tenant namespaces (the dashboard's watch role, bound in each), never
+//!   cluster-wide: a watch of the streaming sessions' records (metadata, in the broker's namespace) keeps one watch of
+//!   pods per namespace that holds sessions, started with its first session and stopped with its last.
+//! - A pod is acted on when its session container's current or last run ended with that message; a message older
+//!   than the record's last write (a session woken before its old pod was gone) is not.
 //! - Several replicas see the same pod: the record is written over the version read (a server-side apply
 //!   precondition), so one of them stops the session and counts it; the others find it stopped.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod};
 use kube::Api;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, Event, watcher};
 use tokio::task::AbortHandle;
 
 use super::instances::workload::WorkloadRecord;
 use super::{Broker, Result};
 use crate::catalog::ServiceKind;
-use crate::k8s::names::{self, ANNOTATION_PROVISIONED, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY};
+use crate::k8s::names::{
+    self, ANNOTATION_NAMESPACE, ANNOTATION_PROVISIONED, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY,
+};
 
 /// How the session container's termination message starts when it stopped for want of a viewer.
 pub const IDLE_STOP_MESSAGE: &str = "idle-stop:";
@@ -54,7 +60,7 @@ impl IdleStop {
     }
 }
 
-/// The watch's task, once started; it stops when this is dropped (with the broker).
+/// The watches' task, once started; it stops when this is dropped (with the broker), and the pod watches with it.
 #[derive(Default)]
 pub(super) struct IdleWatch(std::sync::OnceLock<Option<AbortHandle>>);
 
@@ -64,6 +70,21 @@ impl Drop for IdleWatch {
             task.abort();
         }
     }
+}
+
+/// A task aborted when this is dropped.
+struct Aborting(AbortHandle);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The pod watch of one tenant namespace and the sessions there that keep it.
+struct NamespaceWatch {
+    sessions: BTreeSet<String>,
+    _task: Aborting,
 }
 
 impl Broker {
@@ -86,8 +107,9 @@ impl Broker {
             metrics.session_idle_stops.inc_by(0);
             metrics.session_idle_saved_pod_hours.inc_by(0.0);
             let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_SERVICE} in ({})", services.join(","));
-            let pods = Api::<Pod>::all(self.client.clone());
-            Some(tokio::spawn(watch(Arc::downgrade(self), pods, selector)).abort_handle())
+            let records =
+                Api::<PartialObjectMeta<ConfigMap>>::namespaced(self.client.clone(), &self.options.broker_namespace);
+            Some(tokio::spawn(watch_sessions(Arc::downgrade(self), records, selector)).abort_handle())
         });
     }
 
@@ -140,23 +162,87 @@ impl Broker {
     }
 }
 
-/// The watch of the sessions' pods: each one whose session container stopped for want of a viewer is acted on.
-async fn watch(broker: Weak<Broker>, pods: Api<Pod>, selector: String) {
+/// The watch of the sessions' records: keeps one pod watch per tenant namespace that holds sessions.
+async fn watch_sessions(broker: Weak<Broker>, records: Api<PartialObjectMeta<ConfigMap>>, selector: String) {
+    let mut watching: HashMap<String, NamespaceWatch> = HashMap::new();
+    // What a list in progress has shown so far (a first list, or a new one after the watch was lost).
+    let mut listing: Option<HashMap<String, BTreeSet<String>>> = None;
+    let config = watcher::Config::default().labels(&selector);
+    let mut events = std::pin::pin!(watcher(records, config).default_backoff());
+    while let Some(event) = events.next().await {
+        let session = |meta: &PartialObjectMeta<ConfigMap>| {
+            let annotations = meta.metadata.annotations.as_ref()?;
+            Some((annotations.get(ANNOTATION_NAMESPACE)?.clone(), meta.metadata.name.clone()?))
+        };
+        let Some(owner) = broker.upgrade() else { return };
+        match event {
+            Ok(Event::Init) => listing = Some(HashMap::new()),
+            Ok(Event::InitApply(meta)) => {
+                if let (Some(listed), Some((namespace, name))) = (listing.as_mut(), session(&meta)) {
+                    listed.entry(namespace).or_default().insert(name);
+                }
+            }
+            Ok(Event::InitDone) => {
+                let listed = listing.take().unwrap_or_default();
+                watching.retain(|namespace, _| listed.contains_key(namespace));
+                for (namespace, sessions) in listed {
+                    owner.watch_namespace(&mut watching, &broker, &selector, namespace).sessions = sessions;
+                }
+            }
+            Ok(Event::Apply(meta)) => {
+                if let Some((namespace, name)) = session(&meta) {
+                    owner.watch_namespace(&mut watching, &broker, &selector, namespace).sessions.insert(name);
+                }
+            }
+            Ok(Event::Delete(meta)) => {
+                if let Some((namespace, name)) = session(&meta)
+                    && let Some(watch) = watching.get_mut(&namespace)
+                {
+                    watch.sessions.remove(&name);
+                    if watch.sessions.is_empty() {
+                        watching.remove(&namespace);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the watch of streaming sessions' records failed; it starts over"),
+        }
+    }
+}
+
+impl Broker {
+    /// The pod watch of `namespace`, started if it was not.
+    fn watch_namespace<'a>(
+        &self,
+        watching: &'a mut HashMap<String, NamespaceWatch>,
+        broker: &Weak<Broker>,
+        selector: &str,
+        namespace: String,
+    ) -> &'a mut NamespaceWatch {
+        watching.entry(namespace).or_insert_with_key(|namespace| {
+            let pods = Api::<Pod>::namespaced(self.client.clone(), namespace);
+            let task = tokio::spawn(watch_pods(broker.clone(), pods, selector.to_owned(), namespace.clone()));
+            NamespaceWatch { sessions: BTreeSet::new(), _task: Aborting(task.abort_handle()) }
+        })
+    }
+}
+
+/// The watch of the sessions' pods of one namespace: each one whose session container stopped for want of a viewer
+/// is acted on.
+async fn watch_pods(broker: Weak<Broker>, pods: Api<Pod>, selector: String, namespace: String) {
     let config = watcher::Config::default().labels(&selector);
     let mut events = std::pin::pin!(watcher(pods, config).default_backoff().applied_objects());
     while let Some(event) = events.next().await {
         let pod = match event {
             Ok(pod) => pod,
             Err(error) => {
-                tracing::warn!(%error, "the watch of streaming sessions' pods failed; it starts over");
+                tracing::warn!(%error, namespace, "the watch of streaming sessions' pods failed; it starts over");
                 continue;
             }
         };
         let Some(finished) = idle_stopped(&pod) else { continue };
         let Some(broker) = broker.upgrade() else { return };
         if let Err(error) = broker.stop_idle(&pod, finished).await {
-            tracing::warn!(%error, pod = pod.metadata.name.as_deref().unwrap_or_default(),
-                namespace = pod.metadata.namespace.as_deref().unwrap_or_default(),
+            tracing::warn!(%error, pod = pod.metadata.name.as_deref().unwrap_or_default(), namespace,
                 "a streaming session without a viewer could not be stopped; its next stop tries again");
         }
     }
