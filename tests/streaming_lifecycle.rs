@@ -377,7 +377,8 @@ async fn a_session_is_ready_when_its_app_is_visible_and_a_native_client_sees_it_
     })
     .await;
     let answer = |port: u16, send: &str| {
-        let script = format!("printf '{send}' | nc -w 3 {session_ip} {port}");
+        // Input held open for 2 s: busybox's nc stops reading when its input ends.
+        let script = format!("(printf '{send}'; sleep 2) | nc -w 3 {session_ip} {port}");
         kubectl(&["exec", "-n", &namespace, "prober", "--", "sh", "-c", &script]).1
     };
     let stream = answer(6080, "GET / HTTP/1.0\\r\\n\\r\\n");
