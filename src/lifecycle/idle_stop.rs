@@ -29,7 +29,8 @@ use super::instances::workload::WorkloadRecord;
 use super::{Broker, Result};
 use crate::catalog::ServiceKind;
 use crate::k8s::names::{
-    self, ANNOTATION_NAMESPACE, ANNOTATION_PROVISIONED, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY,
+    self, ANNOTATION_CLUSTER_INSTANCE_ID, ANNOTATION_NAMESPACE, ANNOTATION_PROVISIONED, LABEL_INSTANCE,
+    LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY,
 };
 
 /// How the session container's termination message starts when it stopped for want of a viewer.
@@ -166,36 +167,38 @@ impl Broker {
 async fn watch_sessions(broker: Weak<Broker>, records: Api<PartialObjectMeta<ConfigMap>>, selector: String) {
     let mut watching: HashMap<String, NamespaceWatch> = HashMap::new();
     // What a list in progress has shown so far (a first list, or a new one after the watch was lost).
-    let mut listing: Option<HashMap<String, BTreeSet<String>>> = None;
+    // By namespace: the virtual cluster it is, and the sessions there.
+    let mut listing: Option<HashMap<String, (String, BTreeSet<String>)>> = None;
     let config = watcher::Config::default().labels(&selector);
     let mut events = std::pin::pin!(watcher(records, config).default_backoff());
     while let Some(event) = events.next().await {
         let session = |meta: &PartialObjectMeta<ConfigMap>| {
             let annotations = meta.metadata.annotations.as_ref()?;
-            Some((annotations.get(ANNOTATION_NAMESPACE)?.clone(), meta.metadata.name.clone()?))
+            let cluster = annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID)?.clone();
+            Some((annotations.get(ANNOTATION_NAMESPACE)?.clone(), cluster, meta.metadata.name.clone()?))
         };
         let Some(owner) = broker.upgrade() else { return };
         match event {
             Ok(Event::Init) => listing = Some(HashMap::new()),
             Ok(Event::InitApply(meta)) => {
-                if let (Some(listed), Some((namespace, name))) = (listing.as_mut(), session(&meta)) {
-                    listed.entry(namespace).or_default().insert(name);
+                if let (Some(listed), Some((namespace, cluster, name))) = (listing.as_mut(), session(&meta)) {
+                    listed.entry(namespace).or_insert_with(|| (cluster, BTreeSet::new())).1.insert(name);
                 }
             }
             Ok(Event::InitDone) => {
                 let listed = listing.take().unwrap_or_default();
                 watching.retain(|namespace, _| listed.contains_key(namespace));
-                for (namespace, sessions) in listed {
-                    owner.watch_namespace(&mut watching, &broker, &selector, namespace).sessions = sessions;
+                for (namespace, (cluster, sessions)) in listed {
+                    owner.watch_namespace(&mut watching, &broker, &selector, namespace, cluster).sessions = sessions;
                 }
             }
             Ok(Event::Apply(meta)) => {
-                if let Some((namespace, name)) = session(&meta) {
-                    owner.watch_namespace(&mut watching, &broker, &selector, namespace).sessions.insert(name);
+                if let Some((namespace, cluster, name)) = session(&meta) {
+                    owner.watch_namespace(&mut watching, &broker, &selector, namespace, cluster).sessions.insert(name);
                 }
             }
             Ok(Event::Delete(meta)) => {
-                if let Some((namespace, name)) = session(&meta)
+                if let Some((namespace, _, name)) = session(&meta)
                     && let Some(watch) = watching.get_mut(&namespace)
                 {
                     watch.sessions.remove(&name);
@@ -210,17 +213,19 @@ async fn watch_sessions(broker: Weak<Broker>, records: Api<PartialObjectMeta<Con
 }
 
 impl Broker {
-    /// The pod watch of `namespace`, started if it was not.
+    /// The pod watch of `namespace`, the namespace of virtual cluster `cluster`, started if it was not.
     fn watch_namespace<'a>(
         &self,
         watching: &'a mut HashMap<String, NamespaceWatch>,
         broker: &Weak<Broker>,
         selector: &str,
         namespace: String,
+        cluster: String,
     ) -> &'a mut NamespaceWatch {
         watching.entry(namespace).or_insert_with_key(|namespace| {
             let pods = Api::<Pod>::namespaced(self.client.clone(), namespace);
-            let task = tokio::spawn(watch_pods(broker.clone(), pods, selector.to_owned(), namespace.clone()));
+            let watch = watch_pods(broker.clone(), pods, selector.to_owned(), namespace.clone(), cluster);
+            let task = tokio::spawn(watch);
             NamespaceWatch { sessions: BTreeSet::new(), _task: Aborting(task.abort_handle()) }
         })
     }
@@ -228,7 +233,14 @@ impl Broker {
 
 /// The watch of the sessions' pods of one namespace: each one whose session container stopped for want of a viewer
 /// is acted on.
-async fn watch_pods(broker: Weak<Broker>, pods: Api<Pod>, selector: String, namespace: String) {
+async fn watch_pods(broker: Weak<Broker>, pods: Api<Pod>, selector: String, namespace: String, cluster: String) {
+    // The broker's right to watch there, which an instance made before the dashboard's live view gets only when its
+    // dashboard's first live viewer comes (an idempotent apply, which drift repair keeps in place afterwards).
+    if let Some(owner) = broker.upgrade()
+        && let Err(error) = owner.apply_dashboard_watch(&namespace, &cluster).await
+    {
+        tracing::warn!(%error, namespace, "the broker cannot grant itself the watch of a tenant namespace's pods");
+    }
     let config = watcher::Config::default().labels(&selector);
     let mut events = std::pin::pin!(watcher(pods, config).default_backoff().applied_objects());
     while let Some(event) = events.next().await {
