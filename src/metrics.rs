@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -109,6 +110,13 @@ pub struct Metrics {
     pub cache_watch_restarts: Family<CacheLabels, Counter>,
     /// Objects of virtual clusters deleted or changed outside the broker and put back, by kind.
     pub repairs: Family<RepairLabels, Counter>,
+    /// Streaming sessions the broker stopped because nobody had watched them for their idle time.
+    pub session_idle_stops: Counter,
+    /// Pod-hours the idle stops saved: a counter, not a gauge, because saved time only grows and a rate of it (pod-hours
+    /// saved per hour) is what an operator charts. A session stopped for idleness adds the hours it stayed stopped
+    /// when it ends that stop, woken (an update with `state`) or deleted; a session still asleep adds nothing yet,
+    /// so the count lags by the sleeps in progress and is never an estimate.
+    pub session_idle_saved_pod_hours: Counter<f64, AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -166,6 +174,18 @@ pub fn global() -> &'static Metrics {
             "Objects of virtual clusters deleted or changed outside the broker and put back, by kind",
             repairs.clone(),
         );
+        let session_idle_stops = Counter::default();
+        registry.register(
+            "session_idle_stops",
+            "Streaming sessions stopped because nobody had watched them for their idle time",
+            session_idle_stops.clone(),
+        );
+        let session_idle_saved_pod_hours = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "session_idle_saved_pod_hours",
+            "Pod-hours streaming sessions stayed stopped for idleness, counted when they are woken or deleted",
+            session_idle_saved_pod_hours.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -179,6 +199,8 @@ pub fn global() -> &'static Metrics {
             cache_synced,
             cache_watch_restarts,
             repairs,
+            session_idle_stops,
+            session_idle_saved_pod_hours,
         }
     })
 }

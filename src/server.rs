@@ -38,6 +38,7 @@ pub fn broker(
     broker.watch_records();
     broker.watch_tenant_guard();
     broker.repair_drift();
+    broker.stop_idle_sessions();
     Ok(broker)
 }
 

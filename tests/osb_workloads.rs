@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use axum::http::{Method, StatusCode};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
@@ -109,13 +109,23 @@ async fn streaming_session_lifecycle_in_the_tenant_namespace() {
         .collect();
     assert_eq!(session_env["RESOLUTION"], "1280x720x24");
     assert_eq!(session_env["APP_COMMAND"], "./game -windowed");
+    assert_eq!(session_env["STREAM_PORT"], "6080");
+    assert_eq!(session_env["STREAM_PROTOCOL"], "selkies", "the default protocol");
+    assert_eq!(session_env["VIDEO_ENCODER"], "software", "a cpu plan");
+    assert_eq!(session_env["IDLE_STOP_MINUTES"], "30", "the plan's default");
     assert_eq!(pod["containers"][0]["ports"][0]["containerPort"], 6080);
+    assert_eq!(pod["containers"][0]["ports"][0]["name"], "stream");
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["exec"]["command"],
+        json!(["test", "-e", "/tmp/session/session.ready"])
+    );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert!(pod["volumes"].as_array().expect("volumes").iter().any(|v| v["emptyDir"]["medium"] == "Memory"));
     assert_eq!(set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi");
     let name = set["metadata"]["name"].as_str().expect("name").to_owned();
     let service = Api::<Service>::namespaced(broker.client.clone(), &namespace).get(&name).await.expect("service");
-    assert_eq!(service.spec.and_then(|s| s.ports).expect("ports")[0].port, 6080);
+    let port = service.spec.and_then(|s| s.ports).expect("ports").remove(0);
+    assert_eq!((port.port, port.name.as_deref()), (6080, Some("stream")));
 
     // Bind: where the session is, and its VNC password (the one in the session's Secret).
     let binding = id("b");
@@ -123,7 +133,13 @@ async fn streaming_session_lifecycle_in_the_tenant_namespace() {
     assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
     let credentials = &bound.body["credentials"];
     assert_eq!(credentials["vnc_port"], 6080);
-    assert_eq!(credentials["novnc_url"], format!("http://{name}.{namespace}.svc.cluster.local:6080/vnc.html"));
+    assert_eq!(credentials["stream_url"], format!("http://{name}.{namespace}.svc.cluster.local:6080/"));
+    assert_eq!(credentials["stream_protocol"], "selkies");
+    assert_eq!(
+        (credentials["native_vnc_port"].clone(), credentials["pod"].clone()),
+        (json!(5900), json!(format!("{name}-0")))
+    );
+    assert!(credentials.get("novnc_url").is_none(), "a Selkies session has no noVNC page");
     let secret =
         Api::<Secret>::namespaced(broker.client.clone(), &namespace).get(&format!("{name}-vnc")).await.expect("secret");
     let stored = String::from_utf8(secret.data.expect("data")["password"].0.clone()).expect("utf8");
@@ -165,6 +181,94 @@ async fn streaming_session_lifecycle_in_the_tenant_namespace() {
     assert!(claims.list(&ListParams::default()).await.expect("claims").items.is_empty());
     assert!(configmaps.get_opt("mine").await.expect("get").is_some(), "the tenant's own objects stay");
     assert_eq!(broker.call(Method::DELETE, &delete, None).await.status, StatusCode::GONE);
+    Api::<PersistentVolume>::all(broker.client.clone()).delete(&volume, &Default::default()).await.ok();
+    broker.deprovision(&cluster, SMALL).await;
+}
+
+/// Marks the session container of `pod` as having stopped for want of a viewer, as the kubelet shows it after the
+/// entrypoint wrote its termination message and exited (the simulated kubelet runs no entrypoint).
+async fn stop_for_want_of_a_viewer(broker: &TestBroker, namespace: &str, pod: &str) {
+    let pods = Api::<Pod>::namespaced(broker.client.clone(), namespace);
+    let mut current = pods.get(pod).await.expect("the session's pod");
+    let now = jiff::Timestamp::now().to_string();
+    let statuses = current.status.as_mut().and_then(|s| s.container_statuses.as_mut()).expect("container statuses");
+    let session = statuses.iter_mut().find(|c| c.name == "session").expect("the session container");
+    session.last_state = Some(
+        serde_json::from_value(json!({ "terminated": { "exitCode": 0, "reason": "Completed",
+            "message": "idle-stop: no viewer for 1 minutes", "startedAt": now, "finishedAt": now } }))
+        .expect("state"),
+    );
+    session.restart_count = 1;
+    pods.replace_status(pod, &PostParams::default(), &current).await.expect("the pod's status");
+}
+
+#[tokio::test]
+async fn a_session_without_a_viewer_is_scaled_to_zero_kept_asleep_and_woken_by_state_running() {
+    let broker = TestBroker::start(|_| {}).await;
+    let org = id("org");
+    let cluster = provision_cluster(&broker, &org).await;
+    let namespace = broker.namespace(&cluster);
+    let session = id("ss");
+    let volume = id("pv");
+    offer_volume(&broker, &volume, &namespace, &session).await;
+    let parameters = json!({ "launch": { "command": ["./app"] }, "idle_stop_minutes": 1, "protocol": "novnc" });
+    let accepted = put_async(&broker, &session, body(STREAMING, CPU_720P, &org, parameters)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    broker.wait_for_state(&session, "provision", "succeeded").await;
+    let name = caas_broker::k8s::names::short_label("session-", &session, 50);
+    let sets = Api::<StatefulSet>::namespaced(broker.client.clone(), &namespace);
+    let set = serde_json::to_value(sets.get(&name).await.expect("set")).expect("json");
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+    let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+    assert_eq!((value("IDLE_STOP_MINUTES"), value("STREAM_PROTOCOL")), (Some(json!("1")), Some(json!("novnc"))));
+    let stops = "caas_broker_session_idle_stops_total";
+    let saved = "caas_broker_session_idle_saved_pod_hours_total";
+    let (stops_before, saved_before) =
+        (broker.metric(stops).await.expect("idle stops counted"), broker.metric(saved).await.expect("saved hours"));
+
+    stop_for_want_of_a_viewer(&broker, &namespace, &format!("{name}-0")).await;
+    support::cluster::eventually(std::time::Duration::from_secs(30), "the session scaled to zero", || async {
+        (sets.get(&name).await.expect("set").spec.and_then(|s| s.replicas) == Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(broker.metric(stops).await, Some(stops_before + 1.0));
+    let claims = Api::<PersistentVolumeClaim>::namespaced(broker.client.clone(), &namespace);
+    assert_eq!(claims.list(&ListParams::default()).await.expect("claims").items.len(), 1, "the volume is kept");
+    let operation = format!("/v2/service_instances/{session}/last_operation");
+    let asleep = support::cluster::eventually(std::time::Duration::from_secs(60), "the pod gone", || async {
+        let answer = broker.call(Method::GET, &operation, None).await;
+        (answer.body["state"] == "succeeded").then_some(answer)
+    })
+    .await;
+    let description = asleep.body["description"].as_str().unwrap_or_default().to_owned();
+    assert!(description.starts_with("stopped after 1 minute without a viewer (at "), "{description}");
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{session}"), None).await;
+    let labels = &fetched.body["metadata"]["labels"];
+    assert_eq!(labels["state"], "stopped after 1 minute without a viewer", "{fetched:?}");
+    assert_eq!(labels["idle_stopped_after_minutes"], "1");
+    assert!(labels["idle_stopped_at"].as_str().is_some_and(|at| at.parse::<jiff::Timestamp>().is_ok()), "{labels}");
+
+    // An update that does not give the state keeps it asleep; one that gives "running" wakes it.
+    let other =
+        patch_async(&broker, &session, json!({ "service_id": STREAMING, "parameters": { "restart": "r1" } })).await;
+    assert_eq!(other.status, StatusCode::ACCEPTED, "{other:?}");
+    broker.wait_for_state(&session, "update", "succeeded").await;
+    assert_eq!(sets.get(&name).await.expect("set").spec.and_then(|s| s.replicas), Some(0), "still asleep");
+    let wake = json!({ "service_id": STREAMING, "parameters": { "state": "running" } });
+    assert_eq!(patch_async(&broker, &session, wake).await.status, StatusCode::ACCEPTED);
+    let awake = broker.wait_for_state(&session, "update", "succeeded").await;
+    assert_eq!(awake.body["description"], "1 of 1 pods ready");
+    assert_eq!(sets.get(&name).await.expect("set").spec.and_then(|s| s.replicas), Some(1));
+    let fetched = broker.call(Method::GET, &format!("/v2/service_instances/{session}"), None).await;
+    assert!(fetched.body["metadata"]["labels"].get("idle_stopped_at").is_none(), "{fetched:?}");
+    assert!(broker.metric(saved).await.expect("saved hours") > saved_before, "the hours asleep are counted");
+    assert_eq!(broker.metric(stops).await, Some(stops_before + 1.0), "a fresh pod is no new stop");
+
+    let delete =
+        format!("/v2/service_instances/{session}?service_id={STREAMING}&plan_id={CPU_720P}&accepts_incomplete=true");
+    let deleting = broker.call(Method::DELETE, &delete, None).await;
+    let operation = deleting.body["operation"].as_str().expect("operation").to_owned();
+    broker.wait_for_state(&session, &operation, "succeeded").await;
     Api::<PersistentVolume>::all(broker.client.clone()).delete(&volume, &Default::default()).await.ok();
     broker.deprovision(&cluster, SMALL).await;
 }

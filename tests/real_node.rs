@@ -514,7 +514,7 @@ async fn a_streaming_session_runs_on_the_node_and_chromium_sees_it_through_its_s
     let org = id("org");
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, MEDIUM).await;
     let session = id("ss");
-    let parameters = json!({ "cluster_instance_id": cluster_id,
+    let parameters = json!({ "cluster_instance_id": cluster_id, "protocol": "novnc",
                              "launch": { "command": ["python3", "/opt/caas-test/colour_app.py", APP_COLOUR] } });
     let uri = format!("/v2/service_instances/{session}?accepts_incomplete=true");
     let started = Instant::now();

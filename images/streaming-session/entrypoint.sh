@@ -26,6 +26,8 @@
 #   VIDEO_ENCODER      software (default: x264 on the CPU) or nvenc (the GPU's encoder; Selkies falls back to software
 #                      where the driver's libraries are missing)
 #   STREAM_FRAMERATE   frames per second Selkies captures and encodes at most (default 60)
+#   STREAM_FRAME_ANCESTORS  origins (comma-separated, e.g. https://dashboard.example.com) whose pages may show
+#                      Selkies' page in a frame, besides its own origin (default: none)
 #   IDLE_STOP_MINUTES  stop the session after that many minutes without a viewer (no established TCP connection to
 #                      STREAM_PORT or VNC_PORT); 0 (default) never. Then TERMINATION_LOG (default
 #                      /dev/termination-log, when writable) says "idle-stop: no viewer for N minutes" and the script
@@ -54,6 +56,7 @@ STREAM_PROTOCOL="${STREAM_PROTOCOL:-selkies}"
 STREAM_PORT="${STREAM_PORT:-6080}"
 STREAM_LISTEN="${STREAM_LISTEN:-}"
 STREAM_FRAMERATE="${STREAM_FRAMERATE:-60}"
+STREAM_FRAME_ANCESTORS="${STREAM_FRAME_ANCESTORS:-}"
 VIDEO_ENCODER="${VIDEO_ENCODER:-software}"
 IDLE_STOP_MINUTES="${IDLE_STOP_MINUTES:-0}"
 TERMINATION_LOG="${TERMINATION_LOG:-/dev/termination-log}"
@@ -93,6 +96,8 @@ is_port "$STREAM_PORT" || die "STREAM_PORT must be a port number, not '$STREAM_P
 ((VNC_PORT != STREAM_PORT)) || die "VNC_PORT and STREAM_PORT must differ"
 { is_uint "$STREAM_FRAMERATE" && ((10#$STREAM_FRAMERATE >= 1 && 10#$STREAM_FRAMERATE <= 240)); } ||
   die "STREAM_FRAMERATE must be a number of frames per second from 1 to 240, not '$STREAM_FRAMERATE'"
+[[ -z "$STREAM_FRAME_ANCESTORS" || "$STREAM_FRAME_ANCESTORS" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?(,https?://[A-Za-z0-9.-]+(:[0-9]+)?)*$ ]] ||
+  die "STREAM_FRAME_ANCESTORS must be origins like https://dashboard.example.com, comma-separated, not '$STREAM_FRAME_ANCESTORS'"
 { is_uint "$IDLE_STOP_MINUTES" && ((${#IDLE_STOP_MINUTES} <= 6)); } ||
   die "IDLE_STOP_MINUTES must be a number of minutes (0 = never), not '$IDLE_STOP_MINUTES'"
 IDLE_STOP_MINUTES=$((10#$IDLE_STOP_MINUTES)) STREAM_FRAMERATE=$((10#$STREAM_FRAMERATE))
@@ -292,6 +297,7 @@ run_selkies() {
     SELKIES_FILE_MANAGER_PATH="$STATE_DIR/files"
   if [[ -n "$STREAM_LISTEN" ]]; then export SELKIES_ADDR="$STREAM_LISTEN"; else export SELKIES_PUBLIC=true; fi
   if [[ "$VIDEO_ENCODER" == software ]]; then export SELKIES_USE_CPU=true; else export SELKIES_USE_CPU=false; fi
+  export SELKIES_FRAME_ANCESTORS="'self'${STREAM_FRAME_ANCESTORS:+,$STREAM_FRAME_ANCESTORS}"
   exec "$SELKIES"
 }
 

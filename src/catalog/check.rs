@@ -236,6 +236,10 @@ fn check_workload(errors: &mut Vec<CatalogError>, at: &str, kind: ServiceKind, p
             errors
                 .push(CatalogError::new(at, format!("broker.workload.resolution: {resolution:?} is not WIDTHxHEIGHT")));
         }
+        if let Some(minutes) = size.idle_stop_minutes.filter(|m| *m > super::MAX_IDLE_STOP_MINUTES) {
+            let limit = super::MAX_IDLE_STOP_MINUTES;
+            errors.push(CatalogError::new(at, format!("broker.workload.idle_stop_minutes: {minutes} is over {limit}")));
+        }
     }
 }
 

@@ -232,7 +232,14 @@ pub struct WorkloadSize {
     /// NVIDIA GPUs.
     #[serde(default)]
     pub gpu: u32,
+    /// Minutes without a viewer after which a session is stopped, its volume kept (streaming sessions): the plan's
+    /// default, which an instance's `idle_stop_minutes` overrides; never when absent or 0.
+    #[serde(default)]
+    pub idle_stop_minutes: Option<u32>,
 }
+
+/// The longest idle time a session may be given (a week): beyond it, stopping for idleness means nothing.
+pub const MAX_IDLE_STOP_MINUTES: u32 = 10_080;
 
 /// Container defaults and bounds of a tenant's LimitRange.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

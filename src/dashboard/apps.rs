@@ -264,6 +264,7 @@ mod tests {
                     service_name: "streaming-session".to_owned(),
                     plan_name: "cpu-720p".to_owned(),
                     state: LastOperation::new(OperationState::Succeeded, "stopped"),
+                    idle_stopped_after: None,
                 }),
             },
         ]

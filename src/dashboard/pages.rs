@@ -397,6 +397,7 @@ mod tests {
                 crate::lifecycle::model::OperationState::InProgress,
                 "waiting for a node",
             ),
+            idle_stopped_after: None,
         }];
         let html = overview_page(&i18n::EN, &session, &overview, &plans).render().expect("renders");
         assert!(html.contains(r#"<html lang="en">"#));

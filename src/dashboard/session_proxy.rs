@@ -2,7 +2,7 @@
 //! page, its files, its WebSocket) goes to the apiserver's service proxy of that session's Service and stream port
 //! only, made with the signed-in user's own client — so Kubernetes' RBAC decides (`get services/proxy`: the `edit` and
 //! `admin` roles, not `view`), and nothing else of the cluster is reachable (see
-//! [`crate::tenant::streaming::novnc_path`]). The WebSocket is tunnelled as bytes once both sides agreed on the
+//! [`crate::tenant::streaming::stream_path`]). The WebSocket is tunnelled as bytes once both sides agreed on the
 //! upgrade: the browser's handshake goes to the session as it came, and its answer back.
 //!
 //! What the session's container serves lands on the dashboard's own origin, and that container is the tenant's: an
@@ -213,7 +213,7 @@ async fn ask_session(
         error => Asked::Failed(error.to_string()),
     };
     let upstream =
-        tenant::streaming::novnc_path(&state.broker, &session.tenant, session_id, asset).await.map_err(not_found)?;
+        tenant::streaming::stream_path(&state.broker, &session.tenant, session_id, asset).await.map_err(not_found)?;
     let mut outgoing = http::Request::get(upstream);
     let passed: &[HeaderName] = if upgrade { &HANDSHAKE } else { &[header::ACCEPT, header::IF_NONE_MATCH] };
     let credential = client.credential.filter(|_| upgrade && asset == client.socket);

@@ -392,13 +392,13 @@ mod tests {
                 "installing the application (SteamCMD); 0 of 1 pods ready",
             ),
             stopped,
+            idle_stopped_after: None,
             resolution: "1600x900".to_owned(),
             name: "session-ss-1".to_owned(),
             pod: "session-ss-1-0".to_owned(),
             installs: true,
             ingress_host: None,
             selkies: false,
-            idle_stopped_after: None,
         }
     }
 

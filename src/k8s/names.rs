@@ -95,6 +95,10 @@ pub const DASHBOARD_WATCH_BINDING_NAME: &str = "caas-broker-dashboard-watch";
 pub const ANNOTATION_NAMESPACE: &str = "caas-broker.io/namespace";
 /// The virtual cluster a workload runs in (on the workload's record).
 pub const ANNOTATION_CLUSTER_INSTANCE_ID: &str = "caas-broker.io/cluster-instance-id";
+/// When the broker stopped a streaming session for want of a viewer (on the workload's record, until it is woken).
+pub const ANNOTATION_IDLE_STOPPED_AT: &str = "caas-broker.io/idle-stopped-at";
+/// After how many minutes without a viewer it was stopped (beside [`ANNOTATION_IDLE_STOPPED_AT`]).
+pub const ANNOTATION_IDLE_STOP_MINUTES: &str = "caas-broker.io/idle-stopped-after-minutes";
 
 /// The prefix of every label and annotation key of the broker's.
 const BROKER_KEY_PREFIX: &str = "caas-broker.io/";

@@ -11,10 +11,10 @@ use k8s_openapi::api::autoscaling::v2::{
     ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
@@ -23,14 +23,22 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
 
 use super::names::{LABEL_APP, LABEL_INSTANCE};
 use crate::catalog::WorkloadSize;
 
 /// Pod-template annotation whose change rolls the pods (the `restart` parameter).
 pub const ANNOTATION_RESTART: &str = "caas-broker.io/restart";
-/// noVNC / websockify port of a session, the one port it exposes.
-pub const NOVNC_PORT: i32 = 6080;
+/// The stream port of a session (Selkies' page and WebSocket, or noVNC and websockify), the one port it exposes.
+pub const STREAM_PORT: i32 = 6080;
+/// The name of that port, on the container and on the Service.
+pub const STREAM_PORT_NAME: &str = "stream";
+/// The VNC port x11vnc listens on in a session pod, on its loopback only: a native VNC client reaches it through
+/// `kubectl port-forward`, which enters the pod's network namespace, and nothing else reaches it.
+pub const VNC_PORT: i32 = 5900;
+/// Where the session container writes its readiness files.
+pub const SESSION_STATE_DIR: &str = "/tmp/session";
 /// Key of the VNC password in the session's Secret.
 pub const VNC_PASSWORD_KEY: &str = "password";
 
@@ -174,15 +182,15 @@ impl Workload {
         ResourceRequirements { requests: Some(values.clone()), limits: Some(values), ..ResourceRequirements::default() }
     }
 
-    /// The Service in front of the pods.
-    pub fn service(&self, port: i32, target: &str, service_type: &str) -> Service {
+    /// The Service in front of the pods: its port `name` (`port`) leads to the pods' port named `target`.
+    pub fn service(&self, name: &str, port: i32, target: &str, service_type: &str) -> Service {
         Service {
             metadata: self.meta(&self.name),
             spec: Some(ServiceSpec {
                 type_: Some(service_type.to_owned()),
                 selector: Some(self.selector()),
                 ports: Some(vec![ServicePort {
-                    name: Some("http".to_owned()),
+                    name: Some(name.to_owned()),
                     port,
                     target_port: Some(IntOrString::String(target.to_owned())),
                     protocol: Some("TCP".to_owned()),
@@ -236,11 +244,47 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.to_owned(), value: Some(value.to_owned()), ..EnvVar::default() }
 }
 
+/// A probe that passes once `file` exists in the container: the session's entrypoint writes its readiness files
+/// when what they name can be seen, which no TCP probe of a port can tell.
+fn file_probe(file: &str, failure_threshold: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction { command: Some(vec!["test".to_owned(), "-e".to_owned(), file.to_owned()]) }),
+        period_seconds: Some(1),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    }
+}
+
+/// Seconds the session's display may take to come up (Xvfb, the window manager) before the kubelet restarts the
+/// container: generous, for a node that starts several sessions at once on few cores.
+const DISPLAY_START_SECONDS: i32 = 180;
+
 fn tcp_probe(port: &str) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction { port: IntOrString::String(port.to_owned()), ..TCPSocketAction::default() }),
         period_seconds: Some(5),
         ..Probe::default()
+    }
+}
+
+/// How a session streams its display on the stream port: what a browser (or another client) speaks to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamProtocol {
+    /// Selkies: H.264 video and Opus audio over one WebSocket, keyboard, mouse, gamepads and clipboard.
+    #[default]
+    Selkies,
+    /// noVNC over websockify: the VNC protocol in the browser, for clients that want it.
+    Novnc,
+}
+
+impl StreamProtocol {
+    /// The value of the session container's `STREAM_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamProtocol::Selkies => "selkies",
+            StreamProtocol::Novnc => "novnc",
+        }
     }
 }
 
@@ -263,6 +307,13 @@ pub struct StreamingSession {
     pub expose: String,
     /// RuntimeClass of GPU sessions.
     pub runtime_class: Option<String>,
+    /// What the stream port speaks.
+    pub protocol: StreamProtocol,
+    /// Minutes without a viewer after which the session stops itself (and the broker scales it to zero); 0 = never.
+    pub idle_stop_minutes: u32,
+    /// The dashboard's origin, when the dashboard frames the session's page from another origin (its Ingress): Selkies
+    /// lets no other page frame it.
+    pub framed_by: Option<String>,
 }
 
 impl StreamingSession {
@@ -305,15 +356,23 @@ impl StreamingSession {
                 });
             }
         }
-        let session_env = vec![
+        let mut session_env = vec![
             env("DISPLAY_NUMBER", "1"),
             env("RESOLUTION", &format!("{}x24", self.resolution)),
             env("VNC_PASSWORD_FILE", "/etc/vnc/password"),
-            env("NOVNC_PORT", &NOVNC_PORT.to_string()),
+            env("STREAM_PORT", &STREAM_PORT.to_string()),
+            env("STREAM_PROTOCOL", self.protocol.as_str()),
+            env("VNC_PORT", &VNC_PORT.to_string()),
+            // NVENC where the plan gives a GPU; the CPU's x264 everywhere else.
+            env("VIDEO_ENCODER", if gpu { "nvenc" } else { "software" }),
+            env("IDLE_STOP_MINUTES", &self.idle_stop_minutes.to_string()),
             env("APP_COMMAND", &shell_words(&self.launch)),
             env("HOME", "/data/home"),
-            env("STATE_DIR", "/tmp/session"),
+            env("STATE_DIR", SESSION_STATE_DIR),
         ];
+        if let Some(origin) = &self.framed_by {
+            session_env.push(env("STREAM_FRAME_ANCESTORS", origin));
+        }
         // No NVIDIA_VISIBLE_DEVICES or NVIDIA_DRIVER_CAPABILITIES here: the device plugin's assignment decides which
         // GPUs the session gets (=all would expose every GPU of the node), the image asks for the driver's graphics
         // and video capabilities, and the tenant guard refuses both variables in tenant pods, the broker's included.
@@ -336,12 +395,15 @@ impl StreamingSession {
             working_dir: self.steam_app_id.map(|_| "/data/app".to_owned()),
             env: Some(session_env),
             ports: Some(vec![ContainerPort {
-                name: Some("novnc".to_owned()),
-                container_port: NOVNC_PORT,
+                name: Some(STREAM_PORT_NAME.to_owned()),
+                container_port: STREAM_PORT,
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             }]),
-            readiness_probe: Some(tcp_probe("novnc")),
+            // Started once the display runs; ready once the application's window is on it and the stream answers, so
+            // that `succeeded` means a viewer sees the application.
+            startup_probe: Some(file_probe(&format!("{SESSION_STATE_DIR}/display.ready"), DISPLAY_START_SECONDS)),
+            readiness_probe: Some(file_probe(&format!("{SESSION_STATE_DIR}/session.ready"), 3)),
             volume_mounts: Some(vec![
                 data,
                 VolumeMount { name: "shm".to_owned(), mount_path: "/dev/shm".to_owned(), ..VolumeMount::default() },
@@ -423,14 +485,14 @@ impl StreamingSession {
         }
     }
 
-    /// The Service of the noVNC port.
+    /// The Service of the stream port.
     pub fn service(&self) -> Service {
-        self.workload.service(NOVNC_PORT, "novnc", &self.expose)
+        self.workload.service(STREAM_PORT_NAME, STREAM_PORT, STREAM_PORT_NAME, &self.expose)
     }
 
-    /// The Ingress of the noVNC page (page and WebSocket share the port, so an HTTP Ingress carries both).
+    /// The Ingress of the stream page (page and WebSocket share the port, so an HTTP Ingress carries both).
     pub fn ingress(&self) -> Option<Ingress> {
-        self.workload.ingress("/", NOVNC_PORT)
+        self.workload.ingress("/", STREAM_PORT)
     }
 }
 
@@ -527,7 +589,7 @@ impl ContainerApp {
 
     /// The Service (port 80 to the app's port).
     pub fn service(&self) -> Service {
-        self.workload.service(80, "app", "ClusterIP")
+        self.workload.service("http", 80, "app", "ClusterIP")
     }
 
     /// The Ingress, when a host was asked for.
@@ -586,7 +648,80 @@ mod tests {
             resolution: "1280x720".to_owned(),
             expose: "ClusterIP".to_owned(),
             runtime_class: None,
+            protocol: StreamProtocol::default(),
+            idle_stop_minutes: 30,
+            framed_by: None,
         }
+    }
+
+    fn session_pod(session: &StreamingSession) -> PodSpec {
+        session.stateful_set().spec.and_then(|s| s.template.spec).expect("pod")
+    }
+
+    fn session_env(pod: &PodSpec) -> BTreeMap<String, String> {
+        let env = pod.containers[0].env.iter().flatten();
+        env.filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect()
+    }
+
+    fn probe_command(probe: Option<&Probe>) -> Vec<String> {
+        probe.and_then(|p| p.exec.as_ref()?.command.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_cpu_session_streams_with_selkies_in_software_on_its_named_stream_port() {
+        let pod = session_pod(&session(None, PodPlacement::default()));
+        let env = session_env(&pod);
+        let get = |name: &str| env.get(name).map(String::as_str);
+        assert_eq!(get("STREAM_PORT"), Some("6080"));
+        assert_eq!(get("STREAM_PROTOCOL"), Some("selkies"));
+        assert_eq!(get("VIDEO_ENCODER"), Some("software"));
+        assert_eq!(get("IDLE_STOP_MINUTES"), Some("30"));
+        assert_eq!(get("VNC_PORT"), Some("5900"));
+        assert_eq!(get("STATE_DIR"), Some("/tmp/session"));
+        assert_eq!(get("RESOLUTION"), Some("1280x720x24"));
+        assert_eq!(get("NOVNC_PORT"), None, "renamed STREAM_PORT");
+        let ports = pod.containers[0].ports.clone().unwrap_or_default();
+        let ports: Vec<_> = ports.iter().map(|p| (p.name.as_deref(), p.container_port)).collect();
+        assert_eq!(ports, [(Some("stream"), 6080)], "one port, and not the VNC port");
+        let service = session(None, PodPlacement::default()).service();
+        let port = service.spec.and_then(|s| s.ports).and_then(|mut p| p.pop()).expect("a port");
+        assert_eq!(
+            (port.name.as_deref(), port.port, port.target_port),
+            (Some("stream"), 6080, Some(IntOrString::String("stream".to_owned())))
+        );
+        let mut novnc = session(None, PodPlacement::default());
+        (novnc.protocol, novnc.idle_stop_minutes) = (StreamProtocol::Novnc, 0);
+        let env = session_env(&session_pod(&novnc));
+        assert_eq!(env.get("STREAM_PROTOCOL").map(String::as_str), Some("novnc"));
+        assert_eq!(env.get("IDLE_STOP_MINUTES").map(String::as_str), Some("0"), "0: never");
+        assert_eq!(env.get("STREAM_FRAME_ANCESTORS"), None, "framed by its own origin only");
+        novnc.framed_by = Some("https://dashboard.example.com".to_owned());
+        let env = session_env(&session_pod(&novnc));
+        assert_eq!(env.get("STREAM_FRAME_ANCESTORS").map(String::as_str), Some("https://dashboard.example.com"));
+    }
+
+    #[test]
+    fn a_gpu_session_encodes_with_nvenc() {
+        let mut gpu = session(None, PodPlacement::default());
+        gpu.workload.size.gpu = 1;
+        let env = session_env(&session_pod(&gpu));
+        assert_eq!(env.get("VIDEO_ENCODER").map(String::as_str), Some("nvenc"));
+    }
+
+    #[test]
+    fn a_session_is_started_with_its_display_and_ready_with_its_application_visible() {
+        let pod = session_pod(&session(Some(1007), PodPlacement::default()));
+        let container = &pod.containers[0];
+        assert_eq!(probe_command(container.startup_probe.as_ref()), ["test", "-e", "/tmp/session/display.ready"]);
+        assert_eq!(probe_command(container.readiness_probe.as_ref()), ["test", "-e", "/tmp/session/session.ready"]);
+        let startup = container.startup_probe.as_ref().expect("a startup probe");
+        assert_eq!(startup.period_seconds, Some(1));
+        let allowed = startup.period_seconds.unwrap_or(10) * startup.failure_threshold.unwrap_or(3);
+        assert!(allowed >= 120, "a slow display start is not a failure: {allowed} s");
+        assert_eq!(container.readiness_probe.as_ref().and_then(|p| p.period_seconds), Some(1));
+        assert!(container.readiness_probe.as_ref().is_some_and(|p| p.tcp_socket.is_none()));
+        let init = pod.init_containers.iter().flatten().next().expect("the SteamCMD step");
+        assert!(init.startup_probe.is_none() && init.readiness_probe.is_none(), "an init container takes no probes");
     }
 
     #[test]

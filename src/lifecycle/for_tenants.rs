@@ -31,6 +31,9 @@ pub struct PlanApp {
     pub plan_name: String,
     /// Its state as the platform reads it (`last_operation`).
     pub state: LastOperation,
+    /// The minutes without a viewer after which the broker stopped it, while it is stopped for that (a streaming
+    /// session; the dashboard says "stopped after N minutes without a viewer", and its Open wakes it).
+    pub idle_stopped_after: Option<u32>,
 }
 
 impl Broker {
@@ -85,7 +88,13 @@ impl Broker {
     fn plan_app(&self, record: &WorkloadRecord, state: LastOperation) -> PlanApp {
         let attributes = &record.stored.attributes;
         let (service_name, plan_name) = self.plan_names(&attributes.service_id, &attributes.plan_id);
-        PlanApp { instance_id: record.stored.instance_id.clone(), service_name, plan_name, state }
+        PlanApp {
+            instance_id: record.stored.instance_id.clone(),
+            service_name,
+            plan_name,
+            state,
+            idle_stopped_after: record.idle_stop.map(|stop| stop.minutes),
+        }
     }
 
     /// The record and objects of `session_id` if it is a streaming session placed in `tenant`'s virtual cluster.

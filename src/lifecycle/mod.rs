@@ -12,6 +12,7 @@ mod drift_repair;
 mod error;
 pub mod for_tenants;
 mod identities;
+mod idle_stop;
 mod instances;
 pub mod members;
 pub mod model;
@@ -38,6 +39,7 @@ pub use bindings::{Bound, Unbound};
 pub use drift_repair::REASON_REPAIRED;
 pub use error::{Error, Result};
 pub use for_tenants::{PlanApp, PlanInstance};
+pub use idle_stop::IdleStop;
 pub use instances::workload::{WorkloadRecord, app_quota_needed};
 pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
@@ -138,6 +140,8 @@ pub struct Broker {
     guard: Option<Arc<tenant_guard::TenantGuard>>,
     /// Drift repair's watches and task, once started (see [`Broker::repair_drift`]).
     repairs: drift_repair::Repairs,
+    /// The watch that stops sessions without a viewer, once started (see [`Broker::stop_idle_sessions`]).
+    idle_watch: idle_stop::IdleWatch,
 }
 
 impl Broker {
@@ -164,6 +168,7 @@ impl Broker {
             own_user: tokio::sync::OnceCell::new(),
             revocations: revocations::Revocations::default(),
             repairs: drift_repair::Repairs::default(),
+            idle_watch: idle_stop::IdleWatch::default(),
         })
     }
 
@@ -268,11 +273,23 @@ impl Broker {
         Ok(counts)
     }
 
+    /// The dashboard's origin (`https://host[:port]`), when a dashboard is configured: the one page that frames a
+    /// session's stream from another origin.
+    fn dashboard_origin(&self) -> Option<String> {
+        origin(self.options.dashboard_base_url.as_deref()?)
+    }
+
     /// The dashboard of an instance, when a dashboard is configured.
     fn dashboard_url(&self, instance_id: &str) -> Option<String> {
         let base = self.options.dashboard_base_url.as_deref()?;
         Some(format!("{}/instances/{}", base.trim_end_matches('/'), utf8_percent_encode(instance_id, URL_COMPONENT)))
     }
+}
+
+/// The origin (`scheme://host[:port]`) of an absolute URL: what a browser compares when one page frames another.
+fn origin(url: &str) -> Option<String> {
+    let url: http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}", url.scheme_str()?, url.authority()?))
 }
 
 /// Adds the broker's objects in `api` to `counts` by their service and plan labels, reading the metadata a page at a
@@ -381,6 +398,13 @@ pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.')
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_of_a_url_is_its_scheme_and_authority() {
+        assert_eq!(origin("https://dash.example.com/base/").as_deref(), Some("https://dash.example.com"));
+        assert_eq!(origin("http://127.0.0.1:8081").as_deref(), Some("http://127.0.0.1:8081"));
+        assert_eq!(origin("/relative"), None);
+    }
 
     #[test]
     fn workloads_run_anywhere_by_default() {

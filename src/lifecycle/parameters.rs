@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{Error, Result};
 use crate::catalog::{Catalog, PodSecurityLevel};
+use crate::k8s::workload::StreamProtocol;
 
 /// Which of a plan's schemas applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,7 +181,11 @@ pub struct SessionParameters {
     pub launch: Launch,
     /// Size of the virtual display; the plan's when absent.
     pub resolution: Option<String>,
-    /// Type of the Service of the noVNC port.
+    /// What the stream port speaks.
+    pub protocol: StreamProtocol,
+    /// Minutes without a viewer after which the session is stopped (0: never); the plan's when absent.
+    pub idle_stop_minutes: Option<u32>,
+    /// Type of the Service of the stream port.
     pub expose: String,
 }
 
@@ -192,6 +197,8 @@ impl Default for SessionParameters {
             steam_credentials_secret: None,
             launch: Launch::default(),
             resolution: None,
+            protocol: StreamProtocol::default(),
+            idle_stop_minutes: None,
             expose: "ClusterIP".to_owned(),
         }
     }
@@ -424,6 +431,10 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(session.steam_app_id, Some(1007));
+        assert_eq!((session.protocol, session.idle_stop_minutes), (StreamProtocol::Selkies, None), "the defaults");
+        let given = json!({ "protocol": "novnc", "idle_stop_minutes": 0 });
+        let novnc: SessionParameters = parse(given.as_object().expect("object")).expect("parses");
+        assert_eq!((novnc.protocol, novnc.idle_stop_minutes), (StreamProtocol::Novnc, Some(0)));
         assert_eq!(session.launch.command_line(), ["./start.sh", "-x"], "an empty command is the default one");
         let error = parse::<SessionParameters>(json!({ "steam_app_id": -1 }).as_object().expect("object"));
         assert!(error.is_err_and(|e| e.to_string().starts_with("invalid parameters: parameters.steam_app_id: ")));
@@ -463,6 +474,32 @@ mod tests {
             let error = allow(&refused).expect_err(&refused);
             assert!(error.contains("parameters.allow_ingress_from_namespaces.0"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_sessions_protocol_and_idle_time_are_bounded() {
+        let plan = plan_id("streaming-session", "cpu-720p");
+        let with = |extra: Value| {
+            let mut parameters = json!({ "steam_app_id": 1007 });
+            parameters.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            check_plan(&plan, SchemaKind::Create, parameters)
+        };
+        for fine in
+            [json!({ "protocol": "novnc" }), json!({ "idle_stop_minutes": 0 }), json!({ "idle_stop_minutes": 10080 })]
+        {
+            assert_eq!(with(fine.clone()), Ok(()), "{fine}");
+        }
+        for (refused, field) in [
+            (json!({ "protocol": "rdp" }), "parameters.protocol"),
+            (json!({ "idle_stop_minutes": 10081 }), "parameters.idle_stop_minutes"),
+            (json!({ "idle_stop_minutes": -1 }), "parameters.idle_stop_minutes"),
+            (json!({ "idle_stop_minutes": 1.5 }), "parameters.idle_stop_minutes"),
+        ] {
+            let error = with(refused.clone()).expect_err("refused");
+            assert!(error.contains(field), "{refused}: {error}");
+        }
+        let update = check_plan(&plan, SchemaKind::Update, json!({ "idle_stop_minutes": 5, "protocol": "selkies" }));
+        assert_eq!(update, Ok(()), "both may change on update");
     }
 
     #[test]

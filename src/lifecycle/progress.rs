@@ -1,5 +1,7 @@
-//! How far a workload has come, read from its pods: scheduled, installing (the SteamCMD step), ready; or why it
-//! failed (image pull, crash loop, quota refused), in words a developer can act on.
+//! How far a workload has come, read from its pods: scheduled, installing (the SteamCMD step), starting the display
+//! (a session's container runs, its startup probe has not passed), starting the application (started, not ready: a
+//! session's application window is not on the display yet), ready; or why it failed (image pull, crash loop, quota
+//! refused), in words a developer can act on.
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 
@@ -83,6 +85,8 @@ enum Stage {
     Scheduling,
     Installing,
     Starting,
+    StartingDisplay,
+    StartingApplication,
     Ready,
 }
 
@@ -91,8 +95,10 @@ impl Stage {
         match self {
             Stage::Creating => "creating the pod",
             Stage::Scheduling => "waiting for a node",
-            Stage::Installing => "installing the application (SteamCMD)",
+            Stage::Installing => "installing the application with SteamCMD",
             Stage::Starting => "starting",
+            Stage::StartingDisplay => "starting the display",
+            Stage::StartingApplication => "starting the application",
             Stage::Ready => "ready",
         }
     }
@@ -124,7 +130,20 @@ fn stage(pod: &Pod) -> Stage {
             .iter()
             .all(|s| s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code == 0))
     });
-    if init_done { Stage::Starting } else { Stage::Installing }
+    if !init_done {
+        return Stage::Installing;
+    }
+    // Every container runs: started once its startup probe passed (a session's: its display is up; a container
+    // without one is started as soon as it runs), then ready once its readiness probe passes.
+    let containers = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+    let running = |c: &ContainerStatus| c.state.as_ref().is_some_and(|state| state.running.is_some());
+    if containers.is_empty() || !containers.iter().all(running) {
+        Stage::Starting
+    } else if containers.iter().any(|c| c.started == Some(false)) {
+        Stage::StartingDisplay
+    } else {
+        Stage::StartingApplication
+    }
 }
 
 fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
@@ -235,9 +254,36 @@ mod tests {
             "initContainerStatuses": [{ "name": "steamcmd", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
                 "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } }]
         }));
-        assert!(
-            progress(1, &[installing], Refusals::default()).description.unwrap_or_default().starts_with("installing")
+        assert_eq!(
+            progress(1, &[installing], Refusals::default()).description.as_deref(),
+            Some("installing the application with SteamCMD; 0 of 1 pods ready")
         );
+        let session = |started: bool, ready: bool| {
+            let ready = if ready { "True" } else { "False" };
+            pod(json!({
+                "conditions": [{ "type": "PodScheduled", "status": "True" }, { "type": "Ready", "status": ready }],
+                "initContainerStatuses": [{ "name": "steamcmd", "ready": false, "restartCount": 0, "image": "i",
+                    "imageID": "", "state": { "terminated": { "exitCode": 0 } } }],
+                "containerStatuses": [{ "name": "session", "ready": false, "restartCount": 0, "image": "i",
+                    "imageID": "", "started": started,
+                    "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } }]
+            }))
+        };
+        let described = |pod: Pod| progress(1, &[pod], Refusals::default());
+        let display = described(session(false, false));
+        assert_eq!(display.state, OperationState::InProgress);
+        assert_eq!(display.description.as_deref(), Some("starting the display; 0 of 1 pods ready"));
+        let application = described(session(true, false));
+        assert_eq!(application.state, OperationState::InProgress);
+        assert_eq!(application.description.as_deref(), Some("starting the application; 0 of 1 pods ready"));
+        let visible = described(session(true, true));
+        assert_eq!(visible.state, OperationState::Succeeded, "ready: the application's window is visible");
+        let creating = pod(json!({
+            "conditions": [{ "type": "PodScheduled", "status": "True" }],
+            "containerStatuses": [{ "name": "session", "ready": false, "restartCount": 0, "image": "i",
+                "imageID": "", "started": false, "state": { "waiting": { "reason": "ContainerCreating" } } }]
+        }));
+        assert_eq!(described(creating).description.as_deref(), Some("starting; 0 of 1 pods ready"));
     }
 
     #[test]

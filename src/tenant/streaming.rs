@@ -8,7 +8,7 @@ use kube::{Api, Client};
 use percent_encoding::utf8_percent_encode;
 
 use super::apps::user_error;
-use crate::k8s::workload::{NOVNC_PORT, VNC_PASSWORD_KEY};
+use crate::k8s::workload::{STREAM_PORT, StreamProtocol, VNC_PASSWORD_KEY};
 use crate::lifecycle::model::LastOperation;
 use crate::lifecycle::{Broker, Error, Result, Tenant, URL_COMPONENT};
 
@@ -26,8 +26,11 @@ pub struct SessionView {
     pub plan_name: String,
     /// Where it stands, as the platform reads it.
     pub state: LastOperation,
-    /// Whether it was asked to be stopped (its volume is kept).
+    /// Whether it was asked to be stopped, or stopped for want of a viewer (its volume is kept).
     pub stopped: bool,
+    /// The minutes without a viewer after which the broker stopped it, while it is stopped for that: the page says
+    /// "stopped after N minutes without a viewer", and Open wakes it.
+    pub idle_stopped_after: Option<u32>,
     /// Its virtual display, `WIDTHxHEIGHT`.
     pub resolution: String,
     /// The name of its StatefulSet and Service.
@@ -40,8 +43,6 @@ pub struct SessionView {
     pub ingress_host: Option<String>,
     /// Whether it streams with Selkies (else noVNC).
     pub selkies: bool,
-    /// The minutes without a viewer after which the broker stopped it, when that is why it is stopped.
-    pub idle_stopped_after: Option<u32>,
 }
 
 impl SessionView {
@@ -76,10 +77,10 @@ impl SessionView {
     }
 }
 
-/// The apiserver's proxy path of `asset` (a path under the noVNC page's root, e.g. `app/ui.js`) of the Service
-/// `service` in `namespace` — that Service's noVNC port and nothing else: `None` for a path that could leave it (`..`,
-/// `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
-fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<String> {
+/// The apiserver's proxy path of `asset` (a path under the web client's root, e.g. `app/ui.js` of noVNC or
+/// `api/websockets` of Selkies) of the Service `service` in `namespace` — that Service's stream port and nothing else:
+/// `None` for a path that could leave it (`..`, `.`, empty segments, anything but letters, digits, `-`, `_` and `.`).
+fn stream_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<String> {
     let safe = |segment: &str| {
         !segment.is_empty()
             && segment != "."
@@ -89,7 +90,7 @@ fn novnc_proxy_path(namespace: &str, service: &str, asset: &str) -> Option<Strin
     if asset.len() > 512 || !asset.split('/').all(safe) {
         return None;
     }
-    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{NOVNC_PORT}/proxy/{asset}"))
+    Some(format!("/api/v1/namespaces/{namespace}/services/{service}:{STREAM_PORT}/proxy/{asset}"))
 }
 
 /// The streaming session `session_id` of the signed-in tenant's virtual cluster; not found alike for an id that is no
@@ -103,13 +104,13 @@ pub async fn view(lifecycle: &Broker, tenant: &Tenant, session_id: &str) -> Resu
         plan_name: plan.plan_name,
         state: plan.state,
         stopped: !session.workload.running,
+        idle_stopped_after: plan.idle_stopped_after,
         resolution: session.resolution.clone(),
         pod: format!("{name}-0"),
         name,
         installs: session.steam_app_id.is_some(),
         ingress_host: session.workload.ingress_host.clone(),
-        selkies: false,
-        idle_stopped_after: None,
+        selkies: session.protocol == StreamProtocol::Selkies,
     })
 }
 
@@ -127,13 +128,13 @@ pub async fn password(lifecycle: &Broker, user: &Client, tenant: &Tenant, sessio
         .ok_or_else(|| Error::Concurrency("the session's password is not there yet; retry".to_owned()))
 }
 
-/// The apiserver's proxy path of `asset` of the noVNC of the session `session_id` of the signed-in tenant's virtual
-/// cluster (without reading its state: a noVNC page asks for dozens of files); not found for another cluster's session
-/// and for a path that could leave that session's Service and noVNC port.
-pub async fn novnc_path(lifecycle: &Broker, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
+/// The apiserver's proxy path of `asset` of the stream of the session `session_id` of the signed-in tenant's virtual
+/// cluster (without reading its state: a web client asks for dozens of files); not found for another cluster's session
+/// and for a path that could leave that session's Service and stream port.
+pub async fn stream_path(lifecycle: &Broker, tenant: &Tenant, session_id: &str, asset: &str) -> Result<String> {
     let session = lifecycle.streaming_session_objects(tenant, session_id).await?;
-    novnc_proxy_path(&tenant.namespace, &session.workload.name, asset)
-        .ok_or_else(|| Error::NotFound(format!("the session's noVNC has no file {asset:?}")))
+    stream_proxy_path(&tenant.namespace, &session.workload.name, asset)
+        .ok_or_else(|| Error::NotFound(format!("the session's stream has no file {asset:?}")))
 }
 
 #[cfg(test)]
@@ -148,13 +149,13 @@ mod tests {
             plan_name: "cpu-720p".to_owned(),
             state: LastOperation::new(OperationState::Succeeded, "1 of 1 pods ready"),
             stopped: false,
+            idle_stopped_after: None,
             resolution: "1280x720".to_owned(),
             name: "session-s".to_owned(),
             pod: "session-s-0".to_owned(),
             installs: true,
             ingress_host: ingress_host.map(str::to_owned),
             selkies: false,
-            idle_stopped_after: None,
         }
     }
 
@@ -188,12 +189,12 @@ mod tests {
     #[test]
     fn the_proxy_reaches_the_sessions_novnc_port_only() {
         assert_eq!(
-            novnc_proxy_path("caas-t", "session-s", "app/ui.js").as_deref(),
+            stream_proxy_path("caas-t", "session-s", "app/ui.js").as_deref(),
             Some("/api/v1/namespaces/caas-t/services/session-s:6080/proxy/app/ui.js")
         );
-        assert!(novnc_proxy_path("caas-t", "session-s", "websockify").is_some());
+        assert!(stream_proxy_path("caas-t", "session-s", "websockify").is_some());
         for escape in ["../../secrets", "app/../../x", "./vnc.html", "", "app//ui.js", "a%2F..", "a?b", "a b", "/etc"] {
-            assert_eq!(novnc_proxy_path("caas-t", "session-s", escape), None, "{escape}");
+            assert_eq!(stream_proxy_path("caas-t", "session-s", escape), None, "{escape}");
         }
     }
 }

@@ -245,6 +245,12 @@ impl Broker {
                 let mut labels = Map::new();
                 labels.insert("namespace".to_owned(), Value::String(record.namespace.clone()));
                 labels.insert("cluster_instance_id".to_owned(), Value::String(record.cluster_instance_id.clone()));
+                // A session the broker stopped for want of a viewer says so, and since when, until it is woken.
+                if let Some(stop) = &record.idle_stop {
+                    labels.insert("state".to_owned(), Value::String(stop.describe()));
+                    labels.insert("idle_stopped_at".to_owned(), Value::String(stop.at.to_string()));
+                    labels.insert("idle_stopped_after_minutes".to_owned(), Value::String(stop.minutes.to_string()));
+                }
                 return Ok(FetchedInstance {
                     service_id: record.stored.attributes.service_id.clone(),
                     plan_id: record.stored.attributes.plan_id.clone(),

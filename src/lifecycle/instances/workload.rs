@@ -18,8 +18,11 @@ use crate::catalog::{Plan, Service, ServiceKind, quantity};
 use crate::k8s::names::{self, *};
 use crate::k8s::quota;
 use crate::k8s::repository::Repository;
-use crate::k8s::workload::{Autoscale, ContainerApp, NOVNC_PORT, StreamingSession, VNC_PASSWORD_KEY, Workload};
+use crate::k8s::workload::{
+    Autoscale, ContainerApp, STREAM_PORT, StreamProtocol, StreamingSession, VNC_PASSWORD_KEY, VNC_PORT, Workload,
+};
 use crate::k8s::{apply, is_conflict, is_not_found};
+use crate::lifecycle::idle_stop::IdleStop;
 use crate::lifecycle::model::{
     BindingResponse, Endpoint, InstanceResponse, LastOperation, OperationState, UpdateRequest,
 };
@@ -40,6 +43,8 @@ pub struct WorkloadRecord {
     pub namespace: String,
     /// The virtual cluster it runs in.
     pub cluster_instance_id: String,
+    /// When and why the broker stopped it for want of a viewer (a streaming session), until it is woken.
+    pub idle_stop: Option<IdleStop>,
 }
 
 impl WorkloadRecord {
@@ -51,8 +56,18 @@ impl WorkloadRecord {
             stored,
             namespace: annotation(ANNOTATION_NAMESPACE),
             cluster_instance_id: annotation(ANNOTATION_CLUSTER_INSTANCE_ID),
+            idle_stop: idle_stop(meta),
         })
     }
+}
+
+/// The idle stop a record's annotations hold, if any.
+fn idle_stop(meta: &ObjectMeta) -> Option<IdleStop> {
+    let annotations = meta.annotations.as_ref()?;
+    Some(IdleStop {
+        at: annotations.get(ANNOTATION_IDLE_STOPPED_AT)?.parse().ok()?,
+        minutes: annotations.get(ANNOTATION_IDLE_STOP_MINUTES).and_then(|m| m.parse().ok()).unwrap_or_default(),
+    })
 }
 
 /// The workload a record asks for, built as the typed objects of its kind (what is applied, counted against the quota
@@ -133,6 +148,10 @@ impl Broker {
         let mut annotations = record.stored.annotations(provisioned);
         annotations.insert(ANNOTATION_NAMESPACE.to_owned(), record.namespace.clone());
         annotations.insert(ANNOTATION_CLUSTER_INSTANCE_ID.to_owned(), record.cluster_instance_id.clone());
+        if let Some(stop) = &record.idle_stop {
+            annotations.insert(ANNOTATION_IDLE_STOPPED_AT.to_owned(), stop.at.to_string());
+            annotations.insert(ANNOTATION_IDLE_STOP_MINUTES.to_owned(), stop.minutes.to_string());
+        }
         ConfigMap {
             metadata: ObjectMeta {
                 name: Some(Broker::record_name(&record.stored.instance_id)),
@@ -164,11 +183,13 @@ impl Broker {
             .into_iter()
             .filter_map(|record| {
                 let stored = StoredInstance::from_meta(&record.metadata)?;
+                let idle_stop = idle_stop(&record.metadata);
                 let annotations = record.metadata.annotations.unwrap_or_default();
                 (annotations.get(ANNOTATION_CLUSTER_INSTANCE_ID)? == cluster_instance_id).then(|| WorkloadRecord {
                     stored,
                     namespace: annotations.get(ANNOTATION_NAMESPACE).cloned().unwrap_or_default(),
                     cluster_instance_id: cluster_instance_id.to_owned(),
+                    idle_stop,
                 })
             })
             .collect())
@@ -188,6 +209,22 @@ impl Broker {
             .collect())
     }
 
+    /// Writes a workload's record over the version `resource_version` of it (a server-side apply precondition);
+    /// `false` when the record changed since that version was read.
+    pub(in crate::lifecycle) async fn write_workload_record(
+        &self,
+        record: &WorkloadRecord,
+        resource_version: Option<String>,
+    ) -> Result<bool> {
+        let mut object = self.record_object(record, true);
+        object.metadata.resource_version = resource_version;
+        match self.workload_records().apply(&object).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_conflict(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Provisions a workload: validated by the caller; always asynchronous.
     pub(in crate::lifecycle) async fn provision_workload(
         &self,
@@ -205,7 +242,7 @@ impl Broker {
             return self.repeat_provision(service, existing, &wanted, dashboard_url).await;
         }
         let (cluster_instance_id, namespace) = self.place(&wanted).await?;
-        let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id };
+        let record = WorkloadRecord { stored: wanted, namespace, cluster_instance_id, idle_stop: None };
         self.check_fits(service, &record).await?;
         self.check_ingress_host(&record)?;
         self.ensure_namespace(&self.options.broker_namespace).await?;
@@ -367,7 +404,8 @@ impl Broker {
             namespace: record.namespace.clone(),
             labels: ManagedLabels { instance_id: &record.stored.instance_id, service: &service.name, plan: &plan.name }
                 .to_map(),
-            running: common.state == RunState::Running,
+            // A session stopped for want of a viewer stays stopped until an update gives its state again.
+            running: common.state == RunState::Running && record.idle_stop.is_none(),
             restart: common.restart,
             ingress_host: common.ingress_host,
             ingress_class: common.ingress_class,
@@ -378,6 +416,7 @@ impl Broker {
         Ok(match service.broker.kind {
             ServiceKind::StreamingSession => {
                 let session: SessionParameters = parameters::parse(given)?;
+                let framed_by = session.workload.ingress_host.as_ref().and(self.dashboard_origin());
                 PlannedWorkload::Session(StreamingSession {
                     workload: workload(session.workload),
                     image: self.options.session_image.clone(),
@@ -387,6 +426,9 @@ impl Broker {
                     resolution: session.resolution.or(size.resolution).unwrap_or_else(|| "1280x720".to_owned()),
                     expose: session.expose,
                     runtime_class: self.options.gpu_runtime_class.clone(),
+                    protocol: session.protocol,
+                    idle_stop_minutes: session.idle_stop_minutes.or(size.idle_stop_minutes).unwrap_or_default(),
+                    framed_by,
                 })
             }
             ServiceKind::ContainerApp => {
@@ -407,7 +449,7 @@ impl Broker {
         })
     }
 
-    async fn apply_workload(&self, service: &Service, record: &WorkloadRecord) -> Result<()> {
+    pub(in crate::lifecycle) async fn apply_workload(&self, service: &Service, record: &WorkloadRecord) -> Result<()> {
         let built = self.build(service, record)?;
         let ns = &record.namespace;
         let client = self.client.clone();
@@ -583,6 +625,16 @@ impl Broker {
         let pod_creation = replica_failure.clone().or(failed_create);
         let refusals = Refusals { pod_creation: pod_creation.as_deref(), volume_claim: claim_refusal.as_deref() };
         let state = progress(built.expected(), &live, refusals);
+        if let Some(stop) = record.idle_stop.filter(|_| state.state == OperationState::Succeeded) {
+            return Ok(LastOperation::new(
+                OperationState::Succeeded,
+                format!(
+                    "{} (at {}); the volume is kept; an update with state \"running\" wakes it",
+                    stop.describe(),
+                    stop.at.strftime("%Y-%m-%d %H:%M UTC")
+                ),
+            ));
+        }
         if state.state == OperationState::Succeeded && !rolled_out {
             // The old pods serve, but a new one cannot be made (e.g. the quota has no room for the rollout's surge).
             if let Some(message) = replica_failure {
@@ -614,6 +666,10 @@ impl Broker {
         updated.stored.maintenance_version = target.maintenance_version().map(str::to_owned);
         if let Some(changes) = request.parameters {
             self.schemas.validate(&target.id, SchemaKind::Update, &super::without_nulls(&changes))?;
+            // A state given again (the dashboard's Open gives "running") ends a stop for want of a viewer.
+            if changes.contains_key("state") {
+                updated.idle_stop = None;
+            }
             if changes.get("cluster_instance_id").is_some_and(|c| c.as_str() != Some(&record.cluster_instance_id)) {
                 return Err(Error::BadRequest(
                     "parameters.cluster_instance_id: a workload cannot move to another virtual cluster".to_owned(),
@@ -628,6 +684,10 @@ impl Broker {
         }
         self.apply_workload(service, &updated).await?;
         self.workload_records().apply(&self.record_object(&updated, true)).await?;
+        if let (Some(stop), None) = (record.idle_stop, updated.idle_stop) {
+            count_saved(&stop);
+            tracing::info!(instance = %instance_id, "woke a streaming session stopped for want of a viewer");
+        }
         Ok(InstanceResponse {
             dashboard_url: self.dashboard_url(&instance_id),
             operation: Some(OPERATION_UPDATE.to_owned()),
@@ -655,6 +715,9 @@ impl Broker {
         }
         let name = Broker::record_name(instance_id);
         ignore_missing(self.workload_records().delete(&name, &DeleteParams::default()).await)?;
+        if let Some(stop) = &record.idle_stop {
+            count_saved(stop);
+        }
         Ok(format!("{}:{}", super::OPERATION_DEPROVISION, record.namespace))
     }
 
@@ -731,18 +794,29 @@ impl Broker {
                     .data
                     .and_then(|data| data.get(VNC_PASSWORD_KEY).map(|p| String::from_utf8_lossy(&p.0).into_owned()))
                     .unwrap_or_default();
-                let novnc_url = match &workload.ingress_host {
-                    Some(ingress) => format!("https://{ingress}/vnc.html"),
-                    None => format!("http://{host}:{NOVNC_PORT}/vnc.html"),
+                let base = match &workload.ingress_host {
+                    Some(ingress) => format!("https://{ingress}/"),
+                    None => format!("http://{host}:{STREAM_PORT}/"),
                 };
-                let credentials = json!({
-                    "novnc_url": novnc_url,
+                // Selkies' page is the stream port's root (its WebSocket asks for the password as its token);
+                // noVNC's is vnc.html.
+                let mut credentials = json!({
+                    "stream_url": base,
+                    "stream_protocol": session.protocol.as_str(),
                     "vnc_host": host,
-                    "vnc_port": NOVNC_PORT,
+                    "vnc_port": STREAM_PORT,
                     "vnc_protocol": "websocket",
                     "vnc_password": password,
+                    // A native VNC client: `kubectl port-forward pod/<name>-0 5900` with the virtual cluster's
+                    // credentials, then localhost:5900 with the password (reachable no other way).
+                    "native_vnc_port": VNC_PORT,
+                    "pod": format!("{}-0", workload.name),
                 });
-                (credentials, NOVNC_PORT)
+                if session.protocol == StreamProtocol::Novnc {
+                    credentials["stream_url"] = json!(format!("{base}vnc.html"));
+                    credentials["novnc_url"] = credentials["stream_url"].clone();
+                }
+                (credentials, STREAM_PORT)
             }
             PlannedWorkload::App(_) => {
                 let mut urls = vec![format!("http://{host}")];
@@ -784,6 +858,11 @@ impl Broker {
     pub(in crate::lifecycle) fn workload_parameters(record: &WorkloadRecord) -> Map<String, Value> {
         record.stored.attributes.parameters.clone()
     }
+}
+
+/// Counts the pod-hours a session stopped for want of a viewer saved, now that it is woken or deleted.
+fn count_saved(stop: &IdleStop) {
+    crate::metrics::global().session_idle_saved_pod_hours.inc_by(stop.saved_hours(jiff::Timestamp::now()));
 }
 
 /// Eight random characters (only the first 8 of a VNC password count); a random source that fails is an error, never
