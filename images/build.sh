@@ -28,8 +28,8 @@
 #                      port 6080, entrypoint.sh).
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
 #                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
-#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both), the wheels from PyPI (PIP_CERT, a CA bundle for
-#                      a proxy that intercepts TLS, is passed on; pip's other settings are not).
+#                      (CAAS_DEBIAN_MIRROR=URL/debian moves both), the wheels from PyPI, trusting the host's CA
+#                      bundle (PIP_CERT, else /etc/ssl/certs/ca-certificates.crt); pip's other settings are not passed.
 #   streaming-session-test  localhost/caas/streaming-session-test:1
 #                      streaming-session plus python3-tk, pulseaudio-utils and tests/browser/colour_app.py in
 #                      /opt/caas-test: a local
@@ -637,11 +637,13 @@ build_streaming_session() {
   step streaming-session "creating /tmp/.X11-unix" "${CHROOT[@]}" install -d -m 1777 /tmp/.X11-unix
   # The Dockerfile's second RUN: Selkies' pinned wheels in a venv. The wheels are cached between builds (at
   # /var/cache/caas-pip, out of the image); pip checks each against its hash in requirements.txt either way.
-  # A host behind a proxy that intercepts TLS names the proxy's CA bundle in PIP_CERT; pip in the chroot gets it too.
+  # pip in the chroot trusts what the host trusts: PIP_CERT when set (a proxy that intercepts TLS names its CA bundle
+  # there), else the host's system bundle, which holds such a proxy's CA when the host was set up to trust it.
   install -m 0644 "$src/requirements.txt" "$rootfs/tmp/selkies-requirements.txt"
   pip_cert=()
-  if [[ -n "${PIP_CERT:-}" ]]; then
-    install -m 0644 "$PIP_CERT" "$rootfs/tmp/caas-pip-ca.pem" || die "building streaming-session: cannot copy PIP_CERT=$PIP_CERT"
+  local host_ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
+  if [[ -n "${PIP_CERT:-}" || -r "$host_ca" ]]; then
+    install -m 0644 "$host_ca" "$rootfs/tmp/caas-pip-ca.pem" || die "building streaming-session: cannot copy the CA bundle $host_ca"
     pip_cert=(--cert /tmp/caas-pip-ca.pem)
   fi
   step streaming-session "creating the venv /opt/selkies" "${CHROOT[@]}" python3 -m venv /opt/selkies
