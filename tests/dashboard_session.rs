@@ -79,13 +79,14 @@ async fn a_session_page_shows_its_states_and_lets_only_whom_kubernetes_allows_ac
     let view_token = viewer.body["credentials"]["token"].as_str().expect("token").to_owned();
     let namespace = broker.namespace(&cluster_id);
 
-    // A session with a SteamCMD step and an Ingress, placed in this virtual cluster; no volume for it yet.
+    // A noVNC session (Open sends the browser to its page) with a SteamCMD step and an Ingress, placed in this virtual
+    // cluster; no volume for it yet. A Selkies session's page frames its stream instead (tests/real_node.rs).
     let session = format!("ss-{:08x}", rand::random::<u32>());
     let host = format!("{session}.play.example.test");
     let body = json!({ "service_id": STREAMING, "plan_id": CPU_720P, "organization_guid": "org-1",
                        "space_guid": "space-1", "context": { "platform": "cloudfoundry", "organization_guid": "org-1" },
                        "parameters": { "steam_app_id": 1007, "ingress_host": host, "resolution": "1600x900",
-                                       "cluster_instance_id": cluster_id } });
+                                       "cluster_instance_id": cluster_id, "protocol": "novnc" } });
     let accepted =
         broker.call(Method::PUT, &format!("/v2/service_instances/{session}?accepts_incomplete=true"), Some(body)).await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");

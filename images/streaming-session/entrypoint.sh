@@ -375,7 +375,19 @@ while true; do
     stop_all
     exit $((128 + $(kill -l "$stop_signal")))
   fi
-  [[ -n "$finished" ]] || continue
+  if [[ -z "$finished" ]]; then
+    # A component that ended while this script was busy elsewhere may be no job `wait -n` knows any more (bash
+    # cleaned it up after the command it was running): find it among the ones not alive, with its status.
+    for pid in "${!name_of[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        finished="$pid"
+        status=0
+        wait "$pid" || status=$?
+        break
+      fi
+    done
+    [[ -n "$finished" ]] || { sleep 0.1; continue; }
+  fi
   name="${name_of[$finished]}"
   unset "name_of[$finished]" "pid_of[$name]"
   if [[ "$name" == app ]]; then
