@@ -24,90 +24,29 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use caas_broker::config::{PullPolicy, Settings};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::{Value, json};
-use support::broker::{Answer, MEDIUM, MICRO, SMALL, TestBroker, provision_body};
+use support::broker::{Answer, MEDIUM, MICRO, SMALL, TestBroker};
 use support::cluster::{TestNamespace, cluster, eventually, repo_root};
 use support::dashboard::{cookie_of, instance_with_binding, path_of, serve_on, sign_in};
 use support::http::send;
+use support::real_node::{
+    CPU_720P, NODE, NODE_TURN, STREAMING, assert_ready, body, id, image, kubectl, node_pod, on_the_real_node,
+    virtual_cluster,
+};
 
-const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
-const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
 const APP: &str = "d3bc9dcc-7e6e-4233-b13e-fbae81b08a60";
 const APP_SMALL: &str = "278427c7-d889-4e85-9efa-d530be419e8f";
 
-/// The real node `tests/cluster/real-node.sh` joins, its label and its taint.
-const NODE: &str = "caas-real-node";
-const NODE_LABEL: (&str, &str) = ("type", "real");
-const NODE_TAINT: &str = "caas.dev/real-node";
 /// The colour the session's test app paints (tests/browser/colour_app.py); the probe looks for it.
 const APP_COLOUR: &str = "#ff00aa";
 
-/// One test at a time on the one real node (its two cores hold one session and little else).
-static NODE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn id(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
-/// Fails, naming the command to run, when the real node is not up and Ready.
-async fn assert_real_node_ready() {
-    let admin = cluster().admin().await;
-    let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
-    let ready = node
-        .as_ref()
-        .and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
-        .is_some_and(|c| c.status == "True");
-    assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {node:?})");
-}
-
-/// Sends workloads to the real node, as an operator sets it for a node pool of its own.
-fn on_the_real_node(settings: &mut Settings) {
-    settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
-    settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
-    settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
-}
-
 /// A broker whose workloads go to the real node.
 async fn broker() -> TestBroker {
-    assert_real_node_ready().await;
+    assert_ready(&[]).await;
     TestBroker::start(on_the_real_node).await
-}
-
-/// The references `images/build.sh` gives its images (the node imported them).
-fn image(name: &str) -> String {
-    let out = Command::new("bash")
-        .arg(repo_root().join("images/build.sh"))
-        .arg("--list")
-        .output()
-        .expect("run images/build.sh");
-    assert!(out.status.success(), "images/build.sh --list failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(name)).then(|| words.next().map(str::to_owned)).flatten()
-        })
-        .unwrap_or_else(|| panic!("images/build.sh --list names no image {name}"))
-}
-
-fn body(service: &str, plan: &str, org: &str, parameters: Value) -> Value {
-    json!({ "service_id": service, "plan_id": plan, "organization_guid": org, "space_guid": "space-1",
-            "context": { "platform": "cloudfoundry", "organization_guid": org }, "parameters": parameters })
-}
-
-/// A virtual cluster of `plan` for `org`, ready; its namespace.
-async fn virtual_cluster(broker: &TestBroker, org: &str, plan: &str) -> (String, String) {
-    let instance = id("vc");
-    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
-    let answer = broker.call(Method::PUT, &uri, Some(provision_body(plan, org, json!({})))).await;
-    assert!(answer.status.is_success(), "{answer:?}");
-    broker.wait_for_state(&instance, "provision", "succeeded").await;
-    let namespace = broker.namespace(&instance);
-    (instance, namespace)
 }
 
 /// Polls `last_operation` until the operation is no longer in progress; on time-out, says what it last answered.
@@ -219,27 +158,6 @@ async fn answers(url: &str) -> String {
             .await;
     println!("{url} answered {:.1} s after the workload was reported ready", started.elapsed().as_secs_f64());
     answer
-}
-
-fn kubectl(args: &[&str]) -> (bool, String, String) {
-    let cluster = cluster();
-    cluster.kubectl(&cluster.kubeconfig, args)
-}
-
-/// A pod pinned to the real node; `command` runs in the busybox image.
-fn node_pod(name: &str, labels: Value, command: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": { "name": name, "labels": labels },
-        "spec": {
-            "nodeSelector": { NODE_LABEL.0: NODE_LABEL.1 },
-            "tolerations": [{ "key": NODE_TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule" }],
-            "automountServiceAccountToken": false,
-            "terminationGracePeriodSeconds": 1,
-            "containers": [{ "name": "main", "image": image("busybox"), "imagePullPolicy": "IfNotPresent",
-                             "command": ["sh", "-c", command] }]
-        }
-    }))
-    .expect("pod literal")
 }
 
 /// Creates the pod and waits until it runs and is ready; its IP.
@@ -645,7 +563,7 @@ const KEY_COLOUR: &str = "#00c0ff";
 #[tokio::test]
 async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members_own_service_proxy() {
     let _turn = NODE_TURN.lock().await;
-    assert_real_node_ready().await;
+    assert_ready(&[]).await;
     let session_image = image("streaming-session-test");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
     let served = support::dashboard::serve_on(listener, |settings| {
@@ -754,7 +672,7 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
 #[tokio::test]
 async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester() {
     let _turn = NODE_TURN.lock().await;
-    assert_real_node_ready().await;
+    assert_ready(&[]).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
     let served = serve_on(listener, on_the_real_node).await;
     let (id, url, token) = instance_with_binding(&served.broker, "edit").await;

@@ -20,96 +20,33 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use caas_broker::config::{PullPolicy, Settings};
+use caas_broker::config::Settings;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
-use support::broker::{Answer, MEDIUM, TestBroker, provision_body};
-use support::cluster::{cluster, eventually, repo_root};
+use support::broker::{Answer, MEDIUM, TestBroker};
+use support::cluster::{cluster, eventually};
+use support::real_node::{
+    CPU_720P, NODE_TURN, STREAMING, assert_ready, body, id, image, kubectl, node_pod, on_the_real_node, virtual_cluster,
+};
 
-const STREAMING: &str = "9d24743d-2818-4042-bdf2-2ec0927842b2";
-const CPU_720P: &str = "40fd48d3-6eca-489c-bde5-0254076bc445";
-
-/// The real node `tests/cluster/real-node.sh` joins, its label and its taint.
-const NODE: &str = "caas-real-node";
-const NODE_LABEL: (&str, &str) = ("type", "real");
-const NODE_TAINT: &str = "caas.dev/real-node";
 /// The colour the session's test app paints (tests/browser/colour_app.py), as RGB.
 const APP_COLOUR: &str = "#ff00aa";
 const APP_RGB: [u8; 3] = [0xff, 0x00, 0xaa];
 /// The session's virtual display (the cpu-720p plan's).
 const DISPLAY_SIZE: (u32, u32) = (1280, 720);
 
-/// One test at a time on the one real node (its two cores hold one session and little else).
-static NODE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn id(prefix: &str) -> String {
-    format!("{prefix}-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
-/// The references `images/build.sh` gives its images (the node imported them).
-fn image(name: &str) -> String {
-    let out = Command::new("bash")
-        .arg(repo_root().join("images/build.sh"))
-        .arg("--list")
-        .output()
-        .expect("run images/build.sh");
-    assert!(out.status.success(), "images/build.sh --list failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(name)).then(|| words.next().map(str::to_owned)).flatten()
-        })
-        .unwrap_or_else(|| panic!("images/build.sh --list names no image {name}"))
-}
-
-/// Fails, naming the command to run, when the real node is not Ready or lacks `images`.
-async fn assert_real_node_ready(images: &[&str]) {
-    let admin = cluster().admin().await;
-    let node = Api::<Node>::all(admin).get_opt(NODE).await.expect("read the real node");
-    let status = node.as_ref().and_then(|n| n.status.clone()).unwrap_or_default();
-    let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
-    assert!(ready, "the real node {NODE} is not Ready: run `bash tests/cluster/real-node.sh up` (status: {status:?})");
-    let held: Vec<String> = status.images.iter().flatten().flat_map(|i| i.names.clone().unwrap_or_default()).collect();
-    for name in images {
-        let reference = image(name);
-        assert!(
-            held.contains(&reference),
-            "the node lacks {reference}: run `bash tests/cluster/real-node.sh images {name}`"
-        );
-    }
-}
-
 /// A broker whose workloads go to the real node and whose sessions run the session image with its test app.
 async fn broker() -> TestBroker {
-    assert_real_node_ready(&["streaming-session-test", "busybox"]).await;
+    assert_ready(&["streaming-session-test", "busybox"]).await;
     let session_image = image("streaming-session-test");
     TestBroker::start(move |settings: &mut Settings| {
-        settings.workloads.node_selector = vec![format!("{}={}", NODE_LABEL.0, NODE_LABEL.1)];
-        settings.workloads.tolerations = vec![format!("{NODE_TAINT}=true:NoSchedule")];
-        settings.workloads.image_pull_policy = Some(PullPolicy::IfNotPresent);
+        on_the_real_node(settings);
         settings.workloads.session_image = session_image;
     })
     .await
-}
-
-fn body(service: &str, plan: &str, org: &str, parameters: Value) -> Value {
-    json!({ "service_id": service, "plan_id": plan, "organization_guid": org, "space_guid": "space-1",
-            "context": { "platform": "cloudfoundry", "organization_guid": org }, "parameters": parameters })
-}
-
-/// A virtual cluster of `plan` for `org`, ready; its id and namespace.
-async fn virtual_cluster(broker: &TestBroker, org: &str, plan: &str) -> (String, String) {
-    let instance = id("vc");
-    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
-    let answer = broker.call(Method::PUT, &uri, Some(provision_body(plan, org, json!({})))).await;
-    assert!(answer.status.is_success(), "{answer:?}");
-    broker.wait_for_state(&instance, "provision", "succeeded").await;
-    let namespace = broker.namespace(&instance);
-    (instance, namespace)
 }
 
 /// Provisions a cpu-720p session running the test app with `extra` parameters; its id. The app starts after a few
@@ -160,12 +97,6 @@ async fn delete_session(broker: &TestBroker, session: &str) {
 fn names_of(session: &str) -> (String, String) {
     let name = caas_broker::k8s::names::short_label("session-", session, 50);
     (format!("{name}-0"), name)
-}
-
-/// `kubectl` with the admin kubeconfig.
-fn kubectl(args: &[&str]) -> (bool, String, String) {
-    let cluster = cluster();
-    cluster.kubectl(&cluster.kubeconfig, args)
 }
 
 /// Whether `file` exists in the session container of `pod`.
@@ -234,22 +165,6 @@ fn colour_share(xwd: &[u8], rgb: [u8; 3]) -> Option<f64> {
         }
     }
     Some(matching as f64 / (width * height) as f64)
-}
-
-/// A pod pinned to the real node; `command` runs in the busybox image.
-fn node_pod(name: &str, command: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "nodeSelector": { NODE_LABEL.0: NODE_LABEL.1 },
-            "tolerations": [{ "key": NODE_TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule" }],
-            "automountServiceAccountToken": false,
-            "terminationGracePeriodSeconds": 1,
-            "containers": [{ "name": "main", "image": image("busybox"), "imagePullPolicy": "IfNotPresent",
-                             "command": ["sh", "-c", command] }]
-        }
-    }))
-    .expect("pod literal")
 }
 
 #[tokio::test]
@@ -370,7 +285,10 @@ async fn a_session_is_ready_when_its_app_is_visible_and_a_native_client_sees_it_
         .and_then(|s| s.pod_ip)
         .expect("a pod IP");
     let probe = Api::<Pod>::namespaced(broker.client.clone(), &namespace);
-    probe.create(&PostParams::default(), &node_pod("prober", "sleep 3600")).await.expect("create the probing pod");
+    probe
+        .create(&PostParams::default(), &node_pod("prober", json!({}), "sleep 3600"))
+        .await
+        .expect("create the probing pod");
     eventually(Duration::from_secs(90), "the probing pod to run", || async {
         let status = probe.get("prober").await.ok()?.status?;
         status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())

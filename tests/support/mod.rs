@@ -9,3 +9,4 @@ pub mod dashboard;
 pub mod dex;
 pub mod http;
 pub mod proxy;
+pub mod real_node;
