@@ -366,18 +366,24 @@ fi
 
 start monitor - monitor
 
+# Waits for the first component to end. A component that ended while this script was between two commands may be a
+# job bash has already cleaned up, which `wait -n` then never reports ("no such job") and waits on the others: so a
+# one-second tick ends every wait, and a component that is not alive is found with its status.
 while true; do
   finished=""
   status=0
-  wait -n -p finished "${!name_of[@]}" || status=$?
+  sleep 1 &
+  tick=$!
+  wait -n -p finished "${!name_of[@]}" "$tick" || status=$?
+  if [[ "$finished" != "$tick" ]]; then kill "$tick" 2>/dev/null || true; fi
+  wait "$tick" 2>/dev/null || true
   if [[ -n "$stop_signal" ]]; then
     log "received SIG$stop_signal; stopping the session"
     stop_all
     exit $((128 + $(kill -l "$stop_signal")))
   fi
-  if [[ -z "$finished" ]]; then
-    # A component that ended while this script was busy elsewhere may be no job `wait -n` knows any more (bash
-    # cleaned it up after the command it was running): find it among the ones not alive, with its status.
+  if [[ -z "$finished" || "$finished" == "$tick" ]]; then
+    finished=""
     for pid in "${!name_of[@]}"; do
       if ! kill -0 "$pid" 2>/dev/null; then
         finished="$pid"
@@ -386,7 +392,7 @@ while true; do
         break
       fi
     done
-    [[ -n "$finished" ]] || { sleep 0.1; continue; }
+    [[ -n "$finished" ]] || continue
   fi
   name="${name_of[$finished]}"
   unset "name_of[$finished]" "pid_of[$name]"
