@@ -8,14 +8,18 @@
 #        ^                    PulseAudio (a null sink "output"; the app plays to it through PULSE_SERVER)
 #        |
 #        +-- Selkies on STREAM_PORT (STREAM_PROTOCOL=selkies: its page and /api/websockets, the app's gamepads through
-#        |   the sockets in SELKIES_JS_SOCKET_PATH, the sound from output.monitor)
+#        |   the sockets in SELKIES_JS_SOCKET_PATH, which the app reads as /dev/input/js0 through the joystick
+#        |   interposer it is run with; the sound from output.monitor)
 #        +-- x11vnc on 127.0.0.1/::1 VNC_PORT (always; the native client's path, through kubectl port-forward)
 #              ^-- websockify + noVNC on STREAM_PORT (STREAM_PROTOCOL=novnc)
 #
 # Configured only by environment variables:
 #   APP_COMMAND        required; the command run on the display (bash syntax), e.g. the game's launcher. Let it `exec`
 #                      the real program so that it receives SIGTERM. The session ends when it exits, with its status.
-#                      It gets DISPLAY, PULSE_SERVER and SELKIES_JS_SOCKET_PATH.
+#                      It gets DISPLAY, PULSE_SERVER and SELKIES_JS_SOCKET_PATH; with STREAM_PROTOCOL=selkies also
+#                      GAMEPAD_INTERPOSER prepended to its LD_PRELOAD and SDL_JOYSTICK_DEVICE=/dev/input/js0 (unless
+#                      set), so that it finds the browser's first gamepad at /dev/input/js0 (js1-js3 and
+#                      event1000-event1003 for the others).
 #   VNC_PASSWORD_FILE  required; a file whose first line is the session's password. x11vnc uses its first 8
 #                      characters (VNC authentication); Selkies takes the whole line as the token of its one controller
 #                      (?token= on its WebSocket). Never printed.
@@ -37,6 +41,10 @@
 #   VNC_PORT           port x11vnc listens on, loopback only (default 5900)
 #   NOVNC_WEB          noVNC's web root (default /usr/share/novnc; the page is vnc.html)
 #   SELKIES            the Selkies command (default /opt/selkies/bin/selkies, else selkies on PATH)
+#   GAMEPAD_INTERPOSER Selkies' joystick interposer, the LD_PRELOAD library that turns the app's opens of
+#                      /dev/input/js0-js3 and event1000-event1003 into connections to Selkies' gamepad sockets (no
+#                      /dev/uinput, no device files needed); default '/usr/$LIB/selkies_joystick_interposer.so' (the
+#                      literal $LIB: the dynamic loader picks the 64-bit or the 32-bit build); empty: none
 #   WINDOW_MANAGER     window manager command (default openbox, configured by this script)
 #   STATE_DIR          writable directory for the pid, log, socket and readiness files (default $HOME/.session)
 #   STARTUP_TIMEOUT    seconds to wait for the display, the sound server and the stream servers (default 20)
@@ -63,6 +71,7 @@ TERMINATION_LOG="${TERMINATION_LOG:-/dev/termination-log}"
 VNC_PORT="${VNC_PORT:-5900}"
 NOVNC_WEB="${NOVNC_WEB:-/usr/share/novnc}"
 SELKIES="${SELKIES:-}"
+GAMEPAD_INTERPOSER="${GAMEPAD_INTERPOSER-/usr/\$LIB/selkies_joystick_interposer.so}"
 WINDOW_MANAGER="${WINDOW_MANAGER:-openbox}"
 APP_COMMAND="${APP_COMMAND:-}"
 VNC_PASSWORD_FILE="${VNC_PASSWORD_FILE:-}"
@@ -115,6 +124,13 @@ else
     [[ -x "$SELKIES" ]] || SELKIES=selkies
   fi
   tools+=("$SELKIES")
+  if [[ -n "$GAMEPAD_INTERPOSER" ]]; then
+    [[ "$GAMEPAD_INTERPOSER" == /* && "$GAMEPAD_INTERPOSER" != *[[:space:]:]* ]] ||
+      die "GAMEPAD_INTERPOSER must be an absolute path without spaces or colons, not '$GAMEPAD_INTERPOSER'"
+    # The loader's $LIB for this machine's native processes.
+    interposer="${GAMEPAD_INTERPOSER//\$LIB/lib/$(uname -m)-linux-gnu}"
+    [[ -f "$interposer" ]] || die "GAMEPAD_INTERPOSER: $interposer does not exist (set GAMEPAD_INTERPOSER= to run without)"
+  fi
 fi
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -347,7 +363,13 @@ export SELKIES_JS_SOCKET_PATH="$STATE_DIR/gamepads"
 mkdir -p "$SELKIES_JS_SOCKET_PATH"
 chmod 700 "$SELKIES_JS_SOCKET_PATH"
 
-start app - bash -c "$APP_COMMAND"
+# The app reads the gamepads as a game does, from /dev/input/js0 (or event1000): the interposer makes it so.
+app_env=()
+if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
+  app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}"
+    "SDL_JOYSTICK_DEVICE=${SDL_JOYSTICK_DEVICE:-/dev/input/js0}")
+fi
+start app - "${app_env[@]}" bash -c "$APP_COMMAND"
 start x11vnc "$STATE_DIR/x11vnc.log" x11vnc -display ":$DISPLAY_NUMBER" -localhost -rfbauth "$rfbauth" \
   -rfbport "$VNC_PORT" -forever -shared
 wait_until x11vnc "x11vnc to listen on port $VNC_PORT" listening 127.0.0.1 "$VNC_PORT"
