@@ -45,6 +45,9 @@
 #                      /dev/input/js0-js3 and event1000-event1003 into connections to Selkies' gamepad sockets (no
 #                      /dev/uinput, no device files needed); default '/usr/$LIB/selkies_joystick_interposer.so' (the
 #                      literal $LIB: the dynamic loader picks the 64-bit or the 32-bit build); empty: none
+#   GAMEPAD_DEVICES    a writable directory, mounted at /dev/input, where the interposed devices are listed as empty
+#                      files (js0-js3, event1000-event1003) for games that look for joysticks by listing /dev/input
+#                      rather than opening a known path (the interposer answers their stat and open); default: none
 #   WINDOW_MANAGER     window manager command (default openbox, configured by this script)
 #   STATE_DIR          writable directory for the pid, log, socket and readiness files (default $HOME/.session)
 #   STARTUP_TIMEOUT    seconds to wait for the display, the sound server and the stream servers (default 20)
@@ -72,6 +75,7 @@ VNC_PORT="${VNC_PORT:-5900}"
 NOVNC_WEB="${NOVNC_WEB:-/usr/share/novnc}"
 SELKIES="${SELKIES:-}"
 GAMEPAD_INTERPOSER="${GAMEPAD_INTERPOSER-/usr/\$LIB/selkies_joystick_interposer.so}"
+GAMEPAD_DEVICES="${GAMEPAD_DEVICES:-}"
 WINDOW_MANAGER="${WINDOW_MANAGER:-openbox}"
 APP_COMMAND="${APP_COMMAND:-}"
 VNC_PASSWORD_FILE="${VNC_PASSWORD_FILE:-}"
@@ -130,6 +134,10 @@ else
     # The loader's $LIB for this machine's native processes.
     interposer="${GAMEPAD_INTERPOSER//\$LIB/lib/$(uname -m)-linux-gnu}"
     [[ -f "$interposer" ]] || die "GAMEPAD_INTERPOSER: $interposer does not exist (set GAMEPAD_INTERPOSER= to run without)"
+    if [[ -n "$GAMEPAD_DEVICES" ]]; then
+      [[ -d "$GAMEPAD_DEVICES" && -w "$GAMEPAD_DEVICES" ]] ||
+        die "GAMEPAD_DEVICES=$GAMEPAD_DEVICES is not a writable directory"
+    fi
   fi
 fi
 for tool in "${tools[@]}"; do
@@ -368,6 +376,11 @@ app_env=()
 if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
   app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}"
     "SDL_JOYSTICK_DEVICE=${SDL_JOYSTICK_DEVICE:-/dev/input/js0}")
+  if [[ -n "$GAMEPAD_DEVICES" ]]; then
+    for device in js0 js1 js2 js3 event1000 event1001 event1002 event1003; do
+      : >>"$GAMEPAD_DEVICES/$device" || fail "cannot list the gamepad $device in GAMEPAD_DEVICES=$GAMEPAD_DEVICES"
+    done
+  fi
 fi
 start app - "${app_env[@]}" bash -c "$APP_COMMAND"
 start x11vnc "$STATE_DIR/x11vnc.log" x11vnc -display ":$DISPLAY_NUMBER" -localhost -rfbauth "$rfbauth" \
