@@ -26,9 +26,9 @@ server has no configuration for it) the app tries again every half second; a thr
 through the interposer can wait a while) and hands each button press to Tk's event loop.
 """
 
+import fcntl
 import math
 import os
-import fcntl
 import pathlib
 import queue
 import struct
