@@ -17,9 +17,9 @@
 #   APP_COMMAND        required; the command run on the display (bash syntax), e.g. the game's launcher. Let it `exec`
 #                      the real program so that it receives SIGTERM. The session ends when it exits, with its status.
 #                      It gets DISPLAY, PULSE_SERVER and SELKIES_JS_SOCKET_PATH; with STREAM_PROTOCOL=selkies also
-#                      GAMEPAD_INTERPOSER prepended to its LD_PRELOAD and SDL_JOYSTICK_DEVICE=/dev/input/js0 (unless
-#                      set), so that it finds the browser's first gamepad at /dev/input/js0 (js1-js3 and
-#                      event1000-event1003 for the others).
+#                      GAMEPAD_INTERPOSER prepended to its LD_PRELOAD, so that it finds the browser's gamepads at
+#                      /dev/input/js0-js3 and event1000-event1003, and, without GAMEPAD_DEVICES,
+#                      SDL_JOYSTICK_DEVICE=/dev/input/js0 (unless set). It starts once Selkies serves the gamepads.
 #   VNC_PASSWORD_FILE  required; a file whose first line is the session's password. x11vnc uses its first 8
 #                      characters (VNC authentication); Selkies takes the whole line as the token of its one controller
 #                      (?token= on its WebSocket). Never printed.
@@ -47,7 +47,8 @@
 #                      literal $LIB: the dynamic loader picks the 64-bit or the 32-bit build); empty: none
 #   GAMEPAD_DEVICES    a writable directory, mounted at /dev/input, where the interposed devices are listed as empty
 #                      files (js0-js3, event1000-event1003) for games that look for joysticks by listing /dev/input
-#                      rather than opening a known path (the interposer answers their stat and open); default: none
+#                      (SDL does) rather than opening a known path (the interposer answers their stat and open);
+#                      default: none
 #   WINDOW_MANAGER     window manager command (default openbox, configured by this script)
 #   STATE_DIR          writable directory for the pid, log, socket and readiness files (default $HOME/.session)
 #   STARTUP_TIMEOUT    seconds to wait for the display, the sound server and the stream servers (default 20)
@@ -371,18 +372,6 @@ export SELKIES_JS_SOCKET_PATH="$STATE_DIR/gamepads"
 mkdir -p "$SELKIES_JS_SOCKET_PATH"
 chmod 700 "$SELKIES_JS_SOCKET_PATH"
 
-# The app reads the gamepads as a game does, from /dev/input/js0 (or event1000): the interposer makes it so.
-app_env=()
-if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
-  app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}"
-    "SDL_JOYSTICK_DEVICE=${SDL_JOYSTICK_DEVICE:-/dev/input/js0}")
-  if [[ -n "$GAMEPAD_DEVICES" ]]; then
-    for device in js0 js1 js2 js3 event1000 event1001 event1002 event1003; do
-      : >>"$GAMEPAD_DEVICES/$device" || fail "cannot list the gamepad $device in GAMEPAD_DEVICES=$GAMEPAD_DEVICES"
-    done
-  fi
-fi
-start app - "${app_env[@]}" bash -c "$APP_COMMAND"
 start x11vnc "$STATE_DIR/x11vnc.log" x11vnc -display ":$DISPLAY_NUMBER" -localhost -rfbauth "$rfbauth" \
   -rfbport "$VNC_PORT" -forever -shared
 wait_until x11vnc "x11vnc to listen on port $VNC_PORT" listening 127.0.0.1 "$VNC_PORT"
@@ -399,6 +388,23 @@ else
     "http://${STREAM_LISTEN:-<host>}:$STREAM_PORT/ (its WebSocket takes ?token=<password>)"
 fi
 
+# The app reads the gamepads as a game does, from /dev/input/js0 (or event1000): the interposer makes it so. It starts
+# once Selkies serves them: a game looks for joysticks when it starts, and an open before then fails.
+app_env=()
+if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
+  wait_until selkies "Selkies' gamepad sockets in $SELKIES_JS_SOCKET_PATH" test -S "$SELKIES_JS_SOCKET_PATH/selkies_js0.sock"
+  app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}")
+  if [[ -n "$GAMEPAD_DEVICES" ]]; then
+    # Listed, the devices are found as a machine's own are (SDL: event1000-event1003, one per gamepad slot).
+    for device in js0 js1 js2 js3 event1000 event1001 event1002 event1003; do
+      : >>"$GAMEPAD_DEVICES/$device" || fail "cannot list the gamepad $device in GAMEPAD_DEVICES=$GAMEPAD_DEVICES"
+    done
+  else
+    # Nothing to list: SDL is told where the first gamepad is (with the listing, it would see that one twice).
+    app_env+=("SDL_JOYSTICK_DEVICE=${SDL_JOYSTICK_DEVICE:-/dev/input/js0}")
+  fi
+fi
+start app - "${app_env[@]}" bash -c "$APP_COMMAND"
 start monitor - monitor
 
 while true; do
