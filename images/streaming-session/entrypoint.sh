@@ -134,7 +134,8 @@ else
       die "GAMEPAD_INTERPOSER must be an absolute path without spaces or colons, not '$GAMEPAD_INTERPOSER'"
     # The loader's $LIB for this machine's native processes.
     interposer="${GAMEPAD_INTERPOSER//\$LIB/lib/$(uname -m)-linux-gnu}"
-    [[ -f "$interposer" ]] || die "GAMEPAD_INTERPOSER: $interposer does not exist (set GAMEPAD_INTERPOSER= to run without)"
+    [[ -f "$interposer" ]] ||
+      die "GAMEPAD_INTERPOSER: $interposer does not exist (set GAMEPAD_INTERPOSER= to run without)"
     if [[ -n "$GAMEPAD_DEVICES" ]]; then
       [[ -d "$GAMEPAD_DEVICES" && -w "$GAMEPAD_DEVICES" ]] ||
         die "GAMEPAD_DEVICES=$GAMEPAD_DEVICES is not a writable directory"
@@ -392,7 +393,8 @@ fi
 # once Selkies serves them: a game looks for joysticks when it starts, and an open before then fails.
 app_env=()
 if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
-  wait_until selkies "Selkies' gamepad sockets in $SELKIES_JS_SOCKET_PATH" test -S "$SELKIES_JS_SOCKET_PATH/selkies_js0.sock"
+  wait_until selkies "Selkies' gamepad sockets in $SELKIES_JS_SOCKET_PATH" \
+    test -S "$SELKIES_JS_SOCKET_PATH/selkies_js0.sock"
   app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}")
   if [[ -n "$GAMEPAD_DEVICES" ]]; then
     # Listed, the devices are found as a machine's own are (SDL: event1000-event1003, one per gamepad slot).

@@ -17,9 +17,9 @@
 //
 // Driven by tests/real_node.rs; configured by environment variables (the cookie is not put on a command line):
 // PROBE_DASHBOARD_PAGE (the session's dashboard page), PROBE_COOKIE (the signed-in session cookie, name=value),
-// PROBE_COLOUR, PROBE_KEY, PROBE_KEY_COLOUR, PROBE_GAMEPAD_COLOUR (#rrggbb; optional), PROBE_USER_DATA_DIR (a fresh directory), PROBE_OUT_DIR
-// (screenshots), PROBE_MEASURE_MS (default 3000), PROBE_OPEN (1: click Open first), CHROMIUM (default
-// /usr/bin/chromium).
+// PROBE_COLOUR, PROBE_KEY, PROBE_KEY_COLOUR, PROBE_GAMEPAD_COLOUR (#rrggbb; optional), PROBE_USER_DATA_DIR (a fresh
+// directory), PROBE_OUT_DIR (screenshots), PROBE_MEASURE_MS (default 3000), PROBE_OPEN (1: click Open first),
+// CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 
