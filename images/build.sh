@@ -24,7 +24,9 @@
 #                      policy-rc.d), i386 and non-free added, the Dockerfile's debconf answers and packages
 #                      (--no-install-recommends), user steam 1000, Selkies' pinned wheels (requirements.txt, from
 #                      PyPI, checked against their hashes) in the venv /opt/selkies, the two scripts in
-#                      /usr/local/bin; the same config (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH,
+#                      /usr/local/bin, Selkies' joystick interposer (js-interposer/joystick_interposer.c) compiled
+#                      64-bit and 32-bit in a copy of the debootstrapped system with gcc and gcc-multilib (the
+#                      Dockerfile's build stage; the image gets the two libraries only); the same config (USER 1000:1000, WORKDIR /home/steam, HOME, STATE_DIR, PATH,
 #                      port 6080, entrypoint.sh).
 #                      Needs root: debootstrap and apt-get run in a chroot with /proc and /dev mounted, unmounted on
 #                      every exit. Packages come from http://deb.debian.org/debian and .../debian-security
@@ -61,6 +63,7 @@
 # security updates change them, so a build on another day can differ; each build records them in NAME.packages.txt.
 # The Python wheels are pinned by hash; pip compiles their modules with SOURCE_DATE_EPOCH set, which makes
 # hash-checked .pyc files that do not depend on the build's time.
+# The joystick interposer's libraries are byte-reproducible from the same gcc (no debug information, no dates).
 # What would vary from one build to the next is removed (the dpkg, alternatives and apt logs, ldconfig's aux-cache)
 # or fixed (the dates in /etc/shadow, /etc/machine-id from SOURCE_DATE_EPOCH, /etc/hostname "localhost").
 # An apt-get update whose index files a mirror serves inconsistently (caught mid-sync) is tried three times; then
@@ -273,7 +276,8 @@ input_files() {
     pause) echo tests/cluster/kubernetes/go.mod ;;
     webapp) find "$REPO/images/webapp" -type f -printf 'images/webapp/%P\n' | sort ;;
     streaming-session)
-      printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh requirements.txt steamcmd-install.sh
+      printf 'images/streaming-session/%s\n' Dockerfile entrypoint.sh requirements.txt steamcmd-install.sh \
+        js-interposer/joystick_interposer.c
       ;;
     streaming-session-test) echo tests/browser/colour_app.py ;;
   esac
@@ -609,6 +613,34 @@ apt_update() {
   grep '^E: Failed to fetch ' <<<"$errors" | sed 's/^E: Failed to fetch /  /' >&2
 }
 
+# build_js_interposer BASE_ROOTFS OUT_DIR: the Dockerfile's js-interposer stage: in a copy of BASE_ROOTFS (the
+# system debootstrap made, configured like debian:bookworm-slim), gcc, gcc-multilib and libc6-dev compile Selkies'
+# joystick interposer into OUT_DIR/selkies_joystick_interposer.so (64-bit) and selkies_joystick_interposer_x86.so
+# (32-bit); the copy is removed afterwards.
+build_js_interposer() {
+  local stage="$WORK/js-interposer-rootfs" out="$2" library
+  step streaming-session "copying the system for the interposer's build stage" cp -a "$1" "$stage"
+  mount_chroot "$stage"
+  chroot_prefix "$stage" "$SOURCE_DATE_EPOCH"
+  apt_update -o Dir::Cache::Archives=/var/cache/caas-debs/ -o APT::Sandbox::User=root -o Acquire::Retries=3
+  step streaming-session "installing gcc gcc-multilib libc6-dev (the interposer's build stage)" "${CHROOT[@]}" \
+    apt-get -o Dir::Cache::Archives=/var/cache/caas-debs/ -o APT::Sandbox::User=root -o Acquire::Retries=3 \
+    install -y --no-install-recommends gcc gcc-multilib libc6-dev
+  mkdir -p "$stage/src"
+  install -m 0644 "$HERE/streaming-session/js-interposer/joystick_interposer.c" "$stage/src/"
+  step streaming-session "compiling the joystick interposer (64-bit)" "${CHROOT[@]}" gcc -O2 -shared -fPIC \
+    -o /src/selkies_joystick_interposer.so /src/joystick_interposer.c -ldl -pthread
+  step streaming-session "compiling the joystick interposer (32-bit)" "${CHROOT[@]}" gcc -m32 -O2 -shared -fPIC \
+    -o /src/selkies_joystick_interposer_x86.so /src/joystick_interposer.c -ldl -pthread
+  say "compiled the joystick interposer with $("${CHROOT[@]}" gcc --version | head -n 1)"
+  unmount_chroot "$stage"
+  mkdir -p "$out"
+  for library in selkies_joystick_interposer.so selkies_joystick_interposer_x86.so; do
+    install -m 0644 "$stage/src/$library" "$out/$library"
+  done
+  rm -rf --one-file-system "$stage"
+}
+
 build_streaming_session() {
   local epoch="$1" rootfs="$WORK/rootfs" src="$HERE/streaming-session" apt_options missing file pip_cert
   require_commands debootstrap:debootstrap wget:wget chroot:coreutils mount:mount umoci:umoci jq:jq
@@ -619,6 +651,7 @@ build_streaming_session() {
   [[ -z "$(mounts_under "$rootfs")" ]] || die "building streaming-session: debootstrap left mounts: $(mounts_under "$rootfs")"
   debian_like_docker "$rootfs"
   cat /etc/resolv.conf >"$rootfs/etc/resolv.conf" || die "building streaming-session: cannot copy /etc/resolv.conf"
+  build_js_interposer "$rootfs" "$WORK/js-interposer"
   mount_chroot "$rootfs"
   chroot_prefix "$rootfs" "$epoch"
   # Packages go to and come from the cache, out of reach of docker-clean's removal after each dpkg run.
@@ -656,13 +689,18 @@ build_streaming_session() {
   rm "$rootfs/tmp/selkies-requirements.txt"
   step streaming-session "importing Selkies" "${CHROOT[@]}" /opt/selkies/bin/python -c 'import pcmflux, pixelflux, selkies'
   install -m 0755 "$src/entrypoint.sh" "$src/steamcmd-install.sh" "$rootfs/usr/local/bin/"
+  install -D -m 0644 "$WORK/js-interposer/selkies_joystick_interposer.so" \
+    "$rootfs/usr/lib/x86_64-linux-gnu/selkies_joystick_interposer.so"
+  install -D -m 0644 "$WORK/js-interposer/selkies_joystick_interposer_x86.so" \
+    "$rootfs/usr/lib/i386-linux-gnu/selkies_joystick_interposer.so"
   mkdir -p "$rootfs/usr/share/caas"
   "${CHROOT[@]}" dpkg-query -W >"$rootfs/usr/share/caas/packages.txt" ||
     die "building streaming-session: dpkg-query -W in the chroot failed"
   unmount_chroot "$rootfs"
   missing=""
   for file in /usr/games/steamcmd /usr/share/novnc/vnc.html /usr/bin/Xvfb /usr/bin/x11vnc /usr/bin/websockify \
-    /usr/bin/openbox /usr/bin/xdpyinfo /usr/bin/xprop /usr/bin/xwininfo /usr/bin/pulseaudio /opt/selkies/bin/selkies; do
+    /usr/bin/openbox /usr/bin/xdpyinfo /usr/bin/xprop /usr/bin/xwininfo /usr/bin/pulseaudio /opt/selkies/bin/selkies \
+    /usr/lib/x86_64-linux-gnu/selkies_joystick_interposer.so /usr/lib/i386-linux-gnu/selkies_joystick_interposer.so; do
     [[ -e "$rootfs$file" ]] || missing+=" $file"
   done
   [[ -z "$missing" ]] || die "building streaming-session: missing after the install:$missing (log: $LOGS/images-streaming-session.log)"
@@ -672,7 +710,7 @@ build_streaming_session() {
     --exclude='./dev/*' .
   new_layout streaming-session "$WORK/layout"
   add_layer streaming-session "$WORK/layout" "$WORK/layer.tar" "$epoch" \
-    "debootstrap bookworm minbase; images/streaming-session/Dockerfile's RUN and COPY"
+    "debootstrap bookworm minbase; images/streaming-session/Dockerfile's RUN and COPY (the interposer from its stage)"
   configure streaming-session "$WORK/layout" "$epoch" --config.user 1000:1000 --config.workingdir /home/steam \
     --config.env "PATH=$IMAGE_PATH" --config.env HOME=/home/steam --config.env STATE_DIR=/tmp/session \
     --config.exposedports 6080/tcp --config.entrypoint /usr/local/bin/entrypoint.sh

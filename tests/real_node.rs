@@ -559,6 +559,8 @@ fn browser_probe(script: &str, target: &[(&str, String)]) -> Value {
 
 /// The colour the test app paints on the key "2" (`tests/browser/colour_app.py`).
 const KEY_COLOUR: &str = "#00c0ff";
+/// The colour the test app paints on a gamepad button, read from /dev/input/js0 through the joystick interposer.
+const GAMEPAD_COLOUR: &str = "#20e020";
 
 #[tokio::test]
 async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members_own_service_proxy() {
@@ -603,7 +605,7 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
         ("PROBE_KEY_COLOUR", KEY_COLOUR.to_owned()),
     ];
     // The dashboard is served on this test's runtime: the probe waits elsewhere.
-    let probe = target.clone();
+    let probe = [&target[..], &[("PROBE_GAMEPAD_COLOUR", GAMEPAD_COLOUR.to_owned())]].concat();
     let report = tokio::task::spawn_blocking(move || browser_probe("stream_probe.mjs", &probe)).await.expect("ran");
     assert_eq!(report.get("failure"), None, "{report}");
     assert_eq!(report["framePath"], format!("{page}/stream/index.html"), "the dashboard's proxy: {report}");
@@ -612,6 +614,9 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
     assert!(share > 0.95, "the app's colour covers only {:.1}% of the stream: {report}", share * 100.0);
     let key_share = number("/keyColourShare");
     assert!(key_share > 0.95, "the key press did not repaint the app ({:.1}%): {report}", key_share * 100.0);
+    // The game's way: the pod's app reads /dev/input/js0, which the preloaded interposer connects to Selkies.
+    let pad_share = number("/gamepadColourShare");
+    assert!(pad_share > 0.95, "the gamepad's button did not repaint the app ({:.1}%): {report}", pad_share * 100.0);
     let fps = number("/overlay/fps");
     assert!(fps > 0.0, "the overlay shows no frames per second: {report}");
     assert_eq!(report["waitingHidden"], true, "{report}");
@@ -624,9 +629,10 @@ async fn the_dashboards_session_page_embeds_a_selkies_stream_through_the_members
     assert!(violations.is_empty(), "the page's policy refused something Selkies needs: {violations:?}");
     println!(
         "Selkies through the dashboard's proxy: first frame {:.0} ms after navigation, key to colour {:.0} ms, \
-         overlay {}, the app's colour on {:.1}% of the stream",
+         gamepad button to colour {:.0} ms, overlay {}, the app's colour on {:.1}% of the stream",
         number("/timeToFirstFrameMs"),
         number("/keyToColourMs"),
+        number("/gamepadToColourMs"),
         report["overlay"]["text"],
         share * 100.0
     );

@@ -65,6 +65,7 @@ fn require_host_tools() {
         "ss",
         "node",
         "bash",
+        "gcc",
     ];
     let mut missing: Vec<String> = tools.into_iter().filter(|tool| !on_path(tool)).map(str::to_owned).collect();
     if !chromium().is_file() {
@@ -88,6 +89,27 @@ fn require_host_tools() {
         "missing on this host: {}; install them with `bash {INSTALL_SCRIPT}` (as root, Debian)",
         missing.join(", ")
     );
+}
+
+/// Selkies' joystick interposer (`images/streaming-session/js-interposer/`) compiled by this host's gcc into `dir`, as
+/// the image's build stage compiles it: the library the entrypoint preloads into the app (`GAMEPAD_INTERPOSER`), so
+/// that the app reads the browser's gamepad from /dev/input/js0 as a game does.
+fn build_interposer(dir: &Path) -> PathBuf {
+    let library = dir.join("selkies_joystick_interposer.so");
+    let output = Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(root().join("images/streaming-session/js-interposer/joystick_interposer.c"))
+        .args(["-ldl", "-pthread"])
+        .output()
+        .expect("run gcc");
+    assert!(
+        output.status.success(),
+        "gcc could not compile the joystick interposer ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    library
 }
 
 /// A directory for one test's files, removed afterwards unless the test failed (then its path is printed).
@@ -298,6 +320,7 @@ impl Session {
         let password_file = dir.join("vnc-password");
         write_secret(&password_file, password);
         let log = fs::File::create(dir.join("session.log")).expect("create the session log");
+        let interposer = if protocol == Protocol::Selkies { Some(build_interposer(dir)) } else { None };
         let process = Group::spawn(
             "the session entrypoint",
             Command::new("bash")
@@ -311,6 +334,7 @@ impl Session {
                 .env("STREAM_PROTOCOL", if protocol == Protocol::Selkies { "selkies" } else { "novnc" })
                 .env("SELKIES", selkies())
                 .env("TERMINATION_LOG", dir.join("termination-log"))
+                .envs(interposer.iter().map(|library| ("GAMEPAD_INTERPOSER", library)))
                 .envs(extra_env.iter().copied())
                 .env("VNC_PASSWORD_FILE", &password_file)
                 .env("APP_COMMAND", app_command)
@@ -577,7 +601,11 @@ fn selkies_streams_the_app_with_sound_keys_and_gamepad_to_the_right_token_only()
     let app = root().join("tests/browser/colour_app.py");
     let app_ready = dir.0.join("app-ready");
     let app_command = format!("exec /usr/bin/python3 '{}' '{APP_COLOUR}' '{}'", app.display(), app_ready.display());
-    let mut session = Session::start(&dir.0, &password, &app_command);
+    // As in the pod, where an empty volume is mounted at /dev/input for it.
+    let devices = dir.0.join("input");
+    fs::create_dir(&devices).expect("create the gamepad device folder");
+    let devices_env = [("GAMEPAD_DEVICES", devices.to_str().expect("a UTF-8 path"))];
+    let mut session = Session::start_with(&dir.0, &password, &app_command, Protocol::Selkies, &devices_env);
     let started = Instant::now();
     session.wait_ready(Duration::from_secs(30));
     assert!(
@@ -651,6 +679,20 @@ fn selkies_streams_the_app_with_sound_keys_and_gamepad_to_the_right_token_only()
     let keys = &right["keys"];
     assert_eq!(keys["samples"], 6, "not every key press changed the app's colour in the stream: {keys}");
     assert_eq!(right["gamepad"]["colourChanged"], true, "the gamepad's button did not change the colour: {right}");
+    // It reached the app as a game gets it: from /dev/input/js0, which the preloaded interposer connects to Selkies.
+    // The devices the interposer serves are listed for games that look for them in the folder.
+    let mut listed: Vec<String> = fs::read_dir(&devices)
+        .expect("the device folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["event1000", "event1001", "event1002", "event1003", "js0", "js1", "js2", "js3"]);
+    assert!(
+        session.log().contains("gamepad: opened /dev/input/js0"),
+        "the app did not read the gamepad from /dev/input/js0:\n{}",
+        session.diagnosis()
+    );
     let fps = number(&report, "/right/framesPerSecond");
     assert!(fps > 0.0, "the stream did not change while the app animated: {right}");
     println!(
@@ -833,6 +875,13 @@ fn entrypoint_refuses_an_incomplete_configuration() {
         ("STREAM_PROTOCOL", "rdp", "STREAM_PROTOCOL must be selkies or novnc"),
         ("VIDEO_ENCODER", "quicksync", "VIDEO_ENCODER must be software or nvenc"),
         ("IDLE_STOP_MINUTES", "soon", "IDLE_STOP_MINUTES must be a number of minutes"),
+        ("GAMEPAD_INTERPOSER", "interposer.so", "GAMEPAD_INTERPOSER must be an absolute path"),
+        ("GAMEPAD_INTERPOSER", "/a.so:/b.so", "GAMEPAD_INTERPOSER must be an absolute path without spaces or colons"),
+        (
+            "GAMEPAD_INTERPOSER",
+            "/nonexistent/interposer.so",
+            "GAMEPAD_INTERPOSER: /nonexistent/interposer.so does not exist",
+        ),
     ] {
         let (code, err) = run(&[
             ("APP_COMMAND", Path::new("xterm")),

@@ -8,14 +8,18 @@
 #        ^                    PulseAudio (a null sink "output"; the app plays to it through PULSE_SERVER)
 #        |
 #        +-- Selkies on STREAM_PORT (STREAM_PROTOCOL=selkies: its page and /api/websockets, the app's gamepads through
-#        |   the sockets in SELKIES_JS_SOCKET_PATH, the sound from output.monitor)
+#        |   the sockets in SELKIES_JS_SOCKET_PATH, which the app reads as /dev/input/js0 through the joystick
+#        |   interposer it is run with; the sound from output.monitor)
 #        +-- x11vnc on 127.0.0.1/::1 VNC_PORT (always; the native client's path, through kubectl port-forward)
 #              ^-- websockify + noVNC on STREAM_PORT (STREAM_PROTOCOL=novnc)
 #
 # Configured only by environment variables:
 #   APP_COMMAND        required; the command run on the display (bash syntax), e.g. the game's launcher. Let it `exec`
 #                      the real program so that it receives SIGTERM. The session ends when it exits, with its status.
-#                      It gets DISPLAY, PULSE_SERVER and SELKIES_JS_SOCKET_PATH.
+#                      It gets DISPLAY, PULSE_SERVER and SELKIES_JS_SOCKET_PATH; with STREAM_PROTOCOL=selkies also
+#                      GAMEPAD_INTERPOSER prepended to its LD_PRELOAD, so that it finds the browser's gamepads at
+#                      /dev/input/js0-js3 and event1000-event1003, and, without GAMEPAD_DEVICES,
+#                      SDL_JOYSTICK_DEVICE=/dev/input/js0 (unless set). It starts once Selkies serves the gamepads.
 #   VNC_PASSWORD_FILE  required; a file whose first line is the session's password. x11vnc uses its first 8
 #                      characters (VNC authentication); Selkies takes the whole line as the token of its one controller
 #                      (?token= on its WebSocket). Never printed.
@@ -37,6 +41,14 @@
 #   VNC_PORT           port x11vnc listens on, loopback only (default 5900)
 #   NOVNC_WEB          noVNC's web root (default /usr/share/novnc; the page is vnc.html)
 #   SELKIES            the Selkies command (default /opt/selkies/bin/selkies, else selkies on PATH)
+#   GAMEPAD_INTERPOSER Selkies' joystick interposer, the LD_PRELOAD library that turns the app's opens of
+#                      /dev/input/js0-js3 and event1000-event1003 into connections to Selkies' gamepad sockets (no
+#                      /dev/uinput, no device files needed); default '/usr/$LIB/selkies_joystick_interposer.so' (the
+#                      literal $LIB: the dynamic loader picks the 64-bit or the 32-bit build); empty: none
+#   GAMEPAD_DEVICES    a writable directory, mounted at /dev/input, where the interposed devices are listed as empty
+#                      files (js0-js3, event1000-event1003) for games that look for joysticks by listing /dev/input
+#                      (SDL does) rather than opening a known path (the interposer answers their stat and open);
+#                      default: none
 #   WINDOW_MANAGER     window manager command (default openbox, configured by this script)
 #   STATE_DIR          writable directory for the pid, log, socket and readiness files (default $HOME/.session)
 #   STARTUP_TIMEOUT    seconds to wait for the display, the sound server and the stream servers (default 20)
@@ -63,6 +75,8 @@ TERMINATION_LOG="${TERMINATION_LOG:-/dev/termination-log}"
 VNC_PORT="${VNC_PORT:-5900}"
 NOVNC_WEB="${NOVNC_WEB:-/usr/share/novnc}"
 SELKIES="${SELKIES:-}"
+GAMEPAD_INTERPOSER="${GAMEPAD_INTERPOSER-/usr/\$LIB/selkies_joystick_interposer.so}"
+GAMEPAD_DEVICES="${GAMEPAD_DEVICES:-}"
 WINDOW_MANAGER="${WINDOW_MANAGER:-openbox}"
 APP_COMMAND="${APP_COMMAND:-}"
 VNC_PASSWORD_FILE="${VNC_PASSWORD_FILE:-}"
@@ -115,6 +129,18 @@ else
     [[ -x "$SELKIES" ]] || SELKIES=selkies
   fi
   tools+=("$SELKIES")
+  if [[ -n "$GAMEPAD_INTERPOSER" ]]; then
+    [[ "$GAMEPAD_INTERPOSER" == /* && "$GAMEPAD_INTERPOSER" != *[[:space:]:]* ]] ||
+      die "GAMEPAD_INTERPOSER must be an absolute path without spaces or colons, not '$GAMEPAD_INTERPOSER'"
+    # The loader's $LIB for this machine's native processes.
+    interposer="${GAMEPAD_INTERPOSER//\$LIB/lib/$(uname -m)-linux-gnu}"
+    [[ -f "$interposer" ]] ||
+      die "GAMEPAD_INTERPOSER: $interposer does not exist (set GAMEPAD_INTERPOSER= to run without)"
+    if [[ -n "$GAMEPAD_DEVICES" ]]; then
+      [[ -d "$GAMEPAD_DEVICES" && -w "$GAMEPAD_DEVICES" ]] ||
+        die "GAMEPAD_DEVICES=$GAMEPAD_DEVICES is not a writable directory"
+    fi
+  fi
 fi
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -347,7 +373,6 @@ export SELKIES_JS_SOCKET_PATH="$STATE_DIR/gamepads"
 mkdir -p "$SELKIES_JS_SOCKET_PATH"
 chmod 700 "$SELKIES_JS_SOCKET_PATH"
 
-start app - bash -c "$APP_COMMAND"
 start x11vnc "$STATE_DIR/x11vnc.log" x11vnc -display ":$DISPLAY_NUMBER" -localhost -rfbauth "$rfbauth" \
   -rfbport "$VNC_PORT" -forever -shared
 wait_until x11vnc "x11vnc to listen on port $VNC_PORT" listening 127.0.0.1 "$VNC_PORT"
@@ -364,6 +389,24 @@ else
     "http://${STREAM_LISTEN:-<host>}:$STREAM_PORT/ (its WebSocket takes ?token=<password>)"
 fi
 
+# The app reads the gamepads as a game does, from /dev/input/js0 (or event1000): the interposer makes it so. It starts
+# once Selkies serves them: a game looks for joysticks when it starts, and an open before then fails.
+app_env=()
+if [[ "$STREAM_PROTOCOL" == selkies && -n "$GAMEPAD_INTERPOSER" ]]; then
+  wait_until selkies "Selkies' gamepad sockets in $SELKIES_JS_SOCKET_PATH" \
+    test -S "$SELKIES_JS_SOCKET_PATH/selkies_js0.sock"
+  app_env=(env "LD_PRELOAD=$GAMEPAD_INTERPOSER${LD_PRELOAD:+:$LD_PRELOAD}")
+  if [[ -n "$GAMEPAD_DEVICES" ]]; then
+    # Listed, the devices are found as a machine's own are (SDL: event1000-event1003, one per gamepad slot).
+    for device in js0 js1 js2 js3 event1000 event1001 event1002 event1003; do
+      : >>"$GAMEPAD_DEVICES/$device" || fail "cannot list the gamepad $device in GAMEPAD_DEVICES=$GAMEPAD_DEVICES"
+    done
+  else
+    # Nothing to list: SDL is told where the first gamepad is (with the listing, it would see that one twice).
+    app_env+=("SDL_JOYSTICK_DEVICE=${SDL_JOYSTICK_DEVICE:-/dev/input/js0}")
+  fi
+fi
+start app - "${app_env[@]}" bash -c "$APP_COMMAND"
 start monitor - monitor
 
 # Waits for the first component to end. A component that ended while this script was between two commands may be a

@@ -39,6 +39,9 @@ pub const STREAM_PORT_NAME: &str = "stream";
 pub const VNC_PORT: i32 = 5900;
 /// Where the session container writes its readiness files.
 pub const SESSION_STATE_DIR: &str = "/tmp/session";
+/// Where the session container lists the gamepads its joystick interposer serves (empty files `js0`…, `event1000`…),
+/// for games that find joysticks by listing the directory: an empty volume, as `/dev` is not the container's to write.
+pub const GAMEPAD_DEVICE_DIR: &str = "/dev/input";
 /// Key of the VNC password in the session's Secret.
 pub const VNC_PASSWORD_KEY: &str = "password";
 
@@ -369,6 +372,7 @@ impl StreamingSession {
             env("APP_COMMAND", &shell_words(&self.launch)),
             env("HOME", "/data/home"),
             env("STATE_DIR", SESSION_STATE_DIR),
+            env("GAMEPAD_DEVICES", GAMEPAD_DEVICE_DIR),
         ];
         if let Some(origin) = &self.framed_by {
             session_env.push(env("STREAM_FRAME_ANCESTORS", origin));
@@ -408,6 +412,11 @@ impl StreamingSession {
                 data,
                 VolumeMount { name: "shm".to_owned(), mount_path: "/dev/shm".to_owned(), ..VolumeMount::default() },
                 VolumeMount {
+                    name: "input".to_owned(),
+                    mount_path: GAMEPAD_DEVICE_DIR.to_owned(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
                     name: "vnc".to_owned(),
                     mount_path: "/etc/vnc".to_owned(),
                     read_only: Some(true),
@@ -440,6 +449,14 @@ impl StreamingSession {
                     empty_dir: Some(EmptyDirVolumeSource {
                         medium: Some("Memory".to_owned()),
                         size_limit: Some(Quantity("1Gi".to_owned())),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "input".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: Some("Memory".to_owned()),
+                        size_limit: Some(Quantity("1Mi".to_owned())),
                     }),
                     ..Volume::default()
                 },
@@ -698,6 +715,24 @@ mod tests {
         novnc.framed_by = Some("https://dashboard.example.com".to_owned());
         let env = session_env(&session_pod(&novnc));
         assert_eq!(env.get("STREAM_FRAME_ANCESTORS").map(String::as_str), Some("https://dashboard.example.com"));
+    }
+
+    #[test]
+    fn a_session_lists_its_gamepads_in_an_empty_volume_at_dev_input() {
+        let pod = session_pod(&session(None, PodPlacement::default()));
+        assert_eq!(session_env(&pod).get("GAMEPAD_DEVICES").map(String::as_str), Some("/dev/input"));
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+        let mount = mounts.iter().find(|m| m.mount_path == "/dev/input").expect("a volume at /dev/input");
+        assert_ne!(mount.read_only, Some(true), "the entrypoint writes the device names there");
+        let volumes = pod.volumes.clone().unwrap_or_default();
+        let volume = volumes.iter().find(|v| v.name == mount.name).expect("the mounted volume");
+        let empty = volume.empty_dir.as_ref().expect("an emptyDir: no host path, no device, Pod Security restricted");
+        assert_eq!(empty.size_limit, Some(Quantity("1Mi".to_owned())));
+        assert!(volume.host_path.is_none());
+        let context = pod.containers[0].security_context.clone().unwrap_or_default();
+        assert_eq!(context.privileged, None);
+        assert_eq!(context.allow_privilege_escalation, Some(false));
+        assert_eq!(context.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_owned()]));
     }
 
     #[test]

@@ -11,26 +11,26 @@ unmapped that long first, for a test of the session's readiness. Runs until it i
 
 Input, each event logged to stderr with the colour it leads to:
   - keys: "1" paints COLOUR, "2" paints KEY_COLOUR (#00c0ff);
-  - gamepad: a press of any button of Selkies' first virtual gamepad paints GAMEPAD_COLOUR (#20e020).
+  - gamepad: a press of any button of the first joystick, /dev/input/js0, paints GAMEPAD_COLOUR (#20e020).
 
 Sound: when PULSE_SERVER is set, a continuous 440 Hz sine tone (48 kHz, 16-bit, mono) is played through a `pacat`
 child (PulseAudio's client tool) whose standard input a thread keeps fed.
 
-Gamepad: Selkies serves each virtual gamepad on a Unix socket, $SELKIES_JS_SOCKET_PATH/selkies_js0.sock for the first,
-speaking the protocol of its joystick interposer (the library a game preloads to see /dev/input/js0):
-  1. the server sends a js_config_t of 1360 bytes (name char[255], vendor, product, version, number of buttons and
-     axes as u16, the buttons' evdev codes u16[512], the axes' u8[64], padding; native byte order);
-  2. the client answers with one byte, its sizeof(long) (8 here), which sizes the evdev events of the other socket;
-  3. the server then sends `struct js_event` records of 8 bytes (linux/joystick.h: u32 time in ms, s16 value, u8 type,
-     u8 number), first the current state with JS_EVENT_INIT (0x80) set in type, then each change: type 1 is a button
-     (value 1 pressed, 0 released), type 2 an axis. A client that connects before the server has its configuration is
-     disconnected; this app connects again every half second until it is served.
+Gamepad: read as a game reads it, from the joystick device /dev/input/js0 (Linux's joystick API, linux/joystick.h):
+opened read-only, named by the ioctls JSIOCGNAME, JSIOCGBUTTONS and JSIOCGAXES, then read as `struct js_event` records
+of 8 bytes (u32 time in ms, s16 value, u8 type, u8 number), first the current state with JS_EVENT_INIT (0x80) set in
+type, then each change: type 1 is a button (value 1 pressed, 0 released), type 2 an axis. In a Selkies session the
+device is Selkies' first virtual gamepad: the entrypoint preloads Selkies' joystick interposer, which turns the open
+into a connection to $SELKIES_JS_SOCKET_PATH/selkies_js0.sock. Until the device can be opened (no gamepad yet, or the
+server has no configuration for it) the app tries again every half second; a thread opens and reads it (an open
+through the interposer can wait a while) and hands each button press to Tk's event loop.
 """
 
+import fcntl
 import math
 import os
 import pathlib
-import socket
+import queue
 import struct
 import subprocess
 import sys
@@ -49,8 +49,12 @@ PERIOD_MS = 16
 TONE_HZ = 440
 RATE = 48000
 
-JS_CONFIG_SIZE = 1360
+JS_DEVICE = "/dev/input/js0"
 JS_EVENT = struct.Struct("=IhBB")
+# linux/joystick.h: _IOR('j', 0x11, __u8), _IOR('j', 0x12, __u8), _IOC(_IOC_READ, 'j', 0x13, 128).
+JSIOCGAXES = 0x80016A11
+JSIOCGBUTTONS = 0x80016A12
+JSIOCGNAME_128 = 0x80806A13
 JS_EVENT_BUTTON = 0x01
 JS_EVENT_INIT = 0x80
 
@@ -108,58 +112,64 @@ def play_tone() -> None:
 
 
 class Gamepad:
-    """The first virtual gamepad of Selkies, read from its interposer socket within Tk's event loop."""
+    """The first joystick, /dev/input/js0, read by a thread; button presses reach Tk through a queue it polls."""
 
-    def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, "selkies_js0.sock")
-        self.sock = None
-        self.buffer = b""
-        self.configured = False
-        self.waiting_logged = False
+    def __init__(self) -> None:
+        self.presses: queue.Queue[int] = queue.Queue()
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(self.path)
-        except OSError as error:
-            sock.close()
-            if not self.waiting_logged:
-                log(f"gamepad: waiting for {self.path} ({error.strerror})")
-                self.waiting_logged = True
-            root.after(500, self.connect)
-            return
-        self.sock, self.buffer, self.configured = sock, b"", False
-        root.tk.createfilehandler(sock, tkinter.READABLE, self.readable)
-
-    def readable(self, _sock: socket.socket, _mask: int) -> None:
-        data = self.sock.recv(4096)
-        if not data:
-            root.tk.deletefilehandler(self.sock)
-            self.sock.close()
-            self.sock = None
-            if self.configured:
-                log("gamepad: the server closed the connection")
-            root.after(500, self.connect)
-            return
-        self.buffer += data
-        if not self.configured:
-            if len(self.buffer) < JS_CONFIG_SIZE:
-                return
-            name = self.buffer[:255].split(b"\0", 1)[0].decode(errors="replace")
-            buttons, axes = struct.unpack_from("=HH", self.buffer, 262)
-            self.buffer = self.buffer[JS_CONFIG_SIZE:]
-            self.sock.sendall(struct.pack("=B", struct.calcsize("l")))
-            self.configured = True
-            log(f"gamepad: connected to {self.path}: '{name}', {buttons} buttons, {axes} axes")
-        while len(self.buffer) >= JS_EVENT.size:
-            _time, value, kind, number = JS_EVENT.unpack_from(self.buffer)
-            self.buffer = self.buffer[JS_EVENT.size:]
-            if kind & JS_EVENT_INIT:
+    def run(self) -> None:
+        waiting_logged = False
+        while True:
+            try:
+                fd = os.open(JS_DEVICE, os.O_RDONLY)
+            except OSError as error:
+                if not waiting_logged:
+                    log(f"gamepad: waiting for {JS_DEVICE} ({error.strerror})")
+                    waiting_logged = True
+                time.sleep(0.5)
                 continue
-            if kind == JS_EVENT_BUTTON and value:
-                paint(GAMEPAD_COLOUR, f"gamepad button {number} pressed")
-            elif kind == JS_EVENT_BUTTON:
-                log(f"gamepad button {number} released")
+            try:
+                self.read(fd)
+            finally:
+                os.close(fd)
+            time.sleep(0.5)
+
+    def read(self, fd: int) -> None:
+        """Reads js_event records from the open device until it closes."""
+        try:
+            name = fcntl.ioctl(fd, JSIOCGNAME_128, bytes(128)).split(b"\0", 1)[0].decode(errors="replace")
+            buttons = fcntl.ioctl(fd, JSIOCGBUTTONS, bytes(1))[0]
+            axes = fcntl.ioctl(fd, JSIOCGAXES, bytes(1))[0]
+        except OSError as error:
+            log(f"gamepad: {JS_DEVICE} is not a joystick ({error.strerror})")
+            return
+        log(f"gamepad: opened {JS_DEVICE}: '{name}', {buttons} buttons, {axes} axes")
+        buffer = b""
+        while True:
+            try:
+                data = os.read(fd, JS_EVENT.size * 16)
+            except OSError as error:
+                log(f"gamepad: reading {JS_DEVICE} failed ({error.strerror})")
+                return
+            if not data:
+                log(f"gamepad: {JS_DEVICE} was closed")
+                return
+            buffer += data
+            while len(buffer) >= JS_EVENT.size:
+                _time, value, kind, number = JS_EVENT.unpack_from(buffer)
+                buffer = buffer[JS_EVENT.size:]
+                if kind & JS_EVENT_INIT:
+                    continue
+                if kind == JS_EVENT_BUTTON and value:
+                    self.presses.put(number)
+                elif kind == JS_EVENT_BUTTON:
+                    log(f"gamepad button {number} released")
+
+    def poll(self) -> None:
+        """Paints for each button press the thread saw (within Tk's event loop)."""
+        while not self.presses.empty():
+            paint(GAMEPAD_COLOUR, f"gamepad button {self.presses.get()} pressed")
+        root.after(PERIOD_MS, self.poll)
 
 
 def signal_when_viewable(waited_ms: int = 0) -> None:
@@ -190,8 +200,9 @@ log(f"started on {root.winfo_screen()} ({width}x{height})")
 root.bind_all("<KeyPress>", on_key)
 if os.environ.get("PULSE_SERVER"):
     threading.Thread(target=play_tone, name="tone", daemon=True).start()
-if os.environ.get("SELKIES_JS_SOCKET_PATH"):
-    root.after_idle(Gamepad(os.environ["SELKIES_JS_SOCKET_PATH"]).connect)
+gamepad = Gamepad()
+threading.Thread(target=gamepad.run, name="gamepad", daemon=True).start()
+root.after_idle(gamepad.poll)
 if MAP_DELAY_S > 0:
     root.withdraw()
     log(f"mapping the window in {MAP_DELAY_S:g} s")

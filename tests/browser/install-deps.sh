@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the streaming-session scripts (images/streaming-session/) and their end-to-end test
 # (tests/streaming_session_e2e.rs) need on a Debian (bookworm) host: the X/VNC/noVNC stack, PulseAudio, TigerVNC's
-# viewer, Chromium, Tk for the test application, Node.js when missing, then Selkies in /opt/selkies (as the image has
-# it: images/streaming-session/requirements.txt, pinned by hash) and this directory's npm packages (playwright-core;
-# no browser download). Idempotent and quick when everything is there: apt runs only when a package is missing, pip
-# only when requirements.txt changed, npm only when package-lock.json changed. Run as root (CI does).
+# viewer, Chromium, Tk for the test application, gcc for Selkies' joystick interposer (the test compiles it), Node.js
+# when missing, then Selkies in /opt/selkies (as the image has it: images/streaming-session/requirements.txt, pinned by
+# hash) and this directory's npm packages (playwright-core; no browser download). Idempotent and quick when everything
+# is there: apt runs only when a package is missing, pip only when requirements.txt changed, npm only when
+# package-lock.json changed. Run as root (CI does).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,6 +25,8 @@ packages=(
   xdotool           # some of Selkies' key injection
   tigervnc-viewer   # the native client of the test (xtigervncviewer)
   iproute2          # ss: the bytes the browser received, for the bitrate
+  gcc               # compiles Selkies' joystick interposer (images/streaming-session/js-interposer/) for the test
+  libc6-dev         # its headers
 )
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 

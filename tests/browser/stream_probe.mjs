@@ -8,15 +8,18 @@
 //   colourShare: the share of the frame in that colour (from a screenshot of the frame).
 //   afterKey: the key PROBE_KEY ("2") pressed in the frame; keyColourShare: the share of the frame in PROBE_KEY_COLOUR
 //             after it, and keyToColourMs: how long until it showed.
+//   gamepad (with PROBE_GAMEPAD_COLOUR): an emulated gamepad (the frame's navigator.getGamepads replaced by one pad,
+//            gamepadconnected dispatched) presses its button 0; gamepadColourShare: the share of the frame in
+//            PROBE_GAMEPAD_COLOUR after it, and gamepadToColourMs: how long until it showed.
 //   overlay: the page's statistics overlay (its text and frames per second) after PROBE_MEASURE_MS.
 //   waitingHidden: whether "waiting for the first frame" went away.
 //   errors: the page's and the frame's console errors and Content-Security-Policy violations.
 //
 // Driven by tests/real_node.rs; configured by environment variables (the cookie is not put on a command line):
 // PROBE_DASHBOARD_PAGE (the session's dashboard page), PROBE_COOKIE (the signed-in session cookie, name=value),
-// PROBE_COLOUR, PROBE_KEY, PROBE_KEY_COLOUR (#rrggbb), PROBE_USER_DATA_DIR (a fresh directory), PROBE_OUT_DIR
-// (screenshots), PROBE_MEASURE_MS (default 3000), PROBE_OPEN (1: click Open first), CHROMIUM (default
-// /usr/bin/chromium).
+// PROBE_COLOUR, PROBE_KEY, PROBE_KEY_COLOUR, PROBE_GAMEPAD_COLOUR (#rrggbb; optional), PROBE_USER_DATA_DIR (a fresh
+// directory), PROBE_OUT_DIR (screenshots), PROBE_MEASURE_MS (default 3000), PROBE_OPEN (1: click Open first),
+// CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 
@@ -30,6 +33,7 @@ const cookie = env('PROBE_COOKIE');
 const colour = env('PROBE_COLOUR', '#ff00aa');
 const key = env('PROBE_KEY', '2');
 const keyColour = env('PROBE_KEY_COLOUR', '#00c0ff');
+const gamepadColour = process.env.PROBE_GAMEPAD_COLOUR || null;
 const userDataDir = env('PROBE_USER_DATA_DIR');
 const outDir = env('PROBE_OUT_DIR');
 const measureMs = Number(env('PROBE_MEASURE_MS', '3000'));
@@ -60,6 +64,39 @@ try {
   const url = new URL(pageUrl);
   const [name, ...value] = cookie.split('=');
   await context.addCookies([{ name, value: value.join('='), domain: url.hostname, path: '/', httpOnly: true }]);
+  if (gamepadColour) {
+    // In every frame (Selkies' page is the stream's frame): one standard pad that the probe connects and presses.
+    await context.addInitScript(() => {
+      const pad = {
+        id: 'Probe pad (STANDARD GAMEPAD Vendor: 045e Product: 028e)',
+        index: 0,
+        connected: true,
+        mapping: 'standard',
+        timestamp: performance.now(),
+        axes: [0, 0, 0, 0],
+        buttons: Array.from({ length: 17 }, () => ({ pressed: false, touched: false, value: 0 })),
+        vibrationActuator: null,
+        hapticActuators: [],
+      };
+      let connected = false;
+      Object.defineProperty(Navigator.prototype, 'getGamepads', {
+        configurable: true,
+        value: () => (connected ? [pad, null, null, null] : [null, null, null, null]),
+      });
+      window.__probePad = {
+        connect: () => {
+          connected = true;
+          const event = new Event('gamepadconnected');
+          Object.defineProperty(event, 'gamepad', { value: pad });
+          window.dispatchEvent(event);
+        },
+        button: (index, down) => {
+          pad.buttons[index] = { pressed: down, touched: down, value: down ? 1 : 0 };
+          pad.timestamp = performance.now();
+        },
+      };
+    });
+  }
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (message) => {
     if (message.type() === 'error') errors.push(`${message.location().url}: ${message.text()}`.slice(0, 300));
@@ -129,6 +166,20 @@ try {
   report.keyColourShare = afterKey.share;
   report.keyToColourMs = afterKey.at === null ? null : afterKey.at - pressed;
   await page.screenshot({ path: join(outDir, 'stream-after-key.png') });
+
+  if (gamepadColour) {
+    const frame = await (await frameElement.elementHandle()).contentFrame();
+    await frame.evaluate(() => window.__probePad.connect());
+    // The client polls the pad; a press held until the colour shows cannot be missed between two polls.
+    await page.waitForTimeout(500);
+    const padPressed = Date.now();
+    await frame.evaluate(() => window.__probePad.button(0, true));
+    const afterPad = await until(rgb(gamepadColour), 0.95, KEY_TIMEOUT_MS);
+    await frame.evaluate(() => window.__probePad.button(0, false));
+    report.gamepadColourShare = afterPad.share;
+    report.gamepadToColourMs = afterPad.at === null ? null : afterPad.at - padPressed;
+    await page.screenshot({ path: join(outDir, 'stream-after-gamepad.png') });
+  }
 
   await page.waitForTimeout(measureMs);
   report.overlay = await page.evaluate(() => {
