@@ -418,6 +418,7 @@ while true; do
   sleep 1 &
   tick=$!
   wait -n -p finished "${!name_of[@]}" "$tick" || status=$?
+  finished="${finished:-}" # a signal that ends the wait leaves it unset
   if [[ "$finished" != "$tick" ]]; then kill "$tick" 2>/dev/null || true; fi
   wait "$tick" 2>/dev/null || true
   if [[ -n "$stop_signal" ]]; then
