@@ -26,6 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { join } from 'node:path';
+import { emulatedGamepad } from './emulated_gamepad.mjs';
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -170,32 +171,6 @@ function instrument([colours, tolerance]) {
     return best;
   };
 
-  const pad = {
-    id: 'Probe pad (STANDARD GAMEPAD Vendor: 045e Product: 028e)',
-    index: 0,
-    connected: true,
-    mapping: 'standard',
-    timestamp: performance.now(),
-    axes: [0, 0, 0, 0],
-    buttons: Array.from({ length: 17 }, () => ({ pressed: false, touched: false, value: 0 })),
-    vibrationActuator: null,
-    hapticActuators: [],
-  };
-  let padConnected = false;
-  Object.defineProperty(Navigator.prototype, 'getGamepads', {
-    configurable: true,
-    value: () => (padConnected ? [pad, null, null, null] : [null, null, null, null]),
-  });
-  probe.connectPad = () => {
-    padConnected = true;
-    const event = new Event('gamepadconnected');
-    Object.defineProperty(event, 'gamepad', { value: pad });
-    window.dispatchEvent(event);
-  };
-  probe.padButton = (index, down) => {
-    pad.buttons[index] = { pressed: down, touched: down, value: down ? 1 : 0 };
-    pad.timestamp = performance.now();
-  };
   probe.keydownTimes = [];
   window.addEventListener('keydown', (event) => probe.keydownTimes.push(event.timeStamp), true);
   probe.startWindow = () => {
@@ -410,17 +385,17 @@ async function probeRight(context) {
     await page.keyboard.press('1');
     await waitForColour(page, 'app');
     await page.evaluate(() => {
-      window.__probe.connectPad();
+      window.__probePad.connect();
       window.__probe.arm('gamepad');
     });
     // The client polls the pad; a press held for a while cannot be missed between two polls.
     await page.waitForTimeout(500);
     const pressedAt = await page.evaluate(() => {
-      window.__probe.padButton(0, true);
+      window.__probePad.button(0, true);
       return performance.now();
     });
     const seenAt = await waitForColour(page, 'gamepad');
-    await page.evaluate(() => window.__probe.padButton(0, false));
+    await page.evaluate(() => window.__probePad.button(0, false));
     gamepad = { colourChanged: seenAt !== null, latencyMs: seenAt === null ? null : seenAt - pressedAt };
     if (seenAt === null) await page.screenshot({ path: join(outDir, 'gamepad-no-change.png') });
     // Leave the app in its own colour for whoever looks next.
@@ -467,6 +442,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 });
 let exitCode = 0;
 try {
+  await context.addInitScript(emulatedGamepad);
   await context.addInitScript(instrument, [colours, TOLERANCE]);
   const refused =
     engine === 'selkies'

@@ -22,6 +22,7 @@
 // CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
+import { emulatedGamepad } from './emulated_gamepad.mjs';
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -66,36 +67,7 @@ try {
   await context.addCookies([{ name, value: value.join('='), domain: url.hostname, path: '/', httpOnly: true }]);
   if (gamepadColour) {
     // In every frame (Selkies' page is the stream's frame): one standard pad that the probe connects and presses.
-    await context.addInitScript(() => {
-      const pad = {
-        id: 'Probe pad (STANDARD GAMEPAD Vendor: 045e Product: 028e)',
-        index: 0,
-        connected: true,
-        mapping: 'standard',
-        timestamp: performance.now(),
-        axes: [0, 0, 0, 0],
-        buttons: Array.from({ length: 17 }, () => ({ pressed: false, touched: false, value: 0 })),
-        vibrationActuator: null,
-        hapticActuators: [],
-      };
-      let connected = false;
-      Object.defineProperty(Navigator.prototype, 'getGamepads', {
-        configurable: true,
-        value: () => (connected ? [pad, null, null, null] : [null, null, null, null]),
-      });
-      window.__probePad = {
-        connect: () => {
-          connected = true;
-          const event = new Event('gamepadconnected');
-          Object.defineProperty(event, 'gamepad', { value: pad });
-          window.dispatchEvent(event);
-        },
-        button: (index, down) => {
-          pad.buttons[index] = { pressed: down, touched: down, value: down ? 1 : 0 };
-          pad.timestamp = performance.now();
-        },
-      };
-    });
+    await context.addInitScript(emulatedGamepad);
   }
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (message) => {
