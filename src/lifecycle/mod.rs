@@ -23,6 +23,7 @@ pub mod revocations;
 mod seen_ready;
 mod sign_in;
 pub mod tenant_guard;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
