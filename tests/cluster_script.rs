@@ -19,7 +19,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-const COMPONENTS: [&str; 5] = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
+const COMPONENTS: [&str; 6] =
+    ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "metrics-server"];
 
 /// A warm `up` takes about 6 s; a cold one builds the control plane first (about 10 min on 2 cores).
 const UP_LIMIT: Duration = Duration::from_secs(20 * 60);
@@ -172,8 +173,9 @@ impl TestCluster {
             .collect()
     }
 
-    /// Asserts that every component runs, once, as the pid `status` names, with its own binary, and that the
-    /// apiserver answers /readyz; returns the pids.
+    /// Asserts that every component runs, once, as the pid `status` names, with its own binary, that the apiserver
+    /// answers /readyz, and that it serves the metrics API through metrics-server, with no figures for kwok's nodes
+    /// (they have no kubelet); returns the pids.
     fn assert_healthy(&self) -> BTreeMap<String, u32> {
         let status = self.status();
         let mut pids = BTreeMap::new();
@@ -208,6 +210,16 @@ impl TestCluster {
             self.logs().join("kube-apiserver.log").display()
         );
         assert_eq!(self.guard(), expected_guard(), "up installs the tenant guard of manifests/tenant-guard.yaml");
+        let nodes = self.run(&["kubectl", "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"], &[]);
+        let answer = fs::read_to_string(nodes.output.with_extension("stdout")).unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        assert!(
+            nodes.status.success() && list["kind"] == "NodeMetricsList" && list["items"] == serde_json::json!([]),
+            "the metrics API answered {answer:?} ({}): {}; metrics-server's log is {}",
+            nodes.status,
+            nodes.stderr,
+            self.logs().join("metrics-server.log").display()
+        );
         pids
     }
 

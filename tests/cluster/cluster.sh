@@ -3,7 +3,9 @@
 #
 # etcd, kube-apiserver, kube-controller-manager and kube-scheduler are built from their official Go modules (the
 # versions are pinned by the go.mod files beside this script), kwok simulates two nodes so pods are scheduled and turn
-# Running and Ready. Everything lives under one state folder; nothing outside it is touched.
+# Running and Ready, and metrics-server serves the resource metrics API (metrics.k8s.io) through the apiserver's
+# aggregation layer, from the kubelet of the real node (real-node.sh) when one runs: kwok's nodes have no kubelet, so
+# their pods have no metrics. Everything lives under one state folder; nothing outside it is touched.
 #
 #   cluster.sh build     build the binaries that are not cached yet (needs the Go module proxy the first time)
 #   cluster.sh up        build if needed, then start everything and install the tenant guard as an operator does
@@ -45,7 +47,7 @@ SERVER_KEY_USAGE="serverAuth,clientAuth"
 LOGS="$STATE_DIR/logs"
 PIDS="$STATE_DIR/pids"
 KUBECONFIG_ADMIN="$STATE_DIR/admin.kubeconfig"
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
 
 # require_tools: the commands this script runs (require_commands installs what is missing, or names it).
 require_tools() { require_commands openssl:openssl curl:curl flock:util-linux setsid:util-linux base64:coreutils awk:mawk; }
@@ -53,16 +55,19 @@ require_tools() { require_commands openssl:openssl curl:curl flock:util-linux se
 K8S_VERSION="$(pinned kubernetes k8s.io/kubernetes)"
 ETCD_VERSION="$(pinned etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(pinned kwok sigs.k8s.io/kwok)"
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$KWOK_VERSION" ]] || die "cannot read the pinned versions from $HERE/*/go.mod"
+METRICS_SERVER_VERSION="$(pinned metrics-server sigs.k8s.io/metrics-server)"
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$KWOK_VERSION" && -n "$METRICS_SERVER_VERSION" ]] || die "cannot read the pinned versions from $HERE/*/go.mod"
 GO_VERSION="$(go env GOVERSION 2>/dev/null || echo none)"
 BIN_K8S="$CACHE_DIR/bin/kubernetes-$K8S_VERSION-$GO_VERSION"
 BIN_ETCD="$CACHE_DIR/bin/etcd-$ETCD_VERSION-$GO_VERSION"
 BIN_KWOK="$CACHE_DIR/bin/kwok-$KWOK_VERSION-$GO_VERSION"
+BIN_METRICS="$CACHE_DIR/bin/metrics-server-$METRICS_SERVER_VERSION-$GO_VERSION"
 
 binary() {
   case "$1" in
     etcd) echo "$BIN_ETCD/etcd" ;;
     kwok) echo "$BIN_KWOK/kwok" ;;
+    metrics-server) echo "$BIN_METRICS/metrics-server" ;;
     *) echo "$BIN_K8S/$1" ;;
   esac
 }
@@ -72,7 +77,7 @@ binary() {
 # What cmd_build would build: the binaries (and kwok's stages file) that are not cached yet.
 missing_binaries() {
   local c
-  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok metrics-server; do
     [[ -x "$(binary "$c")" ]] || echo "$c"
   done
   [[ -s "$BIN_KWOK/stages.yaml" ]] || echo "kwok-stages.yaml"
@@ -85,7 +90,7 @@ cmd_build() {
   # One build at a time per cache (two `up` on different state folders share the binaries).
   take_build_lock || missing="$(missing_binaries)"
   if [[ -n "$missing" ]]; then
-    say "building ${missing//$'\n'/ } with $GO_VERSION (all six take about 10 min on 2 cores from an empty Go build cache; logs in $CACHE_DIR/build-logs)"
+    say "building ${missing//$'\n'/ } with $GO_VERSION (all seven take about 10 min on 2 cores from an empty Go build cache; logs in $CACHE_DIR/build-logs)"
     go_build etcd "$BIN_ETCD" go.etcd.io/etcd/server/v3 etcd \
       "-X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
     local c
@@ -93,6 +98,8 @@ cmd_build() {
       go_build kubernetes "$BIN_K8S" "k8s.io/kubernetes/cmd/$c" "$c" "$(k8s_ldflags)"
     done
     go_build kwok "$BIN_KWOK" sigs.k8s.io/kwok/cmd/kwok kwok
+    go_build metrics-server "$BIN_METRICS" sigs.k8s.io/metrics-server/cmd/metrics-server metrics-server \
+      "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
     if [[ ! -s "$BIN_KWOK/stages.yaml" ]]; then
       # kwok's own "fast" stages: nodes turn Ready and keep their lease, pods turn Running and Ready at once.
       local stages f
@@ -123,6 +130,9 @@ make_pki() {
   cert admin "/O=system:masters/CN=caas-admin"
   cert controller-manager "/CN=system:kube-controller-manager"
   cert scheduler "/CN=system:kube-scheduler"
+  # metrics-server's serving certificate is checked by the aggregator as <service>.<namespace>.svc; the same key is its
+  # client identity towards the apiserver and the kubelet.
+  cert metrics-server "/CN=system:metrics-server" "DNS:metrics-server.kube-system.svc,DNS:localhost,IP:127.0.0.1"
   if [[ ! -s "$PKI/sa.key" ]]; then
     quietly "the service-account signing key" openssl genrsa -out "$PKI/sa.key" 2048
     quietly "the service-account public key" openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
@@ -188,7 +198,13 @@ cmd_up() {
     source "$STATE_DIR/ports.env"
   else
     cmd_down_locked quiet
-    choose_ports ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT
+    choose_ports ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT METRICS_PORT
+    # shellcheck source=/dev/null
+    source "$STATE_DIR/ports.env"
+  fi
+  # A cluster started by an older copy of this script has no port for metrics-server yet.
+  if [[ -z "${METRICS_PORT:-}" ]]; then
+    add_port METRICS_PORT
     # shellcheck source=/dev/null
     source "$STATE_DIR/ports.env"
   fi
@@ -196,6 +212,7 @@ cmd_up() {
   kubeconfig admin "$KUBECONFIG_ADMIN"
   kubeconfig controller-manager "$STATE_DIR/controller-manager.kubeconfig"
   kubeconfig scheduler "$STATE_DIR/scheduler.kubeconfig"
+  kubeconfig metrics-server "$STATE_DIR/metrics-server.kubeconfig"
 
   start etcd --name=caas-local --data-dir="$STATE_DIR/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
@@ -245,6 +262,7 @@ cmd_up() {
   wait_for "the kwok nodes" 60 "$LOGS/kwok.log" nodes_ready
   wait_for "the default ServiceAccount" 60 "$LOGS/kube-controller-manager.log" default_service_account
   apply_tenant_guard
+  start_metrics_server
   say "up in $((SECONDS - started))s: Kubernetes $K8S_VERSION at https://127.0.0.1:$API_PORT (KUBECONFIG=$KUBECONFIG_ADMIN)"
 }
 
@@ -277,6 +295,104 @@ spec: {ports: [{port: 80}], externalIPs: [10.96.0.1]}
 EOF
 )" && return 1
   grep -q "external IPs" <<<"$out" || { echo "$out"; return 1; }
+}
+
+# add_port NAME: a free loopback port for NAME, added to STATE_DIR/ports.env (see choose_ports).
+add_port() {
+  local port
+  while :; do
+    port="$(random_port)"
+    ! grep -q "=$port\$" "$STATE_DIR/ports.env" && port_free "$port" && break
+  done
+  echo "$1=$port" >>"$STATE_DIR/ports.env"
+}
+
+# --- metrics-server --------------------------------------------------------------------------------------------------
+
+# What an operator installs with metrics-server (its own components.yaml, adapted to a process on the host): its
+# identity's rights (read nodes and pods, scrape kubelets, delegate authentication and authorization to the apiserver),
+# the aggregated role that gives view, edit and admin the metrics of their namespace, and the APIService that puts it
+# behind the apiserver. The Service is an ExternalName for loopback: the aggregator resolves it to 127.0.0.1 and
+# METRICS_PORT, and checks the serving certificate against the cluster CA as metrics-server.kube-system.svc.
+metrics_manifest() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:metrics-server"}
+rules:
+- {apiGroups: [""], resources: [nodes/metrics], verbs: [get]}
+- {apiGroups: [""], resources: [pods, nodes], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: "system:aggregated-metrics-reader"
+  labels:
+    rbac.authorization.k8s.io/aggregate-to-view: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+rules:
+- {apiGroups: [metrics.k8s.io], resources: [pods, nodes], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:metrics-server"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:metrics-server"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "metrics-server:system:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: metrics-server-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec: {type: ExternalName, externalName: 127.0.0.1}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {namespace: kube-system, name: metrics-server, port: $METRICS_PORT}
+  caBundle: $(base64 -w0 <"$PKI/ca.crt")
+EOF
+}
+
+# start_metrics_server: its rights first (it reads the apiserver's authentication settings as it starts), then the
+# process, then the APIService; waits until the apiserver finds it available. Only the real node is scraped: kwok's
+# simulated nodes have no kubelet.
+start_metrics_server() {
+  quietly "installing metrics-server's rights and APIService (kubectl apply)" kctl apply --server-side --force-conflicts \
+    --field-manager=caas-broker-cluster-sh -f <(metrics_manifest)
+  start metrics-server --kubeconfig="$STATE_DIR/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$STATE_DIR/metrics-server.kubeconfig" \
+    --authorization-kubeconfig="$STATE_DIR/metrics-server.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$METRICS_PORT" \
+    --tls-cert-file="$PKI/metrics-server.crt" --tls-private-key-file="$PKI/metrics-server.key" \
+    --requestheader-client-ca-file="$PKI/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
+    --kubelet-use-node-status-port --node-selector='type!=kwok' --metric-resolution=15s --profiling=false --v=1
+  wait_for metrics-server 60 "$LOGS/metrics-server.log" metrics_live
+  wait_for "the metrics API (APIService v1beta1.metrics.k8s.io)" 60 "$LOGS/metrics-server.log" metrics_api_available
+}
+
+metrics_live() { curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$METRICS_PORT/livez"; }
+
+metrics_api_available() {
+  [[ "$(kctl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')" == True ]] &&
+    kctl get --raw /apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods
 }
 
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
