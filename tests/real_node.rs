@@ -10,6 +10,8 @@
 //! - a Selkies session without an Ingress on the dashboard's session page: the page embeds its stream through the
 //!   dashboard's proxy (the apiserver's service proxy, as the signed-in `edit` member), Chromium sees the app's pixels,
 //!   a key pressed there repaints the app, the overlay counts frames; a `view` member gets no stream;
+//! - an autoscaled container app really scales: a load generator in the tenant's namespace drives its CPU over the
+//!   target, the cluster's autoscaler adds pods from metrics-server's figures, and removes them once the load stops;
 //! - the LimitRange's defaults reach the container's cgroup, and a pod the quota refuses fails the operation with
 //!   the quota's words.
 //!
@@ -24,6 +26,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
@@ -361,6 +365,106 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     let killed = last.and_then(|l| l.terminated).expect("a terminated container");
     assert_eq!((killed.reason.as_deref(), killed.exit_code), (Some("OOMKilled"), 137));
     delete_workload(&broker, &hungry, APP, APP_SMALL).await;
+    broker.deprovision(&cluster_id, SMALL).await;
+}
+
+/// The autoscaler's view of its app: (replicas it wants, average CPU use in percent of the request, as it measured).
+async fn autoscaler_state(autoscalers: &Api<HorizontalPodAutoscaler>, name: &str) -> (i32, Option<i32>) {
+    let status = autoscalers.get(name).await.expect("read the autoscaler").status.unwrap_or_default();
+    let utilisation = status.current_metrics.iter().flatten().find_map(|metric| {
+        metric.resource.as_ref().filter(|r| r.name == "cpu").and_then(|r| r.current.average_utilization)
+    });
+    (status.desired_replicas, utilisation)
+}
+
+/// The app's Deployment's ready pods.
+async fn ready_replicas(deployments: &Api<Deployment>, name: &str) -> i32 {
+    let deployment = deployments.get(name).await.expect("read the Deployment");
+    deployment.status.and_then(|s| s.ready_replicas).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_autoscaled_app_scales_out_under_load_and_back_in_when_it_stops() {
+    let _turn = NODE_TURN.lock().await;
+    let broker = broker().await;
+    let org = id("org");
+    let (cluster_id, namespace) = virtual_cluster(&broker, &org, SMALL).await;
+    let app = id("app");
+    let autoscale = json!({ "min": 1, "max": 3, "cpu_percent": 20, "scale_down_after_seconds": 15 });
+    let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
+                             "env": { "GREETING": APP_GREETING }, "autoscale": autoscale });
+    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(&broker, &app, "provision", Duration::from_secs(120)).await;
+    let bound = broker.bind(&app, &format!("{app}-b"), APP_SMALL, json!({ "service_id": APP })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let credentials = &bound.body["credentials"];
+    let host = credentials["host"].as_str().expect("host");
+    let address = service_address(&broker, host, credentials["port"].as_u64().expect("port")).await;
+    answers(&format!("http://{address}/cgi-bin/whoami")).await;
+
+    // The broker's autoscaler: its bounds, its target and the scale-down window asked for.
+    let client = &broker.client;
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let listed = autoscalers.list(&ListParams::default()).await.expect("list autoscalers").items;
+    assert_eq!(listed.len(), 1, "one autoscaler, the app's: {listed:?}");
+    let (name, spec) = (listed[0].metadata.name.clone().expect("name"), listed[0].spec.clone());
+    assert_eq!(
+        (spec.scale_target_ref.kind.as_str(), spec.scale_target_ref.name.as_str()),
+        ("Deployment", name.as_str())
+    );
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 3));
+    let window = spec.behavior.and_then(|b| b.scale_down).and_then(|rules| rules.stabilization_window_seconds);
+    assert_eq!(window, Some(15));
+    assert_eq!(ready_replicas(&deployments, &name).await, 1);
+
+    // Idle, the autoscaler measures the app (metrics-server scrapes the node's kubelet) and keeps one pod.
+    let (_, idle) = eventually(Duration::from_secs(120), "the autoscaler to measure the idle app", || async {
+        let (desired, utilisation) = autoscaler_state(&autoscalers, &name).await;
+        utilisation.map(|u| (desired, u))
+    })
+    .await;
+    println!("idle: the autoscaler measured {idle} % of the CPU request");
+
+    // Load from a pod in the tenant's own namespace: four clients asking the app's CGI without a pause.
+    let url = format!("http://{address}/cgi-bin/whoami");
+    let loop_ = format!("while :; do wget -q -O /dev/null {url}; done");
+    let command = format!("for i in 1 2 3 4; do ({loop_}) & done; wait");
+    let started = Instant::now();
+    running_pod(client, &namespace, node_pod("load", json!({}), &command)).await;
+    let busy = eventually(Duration::from_secs(180), "the autoscaler to scale out to 2 pods or more", || async {
+        let (desired, utilisation) = autoscaler_state(&autoscalers, &name).await;
+        let ready = ready_replicas(&deployments, &name).await;
+        (desired >= 2 && ready >= 2).then_some((desired, ready, utilisation))
+    })
+    .await;
+    println!(
+        "under load: {} ready pods ({} wanted, CPU at {:?} % of the request) {:.0} s after the load started",
+        busy.1,
+        busy.0,
+        busy.2,
+        started.elapsed().as_secs_f64()
+    );
+    let pods = pods_of(&broker, &namespace, &app).await;
+    assert!(pods.len() >= 2, "the new pods are the app's: {pods:?}");
+    for pod in &pods {
+        really_running(pod);
+    }
+
+    // The load stops: after its window the autoscaler goes back to its minimum.
+    delete_pod(client, &namespace, "load").await;
+    let stopped = Instant::now();
+    eventually(Duration::from_secs(240), "the autoscaler to scale back in to 1 pod", || async {
+        let (desired, _) = autoscaler_state(&autoscalers, &name).await;
+        let pods = pods_of(&broker, &namespace, &app).await;
+        (desired == 1 && pods.len() == 1).then_some(())
+    })
+    .await;
+    println!("back to 1 pod {:.0} s after the load stopped", stopped.elapsed().as_secs_f64());
+
+    delete_workload(&broker, &app, APP, APP_SMALL).await;
     broker.deprovision(&cluster_id, SMALL).await;
 }
 

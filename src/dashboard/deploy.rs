@@ -147,7 +147,16 @@ impl DeployForm {
             ingress_host: (!host.is_empty()).then(|| host.to_owned()),
             ..base.clone()
         };
-        Ok(ContainerApp { workload, image: image.to_owned(), port, replicas, env, autoscale, path: "/".to_owned() })
+        Ok(ContainerApp {
+            workload,
+            image: image.to_owned(),
+            port,
+            replicas,
+            env,
+            autoscale,
+            scale_down_after_seconds: None,
+            path: "/".to_owned(),
+        })
     }
 }
 

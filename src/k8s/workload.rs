@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
@@ -554,6 +554,9 @@ pub struct ContainerApp {
     pub env: BTreeMap<String, String>,
     /// Autoscaling, if wanted.
     pub autoscale: Option<Autoscale>,
+    /// How long the autoscaler waits, with CPU use below its target, before it removes pods (its scale-down
+    /// stabilization window); Kubernetes' default (300 s) when `None`.
+    pub scale_down_after_seconds: Option<i32>,
     /// Path of the Ingress rule.
     pub path: String,
 }
@@ -639,7 +642,13 @@ impl ContainerApp {
                     }),
                     ..MetricSpec::default()
                 }]),
-                ..HorizontalPodAutoscalerSpec::default()
+                behavior: self.scale_down_after_seconds.map(|seconds| HorizontalPodAutoscalerBehavior {
+                    scale_down: Some(HPAScalingRules {
+                        stabilization_window_seconds: Some(seconds),
+                        ..HPAScalingRules::default()
+                    }),
+                    ..HorizontalPodAutoscalerBehavior::default()
+                }),
             },
             ..HorizontalPodAutoscaler::default()
         })
@@ -819,6 +828,28 @@ mod tests {
             !names.iter().any(|name| name.starts_with("NVIDIA_")),
             "the tenant guard refuses NVIDIA_* variables in tenant pods: {names:?}"
         );
+    }
+
+    #[test]
+    fn an_autoscaler_keeps_kubernetes_scale_down_window_unless_one_is_asked_for() {
+        let app = |scale_down_after_seconds| ContainerApp {
+            workload: Workload { name: "web".to_owned(), ..Workload::unnamed("caas-x", PodPlacement::default()) },
+            image: "web:1".to_owned(),
+            port: 8080,
+            replicas: 1,
+            env: BTreeMap::new(),
+            autoscale: Some(Autoscale { min: 1, max: 3, cpu_percent: 50 }),
+            scale_down_after_seconds,
+            path: "/".to_owned(),
+        };
+        let window = |app: ContainerApp| {
+            let spec = app.autoscaler().expect("an autoscaler").spec;
+            assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 3));
+            spec.behavior.map(|b| b.scale_down.and_then(|rules| rules.stabilization_window_seconds))
+        };
+        assert_eq!(window(app(None)), None, "no behavior: Kubernetes' own default");
+        assert_eq!(window(app(Some(30))), Some(Some(30)));
+        assert_eq!(window(app(Some(0))), Some(Some(0)));
     }
 
     #[test]

@@ -277,6 +277,9 @@ pub struct AutoscaleParameters {
     /// Target average CPU use, percent of the request.
     #[serde(default = "AutoscaleParameters::default_cpu_percent")]
     pub cpu_percent: i32,
+    /// Seconds CPU use must stay below the target before pods are removed; Kubernetes' default when not given.
+    #[serde(default)]
+    pub scale_down_after_seconds: Option<i32>,
 }
 
 impl AutoscaleParameters {
@@ -419,7 +422,10 @@ mod tests {
             (app.image.as_deref(), app.port, app.replicas, app.path.as_str()),
             (Some("nginx:1.27"), 80, 0, "/api")
         );
-        assert_eq!(app.autoscale, Some(AutoscaleParameters { min: 1, max: 5, cpu_percent: 50 }));
+        assert_eq!(
+            app.autoscale,
+            Some(AutoscaleParameters { min: 1, max: 5, cpu_percent: 50, scale_down_after_seconds: None })
+        );
         assert_eq!(app.env, BTreeMap::from([("A".to_owned(), "1".to_owned())]));
         let workload = &app.workload;
         assert_eq!((workload.state, workload.restart.as_deref()), (RunState::Stopped, Some("r1")));

@@ -439,6 +439,7 @@ impl Broker {
                     port: app.port,
                     replicas: app.replicas,
                     env: app.env,
+                    scale_down_after_seconds: app.autoscale.as_ref().and_then(|a| a.scale_down_after_seconds),
                     autoscale: app.autoscale.map(|a| Autoscale { min: a.min, max: a.max, cpu_percent: a.cpu_percent }),
                     path: app.path,
                 })
