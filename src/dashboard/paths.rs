@@ -63,6 +63,8 @@ typed_paths! {
     Alerts("/instances/{instance_id}/alerts") { instance_id }
     /// The apps page.
     Apps("/instances/{instance_id}/apps") { instance_id }
+    /// The autoscalers' state alone (what the live apps and workloads pages swap in).
+    Autoscalers("/instances/{instance_id}/autoscalers") { instance_id }
     /// One action on an app (`resource`: `deployments` or `statefulsets`).
     AppAction("/instances/{instance_id}/apps/{resource}/{name}") { instance_id, resource, name }
     /// The deploy form.
