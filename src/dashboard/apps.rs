@@ -304,7 +304,6 @@ mod tests {
                 ready: 1,
                 replicas_before_stop: None,
                 autoscale: None,
-                autoscaler: None,
                 images: vec!["example/web:1".to_owned()],
                 plan: None,
             },
@@ -315,7 +314,6 @@ mod tests {
                 ready: 0,
                 replicas_before_stop: None,
                 autoscale: None,
-                autoscaler: None,
                 images: vec![],
                 plan: Some(PlanApp {
                     instance_id: "x".to_owned(),

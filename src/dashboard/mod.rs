@@ -168,6 +168,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(endpoint::page)
         .typed_post(endpoint::send)
         .typed_get(pages::alerts)
+        .typed_get(pages::usage)
         .typed_get(objects::page)
         .typed_get(objects::section)
         .typed_get(objects::object)

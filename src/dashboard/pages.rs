@@ -54,6 +54,45 @@ struct AlertsFragment {
     live_alerts: Option<String>,
 }
 
+/// The CPU and memory card: on the overview, and alone for it to swap in every 30 s (use is no object change to hear
+/// of).
+#[derive(Template)]
+#[template(path = "metrics.html", config = "src/dashboard/askama.toml")]
+struct MetricsFragment {
+    text: &'static Translation,
+    /// Where the card alone is fetched again.
+    url: String,
+    /// CPU and memory per workload and pod; `None` when the metrics API does not answer.
+    usage: Option<UsageView>,
+}
+
+fn metrics_card(
+    text: &'static Translation,
+    session: &Session,
+    metrics: &Metrics,
+    history: &[PodHistory],
+) -> MetricsFragment {
+    let usage = match metrics {
+        Metrics::Available(usage) => Some(measures::usage_view(text, usage, history)),
+        Metrics::Unavailable => None,
+    };
+    let url = paths::Usage { instance_id: session.tenant.instance_id.clone() }.to_string();
+    MetricsFragment { text, url, usage }
+}
+
+/// GET /instances/:instance_id/usage — the CPU and memory card alone, read as the signed-in user, with the broker's
+/// samples of the pods they see.
+pub async fn usage(
+    _: paths::Usage,
+    State(state): State<DashboardState>,
+    visit: PartVisit,
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let metrics = overview::usage(&session.client, &session.tenant.namespace).await?;
+    let history = state.broker.pod_history(&session.tenant);
+    Ok(render(StatusCode::OK, &metrics_card(text, &session, &metrics, &history)))
+}
+
 /// The overview of a virtual cluster.
 #[derive(Template)]
 #[template(path = "overview.html", config = "src/dashboard/askama.toml")]
@@ -72,8 +111,7 @@ struct OverviewPage<'a> {
     deployments: usize,
     stateful_sets: usize,
     plans: &'a [PlanApp],
-    /// CPU and memory per workload and pod; `None` when the metrics API does not answer.
-    usage: Option<UsageView>,
+    metrics_card: MetricsFragment,
     /// The month's usage; `None` when it cannot be read.
     month: Option<Vec<MonthLine>>,
     apps_link: String,
@@ -197,10 +235,6 @@ fn overview_page<'a>(
     measured: Measured<'_>,
 ) -> OverviewPage<'a> {
     let instance_id = || session.tenant.instance_id.clone();
-    let usage = match &overview.metrics {
-        Metrics::Available(usage) => Some(measures::usage_view(text, usage, measured.history)),
-        Metrics::Unavailable => None,
-    };
     OverviewPage {
         text,
         session,
@@ -216,7 +250,7 @@ fn overview_page<'a>(
         deployments: overview.deployments,
         stateful_sets: overview.stateful_sets,
         plans,
-        usage,
+        metrics_card: metrics_card(text, session, &overview.metrics, measured.history),
         month: measured.month.map(|totals| measures::month_lines(text, totals)),
         apps_link: paths::Apps { instance_id: instance_id() }.to_string(),
         kubeconfig_action: paths::Kubeconfig { instance_id: instance_id() }.to_string(),
@@ -509,6 +543,12 @@ mod tests {
         let measured = Measured { history: &history, month: Some(&month) };
         let html = overview_page(&i18n::EN, &session, &overview, &[], measured).render().expect("renders");
         assert!(!html.contains(r#"id="metrics-unavailable""#), "{html}");
+        assert!(
+            html.contains(
+                r#"<section class="card" id="metrics" hx-get="/instances/inst-1/usage" hx-trigger="every 30s""#
+            ),
+            "the card is kept current: {html}"
+        );
         let workload = html.split(r#"<tr data-workload="Deployment/burn">"#).nth(1).expect("the workload's row");
         assert!(workload.contains(r#"<td class="num pods">2</td>"#), "{workload}");
         assert!(workload.contains(r#"<span class="used">2.04 cores</span>"#), "{workload}");

@@ -132,8 +132,6 @@ pub struct App {
     pub replicas_before_stop: Option<i32>,
     /// Its autoscaler, if one targets it.
     pub autoscale: Option<Autoscale>,
-    /// What its autoscaler measures and wants now, if one targets it.
-    pub autoscaler: Option<AutoscalerState>,
     /// Its containers' images.
     pub images: Vec<String>,
     /// The workload plan instance it belongs to, if any.
@@ -351,14 +349,14 @@ fn app(
 ) -> App {
     let name = metadata.name.unwrap_or_default();
     let annotations = metadata.annotations.unwrap_or_default();
-    let hpa = autoscalers.iter().find(|hpa| {
-        let target = &hpa.spec.scale_target_ref;
-        target.kind == controller.kind() && target.name == name
-    });
-    let autoscale = hpa.map(|hpa| Autoscale {
-        min: hpa.spec.min_replicas.unwrap_or(1),
-        max: hpa.spec.max_replicas,
-        cpu_percent: cpu_target(hpa).unwrap_or(0),
+    let autoscale = autoscalers.iter().find_map(|hpa| -> Option<Autoscale> {
+        let spec = &hpa.spec;
+        let target = &spec.scale_target_ref;
+        (target.kind == controller.kind() && target.name == name).then(|| Autoscale {
+            min: spec.min_replicas.unwrap_or(1),
+            max: spec.max_replicas,
+            cpu_percent: cpu_target(hpa).unwrap_or(0),
+        })
     });
     let images = template
         .spec
@@ -376,7 +374,6 @@ fn app(
         desired,
         ready,
         autoscale,
-        autoscaler: hpa.map(AutoscalerState::of),
         images,
     }
 }

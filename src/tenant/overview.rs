@@ -219,7 +219,8 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
         let phase = pod.status.as_ref().and_then(|status| status.phase.clone()).unwrap_or_else(|| "Unknown".into());
         *pods_by_phase.entry(phase).or_insert(0) += 1;
     }
-    let metrics = metrics(client, namespace, &pods.items, &deployments.items).await;
+    let names: Vec<String> = deployments.items.iter().filter_map(|d| d.metadata.name.clone()).collect();
+    let metrics = metrics(client, namespace, &pods.items, &names).await;
     let mut quota = quota_use(&quotas.items);
     in_use_now(&mut quota, &metrics);
     Ok(Overview {
@@ -233,15 +234,26 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
     })
 }
 
+/// Reads what the CPU and memory card alone shows (what the live overview refreshes): the metrics API's use of the
+/// pods of `namespace` that `client` (the identity's own) may list, pod by pod and workload by workload.
+pub async fn usage(client: &Client, namespace: &str) -> Result<Metrics> {
+    let all = ListParams::default();
+    let (pods, deployments) =
+        (Api::<Pod>::namespaced(client.clone(), namespace), Api::<Deployment>::namespaced(client.clone(), namespace));
+    let (pods, deployments) = tokio::try_join!(pods.list(&all), deployments.list_metadata(&all))?;
+    let names: Vec<String> = deployments.items.into_iter().filter_map(|d| d.metadata.name).collect();
+    Ok(metrics(client, namespace, &pods.items, &names).await)
+}
+
 /// Reads the metrics API's pod metrics of `namespace` as the user; [`Metrics::Unavailable`] when it does not answer.
-async fn metrics(client: &Client, namespace: &str, pods: &[Pod], deployments: &[Deployment]) -> Metrics {
+async fn metrics(client: &Client, namespace: &str, pods: &[Pod], deployments: &[String]) -> Metrics {
     let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
     let request = match http::Request::get(path).body(Vec::new()) {
         Ok(request) => request,
         Err(_) => return Metrics::Unavailable,
     };
     match client.request::<serde_json::Value>(request).await {
-        Ok(list) => Metrics::Available(usage(&list, pods, deployments)),
+        Ok(list) => Metrics::Available(measured(&list, pods, deployments)),
         Err(error) => {
             tracing::debug!(%error, namespace, "no pod metrics");
             Metrics::Unavailable
@@ -249,8 +261,9 @@ async fn metrics(client: &Client, namespace: &str, pods: &[Pod], deployments: &[
     }
 }
 
-/// The pods of a `PodMetricsList` (those of `pods` alone: what the identity may list), their workloads and the sum.
-pub fn usage(list: &serde_json::Value, pods: &[Pod], deployments: &[Deployment]) -> Usage {
+/// The pods of a `PodMetricsList` (those of `pods` alone: what the identity may list), their workloads (of the
+/// Deployments named `deployments`, and StatefulSets) and the sum.
+pub fn measured(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) -> Usage {
     let pods = pod_usage(list, pods, deployments);
     let workloads = workload_usage(&pods);
     let total = |pick: fn(&PodUsage) -> u64| pods.iter().map(pick).fold(0u64, u64::saturating_add);
@@ -258,8 +271,8 @@ pub fn usage(list: &serde_json::Value, pods: &[Pod], deployments: &[Deployment])
 }
 
 /// Each pod of a `PodMetricsList` that is among `pods`, with its use summed over its containers, against the sums of
-/// its containers' requests and limits, and the Deployment (of `deployments`) or StatefulSet it belongs to.
-pub fn pod_usage(list: &serde_json::Value, pods: &[Pod], deployments: &[Deployment]) -> Vec<PodUsage> {
+/// its containers' requests and limits, and the Deployment (of those named `deployments`) or StatefulSet it belongs to.
+pub fn pod_usage(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) -> Vec<PodUsage> {
     use crate::catalog::quantity;
     let mut lines: Vec<PodUsage> = list["items"]
         .as_array()
@@ -309,17 +322,20 @@ fn whole(amount: i128) -> u64 {
     u64::try_from(amount.max(0)).unwrap_or(u64::MAX)
 }
 
-/// The Deployment or StatefulSet that runs `pod`: its StatefulSet, or the Deployment (of `deployments`) whose
-/// ReplicaSet it is, named, as the Deployment controller names them, after the Deployment and the pod template's hash.
-fn owner(pod: &Pod, deployments: &[Deployment]) -> Option<Owner> {
+/// The Deployment or StatefulSet that runs `pod`: its StatefulSet, or the Deployment (of those named `deployments`)
+/// whose ReplicaSet it is, named, as the Deployment controller names them, after the Deployment and the pod template's
+/// hash.
+fn owner(pod: &Pod, deployments: &[String]) -> Option<Owner> {
     let controller = pod.metadata.owner_references.iter().flatten().find(|owner| owner.controller == Some(true))?;
     match controller.kind.as_str() {
         "StatefulSet" => Some(Owner { kind: "StatefulSet", name: controller.name.clone() }),
         "ReplicaSet" => {
             let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
             let name = controller.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
-            let exists = deployments.iter().any(|deployment| deployment.metadata.name.as_deref() == Some(name));
-            exists.then(|| Owner { kind: "Deployment", name: name.to_owned() })
+            deployments
+                .iter()
+                .any(|deployment| deployment == name)
+                .then(|| Owner { kind: "Deployment", name: name.to_owned() })
         }
         _ => None,
     }
@@ -459,7 +475,7 @@ mod tests {
     }
 
     /// A Deployment `web` with two pods (one of two containers), a StatefulSet `db` with one, and a bare pod.
-    fn recorded() -> (Vec<Pod>, Vec<Deployment>, serde_json::Value) {
+    fn recorded() -> (Vec<Pod>, Vec<String>, serde_json::Value) {
         let owned = |kind: &str, name: &str| {
             json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name,
                                                       "uid": "u", "controller": true }])
@@ -482,7 +498,7 @@ mod tests {
             { "metadata": { "name": "free" }, "spec": { "containers": [{ "name": "a" }] } }
         ]))
         .expect("pods");
-        let deployments = vec![serde_json::from_value(json!({ "metadata": { "name": "web" } })).expect("deployment")];
+        let deployments = vec!["web".to_owned()];
         let list = json!({ "items": [
             { "metadata": { "name": "web-7d9f-a" }, "containers": [
                 { "name": "a", "usage": { "cpu": "250000000n", "memory": "131072Ki" } },
@@ -526,7 +542,7 @@ mod tests {
     #[test]
     fn a_workload_is_the_sum_of_its_pods_and_reserves_only_what_each_pod_names() {
         let (pods, deployments, list) = recorded();
-        let usage = usage(&list, &pods, &deployments);
+        let usage = measured(&list, &pods, &deployments);
         assert_eq!(
             usage.workloads,
             [
@@ -557,7 +573,7 @@ mod tests {
         .expect("quota");
         let (pods, deployments, list) = recorded();
         let mut lines = quota_use(&[quota]);
-        in_use_now(&mut lines, &Metrics::Available(usage(&list, &pods, &deployments)));
+        in_use_now(&mut lines, &Metrics::Available(measured(&list, &pods, &deployments)));
         let in_use: Vec<_> = lines.iter().map(|line| (line.resource.as_str(), line.in_use)).collect();
         assert_eq!(
             in_use,
