@@ -366,7 +366,7 @@ pub struct Translation {
     pub no_limit: &'static str,
     /// Column: a Deployment or StatefulSet.
     pub workload: &'static str,
-    /// Column and sparkline: the last hour.
+    /// In a sparkline's title: over the last hour.
     pub last_hour: &'static str,
     /// A pod without samples yet.
     pub history_collecting: &'static str,
@@ -681,7 +681,7 @@ pub static EN: Translation = Translation {
     no_request: "no request",
     no_limit: "no limit",
     workload: "Workload",
-    last_hour: "Last hour",
+    last_hour: "last hour",
     history_collecting: "History is being collected.",
     spark_now: "now",
     spark_max: "highest",

@@ -348,9 +348,9 @@ mod tests {
         let view = usage_view(&EN, &usage, &history);
         assert_eq!(view.pods.len(), 1);
         let cpu = view.pods[0].cpu_history.as_ref().expect("drawn");
-        assert_eq!(cpu.title, "CPU, Last hour: now 0.90 cores, highest 1.00 cores, lowest 0.90 cores (samples: 2)");
+        assert_eq!(cpu.title, "CPU, last hour: now 0.90 cores, highest 1.00 cores, lowest 0.90 cores (samples: 2)");
         let memory = view.pods[0].memory_history.as_ref().expect("drawn");
-        assert!(memory.title.starts_with("Memory, Last hour: now 1 MiB"), "{}", memory.title);
+        assert!(memory.title.starts_with("Memory, last hour: now 1 MiB"), "{}", memory.title);
     }
 
     #[test]

@@ -559,11 +559,11 @@ mod tests {
         assert!(pod.contains(r#"<span class="used">1.02 cores</span>"#), "{pod}");
         assert!(
             pod.contains(
-                "<title>CPU, Last hour: now 1.02 cores, highest 1.02 cores, lowest 0.99 cores (samples: 2)</title>"
+                "<title>CPU, last hour: now 1.02 cores, highest 1.02 cores, lowest 0.99 cores (samples: 2)</title>"
             ),
             "{pod}"
         );
-        assert!(pod.contains("<title>Memory, Last hour: now 245 MiB"), "{pod}");
+        assert!(pod.contains("<title>Memory, last hour: now 245 MiB"), "{pod}");
         let other = html.split(r#"<tr data-pod="burn-2">"#).nth(1).expect("the other pod's row");
         let other = other.split("</tr>").next().expect("row");
         assert!(other.contains(i18n::EN.history_collecting) && !other.contains("<svg"), "{other}");
