@@ -49,6 +49,17 @@ fn burner() -> StatefulSet {
     .expect("statefulset literal")
 }
 
+/// Deletes the burning StatefulSet of its namespace when the test ends, passed or failed: a core left burning would
+/// slow every later test on the node.
+struct Extinguish(String);
+
+impl Drop for Extinguish {
+    fn drop(&mut self) {
+        let (namespace, set) = (self.0.as_str(), "statefulset/burn");
+        let _ = kubectl(&["-n", namespace, "delete", set, "--wait=false", "--ignore-not-found"]);
+    }
+}
+
 /// Millicores of a figure the dashboard writes in cores (`"1.02 cores"`).
 fn millicores(figure: &str) -> f64 {
     let cores = figure.strip_suffix(" cores").unwrap_or_else(|| panic!("{figure:?} is no figure in cores"));
@@ -86,6 +97,7 @@ async fn chromium_reads_a_burning_pod_at_one_core_its_workload_summed_and_the_qu
     let namespace = broker.namespace(&id);
     let sets = Api::<StatefulSet>::namespaced(cluster().admin().await, &namespace);
     sets.create(&PostParams::default(), &burner()).await.expect("create the burning StatefulSet");
+    let _extinguish = Extinguish(namespace.clone());
 
     // The metrics server scrapes the kubelet every few seconds; a rate needs two scrapes of a running container.
     let last = std::sync::Mutex::new(None);
@@ -137,6 +149,9 @@ async fn chromium_reads_a_burning_pod_at_one_core_its_workload_summed_and_the_qu
             && against[1].starts_with("limit 1.00 cores · "),
         "{report}"
     );
+    assert_eq!(report["refresh"]["status"], 200, "the card fetched again on its own: {report}");
+    let refreshed = millicores(report["refresh"]["burning"].as_str().unwrap_or_default());
+    assert!(refreshed > 100.0, "burn-0 still burns after the refresh, yet reads {refreshed} millicores: {report}");
     let asleep_cpu = millicores(asleep["cpu"]["used"].as_str().unwrap_or_default());
     assert!(asleep_cpu < 100.0, "burn-1 sleeps, yet reads {asleep_cpu} millicores: {report}");
     assert!(burning["memory"]["used"].as_str().is_some_and(|m| m.ends_with("KiB") || m.ends_with("MiB")), "{report}");

@@ -2,7 +2,8 @@
 // object, the measured use the overview shows as the browser renders it: each pod's and workload's CPU and memory
 // figures and what they are measured against, each pod's sparklines (their titles and points) or the words saying
 // their history is being collected, the quota's reserved and in-use-now figures, the month's usage, the console
-// errors and Content-Security-Policy violations (none expected) and how far the page overflows a phone's width.
+// errors and Content-Security-Policy violations (none expected), burn-0's CPU figure once the card has refreshed itself,
+// and how far the page overflows a phone's width.
 //
 // Driven by tests/dashboard_metrics.rs; configured by environment variables (the token is not put on a command line):
 // PROBE_URL (the instance's dashboard_url), PROBE_TOKEN, PROBE_USER_DATA_DIR (a fresh directory), PROBE_SCREENSHOT
@@ -62,7 +63,15 @@ try {
       inUseBar: row.querySelector('td.in-use meter')?.getAttribute('value') ?? null,
     };
   }));
+  step('the card refreshing itself (every 30 s)');
+  const refreshed = await page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/usage'), { timeout: 60000 });
+  await page.waitForLoadState('networkidle', { timeout: 30000 }).catch(() => {});
+  const refresh = {
+    status: refreshed.status(),
+    burning: await text(page, '#pod-usage tr[data-pod="burn-0"] td.cpu .used'),
+  };
   const result = {
+    refresh,
     finalUrl: page.url(),
     metricsUnavailable: (await page.locator('#metrics-unavailable').count()) > 0,
     pods,
