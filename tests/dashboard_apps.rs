@@ -130,6 +130,19 @@ async fn an_editor_runs_the_tenants_own_app_and_a_viewer_cannot() {
     assert_eq!(hpa.spec.scale_target_ref.name, "web");
     let page = editor.page().await;
     assert!(page.body.contains("1–4, CPU 60 %") && page.body.contains(r#"value="stop-autoscaling""#), "{}", page.body);
+    assert!(page.body.contains(r#"<tr data-app="Deployment/web">"#), "the live autoscalers: {}", page.body);
+    // The autoscalers' state alone (what the page swaps in live) says what the autoscaler controller wrote: here, that
+    // it measures nothing and cannot scale (no pod of this cluster has metrics).
+    let fragment = format!("{}/autoscalers", editor.apps.trim_end_matches("/apps"));
+    let state = eventually(Duration::from_secs(60), "the autoscaler's state in its live fragment", || async {
+        let part = send(served.address, "GET", &fragment, &[("cookie", &editor.cookie)], "").await;
+        assert_eq!(part.status, 200, "{part:?}");
+        part.body.contains("cannot scale").then_some(part.body)
+    })
+    .await;
+    let row = state.split(r#"<tr data-app="Deployment/web">"#).nth(1).expect("the autoscaler's row");
+    assert!(row.contains(r#"<td class="num cpu">not measured / 60 %</td>"#), "{row}");
+    assert!(row.contains(r#"<td class="num range">1–4</td>"#), "{row}");
     // Without metrics for its pods (they run on kwok's nodes, which have no kubelet to measure them) the cluster's
     // autoscaler controller cannot act: the overview warns, naming why.
     let overview = editor.apps.trim_end_matches("/apps").to_owned();

@@ -12,10 +12,11 @@ use serde::Deserialize;
 
 use super::DashboardState;
 use super::i18n::Translation;
+use super::measures::{self, AutoscalerLine};
 use super::page_error::PageError;
 use super::paths::{self, with_query};
 use super::reply::{render, see_other};
-use super::respond::{PageVisit, Visit, refusal};
+use super::respond::{PageVisit, PartVisit, Visit, refusal};
 use super::user_sessions::Session;
 use crate::k8s::workload::Autoscale;
 use crate::lifecycle::Error;
@@ -39,6 +40,54 @@ struct AppsPage<'a> {
     may_change_any: bool,
     metrics_available: bool,
     notice: Option<Notice>,
+    live: String,
+    htmx_path: &'static str,
+    htmx_sse_path: &'static str,
+    autoscalers: AutoscalersFragment,
+}
+
+/// The autoscalers' live state: on the apps and workloads pages, and alone for them to swap in (at each change of
+/// the apps they scale, and every 15 s, since a measure is no object change to hear of).
+#[derive(Template)]
+#[template(path = "autoscalers.html", config = "src/dashboard/askama.toml")]
+pub(super) struct AutoscalersFragment {
+    text: &'static Translation,
+    /// Where the fragment alone is fetched again.
+    url: String,
+    /// Each autoscaler; `None` when the identity may not read them.
+    lines: Option<Vec<AutoscalerLine>>,
+}
+
+impl AutoscalersFragment {
+    /// The fragment without any autoscaler.
+    #[cfg(test)]
+    pub(super) fn empty(text: &'static Translation, url: &str) -> AutoscalersFragment {
+        AutoscalersFragment { text, url: url.to_owned(), lines: Some(Vec::new()) }
+    }
+}
+
+/// The autoscalers of the signed-in user's namespace, read as the user.
+pub(super) async fn autoscalers_fragment(
+    text: &'static Translation,
+    session: &Session,
+) -> Result<AutoscalersFragment, PageError> {
+    let url = paths::Autoscalers { instance_id: session.tenant.instance_id.clone() }.to_string();
+    let lines = match tenant::apps::autoscalers(&session.client, &session.tenant.namespace).await {
+        Ok(states) => Some(measures::autoscaler_lines(text, &states)),
+        Err(Error::Denied { .. }) => None,
+        Err(Error::Unavailable { .. }) => return Err(PageError::Unavailable),
+        Err(error) => {
+            tracing::warn!(instance_id = session.tenant.instance_id, %error, "the autoscalers could not be read");
+            None
+        }
+    };
+    Ok(AutoscalersFragment { text, url, lines })
+}
+
+/// GET /instances/:instance_id/autoscalers — the autoscalers' state alone, read as the signed-in user.
+pub async fn autoscalers(_: paths::Autoscalers, visit: PartVisit) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    Ok(render(StatusCode::OK, &autoscalers_fragment(text, &session).await?))
 }
 
 /// One app as shown, with the controls its viewer may use.
@@ -122,10 +171,11 @@ async fn show(
     notice: Option<Notice>,
 ) -> Result<Response, PageError> {
     let namespace = &session.tenant.namespace;
-    let (apps, permissions, metrics) = tokio::join!(
+    let (apps, permissions, metrics, autoscalers) = tokio::join!(
         tenant::apps::list(&state.broker, &session.client, &session.tenant),
         crate::tenant::apps::app_permissions(&session.client, namespace),
         crate::tenant::apps::metrics_available(&session.client),
+        autoscalers_fragment(text, session),
     );
     let (apps, permissions) = match (apps, permissions) {
         (Ok(apps), Ok(permissions)) => (apps, permissions),
@@ -137,7 +187,8 @@ async fn show(
             return Err(PageError::Forbidden(|text| text.apps_unreadable));
         }
     };
-    Ok(render(status, &apps_page(text, session, &apps, permissions, metrics, notice)))
+    let page = apps_page(text, session, &apps, permissions, metrics, notice, autoscalers?);
+    Ok(render(status, &page))
 }
 
 fn apps_page<'a>(
@@ -147,6 +198,7 @@ fn apps_page<'a>(
     permissions: AppPermissions,
     metrics_available: bool,
     notice: Option<Notice>,
+    autoscalers: AutoscalersFragment,
 ) -> AppsPage<'a> {
     let instance_id = &session.tenant.instance_id;
     let lines: Vec<AppLine<'a>> = apps
@@ -195,6 +247,10 @@ fn apps_page<'a>(
         apps: lines,
         metrics_available,
         notice,
+        live: paths::Live { instance_id: instance_id.clone() }.to_string(),
+        htmx_path: super::assets::HTMX_PATH,
+        htmx_sse_path: super::assets::HTMX_SSE_PATH,
+        autoscalers,
     }
 }
 
@@ -281,21 +337,57 @@ mod tests {
             delete_stateful_sets: true,
             autoscale: true,
         };
-        let html = apps_page(&i18n::EN, &session, &apps, all, false, None).render().expect("renders");
+        let state = crate::tenant::apps::AutoscalerState {
+            name: "web".into(),
+            target_kind: "Deployment".into(),
+            target: "web<b>".into(),
+            min: 1,
+            max: 4,
+            target_cpu_percent: Some(50),
+            current_cpu_percent: Some(180),
+            current_replicas: 1,
+            desired_replicas: 4,
+            scaling_active: Some(true),
+        };
+        let autoscalers = |text: &'static Translation| AutoscalersFragment {
+            text,
+            url: "/instances/inst-1/autoscalers".into(),
+            lines: Some(measures::autoscaler_lines(text, std::slice::from_ref(&state))),
+        };
+        let html =
+            apps_page(&i18n::EN, &session, &apps, all, false, None, autoscalers(&i18n::EN)).render().expect("renders");
         assert!(html.contains(r#"action="/instances/inst-1/apps/deployments/web%3Cb%3E""#), "{html}");
         assert!(html.contains("web&#60;b&#62;") || html.contains("web&lt;b&gt;"), "escaped: {html}");
         assert!(html.contains(r#"value="stop""#) && html.contains(r#"value="scale""#), "{html}");
         assert!(html.contains(r#"value="start""#), "the stopped session can be started: {html}");
         assert!(html.contains(i18n::EN.metrics_missing), "{html}");
         assert!(html.contains("streaming-session / cpu-720p"), "{html}");
-        assert!(!html.contains("<script") && !html.contains("style="), "{html}");
+        assert!(!html.contains("style="), "{html}");
+        let scripts: Vec<&str> = html.match_indices("<script").map(|(at, _)| &html[at..at + 40]).collect();
+        assert_eq!(scripts.len(), 2, "only the two vendored scripts of the live view: {scripts:?}");
+        assert!(html.contains(r#"sse-connect="/instances/inst-1/live""#), "{html}");
+        assert!(
+            html.contains(r#"<section class="card wide" id="autoscalers" hx-get="/instances/inst-1/autoscalers" hx-trigger="sse:deployments, sse:statefulsets, every 15s" hx-swap="outerHTML">"#),
+            "the autoscalers are kept live: {html}"
+        );
+        assert!(
+            html.contains(
+                r#"<td class="num cpu">180 % / 50 %</td><td class="num pods">1 → 4</td><td class="num range">1–4</td>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains("Deployment/web&#60;b&#62;"), "escaped: {html}");
         let scale_forms = html.matches(r#"value="scale""#).count();
         assert_eq!(scale_forms, 1, "a streaming session is not scaled: {html}");
 
         let view = AppPermissions::default();
-        let html = apps_page(&i18n::KO, &session, &apps, view, true, None).render().expect("renders");
+        let html =
+            apps_page(&i18n::KO, &session, &apps, view, true, None, autoscalers(&i18n::KO)).render().expect("renders");
         assert!(!html.contains(r#"name="action""#), "a viewer gets no control at all: {html}");
         assert!(html.contains(i18n::KO.apps_view_only) && html.contains(r#"lang="ko""#), "{html}");
+        assert!(html.contains(i18n::KO.autoscalers) && html.contains(i18n::KO.autoscaler_pods), "{html}");
+        let unreadable = AutoscalersFragment { text: &i18n::EN, url: String::new(), lines: None };
+        assert!(unreadable.render().expect("renders").contains(i18n::EN.autoscalers_unreadable));
     }
 
     #[test]

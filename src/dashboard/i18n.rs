@@ -350,6 +350,72 @@ pub struct Translation {
     pub try_failed: &'static str,
     /// The deploy page of an identity Kubernetes does not let deploy.
     pub deploy_view_only: &'static str,
+    /// CPU in cores, after a number.
+    pub cores: &'static str,
+    /// Quota column: what the metrics API measures in use now.
+    pub in_use_now: &'static str,
+    /// What requests reserve.
+    pub reserved: &'static str,
+    /// Before a pod's or workload's request.
+    pub usage_request: &'static str,
+    /// Before a pod's or workload's limit.
+    pub usage_limit: &'static str,
+    /// A pod or workload without a request.
+    pub no_request: &'static str,
+    /// A pod or workload without a limit.
+    pub no_limit: &'static str,
+    /// Column: a Deployment or StatefulSet.
+    pub workload: &'static str,
+    /// In a sparkline's title: over the last hour.
+    pub last_hour: &'static str,
+    /// A pod without samples yet.
+    pub history_collecting: &'static str,
+    /// In a sparkline's title: the latest sample.
+    pub spark_now: &'static str,
+    /// In a sparkline's title: the highest sample.
+    pub spark_max: &'static str,
+    /// In a sparkline's title: the lowest sample.
+    pub spark_min: &'static str,
+    /// In a sparkline's title: how many samples.
+    pub spark_samples: &'static str,
+    /// The quota's in-use-now of a cluster without a metrics API.
+    pub in_use_unavailable: &'static str,
+    /// The month usage card.
+    pub month_usage: &'static str,
+    /// What the month usage card counts.
+    pub month_usage_help: &'static str,
+    /// The month's usage cannot be read.
+    pub month_unavailable: &'static str,
+    /// A unit: cores times hours.
+    pub core_hours: &'static str,
+    /// A unit: GiB times hours.
+    pub gib_hours: &'static str,
+    /// A unit: GPUs times hours.
+    pub gpu_hours: &'static str,
+    /// A unit: hours.
+    pub hours_unit: &'static str,
+    /// Storage claimed.
+    pub storage: &'static str,
+    /// Streaming sessions' pods running.
+    pub streaming_sessions: &'static str,
+    /// The autoscalers' live section.
+    pub autoscalers: &'static str,
+    /// Column: the app an autoscaler scales.
+    pub autoscaler_app: &'static str,
+    /// Column: CPU measured of the target.
+    pub autoscaler_cpu: &'static str,
+    /// Column: pods now and wanted.
+    pub autoscaler_pods: &'static str,
+    /// Column: fewest to most pods.
+    pub autoscaler_range: &'static str,
+    /// An autoscaler that has measured nothing yet.
+    pub autoscaler_unmeasured: &'static str,
+    /// An autoscaler that cannot compute a scale.
+    pub autoscaler_inactive: &'static str,
+    /// No autoscaler in the namespace.
+    pub no_autoscalers: &'static str,
+    /// The identity may not read autoscalers.
+    pub autoscalers_unreadable: &'static str,
 }
 
 impl Translation {
@@ -607,6 +673,39 @@ pub static EN: Translation = Translation {
     try_denied: "Kubernetes refused this identity:",
     try_failed: "No answer:",
     deploy_view_only: "Your role does not let you deploy here (Kubernetes refuses it, dry runs too).",
+    cores: "cores",
+    in_use_now: "In use now",
+    reserved: "Reserved",
+    usage_request: "request",
+    usage_limit: "limit",
+    no_request: "no request",
+    no_limit: "no limit",
+    workload: "Workload",
+    last_hour: "last hour",
+    history_collecting: "History is being collected.",
+    spark_now: "now",
+    spark_max: "highest",
+    spark_min: "lowest",
+    spark_samples: "samples",
+    in_use_unavailable: "unavailable (no metrics API)",
+    month_usage: "Usage this month",
+    month_usage_help: "Since the 1st of this month (UTC), as the broker accounts it: used is measured by the metrics API, reserved is what the pods request.",
+    month_unavailable: "This month's usage cannot be read right now.",
+    core_hours: "core-hours",
+    gib_hours: "GiB-hours",
+    gpu_hours: "GPU-hours",
+    hours_unit: "hours",
+    storage: "Storage",
+    streaming_sessions: "Streaming sessions",
+    autoscalers: "Autoscalers",
+    autoscaler_app: "App",
+    autoscaler_cpu: "CPU now / target",
+    autoscaler_pods: "Pods now → wanted",
+    autoscaler_range: "Min–max",
+    autoscaler_unmeasured: "not measured",
+    autoscaler_inactive: "cannot scale",
+    no_autoscalers: "No autoscaler.",
+    autoscalers_unreadable: "Your identity may not read autoscalers here.",
 };
 
 /// Korean.
@@ -832,6 +931,39 @@ pub static KO: Translation = Translation {
     try_denied: "Kubernetes가 이 아이디를 거부함:",
     try_failed: "응답 없음:",
     deploy_view_only: "현재 역할로는 여기에 배포할 수 없습니다(Kubernetes가 시험 실행도 거부합니다).",
+    cores: "코어",
+    in_use_now: "현재 사용 중",
+    reserved: "예약",
+    usage_request: "요청",
+    usage_limit: "한도",
+    no_request: "요청 없음",
+    no_limit: "한도 없음",
+    workload: "워크로드",
+    last_hour: "최근 1시간",
+    history_collecting: "사용 기록을 수집하는 중입니다.",
+    spark_now: "현재",
+    spark_max: "최고",
+    spark_min: "최저",
+    spark_samples: "표본 수",
+    in_use_unavailable: "측정 불가(메트릭 API 없음)",
+    month_usage: "이번 달 사용량",
+    month_usage_help: "이번 달 1일(UTC)부터 브로커가 집계한 값입니다. 사용량은 메트릭 API가 측정한 값이고, 예약은 파드가 요청한 양입니다.",
+    month_unavailable: "이번 달 사용량을 지금 읽을 수 없습니다.",
+    core_hours: "코어·시간",
+    gib_hours: "GiB·시간",
+    gpu_hours: "GPU·시간",
+    hours_unit: "시간",
+    storage: "스토리지",
+    streaming_sessions: "스트리밍 세션",
+    autoscalers: "오토스케일러",
+    autoscaler_app: "앱",
+    autoscaler_cpu: "현재 CPU / 목표",
+    autoscaler_pods: "현재 파드 → 목표 파드",
+    autoscaler_range: "최소–최대",
+    autoscaler_unmeasured: "측정 전",
+    autoscaler_inactive: "스케일 불가",
+    no_autoscalers: "오토스케일러가 없습니다.",
+    autoscalers_unreadable: "현재 아이디로는 여기의 오토스케일러를 볼 수 없습니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -18,6 +18,7 @@ mod limit;
 pub mod live;
 mod login;
 mod logs;
+mod measures;
 mod members;
 mod novnc;
 mod objects;
@@ -29,6 +30,7 @@ mod reply;
 mod respond;
 mod selkies;
 mod session_proxy;
+mod sparkline;
 mod stream;
 mod streaming;
 mod user_sessions;
@@ -159,12 +161,14 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_post(pages::kubeconfig)
         .typed_get(apps::page)
         .typed_post(apps::act)
+        .typed_get(apps::autoscalers)
         .typed_get(deploy::form)
         .typed_post(deploy::submit)
         .typed_get(deploy::progress)
         .typed_get(endpoint::page)
         .typed_post(endpoint::send)
         .typed_get(pages::alerts)
+        .typed_get(pages::usage)
         .typed_get(objects::page)
         .typed_get(objects::section)
         .typed_get(objects::object)

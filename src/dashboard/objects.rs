@@ -56,6 +56,7 @@ struct WorkloadsPage<'a> {
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
     sections: Vec<SectionView>,
+    autoscalers: super::apps::AutoscalersFragment,
 }
 
 /// One section alone, for the page to swap in.
@@ -111,15 +112,19 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
 pub async fn page(_: paths::Workloads, visit: PageVisit) -> Result<Response, PageError> {
     let Visit { session, instance_id, text, .. } = visit;
-    let sections = objects::read_all(&session.client, &session.tenant.namespace).await?;
-    let sections = sections.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
-    Ok(render(StatusCode::OK, &workloads_page(text, &session, sections.collect())))
+    let (sections, autoscalers) = tokio::join!(
+        objects::read_all(&session.client, &session.tenant.namespace),
+        super::apps::autoscalers_fragment(text, &session),
+    );
+    let sections = sections?.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
+    Ok(render(StatusCode::OK, &workloads_page(text, &session, sections.collect(), autoscalers?)))
 }
 
 fn workloads_page<'a>(
     text: &'static Translation,
     session: &'a Session,
     sections: Vec<SectionView>,
+    autoscalers: super::apps::AutoscalersFragment,
 ) -> WorkloadsPage<'a> {
     let instance_id = || session.tenant.instance_id.clone();
     WorkloadsPage {
@@ -130,6 +135,7 @@ fn workloads_page<'a>(
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
         sections,
+        autoscalers,
     }
 }
 
@@ -188,7 +194,8 @@ mod tests {
             section_view("inst-1", Kind::Ingresses, Section::NotAllowed),
             section_view("inst-1", Kind::Services, Section::Listed(Vec::new())),
         ];
-        let html = workloads_page(&i18n::EN, &session, sections).render().expect("renders");
+        let autoscalers = super::super::apps::AutoscalersFragment::empty(&i18n::EN, "/instances/inst-1/autoscalers");
+        let html = workloads_page(&i18n::EN, &session, sections, autoscalers).render().expect("renders");
         assert!(html.contains(r#"sse-connect="/instances/inst-1/live""#), "{html}");
         assert!(
             html.contains(r#"hx-get="/instances/inst-1/workloads/pods" hx-trigger="sse:pods" hx-swap="outerHTML""#),
@@ -207,5 +214,7 @@ mod tests {
         assert!(!html.contains("style=") && !html.contains("<style"), "no inline style: {html}");
         assert!(!["onclick=", "onload=", "onerror=", "javascript:"].iter().any(|inline| html.contains(inline)));
         assert!(html.contains(r#""allowEval":false"#), "htmx may not eval");
+        assert!(html.contains(r#"id="autoscalers" hx-get="/instances/inst-1/autoscalers""#), "{html}");
+        assert!(html.contains(i18n::EN.no_autoscalers), "{html}");
     }
 }

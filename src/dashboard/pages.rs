@@ -13,14 +13,16 @@ use serde::Deserialize;
 use super::DashboardState;
 use super::i18n::Translation;
 use super::limit::ClientAddress;
+use super::measures::{self, MonthLine, QuotaLine, UsageView};
 use super::page_error::PageError;
 use super::paths;
 use super::reply::{COOKIE, message, render, see_other, session_id, text_for};
 use super::respond::{PageVisit, PartVisit, Visit, Visitor, visitor};
 use super::user_sessions::{Session, StartError};
 use crate::lifecycle::PlanApp;
+use crate::lifecycle::usage::{PodHistory, UsageTotals};
 use crate::lifecycle::{Credential, Error, Refusal, SignIn};
-use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview, QuotaUse};
+use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview};
 
 /// The sign-in page.
 #[derive(Template)]
@@ -52,6 +54,45 @@ struct AlertsFragment {
     live_alerts: Option<String>,
 }
 
+/// The CPU and memory card: on the overview, and alone for it to swap in every 30 s (use is no object change to hear
+/// of).
+#[derive(Template)]
+#[template(path = "metrics.html", config = "src/dashboard/askama.toml")]
+struct MetricsFragment {
+    text: &'static Translation,
+    /// Where the card alone is fetched again.
+    url: String,
+    /// CPU and memory per workload and pod; `None` when the metrics API does not answer.
+    usage: Option<UsageView>,
+}
+
+fn metrics_card(
+    text: &'static Translation,
+    session: &Session,
+    metrics: &Metrics,
+    history: &[PodHistory],
+) -> MetricsFragment {
+    let usage = match metrics {
+        Metrics::Available(usage) => Some(measures::usage_view(text, usage, history)),
+        Metrics::Unavailable => None,
+    };
+    let url = paths::Usage { instance_id: session.tenant.instance_id.clone() }.to_string();
+    MetricsFragment { text, url, usage }
+}
+
+/// GET /instances/:instance_id/usage — the CPU and memory card alone, read as the signed-in user, with the broker's
+/// samples of the pods they see.
+pub async fn usage(
+    _: paths::Usage,
+    State(state): State<DashboardState>,
+    visit: PartVisit,
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let metrics = overview::usage(&session.client, &session.tenant.namespace).await?;
+    let history = state.broker.pod_history(&session.tenant);
+    Ok(render(StatusCode::OK, &metrics_card(text, &session, &metrics, &history)))
+}
+
 /// The overview of a virtual cluster.
 #[derive(Template)]
 #[template(path = "overview.html", config = "src/dashboard/askama.toml")]
@@ -64,13 +105,15 @@ struct OverviewPage<'a> {
     live: String,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
-    quota: &'a [QuotaUse],
+    quota: Vec<QuotaLine<'a>>,
     defaults: &'a [ContainerDefault],
     pods: Vec<(&'a str, usize)>,
     deployments: usize,
     stateful_sets: usize,
     plans: &'a [PlanApp],
-    metrics: &'a Metrics,
+    metrics_card: MetricsFragment,
+    /// The month's usage; `None` when it cannot be read.
+    month: Option<Vec<MonthLine>>,
     apps_link: String,
     kubeconfig_action: String,
     kubeconfig_file: String,
@@ -133,15 +176,23 @@ pub async fn overview(
     visit: PageVisit,
 ) -> Result<Response, PageError> {
     let Visit { session, instance_id, text, .. } = visit;
-    let (read, plans) = tokio::join!(
+    let (read, plans, month) = tokio::join!(
         overview::read(&session.client, &session.tenant.namespace),
         state.broker.workload_plans(&session.tenant),
+        state.broker.month_usage(&session.tenant),
     );
     let plans = plans.unwrap_or_else(|error| {
         tracing::warn!(instance_id, %error, "the workload plans of a virtual cluster could not be read");
         Vec::new()
     });
-    Ok(render(StatusCode::OK, &overview_page(text, &session, &read?, &plans)))
+    let month = month
+        .inspect_err(
+            |error| tracing::warn!(instance_id, %error, "the month's usage of a virtual cluster could not be read"),
+        )
+        .ok();
+    let history = state.broker.pod_history(&session.tenant);
+    let measured = Measured { history: &history, month: month.as_ref() };
+    Ok(render(StatusCode::OK, &overview_page(text, &session, &read?, &plans, measured)))
 }
 
 /// GET /instances/:instance_id/alerts — the overview's alerts alone, read as the signed-in user (what the live
@@ -167,11 +218,21 @@ fn alert_lines(text: &'static Translation, overview: &Overview) -> Vec<AlertLine
         .collect()
 }
 
+/// What the broker itself measured of a virtual cluster, beside what its user reads.
+#[derive(Clone, Copy)]
+struct Measured<'a> {
+    /// Each pod's last hour.
+    history: &'a [PodHistory],
+    /// The month's usage, if it could be read.
+    month: Option<&'a UsageTotals>,
+}
+
 fn overview_page<'a>(
     text: &'static Translation,
     session: &'a Session,
     overview: &'a Overview,
     plans: &'a [PlanApp],
+    measured: Measured<'_>,
 ) -> OverviewPage<'a> {
     let instance_id = || session.tenant.instance_id.clone();
     OverviewPage {
@@ -183,13 +244,14 @@ fn overview_page<'a>(
         live: paths::Live { instance_id: instance_id() }.to_string(),
         htmx_path: super::assets::HTMX_PATH,
         htmx_sse_path: super::assets::HTMX_SSE_PATH,
-        quota: &overview.quota,
+        quota: measures::quota_lines(text, &overview.quota),
         defaults: &overview.defaults,
         pods: overview.pods_by_phase.iter().map(|(phase, count)| (phase.as_str(), *count)).collect(),
         deployments: overview.deployments,
         stateful_sets: overview.stateful_sets,
         plans,
-        metrics: &overview.metrics,
+        metrics_card: metrics_card(text, session, &overview.metrics, measured.history),
+        month: measured.month.map(|totals| measures::month_lines(text, totals)),
         apps_link: paths::Apps { instance_id: instance_id() }.to_string(),
         kubeconfig_action: paths::Kubeconfig { instance_id: instance_id() }.to_string(),
         kubeconfig_file: kubeconfig_file(&session.tenant.namespace),
@@ -358,7 +420,11 @@ pub async fn not_found() -> PageError {
 mod tests {
     use super::super::i18n;
     use super::*;
+    use crate::lifecycle::usage::UsageSample;
     use crate::tenant::alerts::{Alert, AlertKind, Severity};
+    use crate::tenant::overview::{InUseNow, Measured as Use, Owner, PodUsage, QuotaUse, Usage, WorkloadUsage};
+
+    const NO_MEASURES: Measured<'static> = Measured { history: &[], month: None };
 
     fn session() -> Session {
         super::super::user_sessions::test_session("inst-1")
@@ -366,7 +432,22 @@ mod tests {
 
     fn overview() -> Overview {
         Overview {
-            quota: vec![QuotaUse { resource: "pods".into(), used: "9".into(), hard: "10".into(), percent: 90 }],
+            quota: vec![
+                QuotaUse {
+                    resource: "pods".into(),
+                    used: "9".into(),
+                    hard: "10".into(),
+                    percent: 90,
+                    in_use: InUseNow::NotMeasured,
+                },
+                QuotaUse {
+                    resource: "requests.cpu".into(),
+                    used: "500m".into(),
+                    hard: "2".into(),
+                    percent: 25,
+                    in_use: InUseNow::Unavailable,
+                },
+            ],
             defaults: vec![ContainerDefault {
                 resource: "cpu".into(),
                 request: Some("100m".into()),
@@ -399,7 +480,7 @@ mod tests {
             ),
             idle_stopped_after: None,
         }];
-        let html = overview_page(&i18n::EN, &session, &overview, &plans).render().expect("renders");
+        let html = overview_page(&i18n::EN, &session, &overview, &plans, NO_MEASURES).render().expect("renders");
         assert!(html.contains(r#"<html lang="en">"#));
         assert!(html.contains("container-app / medium") && html.contains("waiting for a node"), "{html}");
         assert!(html.contains(r#"href="/instances/inst-1/apps""#), "{html}");
@@ -421,8 +502,79 @@ mod tests {
         assert!(html.contains(r#"<form method="post" action="/instances/inst-1/kubeconfig""#), "{html}");
         assert!(html.contains(r#"export KUBECONFIG="$PWD/caas-inst-1.kubeconfig""#), "copyable commands: {html}");
         assert!(html.contains(r#"$env:KUBECONFIG = "$PWD\caas-inst-1.kubeconfig""#), "and for PowerShell: {html}");
-        let korean = overview_page(&i18n::KO, &session, &overview, &plans).render().expect("renders");
+        assert!(
+            html.contains(r#"<td class="in-use" id="in-use-requests.cpu"><span class="muted">unavailable"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"id="month-unavailable""#), "{html}");
+        let korean = overview_page(&i18n::KO, &session, &overview, &plans, NO_MEASURES).render().expect("renders");
         assert!(korean.contains(r#"<html lang="ko">"#) && korean.contains("쿼터") && korean.contains("경고"));
+    }
+
+    #[tokio::test]
+    async fn measured_use_shows_per_workload_and_pod_with_sparklines_quota_in_use_and_the_month() {
+        let session = session();
+        let mut overview = overview();
+        overview.quota[1].in_use = InUseNow::Cpu { millicores: 1020, percent: 51 };
+        let burn = Use { used: 1020, request: Some(100), limit: None };
+        let memory = Use { used: 245 * 1024 * 1024, request: None, limit: Some(512 * 1024 * 1024) };
+        let owner = Owner { kind: "Deployment", name: "burn".into() };
+        overview.metrics = Metrics::Available(Usage {
+            pods: vec![
+                PodUsage { pod: "burn-1".into(), owner: Some(owner.clone()), cpu: burn, memory },
+                PodUsage { pod: "burn-2".into(), owner: Some(owner.clone()), cpu: burn, memory },
+            ],
+            workloads: vec![WorkloadUsage {
+                owner,
+                pods: 2,
+                cpu: Use { used: 2040, request: Some(200), limit: None },
+                memory: Use { used: 490 * 1024 * 1024, request: None, limit: Some(1024 * 1024 * 1024) },
+            }],
+            cpu_millicores: 2040,
+            memory_bytes: 490 * 1024 * 1024,
+        });
+        let at = |second| jiff::Timestamp::from_second(second).expect("time");
+        let samples = vec![
+            UsageSample { at: at(0), cpu_millicores: 990, memory_bytes: 200 << 20 },
+            UsageSample { at: at(30), cpu_millicores: 1020, memory_bytes: 245 << 20 },
+        ];
+        let history = vec![PodHistory { pod: "burn-1".into(), samples }];
+        let month = UsageTotals { cpu_core_seconds: 5400.0, ..UsageTotals::default() };
+        let measured = Measured { history: &history, month: Some(&month) };
+        let html = overview_page(&i18n::EN, &session, &overview, &[], measured).render().expect("renders");
+        assert!(!html.contains(r#"id="metrics-unavailable""#), "{html}");
+        assert!(
+            html.contains(
+                r#"<section class="card" id="metrics" hx-get="/instances/inst-1/usage" hx-trigger="every 30s""#
+            ),
+            "the card is kept current: {html}"
+        );
+        let workload = html.split(r#"<tr data-workload="Deployment/burn">"#).nth(1).expect("the workload's row");
+        assert!(workload.contains(r#"<td class="num pods">2</td>"#), "{workload}");
+        assert!(workload.contains(r#"<span class="used">2.04 cores</span>"#), "{workload}");
+        assert!(workload.contains("request 0.20 cores · 1020 %") && workload.contains("no limit"), "{workload}");
+        assert!(workload.contains("limit 1.00 GiB · 47 %") && workload.contains("no request"), "{workload}");
+        let pod = html.split(r#"<tr data-pod="burn-1">"#).nth(1).expect("the pod's row");
+        let pod = pod.split("</tr>").next().expect("row");
+        assert!(pod.contains(r#"<span class="used">1.02 cores</span>"#), "{pod}");
+        assert!(
+            pod.contains(
+                "<title>CPU, last hour: now 1.02 cores, highest 1.02 cores, lowest 0.99 cores (samples: 2)</title>"
+            ),
+            "{pod}"
+        );
+        assert!(pod.contains("<title>Memory, last hour: now 245 MiB"), "{pod}");
+        let other = html.split(r#"<tr data-pod="burn-2">"#).nth(1).expect("the other pod's row");
+        let other = other.split("</tr>").next().expect("row");
+        assert!(other.contains(i18n::EN.history_collecting) && !other.contains("<svg"), "{other}");
+        assert!(
+            html.contains(r#"<td class="in-use" id="in-use-requests.cpu"><span class="now">1.02 cores</span>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<tr id="month-cpu"><td>CPU</td><td class="num used">1.5 core-hours</td>"#), "{html}");
+        assert!(!html.contains("style="), "no inline style: {html}");
+        let korean = overview_page(&i18n::KO, &session, &overview, &[], measured).render().expect("renders");
+        assert!(korean.contains("1.02 코어") && korean.contains(i18n::KO.month_usage), "{korean}");
     }
 
     #[test]

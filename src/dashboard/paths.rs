@@ -61,8 +61,12 @@ typed_paths! {
     Kubeconfig("/instances/{instance_id}/kubeconfig") { instance_id }
     /// The overview's alerts alone.
     Alerts("/instances/{instance_id}/alerts") { instance_id }
+    /// The overview's CPU and memory card alone.
+    Usage("/instances/{instance_id}/usage") { instance_id }
     /// The apps page.
     Apps("/instances/{instance_id}/apps") { instance_id }
+    /// The autoscalers' state alone (what the live apps and workloads pages swap in).
+    Autoscalers("/instances/{instance_id}/autoscalers") { instance_id }
     /// One action on an app (`resource`: `deployments` or `statefulsets`).
     AppAction("/instances/{instance_id}/apps/{resource}/{name}") { instance_id, resource, name }
     /// The deploy form.

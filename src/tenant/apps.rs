@@ -145,6 +145,69 @@ impl App {
     }
 }
 
+/// What an autoscaler (a HorizontalPodAutoscaler) measures and does now, as its status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoscalerState {
+    /// The autoscaler's own name.
+    pub name: String,
+    /// The kind of app it scales (`Deployment`, `StatefulSet`, ...).
+    pub target_kind: String,
+    /// The app it scales.
+    pub target: String,
+    /// Fewest pods.
+    pub min: i32,
+    /// Most pods.
+    pub max: i32,
+    /// Its target: average CPU use in percent of the pods' requests.
+    pub target_cpu_percent: Option<i32>,
+    /// The average CPU use it last measured, in percent of the requests (none until it could measure).
+    pub current_cpu_percent: Option<i32>,
+    /// Pods it last saw.
+    pub current_replicas: i32,
+    /// Pods it wants.
+    pub desired_replicas: i32,
+    /// Whether it can compute a scale (its `ScalingActive` condition), when it has said so.
+    pub scaling_active: Option<bool>,
+}
+
+impl AutoscalerState {
+    /// The state of `hpa`, from its spec and status.
+    pub fn of(hpa: &HorizontalPodAutoscaler) -> AutoscalerState {
+        let (spec, status) = (&hpa.spec, hpa.status.clone().unwrap_or_default());
+        let current_cpu_percent = status.current_metrics.iter().flatten().find_map(|metric| {
+            let resource = metric.resource.as_ref().filter(|r| r.name == "cpu")?;
+            resource.current.average_utilization
+        });
+        let scaling_active = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|condition| condition.type_ == "ScalingActive")
+            .map(|condition| condition.status == "True");
+        AutoscalerState {
+            name: hpa.metadata.name.clone().unwrap_or_default(),
+            target_kind: spec.scale_target_ref.kind.clone(),
+            target: spec.scale_target_ref.name.clone(),
+            min: spec.min_replicas.unwrap_or(1),
+            max: spec.max_replicas,
+            target_cpu_percent: cpu_target(hpa),
+            current_cpu_percent,
+            current_replicas: status.current_replicas.unwrap_or(0),
+            desired_replicas: status.desired_replicas,
+            scaling_active,
+        }
+    }
+}
+
+/// The autoscalers of `namespace`, read as the user, by name.
+pub async fn autoscalers(user: &Client, namespace: &str) -> Result<Vec<AutoscalerState>> {
+    let api = Api::<HorizontalPodAutoscaler>::namespaced(user.clone(), namespace);
+    let listed = api.list(&ListParams::default()).await.map_err(user_error)?;
+    let mut states: Vec<AutoscalerState> = listed.items.iter().map(AutoscalerState::of).collect();
+    states.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(states)
+}
+
 /// Which app controls the signed-in user may use, as Kubernetes answers for their identity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppPermissions {
@@ -540,6 +603,42 @@ fn autoscaler(namespace: &str, kind: Controller, name: &str, autoscale: &Autosca
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_autoscalers_state_is_its_range_target_measure_and_replicas() {
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+            "metadata": { "name": "web" },
+            "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" },
+                      "minReplicas": 1, "maxReplicas": 4,
+                      "metrics": [{ "type": "Resource", "resource": { "name": "cpu",
+                                    "target": { "type": "Utilization", "averageUtilization": 50 } } }] },
+            "status": { "currentReplicas": 2, "desiredReplicas": 3,
+                        "currentMetrics": [{ "type": "Resource", "resource": { "name": "cpu",
+                                             "current": { "averageUtilization": 87, "averageValue": "87m" } } }],
+                        "conditions": [{ "type": "ScalingActive", "status": "True" }] }
+        }))
+        .expect("autoscaler");
+        let state = AutoscalerState::of(&hpa);
+        assert_eq!(
+            state,
+            AutoscalerState {
+                name: "web".into(),
+                target_kind: "Deployment".into(),
+                target: "web".into(),
+                min: 1,
+                max: 4,
+                target_cpu_percent: Some(50),
+                current_cpu_percent: Some(87),
+                current_replicas: 2,
+                desired_replicas: 3,
+                scaling_active: Some(true),
+            }
+        );
+        let mut fresh = hpa;
+        fresh.status = None;
+        let fresh = AutoscalerState::of(&fresh);
+        assert_eq!((fresh.current_cpu_percent, fresh.scaling_active), (None, None), "not measured yet: not zero");
+    }
 
     #[test]
     fn numbers_a_user_types_are_checked_before_anything_is_sent() {

@@ -24,6 +24,8 @@ pub struct QuotaUse {
     pub hard: String,
     /// Used in whole percent of the limit, at most 100 (for a bar).
     pub percent: u8,
+    /// What the metrics API measures in use now, beside what the quota counts as reserved.
+    pub in_use: InUseNow,
 }
 
 /// One resource's container defaults from the LimitRange.
@@ -65,27 +67,116 @@ pub enum Metrics {
     /// showing zeros.
     #[default]
     Unavailable,
-    /// Pod by pod.
-    Pods(Vec<PodUsage>),
+    /// Pod by pod, workload by workload, and in all.
+    Available(Usage),
 }
 
-/// One pod's CPU and memory use against its limits.
+/// The use the metrics API measured in a namespace, as the identity may see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Each pod, by name.
+    pub pods: Vec<PodUsage>,
+    /// Each Deployment and StatefulSet with pods measured: the sum of its pods.
+    pub workloads: Vec<WorkloadUsage>,
+    /// CPU in use by every pod measured, in millicores.
+    pub cpu_millicores: u64,
+    /// Memory in use by every pod measured (working set), in bytes.
+    pub memory_bytes: u64,
+}
+
+/// One resource's use against what the pods asked for: millicores of CPU or bytes of memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Measured {
+    /// In use now.
+    pub used: u64,
+    /// What is reserved (the sum of the requests), if every container names one.
+    pub request: Option<u64>,
+    /// The most it may use (the sum of the limits), if every container has one.
+    pub limit: Option<u64>,
+}
+
+impl Measured {
+    /// Use in whole percent of the request (above 100 when a pod uses more than it reserved).
+    pub fn percent_of_request(&self) -> Option<u64> {
+        percent(self.used, self.request)
+    }
+
+    /// Use in whole percent of the limit.
+    pub fn percent_of_limit(&self) -> Option<u64> {
+        percent(self.used, self.limit)
+    }
+
+    /// The sum of two: a request or limit only if both have one.
+    fn plus(self, other: Measured) -> Measured {
+        let add = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_add(b?));
+        Measured {
+            used: self.used.saturating_add(other.used),
+            request: add(self.request, other.request),
+            limit: add(self.limit, other.limit),
+        }
+    }
+}
+
+fn percent(used: u64, of: Option<u64>) -> Option<u64> {
+    of.filter(|of| *of > 0).map(|of| u64::try_from(u128::from(used) * 100 / u128::from(of)).unwrap_or(u64::MAX))
+}
+
+/// The Deployment or StatefulSet a pod belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owner {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+}
+
+/// One pod's CPU and memory use against its requests and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodUsage {
     /// The pod.
     pub pod: String,
-    /// CPU in use, in millicores (`"12m"`).
-    pub cpu: String,
-    /// The pods' CPU limit, if every container has one.
-    pub cpu_limit: Option<String>,
-    /// Use in whole percent of the limit, at most 100.
-    pub cpu_percent: Option<u8>,
-    /// Memory in use, in MiB (`"45Mi"`).
-    pub memory: String,
-    /// The pod's memory limit, if every container has one.
-    pub memory_limit: Option<String>,
-    /// Use in whole percent of the limit, at most 100.
-    pub memory_percent: Option<u8>,
+    /// The workload it belongs to, if any.
+    pub owner: Option<Owner>,
+    /// CPU, in millicores.
+    pub cpu: Measured,
+    /// Memory (working set), in bytes.
+    pub memory: Measured,
+}
+
+/// One workload's use: the sum of its pods'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadUsage {
+    /// The workload.
+    pub owner: Owner,
+    /// Its pods measured.
+    pub pods: usize,
+    /// CPU, in millicores.
+    pub cpu: Measured,
+    /// Memory (working set), in bytes.
+    pub memory: Measured,
+}
+
+/// What the metrics API measures of a quota's resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InUseNow {
+    /// Nothing: the resource is not CPU or memory (pods, services, storage...).
+    NotMeasured,
+    /// CPU or memory, but the metrics API does not answer.
+    Unavailable,
+    /// CPU in use by the namespace's pods, in millicores, and in whole percent of the quota's limit.
+    Cpu {
+        /// Millicores in use.
+        millicores: u64,
+        /// Percent of the quota's limit, at most 100 (for a bar).
+        percent: u8,
+    },
+    /// Memory in use by the namespace's pods, in bytes, and in whole percent of the quota's limit.
+    Memory {
+        /// Bytes in use.
+        bytes: u64,
+        /// Percent of the quota's limit, at most 100 (for a bar).
+        percent: u8,
+    },
 }
 
 /// Reads the overview of `namespace` with `client`, which carries the signed-in identity's own token.
@@ -128,26 +219,41 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Overview> {
         let phase = pod.status.as_ref().and_then(|status| status.phase.clone()).unwrap_or_else(|| "Unknown".into());
         *pods_by_phase.entry(phase).or_insert(0) += 1;
     }
+    let names: Vec<String> = deployments.items.iter().filter_map(|d| d.metadata.name.clone()).collect();
+    let metrics = metrics(client, namespace, &pods.items, &names).await;
+    let mut quota = quota_use(&quotas.items);
+    in_use_now(&mut quota, &metrics);
     Ok(Overview {
-        quota: quota_use(&quotas.items),
+        quota,
         defaults: container_defaults(&limits.items),
         pods_by_phase,
         deployments: deployments.items.len(),
         stateful_sets: stateful_sets.items.len(),
         alerts: alerts::classify(observed),
-        metrics: metrics(client, namespace, &pods.items).await,
+        metrics,
     })
 }
 
+/// Reads what the CPU and memory card alone shows (what the live overview refreshes): the metrics API's use of the
+/// pods of `namespace` that `client` (the identity's own) may list, pod by pod and workload by workload.
+pub async fn usage(client: &Client, namespace: &str) -> Result<Metrics> {
+    let all = ListParams::default();
+    let (pods, deployments) =
+        (Api::<Pod>::namespaced(client.clone(), namespace), Api::<Deployment>::namespaced(client.clone(), namespace));
+    let (pods, deployments) = tokio::try_join!(pods.list(&all), deployments.list_metadata(&all))?;
+    let names: Vec<String> = deployments.items.into_iter().filter_map(|d| d.metadata.name).collect();
+    Ok(metrics(client, namespace, &pods.items, &names).await)
+}
+
 /// Reads the metrics API's pod metrics of `namespace` as the user; [`Metrics::Unavailable`] when it does not answer.
-async fn metrics(client: &Client, namespace: &str, pods: &[Pod]) -> Metrics {
+async fn metrics(client: &Client, namespace: &str, pods: &[Pod], deployments: &[String]) -> Metrics {
     let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
     let request = match http::Request::get(path).body(Vec::new()) {
         Ok(request) => request,
         Err(_) => return Metrics::Unavailable,
     };
     match client.request::<serde_json::Value>(request).await {
-        Ok(list) => Metrics::Pods(pod_usage(&list, pods)),
+        Ok(list) => Metrics::Available(measured(&list, pods, deployments)),
         Err(error) => {
             tracing::debug!(%error, namespace, "no pod metrics");
             Metrics::Unavailable
@@ -155,19 +261,26 @@ async fn metrics(client: &Client, namespace: &str, pods: &[Pod]) -> Metrics {
     }
 }
 
-/// Each pod of a `PodMetricsList` with its use summed over its containers, against the sum of its containers' limits.
-pub fn pod_usage(list: &serde_json::Value, pods: &[Pod]) -> Vec<PodUsage> {
-    use crate::catalog::quantity::{self, Milli};
-    const MI: i128 = 1024 * 1024 * 1000;
-    let percent = |used: i128, limit: Option<i128>| {
-        limit.filter(|l| *l > 0).map(|l| u8::try_from((used.saturating_mul(100) / l).clamp(0, 100)).unwrap_or(100))
-    };
+/// The pods of a `PodMetricsList` (those of `pods` alone: what the identity may list), their workloads (of the
+/// Deployments named `deployments`, and StatefulSets) and the sum.
+pub fn measured(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) -> Usage {
+    let pods = pod_usage(list, pods, deployments);
+    let workloads = workload_usage(&pods);
+    let total = |pick: fn(&PodUsage) -> u64| pods.iter().map(pick).fold(0u64, u64::saturating_add);
+    Usage { cpu_millicores: total(|pod| pod.cpu.used), memory_bytes: total(|pod| pod.memory.used), pods, workloads }
+}
+
+/// Each pod of a `PodMetricsList` that is among `pods`, with its use summed over its containers, against the sums of
+/// its containers' requests and limits, and the Deployment (of those named `deployments`) or StatefulSet it belongs to.
+pub fn pod_usage(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) -> Vec<PodUsage> {
+    use crate::catalog::quantity;
     let mut lines: Vec<PodUsage> = list["items"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|item| {
-            let name = item["metadata"]["name"].as_str()?.to_owned();
+            let name = item["metadata"]["name"].as_str()?;
+            let pod = pods.iter().find(|pod| pod.metadata.name.as_deref() == Some(name))?;
             let containers = item["containers"].as_array()?;
             let used = |resource: &str| {
                 containers
@@ -176,29 +289,103 @@ pub fn pod_usage(list: &serde_json::Value, pods: &[Pod]) -> Vec<PodUsage> {
                     .map(|m| m.0)
                     .sum::<i128>()
             };
-            let (cpu, memory) = (used("cpu"), used("memory"));
-            let pod = pods.iter().find(|pod| pod.metadata.name.as_deref() == Some(name.as_str()));
-            let limit = |resource: &str| {
-                let containers = pod?.spec.as_ref()?.containers.iter();
-                let limits: Option<Vec<Milli>> = containers
-                    .map(|c| c.resources.as_ref()?.limits.as_ref()?.get(resource).and_then(|q| quantity::parse(&q.0)))
+            let specified = |resource: &str, limits: bool| {
+                let containers = pod.spec.as_ref()?.containers.iter();
+                let amounts: Option<Vec<i128>> = containers
+                    .map(|c| {
+                        let resources = c.resources.as_ref()?;
+                        let amounts = if limits { resources.limits.as_ref() } else { resources.requests.as_ref() };
+                        amounts?.get(resource).and_then(|q| quantity::parse(&q.0)).map(|m| m.0)
+                    })
                     .collect();
-                limits.map(|limits| limits.iter().map(|m| m.0).sum::<i128>())
+                amounts.map(|amounts| amounts.iter().sum::<i128>())
             };
-            let (cpu_limit, memory_limit) = (limit("cpu"), limit("memory"));
+            // Quantities parse to thousandths: millicores of CPU, thousandths of a byte of memory.
+            let measured = |resource: &str, per_unit: i128| Measured {
+                used: whole(used(resource) / per_unit),
+                request: specified(resource, false).map(|m| whole(m / per_unit)),
+                limit: specified(resource, true).map(|m| whole(m / per_unit)),
+            };
             Some(PodUsage {
-                pod: name,
-                cpu: format!("{cpu}m"),
-                cpu_limit: cpu_limit.map(|l| format!("{l}m")),
-                cpu_percent: percent(cpu, cpu_limit),
-                memory: format!("{}Mi", memory / MI),
-                memory_limit: memory_limit.map(|l| format!("{}Mi", l / MI)),
-                memory_percent: percent(memory, memory_limit),
+                pod: name.to_owned(),
+                owner: owner(pod, deployments),
+                cpu: measured("cpu", 1),
+                memory: measured("memory", 1000),
             })
         })
         .collect();
     lines.sort_by(|a, b| a.pod.cmp(&b.pod));
     lines
+}
+
+fn whole(amount: i128) -> u64 {
+    u64::try_from(amount.max(0)).unwrap_or(u64::MAX)
+}
+
+/// The Deployment or StatefulSet that runs `pod`: its StatefulSet, or the Deployment (of those named `deployments`)
+/// whose ReplicaSet it is, named, as the Deployment controller names them, after the Deployment and the pod template's
+/// hash.
+fn owner(pod: &Pod, deployments: &[String]) -> Option<Owner> {
+    let controller = pod.metadata.owner_references.iter().flatten().find(|owner| owner.controller == Some(true))?;
+    match controller.kind.as_str() {
+        "StatefulSet" => Some(Owner { kind: "StatefulSet", name: controller.name.clone() }),
+        "ReplicaSet" => {
+            let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+            let name = controller.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+            deployments
+                .iter()
+                .any(|deployment| deployment == name)
+                .then(|| Owner { kind: "Deployment", name: name.to_owned() })
+        }
+        _ => None,
+    }
+}
+
+/// Each workload's pods summed, by kind and name.
+pub fn workload_usage(pods: &[PodUsage]) -> Vec<WorkloadUsage> {
+    let mut by_owner: BTreeMap<&Owner, WorkloadUsage> = BTreeMap::new();
+    for pod in pods {
+        let Some(owner) = &pod.owner else { continue };
+        by_owner
+            .entry(owner)
+            .and_modify(|sum| {
+                sum.pods += 1;
+                sum.cpu = sum.cpu.plus(pod.cpu);
+                sum.memory = sum.memory.plus(pod.memory);
+            })
+            .or_insert_with(|| WorkloadUsage { owner: owner.clone(), pods: 1, cpu: pod.cpu, memory: pod.memory });
+    }
+    by_owner.into_values().collect()
+}
+
+/// Sets what is in use now beside the quota's CPU and memory lines (`cpu`, `requests.cpu`, `limits.cpu`, alike for
+/// memory), from `metrics`.
+pub fn in_use_now(quota: &mut [QuotaUse], metrics: &Metrics) {
+    use crate::catalog::quantity;
+    for line in quota {
+        let cpu = match line.resource.as_str() {
+            "cpu" | "requests.cpu" | "limits.cpu" => true,
+            "memory" | "requests.memory" | "limits.memory" => false,
+            _ => continue,
+        };
+        let Metrics::Available(usage) = metrics else {
+            line.in_use = InUseNow::Unavailable;
+            continue;
+        };
+        // The quota's limit in thousandths (millicores, thousandths of a byte), as the use is counted below.
+        let hard = quantity::parse(&line.hard).map(|m| m.0);
+        let share = |used_thousandths: i128| {
+            let share = hard.filter(|h| *h > 0).map_or(0, |h| (used_thousandths.saturating_mul(100) / h).clamp(0, 100));
+            u8::try_from(share).unwrap_or(100)
+        };
+        line.in_use = if cpu {
+            let millicores = usage.cpu_millicores;
+            InUseNow::Cpu { millicores, percent: share(i128::from(millicores)) }
+        } else {
+            let bytes = usage.memory_bytes;
+            InUseNow::Memory { bytes, percent: share(i128::from(bytes).saturating_mul(1000)) }
+        };
+    }
 }
 
 /// Use against the limit of every resource of every quota (a resource without use yet counts as 0).
@@ -210,7 +397,8 @@ pub fn quota_use(quotas: &[ResourceQuota]) -> Vec<QuotaUse> {
             let used = used.get(resource).map_or_else(|| "0".to_owned(), |used| used.0.clone());
             let percent = alerts::percent_used(&used, &hard.0).unwrap_or(0).clamp(0, 100);
             let percent = u8::try_from(percent).unwrap_or(100);
-            lines.push(QuotaUse { resource: resource.clone(), used, hard: hard.0.clone(), percent });
+            let (resource, hard, in_use) = (resource.clone(), hard.0.clone(), InUseNow::NotMeasured);
+            lines.push(QuotaUse { resource, used, hard, percent, in_use });
         }
     }
     lines
@@ -286,35 +474,122 @@ mod tests {
         );
     }
 
-    #[test]
-    fn pod_metrics_are_summed_per_pod_against_the_limits() {
-        let pods: Vec<Pod> = serde_json::from_value(serde_json::json!([
-            { "metadata": { "name": "web-1" }, "spec": { "containers": [
-                { "name": "a", "resources": { "limits": { "cpu": "500m", "memory": "256Mi" } } },
-                { "name": "b", "resources": { "limits": { "cpu": "500m", "memory": "256Mi" } } } ] } },
+    /// A Deployment `web` with two pods (one of two containers), a StatefulSet `db` with one, and a bare pod.
+    fn recorded() -> (Vec<Pod>, Vec<String>, serde_json::Value) {
+        let owned = |kind: &str, name: &str| {
+            json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name,
+                                                      "uid": "u", "controller": true }])
+        };
+        let resources = |cpu: &str, memory: &str| {
+            json!({ "requests": { "cpu": cpu, "memory": memory },
+                                                          "limits": { "cpu": "500m", "memory": "256Mi" } })
+        };
+        let pods: Vec<Pod> = serde_json::from_value(json!([
+            { "metadata": { "name": "web-7d9f-a", "labels": { "pod-template-hash": "7d9f" },
+                            "ownerReferences": owned("ReplicaSet", "web-7d9f") },
+              "spec": { "containers": [
+                { "name": "a", "resources": resources("100m", "64Mi") },
+                { "name": "b", "resources": resources("100m", "64Mi") } ] } },
+            { "metadata": { "name": "web-7d9f-b", "labels": { "pod-template-hash": "7d9f" },
+                            "ownerReferences": owned("ReplicaSet", "web-7d9f") },
+              "spec": { "containers": [{ "name": "a", "resources": resources("200m", "128Mi") }] } },
+            { "metadata": { "name": "db-0", "ownerReferences": owned("StatefulSet", "db") },
+              "spec": { "containers": [{ "name": "a", "resources": { "requests": { "cpu": "1" } } }] } },
             { "metadata": { "name": "free" }, "spec": { "containers": [{ "name": "a" }] } }
         ]))
         .expect("pods");
-        let list = serde_json::json!({ "items": [
-            { "metadata": { "name": "web-1" }, "containers": [
+        let deployments = vec!["web".to_owned()];
+        let list = json!({ "items": [
+            { "metadata": { "name": "web-7d9f-a" }, "containers": [
                 { "name": "a", "usage": { "cpu": "250000000n", "memory": "131072Ki" } },
                 { "name": "b", "usage": { "cpu": "50m", "memory": "128Mi" } } ] },
-            { "metadata": { "name": "free" }, "containers": [{ "name": "a", "usage": { "cpu": "1", "memory": "1Gi" } }] }
+            { "metadata": { "name": "web-7d9f-b" }, "containers": [
+                { "name": "a", "usage": { "cpu": "100m", "memory": "64Mi" } } ] },
+            { "metadata": { "name": "db-0" }, "containers": [{ "name": "a", "usage": { "cpu": "1", "memory": "1Gi" } }] },
+            { "metadata": { "name": "free" }, "containers": [{ "name": "a", "usage": { "cpu": "3m", "memory": "1Mi" } }] },
+            { "metadata": { "name": "unlisted" }, "containers": [{ "name": "a", "usage": { "cpu": "9", "memory": "9Gi" } }] }
         ] });
-        let usage = pod_usage(&list, &pods);
-        assert_eq!(usage.len(), 2);
+        (pods, deployments, list)
+    }
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn pod_metrics_are_summed_per_pod_against_requests_and_limits() {
+        let (pods, deployments, list) = recorded();
+        let usage = pod_usage(&list, &pods, &deployments);
+        let names: Vec<_> = usage.iter().map(|pod| pod.pod.as_str()).collect();
+        assert_eq!(names, ["db-0", "free", "web-7d9f-a", "web-7d9f-b"], "only pods the identity may list");
         assert_eq!(
-            usage[1],
+            usage[2],
             PodUsage {
-                pod: "web-1".into(),
-                cpu: "300m".into(),
-                cpu_limit: Some("1000m".into()),
-                cpu_percent: Some(30),
-                memory: "256Mi".into(),
-                memory_limit: Some("512Mi".into()),
-                memory_percent: Some(50),
+                pod: "web-7d9f-a".into(),
+                owner: Some(Owner { kind: "Deployment", name: "web".into() }),
+                cpu: Measured { used: 300, request: Some(200), limit: Some(1000) },
+                memory: Measured { used: 256 * MIB, request: Some(128 * MIB), limit: Some(512 * MIB) },
             }
         );
-        assert_eq!((usage[0].cpu.as_str(), usage[0].cpu_limit.as_deref(), usage[0].cpu_percent), ("1000m", None, None));
+        assert_eq!((usage[2].cpu.percent_of_request(), usage[2].cpu.percent_of_limit()), (Some(150), Some(30)));
+        assert_eq!((usage[2].memory.percent_of_request(), usage[2].memory.percent_of_limit()), (Some(200), Some(50)));
+        let db = &usage[0];
+        assert_eq!(db.owner, Some(Owner { kind: "StatefulSet", name: "db".into() }));
+        assert_eq!(db.cpu, Measured { used: 1000, request: Some(1000), limit: None }, "no limit is no limit");
+        assert_eq!(db.memory, Measured { used: 1024 * MIB, request: None, limit: None }, "nor a request");
+        assert_eq!((db.memory.percent_of_request(), db.memory.percent_of_limit()), (None, None));
+        assert_eq!((usage[1].owner.as_ref(), usage[1].cpu.used), (None, 3), "a bare pod belongs to no workload");
+    }
+
+    #[test]
+    fn a_workload_is_the_sum_of_its_pods_and_reserves_only_what_each_pod_names() {
+        let (pods, deployments, list) = recorded();
+        let usage = measured(&list, &pods, &deployments);
+        assert_eq!(
+            usage.workloads,
+            [
+                WorkloadUsage {
+                    owner: Owner { kind: "Deployment", name: "web".into() },
+                    pods: 2,
+                    cpu: Measured { used: 400, request: Some(400), limit: Some(1500) },
+                    memory: Measured { used: 320 * MIB, request: Some(256 * MIB), limit: Some(768 * MIB) },
+                },
+                WorkloadUsage {
+                    owner: Owner { kind: "StatefulSet", name: "db".into() },
+                    pods: 1,
+                    cpu: Measured { used: 1000, request: Some(1000), limit: None },
+                    memory: Measured { used: 1024 * MIB, request: None, limit: None },
+                },
+            ]
+        );
+        assert_eq!((usage.cpu_millicores, usage.memory_bytes), (1403, 1345 * MIB), "every listed pod, in all");
+        let no_deployment = pod_usage(&list, &pods, &[]);
+        assert!(no_deployment.iter().all(|pod| pod.owner.as_ref().is_none_or(|o| o.kind == "StatefulSet")));
+    }
+
+    #[test]
+    fn the_quota_shows_cpu_and_memory_in_use_now_or_says_metrics_are_unavailable() {
+        let quota: ResourceQuota = serde_json::from_value(json!({ "metadata": { "name": "q" }, "status": {
+            "hard": { "pods": "10", "requests.cpu": "2", "limits.memory": "4Gi", "cpu": "0" },
+            "used": { "pods": "3", "requests.cpu": "1500m" } } }))
+        .expect("quota");
+        let (pods, deployments, list) = recorded();
+        let mut lines = quota_use(&[quota]);
+        in_use_now(&mut lines, &Metrics::Available(measured(&list, &pods, &deployments)));
+        let in_use: Vec<_> = lines.iter().map(|line| (line.resource.as_str(), line.in_use)).collect();
+        assert_eq!(
+            in_use,
+            [
+                ("cpu", InUseNow::Cpu { millicores: 1403, percent: 0 }),
+                ("limits.memory", InUseNow::Memory { bytes: 1345 * MIB, percent: 32 }),
+                ("pods", InUseNow::NotMeasured),
+                ("requests.cpu", InUseNow::Cpu { millicores: 1403, percent: 70 }),
+            ]
+        );
+        in_use_now(&mut lines, &Metrics::Unavailable);
+        let unavailable: Vec<_> = lines.iter().map(|line| line.in_use).collect();
+        assert_eq!(
+            unavailable,
+            [InUseNow::Unavailable, InUseNow::Unavailable, InUseNow::NotMeasured, InUseNow::Unavailable],
+            "never zeros"
+        );
     }
 }
