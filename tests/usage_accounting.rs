@@ -248,6 +248,12 @@ async fn a_pod_burning_a_core_for_a_minute_is_counted_once_across_a_sigkill() {
     assert_eq!(status, "200");
     assert!(all.lines().any(|row| row.split(',').nth(1) == Some(instance.as_str())), "{all}");
 
+    println!(
+        "usage accounting: a core burnt for 60 s counted {settled:.1} core-seconds; /metrics {shown:.1} before the \
+         SIGKILL, {after_restart:.1} right after, {counter:.1} two checkpoints later; the CSV's {} rows add up to \
+         {counted:.1}",
+        rows.len()
+    );
     let query = format!("service_id={CAAS}&plan_id={SMALL}");
     let (status, body) = broker.call("DELETE", &format!("/v2/service_instances/{instance}?{query}"), None);
     assert!(status == "200" || status == "202", "{status} {body}");
