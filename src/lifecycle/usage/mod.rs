@@ -230,7 +230,7 @@ impl Broker {
                 }
             }
         }
-        state.history.retain(|namespace, _| instances.iter().any(|i| &i.namespace == namespace));
+        state.history.retain(|namespace, _| by_namespace.contains_key(namespace));
         // An instance no longer there keeps what it has pending until that is checkpointed.
         state.tracked.retain(|id, tracked| alive.contains(id) || !tracked.pending.segments.is_empty());
         if silent != state.metrics_silence_said {
