@@ -2,6 +2,8 @@
 //!
 //! - the usage API answers only with the broker's credentials and refuses bad ranges and formats with a 400 that
 //!   says why;
+//! - two replicas sampling the same virtual cluster count each second once (one core reserved for a span is that many
+//!   core-seconds in the record, the API and the dashboard's month figure);
 //! - on the real node (`tests/cluster/real-node.sh`, with the metrics API of `tests/cluster/cluster.sh`), a pod that
 //!   burns one core for 60 s grows its virtual cluster's CPU use by 60 ± 15 core-seconds, on `/metrics` and in the
 //!   API; the broker killed with SIGKILL and started again shows the same totals (nothing counted twice, nothing
@@ -69,6 +71,98 @@ async fn the_usage_api_needs_the_brokers_credentials_and_refuses_bad_input() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["instances"], json!([]), "an instance never accounted has no rows");
     assert_eq!(body["from"], "2026-12-01T00:00:00Z");
+}
+
+/// Samples every 5 s and checkpoints every 10 s (the shortest the configuration allows between them).
+fn quick_accounting(settings: &mut caas_broker::config::Settings) {
+    settings.usage.sample_seconds = 5;
+    settings.usage.checkpoint_seconds = 10;
+}
+
+#[tokio::test]
+async fn two_replicas_count_each_second_once() {
+    let first = TestBroker::start(quick_accounting).await;
+    let prefix = first.prefix.clone();
+    let second = TestBroker::start(|settings| {
+        quick_accounting(settings);
+        settings.kubernetes.namespace_prefix = prefix;
+    })
+    .await;
+    let instance = id("vc");
+    first.provision(&instance, support::broker::SMALL, json!({})).await;
+    let namespace = first.namespace(&instance);
+    // A pod on kwok's simulated nodes requesting one core: what both replicas sample, at a rate known exactly.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "reserved" },
+        "spec": { "containers": [{ "name": "c", "image": "example.invalid/app:1",
+            "resources": { "requests": { "cpu": "1", "memory": "64Mi" }, "limits": { "cpu": "1", "memory": "64Mi" } } }],
+            "nodeSelector": { "type": "kwok" } }
+    }))
+    .expect("pod");
+    let pods = Api::<Pod>::namespaced(first.client.clone(), &namespace);
+    pods.create(&PostParams::default(), &pod).await.expect("create the pod");
+    eventually(Duration::from_secs(60), "the pod to run", || async {
+        let pod = pods.get("reserved").await.ok()?;
+        (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let running = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_secs(45)).await;
+
+    // The record, however the two replicas' checkpoints fell: one core over the time it covers, not two.
+    let month = jiff::Timestamp::now().strftime("%Y%m").to_string();
+    let name = format!("usage-{instance}-{month}");
+    let records = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(first.client.clone(), "caas-broker-system");
+    let record = records.get(&name).await.expect("the usage record");
+    let annotations = record.metadata.annotations.clone().unwrap_or_default();
+    let through: jiff::Timestamp =
+        annotations["caas-broker.io/usage-through"].parse().expect("the record says through when");
+    let lifetime: Vec<f64> = serde_json::from_str(&annotations["caas-broker.io/usage-lifetime"]).expect("totals");
+    let elapsed = through.duration_since(running).as_secs_f64();
+    let reserved = lifetime[2];
+    // Counted from the first sample after the pod ran (within 5 s of it), each span once.
+    assert!(
+        reserved <= elapsed + 1.0 && reserved >= elapsed - 11.0,
+        "one core reserved for {elapsed:.1} s counted as {reserved:.1} core-seconds by two replicas"
+    );
+    // The API and the month's figure the dashboard shows say the same.
+    let since = running - jiff::SignedDuration::from_hours(1);
+    let to = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let (status, body) =
+        usage(&second, &format!("from={since}&to={to}&instance_id={instance}"), Some("broker:broker-dev-password"))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let from_api = body["instances"][0]["totals"]["cpu_requested_core_seconds"].as_f64().unwrap_or(-1.0);
+    assert!(from_api >= reserved, "the API says {from_api}, the record said {reserved} a moment before: {body}");
+    assert_eq!(body["instances"][0]["kind"], "virtual-cluster");
+    assert_eq!(body["instances"][0]["plan"], "small");
+    let tenant = caas_broker::lifecycle::Tenant {
+        instance_id: instance.clone(),
+        namespace: namespace.clone(),
+        service_name: "caas".to_owned(),
+        plan_name: "small".to_owned(),
+        username: String::new(),
+        account: String::new(),
+        member: None,
+    };
+    let month_usage = second.domain.month_usage(&tenant).await.expect("the month's usage");
+    assert!(month_usage.cpu_requested_core_seconds >= reserved, "{month_usage:?} against {reserved}");
+    println!(
+        "two replicas: one core reserved for {elapsed:.1} s counted {reserved:.1} core-seconds; the API {from_api:.1}, \
+         the month {:.1}",
+        month_usage.cpu_requested_core_seconds
+    );
+    first.deprovision(&instance, support::broker::SMALL).await;
+    forget_usage(&first.client, &instance).await;
+}
+
+/// Deletes the usage records of a test's instance (they outlive it by design).
+async fn forget_usage(client: &kube::Client, instance: &str) {
+    let records = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "caas-broker-system");
+    let selector = format!("app.kubernetes.io/managed-by=caas-broker-usage,caas-broker.io/instance={instance}");
+    let deleted =
+        records.delete_collection(&Default::default(), &kube::api::ListParams::default().labels(&selector)).await;
+    deleted.expect("delete the test's usage records");
 }
 
 /// The broker binary, as operators run it, sampling every 5 s and checkpointing every 10 s.
@@ -259,4 +353,5 @@ async fn a_pod_burning_a_core_for_a_minute_is_counted_once_across_a_sigkill() {
     assert!(status == "200" || status == "202", "{status} {body}");
     broker.kill("-TERM");
     let _ = std::fs::remove_file(&broker.log);
+    forget_usage(&admin, &instance).await;
 }
