@@ -47,6 +47,11 @@ dashboard:
 log:
   format: human
   level: info
+usage:
+  enabled: true
+  sample_seconds: 30
+  checkpoint_seconds: 300
+  retention_months: 13
 "#;
 
 /// The password the defaults carry; accepted only while the broker listens on loopback.
@@ -86,6 +91,25 @@ pub struct Settings {
     /// Where Prometheus scrapes `/metrics`.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Usage accounting: how often the broker samples tenant namespaces and checkpoints what they used.
+    pub usage: UsageSettings,
+}
+
+/// Usage accounting (docs/operations.md, "Usage accounting"): every replica samples each tenant namespace every
+/// `sample_seconds` and writes what it counted into the usage records every `checkpoint_seconds`. After a restart, the
+/// span from the last checkpoint to the first new sample is counted at that sample's rates when it is at most 3
+/// checkpoint intervals long, and not at all when it is longer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSettings {
+    /// Whether the broker accounts usage at all.
+    pub enabled: bool,
+    /// Seconds between two samples of every tenant namespace (the metrics API, pods, claims).
+    pub sample_seconds: u64,
+    /// Seconds between two checkpoints of what was counted into the usage records.
+    pub checkpoint_seconds: u64,
+    /// Months a usage record is kept (the current one included), after its instance is gone too.
+    pub retention_months: u32,
 }
 
 /// Where `/metrics` is served: on the OSB listener behind the broker's own credentials (the default: what the
@@ -596,6 +620,15 @@ impl Settings {
             && metrics.port() != 0
         {
             return invalid("metrics.listen", "must differ from listen and dashboard.listen");
+        }
+        if !(5..=300).contains(&self.usage.sample_seconds) {
+            return invalid("usage.sample_seconds", "must be 5 to 300");
+        }
+        if !(self.usage.sample_seconds..=3600).contains(&self.usage.checkpoint_seconds) {
+            return invalid("usage.checkpoint_seconds", "must be usage.sample_seconds to 3600");
+        }
+        if !(1..=120).contains(&self.usage.retention_months) {
+            return invalid("usage.retention_months", "must be 1 to 120");
         }
         if let Some(url) = &self.dashboard.base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

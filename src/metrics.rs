@@ -85,6 +85,23 @@ pub struct RepairLabels {
     pub kind: String,
 }
 
+/// Labels of an instance's usage counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    /// The organization's guid (label-safe).
+    pub organization: String,
+    /// The space's guid (label-safe).
+    pub space: String,
+    /// Offering name.
+    pub service: String,
+    /// Plan name.
+    pub plan: String,
+    /// The exact instance id.
+    pub instance: String,
+    /// virtual-cluster or workload.
+    pub kind: String,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -117,6 +134,9 @@ pub struct Metrics {
     /// when it ends that stop, woken (an update with `state`) or deleted; a session still asleep adds nothing yet,
     /// so the count lags by the sleeps in progress and is never an estimate.
     pub session_idle_saved_pod_hours: Counter<f64, AtomicU64>,
+    /// Usage per instance, one counter per quantity in the order of [`crate::lifecycle::usage::UsageTotals::NAMES`]:
+    /// the usage records' lifetime totals (see [`crate::lifecycle::usage`]), so every replica shows the same.
+    pub usage: [Family<UsageLabels, Counter<f64, AtomicU64>>; 7],
 }
 
 fn latency_histogram() -> Histogram {
@@ -186,6 +206,19 @@ pub fn global() -> &'static Metrics {
             "Pod-hours streaming sessions stayed stopped for idleness, counted when they are woken or deleted",
             session_idle_saved_pod_hours.clone(),
         );
+        let usage: [Family<UsageLabels, Counter<f64, AtomicU64>>; 7] = Default::default();
+        let help = [
+            "CPU in use (metrics API), in core-seconds",
+            "Memory in use (metrics API, working set), in byte-seconds",
+            "CPU requested by running pods, in core-seconds",
+            "Memory requested by running pods, in byte-seconds",
+            "GPUs (nvidia.com/gpu) requested by running pods, in GPU-seconds",
+            "Storage claimed by PersistentVolumeClaims, in byte-seconds",
+            "Streaming sessions' pods running, in pod-seconds",
+        ];
+        for ((name, help), family) in crate::lifecycle::usage::UsageTotals::NAMES.iter().zip(help).zip(&usage) {
+            registry.register(format!("usage_{name}"), format!("{help}, per instance"), family.clone());
+        }
         Metrics {
             registry,
             http_requests,
@@ -201,6 +234,7 @@ pub fn global() -> &'static Metrics {
             repairs,
             session_idle_stops,
             session_idle_saved_pod_hours,
+            usage,
         }
     })
 }
@@ -222,6 +256,30 @@ impl Metrics {
             self.cache_synced.get_or_create(&labels).set(i64::from(figures.synced));
             let restarts = self.cache_watch_restarts.get_or_create(&labels);
             restarts.inc_by(figures.restarts.saturating_sub(restarts.get()));
+        }
+    }
+
+    /// Sets an instance's usage counters to its record's lifetime totals; a counter never goes down (a total older
+    /// than the one shown, read from another replica's earlier write, leaves it as it is).
+    pub fn set_usage(
+        &self,
+        instance: &crate::lifecycle::usage::record::Accounted,
+        lifetime: &crate::lifecycle::usage::UsageTotals,
+    ) {
+        let labels = UsageLabels {
+            organization: instance.organization.clone(),
+            space: instance.space.clone(),
+            service: instance.service.clone(),
+            plan: instance.plan.clone(),
+            instance: instance.instance_id.clone(),
+            kind: instance.kind.as_str().to_owned(),
+        };
+        for (family, value) in self.usage.iter().zip(lifetime.values()) {
+            let counter = family.get_or_create(&labels);
+            let more = value - counter.get();
+            if more > 0.0 {
+                counter.inc_by(more);
+            }
         }
     }
 

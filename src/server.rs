@@ -39,6 +39,7 @@ pub fn broker(
     broker.watch_tenant_guard();
     broker.repair_drift();
     broker.stop_idle_sessions();
+    broker.account_usage();
     Ok(broker)
 }
 
@@ -58,7 +59,8 @@ pub fn osb_app(settings: &Settings, broker: Arc<Broker>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(broker.clone());
-    let mut app = osb::router(broker.clone(), credentials(), settings.limits.body_bytes).merge(probes);
+    let usage = osb::usage::router(broker.clone(), Arc::new(credentials()));
+    let mut app = osb::router(broker.clone(), credentials(), settings.limits.body_bytes).merge(probes).merge(usage);
     if settings.metrics.listen.is_none() {
         let authenticated =
             axum::middleware::from_fn_with_state(Arc::new(credentials()), osb::middleware::authenticate);

@@ -57,6 +57,15 @@ async fn may(client: &kube::Client, namespace: &str, verb: &str, resource: &str)
     answer.expect("access review").status.is_some_and(|status| status.allowed)
 }
 
+/// Whether `client` may list pod metrics (`metrics.k8s.io`) in `namespace`.
+async fn may_read_pod_metrics(client: &kube::Client, namespace: &str) -> bool {
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({ "spec": { "resourceAttributes": {
+        "namespace": namespace, "verb": "list", "group": "metrics.k8s.io", "resource": "pods" } } }))
+    .expect("review");
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await;
+    answer.expect("access review").status.is_some_and(|status| status.allowed)
+}
+
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
     matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
 }
@@ -145,6 +154,11 @@ async fn every_service_works_under_the_manifests_role_and_nothing_more() {
     }
     assert!(may(&broker.client, &namespace, "watch", "pods").await);
     assert!(!may(&broker.client, &namespace, "watch", "secrets").await, "only the live view's kinds");
+    // Usage accounting reads pod metrics through the same role: in tenant namespaces only.
+    assert!(may_read_pod_metrics(&broker.client, &namespace).await, "pod metrics of a tenant namespace");
+    for elsewhere in ["kube-system", "default"] {
+        assert!(!may_read_pod_metrics(&broker.client, elsewhere).await, "pod metrics of {elsewhere}");
+    }
 
     // The dashboard's members: invited, listed, given another role, signed in with a token of their own, removed.
     {

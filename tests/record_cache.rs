@@ -40,6 +40,8 @@ impl Broker {
             .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
             .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
             .env("CAAS_BROKER__LOG__LEVEL", "info")
+            // Usage accounting reads tenant namespaces in the background; what is counted here is what requests cost.
+            .env("CAAS_BROKER__USAGE__ENABLED", "false")
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .stdin(Stdio::null())

@@ -309,6 +309,11 @@ impl CachedMeta {
         }
     }
 
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A kept label's value.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key)

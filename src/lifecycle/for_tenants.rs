@@ -122,13 +122,11 @@ impl Broker {
     /// The recent use of each pod of `tenant`'s namespace, for the dashboard's sparklines (the accounting sampler's
     /// last hour; empty until it has sampled).
     pub fn pod_history(&self, tenant: &Tenant) -> Vec<super::usage::PodHistory> {
-        let _ = tenant;
-        Vec::new()
+        self.recent_use(&tenant.namespace)
     }
 
     /// What `tenant`'s virtual cluster consumed in the current calendar month (UTC), for the dashboard.
     pub async fn month_usage(&self, tenant: &Tenant) -> Result<super::usage::UsageTotals> {
-        let _ = tenant;
-        Ok(super::usage::UsageTotals::default())
+        self.usage_this_month(&tenant.instance_id).await
     }
 }

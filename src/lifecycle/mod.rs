@@ -85,6 +85,8 @@ pub struct BrokerOptions {
     pub tenant_guard: Option<String>,
     /// The domain under which instances publish Ingress hosts (`ingress.domain`), if limited.
     pub ingress_domain: Option<String>,
+    /// How usage is accounted (`usage.*`), or `None` when it is not (`usage.enabled: false`).
+    pub usage: Option<usage::UsageOptions>,
 }
 
 impl BrokerOptions {
@@ -106,6 +108,11 @@ impl BrokerOptions {
             watch_seconds: watch_seconds(settings.kubernetes.request_timeout_seconds),
             tenant_guard: settings.policy.require_tenant_guard.then(|| settings.policy.tenant_guard.clone()),
             ingress_domain: settings.ingress.domain.clone(),
+            usage: settings.usage.enabled.then(|| usage::UsageOptions {
+                sample: Duration::from_secs(settings.usage.sample_seconds),
+                checkpoint: Duration::from_secs(settings.usage.checkpoint_seconds),
+                retention_months: settings.usage.retention_months,
+            }),
         }
     }
 }
@@ -143,6 +150,8 @@ pub struct Broker {
     repairs: drift_repair::Repairs,
     /// The watch that stops sessions without a viewer, once started (see [`Broker::stop_idle_sessions`]).
     idle_watch: idle_stop::IdleWatch,
+    /// Usage accounting's pending samples, pods' recent use and task (see [`Broker::account_usage`]).
+    usage: usage::Accounting,
 }
 
 impl Broker {
@@ -170,6 +179,7 @@ impl Broker {
             revocations: revocations::Revocations::default(),
             repairs: drift_repair::Repairs::default(),
             idle_watch: idle_stop::IdleWatch::default(),
+            usage: usage::Accounting::default(),
         })
     }
 

@@ -8,6 +8,7 @@ pub mod extract;
 mod handlers;
 pub mod identity;
 pub mod middleware;
+pub mod usage;
 pub mod version;
 
 use std::sync::Arc;

@@ -40,3 +40,53 @@ pub struct PodHistory {
     /// Its samples over the last hour, oldest first.
     pub samples: Vec<UsageSample>,
 }
+
+impl UsageTotals {
+    /// The counters in a fixed order, the order of [`UsageTotals::NAMES`] (records, CSV columns, metrics).
+    pub fn values(&self) -> [f64; 7] {
+        [
+            self.cpu_core_seconds,
+            self.memory_byte_seconds,
+            self.cpu_requested_core_seconds,
+            self.memory_requested_byte_seconds,
+            self.gpu_seconds,
+            self.storage_byte_seconds,
+            self.session_pod_seconds,
+        ]
+    }
+
+    /// Totals from values in the order of [`UsageTotals::NAMES`].
+    pub fn from_values(values: [f64; 7]) -> UsageTotals {
+        let [cpu, memory, cpu_requested, memory_requested, gpu, storage, session] = values;
+        UsageTotals {
+            cpu_core_seconds: cpu,
+            memory_byte_seconds: memory,
+            cpu_requested_core_seconds: cpu_requested,
+            memory_requested_byte_seconds: memory_requested,
+            gpu_seconds: gpu,
+            storage_byte_seconds: storage,
+            session_pod_seconds: session,
+        }
+    }
+
+    /// The counters' names, as the fields, CSV columns and JSON keys spell them.
+    pub const NAMES: [&'static str; 7] = [
+        "cpu_core_seconds",
+        "memory_byte_seconds",
+        "cpu_requested_core_seconds",
+        "memory_requested_byte_seconds",
+        "gpu_seconds",
+        "storage_byte_seconds",
+        "session_pod_seconds",
+    ];
+}
+
+impl std::ops::AddAssign for UsageTotals {
+    fn add_assign(&mut self, other: UsageTotals) {
+        let (mut mine, theirs) = (self.values(), other.values());
+        for (value, added) in mine.iter_mut().zip(theirs) {
+            *value += added;
+        }
+        *self = UsageTotals::from_values(mine);
+    }
+}
