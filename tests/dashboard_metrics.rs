@@ -1,8 +1,8 @@
 //! The dashboard's measured use, on the real node (`tests/cluster/real-node.sh`) with the control plane's metrics
 //! server: a StatefulSet of two pods, one burning a core in a busy loop and one asleep, is read by an `edit` binding
 //! in headless Chromium. The burning pod reads about one core, the StatefulSet's row the sum of its pods, the quota
-//! shows what is in use now beside what is reserved, and each pod's history says it is being collected until the
-//! broker has sampled it. Fails, naming the command to run, when the real node or the metrics API is not there.
+//! shows what is in use now beside what is reserved, and each pod's last hour is drawn from the broker's samples.
+//! Fails, naming the command to run, when the real node or the metrics API is not there.
 
 mod support;
 
@@ -174,9 +174,17 @@ async fn chromium_reads_a_burning_pod_at_one_core_its_workload_summed_and_the_qu
     let pods_line = quota.iter().find(|q| q["resource"] == "pods").unwrap_or_else(|| panic!("{report}"));
     assert_eq!(pods_line["inUse"], Value::Null, "the metrics API measures CPU and memory only: {report}");
 
-    // History: the broker's sampler has not sampled these pods yet, and the page says so rather than drawing nothing.
-    assert_eq!(burning["cpu"]["collecting"], 1, "{report}");
-    assert_eq!(burning["cpu"]["sparklines"], json!([]), "{report}");
+    // History: once the broker has sampled the pods, each has a sparkline of its last hour, its numbers in its title.
+    assert_eq!(burning["cpu"]["collecting"], 0, "{report}");
+    let sparklines = burning["cpu"]["sparklines"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sparklines.len(), 1, "burn-0's CPU sparkline: {report}");
+    let title = sparklines[0]["title"].as_str().unwrap_or_default();
+    assert_eq!(sparklines[0]["label"].as_str(), Some(title), "its accessible name says the same: {report}");
+    assert!(title.starts_with("CPU, last hour: now ") && title.contains(" (samples: "), "{report}");
+    let highest = title.split(", highest ").nth(1).and_then(|rest| rest.split(',').next()).unwrap_or_default();
+    assert!((750.0..=1250.0).contains(&millicores(highest)), "the sparkline's highest sample: {report}");
+    let drawn = sparklines[0]["points"].as_str().is_some() || sparklines[0]["dot"] == true;
+    assert!(drawn && sparklines[0]["width"].as_f64().is_some_and(|w| w > 0.0), "{report}");
     assert!(report["month"].as_str().is_some_and(|m| m.contains("core-hours")), "the month's usage card: {report}");
 
     sets.delete("burn", &DeleteParams::default()).await.expect("delete the burning StatefulSet");

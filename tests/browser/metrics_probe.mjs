@@ -27,6 +27,8 @@ try {
   await Promise.all([page.waitForURL((u) => !u.pathname.endsWith('/login'), { timeout: 30000 }), page.click('button[type=submit]')]);
   step('the overview\'s measured use');
   await page.waitForSelector('#metrics', { timeout: 30000 });
+  step('the broker\'s first samples of burn-0 (the card refreshes itself every 30 s)');
+  await page.waitForSelector('#pod-usage tr[data-pod="burn-0"] td.cpu svg.sparkline', { timeout: 180000 });
   await page.screenshot({ path: screenshot, fullPage: true });
   const pods = await page.$$eval('#pod-usage tr[data-pod]', (rows) => rows.map((row) => {
     const fold = (node) => (node?.textContent ?? '').replace(/\s+/g, ' ').trim();
