@@ -35,6 +35,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
 use support::cluster::cluster;
+use support::process::start_broker;
 
 /// Labels what the memory section makes, to delete it in one request.
 const BENCH_LABEL: &str = "caas-broker.io/bench-run";
@@ -134,28 +135,6 @@ async fn wait_until_no_namespace(client: &Client, prefix: &str) {
         assert!(Instant::now() < deadline, "{left} namespaces {prefix}… still there after 5 minutes");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Starts the release binary against the cluster on a free port and waits until `/healthz` answers.
-fn start_broker(prefix: &str) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let binary = env!("CARGO_BIN_EXE_caas-broker");
-    let process = Command::new(binary)
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
-        .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", prefix)
-        .env("CAAS_BROKER__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-    let healthz = format!("http://127.0.0.1:{port}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new("curl").args(["-sf", &healthz]).output().is_ok_and(|out| out.status.success()) {
-        assert!(Instant::now() < deadline, "the broker binary did not answer {healthz} within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (process, port)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -415,7 +394,7 @@ async fn main() {
     // varies from one start to the next.
     let mut idle_starts: Vec<u64> = (0..3)
         .map(|_| {
-            let (mut process, _) = tokio::task::block_in_place(|| start_broker(&broker.prefix));
+            let (mut process, _) = tokio::task::block_in_place(|| start_broker(&broker.prefix, &[]));
             let idle = rss_kib(process.id());
             process.kill().ok();
             process.wait().ok();
@@ -424,7 +403,7 @@ async fn main() {
         .collect();
     idle_starts.sort_unstable();
     // HTTP and memory under load, on the real binary.
-    let (mut process, port) = tokio::task::block_in_place(|| start_broker(&broker.prefix));
+    let (mut process, port) = tokio::task::block_in_place(|| start_broker(&broker.prefix, &[]));
     let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "broker:broker-dev-password");
     println!("## HTTP at 64 connections (wrk, 10 s, 2 threads; the load generator shares the 2 cores)\n");
     println!("| request | result |\n|---|---|");

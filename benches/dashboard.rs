@@ -28,20 +28,11 @@ use serde_json::json;
 use support::broker::SMALL;
 use support::cluster::{cluster, eventually};
 use support::dashboard::{cookie_of, instance_with_binding, serve, sign_in};
+use support::process::rss_mib;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 /// One wrk run of `url` with `cookie` at `connections`: the table cell.
@@ -196,7 +187,7 @@ async fn main() {
     println!("| state | RSS | Kubernetes watches | viewers |\n|---|---|---|---|");
     println!(
         "| signed in, no live page | {:.1} MiB | {} | {} |",
-        rss_mib(),
+        rss_mib("self"),
         gauge("caas_broker_dashboard_watches"),
         gauge("caas_broker_dashboard_viewers")
     );
@@ -210,7 +201,7 @@ async fn main() {
     println!(
         "| {live_pages} live pages open (opened in {:.1} s: 16 access reviews each) | {:.1} MiB | {} | {} |",
         opened.as_secs_f64(),
-        rss_mib(),
+        rss_mib("self"),
         gauge("caas_broker_dashboard_watches"),
         gauge("caas_broker_dashboard_viewers")
     );
@@ -226,7 +217,7 @@ async fn main() {
     println!(
         "| after a pod's creation reached all {live_pages} pages ({:.0} ms from the create call) | {:.1} MiB | {} | {} |",
         fan_out.as_secs_f64() * 1e3,
-        rss_mib(),
+        rss_mib("self"),
         gauge("caas_broker_dashboard_watches"),
         gauge("caas_broker_dashboard_viewers")
     );

@@ -14,7 +14,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use caas_broker::k8s::names;
@@ -59,27 +59,13 @@ fn pod(name: &str, node: usize) -> Pod {
 /// The broker binary accounting (or not) the namespaces named `prefix`…, sampling every 30 s and checkpointing every
 /// 60 s.
 fn start_broker(prefix: &str, accounting: bool) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let binary = env!("CARGO_BIN_EXE_caas-broker");
-    let process = Command::new(binary)
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .env("CAAS_BROKER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("CAAS_BROKER__DASHBOARD__LISTEN", "127.0.0.1:0")
-        .env("CAAS_BROKER__KUBERNETES__NAMESPACE_PREFIX", prefix)
-        .env("CAAS_BROKER__LOG__LEVEL", "warn")
-        .env("CAAS_BROKER__USAGE__ENABLED", accounting.to_string())
-        .env("CAAS_BROKER__USAGE__SAMPLE_SECONDS", "30")
-        .env("CAAS_BROKER__USAGE__CHECKPOINT_SECONDS", "60")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-    let healthz = format!("http://127.0.0.1:{port}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new("curl").args(["-sf", &healthz]).output().is_ok_and(|out| out.status.success()) {
-        assert!(Instant::now() < deadline, "the broker binary did not answer {healthz} within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    process
+    let accounting = accounting.to_string();
+    let env = [
+        ("CAAS_BROKER__USAGE__ENABLED", accounting.as_str()),
+        ("CAAS_BROKER__USAGE__SAMPLE_SECONDS", "30"),
+        ("CAAS_BROKER__USAGE__CHECKPOINT_SECONDS", "60"),
+    ];
+    support::process::start_broker(prefix, &env).0
 }
 
 /// CPU seconds (user and system) a process has used so far.
@@ -90,16 +76,6 @@ fn cpu_seconds(pid: u32) -> f64 {
         stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(14) + ticks(15)) / 100.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 /// One mode's figures: CPU seconds per minute and the resident set at the end (peak of the samples taken).
@@ -118,11 +94,14 @@ async fn measure(prefix: &str, accounting: bool, seconds: u64) -> Figures {
     let mut rss_peak: f64 = 0.0;
     while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        rss_peak = rss_peak.max(rss_mib(pid));
+        rss_peak = rss_peak.max(support::process::rss_mib(&pid.to_string()));
     }
     let cpu = cpu_seconds(pid) - cpu_start;
-    let figures =
-        Figures { cpu_per_minute: cpu * 60.0 / started.elapsed().as_secs_f64(), rss_end: rss_mib(pid), rss_peak };
+    let figures = Figures {
+        cpu_per_minute: cpu * 60.0 / started.elapsed().as_secs_f64(),
+        rss_end: support::process::rss_mib(&pid.to_string()),
+        rss_peak,
+    };
     process.kill().ok();
     process.wait().ok();
     figures

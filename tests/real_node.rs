@@ -279,21 +279,13 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     let broker = broker().await;
     let org = id("org");
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, SMALL).await;
-    let app = id("app");
     let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
                              "replicas": 1, "env": { "GREETING": APP_GREETING } });
-    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
-    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
-    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
-    succeeded(&broker, &app, "provision", Duration::from_secs(120)).await;
+    let app = provision_app(&broker, &org, parameters).await;
 
     // Succeeded means served: the binding's Service answers at once, from the pod on the real node.
-    let bound = broker.bind(&app, &format!("{app}-b"), APP_SMALL, json!({ "service_id": APP })).await;
-    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
-    let credentials = &bound.body["credentials"];
-    let host = credentials["host"].as_str().expect("host");
-    assert_eq!(credentials["url"], format!("http://{host}"));
-    let address = service_address(&broker, host, credentials["port"].as_u64().expect("port")).await;
+    let (credentials, address) = bind_app(&broker, &app).await;
+    assert_eq!(credentials["url"], format!("http://{}", credentials["host"].as_str().expect("host")));
     let whoami = format!("http://{address}/cgi-bin/whoami");
     let pods = pods_of(&broker, &namespace, &app).await;
     assert_eq!(pods.len(), 1);
@@ -368,6 +360,26 @@ async fn a_container_app_really_serves_stops_restarts_scales_and_reports_oom_kil
     broker.deprovision(&cluster_id, SMALL).await;
 }
 
+/// Provisions a container app of the small plan with `parameters` and waits until it succeeded; its id.
+async fn provision_app(broker: &TestBroker, org: &str, parameters: Value) -> String {
+    let app = id("app");
+    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
+    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, org, parameters))).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
+    succeeded(broker, &app, "provision", Duration::from_secs(120)).await;
+    app
+}
+
+/// Binds `app`: the binding's credentials, and the address of the Service they name.
+async fn bind_app(broker: &TestBroker, app: &str) -> (Value, String) {
+    let bound = broker.bind(app, &format!("{app}-b"), APP_SMALL, json!({ "service_id": APP })).await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
+    let credentials = bound.body["credentials"].clone();
+    let host = credentials["host"].as_str().expect("host");
+    let address = service_address(broker, host, credentials["port"].as_u64().expect("port")).await;
+    (credentials, address)
+}
+
 /// The autoscaler's view of its app: (replicas it wants, average CPU use in percent of the request, as it measured).
 async fn autoscaler_state(autoscalers: &Api<HorizontalPodAutoscaler>, name: &str) -> (i32, Option<i32>) {
     let status = autoscalers.get(name).await.expect("read the autoscaler").status.unwrap_or_default();
@@ -389,19 +401,11 @@ async fn an_autoscaled_app_scales_out_under_load_and_back_in_when_it_stops() {
     let broker = broker().await;
     let org = id("org");
     let (cluster_id, namespace) = virtual_cluster(&broker, &org, SMALL).await;
-    let app = id("app");
     let autoscale = json!({ "min": 1, "max": 3, "cpu_percent": 20, "scale_down_after_seconds": 15 });
     let parameters = json!({ "cluster_instance_id": cluster_id, "image": image("webapp"), "port": 8080,
                              "env": { "GREETING": APP_GREETING }, "autoscale": autoscale });
-    let uri = format!("/v2/service_instances/{app}?accepts_incomplete=true");
-    let accepted = broker.call(Method::PUT, &uri, Some(body(APP, APP_SMALL, &org, parameters))).await;
-    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{accepted:?}");
-    succeeded(&broker, &app, "provision", Duration::from_secs(120)).await;
-    let bound = broker.bind(&app, &format!("{app}-b"), APP_SMALL, json!({ "service_id": APP })).await;
-    assert_eq!(bound.status, StatusCode::CREATED, "{bound:?}");
-    let credentials = &bound.body["credentials"];
-    let host = credentials["host"].as_str().expect("host");
-    let address = service_address(&broker, host, credentials["port"].as_u64().expect("port")).await;
+    let app = provision_app(&broker, &org, parameters).await;
+    let (_, address) = bind_app(&broker, &app).await;
     answers(&format!("http://{address}/cgi-bin/whoami")).await;
 
     // The broker's autoscaler: its bounds, its target and the scale-down window asked for.

@@ -8,5 +8,6 @@ pub mod cluster;
 pub mod dashboard;
 pub mod dex;
 pub mod http;
+pub mod process;
 pub mod proxy;
 pub mod real_node;
