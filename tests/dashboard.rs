@@ -77,6 +77,9 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     assert!(html.contains(r#"<dd id="plan">caas / small</dd>"#), "{html}");
     assert!(html.contains(r#"<meter id="quota-pods""#) && html.contains("1 / 20"), "quota bar for pods: {html}");
     assert!(html.contains(r#"<meter id="quota-requests.cpu""#) && html.contains("100m / 2"), "{html}");
+    // In words, the raw name on hover.
+    assert!(html.contains(r#"title="requests.cpu">CPU reserved</label>"#), "{html}");
+    assert!(html.contains(r#"title="count/deployments.apps">Deployments</label>"#), "{html}");
     assert!(html.contains("512Mi") && html.contains("128Mi"), "the LimitRange's defaults: {html}");
     assert!(html.contains("<span>Running</span> <strong>1</strong>"), "pods by state: {html}");
     assert!(html.contains("Pod/web-1 (web)") && html.contains("kubectl logs --previous"), "the alert says what to do");
@@ -85,6 +88,7 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     let korean_headers = [("cookie", cookie.as_str()), ("accept-language", "ko-KR,ko;q=0.9")];
     let korean = send(served.address, "GET", &overview_a, &korean_headers, "").await;
     assert!(korean.body.contains(r#"<html lang="ko">"#) && korean.body.contains("쿼터"), "{}", korean.body);
+    assert!(korean.body.contains(r#"title="requests.cpu">예약된 CPU</label>"#), "{}", korean.body);
 
     // kubectl: a kubeconfig for the binding's own identity, the CA embedded, a new token that lasts an hour; it works
     // with the real kubectl in A's namespace and nowhere else. Minting it is a change: refused cross-site.
@@ -202,7 +206,7 @@ async fn headless_chromium_signs_in_with_a_token_and_sees_the_quota_and_the_aler
     assert_eq!(report["lang"], "en");
     assert_eq!(report["plan"], "caas / small");
     let quota = report["quota"].as_str().unwrap_or_default();
-    assert!(quota.contains("pods") && quota.contains("1 / 20") && quota.contains("requests.memory"), "{report}");
+    assert!(quota.contains("Pods") && quota.contains("1 / 20") && quota.contains("Memory reserved"), "{report}");
     assert!(report["quotaBars"].as_u64().unwrap_or(0) >= 10, "a bar per quota resource: {report}");
     let alerts = report["alerts"].as_str().unwrap_or_default();
     assert!(alerts.contains("Pod/web-1 (web)") && alerts.contains("CrashLoopBackOff"), "{report}");

@@ -168,6 +168,7 @@ async fn chromium_reads_a_burning_pod_at_one_core_its_workload_summed_and_the_qu
     // The quota: what requests reserve (the apiserver's count) and, beside it, what is in use now.
     let quota = report["quota"].as_array().cloned().unwrap_or_default();
     let requests = quota.iter().find(|q| q["resource"] == "requests.cpu").unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(requests["words"], "CPU reserved", "the row speaks words, the raw name on hover: {report}");
     assert_eq!(requests["reserved"], "1 / 2", "two pods reserve 500m each: {report}");
     let in_use = millicores(requests["inUse"].as_str().unwrap_or_default());
     assert!((750.0..=1350.0).contains(&in_use), "in use now beside reserved: {report}");

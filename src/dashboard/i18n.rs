@@ -140,6 +140,8 @@ pub struct Translation {
     pub delete_warning: &'static str,
     /// What to do, by alert kind.
     advice: [(AlertKind, &'static str); 15],
+    /// Quota resources in words (raw name, words); a resource not listed shows its raw name.
+    quota_names: [(&'static str, &'static str); 17],
     // The live workloads view (workloads, YAML, pod logs).
     /// The workloads page's heading and the link to it.
     pub live_workloads: &'static str,
@@ -419,6 +421,12 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// A quota resource in words ("CPU reserved" for `requests.cpu`), or its raw name when it has none: people who
+    /// do not know Kubernetes read the card; the raw name stays on hover.
+    pub fn quota_name<'a>(&self, resource: &'a str) -> &'a str {
+        self.quota_names.iter().find(|(raw, _)| *raw == resource).map_or(resource, |(_, words)| words)
+    }
+
     /// What to do about an alert of `kind`.
     pub fn advice(&self, kind: AlertKind) -> &'static str {
         self.advice.iter().find(|(k, _)| *k == kind).map_or("", |(_, text)| text)
@@ -502,6 +510,25 @@ pub static EN: Translation = Translation {
     max_pods: "Max",
     delete: "Delete",
     delete_warning: "This deletes the app and its pods; it cannot be undone.",
+    quota_names: [
+        ("requests.cpu", "CPU reserved"),
+        ("limits.cpu", "CPU limit"),
+        ("requests.memory", "Memory reserved"),
+        ("limits.memory", "Memory limit"),
+        ("requests.nvidia.com/gpu", "GPUs"),
+        ("requests.storage", "Storage"),
+        ("persistentvolumeclaims", "Volumes"),
+        ("pods", "Pods"),
+        ("services", "Services"),
+        ("services.loadbalancers", "Load balancers"),
+        ("services.nodeports", "Node ports"),
+        ("count/deployments.apps", "Deployments"),
+        ("count/statefulsets.apps", "StatefulSets"),
+        ("count/jobs.batch", "Jobs"),
+        ("count/ingresses.networking.k8s.io", "Ingresses"),
+        ("count/secrets", "Secrets"),
+        ("count/configmaps", "Config maps"),
+    ],
     advice: [
         (
             AlertKind::CrashLoop,
@@ -777,6 +804,25 @@ pub static KO: Translation = Translation {
     max_pods: "최대",
     delete: "삭제",
     delete_warning: "앱과 파드를 삭제합니다. 되돌릴 수 없습니다.",
+    quota_names: [
+        ("requests.cpu", "예약된 CPU"),
+        ("limits.cpu", "CPU 한도"),
+        ("requests.memory", "예약된 메모리"),
+        ("limits.memory", "메모리 한도"),
+        ("requests.nvidia.com/gpu", "GPU"),
+        ("requests.storage", "스토리지"),
+        ("persistentvolumeclaims", "볼륨"),
+        ("pods", "파드"),
+        ("services", "서비스"),
+        ("services.loadbalancers", "로드 밸런서"),
+        ("services.nodeports", "노드 포트"),
+        ("count/deployments.apps", "디플로이먼트"),
+        ("count/statefulsets.apps", "스테이트풀셋"),
+        ("count/jobs.batch", "잡"),
+        ("count/ingresses.networking.k8s.io", "인그레스"),
+        ("count/secrets", "시크릿"),
+        ("count/configmaps", "컨피그맵"),
+    ],
     advice: [
         (
             AlertKind::CrashLoop,
@@ -1000,6 +1046,24 @@ mod tests {
         assert_eq!(negotiate(Some("fr")).lang, "en");
         assert_eq!(negotiate(Some("ko;q=0")).lang, "en", "q=0 means not acceptable");
         assert_eq!(negotiate(None).lang, "en");
+    }
+
+    #[test]
+    fn every_quota_resource_of_the_catalog_has_words_in_every_language() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/catalog.yaml"))
+            .expect("read catalog/catalog.yaml");
+        let catalog = crate::catalog::Catalog::from_yaml(&text).expect("the catalog parses");
+        let plans = catalog.services.iter().flat_map(|service| service.plans.iter());
+        let resources: std::collections::BTreeSet<&str> =
+            plans.flat_map(|plan| plan.broker.quota.keys().map(String::as_str)).collect();
+        assert!(resources.contains("requests.cpu"), "{resources:?}");
+        for text in [&EN, &KO] {
+            for resource in &resources {
+                assert_ne!(text.quota_name(resource), *resource, "{resource} has no words in {}", text.lang);
+            }
+        }
+        assert_eq!(EN.quota_name("count/widgets.example.com"), "count/widgets.example.com", "unknown: raw name");
+        assert_eq!((EN.quota_name("requests.cpu"), KO.quota_name("requests.cpu")), ("CPU reserved", "예약된 CPU"));
     }
 
     #[test]

@@ -59,7 +59,8 @@ try {
   const quota = await page.$$eval('#quota tbody tr', (rows) => rows.map((row) => {
     const fold = (node) => (node?.textContent ?? '').replace(/\s+/g, ' ').trim();
     return {
-      resource: fold(row.querySelector('label')),
+      resource: row.querySelector('label')?.getAttribute('title') ?? '',
+      words: fold(row.querySelector('label')),
       reserved: fold(row.querySelector('td.num')),
       inUse: row.querySelector('td.in-use .now') ? fold(row.querySelector('td.in-use .now')) : null,
       inUseBar: row.querySelector('td.in-use meter')?.getAttribute('value') ?? null,
