@@ -5,6 +5,7 @@ pub mod access;
 pub mod binding;
 pub mod member;
 pub mod names;
+pub mod pod_metrics;
 pub mod quota;
 pub mod repository;
 pub mod virtual_cluster;

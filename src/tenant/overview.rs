@@ -11,6 +11,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 
 use super::alerts::{self, Alert, Observed};
+use crate::k8s::pod_metrics;
 use crate::lifecycle::Result;
 
 /// One quota resource: how much is used of how much.
@@ -247,12 +248,7 @@ pub async fn usage(client: &Client, namespace: &str) -> Result<Metrics> {
 
 /// Reads the metrics API's pod metrics of `namespace` as the user; [`Metrics::Unavailable`] when it does not answer.
 async fn metrics(client: &Client, namespace: &str, pods: &[Pod], deployments: &[String]) -> Metrics {
-    let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
-    let request = match http::Request::get(path).body(Vec::new()) {
-        Ok(request) => request,
-        Err(_) => return Metrics::Unavailable,
-    };
-    match client.request::<serde_json::Value>(request).await {
+    match pod_metrics::fetch(client, namespace).await {
         Ok(list) => Metrics::Available(measured(&list, pods, deployments)),
         Err(error) => {
             tracing::debug!(%error, namespace, "no pod metrics");
@@ -274,21 +270,10 @@ pub fn measured(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) 
 /// its containers' requests and limits, and the Deployment (of those named `deployments`) or StatefulSet it belongs to.
 pub fn pod_usage(list: &serde_json::Value, pods: &[Pod], deployments: &[String]) -> Vec<PodUsage> {
     use crate::catalog::quantity;
-    let mut lines: Vec<PodUsage> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|item| {
-            let name = item["metadata"]["name"].as_str()?;
+    let mut lines: Vec<PodUsage> = pod_metrics::pods(list)
+        .filter_map(|used| {
+            let name = used.pod;
             let pod = pods.iter().find(|pod| pod.metadata.name.as_deref() == Some(name))?;
-            let containers = item["containers"].as_array()?;
-            let used = |resource: &str| {
-                containers
-                    .iter()
-                    .filter_map(|c| c["usage"][resource].as_str().and_then(quantity::parse))
-                    .map(|m| m.0)
-                    .sum::<i128>()
-            };
             let specified = |resource: &str, limits: bool| {
                 let containers = pod.spec.as_ref()?.containers.iter();
                 let amounts: Option<Vec<i128>> = containers
@@ -301,16 +286,16 @@ pub fn pod_usage(list: &serde_json::Value, pods: &[Pod], deployments: &[String])
                 amounts.map(|amounts| amounts.iter().sum::<i128>())
             };
             // Quantities parse to thousandths: millicores of CPU, thousandths of a byte of memory.
-            let measured = |resource: &str, per_unit: i128| Measured {
-                used: whole(used(resource) / per_unit),
+            let measured = |resource: &str, used: i128, per_unit: i128| Measured {
+                used: whole(used / per_unit),
                 request: specified(resource, false).map(|m| whole(m / per_unit)),
                 limit: specified(resource, true).map(|m| whole(m / per_unit)),
             };
             Some(PodUsage {
                 pod: name.to_owned(),
                 owner: owner(pod, deployments),
-                cpu: measured("cpu", 1),
-                memory: measured("memory", 1000),
+                cpu: measured("cpu", used.cpu, 1),
+                memory: measured("memory", used.memory, 1000),
             })
         })
         .collect();

@@ -36,7 +36,7 @@ use crate::k8s::names::{
     self, ANNOTATION_INSTANCE_ID, ANNOTATION_NAMESPACE, ANNOTATION_ORGANIZATION_GUID, ANNOTATION_SPACE_GUID,
     LABEL_MANAGED_BY, LABEL_ORGANIZATION, LABEL_PLAN, LABEL_SERVICE, LABEL_SPACE,
 };
-use crate::k8s::{is_conflict, is_not_found};
+use crate::k8s::{is_conflict, is_not_found, pod_metrics};
 
 /// Tenant namespaces sampled at once.
 const CONCURRENT_SAMPLES: usize = 8;
@@ -257,11 +257,7 @@ impl Broker {
     ) -> (String, Option<(Timestamp, sampler::NamespaceRates, bool)>) {
         let pods = Api::<Pod>::namespaced(self.client.clone(), &namespace);
         let claims = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &namespace);
-        let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
-        let metrics = async {
-            let request = http::Request::get(path).body(Vec::new()).ok()?;
-            self.client.request::<serde_json::Value>(request).await.ok()
-        };
+        let metrics = async { pod_metrics::fetch(&self.client, &namespace).await.ok() };
         let all = ListParams::default();
         let (pods, claims, metrics) = tokio::join!(pods.list(&all), claims.list(&all), metrics);
         let at = Timestamp::now();

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use super::buckets::Rates;
 use crate::catalog::quantity;
 use crate::k8s::names::LABEL_INSTANCE;
+use crate::k8s::pod_metrics;
 
 /// The resource GPUs are requested as.
 const GPU: &str = "nvidia.com/gpu";
@@ -76,15 +77,10 @@ pub fn rates(
         let label = claim.metadata.labels.as_ref().and_then(|labels| labels.get(LABEL_INSTANCE));
         add(&mut found, label, &Rates { storage_bytes: bytes, ..Rates::default() });
     }
-    for item in metrics.and_then(|list| list["items"].as_array()).into_iter().flatten() {
-        let Some(name) = item["metadata"]["name"].as_str() else { continue };
-        let Some(label) = running.get(name) else { continue };
-        let used = |resource: &str| -> f64 {
-            let containers = item["containers"].as_array().into_iter().flatten();
-            containers.filter_map(|c| c["usage"][resource].as_str().and_then(amount)).sum()
-        };
-        let (cores, bytes) = (used("cpu"), used("memory"));
-        found.pods.insert(name.to_owned(), ((cores * 1000.0).round() as u64, bytes.round() as u64));
+    for used in metrics.into_iter().flat_map(pod_metrics::pods) {
+        let Some(label) = running.get(used.pod) else { continue };
+        let (cores, bytes) = (used.cpu as f64 / 1000.0, used.memory as f64 / 1000.0);
+        found.pods.insert(used.pod.to_owned(), ((cores * 1000.0).round() as u64, bytes.round() as u64));
         add(&mut found, *label, &Rates { cpu_cores: cores, memory_bytes: bytes, ..Rates::default() });
     }
     found
