@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -84,11 +85,13 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     assert!(html.contains("<span>Running</span> <strong>1</strong>"), "pods by state: {html}");
     assert!(html.contains("Pod/web-1 (web)") && html.contains("kubectl logs --previous"), "the alert says what to do");
     assert!(html.contains(&format!("caas-broker-identities:caas-binding-{a}-edit")), "read as the binding: {html}");
+    assert!(html.contains(&format!(">Signed in as binding {a}-edit (edit)</span>")), "named as its user knows it");
     assert!(!html.contains(&token_a) && !html.contains("<script>"), "no token and no inline script in the page");
     let korean_headers = [("cookie", cookie.as_str()), ("accept-language", "ko-KR,ko;q=0.9")];
     let korean = send(served.address, "GET", &overview_a, &korean_headers, "").await;
     assert!(korean.body.contains(r#"<html lang="ko">"#) && korean.body.contains("쿼터"), "{}", korean.body);
     assert!(korean.body.contains(r#"title="requests.cpu">예약된 CPU</label>"#), "{}", korean.body);
+    assert!(korean.body.contains(&format!(">로그인 계정 바인딩 {a}-edit (edit)</span>")), "{}", korean.body);
 
     // kubectl: a kubeconfig for the binding's own identity, the CA embedded, a new token that lasts an hour; it works
     // with the real kubectl in A's namespace and nowhere else. Minting it is a change: refused cross-site.
@@ -159,6 +162,9 @@ async fn a_binding_signs_in_sees_its_cluster_as_itself_and_nothing_of_another() 
     let owner_token = issued.status.and_then(|status| status.token).expect("token");
     let as_owner = sign_in(&served, &login_a, &owner_token, &served.origin).await;
     assert_eq!((as_owner.status, as_owner.header("location")), (303, Some(overview_a.as_str())), "{as_owner:?}");
+    let owner_cookie = cookie_of(&as_owner);
+    let owner_page = send(served.address, "GET", &overview_a, &[("cookie", &owner_cookie)], "").await;
+    assert!(owner_page.body.contains(">Signed in as owner</span>"), "{}", owner_page.body);
 
     broker.deprovision(&a, SMALL).await;
     broker.deprovision(&b, SMALL).await;
@@ -171,15 +177,50 @@ async fn headless_chromium_signs_in_with_a_token_and_sees_the_quota_and_the_aler
     let (id, url, token) = instance_with_binding(broker, "edit").await;
     crash_looping_pod(&broker.namespace(&id)).await;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-{id}"));
+    let (report, screenshot) = chromium_reads_the_overview(&dir, &url, &token, "en-US").await;
+    assert_eq!(report["signInUrl"], Value::String(format!("{url}/login")), "{report}");
+    assert_eq!(report["finalUrl"], Value::String(url.clone()), "{report}");
+    assert_eq!(report["lang"], "en");
+    assert_eq!(report["who"], Value::String(format!("Signed in as binding {id}-edit (edit)")), "{report}");
+    assert_eq!(report["plan"], "caas / small");
+    let quota = report["quota"].as_str().unwrap_or_default();
+    assert!(quota.contains("Pods") && quota.contains("1 / 20") && quota.contains("Memory reserved"), "{report}");
+    assert!(report["quotaBars"].as_u64().unwrap_or(0) >= 10, "a bar per quota resource: {report}");
+    let alerts = report["alerts"].as_str().unwrap_or_default();
+    assert!(alerts.contains("Pod/web-1 (web)") && alerts.contains("CrashLoopBackOff"), "{report}");
+    assert_eq!(report["cookieVisibleToScripts"], false, "{report}");
+    assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
+    assert_eq!(report["phoneOverflowPx"], 0, "readable on a phone without scrolling sideways: {report}");
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", screenshot.display());
+
+    // The same in Korean: the identity line and the quota in words.
+    let (korean, screenshot) = chromium_reads_the_overview(&dir, &url, &token, "ko-KR").await;
+    assert_eq!(korean["lang"], "ko", "{korean}");
+    assert_eq!(korean["who"], Value::String(format!("로그인 계정 바인딩 {id}-edit (edit)")), "{korean}");
+    let quota = korean["quota"].as_str().unwrap_or_default();
+    assert!(quota.contains("파드") && quota.contains("예약된 메모리"), "{korean}");
+    assert_eq!(korean["consoleErrors"], json!([]), "{korean}");
+    assert_eq!(korean["phoneOverflowPx"], 0, "readable on a phone without scrolling sideways: {korean}");
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", screenshot.display());
+    broker.deprovision(&id, SMALL).await;
+}
+
+/// Signs in to `url` with `token` in headless Chromium speaking `locale` and reports what the overview shows (see
+/// tests/browser/dashboard_probe.mjs), with the path of its screenshot, kept under `dir`.
+async fn chromium_reads_the_overview(dir: &std::path::Path, url: &str, token: &str, locale: &str) -> (Value, PathBuf) {
+    let dir = dir.join(locale);
     std::fs::create_dir_all(&dir).expect("probe directory");
     let screenshot = dir.join("overview.png");
     let probe = Command::new("node")
         .arg(repo_root().join("tests/browser/dashboard_probe.mjs"))
         .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_URL", &url)
-        .env("PROBE_TOKEN", &token)
+        .env("PROBE_URL", url)
+        .env("PROBE_TOKEN", token)
         .env("PROBE_USER_DATA_DIR", dir.join("profile"))
         .env("PROBE_SCREENSHOT", &screenshot)
+        .env("PROBE_LOCALE", locale)
         .env("CHROMIUM", "/usr/bin/chromium")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -200,20 +241,6 @@ async fn headless_chromium_signs_in_with_a_token_and_sees_the_quota_and_the_aler
     let output = output.expect("the probe's output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser probe failed: {stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
-    assert_eq!(report["signInUrl"], Value::String(format!("{url}/login")), "{report}");
-    assert_eq!(report["finalUrl"], Value::String(url.clone()), "{report}");
-    assert_eq!(report["lang"], "en");
-    assert_eq!(report["plan"], "caas / small");
-    let quota = report["quota"].as_str().unwrap_or_default();
-    assert!(quota.contains("Pods") && quota.contains("1 / 20") && quota.contains("Memory reserved"), "{report}");
-    assert!(report["quotaBars"].as_u64().unwrap_or(0) >= 10, "a bar per quota resource: {report}");
-    let alerts = report["alerts"].as_str().unwrap_or_default();
-    assert!(alerts.contains("Pod/web-1 (web)") && alerts.contains("CrashLoopBackOff"), "{report}");
-    assert_eq!(report["cookieVisibleToScripts"], false, "{report}");
-    assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
-    assert_eq!(report["phoneOverflowPx"], 0, "readable on a phone without scrolling sideways: {report}");
-    let png = std::fs::read(&screenshot).expect("the screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", screenshot.display());
-    broker.deprovision(&id, SMALL).await;
+    let report = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
+    (report, screenshot)
 }

@@ -107,8 +107,7 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
 
     // 1–2. Signed in as the admin binding; the alert came without a reload.
     assert_eq!(report["overviewUrl"], Value::String(url.clone()), "{report}");
-    let who = report["signedInAs"].as_str().unwrap_or_default();
-    assert!(who.ends_with(&format!("caas-binding-{id}-admin")), "{report}");
+    assert_eq!(report["signedInAs"], Value::String(format!("Signed in as binding {id}-admin (admin)")), "{report}");
     assert!(!report["alertsBefore"].as_str().unwrap_or_default().contains("CrashLoopBackOff"), "{report}");
     assert!(report["alertsAfter"].as_str().unwrap_or_default().contains("Pod/web-1 (web)"), "{report}");
     assert_eq!(report["alertWithoutReload"], true, "the alert came into the open page: {report}");
@@ -154,7 +153,7 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
     // 7. The member came through Dex, as their own identity, with no control; their forged scale changed nothing.
     assert!(report["providerLoginUrl"].as_str().unwrap_or_default().starts_with(&dex.issuer), "{report}");
     assert_eq!(report["memberUrl"], Value::String(url.clone()), "{report}");
-    assert_eq!(report["memberSignedInAs"], Value::String(format!("Signed in as {member}")), "{report}");
+    assert_eq!(report["memberSignedInAs"], Value::String(format!("Signed in as member {member} (view)")), "{report}");
     assert!(report["memberIdentity"].as_str().unwrap_or_default().ends_with(&account), "{report}");
     assert_eq!((report["memberControls"].as_u64(), report["memberViewOnly"].as_u64()), (Some(0), Some(1)), "{report}");
     assert_eq!(report["memberForgedStatus"], 403, "{report}");
@@ -163,7 +162,8 @@ async fn a_tenant_goes_through_the_whole_dashboard_in_headless_chromium() {
 
     // 8. Cloud Foundry's sign-on: the manager is an admin member named after the provider's user id and gets the
     // controls; the user the Cloud Controller gives nothing is refused and becomes no member.
-    assert!(report["cfManagerSignedInAs"].as_str().unwrap_or_default().starts_with("Signed in as cf:"), "{report}");
+    let cf_manager = report["cfManagerSignedInAs"].as_str().unwrap_or_default();
+    assert!(cf_manager.starts_with("Signed in as member cf:") && cf_manager.ends_with(" (admin)"), "{report}");
     let cf_who = report["cfManagerIdentity"].as_str().unwrap_or_default();
     let cf_account = cf_who.rsplit(':').next().unwrap_or_default();
     assert!(cf_account.starts_with("caas-member-") && cf_account != account, "{report}");

@@ -143,7 +143,7 @@ async fn two_replicas_count_each_second_once() {
         plan_name: "small".to_owned(),
         username: String::new(),
         account: String::new(),
-        member: None,
+        signer: caas_broker::lifecycle::Signer::Owner,
     };
     let month_usage = second.domain.month_usage(&tenant).await.expect("the month's usage");
     assert!(month_usage.cpu_requested_core_seconds >= reserved, "{month_usage:?} against {reserved}");

@@ -1,6 +1,7 @@
 //! The dashboard's texts in English and Korean, chosen from the browser's `Accept-Language`: one table per language,
 //! so that a missing translation is a compile error rather than a blank on the page.
 
+use crate::lifecycle::Signer;
 use crate::tenant::alerts::{AlertKind, Severity};
 
 /// Every text of the dashboard in one language.
@@ -33,6 +34,12 @@ pub struct Translation {
     pub sign_out: &'static str,
     /// Signed in as.
     pub signed_in_as: &'static str,
+    /// Who signed in, when it is the instance's owner.
+    pub signer_owner: &'static str,
+    /// Who signed in, when it is a binding: this word, then the binding's id.
+    pub signer_binding: &'static str,
+    /// Who signed in, when it is a member: this word, then their name.
+    pub signer_member: &'static str,
     /// Plan.
     pub plan: &'static str,
     /// Namespace.
@@ -421,6 +428,17 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// Who is signed in, as its users name it: "owner", "binding ceo-admin (admin)", "member kim@example (edit)" —
+    /// the role in brackets when it is not the owner's (the owner is always `admin`).
+    pub fn signer(&self, signer: &Signer, role: Option<&str>) -> String {
+        let role = role.map(|role| format!(" ({role})")).unwrap_or_default();
+        match signer {
+            Signer::Owner => self.signer_owner.to_owned(),
+            Signer::Binding(id) => format!("{} {id}{role}", self.signer_binding),
+            Signer::Member(name) => format!("{} {name}{role}", self.signer_member),
+        }
+    }
+
     /// A quota resource in words ("CPU reserved" for `requests.cpu`), or its raw name when it has none: people who
     /// do not know Kubernetes read the card; the raw name stays on hover.
     pub fn quota_name<'a>(&self, resource: &'a str) -> &'a str {
@@ -457,6 +475,9 @@ pub static EN: Translation = Translation {
     other_instance: "You are signed in to another instance. Sign out first.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
+    signer_owner: "owner",
+    signer_binding: "binding",
+    signer_member: "member",
     plan: "Plan",
     namespace: "Namespace",
     alerts: "Alerts",
@@ -751,6 +772,9 @@ pub static KO: Translation = Translation {
     other_instance: "다른 인스턴스에 로그인되어 있습니다. 먼저 로그아웃하세요.",
     sign_out: "로그아웃",
     signed_in_as: "로그인 계정",
+    signer_owner: "소유자",
+    signer_binding: "바인딩",
+    signer_member: "멤버",
     plan: "플랜",
     namespace: "네임스페이스",
     alerts: "경고",
@@ -1073,5 +1097,15 @@ mod tests {
                 assert!(!text.advice(kind).is_empty(), "{kind:?} in {}", text.lang);
             }
         }
+    }
+
+    #[test]
+    fn the_signed_in_identity_is_named_as_its_users_know_it() {
+        let binding = Signer::Binding("ceo-admin".to_owned());
+        assert_eq!(EN.signer(&binding, Some("admin")), "binding ceo-admin (admin)");
+        assert_eq!(EN.signer(&Signer::Member("kim@example".to_owned()), Some("edit")), "member kim@example (edit)");
+        assert_eq!(EN.signer(&Signer::Owner, Some("admin")), "owner");
+        assert_eq!(KO.signer(&binding, Some("admin")), "바인딩 ceo-admin (admin)");
+        assert_eq!(EN.signer(&binding, None), "binding ceo-admin", "no role bound: none said");
     }
 }

@@ -304,7 +304,7 @@ pub fn test_session(instance_id: &str) -> Session {
         plan_name: "small".to_owned(),
         username: "system:serviceaccount:ids:caas-binding-b".to_owned(),
         account: "caas-binding-b".to_owned(),
-        member: None,
+        signer: crate::lifecycle::Signer::Owner,
     };
     let client =
         kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().expect("url"))).expect("client");
@@ -330,7 +330,7 @@ mod tests {
             plan_name: "small".to_owned(),
             username: format!("system:serviceaccount:ids:{user}"),
             account: user.to_owned(),
-            member: None,
+            signer: crate::lifecycle::Signer::Owner,
         }
     }
 

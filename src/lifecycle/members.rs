@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 
 use super::instances::stored::StoredInstance;
-use super::sign_in::{Claims, Credential, Tenant};
+use super::sign_in::{Claims, Credential, Signer, Tenant};
 use super::{Broker, Error, Result, deleted};
 
 use crate::k8s::member::MemberObjects;
@@ -328,8 +328,7 @@ impl Broker {
             Err(Error::NotFound(_)) => return Ok(None),
             other => other?,
         };
-        let tenant =
-            Tenant { member: Some(name.to_owned()), ..self.tenant(instance_id, &namespace, &instance, &account) };
+        let tenant = self.tenant(instance_id, &namespace, &instance, &account, Signer::Member(name.to_owned()));
         let claims = Claims { expires_at: Some(issued.expires_at), ..Claims::of(&issued.token) };
         let credential = self.credential(&tenant.namespace, &issued.token, claims, account).await?;
         Ok(Some((tenant, credential)))

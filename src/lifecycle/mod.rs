@@ -46,7 +46,9 @@ pub use instances::{Deprovisioned, Provisioned, Updated};
 use model::RequestedMaintenance;
 use parameters::ParameterSchemas;
 use seen_ready::SeenReady;
-pub use sign_in::{Credential, DASHBOARD_AUDIENCE, KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Tenant};
+pub use sign_in::{
+    Credential, DASHBOARD_AUDIENCE, KUBECONFIG_TOKEN_SECONDS, Kubeconfig, Refusal, SignIn, Signer, Tenant,
+};
 
 /// Instances by (service name, plan name).
 pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;

@@ -10,7 +10,10 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::{Broker, Error, Result};
-use crate::k8s::names::{self, LABEL_BINDING, LABEL_INSTANCE, LABEL_MEMBER, OWNER_ROLE_BINDING_NAME};
+use crate::k8s::binding::ANNOTATION_BINDING_ID;
+use crate::k8s::names::{
+    self, ANNOTATION_MEMBER, LABEL_BINDING, LABEL_INSTANCE, LABEL_MEMBER, OWNER_ROLE_BINDING_NAME,
+};
 
 /// Longest token accepted for review: service-account tokens are about 1 KiB; anything far longer is not one.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -30,8 +33,39 @@ pub struct Tenant {
     pub username: String,
     /// That ServiceAccount's name in the identity namespace.
     pub account: String,
-    /// The member's name as their identity provider gives it, when a member signed in (see [`super::members`]).
-    pub member: Option<String>,
+    /// Which of the instance's identities it is, named as people know it.
+    pub signer: Signer,
+}
+
+/// Which of a virtual cluster's identities signed in, named as its users know it (the binding's id, the member's name
+/// at their identity provider) rather than by its ServiceAccount: what the dashboard says a session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The instance's owner.
+    Owner,
+    /// A binding, by its exact id.
+    Binding(String),
+    /// A member, by their name at their identity provider (see [`super::members`]).
+    Member(String),
+}
+
+impl Signer {
+    /// The identity the ServiceAccount `account` is, from its labels and annotations; `None` for one that is neither
+    /// the owner `owner`, a binding nor a member.
+    fn of(account: &ServiceAccount, owner: &str) -> Option<Signer> {
+        let name = account.metadata.name.as_deref().unwrap_or_default();
+        let labels = account.metadata.labels.clone().unwrap_or_default();
+        let annotation = |key: &str| account.metadata.annotations.as_ref().and_then(|all| all.get(key)).cloned();
+        if name == owner {
+            Some(Signer::Owner)
+        } else if let Some(label) = labels.get(LABEL_BINDING) {
+            Some(Signer::Binding(annotation(ANNOTATION_BINDING_ID).unwrap_or_else(|| label.clone())))
+        } else if labels.contains_key(LABEL_MEMBER) {
+            Some(Signer::Member(annotation(ANNOTATION_MEMBER).unwrap_or_else(|| name.to_owned())))
+        } else {
+            None
+        }
+    }
 }
 
 /// A kubeconfig for a signed-in identity's own ServiceAccount, with a short-lived token.
@@ -180,10 +214,10 @@ impl Broker {
         let Some(account) = reviewed.username.strip_prefix(&prefix) else {
             return Ok(SignIn::Refused(Refusal::NotAnIdentityOfThisInstance));
         };
-        if !self.is_identity_of(instance_id, &instance.owner, account).await? {
+        let Some(signer) = self.identity_of(instance_id, &instance.owner, account).await? else {
             return Ok(SignIn::Refused(Refusal::NotAnIdentityOfThisInstance));
-        }
-        let tenant = self.tenant(instance_id, &namespace, &instance, account);
+        };
+        let tenant = self.tenant(instance_id, &namespace, &instance, account, signer);
         let role_binding = role_binding_of(&instance.owner, account);
         let credential = self.credential(&tenant.namespace, token, claims, role_binding).await?;
         Ok(SignIn::Accepted(tenant, credential))
@@ -233,13 +267,14 @@ impl Broker {
     }
 
     /// The signed-in identity `account` (a ServiceAccount of the identity namespace) of the virtual cluster
-    /// `instance_id`, whose namespace and record are `namespace` and `instance`.
+    /// `instance_id`, whose namespace and record are `namespace` and `instance`, known to its users as `signer`.
     pub(super) fn tenant(
         &self,
         instance_id: &str,
         namespace: &k8s_openapi::api::core::v1::Namespace,
         instance: &super::instances::stored::StoredInstance,
         account: &str,
+        signer: Signer,
     ) -> Tenant {
         let (service_name, plan_name) = self.plan_names(&instance.attributes.service_id, &instance.attributes.plan_id);
         Tenant {
@@ -249,7 +284,7 @@ impl Broker {
             plan_name,
             username: self.username_of(account),
             account: account.to_owned(),
-            member: None,
+            signer,
         }
     }
 
@@ -316,13 +351,14 @@ impl Broker {
         Ok(Some(Reviewed { username, audiences: status.audiences.unwrap_or_default() }))
     }
 
-    /// Whether the ServiceAccount `account` of the identity namespace is the instance's owner or one of its bindings'.
-    async fn is_identity_of(&self, instance_id: &str, owner: &str, account: &str) -> Result<bool> {
+    /// Which identity of the instance the ServiceAccount `account` of the identity namespace is (its owner, one of its
+    /// bindings or members), if it is one.
+    async fn identity_of(&self, instance_id: &str, owner: &str, account: &str) -> Result<Option<Signer>> {
         let identities = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.options.identity_namespace);
-        let Some(found) = identities.get_opt(account).await? else { return Ok(false) };
-        let labels = found.metadata.labels.unwrap_or_default();
-        let of_instance = labels.get(LABEL_INSTANCE) == Some(&names::label_value(instance_id));
-        Ok(of_instance && (account == owner || labels.contains_key(LABEL_BINDING) || labels.contains_key(LABEL_MEMBER)))
+        let Some(found) = identities.get_opt(account).await? else { return Ok(None) };
+        let of_instance = found.metadata.labels.as_ref().and_then(|labels| labels.get(LABEL_INSTANCE))
+            == Some(&names::label_value(instance_id));
+        Ok(if of_instance { Signer::of(&found, owner) } else { None })
     }
 }
 
@@ -359,6 +395,29 @@ mod tests {
         assert!(!plain.minted_by_dashboard() && plain.expires_at.is_none());
         assert_eq!(Claims::of("not-a-jwt"), Claims::default());
         assert_eq!(Claims::of("a.!!!.c"), Claims::default());
+    }
+
+    #[test]
+    fn an_identity_is_named_from_its_account() {
+        let account = |name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
+            let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            ServiceAccount {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.to_owned()),
+                    labels: Some(map(labels)),
+                    annotations: Some(map(annotations)),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        };
+        let owner = account("caas-owner-x", &[], &[]);
+        assert_eq!(Signer::of(&owner, "caas-owner-x"), Some(Signer::Owner));
+        let binding = account("caas-binding-ceo", &[(LABEL_BINDING, "ceo")], &[(ANNOTATION_BINDING_ID, "CEO.admin")]);
+        assert_eq!(Signer::of(&binding, "caas-owner-x"), Some(Signer::Binding("CEO.admin".to_owned())));
+        let member = account("caas-member-1", &[(LABEL_MEMBER, "true")], &[(ANNOTATION_MEMBER, "kim@example")]);
+        assert_eq!(Signer::of(&member, "caas-owner-x"), Some(Signer::Member("kim@example".to_owned())));
+        assert_eq!(Signer::of(&account("caas-owner-y", &[], &[]), "caas-owner-x"), None, "another's owner is no one");
     }
 
     #[test]

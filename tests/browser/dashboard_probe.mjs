@@ -1,6 +1,6 @@
 // Signs in to an instance's dashboard in headless Chromium as a tenant would (opens the dashboard_url, is sent to the
 // sign-in page, pastes a token, submits) and reports on stdout, as one JSON object, what the browser then shows: the
-// final URL, the page's language, the text of the quota and alert sections, the number of quota bars, the console
+// final URL, the page's language, who it says is signed in, the text of the quota and alert sections, the number of quota bars, the console
 // errors and Content-Security-Policy violations (none expected), whether the cookie is out of scripts' reach, and
 // the screenshots' paths (laptop and phone) and how far the page overflows a phone's width (0 expected).
 //
@@ -35,6 +35,7 @@ try {
     signInUrl,
     finalUrl: page.url(),
     lang: await page.getAttribute('html', 'lang'),
+    who: await text('.who'),
     plan: await text('#plan'),
     quota: await text('#quota'),
     quotaBars: await page.locator('#quota meter').count(),
