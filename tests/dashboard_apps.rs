@@ -171,6 +171,20 @@ async fn an_editor_runs_the_tenants_own_app_and_a_viewer_cannot() {
     assert_eq!(replicas(&deployments, "web").await, (3, None), "nothing changed");
     assert!(autoscalers.get_opt("web").await.expect("get").is_none());
 
+    // Nor is the viewer offered what their role cannot use: no deploy or endpoint tester in the menu, no Send on the
+    // tester, whose forged request is refused with nothing sent; the editor has both.
+    let base = reader.apps.trim_end_matches("/apps");
+    let (deploy_link, try_link) = (format!(r#"href="{base}/deploy""#), format!(r#"href="{base}/try""#));
+    assert!(!page.body.contains(&deploy_link) && !page.body.contains(&try_link), "{}", page.body);
+    let editors_page = editor.page().await;
+    assert!(editors_page.body.contains(&deploy_link) && editors_page.body.contains(&try_link), "{}", editors_page.body);
+    let tester = served.get(&format!("{base}/try"), &reader.cookie).await;
+    assert!(tester.body.contains(r#"id="view-only""#) && !tester.body.contains(r#"id="send""#), "{}", tester.body);
+    let forged = [("target", "service/web"), ("port", "80"), ("method", "GET"), ("path", "/")];
+    let refused = served.post(&format!("{base}/try"), &reader.cookie, &forged).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.body.contains("services/proxy is not allowed") && !refused.body.contains(r#"id="answer""#));
+
     // Cross-site, another instance's URL, a kind that is not an app, an app that does not exist.
     let headers = [("cookie", editor.cookie.as_str()), ("origin", "https://evil.example")];
     let path = format!("{}/deployments/web", editor.apps);

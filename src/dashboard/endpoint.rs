@@ -94,6 +94,10 @@ async fn show(
     let targets = endpoint::targets(&session.client, namespace).await?;
     let (status, answer, problem) = match &form {
         None => (StatusCode::OK, None, None),
+        // Kubernetes said at sign-in that this identity may not use the service proxy: nothing is sent.
+        Some(_) if !session.abilities.send_requests => {
+            (StatusCode::FORBIDDEN, None, Some((text.try_denied, "services/proxy is not allowed".to_owned())))
+        }
         Some(form) => match tried(&session, form).await {
             Ok(answer) => (StatusCode::OK, Some(answer), None),
             Err(error) => {

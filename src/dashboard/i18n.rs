@@ -34,6 +34,8 @@ pub struct Translation {
     pub sign_out: &'static str,
     /// Signed in as.
     pub signed_in_as: &'static str,
+    /// The endpoint tester, to someone whose role does not let them send requests.
+    pub try_view_only: &'static str,
     /// Who signed in, when it is the instance's owner.
     pub signer_owner: &'static str,
     /// Who signed in, when it is a binding: this word, then the binding's id.
@@ -475,6 +477,7 @@ pub static EN: Translation = Translation {
     other_instance: "You are signed in to another instance. Sign out first.",
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
+    try_view_only: "Your role lets you view this namespace only: sending requests to its apps needs the edit or admin role.",
     signer_owner: "owner",
     signer_binding: "binding",
     signer_member: "member",
@@ -772,6 +775,7 @@ pub static KO: Translation = Translation {
     other_instance: "다른 인스턴스에 로그인되어 있습니다. 먼저 로그아웃하세요.",
     sign_out: "로그아웃",
     signed_in_as: "로그인 계정",
+    try_view_only: "현재 역할로는 이 네임스페이스를 볼 수만 있습니다. 앱에 요청을 보내려면 edit 또는 admin 역할이 필요합니다.",
     signer_owner: "소유자",
     signer_binding: "바인딩",
     signer_member: "멤버",

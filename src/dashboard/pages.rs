@@ -22,6 +22,7 @@ use super::user_sessions::{Session, StartError};
 use crate::lifecycle::PlanApp;
 use crate::lifecycle::usage::{PodHistory, UsageTotals};
 use crate::lifecycle::{Credential, Error, Refusal, SignIn};
+use crate::tenant::abilities::Abilities;
 use crate::tenant::overview::{self, ContainerDefault, Metrics, Overview};
 
 /// The sign-in page.
@@ -322,7 +323,7 @@ pub async fn login(
             return Err(unavailable);
         }
     };
-    Ok(start_session(&state, jar, tenant, credential).into_response())
+    Ok(start_session(&state, jar, tenant, credential).await.into_response())
 }
 
 /// 429: too many sign-in attempts; try again after `wait`.
@@ -334,7 +335,7 @@ pub(super) fn too_many(wait: std::time::Duration) -> Response {
 /// Starts a session for `tenant`, whose requests are then made with `credential`'s token, ending the visitor's
 /// previous one; sends them to the overview with the session cookie, which lasts as long as the session. Every way of
 /// signing in ends here.
-pub(super) fn start_session(
+pub(super) async fn start_session(
     state: &DashboardState,
     jar: CookieJar,
     tenant: crate::lifecycle::Tenant,
@@ -353,7 +354,8 @@ pub(super) fn start_session(
     }
     let instance_id = tenant.instance_id.clone();
     tracing::info!(instance_id, user = %tenant.username, "signed in to the dashboard");
-    let (id, lifetime) = match state.sessions.start(tenant, client, credential) {
+    let abilities = Abilities::of(&client, &tenant.namespace).await;
+    let (id, lifetime) = match state.sessions.start(tenant, client, credential, abilities) {
         Ok(started) => started,
         Err(StartError::Full) => {
             tracing::warn!(instance_id, "dashboard sign-in refused: dashboard.max_sessions are held");

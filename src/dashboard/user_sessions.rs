@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::lifecycle::revocations::{Revocations, Revoked};
 use crate::lifecycle::{Credential, Tenant};
+use crate::tenant::abilities::Abilities;
 
 /// How many sessions may be held, for how long, and how often one is re-checked.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,8 @@ pub struct Session {
     pub client: kube::Client,
     /// The token signed in with, and what it was found to be then.
     pub credential: Arc<Credential>,
+    /// What the user may do beyond reading, asked at sign-in: which controls the pages offer.
+    pub abilities: Abilities,
     /// When the session ends at the latest.
     pub expires_at: Instant,
     ended: watch::Receiver<bool>,
@@ -184,12 +187,14 @@ impl Sessions {
 
     /// Starts a session and returns its id (256 random bits, hex) and how long it lasts (the cookie's Max-Age): the
     /// lifetime, or less when the token expires sooner. The identity's oldest session ends when it holds as many as
-    /// it may; when the store is full, nobody's session ends and the sign-in is refused.
+    /// it may; when the store is full, nobody's session ends and the sign-in is refused. `abilities` are what its user
+    /// was found to be allowed at sign-in.
     pub fn start(
         &self,
         tenant: Tenant,
         client: kube::Client,
         credential: Credential,
+        abilities: Abilities,
     ) -> Result<(String, Duration), StartError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(StartError::Random)?;
@@ -222,7 +227,8 @@ impl Sessions {
             return Err(StartError::Full);
         }
         let (ends, ended) = watch::channel(false);
-        let session = Session { tenant, client, credential: Arc::new(credential), expires_at: now + lifetime, ended };
+        let credential = Arc::new(credential);
+        let session = Session { tenant, client, credential, abilities, expires_at: now + lifetime, ended };
         store.started += 1;
         let started = store.started;
         store.by_id.insert(id.clone(), Entry { session, ends, started, checked_at: now });
@@ -314,7 +320,7 @@ pub fn test_session(instance_id: &str) -> Session {
         per_identity: 1,
         recheck: Duration::from_secs(10),
     });
-    let (id, _) = sessions.start(tenant, client, test_credential(None)).expect("id");
+    let (id, _) = sessions.start(tenant, client, test_credential(None), Abilities::ALL).expect("id");
     sessions.find(&id).expect("session")
 }
 
@@ -346,8 +352,10 @@ mod tests {
     #[tokio::test]
     async fn sessions_are_random_and_expire_with_their_lifetime_or_their_token() {
         let sessions = Sessions::new(limits(10, 10));
-        let (first, lifetime) = sessions.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
-        let (second, _) = sessions.start(tenant("b", "y"), client(), test_credential(None)).expect("id");
+        let (first, lifetime) =
+            sessions.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let (second, _) =
+            sessions.start(tenant("b", "y"), client(), test_credential(None), Abilities::ALL).expect("id");
         assert_eq!(first.len(), 64);
         assert_ne!(first, second);
         assert_eq!(lifetime, Duration::from_secs(60));
@@ -355,13 +363,14 @@ mod tests {
         sessions.end(&second);
         assert!(sessions.find(&second).is_none() && !sessions.is_live(&second));
 
-        let (_, short) = sessions.start(tenant("a", "x"), client(), test_credential(Some(20))).expect("id");
+        let (_, short) =
+            sessions.start(tenant("a", "x"), client(), test_credential(Some(20)), Abilities::ALL).expect("id");
         assert!(short <= Duration::from_secs(20) && short > Duration::from_secs(15), "the token's expiry: {short:?}");
-        let expired = sessions.start(tenant("a", "x"), client(), test_credential(Some(-1)));
+        let expired = sessions.start(tenant("a", "x"), client(), test_credential(Some(-1)), Abilities::ALL);
         assert!(matches!(expired, Err(StartError::Expired)));
 
         let quick = Sessions::new(SessionLimits { lifetime: Duration::from_millis(1), ..limits(10, 10) });
-        let (id, _) = quick.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
+        let (id, _) = quick.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
         let session = quick.find(&id);
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(quick.find(&id).is_none(), "expired");
@@ -375,14 +384,17 @@ mod tests {
     #[tokio::test]
     async fn an_identity_keeps_its_newest_sessions_and_a_full_store_refuses_rather_than_evicts() {
         let sessions = Sessions::new(limits(4, 2));
-        let (other, _) = sessions.start(tenant("a", "other"), client(), test_credential(None)).expect("id");
-        let flood: Vec<String> =
-            (0..5).map(|_| sessions.start(tenant("a", "x"), client(), test_credential(None)).expect("id").0).collect();
+        let (other, _) =
+            sessions.start(tenant("a", "other"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let flood: Vec<String> = (0..5)
+            .map(|_| sessions.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id").0)
+            .collect();
         assert!(flood[..3].iter().all(|id| !sessions.is_live(id)), "the identity's oldest went");
         assert!(flood[3..].iter().all(|id| sessions.is_live(id)), "its newest two stay");
         assert!(sessions.is_live(&other), "never another identity's");
-        let (third, _) = sessions.start(tenant("a", "third"), client(), test_credential(None)).expect("id");
-        let full = sessions.start(tenant("a", "fourth"), client(), test_credential(None));
+        let (third, _) =
+            sessions.start(tenant("a", "third"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let full = sessions.start(tenant("a", "fourth"), client(), test_credential(None), Abilities::ALL);
         assert!(matches!(full, Err(StartError::Full)), "full: refused");
         assert!(
             sessions.is_live(&other) && sessions.is_live(&third) && flood[3..].iter().all(|id| sessions.is_live(id))
@@ -394,10 +406,11 @@ mod tests {
         let sessions = Sessions::new(limits(10, 10));
         let revocations = Revocations::default();
         sessions.listen(&revocations);
-        let (one, _) = sessions.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
-        let (two, _) = sessions.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
-        let (kept, _) = sessions.start(tenant("a", "y"), client(), test_credential(None)).expect("id");
-        let (elsewhere, _) = sessions.start(tenant("b", "z"), client(), test_credential(None)).expect("id");
+        let (one, _) = sessions.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let (two, _) = sessions.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let (kept, _) = sessions.start(tenant("a", "y"), client(), test_credential(None), Abilities::ALL).expect("id");
+        let (elsewhere, _) =
+            sessions.start(tenant("b", "z"), client(), test_credential(None), Abilities::ALL).expect("id");
         let watched = sessions.find(&one).expect("live");
         revocations.tell(&Revoked::Identity("system:serviceaccount:ids:x".to_owned()));
         assert!(!sessions.is_live(&one) && !sessions.is_live(&two));
@@ -413,10 +426,10 @@ mod tests {
     #[tokio::test]
     async fn a_session_is_due_for_a_check_once_per_interval() {
         let sessions = Sessions::new(SessionLimits { recheck: Duration::ZERO, ..limits(10, 10) });
-        let (id, _) = sessions.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
+        let (id, _) = sessions.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
         assert!(sessions.due_for_check(&id));
         let slow = Sessions::new(limits(10, 10));
-        let (id, _) = slow.start(tenant("a", "x"), client(), test_credential(None)).expect("id");
+        let (id, _) = slow.start(tenant("a", "x"), client(), test_credential(None), Abilities::ALL).expect("id");
         assert!(!slow.due_for_check(&id), "just checked at sign-in");
         assert!(!slow.due_for_check("none"));
         assert_eq!(

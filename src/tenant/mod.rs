@@ -6,6 +6,7 @@
 //!
 //! Nothing here knows HTML or HTTP: the dashboard turns forms into these types and answers into pages.
 
+pub mod abilities;
 pub mod alerts;
 pub mod apps;
 pub mod deploy;

@@ -223,7 +223,7 @@ async fn finish(
     };
     let name = member.map_err(|outcome| outcome.answer(&instance_id))?;
     match state.broker.sign_in_member(&instance_id, &name, state.sessions.lifetime()).await {
-        Ok(Some((tenant, credential))) => Ok(start_session(state, jar, tenant, credential)?.into_response()),
+        Ok(Some((tenant, credential))) => Ok(start_session(state, jar, tenant, credential).await?.into_response()),
         Ok(None) => Err(Outcome::NotInvited.answer(&instance_id)),
         Err(crate::lifecycle::Error::NotFound(_)) => {
             Err(PageError::anonymous(StatusCode::NOT_FOUND, |text| text.not_found))
