@@ -877,6 +877,48 @@ async fn an_app_deployed_from_the_dashboard_answers_through_the_endpoint_tester(
     .await;
     assert!(logs.contains(&format!("{base}/pods/{pod}/logs/stream")), "the log is followed live: {logs}");
 
+    // Two pods' logs together: scaled to two, each pod answers once, and the Deployment's logs page shows both pods'
+    // answers, each line naming its pod, filtered by text and by severity.
+    let scale = [("action", "scale"), ("replicas", "2")];
+    assert_eq!(served.post(&format!("{base}/apps/deployments/web"), &cookie, &scale).await.status, 303);
+    let admin = Api::<Pod>::namespaced(cluster().admin().await, &namespace);
+    let both = eventually(Duration::from_secs(90), "two ready pods of web", || async {
+        let pods = admin.list(&ListParams::default()).await.expect("list the pods").items;
+        let ready = |pod: &Pod| {
+            let conditions = pod.status.as_ref().and_then(|status| status.conditions.clone()).unwrap_or_default();
+            conditions.iter().any(|condition| condition.type_ == "Ready" && condition.status == "True")
+        };
+        let names: Vec<String> =
+            pods.iter().filter(|pod| ready(pod)).filter_map(|pod| pod.metadata.name.clone()).collect();
+        (names.len() == 2).then_some(names)
+    })
+    .await;
+    let kubeconfig = &cluster().kubeconfig;
+    for pod in &both {
+        let (answered, _, err) = cluster()
+            .kubectl(kubeconfig, &["get", "--raw", &format!("/api/v1/namespaces/{namespace}/pods/{pod}:8080/proxy/")]);
+        assert!(answered, "{pod} answers through the pod proxy: {err}");
+    }
+    let together = format!("{base}/objects/deployments/web/logs");
+    let merged = eventually(Duration::from_secs(30), "both pods' answers on the Deployment's logs page", || async {
+        let page = served.get(&format!("{together}?q=response%3A200&level=info"), &cookie).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        both.iter().all(|pod| page.body.contains(&format!("{pod} │ "))).then_some(page.body)
+    })
+    .await;
+    assert!(merged.contains(r#"id="pods-shown">Pods: 2</span>"#), "{merged}");
+    let lines = merged.split(r#"sse-swap="lines">"#).nth(1).and_then(|rest| rest.split("</pre>").next()).unwrap_or("");
+    assert!(lines.lines().all(|line| line.contains("response:200")), "only the lines holding the text: {lines}");
+    assert!(merged.contains(&format!("{together}/stream?q=response%3A200&#38;level=info")), "followed live: {merged}");
+    let errors = served.get(&format!("{together}?level=error"), &cookie).await;
+    assert!(!errors.body.contains("response:200") && errors.body.contains("No lines"), "{}", errors.body);
+    let workloads = served.get(&format!("{base}/workloads"), &cookie).await;
+    assert!(
+        workloads.body.contains(&format!(r#"href="{together}""#)),
+        "linked from the workloads page: {}",
+        workloads.body
+    );
+
     let deleted = served.post(&format!("{base}/apps/deployments/web"), &cookie, &[("action", "delete")]).await;
     assert_eq!(deleted.status, 303, "{deleted:?}");
 

@@ -36,6 +36,22 @@ pub struct Translation {
     pub signed_in_as: &'static str,
     /// The endpoint tester, to someone whose role does not let them send requests.
     pub try_view_only: &'static str,
+    /// The logs of a workload's pods together: link and heading.
+    pub pods_logs: &'static str,
+    /// Said before "shown / all" when a workload has more pods than are read together.
+    pub pods_logs_cut: &'static str,
+    /// No line of any pod (or none the filter keeps).
+    pub pods_no_logs: &'static str,
+    /// The logs' text filter.
+    pub log_filter_text: &'static str,
+    /// The logs' severity filter.
+    pub log_filter_level: &'static str,
+    /// Severity filter: every line.
+    pub log_level_all: &'static str,
+    /// Severity filter: warnings and errors.
+    pub log_level_warning: &'static str,
+    /// Severity filter: errors only.
+    pub log_level_error: &'static str,
     /// Who signed in, when it is the instance's owner.
     pub signer_owner: &'static str,
     /// Who signed in, when it is a binding: this word, then the binding's id.
@@ -478,6 +494,14 @@ pub static EN: Translation = Translation {
     sign_out: "Sign out",
     signed_in_as: "Signed in as",
     try_view_only: "Your role lets you view this namespace only: sending requests to its apps needs the edit or admin role.",
+    pods_logs: "Logs of its pods",
+    pods_logs_cut: "Pods shown / in all:",
+    pods_no_logs: "No lines: the pods have not written any (that the filter keeps), or their node keeps none.",
+    log_filter_text: "Lines holding",
+    log_filter_level: "Severity",
+    log_level_all: "All lines",
+    log_level_warning: "Warnings and errors",
+    log_level_error: "Errors only",
     signer_owner: "owner",
     signer_binding: "binding",
     signer_member: "member",
@@ -776,6 +800,14 @@ pub static KO: Translation = Translation {
     sign_out: "로그아웃",
     signed_in_as: "로그인 계정",
     try_view_only: "현재 역할로는 이 네임스페이스를 볼 수만 있습니다. 앱에 요청을 보내려면 edit 또는 admin 역할이 필요합니다.",
+    pods_logs: "파드 로그 모아 보기",
+    pods_logs_cut: "표시한 파드 / 전체:",
+    pods_no_logs: "줄이 없습니다. 파드가 (필터에 맞는) 로그를 남기지 않았거나 노드가 로그를 보관하지 않습니다.",
+    log_filter_text: "포함할 텍스트",
+    log_filter_level: "심각도",
+    log_level_all: "모든 줄",
+    log_level_warning: "경고와 오류",
+    log_level_error: "오류만",
     signer_owner: "소유자",
     signer_binding: "바인딩",
     signer_member: "멤버",

@@ -159,11 +159,12 @@ pub async fn page(
     let pods = Api::<Pod>::namespaced(session.client.clone(), &session.tenant.namespace);
     let lines = match pods.log_stream(pod, &log_params(&container, false)).await {
         Ok(reader) => {
-            let mut tail = Tail { lines: bounded_lines(reader), kept: VecDeque::new(), ended: false };
-            while let Some(Ok(line)) = tail.lines.next().await {
-                tail.keep(&line);
+            let mut lines = bounded_lines(reader);
+            let mut kept = LastLines::default();
+            while let Some(Ok(line)) = lines.next().await {
+                kept.keep(line);
             }
-            tail.kept.into()
+            kept.0.into()
         }
         Err(error) => {
             // What the apiserver says when the node keeps no logs (a simulated node) or the container never ran.
@@ -216,34 +217,61 @@ pub async fn stream(
         };
     let needs = Needs { verb: "get", group: String::new(), resource: "pods".to_owned(), subresource: Some("log") };
     let ended = open_streams::revoked(state.clone(), id, needs, slot);
-    Ok(Sse::new(updates(lines).take_until(ended)).keep_alive(KeepAlive::default()).into_response())
+    let updates = updates(lines, LastLines::default());
+    Ok(Sse::new(updates.take_until(ended)).keep_alive(KeepAlive::default()).into_response())
 }
 
-/// The last lines of `lines` as `lines` events, one per batch of lines that came within [`LOG_COALESCE`].
-fn updates(lines: BoxStream<'static, std::io::Result<String>>) -> impl Stream<Item = Result<Event, Infallible>> {
-    let tail = Tail { lines, kept: VecDeque::new(), ended: false };
+/// The last lines of `lines` as `lines` events, one per batch of lines that came within [`LOG_COALESCE`], as `kept`
+/// keeps and shows them.
+pub(super) fn updates<K: Kept>(
+    lines: BoxStream<'static, std::io::Result<K::Line>>,
+    kept: K,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let tail = Tail { lines, kept, ended: false };
     futures::stream::unfold(tail, |mut tail| async move {
         tail.next_batch().await?;
-        let event = Event::default().event("lines").data(tail.html());
+        let event = Event::default().event("lines").data(tail.kept.html());
         Some((Ok(event), tail))
     })
 }
 
-/// A followed log and its last lines.
-struct Tail {
-    lines: BoxStream<'static, std::io::Result<String>>,
-    kept: VecDeque<String>,
+/// The lines a followed log keeps, and how they are shown.
+pub(super) trait Kept: Send + 'static {
+    /// One line as read.
+    type Line: Send + 'static;
+    /// Keeps `line`, dropping the oldest beyond the most kept.
+    fn keep(&mut self, line: Self::Line);
+    /// The kept lines, escaped HTML for the page's `<pre>`.
+    fn html(&self) -> String;
+}
+
+/// The last [`MAX_LINES`] lines of one container's log, each cut to [`MAX_LINE_CHARS`].
+#[derive(Default)]
+struct LastLines(VecDeque<String>);
+
+impl Kept for LastLines {
+    type Line = String;
+
+    fn keep(&mut self, line: String) {
+        if self.0.len() == MAX_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(cut(&line));
+    }
+
+    fn html(&self) -> String {
+        self.0.iter().map(|line| escape(line)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A followed log and what is kept of it.
+struct Tail<K: Kept> {
+    lines: BoxStream<'static, std::io::Result<K::Line>>,
+    kept: K,
     ended: bool,
 }
 
-impl Tail {
-    fn keep(&mut self, line: &str) {
-        if self.kept.len() == MAX_LINES {
-            self.kept.pop_front();
-        }
-        self.kept.push_back(cut(line));
-    }
-
+impl<K: Kept> Tail<K> {
     /// Waits for at least one new line and gathers those that follow within [`LOG_COALESCE`]; `None` once the log
     /// ended and everything was sent.
     async fn next_batch(&mut self) -> Option<()> {
@@ -251,7 +279,7 @@ impl Tail {
             return None;
         }
         match self.lines.next().await {
-            Some(Ok(line)) => self.keep(&line),
+            Some(Ok(line)) => self.kept.keep(line),
             _ => {
                 self.ended = true;
                 return None;
@@ -263,7 +291,7 @@ impl Tail {
             tokio::select! {
                 _ = &mut pause => return Some(()),
                 next = self.lines.next() => match next {
-                    Some(Ok(line)) => self.keep(&line),
+                    Some(Ok(line)) => self.kept.keep(line),
                     _ => {
                         self.ended = true;
                         return Some(());
@@ -272,14 +300,10 @@ impl Tail {
             }
         }
     }
-
-    fn html(&self) -> String {
-        self.kept.iter().map(|line| escape(line)).collect::<Vec<_>>().join("\n")
-    }
 }
 
 /// `text` safe inside HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {
@@ -303,14 +327,14 @@ mod tests {
         let many = (0..MAX_LINES + 20).map(|n| Ok(format!("line {n} <b>")));
         let long = std::iter::once(Ok("x".repeat(MAX_LINE_CHARS + 10)));
         let lines = futures::stream::iter(many.chain(long).collect::<Vec<_>>()).boxed();
-        let events: Vec<_> = updates(lines).collect().await;
+        let events: Vec<_> = updates(lines, LastLines::default()).collect().await;
         assert_eq!(events.len(), 1, "one batch: everything came at once, and then the log ended");
-        let mut tail = Tail { lines: futures::stream::empty().boxed(), kept: VecDeque::new(), ended: false };
+        let mut tail = Tail { lines: futures::stream::empty().boxed(), kept: LastLines::default(), ended: false };
         for n in 0..MAX_LINES + 20 {
-            tail.keep(&format!("line {n} <b>"));
+            tail.kept.keep(format!("line {n} <b>"));
         }
-        tail.keep(&"x".repeat(MAX_LINE_CHARS + 10));
-        let html = tail.html();
+        tail.kept.keep("x".repeat(MAX_LINE_CHARS + 10));
+        let html = tail.kept.html();
         assert_eq!(html.lines().count(), MAX_LINES);
         assert!(html.starts_with("line 21 &lt;b&gt;"), "{}", &html[..40]);
         assert!(html.ends_with(&format!("{}…", "x".repeat(MAX_LINE_CHARS))));

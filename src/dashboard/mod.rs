@@ -34,6 +34,7 @@ mod sparkline;
 mod stream;
 mod streaming;
 mod user_sessions;
+mod workload_logs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +176,8 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(stream::live)
         .typed_get(logs::page)
         .typed_get(logs::stream)
+        .typed_get(workload_logs::page)
+        .typed_get(workload_logs::stream)
         .typed_get(streaming::page)
         .typed_post(streaming::act)
         .typed_post(streaming::reveal)

@@ -26,6 +26,8 @@ pub struct SectionView {
     pub instance_id: String,
     /// Whether rows link to their logs (pods).
     pub logs: bool,
+    /// Whether rows link to the logs of their pods together (workloads).
+    pub pod_logs: bool,
     /// Whether the identity may not list this kind.
     pub not_allowed: bool,
     /// The objects.
@@ -37,6 +39,12 @@ impl SectionView {
     pub fn object_link(&self, row: &Row) -> String {
         let (instance_id, kind) = (self.instance_id.clone(), self.kind.to_owned());
         paths::Object { instance_id, kind, name: row.name.clone() }.to_string()
+    }
+
+    /// Where the logs of `row`'s pods are (a workload's).
+    pub fn pod_logs_link(&self, row: &Row) -> String {
+        let (instance_id, kind) = (self.instance_id.clone(), self.kind.to_owned());
+        paths::ObjectLogs { instance_id, kind, name: row.name.clone() }.to_string()
     }
 
     /// Where `row`'s logs are (a pod's).
@@ -104,6 +112,7 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
         url: paths::WorkloadsSection { instance_id: instance_id.clone(), kind: kind.as_str().to_owned() }.to_string(),
         instance_id,
         logs: kind == Kind::Pods,
+        pod_logs: crate::tenant::workload_pods::has_pods(kind),
         not_allowed,
         rows,
     }

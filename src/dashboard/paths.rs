@@ -81,6 +81,10 @@ typed_paths! {
     WorkloadsSection("/instances/{instance_id}/workloads/{kind}") { instance_id, kind }
     /// One object as YAML.
     Object("/instances/{instance_id}/objects/{kind}/{name}") { instance_id, kind, name }
+    /// The logs of a workload's pods together.
+    ObjectLogs("/instances/{instance_id}/objects/{kind}/{name}/logs") { instance_id, kind, name }
+    /// The logs of a workload's pods together, followed.
+    ObjectLogStream("/instances/{instance_id}/objects/{kind}/{name}/logs/stream") { instance_id, kind, name }
     /// The live stream.
     Live("/instances/{instance_id}/live") { instance_id }
     /// A pod's logs.

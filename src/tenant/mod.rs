@@ -15,3 +15,4 @@ pub mod members;
 pub mod objects;
 pub mod overview;
 pub mod streaming;
+pub mod workload_pods;
