@@ -171,7 +171,7 @@ pub async fn submit(
             }
             Err(refusal) => Err(refusal),
         },
-        _ => return Err(PageError::signed_in(StatusCode::BAD_REQUEST, |text| text.not_found)),
+        _ => return Err(PageError::signed_in(StatusCode::BAD_REQUEST, |text| text.form_invalid)),
     };
     let (status, outcome) = match outcome {
         Ok(changes) => (StatusCode::OK, changes),
