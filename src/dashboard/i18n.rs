@@ -443,6 +443,45 @@ pub struct Translation {
     pub no_autoscalers: &'static str,
     /// The identity may not read autoscalers.
     pub autoscalers_unreadable: &'static str,
+    // The YAML editor.
+    /// The control that opens an object's YAML editor.
+    pub edit: &'static str,
+    /// What the editor does.
+    pub edit_help: &'static str,
+    /// The label of the YAML text area.
+    pub edit_yaml_label: &'static str,
+    /// The button that asks the cluster what the edit would change (a dry run).
+    pub edit_review: &'static str,
+    /// The button that applies the edit.
+    pub edit_apply: &'static str,
+    /// Back to the object without changing it.
+    pub edit_cancel: &'static str,
+    /// Heading of the changes an edit would make.
+    pub edit_changes: &'static str,
+    /// An edit that changes nothing.
+    pub edit_no_changes: &'static str,
+    /// A field the edit adds.
+    pub edit_added: &'static str,
+    /// A field the edit removes.
+    pub edit_removed: &'static str,
+    /// YAML that cannot be used.
+    pub edit_invalid: &'static str,
+    /// The cluster refuses the edit (RBAC, admission, validation).
+    pub edit_refused: &'static str,
+    /// Fields of the edit that other field managers own.
+    pub edit_conflict: &'static str,
+    /// Column: a field in conflict.
+    pub edit_conflict_field: &'static str,
+    /// Column: who manages it.
+    pub edit_conflict_manager: &'static str,
+    /// The object changed since the editor was opened.
+    pub edit_stale: &'static str,
+    /// The identity may not change the object.
+    pub edit_not_allowed: &'static str,
+    /// YAML over the size limit.
+    pub edit_too_large: &'static str,
+    /// The edit was applied.
+    pub edit_applied: &'static str,
 }
 
 impl Translation {
@@ -781,6 +820,26 @@ pub static EN: Translation = Translation {
     autoscaler_inactive: "cannot scale",
     no_autoscalers: "No autoscaler.",
     autoscalers_unreadable: "Your identity may not read autoscalers here.",
+    // The YAML editor.
+    edit: "Edit",
+    edit_help: "Change the YAML, then review: the cluster checks the change as you, without applying it (a dry run), and shows each field it would change or why it refuses. Apply saves it in your name (server-side apply, field manager caas-dashboard); a field another tool manages is shown as a conflict, never taken over.",
+    edit_yaml_label: "The object as YAML",
+    edit_review: "Review changes",
+    edit_apply: "Apply",
+    edit_cancel: "Cancel",
+    edit_changes: "What would change",
+    edit_no_changes: "Nothing would change.",
+    edit_added: "added",
+    edit_removed: "removed",
+    edit_invalid: "This YAML cannot be used; nothing was changed:",
+    edit_refused: "The cluster refuses this change; nothing was changed:",
+    edit_conflict: "Other tools manage fields you changed; nothing was forced or changed. Leave these fields as they are, or change them with the tool that manages them:",
+    edit_conflict_field: "Field",
+    edit_conflict_manager: "Managed by",
+    edit_stale: "The object changed since you opened the editor; nothing was changed. Open the editor again to start from the current version.",
+    edit_not_allowed: "Your identity may not change this object.",
+    edit_too_large: "The YAML is longer than 256 KiB; nothing was changed.",
+    edit_applied: "Your change was applied.",
 };
 
 /// Korean.
@@ -1070,6 +1129,26 @@ pub static KO: Translation = Translation {
     autoscaler_inactive: "스케일 불가",
     no_autoscalers: "오토스케일러가 없습니다.",
     autoscalers_unreadable: "현재 아이디로는 여기의 오토스케일러를 볼 수 없습니다.",
+    // The YAML editor.
+    edit: "편집",
+    edit_help: "YAML을 고친 뒤 검토하세요. 클러스터가 내 권한으로 변경을 적용하지 않고 확인(시험 실행)해, 바뀔 필드를 하나씩 보여 주거나 거부하는 이유를 알려 줍니다. 적용하면 내 이름으로 저장됩니다(서버 측 적용, 필드 관리자 caas-dashboard). 다른 도구가 관리하는 필드는 충돌로 보여 줄 뿐, 가져오지 않습니다.",
+    edit_yaml_label: "오브젝트의 YAML",
+    edit_review: "변경 사항 검토",
+    edit_apply: "적용",
+    edit_cancel: "취소",
+    edit_changes: "바뀔 내용",
+    edit_no_changes: "바뀌는 것이 없습니다.",
+    edit_added: "추가",
+    edit_removed: "삭제",
+    edit_invalid: "이 YAML은 쓸 수 없습니다. 아무것도 바뀌지 않았습니다:",
+    edit_refused: "클러스터가 이 변경을 거부합니다. 아무것도 바뀌지 않았습니다:",
+    edit_conflict: "고친 필드 가운데 다른 도구가 관리하는 것이 있습니다. 강제로 바꾸지 않았고 아무것도 바뀌지 않았습니다. 이 필드는 그대로 두거나, 관리하는 도구로 바꾸세요:",
+    edit_conflict_field: "필드",
+    edit_conflict_manager: "관리 주체",
+    edit_stale: "편집기를 연 뒤에 오브젝트가 바뀌었습니다. 아무것도 바뀌지 않았습니다. 편집기를 다시 열어 현재 버전에서 시작하세요.",
+    edit_not_allowed: "현재 아이디로는 이 오브젝트를 바꿀 수 없습니다.",
+    edit_too_large: "YAML이 256 KiB보다 깁니다. 아무것도 바뀌지 않았습니다.",
+    edit_applied: "변경 사항을 적용했습니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -10,6 +10,7 @@
 mod apps;
 mod assets;
 mod deploy;
+mod edit;
 mod endpoint;
 mod expiring;
 mod guard;
@@ -173,6 +174,8 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(objects::page)
         .typed_get(objects::section)
         .typed_get(objects::object)
+        .typed_get(edit::form)
+        .typed_post(edit::submit)
         .typed_get(stream::live)
         .typed_get(logs::page)
         .typed_get(logs::stream)

@@ -2,6 +2,7 @@
 //! the live stream says that kind changed), and one object as YAML. Read with the signed-in user's own client.
 
 use askama::Template;
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -85,6 +86,16 @@ struct ObjectPage<'a> {
     name: &'a str,
     workloads: String,
     yaml: String,
+    /// The editor, when Kubernetes lets the identity change the object.
+    edit: Option<String>,
+    /// Whether the page follows an edit applied.
+    applied: bool,
+}
+
+/// What the object's page says after an edit: `?done=applied`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Shown {
+    done: Option<String>,
 }
 
 fn title(kind: Kind) -> &'static str {
@@ -165,6 +176,7 @@ pub async fn section(
 pub async fn object(
     paths::Object { instance_id, kind, name }: paths::Object,
     visit: PageVisit,
+    Query(shown): Query<Shown>,
 ) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
     let no_such = PageError::NotFound(|text| text.live_no_such_object);
@@ -172,8 +184,14 @@ pub async fn object(
     let Some(yaml) = objects::object_yaml(&session.client, &session.tenant.namespace, kind, &name).await? else {
         return Err(no_such);
     };
+    let may_edit = crate::tenant::edit::may_edit(&session.client, &session.tenant.namespace, kind, &name).await?;
+    let edit = may_edit.then(|| {
+        paths::ObjectEdit { instance_id: instance_id.clone(), kind: kind.as_str().to_owned(), name: name.clone() }
+            .to_string()
+    });
     let workloads = paths::Workloads { instance_id }.to_string();
-    let page = ObjectPage { text, session: &session, kind: kind.as_str(), name: &name, workloads, yaml };
+    let applied = shown.done.as_deref() == Some("applied");
+    let page = ObjectPage { text, session: &session, kind: kind.as_str(), name: &name, workloads, yaml, edit, applied };
     Ok(render(StatusCode::OK, &page))
 }
 

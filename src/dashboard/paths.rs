@@ -110,6 +110,8 @@ typed_paths! {
     MemberRole("/instances/{instance_id}/members/role") { instance_id }
     /// A member's removal.
     MemberRevoke("/instances/{instance_id}/members/revoke") { instance_id }
+    /// One object's YAML editor, and its review or apply.
+    ObjectEdit("/instances/{instance_id}/objects/{kind}/{name}/edit") { instance_id, kind, name }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,

@@ -30,6 +30,27 @@ pub async fn allowed_on(
     permission: Permission<'_>,
     subresource: Option<&str>,
 ) -> Result<bool, kube::Error> {
+    review(client, namespace, permission, subresource, None).await
+}
+
+/// Whether the identity `client` authenticates as may do `permission` on the object `name` in `namespace` (a rule
+/// of RBAC may name objects).
+pub async fn allowed_named(
+    client: &Client,
+    namespace: &str,
+    permission: Permission<'_>,
+    name: &str,
+) -> Result<bool, kube::Error> {
+    review(client, namespace, permission, None, Some(name)).await
+}
+
+async fn review(
+    client: &Client,
+    namespace: &str,
+    permission: Permission<'_>,
+    subresource: Option<&str>,
+    name: Option<&str>,
+) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -38,6 +59,7 @@ pub async fn allowed_on(
                 group: Some(permission.group.to_owned()),
                 resource: Some(permission.resource.to_owned()),
                 subresource: subresource.map(str::to_owned),
+                name: name.map(str::to_owned),
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()

@@ -10,6 +10,7 @@ pub mod abilities;
 pub mod alerts;
 pub mod apps;
 pub mod deploy;
+pub mod edit;
 pub mod endpoint;
 pub mod members;
 pub mod objects;
