@@ -418,6 +418,39 @@ pub struct Translation {
     pub no_autoscalers: &'static str,
     /// The identity may not read autoscalers.
     pub autoscalers_unreadable: &'static str,
+    // The terminal into a container.
+    /// A terminal into a container: the control and the page's heading.
+    pub terminal: &'static str,
+    /// The shell to run.
+    pub terminal_shell: &'static str,
+    /// Opens the terminal with the chosen container and shell.
+    pub terminal_open: &'static str,
+    /// The terminal's limits; `{idle}` and `{longest}` are minutes.
+    pub terminal_limits: &'static str,
+    /// The accessible name of the terminal's screen.
+    pub terminal_screen: &'static str,
+    /// While the terminal connects.
+    pub terminal_connecting: &'static str,
+    /// Once it is connected.
+    pub terminal_connected: &'static str,
+    /// Closed, for no reason the dashboard gave.
+    pub terminal_closed: &'static str,
+    /// Closed after no input for too long.
+    pub terminal_closed_idle: &'static str,
+    /// Closed at the longest length allowed.
+    pub terminal_closed_longest: &'static str,
+    /// Closed because the sign-in ended or the permission went.
+    pub terminal_closed_revoked: &'static str,
+    /// Closed because the shell ended.
+    pub terminal_closed_exited: &'static str,
+    /// Closed because the shell could not start.
+    pub terminal_closed_failed: &'static str,
+    /// Downloads what the terminal showed.
+    pub terminal_download: &'static str,
+    /// The identity may not open terminals.
+    pub terminal_not_allowed: &'static str,
+    /// No container runs in the pod.
+    pub terminal_no_container: &'static str,
 }
 
 impl Translation {
@@ -733,6 +766,23 @@ pub static EN: Translation = Translation {
     autoscaler_inactive: "cannot scale",
     no_autoscalers: "No autoscaler.",
     autoscalers_unreadable: "Your identity may not read autoscalers here.",
+    // The terminal into a container.
+    terminal: "Terminal",
+    terminal_shell: "Shell",
+    terminal_open: "Open",
+    terminal_limits: "Closes after {idle} minutes without input, and after {longest} minutes at most. The session log keeps the last 1 MiB the terminal showed.",
+    terminal_screen: "Terminal screen",
+    terminal_connecting: "Connecting…",
+    terminal_connected: "Connected.",
+    terminal_closed: "The terminal closed.",
+    terminal_closed_idle: "Closed: no input for too long.",
+    terminal_closed_longest: "Closed: the terminal reached the longest time allowed.",
+    terminal_closed_revoked: "Closed: your sign-in ended, or your identity may no longer open terminals here.",
+    terminal_closed_exited: "Closed: the shell ended.",
+    terminal_closed_failed: "Closed: the shell could not be started in this container (does the image have it?).",
+    terminal_download: "Download session log",
+    terminal_not_allowed: "Your identity may not open a terminal here.",
+    terminal_no_container: "No container of this pod is running.",
 };
 
 /// Korean.
@@ -1010,6 +1060,23 @@ pub static KO: Translation = Translation {
     autoscaler_inactive: "스케일 불가",
     no_autoscalers: "오토스케일러가 없습니다.",
     autoscalers_unreadable: "현재 아이디로는 여기의 오토스케일러를 볼 수 없습니다.",
+    // The terminal into a container.
+    terminal: "터미널",
+    terminal_shell: "셸",
+    terminal_open: "열기",
+    terminal_limits: "입력 없이 {idle}분이 지나면 닫히고, 길어도 {longest}분 뒤에는 닫힙니다. 세션 기록에는 터미널에 표시된 내용 중 마지막 1 MiB가 남습니다.",
+    terminal_screen: "터미널 화면",
+    terminal_connecting: "연결 중…",
+    terminal_connected: "연결되었습니다.",
+    terminal_closed: "터미널이 닫혔습니다.",
+    terminal_closed_idle: "닫힘: 입력이 없는 시간이 너무 길었습니다.",
+    terminal_closed_longest: "닫힘: 허용된 최대 사용 시간에 도달했습니다.",
+    terminal_closed_revoked: "닫힘: 로그인이 끝났거나 현재 아이디로 더 이상 여기서 터미널을 열 수 없습니다.",
+    terminal_closed_exited: "닫힘: 셸이 끝났습니다.",
+    terminal_closed_failed: "닫힘: 이 컨테이너에서 셸을 시작할 수 없습니다(이미지에 그 셸이 있나요?).",
+    terminal_download: "세션 기록 내려받기",
+    terminal_not_allowed: "현재 아이디로는 여기서 터미널을 열 수 없습니다.",
+    terminal_no_container: "이 파드에서 실행 중인 컨테이너가 없습니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

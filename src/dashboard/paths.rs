@@ -106,6 +106,10 @@ typed_paths! {
     MemberRole("/instances/{instance_id}/members/role") { instance_id }
     /// A member's removal.
     MemberRevoke("/instances/{instance_id}/members/revoke") { instance_id }
+    /// A terminal into a container of a pod.
+    Terminal("/instances/{instance_id}/terminal/{pod}") { instance_id, pod }
+    /// The WebSocket of a terminal.
+    TerminalSocket("/instances/{instance_id}/terminal/{pod}/socket") { instance_id, pod }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,

@@ -14,3 +14,4 @@ pub mod members;
 pub mod objects;
 pub mod overview;
 pub mod streaming;
+pub mod terminal;

@@ -1,0 +1,138 @@
+//! A terminal into a container, on the real node (`tests/cluster/real-node.sh`): an `edit` binding opens one from the
+//! workloads page in headless Chromium into a running busybox pod, types an `echo` of a random word and reads it back
+//! from xterm.js's screen, shrinks the window and reads the new size from `stty size` in the pod, and downloads the
+//! session log with the echo in it; then its unbind closes the open terminal, the page saying why, within the 15 s of
+//! a stream's re-check. A `view` binding of the same instance sees no Terminal control, its terminal page is refused,
+//! and so is a forged WebSocket upgrade with its session cookie (403), as is an upgrade from another origin or without
+//! a sign-in, while the `edit` binding's own upgrade is taken (101). Fails, naming the command to run, when the real
+//! node is not there.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use support::broker::SMALL;
+use support::browser::Probe;
+use support::cluster::{cluster, eventually};
+use support::dashboard::*;
+use support::real_node::{NODE_TURN, assert_ready, node_pod};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The status of a WebSocket upgrade of `path` sent with `cookie` (none when empty) from `origin`: the status line's
+/// code, read before anything else the dashboard may send.
+async fn upgrade_status(served: &Served, path: &str, cookie: &str, origin: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(served.address).await.expect("connect");
+    let cookie = if cookie.is_empty() { String::new() } else { format!("cookie: {cookie}\r\n") };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\norigin: {origin}\r\n{cookie}\r\n",
+        served.address
+    );
+    stream.write_all(request.as_bytes()).await.expect("send the upgrade");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n") {
+        let mut byte = [0; 1];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(1))), "the dashboard answered no status line to an upgrade of {path}: {head:?}");
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head).into_owned();
+    line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {line:?}"))
+}
+
+#[tokio::test]
+async fn an_editor_types_into_a_pods_shell_in_chromium_a_viewer_cannot_and_an_unbind_closes_it() {
+    let _turn = NODE_TURN.lock().await;
+    assert_ready(&["busybox"]).await;
+    let served = serve().await;
+    let broker = &served.broker;
+    let (id, url, edit_token) = instance_with_binding(broker, "edit").await;
+    let bound = broker.bind(&id, &format!("{id}-view"), SMALL, json!({ "parameters": { "role": "view" } })).await;
+    assert_eq!(bound.status, axum::http::StatusCode::CREATED, "{bound:?}");
+    let view_token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
+    let namespace = broker.namespace(&id);
+
+    let pods = Api::<Pod>::namespaced(cluster().admin().await, &namespace);
+    let mut shell = node_pod("shell", json!({ "app": "shell" }), "exec sleep 3600");
+    let container = &mut shell.spec.as_mut().expect("spec").containers[0];
+    container.resources = Some(
+        serde_json::from_value(json!({ "requests": { "cpu": "50m", "memory": "16Mi" },
+                                                               "limits": { "cpu": "200m", "memory": "32Mi" } }))
+        .expect("resources"),
+    );
+    pods.create(&PostParams::default(), &shell).await.expect("create the pod");
+    eventually(Duration::from_secs(90), "the pod `shell` to run on the real node", || async {
+        let status = pods.get("shell").await.ok()?.status?;
+        status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+
+    // The view binding: no control, no page, no upgrade.
+    let base = format!("/instances/{id}");
+    let (origin, socket) = (served.origin.clone(), format!("{base}/terminal/shell/socket"));
+    let view = cookie_of(&sign_in(&served, &format!("{base}/login"), &view_token, &origin).await);
+    let workloads = served.get(&format!("{base}/workloads"), &view).await;
+    assert!(workloads.body.contains(r#"<tr data-name="shell">"#), "the viewer sees the pod: {}", workloads.body);
+    assert!(!workloads.body.contains(r#"class="terminal""#), "but no Terminal control: {}", workloads.body);
+    assert_eq!(served.get(&format!("{base}/terminal/shell"), &view).await.status, 403);
+    assert_eq!(upgrade_status(&served, &socket, &view, &origin).await, 403, "a viewer's forged upgrade");
+    let edit = cookie_of(&sign_in(&served, &format!("{base}/login"), &edit_token, &origin).await);
+    assert_eq!(upgrade_status(&served, &socket, &edit, "https://evil.example").await, 403, "from another origin");
+    assert_eq!(upgrade_status(&served, &socket, "", &origin).await, 403, "without a sign-in");
+    assert_eq!(upgrade_status(&served, &socket, &edit, &origin).await, 101, "the editor's own upgrade is taken");
+    let editor_page = served.get(&format!("{base}/workloads"), &edit).await;
+    assert!(
+        editor_page.body.contains(&format!(r#"href="{base}/terminal/shell">Terminal</a>"#)),
+        "{}",
+        editor_page.body
+    );
+
+    // The editor, in Chromium.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-terminal-{id}"));
+    std::fs::create_dir_all(&dir).expect("probe directory");
+    let word = format!("{:016x}", rand::random::<u64>());
+    let profile = dir.join("profile");
+    let mut probe = Probe::start(
+        "terminal_probe.mjs",
+        &[
+            ("PROBE_URL", url.as_ref()),
+            ("PROBE_TOKEN", edit_token.as_ref()),
+            ("PROBE_POD", "shell".as_ref()),
+            ("PROBE_WORD", word.as_ref()),
+            ("PROBE_USER_DATA_DIR", profile.as_os_str()),
+            ("SCREENSHOT_DIR", dir.as_os_str()),
+        ],
+    );
+    let ready = probe.next().await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    probe.go_on();
+    let unbound = broker.unbind(&id, &format!("{id}-edit"), SMALL).await;
+    assert!(unbound.status.is_success(), "{unbound:?}");
+    let report = probe.report().await;
+    eprintln!("probe report: {report}");
+
+    assert_eq!(report["labels"], json!(["Container", "Shell"]), "each choice is labelled: {report}");
+    assert_eq!(report["rowsWhiteSpace"], "pre", "xterm.js's own rules apply under the policy: {report}");
+    assert_eq!(report["echoed"], format!("hello-{word}"), "{report}");
+    let (before, after) = (report["sizeBefore"].as_str().unwrap_or_default(), &report["sizeAfter"]);
+    assert_eq!(report["pageSizeBefore"], before, "the shell reads the page's size: {report}");
+    assert_ne!(report["pageSizeAfter"], before, "a smaller window is a smaller terminal: {report}");
+    assert_eq!(after, &report["pageSizeAfter"], "and the shell reads the new size: {report}");
+    assert_eq!(report["logHasEcho"], true, "the session log holds the echo: {report}");
+    assert!(report["logName"].as_str().is_some_and(|name| name.starts_with("shell-main-")), "{report}");
+    let closed_after = report["closedAfterMs"].as_u64().unwrap_or(u64::MAX);
+    eprintln!("the terminal closed {closed_after} ms after the unbind began");
+    assert!(closed_after < 15_000, "an unbind closes the terminal within 15 s: {report}");
+    assert_eq!(report["closeCode"], "4003", "closed for the unbind: {report}");
+    assert_eq!(
+        report["closedStatus"], "Closed: your sign-in ended, or your identity may no longer open terminals here.",
+        "{report}"
+    );
+    assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
+    eprintln!("screenshots: {}", dir.display());
+    broker.deprovision(&id, SMALL).await;
+}
