@@ -4,8 +4,8 @@
 //! session log with the echo in it; then its unbind closes the open terminal, the page saying why, within the 15 s of
 //! a stream's re-check. A `view` binding of the same instance sees no Terminal control, its terminal page is refused,
 //! and so is a forged WebSocket upgrade with its session cookie (403), as is an upgrade from another origin or without
-//! a sign-in, while the `edit` binding's own upgrade is taken (101). Fails, naming the command to run, when the real
-//! node is not there.
+//! a sign-in, while the `edit` binding's own upgrade is taken (101). A terminal without input closes after the idle
+//! time, with the code that says so. Fails, naming the command to run, when the real node is not there.
 
 mod support;
 
@@ -22,9 +22,9 @@ use support::dashboard::*;
 use support::real_node::{NODE_TURN, assert_ready, node_pod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The status of a WebSocket upgrade of `path` sent with `cookie` (none when empty) from `origin`: the status line's
-/// code, read before anything else the dashboard may send.
-async fn upgrade_status(served: &Served, path: &str, cookie: &str, origin: &str) -> u16 {
+/// A WebSocket upgrade of `path` sent with `cookie` (none when empty) from `origin`: the answer's status and the
+/// connection, its head read (what follows is the WebSocket's, after a 101).
+async fn upgrade(served: &Served, path: &str, cookie: &str, origin: &str) -> (u16, tokio::net::TcpStream) {
     let mut stream = tokio::net::TcpStream::connect(served.address).await.expect("connect");
     let cookie = if cookie.is_empty() { String::new() } else { format!("cookie: {cookie}\r\n") };
     let request = format!(
@@ -34,14 +34,54 @@ async fn upgrade_status(served: &Served, path: &str, cookie: &str, origin: &str)
     );
     stream.write_all(request.as_bytes()).await.expect("send the upgrade");
     let mut head = Vec::new();
-    while !head.ends_with(b"\r\n") {
+    while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0; 1];
         let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut byte)).await;
-        assert!(matches!(read, Ok(Ok(1))), "the dashboard answered no status line to an upgrade of {path}: {head:?}");
+        assert!(matches!(read, Ok(Ok(1))), "the dashboard answered no head to an upgrade of {path}: {head:?}");
         head.push(byte[0]);
     }
-    let line = String::from_utf8_lossy(&head).into_owned();
-    line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {line:?}"))
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok());
+    (status.unwrap_or_else(|| panic!("no status in {head:?}")), stream)
+}
+
+/// The status of [`upgrade`].
+async fn upgrade_status(served: &Served, path: &str, cookie: &str, origin: &str) -> u16 {
+    upgrade(served, path, cookie, origin).await.0
+}
+
+/// Reads the dashboard's WebSocket frames (never masked) until its close frame; the close code.
+async fn close_code(stream: &mut tokio::net::TcpStream) -> u16 {
+    loop {
+        let mut head = [0; 2];
+        stream.read_exact(&mut head).await.expect("a frame");
+        let length = match head[1] & 0x7f {
+            126 => usize::from(stream.read_u16().await.expect("length")),
+            127 => usize::try_from(stream.read_u64().await.expect("length")).expect("a length that fits"),
+            length => usize::from(length),
+        };
+        let mut payload = vec![0; length];
+        stream.read_exact(&mut payload).await.expect("a frame's payload");
+        if head[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+/// A busybox pod `shell` in `namespace` on the real node, once it runs.
+async fn running_shell(namespace: &str) {
+    let pods = Api::<Pod>::namespaced(cluster().admin().await, namespace);
+    let mut shell = node_pod("shell", json!({ "app": "shell" }), "exec sleep 3600");
+    let resources =
+        json!({ "requests": { "cpu": "50m", "memory": "16Mi" }, "limits": { "cpu": "200m", "memory": "32Mi" } });
+    shell.spec.as_mut().expect("spec").containers[0].resources =
+        Some(serde_json::from_value(resources).expect("resources"));
+    pods.create(&PostParams::default(), &shell).await.expect("create the pod");
+    eventually(Duration::from_secs(90), "the pod `shell` to run on the real node", || async {
+        let status = pods.get("shell").await.ok()?.status?;
+        status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -56,20 +96,7 @@ async fn an_editor_types_into_a_pods_shell_in_chromium_a_viewer_cannot_and_an_un
     let view_token = bound.body["credentials"]["token"].as_str().expect("token").to_owned();
     let namespace = broker.namespace(&id);
 
-    let pods = Api::<Pod>::namespaced(cluster().admin().await, &namespace);
-    let mut shell = node_pod("shell", json!({ "app": "shell" }), "exec sleep 3600");
-    let container = &mut shell.spec.as_mut().expect("spec").containers[0];
-    container.resources = Some(
-        serde_json::from_value(json!({ "requests": { "cpu": "50m", "memory": "16Mi" },
-                                                               "limits": { "cpu": "200m", "memory": "32Mi" } }))
-        .expect("resources"),
-    );
-    pods.create(&PostParams::default(), &shell).await.expect("create the pod");
-    eventually(Duration::from_secs(90), "the pod `shell` to run on the real node", || async {
-        let status = pods.get("shell").await.ok()?.status?;
-        status.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
-    })
-    .await;
+    running_shell(&namespace).await;
 
     // The view binding: no control, no page, no upgrade.
     let base = format!("/instances/{id}");
@@ -134,5 +161,27 @@ async fn an_editor_types_into_a_pods_shell_in_chromium_a_viewer_cannot_and_an_un
     );
     assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error in the page: {report}");
     eprintln!("screenshots: {}", dir.display());
+    broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn a_terminal_without_input_closes_after_the_idle_time_saying_so() {
+    let _turn = NODE_TURN.lock().await;
+    assert_ready(&["busybox"]).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| settings.dashboard.terminal_idle_seconds = 10).await;
+    let broker = &served.broker;
+    let (id, _, token) = instance_with_binding(broker, "edit").await;
+    running_shell(&broker.namespace(&id)).await;
+    let base = format!("/instances/{id}");
+    let edit = cookie_of(&sign_in(&served, &format!("{base}/login"), &token, &served.origin).await);
+    let began = std::time::Instant::now();
+    let (status, mut socket) = upgrade(&served, &format!("{base}/terminal/shell/socket"), &edit, &served.origin).await;
+    assert_eq!(status, 101, "the editor's upgrade is taken");
+    let code = tokio::time::timeout(Duration::from_secs(60), close_code(&mut socket)).await.expect("a close in time");
+    let after = began.elapsed();
+    eprintln!("the idle terminal closed after {after:?} with code {code}");
+    assert_eq!(code, 4001, "closed for want of input");
+    assert!((Duration::from_secs(10)..Duration::from_secs(30)).contains(&after), "after the idle time: {after:?}");
     broker.deprovision(&id, SMALL).await;
 }
