@@ -12,6 +12,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
@@ -19,7 +20,7 @@ use support::broker::SMALL;
 use support::browser::Probe;
 use support::cluster::{cluster, eventually};
 use support::dashboard::*;
-use support::real_node::{NODE_TURN, assert_ready, node_pod};
+use support::real_node::{NODE_TURN, assert_ready, image, node_pod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A WebSocket upgrade of `path` sent with `cookie` (none when empty) from `origin`: the answer's status and the
@@ -50,22 +51,36 @@ async fn upgrade_status(served: &Served, path: &str, cookie: &str, origin: &str)
     upgrade(served, path, cookie, origin).await.0
 }
 
-/// Reads the dashboard's WebSocket frames (never masked) until its close frame; the close code.
+/// The dashboard's next WebSocket frame (never masked): its opcode and payload.
+async fn next_frame(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0; 2];
+    stream.read_exact(&mut head).await.expect("a frame");
+    let length = match head[1] & 0x7f {
+        126 => usize::from(stream.read_u16().await.expect("length")),
+        127 => usize::try_from(stream.read_u64().await.expect("length")).expect("a length that fits"),
+        length => usize::from(length),
+    };
+    let mut payload = vec![0; length];
+    stream.read_exact(&mut payload).await.expect("a frame's payload");
+    (head[0] & 0x0f, payload)
+}
+
+/// Reads the dashboard's WebSocket frames until its close frame; the close code.
 async fn close_code(stream: &mut tokio::net::TcpStream) -> u16 {
     loop {
-        let mut head = [0; 2];
-        stream.read_exact(&mut head).await.expect("a frame");
-        let length = match head[1] & 0x7f {
-            126 => usize::from(stream.read_u16().await.expect("length")),
-            127 => usize::try_from(stream.read_u64().await.expect("length")).expect("a length that fits"),
-            length => usize::from(length),
-        };
-        let mut payload = vec![0; length];
-        stream.read_exact(&mut payload).await.expect("a frame's payload");
-        if head[0] & 0x0f == 0x8 {
+        if let (0x8, payload) = next_frame(stream).await {
             return u16::from_be_bytes([payload[0], payload[1]]);
         }
     }
+}
+
+/// Sends `text` (under 126 bytes) as a browser does: one masked text frame.
+async fn send_text(stream: &mut tokio::net::TcpStream, text: &str) {
+    let mask = [0x5a, 0x17, 0xc3, 0x08];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(text.len()).expect("a short text")];
+    frame.extend(mask);
+    frame.extend(text.bytes().enumerate().map(|(at, byte)| byte ^ mask[at % 4]));
+    stream.write_all(&frame).await.expect("send a frame");
 }
 
 /// A busybox pod `shell` in `namespace` on the real node, once it runs.
@@ -183,5 +198,85 @@ async fn a_terminal_without_input_closes_after_the_idle_time_saying_so() {
     eprintln!("the idle terminal closed after {after:?} with code {code}");
     assert_eq!(code, 4001, "closed for want of input");
     assert!((Duration::from_secs(10)..Duration::from_secs(30)).contains(&after), "after the idle time: {after:?}");
+    broker.deprovision(&id, SMALL).await;
+}
+
+#[tokio::test]
+async fn a_user_allowed_ephemeral_containers_debugs_a_pod_and_its_terminal_reaches_the_debug_container() {
+    let _turn = NODE_TURN.lock().await;
+    assert_ready(&["busybox"]).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the dashboard");
+    let served = serve_on(listener, |settings| settings.dashboard.debug_image = image("busybox")).await;
+    let broker = &served.broker;
+    let (id, _, token) = instance_with_binding(broker, "edit").await;
+    let namespace = broker.namespace(&id);
+    running_shell(&namespace).await;
+    let base = format!("/instances/{id}");
+    let edit = cookie_of(&sign_in(&served, &format!("{base}/login"), &token, &served.origin).await);
+    let page = served.get(&format!("{base}/terminal/shell"), &edit).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("terminal-debug"), "`edit` may not add ephemeral containers: no Debug: {}", page.body);
+    let refused = served.post(&format!("{base}/terminal/shell/debug"), &edit, &[("target", "main")]).await;
+    assert_eq!(refused.status, 403, "nor may it post one: {}", refused.body);
+
+    // An operator's role that grants it, bound to the binding's identity.
+    let admin = cluster().admin().await;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": { "name": "debugger" },
+        "rules": [{ "apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"] }]
+    }))
+    .expect("role");
+    Api::<Role>::namespaced(admin.clone(), &namespace).create(&PostParams::default(), &role).await.expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "debugger" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "debugger" },
+        "subjects": [{ "kind": "ServiceAccount", "name": format!("caas-binding-{id}-edit"),
+                       "namespace": "caas-broker-identities" }]
+    }))
+    .expect("role binding");
+    Api::<RoleBinding>::namespaced(admin.clone(), &namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("role binding");
+
+    let page = served.get(&format!("{base}/terminal/shell"), &edit).await;
+    assert!(
+        page.body.contains(r#"<form method="post" action="#) && page.body.contains("terminal-debug"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"<label for="target">"#), "the Debug form is labelled: {}", page.body);
+    let added = served.post(&format!("{base}/terminal/shell/debug"), &edit, &[("target", "main")]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let location = added.header("location").expect("where the terminal opens").to_owned();
+    let name = location.split("container=").nth(1).expect("the debug container's name").to_owned();
+    assert!(name.starts_with("debug-"), "{location}");
+    let pod = Api::<Pod>::namespaced(admin, &namespace).get("shell").await.expect("the pod");
+    let status = pod.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();
+    let debugger = status.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} in {status:?}"));
+    assert!(debugger.state.as_ref().and_then(|s| s.running.as_ref()).is_some(), "it runs: {debugger:?}");
+    let terminal = served.get(&location, &edit).await;
+    assert!(terminal.body.contains(&format!(r#"<option value="{name}" selected>"#)), "{}", terminal.body);
+
+    // Its terminal: a shell in the debug container, which runs as nobody and sees the target's processes.
+    let socket = format!("{base}/terminal/shell/socket?container={name}");
+    let (status, mut stream) = upgrade(&served, &socket, &edit, &served.origin).await;
+    assert_eq!(status, 101);
+    send_text(&mut stream, r#"{"input":"echo uid=$(id -u) sleeps=$(pidof sleep | wc -w)\n"}"#).await;
+    let mut seen = String::new();
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (opcode, payload) = next_frame(&mut stream).await;
+            assert_ne!(opcode, 0x8, "the terminal closed: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&payload));
+            if let Some(line) = seen.lines().find(|line| line.starts_with("uid=")) {
+                return line.trim().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no answer from the debug container's shell: {seen:?}"));
+    eprintln!("the debug container's shell says: {answer}");
+    assert_eq!(answer, "uid=65534 sleeps=2", "nobody, seeing its own sleep and the target's");
     broker.deprovision(&id, SMALL).await;
 }

@@ -451,6 +451,16 @@ pub struct Translation {
     pub terminal_not_allowed: &'static str,
     /// No container runs in the pod.
     pub terminal_no_container: &'static str,
+    /// Adds a debug container and opens a terminal into it.
+    pub terminal_debug: &'static str,
+    /// The container a debug container sits beside.
+    pub terminal_debug_target: &'static str,
+    /// What a debug container is.
+    pub terminal_debug_hint: &'static str,
+    /// The debug container did not start in time.
+    pub terminal_debug_late: &'static str,
+    /// The identity may not add debug containers.
+    pub terminal_debug_not_allowed: &'static str,
 }
 
 impl Translation {
@@ -783,6 +793,11 @@ pub static EN: Translation = Translation {
     terminal_download: "Download session log",
     terminal_not_allowed: "Your identity may not open a terminal here.",
     terminal_no_container: "No container of this pod is running.",
+    terminal_debug: "Debug",
+    terminal_debug_target: "Debug beside",
+    terminal_debug_hint: "For images without a shell: adds a container with a shell beside the chosen one, seeing its processes. It stays in the pod (stopped when its time is up) until the pod is replaced.",
+    terminal_debug_late: "The debug container did not start in time: see the pod's events, then try again.",
+    terminal_debug_not_allowed: "Your identity may not add debug containers here.",
 };
 
 /// Korean.
@@ -1077,6 +1092,11 @@ pub static KO: Translation = Translation {
     terminal_download: "세션 기록 내려받기",
     terminal_not_allowed: "현재 아이디로는 여기서 터미널을 열 수 없습니다.",
     terminal_no_container: "이 파드에서 실행 중인 컨테이너가 없습니다.",
+    terminal_debug: "디버그",
+    terminal_debug_target: "디버그 대상",
+    terminal_debug_hint: "셸이 없는 이미지용: 선택한 컨테이너 옆에 셸이 있는 컨테이너를 추가하며, 그 컨테이너의 프로세스를 볼 수 있습니다. 추가된 컨테이너는 파드가 교체될 때까지 파드에 남습니다(시간이 다 되면 멈춤).",
+    terminal_debug_late: "디버그 컨테이너가 제시간에 시작되지 않았습니다. 파드의 이벤트를 확인한 뒤 다시 시도하세요.",
+    terminal_debug_not_allowed: "현재 아이디로는 여기에 디버그 컨테이너를 추가할 수 없습니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

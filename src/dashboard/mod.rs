@@ -102,6 +102,7 @@ impl DashboardOptions {
             terminal: terminal::Limits {
                 idle: Duration::from_secs(settings.dashboard.terminal_idle_seconds),
                 longest: Duration::from_secs(settings.dashboard.terminal_max_seconds),
+                debug_image: settings.dashboard.debug_image.clone(),
             },
         }
     }
@@ -160,7 +161,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         broker,
         sessions,
         limits,
-        terminal: options.terminal,
+        terminal: options.terminal.clone(),
         user_base: cluster,
         secure_cookie: origin.starts_with("https://"),
     });
@@ -192,6 +193,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(streaming::card_fragment)
         .typed_get(terminal::page)
         .typed_get(terminal::socket)
+        .typed_post(terminal::debug)
         .route(paths::NOVNC_ASSET, get(novnc::proxy))
         .route(paths::STREAM_ASSET, get(selkies::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))

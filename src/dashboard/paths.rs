@@ -110,6 +110,8 @@ typed_paths! {
     Terminal("/instances/{instance_id}/terminal/{pod}") { instance_id, pod }
     /// The WebSocket of a terminal.
     TerminalSocket("/instances/{instance_id}/terminal/{pod}/socket") { instance_id, pod }
+    /// Adds a debug container to a pod.
+    TerminalDebug("/instances/{instance_id}/terminal/{pod}/debug") { instance_id, pod }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,

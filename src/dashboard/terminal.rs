@@ -7,10 +7,15 @@
 //! [`Limits::idle`] without input and after [`Limits::longest`] in any case; messages of at most
 //! [`MAX_MESSAGE_BYTES`]. The browser is told why it closed (a close code of [`Closed`]). The session log is kept by the
 //! page itself (what the browser received, the last MiB) and downloaded from it: nothing of the session is kept here.
+//!
+//! For images without a shell, the page offers a debug container (to a user Kubernetes lets `patch
+//! pods/ephemeralcontainers`): [`debug`] adds one beside the chosen container, waits until it runs and opens the
+//! terminal into it.
 
 use std::time::Duration;
 
 use askama::Template;
+use axum::Form;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -25,24 +30,30 @@ use super::i18n::Translation;
 use super::open_streams::{self, Needs};
 use super::page_error::PageError;
 use super::paths::{self, with_query};
-use super::reply::render;
-use super::respond::{PageVisit, PartVisit, Visit};
+use super::reply::{render, see_other};
+use super::respond::{PageVisit, PartVisit, Visit, refusal};
 use super::user_sessions::Session;
 use crate::lifecycle::Error;
-use crate::tenant::terminal::{self, Shell, Size};
+use crate::tenant::apps::user_error;
+use crate::tenant::terminal::{self, Running, Shell, Size};
 
 /// The largest message the browser may send (a paste of this much at once is cut off: the socket closes).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// The most output read from the shell at once, one WebSocket message.
 const OUTPUT_CHUNK_BYTES: usize = 16 * 1024;
 
-/// How long a terminal lasts.
-#[derive(Debug, Clone, Copy)]
+/// The most a debug container may take to start (its image pulled, if it must be).
+const DEBUG_PATIENCE: Duration = Duration::from_secs(90);
+
+/// How long a terminal lasts, and what a debug container runs.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Without input.
     pub idle: Duration,
-    /// In any case.
+    /// In any case (a debug container's too).
     pub longest: Duration,
+    /// The image of debug containers.
+    pub debug_image: String,
 }
 
 /// The page's and the socket's query: which container and shell (the first running container and `/bin/sh` by
@@ -51,6 +62,12 @@ pub struct Limits {
 pub struct TerminalQuery {
     container: Option<String>,
     shell: Option<String>,
+}
+
+/// The debug form: the container a debug container goes beside.
+#[derive(Deserialize)]
+pub struct DebugForm {
+    target: String,
 }
 
 /// What the page's script sends: keys typed (or pasted), or the terminal's new size.
@@ -91,6 +108,9 @@ struct TerminalPage<'a> {
     limits: String,
     containers: Vec<String>,
     container: String,
+    debug: Option<String>,
+    targets: Vec<String>,
+    refused: Option<String>,
     shells: Vec<&'static str>,
     shell: &'static str,
     xterm_path: &'static str,
@@ -105,15 +125,16 @@ async fn choice(
     session: &Session,
     pod: &str,
     query: TerminalQuery,
-) -> Result<Option<(Vec<String>, Option<String>, Shell)>, PageError> {
+) -> Result<Option<(Running, Option<String>, Shell)>, PageError> {
     let (client, namespace) = (&session.client, session.tenant.namespace.as_str());
     if !terminal::may_open(client, namespace).await.map_err(Error::from)? {
         return Ok(None);
     }
     let no_such = || PageError::NotFound(|text| text.live_no_such_object);
-    let Some(containers) = terminal::running_containers(client, namespace, pod).await.map_err(Error::from)? else {
+    let Some(running) = terminal::running_containers(client, namespace, pod).await.map_err(Error::from)? else {
         return Err(no_such());
     };
+    let containers = running.all();
     let shell = match query.shell.filter(|shell| !shell.is_empty()) {
         Some(path) => Shell::parse(&path).ok_or_else(no_such)?,
         None => Shell::default(),
@@ -123,7 +144,7 @@ async fn choice(
         Some(_) => return Err(no_such()),
         None => containers.first().cloned(),
     };
-    Ok(Some((containers, container, shell)))
+    Ok(Some((running, container, shell)))
 }
 
 /// GET /instances/:instance_id/terminal/:pod — the terminal page; 403 for a user who may not exec, 404 alike for a
@@ -135,16 +156,32 @@ pub async fn page(
     visit: PageVisit,
 ) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
+    show(&state, &session, text, &path, query, None).await
+}
+
+/// The terminal page of `path`, saying `refused` (with its status) when a debug container was refused.
+async fn show(
+    state: &DashboardState,
+    session: &Session,
+    text: &'static Translation,
+    path: &paths::Terminal,
+    query: TerminalQuery,
+    refused: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
     let (pod, instance_id) = (&path.pod, &path.instance_id);
-    let Some((containers, container, shell)) = choice(&session, pod, query).await? else {
+    let (choice, may_debug) =
+        tokio::join!(choice(session, pod, query), terminal::may_debug(&session.client, &session.tenant.namespace));
+    let Some((running, container, shell)) = choice? else {
         return Err(PageError::Forbidden(|text| text.terminal_not_allowed));
     };
     let container = container.unwrap_or_default();
     let socket = paths::TerminalSocket { instance_id: instance_id.clone(), pod: pod.clone() };
+    let debug = paths::TerminalDebug { instance_id: instance_id.clone(), pod: pod.clone() };
     let minutes = |limit: Duration| (limit.as_secs() / 60).to_string();
+    let (status, refused) = refused.map_or((StatusCode::OK, None), |(status, said)| (status, Some(said)));
     let page = TerminalPage {
         text,
-        session: &session,
+        session,
         pod,
         workloads: paths::Workloads { instance_id: instance_id.clone() }.to_string(),
         action: path.to_string(),
@@ -153,8 +190,11 @@ pub async fn page(
             .terminal_limits
             .replace("{idle}", &minutes(state.terminal.idle))
             .replace("{longest}", &minutes(state.terminal.longest)),
-        containers,
+        containers: running.all(),
         container,
+        debug: may_debug.map_err(Error::from)?.then(|| debug.to_string()),
+        targets: running.containers,
+        refused,
         shells: Shell::ALL.map(Shell::path).to_vec(),
         shell: shell.path(),
         xterm_path: XTERM_PATH,
@@ -162,7 +202,50 @@ pub async fn page(
         xterm_css_path: XTERM_CSS_PATH,
         terminal_path: TERMINAL_PATH,
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(render(status, &page))
+}
+
+/// POST /instances/:instance_id/terminal/:pod/debug — adds a debug container beside the form's container, as the
+/// signed-in user, and opens the terminal into it once it runs. 403 for a user who may not add one; what Kubernetes
+/// refused (admission: Pod Security, the tenant guard) is said on the terminal page; 504 when it did not run in time.
+pub async fn debug(
+    path: paths::TerminalDebug,
+    State(state): State<DashboardState>,
+    visit: PageVisit,
+    Form(form): Form<DebugForm>,
+) -> Result<Response, PageError> {
+    let Visit { session, text, .. } = visit;
+    let (client, namespace) = (&session.client, session.tenant.namespace.as_str());
+    let paths::TerminalDebug { instance_id, pod } = path;
+    if !terminal::may_debug(client, namespace).await.map_err(Error::from)? {
+        return Err(PageError::Forbidden(|text| text.terminal_debug_not_allowed));
+    }
+    let running = terminal::running_containers(client, namespace, &pod).await.map_err(Error::from)?;
+    if !running.is_some_and(|running| running.containers.contains(&form.target)) {
+        return Err(PageError::NotFound(|text| text.live_no_such_object));
+    }
+    let (image, lasting) = (&state.terminal.debug_image, state.terminal.longest);
+    let added =
+        terminal::add_debug_container(client, namespace, &pod, &form.target, image, lasting, DEBUG_PATIENCE).await;
+    let user = &session.tenant.username;
+    let terminal = paths::Terminal { instance_id, pod };
+    match added {
+        Ok(Some(name)) => {
+            tracing::info!(user, pod = terminal.pod, target = form.target, name, "a debug container was added");
+            Ok(see_other(&with_query(&terminal, &[("container", &name)])))
+        }
+        Ok(None) => Err(PageError::Message {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            words: |text| text.terminal_debug_late,
+            signed_in: true,
+        }),
+        Err(error) => {
+            let refused = refusal(text, &user_error(error));
+            tracing::info!(user, pod = terminal.pod, said = refused.1, "a debug container was refused");
+            let query = TerminalQuery { container: None, shell: None };
+            show(&state, &session, text, &terminal, query, Some(refused)).await
+        }
+    }
 }
 
 /// GET /instances/:instance_id/terminal/:pod/socket — the terminal's WebSocket. Refused before anything is opened:
@@ -196,7 +279,7 @@ pub async fn socket(
         resource: terminal::EXEC.resource.to_owned(),
         subresource: Some(terminal::EXEC_SUBRESOURCE),
     };
-    let limits = state.terminal;
+    let limits = state.terminal.clone();
     let revoked = open_streams::revoked(state.clone(), session_id, needs, slot);
     let upgrade = upgrade.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES);
     Ok(upgrade.on_upgrade(move |socket| async move {
@@ -284,8 +367,8 @@ mod tests {
         assert!(serde_json::from_str::<FromBrowser>(r#"{"resize":{"cols":-1,"rows":30}}"#).is_err());
     }
 
-    #[test]
-    fn the_page_runs_only_its_own_files_and_says_why_a_terminal_closed() {
+    #[tokio::test]
+    async fn the_page_runs_only_its_own_files_and_says_why_a_terminal_closed() {
         let session = super::super::user_sessions::test_session("inst-1");
         let text = &super::super::i18n::KO;
         let page = TerminalPage {
@@ -298,6 +381,9 @@ mod tests {
             limits: "15".into(),
             containers: vec!["main".into(), "side".into()],
             container: "side".into(),
+            debug: Some("/instances/inst-1/terminal/web/debug".into()),
+            targets: vec!["main".into()],
+            refused: Some("denied <by> policy".into()),
             shells: Shell::ALL.map(Shell::path).to_vec(),
             shell: "/bin/bash",
             xterm_path: XTERM_PATH,
@@ -320,5 +406,7 @@ mod tests {
             text.terminal_closed_revoked
         )));
         assert!(html.contains(r#"<label for="shell">"#) && html.contains(r#"<label for="container">"#), "{html}");
+        assert!(html.contains(r#"<form method="post" action="/instances/inst-1/terminal/web/debug""#), "{html}");
+        assert!(html.contains(r#"<label for="target">"#) && html.contains("denied &#60;by&#62; policy"), "{html}");
     }
 }

@@ -2,11 +2,16 @@
 //! apiserver's `pods/exec` (WebSocket, `v5.channel.k8s.io`, negotiated by kube) with a terminal, so Kubernetes' RBAC
 //! decides (`create pods/exec`: the `edit` and `admin` roles, not `view`). What the terminal's page carries over the
 //! browser's WebSocket is the dashboard's; this module only opens the process and hands out its input, output and
-//! resize channel.
+//! resize channel. For images without a shell (distroless), a debug container: an ephemeral container with a shell,
+//! beside the chosen container and seeing its processes, for a user Kubernetes lets `patch pods/ephemeralcontainers`
+//! (which the built-in `edit` and `admin` roles do not grant: an operator's role must).
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{AttachParams, TerminalSize};
+use kube::api::{AttachParams, Patch, PatchParams, TerminalSize};
 use kube::{Api, Client};
+use serde_json::json;
 use tokio::io::{ReadHalf, SimplexStream, WriteHalf};
 
 use crate::k8s::access::{self, Permission};
@@ -16,12 +21,24 @@ pub const EXEC: Permission<'static> = Permission { verb: "create", group: "", re
 /// The subresource of [`EXEC`].
 pub const EXEC_SUBRESOURCE: &str = "exec";
 
+/// What a debug container needs: `patch` on `pods/ephemeralcontainers` ([`DEBUG_SUBRESOURCE`]).
+pub const DEBUG: Permission<'static> = Permission { verb: "patch", group: "", resource: "pods" };
+/// The subresource of [`DEBUG`].
+pub const DEBUG_SUBRESOURCE: &str = "ephemeralcontainers";
+/// The prefix of a debug container's name.
+pub const DEBUG_PREFIX: &str = "debug-";
+
 /// The most bytes of input or output buffered between the browser and the apiserver, each way.
 const BUFFER_BYTES: usize = 64 * 1024;
 
 /// Whether the identity of `client` may open a terminal in `namespace`; the dashboard shows the control only then.
 pub async fn may_open(client: &Client, namespace: &str) -> Result<bool, kube::Error> {
     access::allowed_on(client, namespace, EXEC, Some(EXEC_SUBRESOURCE)).await
+}
+
+/// Whether the identity of `client` may add debug containers in `namespace`; the dashboard shows the control only then.
+pub async fn may_debug(client: &Client, namespace: &str) -> Result<bool, kube::Error> {
+    access::allowed_on(client, namespace, DEBUG, Some(DEBUG_SUBRESOURCE)).await
 }
 
 /// The shells a terminal offers: the POSIX shell every image with a shell has, and bash where the image has it.
@@ -68,13 +85,24 @@ impl Size {
     }
 }
 
-/// The names of `pod`'s containers that are running now (regular ones first, then ephemeral ones): where a terminal
-/// can go. `None` when the pod does not exist or its user may not read it.
-pub async fn running_containers(
-    client: &Client,
-    namespace: &str,
-    pod: &str,
-) -> Result<Option<Vec<String>>, kube::Error> {
+/// A pod's containers that are running now: where a terminal can go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Running {
+    /// Its own containers (what a debug container can sit beside).
+    pub containers: Vec<String>,
+    /// Its ephemeral (debug) containers.
+    pub debuggers: Vec<String>,
+}
+
+impl Running {
+    /// Every running container, its own first.
+    pub fn all(&self) -> Vec<String> {
+        self.containers.iter().chain(&self.debuggers).cloned().collect()
+    }
+}
+
+/// The containers of `pod` that are running now. `None` when the pod does not exist or its user may not read it.
+pub async fn running_containers(client: &Client, namespace: &str, pod: &str) -> Result<Option<Running>, kube::Error> {
     if !crate::k8s::names::is_object_name(pod) {
         return Ok(None);
     }
@@ -84,10 +112,65 @@ pub async fn running_containers(
         Err(error) => return Err(error),
     };
     let Some(status) = pod.and_then(|pod| pod.status) else { return Ok(None) };
-    let statuses =
-        status.container_statuses.iter().flatten().chain(status.ephemeral_container_statuses.iter().flatten());
-    let running = statuses.filter(|status| status.state.as_ref().is_some_and(|state| state.running.is_some()));
-    Ok(Some(running.map(|status| status.name.clone()).collect()))
+    let running = |statuses: Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>| -> Vec<String> {
+        let running = statuses.into_iter().flatten().filter(|s| s.state.as_ref().is_some_and(|s| s.running.is_some()));
+        running.map(|status| status.name).collect()
+    };
+    Ok(Some(Running {
+        containers: running(status.container_statuses),
+        debuggers: running(status.ephemeral_container_statuses),
+    }))
+}
+
+/// Adds a debug container to `pod`, running `image` beside `target` (sharing its process namespace) for `lasting` (it
+/// then ends; an ephemeral container cannot be removed, and goes with its pod), and waits until it runs, for at most
+/// `patience`; its name, or `None` when it did not run in time. It runs as nobody (uid 65534) without privileges,
+/// which Pod Security's `restricted` level (and so `baseline`) admits, and sets no environment, which the tenant guard
+/// admits.
+pub async fn add_debug_container(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    target: &str,
+    image: &str,
+    lasting: Duration,
+    patience: Duration,
+) -> Result<Option<String>, kube::Error> {
+    let random = getrandom::u32().unwrap_or_default();
+    let name = format!("{DEBUG_PREFIX}{random:08x}");
+    let debugger = json!({
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", lasting.as_secs().to_string()],
+        "targetContainerName": target,
+        "stdin": true,
+        "tty": true,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "allowPrivilegeEscalation": false,
+            "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+    });
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let patch = Patch::Strategic(json!({ "spec": { "ephemeralContainers": [debugger] } }));
+    pods.patch_ephemeral_containers(pod, &PatchParams::default(), &patch).await?;
+    let runs = |pod: Option<&Pod>| {
+        let statuses = pod.and_then(|pod| pod.status.as_ref()).and_then(|s| s.ephemeral_container_statuses.as_ref());
+        statuses.into_iter().flatten().any(|s| s.name == name && s.state.as_ref().is_some_and(|s| s.running.is_some()))
+    };
+    let running = kube::runtime::wait::await_condition(pods, pod, runs);
+    match tokio::time::timeout(patience, running).await {
+        Ok(Ok(_)) => Ok(Some(name)),
+        Ok(Err(error)) => {
+            tracing::info!(namespace, pod, %error, "could not follow a debug container's start");
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// A shell running in a container, with a terminal; the process ends when this is dropped (its connection to the
