@@ -5,7 +5,9 @@
 //! a stream's re-check. A `view` binding of the same instance sees no Terminal control, its terminal page is refused,
 //! and so is a forged WebSocket upgrade with its session cookie (403), as is an upgrade from another origin or without
 //! a sign-in, while the `edit` binding's own upgrade is taken (101). A terminal without input closes after the idle
-//! time, with the code that says so. Fails, naming the command to run, when the real node is not there.
+//! time, and one into a shell the image lacks at once, each with the code that says so. A user whose role grants
+//! ephemeral containers adds a debug container and its terminal runs there. Fails, naming the command to run, when
+//! the real node is not there.
 
 mod support;
 
@@ -190,6 +192,11 @@ async fn a_terminal_without_input_closes_after_the_idle_time_saying_so() {
     running_shell(&broker.namespace(&id)).await;
     let base = format!("/instances/{id}");
     let edit = cookie_of(&sign_in(&served, &format!("{base}/login"), &token, &served.origin).await);
+    let bash = format!("{base}/terminal/shell/socket?shell=%2Fbin%2Fbash");
+    let (status, mut socket) = upgrade(&served, &bash, &edit, &served.origin).await;
+    assert_eq!(status, 101);
+    let code = tokio::time::timeout(Duration::from_secs(30), close_code(&mut socket)).await.expect("a close in time");
+    assert_eq!(code, 4005, "busybox has no bash: the page says the shell could not be started");
     let began = std::time::Instant::now();
     let (status, mut socket) = upgrade(&served, &format!("{base}/terminal/shell/socket"), &edit, &served.origin).await;
     assert_eq!(status, 101, "the editor's upgrade is taken");

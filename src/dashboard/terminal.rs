@@ -41,6 +41,9 @@ use crate::tenant::terminal::{self, Running, Shell, Size};
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// The most output read from the shell at once, one WebSocket message.
 const OUTPUT_CHUNK_BYTES: usize = 16 * 1024;
+/// How often the dashboard pings the browser, so that a proxy between them does not take a quiet terminal for a dead
+/// connection before [`Limits::idle`].
+const PING: Duration = Duration::from_secs(30);
 
 /// The most a debug container may take to start (its image pulled, if it must be).
 const DEBUG_PATIENCE: Duration = Duration::from_secs(90);
@@ -89,7 +92,7 @@ enum Closed {
     Revoked = 4003,
     /// The shell ended.
     Exited = 4004,
-    /// The shell could not be started.
+    /// The shell could not be started (the image has no such shell).
     Failed = 4005,
     /// The browser sent what the page never sends.
     Unexpected = 4006,
@@ -309,11 +312,18 @@ async fn relay(
     let mut output = vec![0; OUTPUT_CHUNK_BYTES];
     let idle = tokio::time::sleep(limits.idle);
     let longest = tokio::time::sleep(limits.longest);
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
     tokio::pin!(idle, longest, revoked);
     let closed = loop {
         tokio::select! {
             read = shell.output.read(&mut output) => match read {
-                Ok(0) | Err(_) => break Closed::Exited,
+                Ok(0) | Err(_) => match shell.ended().await {
+                    terminal::Ended::Exited => break Closed::Exited,
+                    terminal::Ended::NotStarted(said) => {
+                        tracing::info!(said, "a terminal's shell could not be started");
+                        break Closed::Failed;
+                    }
+                },
                 Ok(read) => {
                     let bytes = axum::body::Bytes::copy_from_slice(&output[..read]);
                     if to_browser.send(Message::Binary(bytes)).await.is_err() {
@@ -339,6 +349,11 @@ async fn relay(
             () = &mut idle => break Closed::Idle,
             () = &mut longest => break Closed::Longest,
             () = &mut revoked => break Closed::Revoked,
+            _ = pings.tick() => {
+                if to_browser.send(Message::Ping(axum::body::Bytes::new())).await.is_err() {
+                    return None;
+                }
+            }
         }
     };
     let frame = CloseFrame { code: closed as u16, reason: format!("{closed:?}").to_lowercase().into() };

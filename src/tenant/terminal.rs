@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{AttachParams, Patch, PatchParams, TerminalSize};
 use kube::{Api, Client};
 use serde_json::json;
@@ -181,13 +184,36 @@ pub struct Terminal {
     /// What the terminal shows (the shell's output and the echo of the input).
     pub output: ReadHalf<SimplexStream>,
     resize: futures::channel::mpsc::Sender<TerminalSize>,
+    status: Option<BoxFuture<'static, Option<Status>>>,
     _process: kube::api::AttachedProcess,
+}
+
+/// How a shell's process ended, once its output did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran and exited (with any code).
+    Exited,
+    /// It could not be started (no such shell in the image), and what the apiserver said.
+    NotStarted(String),
 }
 
 impl Terminal {
     /// Tells the shell its terminal's new size; dropped when the apiserver has not taken the previous ones yet.
     pub fn resize(&mut self, size: Size) {
         let _ = self.resize.try_send(TerminalSize { width: size.cols, height: size.rows });
+    }
+
+    /// How the process ended, from the status the apiserver sends at its end (waited for a few seconds at most: a
+    /// connection that broke sends none, and counts as an exit).
+    pub async fn ended(&mut self) -> Ended {
+        let Some(status) = self.status.take() else { return Ended::Exited };
+        match tokio::time::timeout(Duration::from_secs(5), status).await {
+            Ok(Some(status)) if status.status.as_deref() == Some("Failure") => match status.reason.as_deref() {
+                Some("NonZeroExitCode") => Ended::Exited,
+                _ => Ended::NotStarted(status.message.unwrap_or_default()),
+            },
+            _ => Ended::Exited,
+        }
     }
 }
 
@@ -208,7 +234,8 @@ pub async fn open(
     let (Some(input), Some(output), Some(resize)) = (process.stdin(), process.stdout(), process.terminal_size()) else {
         unreachable!("an interactive terminal has input, output and a size");
     };
-    let mut terminal = Terminal { input, output, resize, _process: process };
+    let status = process.take_status().map(FutureExt::boxed);
+    let mut terminal = Terminal { input, output, resize, status, _process: process };
     terminal.resize(size);
     Ok(terminal)
 }
