@@ -290,6 +290,16 @@ pub struct DashboardSettings {
     /// Cloud Foundry's dashboard single sign-on (UAA and the Cloud Controller); none when absent.
     #[serde(default)]
     pub cf_sso: Option<CfSsoSettings>,
+    /// How long a terminal into a container stays open without input before the dashboard closes it.
+    #[serde(default = "default_terminal_idle_seconds")]
+    pub terminal_idle_seconds: u64,
+    /// The longest a terminal into a container stays open, input or not.
+    #[serde(default = "default_terminal_max_seconds")]
+    pub terminal_max_seconds: u64,
+    /// The image of a debug container (an ephemeral container with a shell, for images without one); it must have
+    /// `sh` and `sleep` and run as a user other than root.
+    #[serde(default = "default_debug_image")]
+    pub debug_image: String,
 }
 
 fn default_sessions_per_identity() -> usize {
@@ -298,6 +308,18 @@ fn default_sessions_per_identity() -> usize {
 
 fn default_session_recheck_seconds() -> u64 {
     10
+}
+
+fn default_terminal_idle_seconds() -> u64 {
+    15 * 60
+}
+
+fn default_terminal_max_seconds() -> u64 {
+    4 * 3600
+}
+
+fn default_debug_image() -> String {
+    "docker.io/library/busybox:1.36".to_owned()
 }
 
 fn default_sign_ins_per_address() -> u32 {
@@ -652,6 +674,15 @@ impl Settings {
         }
         if !(1..=300).contains(&self.dashboard.session_recheck_seconds) {
             return invalid("dashboard.session_recheck_seconds", "must be 1 to 300");
+        }
+        if !(10..=86400).contains(&self.dashboard.terminal_idle_seconds) {
+            return invalid("dashboard.terminal_idle_seconds", "must be 10 to 86400");
+        }
+        if !(60..=86400).contains(&self.dashboard.terminal_max_seconds) {
+            return invalid("dashboard.terminal_max_seconds", "must be 60 to 86400");
+        }
+        if self.dashboard.debug_image.trim().is_empty() {
+            return invalid("dashboard.debug_image", "must name an image");
         }
         if self.dashboard.sign_ins_per_minute_per_address == 0 || self.dashboard.sign_ins_per_minute_per_token == 0 {
             return invalid("dashboard.sign_ins_per_minute_per_address", "and _per_token must be at least 1");

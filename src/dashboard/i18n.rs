@@ -482,6 +482,49 @@ pub struct Translation {
     pub edit_too_large: &'static str,
     /// The edit was applied.
     pub edit_applied: &'static str,
+    // The terminal into a container.
+    /// A terminal into a container: the control and the page's heading.
+    pub terminal: &'static str,
+    /// The shell to run.
+    pub terminal_shell: &'static str,
+    /// Opens the terminal with the chosen container and shell.
+    pub terminal_open: &'static str,
+    /// The terminal's limits; `{idle}` and `{longest}` are minutes.
+    pub terminal_limits: &'static str,
+    /// The accessible name of the terminal's screen.
+    pub terminal_screen: &'static str,
+    /// While the terminal connects.
+    pub terminal_connecting: &'static str,
+    /// Once it is connected.
+    pub terminal_connected: &'static str,
+    /// Closed, for no reason the dashboard gave.
+    pub terminal_closed: &'static str,
+    /// Closed after no input for too long.
+    pub terminal_closed_idle: &'static str,
+    /// Closed at the longest length allowed.
+    pub terminal_closed_longest: &'static str,
+    /// Closed because the sign-in ended or the permission went.
+    pub terminal_closed_revoked: &'static str,
+    /// Closed because the shell ended.
+    pub terminal_closed_exited: &'static str,
+    /// Closed because the shell could not start.
+    pub terminal_closed_failed: &'static str,
+    /// Downloads what the terminal showed.
+    pub terminal_download: &'static str,
+    /// The identity may not open terminals.
+    pub terminal_not_allowed: &'static str,
+    /// No container runs in the pod.
+    pub terminal_no_container: &'static str,
+    /// Adds a debug container and opens a terminal into it.
+    pub terminal_debug: &'static str,
+    /// The container a debug container sits beside.
+    pub terminal_debug_target: &'static str,
+    /// What a debug container is.
+    pub terminal_debug_hint: &'static str,
+    /// The debug container did not start in time.
+    pub terminal_debug_late: &'static str,
+    /// The identity may not add debug containers.
+    pub terminal_debug_not_allowed: &'static str,
 }
 
 impl Translation {
@@ -840,6 +883,28 @@ pub static EN: Translation = Translation {
     edit_not_allowed: "Your identity may not change this object.",
     edit_too_large: "The YAML is longer than 256 KiB; nothing was changed.",
     edit_applied: "Your change was applied.",
+    // The terminal into a container.
+    terminal: "Terminal",
+    terminal_shell: "Shell",
+    terminal_open: "Open",
+    terminal_limits: "Closes after {idle} minutes without input, and after {longest} minutes at most. The session log keeps the last 1 MiB the terminal showed.",
+    terminal_screen: "Terminal screen",
+    terminal_connecting: "Connecting…",
+    terminal_connected: "Connected.",
+    terminal_closed: "The terminal closed.",
+    terminal_closed_idle: "Closed: no input for too long.",
+    terminal_closed_longest: "Closed: the terminal reached the longest time allowed.",
+    terminal_closed_revoked: "Closed: your sign-in ended, or your identity may no longer open terminals here.",
+    terminal_closed_exited: "Closed: the shell ended.",
+    terminal_closed_failed: "Closed: the shell could not be started in this container (does the image have it?).",
+    terminal_download: "Download session log",
+    terminal_not_allowed: "Your identity may not open a terminal here.",
+    terminal_no_container: "No container of this pod is running.",
+    terminal_debug: "Debug",
+    terminal_debug_target: "Debug beside",
+    terminal_debug_hint: "For images without a shell: adds a container with a shell beside the chosen one, seeing its processes. It stays in the pod (stopped when its time is up) until the pod is replaced.",
+    terminal_debug_late: "The debug container did not start in time: see the pod's events, then try again.",
+    terminal_debug_not_allowed: "Your identity may not add debug containers here.",
 };
 
 /// Korean.
@@ -1149,6 +1214,28 @@ pub static KO: Translation = Translation {
     edit_not_allowed: "현재 아이디로는 이 오브젝트를 바꿀 수 없습니다.",
     edit_too_large: "YAML이 256 KiB보다 깁니다. 아무것도 바뀌지 않았습니다.",
     edit_applied: "변경 사항을 적용했습니다.",
+    // The terminal into a container.
+    terminal: "터미널",
+    terminal_shell: "셸",
+    terminal_open: "열기",
+    terminal_limits: "입력 없이 {idle}분이 지나면 닫히고, 길어도 {longest}분 뒤에는 닫힙니다. 세션 기록에는 터미널에 표시된 내용 중 마지막 1 MiB가 남습니다.",
+    terminal_screen: "터미널 화면",
+    terminal_connecting: "연결 중…",
+    terminal_connected: "연결되었습니다.",
+    terminal_closed: "터미널이 닫혔습니다.",
+    terminal_closed_idle: "닫힘: 입력이 없는 시간이 너무 길었습니다.",
+    terminal_closed_longest: "닫힘: 허용된 최대 사용 시간에 도달했습니다.",
+    terminal_closed_revoked: "닫힘: 로그인이 끝났거나 현재 아이디로 더 이상 여기서 터미널을 열 수 없습니다.",
+    terminal_closed_exited: "닫힘: 셸이 끝났습니다.",
+    terminal_closed_failed: "닫힘: 이 컨테이너에서 셸을 시작할 수 없습니다(이미지에 그 셸이 있나요?).",
+    terminal_download: "세션 기록 내려받기",
+    terminal_not_allowed: "현재 아이디로는 여기서 터미널을 열 수 없습니다.",
+    terminal_no_container: "이 파드에서 실행 중인 컨테이너가 없습니다.",
+    terminal_debug: "디버그",
+    terminal_debug_target: "디버그 대상",
+    terminal_debug_hint: "셸이 없는 이미지용: 선택한 컨테이너 옆에 셸이 있는 컨테이너를 추가하며, 그 컨테이너의 프로세스를 볼 수 있습니다. 추가된 컨테이너는 파드가 교체될 때까지 파드에 남습니다(시간이 다 되면 멈춤).",
+    terminal_debug_late: "디버그 컨테이너가 제시간에 시작되지 않았습니다. 파드의 이벤트를 확인한 뒤 다시 시도하세요.",
+    terminal_debug_not_allowed: "현재 아이디로는 여기에 디버그 컨테이너를 추가할 수 없습니다.",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

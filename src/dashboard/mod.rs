@@ -34,6 +34,7 @@ mod session_proxy;
 mod sparkline;
 mod stream;
 mod streaming;
+mod terminal;
 mod user_sessions;
 mod workload_logs;
 
@@ -76,6 +77,8 @@ pub struct DashboardOptions {
     pub oidc: Option<crate::config::OidcSettings>,
     /// Cloud Foundry's single sign-on, if configured.
     pub cf_sso: Option<crate::config::CfSsoSettings>,
+    /// How long a terminal into a container lasts, idle and at most.
+    pub terminal: terminal::Limits,
 }
 
 impl DashboardOptions {
@@ -98,6 +101,11 @@ impl DashboardOptions {
                 .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
             oidc: settings.dashboard.oidc.clone(),
             cf_sso: settings.dashboard.cf_sso.clone(),
+            terminal: terminal::Limits {
+                idle: Duration::from_secs(settings.dashboard.terminal_idle_seconds),
+                longest: Duration::from_secs(settings.dashboard.terminal_max_seconds),
+                debug_image: settings.dashboard.debug_image.clone(),
+            },
         }
     }
 }
@@ -118,6 +126,8 @@ struct Dashboard {
     logins: login::Logins,
     /// How often one address or one token may try to sign in.
     limits: limit::SignInLimits,
+    /// How long a terminal into a container lasts.
+    terminal: terminal::Limits,
 }
 
 type DashboardState = Arc<Dashboard>;
@@ -153,6 +163,7 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         broker,
         sessions,
         limits,
+        terminal: options.terminal.clone(),
         user_base: cluster,
         secure_cookie: origin.starts_with("https://"),
     });
@@ -186,11 +197,18 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_post(streaming::reveal)
         .typed_post(streaming::open)
         .typed_get(streaming::card_fragment)
+        .typed_get(terminal::page)
+        .typed_get(terminal::socket)
+        .typed_post(terminal::debug)
         .route(paths::NOVNC_ASSET, get(novnc::proxy))
         .route(paths::STREAM_ASSET, get(selkies::proxy))
         .route(assets::HTMX_PATH, get(assets::htmx))
         .route(assets::HTMX_SSE_PATH, get(assets::htmx_sse))
         .route(assets::SESSION_STREAM_PATH, get(assets::session_stream))
+        .route(assets::XTERM_PATH, get(assets::xterm))
+        .route(assets::XTERM_FIT_PATH, get(assets::xterm_fit))
+        .route(assets::XTERM_CSS_PATH, get(assets::xterm_css))
+        .route(assets::TERMINAL_PATH, get(assets::terminal))
         .typed_get(login::start_oidc)
         .typed_get(login::start_cf)
         .route(login::CALLBACK_PATH, get(login::callback))

@@ -29,6 +29,8 @@ pub struct SectionView {
     pub logs: bool,
     /// Whether rows link to the logs of their pods together (workloads).
     pub pod_logs: bool,
+    /// Whether running rows link to a terminal (pods, for a user Kubernetes lets exec).
+    pub terminal: bool,
     /// Whether the identity may not list this kind.
     pub not_allowed: bool,
     /// The objects.
@@ -51,6 +53,13 @@ impl SectionView {
     /// Where `row`'s logs are (a pod's).
     pub fn logs_link(&self, row: &Row) -> String {
         paths::PodLogs { instance_id: self.instance_id.clone(), pod: row.name.clone() }.to_string()
+    }
+
+    /// Where a terminal into `row` opens (a running pod's), if this user may open one.
+    pub fn terminal_link(&self, row: &Row) -> Option<String> {
+        let pod = row.name.clone();
+        (self.terminal && row.status == "Running")
+            .then(|| paths::Terminal { instance_id: self.instance_id.clone(), pod }.to_string())
     }
 }
 
@@ -111,7 +120,15 @@ fn title(kind: Kind) -> &'static str {
     }
 }
 
-fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView {
+/// Whether the signed-in user may open terminals: asked only for the pods' section, which offers them.
+async fn may_exec(session: &Session, kind: Kind) -> Result<bool, crate::lifecycle::Error> {
+    if kind != Kind::Pods {
+        return Ok(false);
+    }
+    Ok(crate::tenant::terminal::may_open(&session.client, &session.tenant.namespace).await?)
+}
+
+fn section_view(instance_id: &str, kind: Kind, section: Section, terminal: bool) -> SectionView {
     let (not_allowed, rows) = match section {
         Section::Listed(rows) => (false, rows),
         Section::NotAllowed => (true, Vec::new()),
@@ -124,6 +141,7 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
         instance_id,
         logs: kind == Kind::Pods,
         pod_logs: crate::tenant::workload_pods::has_pods(kind),
+        terminal: terminal && kind == Kind::Pods,
         not_allowed,
         rows,
     }
@@ -132,11 +150,13 @@ fn section_view(instance_id: &str, kind: Kind, section: Section) -> SectionView 
 /// GET /instances/:instance_id/workloads — every kind, read as the signed-in user.
 pub async fn page(_: paths::Workloads, visit: PageVisit) -> Result<Response, PageError> {
     let Visit { session, instance_id, text, .. } = visit;
-    let (sections, autoscalers) = tokio::join!(
+    let (sections, autoscalers, terminal) = tokio::join!(
         objects::read_all(&session.client, &session.tenant.namespace),
         super::apps::autoscalers_fragment(text, &session),
+        may_exec(&session, Kind::Pods),
     );
-    let sections = sections?.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section));
+    let terminal = terminal?;
+    let sections = sections?.into_iter().map(|(kind, section)| section_view(&instance_id, kind, section, terminal));
     Ok(render(StatusCode::OK, &workloads_page(text, &session, sections.collect(), autoscalers?)))
 }
 
@@ -167,8 +187,12 @@ pub async fn section(
     let Visit { session, text, .. } = visit;
     let Some(kind) = Kind::parse(&kind) else { return Err(PageError::NotFound(|text| text.not_found)) };
     let now = jiff::Timestamp::now();
-    let section = objects::read_section(&session.client, &session.tenant.namespace, kind, now).await?;
-    Ok(render(StatusCode::OK, &SectionFragment { text, section: section_view(&instance_id, kind, section) }))
+    let (section, terminal) = tokio::join!(
+        objects::read_section(&session.client, &session.tenant.namespace, kind, now),
+        may_exec(&session, kind),
+    );
+    let section = section_view(&instance_id, kind, section?, terminal?);
+    Ok(render(StatusCode::OK, &SectionFragment { text, section }))
 }
 
 /// GET /instances/:instance_id/objects/:kind/:name — one object as YAML, read as the signed-in user; 404 alike for
@@ -217,9 +241,9 @@ mod tests {
             has_yaml: true,
         };
         let sections = vec![
-            section_view("inst-1", Kind::Pods, Section::Listed(vec![pod])),
-            section_view("inst-1", Kind::Ingresses, Section::NotAllowed),
-            section_view("inst-1", Kind::Services, Section::Listed(Vec::new())),
+            section_view("inst-1", Kind::Pods, Section::Listed(vec![pod]), true),
+            section_view("inst-1", Kind::Ingresses, Section::NotAllowed, false),
+            section_view("inst-1", Kind::Services, Section::Listed(Vec::new()), false),
         ];
         let autoscalers = super::super::apps::AutoscalersFragment::empty(&i18n::EN, "/instances/inst-1/autoscalers");
         let html = workloads_page(&i18n::EN, &session, sections, autoscalers).render().expect("renders");
@@ -233,6 +257,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(r#"href="/instances/inst-1/pods/web-%3Cb%3E1/logs""#), "{html}");
+        assert!(html.contains(r#"<a class="terminal" href="/instances/inst-1/terminal/web-%3Cb%3E1">Terminal</a>"#));
         assert!(html.contains("&#60;script&#62;") && !html.contains("<script>alert"), "escaped: {html}");
         assert!(html.contains(i18n::EN.live_not_allowed) && html.contains(i18n::EN.live_none));
         let scripts: Vec<&str> = html.match_indices("<script").map(|(at, _)| &html[at..at + 60]).collect();

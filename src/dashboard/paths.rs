@@ -112,6 +112,12 @@ typed_paths! {
     MemberRevoke("/instances/{instance_id}/members/revoke") { instance_id }
     /// One object's YAML editor, and its review or apply.
     ObjectEdit("/instances/{instance_id}/objects/{kind}/{name}/edit") { instance_id, kind, name }
+    /// A terminal into a container of a pod.
+    Terminal("/instances/{instance_id}/terminal/{pod}") { instance_id, pod }
+    /// The WebSocket of a terminal.
+    TerminalSocket("/instances/{instance_id}/terminal/{pod}/socket") { instance_id, pod }
+    /// Adds a debug container to a pod.
+    TerminalDebug("/instances/{instance_id}/terminal/{pod}/debug") { instance_id, pod }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,

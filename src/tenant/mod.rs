@@ -16,4 +16,5 @@ pub mod members;
 pub mod objects;
 pub mod overview;
 pub mod streaming;
+pub mod terminal;
 pub mod workload_pods;
