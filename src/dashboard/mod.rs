@@ -11,6 +11,7 @@ mod apps;
 mod assets;
 mod deploy;
 mod endpoint;
+mod events;
 mod expiring;
 mod guard;
 mod i18n;
@@ -18,6 +19,7 @@ mod limit;
 pub mod live;
 mod login;
 mod logs;
+mod map;
 mod measures;
 mod members;
 mod novnc;
@@ -28,6 +30,7 @@ mod pages;
 mod paths;
 mod reply;
 mod respond;
+mod search;
 mod selkies;
 mod session_proxy;
 mod sparkline;
@@ -172,6 +175,10 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(objects::page)
         .typed_get(objects::section)
         .typed_get(objects::object)
+        .typed_get(events::page)
+        .typed_get(events::timeline)
+        .typed_get(search::page)
+        .typed_get(map::page)
         .typed_get(stream::live)
         .typed_get(logs::page)
         .typed_get(logs::stream)

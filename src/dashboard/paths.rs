@@ -106,6 +106,14 @@ typed_paths! {
     MemberRole("/instances/{instance_id}/members/role") { instance_id }
     /// A member's removal.
     MemberRevoke("/instances/{instance_id}/members/revoke") { instance_id }
+    /// The events timeline (filtered by its query).
+    Events("/instances/{instance_id}/events") { instance_id }
+    /// The events timeline alone (what the live events page swaps in).
+    EventsTimeline("/instances/{instance_id}/events/timeline") { instance_id }
+    /// The search page (the query in `?q=`).
+    Search("/instances/{instance_id}/search") { instance_id }
+    /// The map of how the namespace's objects relate.
+    Map("/instances/{instance_id}/map") { instance_id }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,
