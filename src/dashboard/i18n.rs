@@ -439,7 +439,7 @@ pub struct Translation {
     pub events_none: &'static str,
     /// Before `shown / matched`: only the newest events are shown.
     pub events_cut: &'static str,
-    /// After an event's count: how often it happened.
+    /// Right after an event's count (`3×`): how often it happened.
     pub events_times: &'static str,
     /// After an event's age (`5m`): ago.
     pub events_ago: &'static str,
@@ -815,7 +815,7 @@ pub static EN: Translation = Translation {
     events_show: "Show",
     events_none: "No events.",
     events_cut: "Only the newest events are shown:",
-    events_times: "times",
+    events_times: "×",
     events_ago: "ago",
     events_elsewhere: "Events are listed, newest first and grouped by object, on their own page:",
     search: "Search",
