@@ -1,8 +1,8 @@
 //! The dashboard's events timeline, search and map against the real control plane, read as the signed-in binding: a
-//! namespace with an Ingress → Service → a Deployment's pod (with a volume claim), labelled objects, a ConfigMap and a
+//! namespace with an Ingress → Service → a Deployment's pod (with a volume claim, and an autoscaler), labelled objects, a ConfigMap and a
 //! Secret, and events (the controllers' own and a Warning and two Normal ones recorded by the admin). Headless
 //! Chromium, in English and in Korean, reads the timeline (newest first, grouped by object, the warning marked in
-//! words; filtered by type, then by kind), searches by label and by name with the keyboard, and reads the map's
+//! words; an event recorded while it is open shows up without a reload; filtered by type, then by kind), searches by label and by name with the keyboard, and reads the map's
 //! accessible list of relations, each object linked to its view; every control is labelled and reached with Tab. A
 //! view-only member's search never shows a Secret.
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ListParams, PostParams};
@@ -91,6 +92,14 @@ impl Shop {
             json!({ "metadata": { "name": "shop" }, "spec": { "rules": [{
             "host": "shop.example", "http": { "paths": [{ "path": "/", "pathType": "Prefix",
                 "backend": { "service": { "name": "shop", "port": { "number": 80 } } } }] } }] } }),
+        )
+        .await;
+        create::<HorizontalPodAutoscaler>(
+            &admin,
+            namespace,
+            json!({ "metadata": { "name": "shop" }, "spec": {
+                "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "shop" },
+                "minReplicas": 1, "maxReplicas": 2 } }),
         )
         .await;
         create::<ConfigMap>(
@@ -220,13 +229,14 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-map-{id}"));
     for (locale, lang, warning, words) in [
-        ("en-US", "en", "⚠ Warning", ["routes to", "sends to", "owns", "mounts", "is bound to"]),
-        ("ko-KR", "ko", "⚠ 경고", ["요청 전달 →", "요청 전달 →", "소유 →", "마운트 →", "연결 →"]),
+        ("en-US", "en", "⚠ Warning", ["routes to", "sends to", "owns", "mounts", "is bound to", "scales"]),
+        ("ko-KR", "ko", "⚠ 경고", ["요청 전달 →", "요청 전달 →", "소유 →", "마운트 →", "연결 →", "스케일 →"]),
     ] {
         let shots = dir.join("screenshots");
         std::fs::create_dir_all(&shots).expect("probe folders");
         let profile = dir.join(format!("profile-{lang}"));
-        let probe = Probe::start(
+        let live = format!("CaasTestLive{}", lang.to_uppercase());
+        let mut probe = Probe::start(
             "map_probe.mjs",
             &[
                 ("PROBE_URL", url.as_ref()),
@@ -235,10 +245,17 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
                 ("PROBE_LABEL", "app=shop".as_ref()),
                 ("PROBE_NAME", "shop-con".as_ref()),
                 ("PROBE_KIND", "Service".as_ref()),
+                ("PROBE_LIVE", live.as_ref()),
                 ("SCREENSHOT_DIR", shots.as_os_str()),
                 ("PROBE_USER_DATA_DIR", profile.as_os_str()),
             ],
         );
+        // The timeline is open and listens: an event recorded now appears without a reload.
+        let open = probe.next().await;
+        assert_eq!(open["event"], "timeline-open", "{open}");
+        let admin = cluster().admin().await;
+        create::<Event>(&admin, &namespace, event(&namespace, "Service", "shop", "Normal", &live, 0)).await;
+        probe.go_on();
         let report = probe.report().await;
         assert_eq!(report["lang"], lang, "{report}");
         assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error: {report}");
@@ -270,7 +287,9 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
         let service = group("Service/shop");
         assert_eq!(service["warning"], false);
         assert!(service["events"].as_array().expect("events").iter().any(|e| e["reason"] == "CaasTestOldest"));
-        assert!(objects.iter().position(|o| *o == pod) < objects.iter().position(|o| *o == "Service/shop"));
+        let live_groups = report["events"]["live"].as_array().expect("the live timeline");
+        assert_eq!(live_groups[0]["object"], "Service/shop", "the newest event's object first: {report}");
+        assert_eq!(live_groups[0]["events"][0]["reason"], live.as_str(), "{report}");
         let events = report["events"]["tabbed"].to_string();
         assert!(events.contains("event-kind") && events.contains("event-type"), "Tab reaches the filters: {report}");
         assert_eq!(report["events"]["unlabelled"], json!([]), "{report}");
@@ -329,7 +348,7 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
             .collect();
         let object = |kind: &str, name: &str| format!("/instances/{id}/objects/{kind}/{name}");
         let (rs, pvc, pv) = (&shop.replica_set, "shop-data", &shop.volume);
-        let [routes, selects, owns, mounts, bound] = words;
+        let [routes, selects, owns, mounts, bound, scales] = words;
         let expected = [
             (
                 format!("Ingress/shop {routes} Service/shop"),
@@ -349,6 +368,7 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
                 format!("PersistentVolumeClaim/{pvc} {bound} PersistentVolume/{pv}"),
                 vec![object("persistentvolumeclaims", pvc)],
             ),
+            (format!("HorizontalPodAutoscaler/shop {scales} Deployment/shop"), vec![object("deployments", "shop")]),
         ];
         for edge in expected {
             assert!(list.contains(&edge), "{edge:?} is not on the map's list: {list:?}");

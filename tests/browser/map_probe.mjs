@@ -1,14 +1,16 @@
-// Signs in to an instance's dashboard in headless Chromium and reads, as a tenant would, the events timeline (all,
-// then filtered to warnings, then to one kind of object), the search page (by label, then by name) and the map, and
+// Signs in to an instance's dashboard in headless Chromium and reads, as a tenant would, the events timeline (all;
+// then, once its live stream is open, it says so and waits for the test to record an event, which must appear
+// without a reload; then filtered to warnings, then to one kind of object), the search page (by label, then by name) and the map, and
 // reports on stdout, as one JSON object, what each page shows: the timeline's groups and events in page order with
 // their markers, the search results, the map's list and drawing, which controls the keyboard's Tab reaches, the
 // controls that have no label, and the console errors (none expected). Screenshots go to SCREENSHOT_DIR.
 //
 // Driven by tests/dashboard_map.rs; configured by environment variables: PROBE_URL (the instance's dashboard_url),
 // PROBE_TOKEN, PROBE_USER_DATA_DIR, SCREENSHOT_DIR, PROBE_LOCALE (en-US or ko-KR), PROBE_LABEL (a search by label),
-// PROBE_NAME (a search by name), PROBE_KIND (the kind the kind filter picks), CHROMIUM.
+// PROBE_NAME (a search by name), PROBE_KIND (the kind the kind filter picks), PROBE_LIVE (the reason of the event
+// recorded while the page is open), CHROMIUM.
 import { chromium } from 'playwright-core';
-import { env, launchOptions, reporting, say, signInWithToken, step, submit } from './probe.mjs';
+import { env, launchOptions, lines, reporting, say, signInWithToken, step, submit, traceNetwork } from './probe.mjs';
 
 const url = env('PROBE_URL');
 const locale = env('PROBE_LOCALE', 'en-US');
@@ -65,6 +67,7 @@ const search = async (page, query) => {
 
 try {
   const page = context.pages()[0] ?? (await context.newPage());
+  const trace = await traceNetwork(page);
   page.on('console', (message) => {
     if (message.type() === 'error') report.consoleErrors.push(`${page.url()}: ${message.text()}`);
   });
@@ -77,6 +80,18 @@ try {
   await page.goto(`${url}/events`, { waitUntil: 'load', timeout: 30000 });
   await page.waitForSelector('#events', { timeout: 30000 });
   report.events = { groups: await timeline(page), tabbed: await tabbed(page), unlabelled: await unlabelled(page) };
+  const streamOpen = Date.now() + 30000;
+  while (!trace.some((entry) => entry.eventSource === 'open' && entry.page.endsWith('/events'))) {
+    if (Date.now() > streamOpen) throw new Error(`the events page's live stream did not open: ${JSON.stringify(trace)}`);
+    await page.waitForTimeout(100);
+  }
+  say({ event: 'timeline-open' });
+  await lines.next();
+  step('the recorded event, live');
+  const live = env('PROBE_LIVE');
+  await page.waitForFunction((reason) => [...document.querySelectorAll('#events .reason')]
+    .some((element) => element.textContent.trim() === reason), live, { timeout: 30000 });
+  report.events.live = await timeline(page);
   await shoot(page, `events-${suffix}`);
   report.warnings = await filtered(page, '', 'Warning');
   await shoot(page, `events-warnings-${suffix}`);
