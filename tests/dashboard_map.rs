@@ -1,9 +1,10 @@
 //! The dashboard's events timeline, search and map against the real control plane, read as the signed-in binding: a
-//! namespace with an Ingress → Service → a Deployment's pod (with a volume claim, and an autoscaler), labelled objects, a ConfigMap and a
-//! Secret, and events (the controllers' own and a Warning and two Normal ones recorded by the admin). Headless
-//! Chromium, in English and in Korean, reads the timeline (newest first, grouped by object, the warning marked in
-//! words; an event recorded while it is open shows up without a reload; filtered by type, then by kind), searches by label and by name with the keyboard, and reads the map's
-//! accessible list of relations, each object linked to its view; every control is labelled and reached with Tab. A
+//! namespace with an Ingress → Service → a Deployment's pod (with a volume claim, and an autoscaler), labelled
+//! objects, a ConfigMap and a Secret, and events (the controllers' own and a Warning and two Normal ones recorded by
+//! the admin). Headless Chromium, in English and in Korean, reads the timeline (newest first, grouped by object, the
+//! warning marked in words; an event recorded while it is open shows up without a reload; filtered by type, then by
+//! kind), searches by label and by name with the keyboard, and reads the map's accessible list of relations, each
+//! object linked to its view; every control is labelled and reached with Tab, and no page is wider than a phone. A
 //! view-only member's search never shows a Secret.
 
 mod support;
@@ -259,6 +260,8 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
         let report = probe.report().await;
         assert_eq!(report["lang"], lang, "{report}");
         assert_eq!(report["consoleErrors"], json!([]), "no policy violation or error: {report}");
+        let phone = json!({ "events": 0, "search": 0, "map": 0 });
+        assert_eq!(report["phoneOverflowPx"], phone, "readable on a phone without scrolling sideways: {report}");
 
         // The timeline: newest first (groups by their newest event, events within a group), one group per object,
         // the warning marked in words and its object linked.

@@ -14,9 +14,9 @@ use super::respond::{PageVisit, Visit};
 use super::user_sessions::Session;
 use crate::tenant::map::{self, Map, NodeKind, Relation};
 
-/// A node's box's width (as map.html draws it).
+/// A node's box's width.
 const WIDTH: i64 = 180;
-/// A node's box's height (as map.html draws it).
+/// A node's box's height.
 const HEIGHT: i64 = 40;
 /// From one column's left to the next's.
 const COLUMN: i64 = 250;
@@ -65,6 +65,8 @@ struct MapPage<'a> {
     edges: Vec<EdgeView>,
     width: i64,
     height: i64,
+    box_width: i64,
+    box_height: i64,
     cut: bool,
     left_out: String,
 }
@@ -147,6 +149,8 @@ fn map_page<'a>(text: &'static Translation, session: &'a Session, map: Map) -> M
         edges,
         width: 20 + (columns - 1) * COLUMN + WIDTH,
         height: 20 + most_rows * ROW,
+        box_width: WIDTH,
+        box_height: HEIGHT,
         cut: map.cut,
         left_out: left_out.join(", "),
     }
@@ -177,7 +181,11 @@ mod tests {
         };
         let html = map_page(&i18n::EN, &session, map).render().expect("renders");
         assert!(html.contains(r#"role="img" aria-label="Map: 3 objects, 1 links""#), "{html}");
-        let listed = r#"<li><a href="/instances/inst-1/objects/ingresses/web">Ingress/web</a> <span class="relation">routes to</span> <a href="/instances/inst-1/objects/services/web">Service/web</a></li>"#;
+        let listed = concat!(
+            r#"<li><a href="/instances/inst-1/objects/ingresses/web">Ingress/web</a> "#,
+            r#"<span class="relation">routes to</span> "#,
+            r#"<a href="/instances/inst-1/objects/services/web">Service/web</a></li>"#
+        );
         assert!(html.contains(listed), "{html}");
         assert!(html.contains("<li>PersistentVolume/pv-1</li>"), "an object without a view or relation: {html}");
         assert!(html.contains(r#"<line class="edge" x1="190" y1="30" x2="260" y2="30""#), "{html}");

@@ -303,7 +303,8 @@ mod tests {
     }
 
     fn owned_by(kind: &str, name: &str) -> Value {
-        json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("uid-{name}"), "controller": true }])
+        let uid = format!("uid-{name}");
+        json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true }])
     }
 
     fn observed() -> Observed {
@@ -321,7 +322,8 @@ mod tests {
                 object(
                     json!({ "metadata": { "name": "web-abc-1", "labels": { "app": "web", "pod-template-hash": "abc" },
                     "ownerReferences": owned_by("ReplicaSet", "web-abc") },
-                    "spec": { "containers": [], "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }] } }),
+                    "spec": { "containers": [],
+                        "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": "data" } }] } }),
                 ),
                 object(json!({ "metadata": { "name": "db-0", "labels": { "app": "db" },
                     "ownerReferences": owned_by("StatefulSet", "db") }, "spec": { "containers": [] } })),
@@ -335,7 +337,8 @@ mod tests {
                 json!({ "metadata": { "name": "web" }, "spec": { "selector": {}, "template": {} } }),
             )],
             autoscalers: vec![object(json!({ "metadata": { "name": "web" },
-                "spec": { "maxReplicas": 3, "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" } } }))],
+                "spec": { "maxReplicas": 3,
+                    "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" } } }))],
             claims: vec![object(json!({ "metadata": { "name": "data" }, "spec": { "volumeName": "pv-1" } }))],
             left_out: vec![],
         }

@@ -1,9 +1,10 @@
 // Signs in to an instance's dashboard in headless Chromium and reads, as a tenant would, the events timeline (all;
 // then, once its live stream is open, it says so and waits for the test to record an event, which must appear
-// without a reload; then filtered to warnings, then to one kind of object), the search page (by label, then by name) and the map, and
-// reports on stdout, as one JSON object, what each page shows: the timeline's groups and events in page order with
-// their markers, the search results, the map's list and drawing, which controls the keyboard's Tab reaches, the
-// controls that have no label, and the console errors (none expected). Screenshots go to SCREENSHOT_DIR.
+// without a reload; then filtered to warnings, then to one kind of object), the search page (by label, then by name)
+// and the map, and reports on stdout, as one JSON object, what each page shows: the timeline's groups and events in
+// page order with their markers, the search results, the map's list and drawing, which controls the keyboard's Tab
+// reaches, the controls that have no label, how far each page overflows a phone's width (0 expected) and the console
+// errors (none expected). Screenshots go to SCREENSHOT_DIR.
 //
 // Driven by tests/dashboard_map.rs; configured by environment variables: PROBE_URL (the instance's dashboard_url),
 // PROBE_TOKEN, PROBE_USER_DATA_DIR, SCREENSHOT_DIR, PROBE_LOCALE (en-US or ko-KR), PROBE_LABEL (a search by label),
@@ -74,7 +75,8 @@ try {
   step('sign in');
   await signInWithToken(page, url, env('PROBE_TOKEN'));
   report.lang = await page.getAttribute('html', 'lang');
-  report.nav = await page.evaluate(() => [...document.querySelectorAll('nav.pages a')].map((a) => a.textContent.trim()));
+  report.nav = await page.evaluate(() =>
+    [...document.querySelectorAll('nav.pages a')].map((a) => a.textContent.trim()));
 
   step('the events timeline');
   await page.goto(`${url}/events`, { waitUntil: 'load', timeout: 30000 });
@@ -82,7 +84,9 @@ try {
   report.events = { groups: await timeline(page), tabbed: await tabbed(page), unlabelled: await unlabelled(page) };
   const streamOpen = Date.now() + 30000;
   while (!trace.some((entry) => entry.eventSource === 'open' && entry.page.endsWith('/events'))) {
-    if (Date.now() > streamOpen) throw new Error(`the events page's live stream did not open: ${JSON.stringify(trace)}`);
+    if (Date.now() > streamOpen) {
+      throw new Error(`the events page's live stream did not open: ${JSON.stringify(trace)}`);
+    }
     await page.waitForTimeout(100);
   }
   say({ event: 'timeline-open' });
@@ -116,6 +120,15 @@ try {
     })),
   }));
   await shoot(page, `map-${suffix}`);
+
+  step('on a phone');
+  await page.setViewportSize({ width: 390, height: 844 });
+  report.phoneOverflowPx = {};
+  for (const name of ['events', 'search', 'map']) {
+    await page.goto(`${url}/${name}`, { waitUntil: 'load', timeout: 30000 });
+    report.phoneOverflowPx[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  }
+  await shoot(page, `map-phone-${suffix}`);
   say(report);
 } finally {
   await context.close();
