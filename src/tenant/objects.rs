@@ -1,7 +1,8 @@
 //! What runs in a virtual cluster, kind by kind, as one of its identities sees it: Deployments, StatefulSets,
 //! ReplicaSets, pods, Services, Ingresses and volume claims, each as rows of status, ready/desired, restarts, age and
-//! images, and one object as YAML (events are a timeline of their own: [`super::timeline`]). Every read is made with the identity's own client, so Kubernetes' RBAC
-//! decides; a kind it may not list is [`Section::NotAllowed`], not a failure of the whole view.
+//! images, and one object as YAML (events are a timeline of their own: [`super::timeline`]). Every read is made with
+//! the identity's own client, so Kubernetes' RBAC decides; a kind it may not list is [`Section::NotAllowed`], not a
+//! failure of the whole view.
 
 use std::collections::BTreeMap;
 
