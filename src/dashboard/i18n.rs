@@ -525,6 +525,77 @@ pub struct Translation {
     pub terminal_debug_late: &'static str,
     /// The identity may not add debug containers.
     pub terminal_debug_not_allowed: &'static str,
+    // The events timeline, search and the map.
+    /// The events page and its nav link.
+    pub events: &'static str,
+    /// What the events page shows.
+    pub events_help: &'static str,
+    /// The filter: the kind of object events are about.
+    pub events_kind: &'static str,
+    /// The filter: the event's type.
+    pub events_type: &'static str,
+    /// A filter's choice: everything.
+    pub events_any: &'static str,
+    /// An event's type: normal.
+    pub events_normal: &'static str,
+    /// An event's type: warning (beside its marker).
+    pub events_warning: &'static str,
+    /// The filter's button.
+    pub events_show: &'static str,
+    /// No event (after the filter).
+    pub events_none: &'static str,
+    /// Before `shown / matched`: only the newest events are shown.
+    pub events_cut: &'static str,
+    /// Right after an event's count (`3×`): how often it happened.
+    pub events_times: &'static str,
+    /// After an event's age (`5m`): ago.
+    pub events_ago: &'static str,
+    /// On the workloads page: events have a page of their own.
+    pub events_elsewhere: &'static str,
+    /// The search page, its nav link and button.
+    pub search: &'static str,
+    /// The search box's label.
+    pub search_label: &'static str,
+    /// What a search finds.
+    pub search_help: &'static str,
+    /// Nothing found.
+    pub search_none: &'static str,
+    /// More found than shown.
+    pub search_cut: &'static str,
+    /// A search longer than allowed.
+    pub search_too_long: &'static str,
+    /// Column: the object's kind.
+    pub search_kind: &'static str,
+    /// Column: the object's labels.
+    pub search_labels: &'static str,
+    /// The map page and its nav link.
+    pub map: &'static str,
+    /// What the map shows.
+    pub map_help: &'static str,
+    /// Heading of the map as a list.
+    pub map_list: &'static str,
+    /// After a number: objects on the map.
+    pub map_objects: &'static str,
+    /// After a number: relations on the map.
+    pub map_links: &'static str,
+    /// A map of nothing.
+    pub map_empty: &'static str,
+    /// More objects than the map shows.
+    pub map_cut: &'static str,
+    /// Before the kinds the identity may not list.
+    pub map_left_out: &'static str,
+    /// A relation: an Ingress sends requests to a Service.
+    pub map_routes_to: &'static str,
+    /// A relation: a Service sends requests to a pod.
+    pub map_selects: &'static str,
+    /// A relation: an owner made the object.
+    pub map_owns: &'static str,
+    /// A relation: a pod mounts a claim.
+    pub map_mounts: &'static str,
+    /// A relation: a claim is bound to a volume.
+    pub map_bound_to: &'static str,
+    /// A relation: an autoscaler scales its target.
+    pub map_scales: &'static str,
 }
 
 impl Translation {
@@ -905,6 +976,42 @@ pub static EN: Translation = Translation {
     terminal_debug_hint: "For images without a shell: adds a container with a shell beside the chosen one, seeing its processes. It stays in the pod (stopped when its time is up) until the pod is replaced.",
     terminal_debug_late: "The debug container did not start in time: see the pod's events, then try again.",
     terminal_debug_not_allowed: "Your identity may not add debug containers here.",
+    // The events timeline, search and the map.
+    events: "Events",
+    events_help: "What Kubernetes reported about your objects, newest first and grouped by object; warnings are marked ⚠.",
+    events_kind: "Object kind",
+    events_type: "Type",
+    events_any: "All",
+    events_normal: "Normal",
+    events_warning: "Warning",
+    events_show: "Show",
+    events_none: "No events.",
+    events_cut: "Only the newest events are shown:",
+    events_times: "×",
+    events_ago: "ago",
+    events_elsewhere: "Events are listed, newest first and grouped by object, on their own page:",
+    search: "Search",
+    search_label: "Name or label (key=value)",
+    search_help: "Finds the objects whose name contains the text, or that carry a label: app=web, or only its key (app). ConfigMaps and Secrets are found by name only, never their contents.",
+    search_none: "Nothing found.",
+    search_cut: "More was found than is shown: make the search narrower.",
+    search_too_long: "The search is too long.",
+    search_kind: "Kind",
+    search_labels: "Labels",
+    map: "Map",
+    map_help: "How your objects connect: the way in (Ingress) to services, the pods that answer them and what made those pods; volume claims to their volumes; autoscalers to what they scale.",
+    map_list: "The map as a list",
+    map_objects: "objects",
+    map_links: "links",
+    map_empty: "Nothing to map yet.",
+    map_cut: "Too many objects: only the first are on the map.",
+    map_left_out: "Not allowed for this identity, so not on the map:",
+    map_routes_to: "routes to",
+    map_selects: "sends to",
+    map_owns: "owns",
+    map_mounts: "mounts",
+    map_bound_to: "is bound to",
+    map_scales: "scales",
 };
 
 /// Korean.
@@ -1236,6 +1343,42 @@ pub static KO: Translation = Translation {
     terminal_debug_hint: "셸이 없는 이미지용: 선택한 컨테이너 옆에 셸이 있는 컨테이너를 추가하며, 그 컨테이너의 프로세스를 볼 수 있습니다. 추가된 컨테이너는 파드가 교체될 때까지 파드에 남습니다(시간이 다 되면 멈춤).",
     terminal_debug_late: "디버그 컨테이너가 제시간에 시작되지 않았습니다. 파드의 이벤트를 확인한 뒤 다시 시도하세요.",
     terminal_debug_not_allowed: "현재 아이디로는 여기에 디버그 컨테이너를 추가할 수 없습니다.",
+    // The events timeline, search and the map.
+    events: "이벤트",
+    events_help: "쿠버네티스가 객체에 대해 알린 내용입니다. 최신순으로, 객체별로 묶어 보여 주며 경고는 ⚠로 표시합니다.",
+    events_kind: "객체 종류",
+    events_type: "유형",
+    events_any: "전체",
+    events_normal: "정상",
+    events_warning: "경고",
+    events_show: "보기",
+    events_none: "이벤트가 없습니다.",
+    events_cut: "최신 이벤트만 표시합니다:",
+    events_times: "회",
+    events_ago: "전",
+    events_elsewhere: "이벤트는 별도 페이지에서 최신순, 객체별로 볼 수 있습니다:",
+    search: "검색",
+    search_label: "이름 또는 레이블(키=값)",
+    search_help: "이름에 입력한 글자가 들어간 객체나 레이블이 붙은 객체를 찾습니다: app=web 또는 키만(app). 컨피그맵과 시크릿은 이름으로만 찾으며 내용은 보여 주지 않습니다.",
+    search_none: "찾은 객체가 없습니다.",
+    search_cut: "표시한 것보다 더 많이 찾았습니다. 검색어를 좁혀 주세요.",
+    search_too_long: "검색어가 너무 깁니다.",
+    search_kind: "종류",
+    search_labels: "레이블",
+    map: "관계도",
+    map_help: "객체가 어떻게 이어지는지 보여 줍니다: 외부 진입점(인그레스)에서 서비스로, 요청을 받는 파드와 그 파드를 만든 객체로, 볼륨 클레임에서 볼륨으로, 오토스케일러에서 그 대상으로.",
+    map_list: "관계도를 목록으로",
+    map_objects: "개 객체",
+    map_links: "개 연결",
+    map_empty: "아직 표시할 객체가 없습니다.",
+    map_cut: "객체가 너무 많아 앞의 일부만 표시합니다.",
+    map_left_out: "이 아이디로 볼 수 없어 관계도에서 뺀 종류:",
+    map_routes_to: "요청 전달 →",
+    map_selects: "요청 전달 →",
+    map_owns: "소유 →",
+    map_mounts: "마운트 →",
+    map_bound_to: "연결 →",
+    map_scales: "스케일 →",
 };
 
 /// The language the browser prefers among those the dashboard speaks (English when it names neither).

@@ -12,6 +12,7 @@ mod assets;
 mod deploy;
 mod edit;
 mod endpoint;
+mod events;
 mod expiring;
 mod guard;
 mod i18n;
@@ -19,6 +20,7 @@ mod limit;
 pub mod live;
 mod login;
 mod logs;
+mod map;
 mod measures;
 mod members;
 mod novnc;
@@ -29,6 +31,7 @@ mod pages;
 mod paths;
 mod reply;
 mod respond;
+mod search;
 mod selkies;
 mod session_proxy;
 mod sparkline;
@@ -187,6 +190,10 @@ pub fn router(broker: Arc<Broker>, options: DashboardOptions, cluster: kube::Con
         .typed_get(objects::object)
         .typed_get(edit::form)
         .typed_post(edit::submit)
+        .typed_get(events::page)
+        .typed_get(events::timeline)
+        .typed_get(search::page)
+        .typed_get(map::page)
         .typed_get(stream::live)
         .typed_get(logs::page)
         .typed_get(logs::stream)

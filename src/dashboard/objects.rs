@@ -70,6 +70,7 @@ struct WorkloadsPage<'a> {
     text: &'static Translation,
     session: &'a Session,
     overview: String,
+    events: String,
     live: String,
     htmx_path: &'static str,
     htmx_sse_path: &'static str,
@@ -172,6 +173,7 @@ fn workloads_page<'a>(
         session,
         live: paths::Live { instance_id: instance_id() }.to_string(),
         overview: paths::Overview { instance_id: instance_id() }.to_string(),
+        events: paths::Events { instance_id: instance_id() }.to_string(),
         htmx_path: HTMX_PATH,
         htmx_sse_path: HTMX_SSE_PATH,
         sections,
@@ -185,7 +187,10 @@ pub async fn section(
     visit: PartVisit,
 ) -> Result<Response, PageError> {
     let Visit { session, text, .. } = visit;
-    let Some(kind) = Kind::parse(&kind) else { return Err(PageError::NotFound(|text| text.not_found)) };
+    // Events are a timeline of their own (see super::events), not a section of rows.
+    let Some(kind) = Kind::parse(&kind).filter(|kind| *kind != Kind::Events) else {
+        return Err(PageError::NotFound(|text| text.not_found));
+    };
     let now = jiff::Timestamp::now();
     let (section, terminal) = tokio::join!(
         objects::read_section(&session.client, &session.tenant.namespace, kind, now),
@@ -266,6 +271,7 @@ mod tests {
         assert!(!html.contains("style=") && !html.contains("<style"), "no inline style: {html}");
         assert!(!["onclick=", "onload=", "onerror=", "javascript:"].iter().any(|inline| html.contains(inline)));
         assert!(html.contains(r#""allowEval":false"#), "htmx may not eval");
+        assert!(html.contains(r#"<a href="/instances/inst-1/events">Events</a></p>"#), "the events' own page: {html}");
         assert!(html.contains(r#"id="autoscalers" hx-get="/instances/inst-1/autoscalers""#), "{html}");
         assert!(html.contains(i18n::EN.no_autoscalers), "{html}");
     }

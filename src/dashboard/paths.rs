@@ -118,6 +118,14 @@ typed_paths! {
     TerminalSocket("/instances/{instance_id}/terminal/{pod}/socket") { instance_id, pod }
     /// Adds a debug container to a pod.
     TerminalDebug("/instances/{instance_id}/terminal/{pod}/debug") { instance_id, pod }
+    /// The events timeline (filtered by its query).
+    Events("/instances/{instance_id}/events") { instance_id }
+    /// The events timeline alone (what the live events page swaps in).
+    EventsTimeline("/instances/{instance_id}/events/timeline") { instance_id }
+    /// The search page (the query in `?q=`).
+    Search("/instances/{instance_id}/search") { instance_id }
+    /// The map of how the namespace's objects relate.
+    Map("/instances/{instance_id}/map") { instance_id }
 }
 
 /// The route of a file (or the WebSocket) of a session's noVNC, under [`Novnc`]: the one path with a wildcard,

@@ -1,7 +1,8 @@
 //! What runs in a virtual cluster, kind by kind, as one of its identities sees it: Deployments, StatefulSets,
-//! ReplicaSets, pods, Services, Ingresses, volume claims and events, each as rows of status, ready/desired, restarts,
-//! age and images, and one object as YAML. Every read is made with the identity's own client, so Kubernetes' RBAC
-//! decides; a kind it may not list is [`Section::NotAllowed`], not a failure of the whole view.
+//! ReplicaSets, pods, Services, Ingresses and volume claims, each as rows of status, ready/desired, restarts, age and
+//! images, and one object as YAML (events are a timeline of their own: [`super::timeline`]). Every read is made with
+//! the identity's own client, so Kubernetes' RBAC decides; a kind it may not list is [`Section::NotAllowed`], not a
+//! failure of the whole view.
 
 use std::collections::BTreeMap;
 
@@ -37,9 +38,6 @@ pub enum Kind {
     /// v1 Events.
     Events,
 }
-
-/// Most events shown, newest first: a namespace in trouble can hold thousands.
-const MAX_EVENTS: usize = 50;
 
 impl Kind {
     /// Every kind, in the order the view shows them.
@@ -91,19 +89,19 @@ impl Kind {
 /// One object as a row of the view.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Row {
-    /// Its name (an event: the object it is about).
+    /// Its name.
     pub name: String,
-    /// Its state in a word or two (`Running`, `CrashLoopBackOff`, `Bound`, `Warning`, ...).
+    /// Its state in a word or two (`Running`, `CrashLoopBackOff`, `Bound`, ...).
     pub status: String,
     /// Ready of desired (`2/3`), empty where it means nothing.
     pub ready: String,
-    /// Container restarts (an event: how often it happened), empty where it means nothing.
+    /// Container restarts, empty where it means nothing.
     pub restarts: String,
-    /// How long ago it was made (an event: last seen).
+    /// How long ago it was made.
     pub age: String,
-    /// Images, addresses, hosts or an event's message.
+    /// Images, addresses or hosts.
     pub detail: String,
-    /// Whether it has a YAML view of its own (events do not: they are about other objects).
+    /// Whether it has a YAML view of its own.
     pub has_yaml: bool,
 }
 
@@ -116,14 +114,16 @@ pub enum Section {
     NotAllowed,
 }
 
-/// Reads every kind of `namespace` with `client` (the identity's own), at once.
+/// Reads every kind of `namespace` shown as rows (all but events) with `client` (the identity's own), at once.
 pub async fn read_all(client: &Client, namespace: &str) -> Result<Vec<(Kind, Section)>> {
     let now = jiff::Timestamp::now();
-    let sections = futures::future::try_join_all(Kind::ALL.map(|kind| read_section(client, namespace, kind, now)));
-    Ok(Kind::ALL.into_iter().zip(sections.await?).collect())
+    let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|kind| *kind != Kind::Events).collect();
+    let sections = futures::future::try_join_all(kinds.iter().map(|&kind| read_section(client, namespace, kind, now)));
+    Ok(kinds.into_iter().zip(sections.await?).collect())
 }
 
-/// Reads the objects of one kind of `namespace` with `client` (the identity's own); `now` dates their age.
+/// Reads the objects of one kind of `namespace` with `client` (the identity's own); `now` dates their age. Events
+/// are no rows (see [`super::timeline`]): their section is empty.
 pub async fn read_section(client: &Client, namespace: &str, kind: Kind, now: jiff::Timestamp) -> Result<Section> {
     let listed = match kind {
         Kind::Deployments => rows(client, namespace, |d: &Deployment| deployment_row(d, now)).await,
@@ -133,7 +133,7 @@ pub async fn read_section(client: &Client, namespace: &str, kind: Kind, now: jif
         Kind::Services => rows(client, namespace, |s: &Service| service_row(s, now)).await,
         Kind::Ingresses => rows(client, namespace, |i: &Ingress| ingress_row(i, now)).await,
         Kind::PersistentVolumeClaims => rows(client, namespace, |c: &PersistentVolumeClaim| claim_row(c, now)).await,
-        Kind::Events => events(client, namespace, now).await,
+        Kind::Events => Ok(Vec::new()),
     };
     match listed {
         Ok(rows) => Ok(Section::Listed(rows)),
@@ -153,12 +153,6 @@ where
     let mut rows: Vec<Row> = listed.items.iter().map(row).collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
-}
-
-async fn events(client: &Client, namespace: &str, now: jiff::Timestamp) -> Result<Vec<Row>, kube::Error> {
-    let mut listed = Api::<Event>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?.items;
-    listed.sort_by_key(|event| std::cmp::Reverse(last_seen(event)));
-    Ok(listed.iter().take(MAX_EVENTS).map(|event| event_row(event, now)).collect())
 }
 
 /// Whether the identity of `client` may list and watch `kind` in `namespace`, as Kubernetes decides (a
@@ -306,30 +300,6 @@ fn claim_row(claim: &PersistentVolumeClaim, now: jiff::Timestamp) -> Row {
         status: status.and_then(|status| status.phase.clone()).unwrap_or_else(|| "Pending".to_owned()),
         detail: format!("{size} {class}").trim().to_owned(),
         ..base_row(&claim.metadata, now)
-    }
-}
-
-fn last_seen(event: &Event) -> Option<jiff::Timestamp> {
-    let micro = event.event_time.as_ref().map(|time| time.0);
-    event.last_timestamp.as_ref().map(|time| time.0).or(micro).or(event
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0))
-}
-
-fn event_row(event: &Event, now: jiff::Timestamp) -> Row {
-    let about = &event.involved_object;
-    let reason = event.reason.clone().unwrap_or_default();
-    let message = event.message.clone().unwrap_or_default();
-    Row {
-        name: format!("{}/{}", about.kind.as_deref().unwrap_or("?"), about.name.as_deref().unwrap_or("?")),
-        status: event.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
-        ready: String::new(),
-        restarts: event.count.map(|count| count.to_string()).unwrap_or_default(),
-        age: age(last_seen(event).map(Time).as_ref(), now),
-        detail: format!("{reason}: {message}"),
-        has_yaml: false,
     }
 }
 
