@@ -259,7 +259,8 @@ pub async fn page(
 }
 
 /// GET /instances/:instance_id/objects/:kind/:name/logs/stream — follows every pod's log of the workload: `lines`
-/// events, each the last lines the filter keeps (escaped HTML). One of the user's open streams, re-checked as them.
+/// events, each the last lines the filter keeps (escaped HTML). One of the user's open streams, re-checked as them,
+/// open until the page goes away or the user may no longer read the logs.
 pub async fn stream(
     path: paths::ObjectLogStream,
     State(state): State<DashboardState>,
@@ -276,7 +277,9 @@ pub async fn stream(
     let lines = futures::stream::select_all(futures::future::join_all(follows).await).boxed();
     let needs = Needs { verb: "get", group: String::new(), resource: "pods".to_owned(), subresource: Some("log") };
     let ended = open_streams::revoked(state.clone(), id, needs, slot);
-    let updates = updates(lines, MergedLines::new(LogFilter::from_query(&query)));
+    // Once every log ended (or none could be followed: pods on a node that keeps no logs), the stream stays open,
+    // quiet, rather than ending: a browser reconnects to an ended stream at once, re-reading every pod, again and again.
+    let updates = updates(lines, MergedLines::new(LogFilter::from_query(&query))).chain(futures::stream::pending());
     Ok(Sse::new(updates.take_until(ended)).keep_alive(KeepAlive::default()).into_response())
 }
 

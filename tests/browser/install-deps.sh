@@ -18,6 +18,7 @@ packages=(
   websockify        # serves noVNC and bridges its WebSocket to x11vnc
   chromium          # the browser of the test (/usr/bin/chromium)
   fonts-dejavu-core # text in noVNC's page
+  fonts-nanum       # Korean glyphs: the Korean pages' screenshots show words, not boxes
   python3-tk        # the test's X application (tests/browser/colour_app.py)
   pulseaudio        # the session's sound server
   pulseaudio-utils  # pacat: the test application's tone
