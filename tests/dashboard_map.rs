@@ -352,26 +352,38 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
         let object = |kind: &str, name: &str| format!("/instances/{id}/objects/{kind}/{name}");
         let (rs, pvc, pv) = (&shop.replica_set, "shop-data", &shop.volume);
         let [routes, selects, owns, mounts, bound, scales] = words;
+        // Each object as the map names it: its kind in the page's words, then its name.
+        let named = |kind: &str, name: &str| format!("{}/{name}", kind_in_words(lang, kind));
+        let pod = named("Pod", &shop.pod);
         let expected = [
             (
-                format!("Ingress/shop {routes} Service/shop"),
+                format!("{} {routes} {}", named("Ingress", "shop"), named("Service", "shop")),
                 vec![object("ingresses", "shop"), object("services", "shop")],
             ),
-            (format!("Service/shop {selects} {pod}"), vec![object("services", "shop"), object("pods", &shop.pod)]),
             (
-                format!("Deployment/shop {owns} ReplicaSet/{rs}"),
+                format!("{} {selects} {pod}", named("Service", "shop")),
+                vec![object("services", "shop"), object("pods", &shop.pod)],
+            ),
+            (
+                format!("{} {owns} {}", named("Deployment", "shop"), named("ReplicaSet", rs)),
                 vec![object("deployments", "shop"), object("replicasets", rs)],
             ),
-            (format!("ReplicaSet/{rs} {owns} {pod}"), vec![object("replicasets", rs), object("pods", &shop.pod)]),
             (
-                format!("{pod} {mounts} PersistentVolumeClaim/{pvc}"),
+                format!("{} {owns} {pod}", named("ReplicaSet", rs)),
+                vec![object("replicasets", rs), object("pods", &shop.pod)],
+            ),
+            (
+                format!("{pod} {mounts} {}", named("PersistentVolumeClaim", pvc)),
                 vec![object("pods", &shop.pod), object("persistentvolumeclaims", pvc)],
             ),
             (
-                format!("PersistentVolumeClaim/{pvc} {bound} PersistentVolume/{pv}"),
+                format!("{} {bound} {}", named("PersistentVolumeClaim", pvc), named("PersistentVolume", pv)),
                 vec![object("persistentvolumeclaims", pvc)],
             ),
-            (format!("HorizontalPodAutoscaler/shop {scales} Deployment/shop"), vec![object("deployments", "shop")]),
+            (
+                format!("{} {scales} {}", named("HorizontalPodAutoscaler", "shop"), named("Deployment", "shop")),
+                vec![object("deployments", "shop")],
+            ),
         ];
         for edge in expected {
             assert!(list.contains(&edge), "{edge:?} is not on the map's list: {list:?}");
@@ -387,4 +399,20 @@ async fn the_timeline_search_and_map_show_the_namespace_as_the_signed_in_member_
         }
     }
     broker.deprovision(&id, SMALL).await;
+}
+
+/// A kind of object as the dashboard says it in `lang` ("Volume claim", "볼륨 클레임").
+fn kind_in_words(lang: &str, kind: &str) -> &'static str {
+    let words: [(&str, &str, &str); 8] = [
+        ("Ingress", "Ingress", "인그레스"),
+        ("Service", "Service", "서비스"),
+        ("Pod", "Pod", "파드"),
+        ("ReplicaSet", "ReplicaSet", "레플리카셋"),
+        ("Deployment", "Deployment", "디플로이먼트"),
+        ("PersistentVolumeClaim", "Volume claim", "볼륨 클레임"),
+        ("PersistentVolume", "Volume", "볼륨"),
+        ("HorizontalPodAutoscaler", "Autoscaler", "오토스케일러"),
+    ];
+    let (_, en, ko) = words.into_iter().find(|(raw, _, _)| *raw == kind).expect("a kind the map draws");
+    if lang == "ko" { ko } else { en }
 }

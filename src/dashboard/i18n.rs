@@ -166,7 +166,9 @@ pub struct Translation {
     /// What to do, by alert kind.
     advice: [(AlertKind, &'static str); 15],
     /// Quota resources in words (raw name, words); a resource not listed shows its raw name.
-    quota_names: [(&'static str, &'static str); 17],
+    quota_names: [(&'static str, &'static str); 19],
+    /// Kinds of object in words (API resource, kind, one, many); a kind not listed shows as it is.
+    kind_names: [(&'static str, &'static str, &'static str, &'static str); 15],
     // The live workloads view (workloads, YAML, pod logs).
     /// The workloads page's heading and the link to it.
     pub live_workloads: &'static str,
@@ -616,6 +618,17 @@ impl Translation {
         self.quota_names.iter().find(|(raw, _)| *raw == resource).map_or(resource, |(_, words)| words)
     }
 
+    /// One object of `kind` in words ("Volume claim"), named by its API resource (`persistentvolumeclaims`) or its
+    /// kind (`PersistentVolumeClaim`); as it is when it has none.
+    pub fn kind_one<'a>(&self, kind: &'a str) -> &'a str {
+        self.kind_names.iter().find(|(resource, name, _, _)| *resource == kind || *name == kind).map_or(kind, |k| k.2)
+    }
+
+    /// Objects of `kind` in words ("Volume claims"), as [`Translation::kind_one`] names them.
+    pub fn kind_many<'a>(&self, kind: &'a str) -> &'a str {
+        self.kind_names.iter().find(|(resource, name, _, _)| *resource == kind || *name == kind).map_or(kind, |k| k.3)
+    }
+
     /// What to do about an alert of `kind`.
     pub fn advice(&self, kind: AlertKind) -> &'static str {
         self.advice.iter().find(|(k, _)| *k == kind).map_or("", |(_, text)| text)
@@ -711,6 +724,23 @@ pub static EN: Translation = Translation {
     max_pods: "Max",
     delete: "Delete",
     delete_warning: "This deletes the app and its pods; it cannot be undone.",
+    kind_names: [
+        ("deployments", "Deployment", "Deployment", "Deployments"),
+        ("statefulsets", "StatefulSet", "StatefulSet", "StatefulSets"),
+        ("replicasets", "ReplicaSet", "ReplicaSet", "ReplicaSets"),
+        ("daemonsets", "DaemonSet", "DaemonSet", "DaemonSets"),
+        ("jobs", "Job", "Job", "Jobs"),
+        ("cronjobs", "CronJob", "Scheduled job", "Scheduled jobs"),
+        ("pods", "Pod", "Pod", "Pods"),
+        ("services", "Service", "Service", "Services"),
+        ("ingresses", "Ingress", "Ingress", "Ingresses"),
+        ("persistentvolumeclaims", "PersistentVolumeClaim", "Volume claim", "Volume claims"),
+        ("persistentvolumes", "PersistentVolume", "Volume", "Volumes"),
+        ("horizontalpodautoscalers", "HorizontalPodAutoscaler", "Autoscaler", "Autoscalers"),
+        ("configmaps", "ConfigMap", "Config map", "Config maps"),
+        ("secrets", "Secret", "Secret", "Secrets"),
+        ("events", "Event", "Event", "Events"),
+    ],
     quota_names: [
         ("requests.cpu", "CPU reserved"),
         ("limits.cpu", "CPU limit"),
@@ -729,6 +759,8 @@ pub static EN: Translation = Translation {
         ("count/ingresses.networking.k8s.io", "Ingresses"),
         ("count/secrets", "Secrets"),
         ("count/configmaps", "Config maps"),
+        ("cpu", "CPU"),
+        ("memory", "Memory"),
     ],
     advice: [
         (
@@ -1095,6 +1127,23 @@ pub static KO: Translation = Translation {
     max_pods: "최대",
     delete: "삭제",
     delete_warning: "앱과 파드를 삭제합니다. 되돌릴 수 없습니다.",
+    kind_names: [
+        ("deployments", "Deployment", "디플로이먼트", "디플로이먼트"),
+        ("statefulsets", "StatefulSet", "스테이트풀셋", "스테이트풀셋"),
+        ("replicasets", "ReplicaSet", "레플리카셋", "레플리카셋"),
+        ("daemonsets", "DaemonSet", "데몬셋", "데몬셋"),
+        ("jobs", "Job", "잡", "잡"),
+        ("cronjobs", "CronJob", "예약 작업", "예약 작업"),
+        ("pods", "Pod", "파드", "파드"),
+        ("services", "Service", "서비스", "서비스"),
+        ("ingresses", "Ingress", "인그레스", "인그레스"),
+        ("persistentvolumeclaims", "PersistentVolumeClaim", "볼륨 클레임", "볼륨 클레임"),
+        ("persistentvolumes", "PersistentVolume", "볼륨", "볼륨"),
+        ("horizontalpodautoscalers", "HorizontalPodAutoscaler", "오토스케일러", "오토스케일러"),
+        ("configmaps", "ConfigMap", "컨피그맵", "컨피그맵"),
+        ("secrets", "Secret", "시크릿", "시크릿"),
+        ("events", "Event", "이벤트", "이벤트"),
+    ],
     quota_names: [
         ("requests.cpu", "예약된 CPU"),
         ("limits.cpu", "CPU 한도"),
@@ -1113,6 +1162,8 @@ pub static KO: Translation = Translation {
         ("count/ingresses.networking.k8s.io", "인그레스"),
         ("count/secrets", "시크릿"),
         ("count/configmaps", "컨피그맵"),
+        ("cpu", "CPU"),
+        ("memory", "메모리"),
     ],
     advice: [
         (
@@ -1452,5 +1503,18 @@ mod tests {
         assert_eq!(EN.signer(&Signer::Owner, Some("admin")), "owner");
         assert_eq!(KO.signer(&binding, Some("admin")), "바인딩 ceo-admin (admin)");
         assert_eq!(EN.signer(&binding, None), "binding ceo-admin", "no role bound: none said");
+    }
+
+    #[test]
+    fn kinds_have_words_in_every_language_by_resource_and_by_kind() {
+        for kind in crate::tenant::objects::Kind::ALL {
+            for text in [&EN, &KO] {
+                assert_ne!(text.kind_many(kind.as_str()), kind.as_str(), "{kind:?} in {}", text.lang);
+            }
+        }
+        assert_eq!(EN.kind_one("PersistentVolumeClaim"), "Volume claim");
+        assert_eq!(EN.kind_many("persistentvolumeclaims"), "Volume claims");
+        assert_eq!(KO.kind_one("Deployment"), "디플로이먼트");
+        assert_eq!(EN.kind_one("Lease"), "Lease", "an unknown kind as it is");
     }
 }

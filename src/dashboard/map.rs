@@ -115,7 +115,7 @@ fn map_page<'a>(text: &'static Translation, session: &'a Session, map: Map) -> M
                 node.name.clone()
             };
             NodeView {
-                label: format!("{}/{}", node.kind.as_str(), node.name),
+                label: format!("{}/{}", text.kind_one(node.kind.as_str()), node.name),
                 kind: node.kind.as_str(),
                 short,
                 link: link.map(|link| link.to_string()),
@@ -141,7 +141,7 @@ fn map_page<'a>(text: &'static Translation, session: &'a Session, map: Map) -> M
         .collect();
     let columns = nodes.iter().map(|node| (node.x - 10) / COLUMN + 1).max().unwrap_or(1);
     let most_rows = rows.into_iter().max().unwrap_or(0).max(1);
-    let left_out: Vec<&str> = map.left_out.iter().map(|kind| kind.as_str()).collect();
+    let left_out: Vec<&str> = map.left_out.iter().map(|kind| text.kind_many(kind.as_str())).collect();
     MapPage {
         text,
         session,
@@ -187,9 +187,9 @@ mod tests {
             r#"<a href="/instances/inst-1/objects/services/web">Service/web</a></li>"#
         );
         assert!(html.contains(listed), "{html}");
-        assert!(html.contains("<li>PersistentVolume/pv-1</li>"), "an object without a view or relation: {html}");
+        assert!(html.contains("<li>Volume/pv-1</li>"), "an object without a view or relation, in words: {html}");
         assert!(html.contains(r#"<line class="edge" x1="190" y1="30" x2="260" y2="30""#), "{html}");
-        assert!(html.contains(i18n::EN.map_cut) && html.contains("HorizontalPodAutoscaler"), "{html}");
+        assert!(html.contains(i18n::EN.map_cut) && html.contains("Autoscalers"), "{html}");
         assert!(!html.contains("style="), "no inline style: {html}");
     }
 }

@@ -19,8 +19,6 @@ use crate::tenant::objects::{self, Kind, Row, Section};
 pub struct SectionView {
     /// The kind's API resource name (ids, live event names).
     pub kind: &'static str,
-    /// Its heading.
-    pub title: &'static str,
     /// Where the section alone is fetched again.
     pub url: String,
     /// The instance whose objects these are.
@@ -108,19 +106,6 @@ pub struct Shown {
     done: Option<String>,
 }
 
-fn title(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Deployments => "Deployments",
-        Kind::StatefulSets => "StatefulSets",
-        Kind::ReplicaSets => "ReplicaSets",
-        Kind::Pods => "Pods",
-        Kind::Services => "Services",
-        Kind::Ingresses => "Ingresses",
-        Kind::PersistentVolumeClaims => "PersistentVolumeClaims",
-        Kind::Events => "Events",
-    }
-}
-
 /// Whether the signed-in user may open terminals: asked only for the pods' section, which offers them.
 async fn may_exec(session: &Session, kind: Kind) -> Result<bool, crate::lifecycle::Error> {
     if kind != Kind::Pods {
@@ -137,7 +122,6 @@ fn section_view(instance_id: &str, kind: Kind, section: Section, terminal: bool)
     let instance_id = instance_id.to_owned();
     SectionView {
         kind: kind.as_str(),
-        title: title(kind),
         url: paths::WorkloadsSection { instance_id: instance_id.clone(), kind: kind.as_str().to_owned() }.to_string(),
         instance_id,
         logs: kind == Kind::Pods,

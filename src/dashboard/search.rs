@@ -113,7 +113,7 @@ mod tests {
         let html = search_page(&i18n::EN, &session, "web<".into(), None, Some(results)).render().expect("renders");
         assert!(html.contains(r#"<label for="q">"#) && html.contains(r#"id="q" name="q" value="web&#60;""#), "{html}");
         assert!(html.contains(r#"<a href="/instances/inst-1/objects/pods/web-1">web-1</a>"#), "{html}");
-        assert!(html.contains("<td>secrets</td><td>web-tls</td>"), "a secret's name, unlinked: {html}");
+        assert!(html.contains("<td>Secret</td><td>web-tls</td>"), "a secret's name, unlinked: {html}");
         assert!(html.contains(i18n::EN.search_cut), "{html}");
         assert!(!html.contains("style="), "{html}");
     }
