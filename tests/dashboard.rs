@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -16,7 +15,8 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::broker::*;
-use support::cluster::{cluster, eventually, repo_root};
+use support::browser::run_to_end;
+use support::cluster::{cluster, eventually};
 use support::dashboard::*;
 use support::http::{form_encode, send};
 
@@ -213,34 +213,14 @@ async fn chromium_reads_the_overview(dir: &std::path::Path, url: &str, token: &s
     let dir = dir.join(locale);
     std::fs::create_dir_all(&dir).expect("probe directory");
     let screenshot = dir.join("overview.png");
-    let probe = Command::new("node")
-        .arg(repo_root().join("tests/browser/dashboard_probe.mjs"))
-        .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_URL", url)
-        .env("PROBE_TOKEN", token)
-        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
-        .env("PROBE_SCREENSHOT", &screenshot)
-        .env("PROBE_LOCALE", locale)
-        .env("CHROMIUM", "/usr/bin/chromium")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    // Waited for on a thread of its own, while this test's runtime goes on serving the dashboard to the browser.
-    let mut probe = probe.expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
-    let output = tokio::task::spawn_blocking(move || {
-        let limit = std::time::Instant::now() + Duration::from_secs(120);
-        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        probe.kill().ok();
-        probe.wait_with_output()
-    })
-    .await
-    .expect("probe thread");
-    let output = output.expect("the probe's output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser probe failed: {stderr}");
-    let report = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
+    let profile = dir.join("profile");
+    let envs: [(&str, &std::ffi::OsStr); 5] = [
+        ("PROBE_URL", url.as_ref()),
+        ("PROBE_TOKEN", token.as_ref()),
+        ("PROBE_USER_DATA_DIR", profile.as_os_str()),
+        ("PROBE_SCREENSHOT", screenshot.as_os_str()),
+        ("PROBE_LOCALE", locale.as_ref()),
+    ];
+    let report = run_to_end("dashboard_probe.mjs", &envs, Duration::from_secs(120), &dir).await;
     (report, screenshot)
 }

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -14,9 +13,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::broker::*;
-use support::cluster::{cluster, eventually, repo_root};
+use support::browser::run_to_end;
+use support::cluster::{cluster, eventually};
 use support::dashboard::*;
 use support::http::HttpAnswer;
 
@@ -235,36 +235,17 @@ async fn headless_chromium_edits_a_deployments_replicas_with_a_review() {
     let objects = format!("{}/objects", path_of(&url, &served.origin));
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-edit-{id}"));
     std::fs::create_dir_all(&dir).expect("probe directory");
-    let probe = Command::new("node")
-        .arg(repo_root().join("tests/browser/edit_probe.mjs"))
-        .current_dir(repo_root().join("tests/browser"))
-        .env("PROBE_URL", &url)
-        .env("PROBE_TOKEN", &token)
-        .env("PROBE_DEPLOYMENT", format!("{objects}/deployments/web"))
-        .env("PROBE_SERVICE", format!("{objects}/services/front"))
-        .env("PROBE_USER_DATA_DIR", dir.join("profile"))
-        .env("SCREENSHOT_DIR", &dir)
-        .env("CHROMIUM", "/usr/bin/chromium")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut probe = probe.expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
-    // Waited for on a thread of its own, while this test's runtime goes on serving the dashboard to the browser.
-    let output = tokio::task::spawn_blocking(move || {
-        let limit = std::time::Instant::now() + Duration::from_secs(120);
-        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        probe.kill().ok();
-        probe.wait_with_output()
-    })
-    .await
-    .expect("probe thread")
-    .expect("the probe's output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser probe failed (screenshots in {}): {stderr}", dir.display());
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the probe's JSON report");
+    let (deployment, service) = (format!("{objects}/deployments/web"), format!("{objects}/services/front"));
+    let profile = dir.join("profile");
+    let envs: [(&str, &std::ffi::OsStr); 6] = [
+        ("PROBE_URL", url.as_ref()),
+        ("PROBE_TOKEN", token.as_ref()),
+        ("PROBE_DEPLOYMENT", deployment.as_ref()),
+        ("PROBE_SERVICE", service.as_ref()),
+        ("PROBE_USER_DATA_DIR", profile.as_os_str()),
+        ("SCREENSHOT_DIR", dir.as_os_str()),
+    ];
+    let report = run_to_end("edit_probe.mjs", &envs, Duration::from_secs(120), &dir).await;
 
     assert_eq!(report["editorUrl"], json!(format!("{}{objects}/deployments/web/edit", served.origin)), "{report}");
     assert_eq!(report["yamlLabel"], "The object as YAML", "{report}");

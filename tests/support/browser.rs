@@ -78,3 +78,40 @@ impl Probe {
         report
     }
 }
+
+/// Runs `tests/browser/<script>` with `envs` to its end (stdin closed: a probe that asks nothing of the test), waited
+/// for off this runtime, which serves the dashboard to the browser meanwhile; killed after `limit`. Its report (its
+/// stdout, one JSON object); panics with its error output, naming `screenshots`, when it failed.
+pub async fn run_to_end(
+    script: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+    screenshots: &std::path::Path,
+) -> Value {
+    let mut command = Command::new("node");
+    command.arg(repo_root().join("tests/browser").join(script)).current_dir(repo_root().join("tests/browser"));
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut probe = command
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
+    let output = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + limit;
+        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        probe.kill().ok();
+        probe.wait_with_output()
+    })
+    .await
+    .expect("probe thread")
+    .expect("the probe's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser probe failed (screenshots in {}): {stderr}", screenshots.display());
+    serde_json::from_slice(&output.stdout).expect("the probe's JSON report")
+}
