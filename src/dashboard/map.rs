@@ -27,9 +27,9 @@ const DRAWN_NAME: usize = 22;
 
 /// One object as drawn and listed.
 pub struct NodeView {
-    /// `Kind/name`.
+    /// `Kind/name`, the kind in words.
     pub label: String,
-    /// The kind, as Kubernetes names it.
+    /// The kind, in words.
     pub kind: &'static str,
     /// The name as drawn (maybe shortened).
     pub short: String,
@@ -116,7 +116,7 @@ fn map_page<'a>(text: &'static Translation, session: &'a Session, map: Map) -> M
             };
             NodeView {
                 label: format!("{}/{}", text.kind_one(node.kind.as_str()), node.name),
-                kind: node.kind.as_str(),
+                kind: text.kind_one(node.kind.as_str()),
                 short,
                 link: link.map(|link| link.to_string()),
                 x,
