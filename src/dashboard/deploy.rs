@@ -21,7 +21,6 @@ use super::reply::{render, see_other};
 use super::respond::{PageVisit, PartVisit, Visit};
 use super::user_sessions::Session;
 use crate::catalog::{WorkloadSize, quantity};
-use crate::k8s::access::{self, Permission};
 use crate::k8s::names::{LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY_DASHBOARD};
 use crate::k8s::workload::{Autoscale, ContainerApp, Resources, Workload};
 use crate::lifecycle::Error;
@@ -316,8 +315,8 @@ pub async fn form(_: paths::Deploy, Query(query): Query<AppQuery>, visit: PageVi
         ..DeployForm::default()
     };
     let mut shown = page(text, &session, &blank, &[], Outcome::Blank);
-    let create = Permission { verb: "create", group: "apps", resource: "deployments" };
-    shown.may_deploy = access::allowed(&session.client, &session.tenant.namespace, create).await.unwrap_or(true);
+    // Asked of Kubernetes at sign-in (a change of role ends the session).
+    shown.may_deploy = session.abilities.deploy;
     if let Some(app) = query.app.filter(|app| is_app_name(app)) {
         match progress_of(text, &session, &app).await.render() {
             Ok(html) => shown.progress = Some(html),

@@ -24,18 +24,7 @@ pub struct Probe {
 impl Probe {
     /// Starts `tests/browser/<script>` with `envs` (secrets go there, never on a command line).
     pub fn start(script: &str, envs: &[(&str, &std::ffi::OsStr)]) -> Probe {
-        let mut command = Command::new("node");
-        command.arg(repo_root().join("tests/browser").join(script)).current_dir(repo_root().join("tests/browser"));
-        for (name, value) in envs {
-            command.env(name, value);
-        }
-        let mut child = command
-            .env("CHROMIUM", "/usr/bin/chromium")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
+        let mut child = spawn(script, envs, Stdio::piped());
         let to_probe = child.stdin.take().expect("the probe's stdin");
         let from_probe = child.stdout.take().expect("the probe's stdout");
         let stderr = child.stderr.take().expect("the probe's stderr");
@@ -88,19 +77,33 @@ pub async fn run_to_end(
     limit: Duration,
     screenshots: &std::path::Path,
 ) -> Value {
+    let output = output_within(spawn(script, envs, Stdio::null()), limit).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser probe failed (screenshots in {}): {stderr}", screenshots.display());
+    serde_json::from_slice(&output.stdout).expect("the probe's JSON report")
+}
+
+/// `tests/browser/<script>` started by node with `envs` (secrets go there, never on a command line) and `stdin`, its
+/// output piped.
+fn spawn(script: &str, envs: &[(&str, &std::ffi::OsStr)], stdin: Stdio) -> Child {
     let mut command = Command::new("node");
     command.arg(repo_root().join("tests/browser").join(script)).current_dir(repo_root().join("tests/browser"));
     for (name, value) in envs {
         command.env(name, value);
     }
-    let mut probe = command
+    command
         .env("CHROMIUM", "/usr/bin/chromium")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)");
-    let output = tokio::task::spawn_blocking(move || {
+        .expect("run node (tests/browser/install-deps.sh installs it and playwright-core)")
+}
+
+/// What `probe` wrote once it ended, killed after `limit`; waited for off this runtime, which serves the dashboard to
+/// the browser meanwhile.
+pub async fn output_within(mut probe: Child, limit: Duration) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + limit;
         while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
@@ -110,8 +113,5 @@ pub async fn run_to_end(
     })
     .await
     .expect("probe thread")
-    .expect("the probe's output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser probe failed (screenshots in {}): {stderr}", screenshots.display());
-    serde_json::from_slice(&output.stdout).expect("the probe's JSON report")
+    .expect("the probe's output")
 }

@@ -189,18 +189,8 @@ pub fn start_live_probe(url: &str, token: &str, page: &[(&str, String)], dir: &s
 
 /// The live probe's JSON report once it ends (killed after 90 s), waited for off this runtime, which serves the
 /// dashboard to the browser meanwhile.
-pub async fn live_probe_report(mut probe: std::process::Child) -> serde_json::Value {
-    let output = tokio::task::spawn_blocking(move || {
-        let limit = std::time::Instant::now() + Duration::from_secs(90);
-        while probe.try_wait().ok().flatten().is_none() && std::time::Instant::now() < limit {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        probe.kill().ok();
-        probe.wait_with_output()
-    })
-    .await
-    .expect("probe thread")
-    .expect("the probe's output");
+pub async fn live_probe_report(probe: std::process::Child) -> serde_json::Value {
+    let output = super::browser::output_within(probe, Duration::from_secs(90)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser probe failed: {stderr}");
     serde_json::from_slice(&output.stdout).expect("the probe's JSON report")
