@@ -161,7 +161,10 @@ async fn the_workloads_view_is_read_as_the_user_and_kept_live_by_one_shared_watc
     })
     .await;
     let html = &page.body;
-    assert!(html.contains(&format!(r#"<a href="{base}/objects/deployments/web">web</a>"#)), "{html}");
+    assert!(
+        html.contains(&format!(r#"<a href="{base}/objects/deployments/web" id="deployments-web">web</a>"#)),
+        "{html}"
+    );
     assert!(html.contains(&format!(r#"<a href="{base}/objects/replicasets/web-"#)), "the ReplicaSet: {html}");
     let pods = Api::<Pod>::namespaced(admin.clone(), &namespace);
     let web_pods = pods.list(&ListParams::default().labels("app=web")).await.expect("pods").items;

@@ -130,7 +130,7 @@ async fn an_editor_types_into_a_pods_shell_in_chromium_a_viewer_cannot_and_an_un
     assert_eq!(upgrade_status(&served, &socket, &edit, &origin).await, 101, "the editor's own upgrade is taken");
     let editor_page = served.get(&format!("{base}/workloads"), &edit).await;
     assert!(
-        editor_page.body.contains(&format!(r#"href="{base}/terminal/shell">Terminal</a>"#)),
+        editor_page.body.contains(&format!(r#"href="{base}/terminal/shell" id="pods-shell-terminal">Terminal</a>"#)),
         "{}",
         editor_page.body
     );
@@ -159,6 +159,7 @@ async fn an_editor_types_into_a_pods_shell_in_chromium_a_viewer_cannot_and_an_un
     let report = probe.report().await;
     eprintln!("probe report: {report}");
 
+    assert_eq!(report["focusAfterRerender"], "pods-shell-terminal", "a live re-render keeps the focus: {report}");
     assert_eq!(report["labels"], json!(["Container", "Shell"]), "each choice is labelled: {report}");
     assert_eq!(report["rowsWhiteSpace"], "pre", "xterm.js's own rules apply under the policy: {report}");
     assert_eq!(report["echoed"], format!("hello-{word}"), "{report}");

@@ -168,7 +168,10 @@ mod tests {
             ),
             "{html}"
         );
-        assert!(html.contains(r#"<a href="/instances/inst-1/objects/pods/web-1">Pod/web-1</a>"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="/instances/inst-1/objects/pods/web-1" id="events-Pod-web-1">Pod/web-1</a>"#),
+            "{html}"
+        );
         assert!(html.contains("Node/n1") && !html.contains("objects/nodes"), "no view, no link: {html}");
         assert!(html.contains(r#"<span class="marker">⚠ Warning</span>"#), "a marker in words: {html}");
         assert!(html.contains(r#"<option value="Pod" selected>Pod</option>"#), "{html}");

@@ -242,11 +242,11 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains(r#"<a href="/instances/inst-1/objects/pods/web-%3Cb%3E1">web-&#60;b&#62;1</a>"#),
+            html.contains(r#"<a href="/instances/inst-1/objects/pods/web-%3Cb%3E1" id="pods-web-&#60;b&#62;1">web-&#60;b&#62;1</a>"#),
             "{html}"
         );
         assert!(html.contains(r#"href="/instances/inst-1/pods/web-%3Cb%3E1/logs""#), "{html}");
-        assert!(html.contains(r#"<a class="terminal" href="/instances/inst-1/terminal/web-%3Cb%3E1">Terminal</a>"#));
+        assert!(html.contains(r#"<a class="terminal" href="/instances/inst-1/terminal/web-%3Cb%3E1" id="pods-web-&#60;b&#62;1-terminal">Terminal</a>"#));
         assert!(html.contains("&#60;script&#62;") && !html.contains("<script>alert"), "escaped: {html}");
         assert!(html.contains(i18n::EN.live_not_allowed) && html.contains(i18n::EN.live_none));
         let scripts: Vec<&str> = html.match_indices("<script").map(|(at, _)| &html[at..at + 60]).collect();

@@ -7,7 +7,9 @@ Fills the whole screen with one distinctive colour (default #ff00aa) so that the
 it received, and keeps a narrow white bar sweeping across it about 60 times a second so that there is a continuous
 stream of screen updates whose rate can be measured. Once its window is visible and painted it creates READY_FILE, if
 given, so that a test measures the stream and not the app's start-up. MAP_DELAY_SECONDS (default 0) keeps the window
-unmapped that long first, for a test of the session's readiness. Runs until it is terminated.
+unmapped that long first, for a test of the session's readiness; READY_FILE.mapping is created just before the window
+is asked to map, so that the test knows the earliest moment it can be viewable (the app sees it viewable a poll later,
+possibly after the session did). Runs until it is terminated.
 
 Input, each event logged to stderr with the colour it leads to:
   - keys: "1" paints COLOUR, "2" paints KEY_COLOUR (#00c0ff);
@@ -191,6 +193,8 @@ def signal_when_viewable(waited_ms: int = 0) -> None:
 
 
 def show() -> None:
+    if READY_FILE:
+        pathlib.Path(READY_FILE + ".mapping").touch()
     root.deiconify()
     root.attributes("-fullscreen", True)
     signal_when_viewable()

@@ -46,7 +46,10 @@ try {
   }
   await page.screenshot({ path: screenshot, fullPage: true });
   const finalPath = new URL(page.url()).pathname;
-  const lastOfFinalPage = network.filter((entry) => entry.eventSource && entry.page === finalPath).at(-1);
+  // The page's own live stream (a session page also follows a log, whose stream ends when there is no log yet).
+  const lastOfFinalPage = network
+    .filter((entry) => entry.eventSource && entry.page === finalPath && new URL(entry.url, url).pathname.endsWith('/live'))
+    .at(-1);
   const result = {
     finalUrl: page.url(),
     appeared,

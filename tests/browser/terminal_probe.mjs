@@ -70,6 +70,13 @@ try {
   await page.goto(new URL('workloads', `${page.url().replace(/\/$/, '')}/`).href, { waitUntil: 'load' });
   const control = page.locator(`#kind-pods tr[data-name="${pod}"] a.terminal`);
   await control.focus({ timeout: 30000 });
+  // A change in the namespace re-renders the section under the focused control (here made to happen now): the focus
+  // must stay on the control, or a keyboard user's Enter would go nowhere.
+  await page.evaluate(() => new Promise((settled) => {
+    document.body.addEventListener('htmx:afterSettle', () => settled(), { once: true });
+    window.htmx.trigger('#kind-pods', 'sse:pods');
+  }));
+  report.focusAfterRerender = await page.evaluate(() => document.activeElement?.id ?? null);
   await Promise.all([page.waitForURL((u) => u.pathname.includes('/terminal/'), { timeout: 30000 }), page.keyboard.press('Enter')]);
   step('the terminal connects');
   await page.waitForSelector('#terminal[data-state="open"]', { timeout: 30000 });
