@@ -93,6 +93,46 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Usage accounting: how often the broker samples tenant namespaces and checkpoints what they used.
     pub usage: UsageSettings,
+    /// The clusters tenants are placed on; empty: only the one `kubernetes` connects to.
+    #[serde(default)]
+    pub clusters: Vec<ClusterSettings>,
+}
+
+/// One cluster tenants may be placed on (docs/operations.md, "Several clusters"). Exactly one is the home, the cluster
+/// `kubernetes` connects to, which also keeps where every instance on another cluster lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// What placements, parameters, logs and metrics call it.
+    pub name: String,
+    /// The cluster `kubernetes.*` connects to.
+    #[serde(default)]
+    pub home: bool,
+    /// The broker's kubeconfig for this cluster (not for the home).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Its context; the current one when absent.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// What plans (`cluster_labels`) select clusters by, such as `region` or `gpu`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Scales the free capacity placement compares; 0: only when a provision names it.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// No new instance is placed here; those already here keep working.
+    #[serde(default)]
+    pub cordoned: bool,
+    /// The apiserver URL bound applications use; the kubeconfig's when absent (the home: `kubernetes.public_server`).
+    #[serde(default)]
+    pub public_server: Option<String>,
+    /// PEM file of the CA bound applications trust for `public_server`.
+    #[serde(default)]
+    pub public_ca_file: Option<PathBuf>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Usage accounting (docs/operations.md, "Usage accounting"): every replica samples each tenant namespace every
@@ -499,6 +539,57 @@ impl SettingsError {
     }
 }
 
+impl Settings {
+    /// The name of the cluster `kubernetes` connects to: the home's in `clusters`, `home` when there is no list.
+    pub fn home_cluster_name(&self) -> &str {
+        self.clusters.iter().find(|cluster| cluster.home).map_or("home", |cluster| cluster.name.as_str())
+    }
+}
+
+/// Checks the cluster list: unique names of at most 40 of [a-z0-9-], exactly one home (without a kubeconfig of its
+/// own), every other with a readable kubeconfig and an https `public_server`.
+fn check_clusters(clusters: &[ClusterSettings]) -> Result<(), SettingsError> {
+    if clusters.is_empty() {
+        return Ok(());
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (index, cluster) in clusters.iter().enumerate() {
+        let key = |field: &str| format!("clusters[{index}].{field}");
+        if cluster.name.len() > 40 || !DnsLabel::is_valid(&cluster.name) {
+            return Err(SettingsError::invalid(&key("name"), "must be at most 40 of [a-z0-9-]"));
+        }
+        if !names.insert(cluster.name.as_str()) {
+            return Err(SettingsError::invalid(&key("name"), &format!("{} is named twice", cluster.name)));
+        }
+        if cluster.home && (cluster.kubeconfig.is_some() || cluster.context.is_some()) {
+            let why = "the home cluster is the one kubernetes.kubeconfig and kubernetes.context connect to";
+            return Err(SettingsError::invalid(&key("kubeconfig"), why));
+        }
+        match &cluster.kubeconfig {
+            None if !cluster.home => {
+                return Err(SettingsError::invalid(
+                    &key("kubeconfig"),
+                    "is required for a cluster other than the home",
+                ));
+            }
+            Some(path) if !path.is_file() => {
+                return Err(SettingsError::invalid(&key("kubeconfig"), &format!("{} is not a file", path.display())));
+            }
+            _ => {}
+        }
+        if cluster.public_server.as_deref().is_some_and(|url| !url.starts_with("https://")) {
+            return Err(SettingsError::invalid(&key("public_server"), "must be an https:// URL"));
+        }
+        if let Some(path) = cluster.public_ca_file.as_ref().filter(|path| !path.is_file()) {
+            return Err(SettingsError::invalid(&key("public_ca_file"), &format!("{} is not a file", path.display())));
+        }
+    }
+    match clusters.iter().filter(|cluster| cluster.home).count() {
+        1 => Ok(()),
+        count => Err(SettingsError::invalid("clusters", &format!("exactly one must be home: true ({count} are)"))),
+    }
+}
+
 /// Checks what both identity providers need: an https issuer (http only on loopback, for a local provider), a readable
 /// CA file if one is named, and a secret.
 fn check_provider(
@@ -613,6 +704,7 @@ impl Settings {
         {
             return invalid("kubernetes.public_ca_file", &format!("{} is not a readable file", path.display()));
         }
+        check_clusters(&self.clusters)?;
         if self.limits.body_bytes < 1024 {
             return invalid("limits.body_bytes", "must be at least 1024");
         }

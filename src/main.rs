@@ -145,10 +145,9 @@ async fn start(settings: Settings) -> anyhow::Result<()> {
     let dashboard_address = dashboard_listener.local_addr()?;
     let mut settings = settings;
     settings.dashboard.base_url = settings.published_dashboard_url(dashboard_address);
-    let (client, endpoint, cluster) = server::kube_client(&settings).await.map_err(anyhow::Error::msg)?;
-    let broker = server::broker(&settings, catalog, client, endpoint).map_err(anyhow::Error::msg)?;
-    let dashboard = server::dashboard_app(&settings, broker.clone(), cluster, dashboard_address);
-    let metrics = settings.metrics.listen.is_some().then(|| server::metrics_app(broker.clone()));
-    let app = server::osb_app(&settings, broker);
+    let fleet = server::fleet(&settings, catalog).await?;
+    let dashboard = server::dashboard_fleet_app(&settings, fleet.clone(), dashboard_address);
+    let metrics = settings.metrics.listen.is_some().then(|| server::metrics_fleet_app(fleet.clone()));
+    let app = server::osb_fleet_app(&settings, fleet);
     server::serve(&settings, app, (dashboard_listener, dashboard), metrics).await
 }

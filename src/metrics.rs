@@ -78,6 +78,13 @@ pub struct CacheLabels {
     pub kind: String,
 }
 
+/// Labels of a cluster's gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// The cluster's name (`clusters[].name`).
+    pub cluster: String,
+}
+
 /// Labels of a drift repair.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RepairLabels {
@@ -119,6 +126,10 @@ pub struct Metrics {
     pub dashboard_watches: Gauge,
     /// The dashboard's live view: open live pages (event streams).
     pub dashboard_viewers: Gauge,
+    /// Whether each cluster answered its last check (1) or not (0), where the broker serves several.
+    pub cluster_up: Family<ClusterLabels, Gauge>,
+    /// Instances on each cluster, set at each scrape, where the broker serves several.
+    pub cluster_instances: Family<ClusterLabels, Gauge>,
     /// Objects in the watch-fed copy of the broker's records, by kind.
     pub cache_objects: Family<CacheLabels, Gauge>,
     /// Whether that copy answers (1) or every read goes to the cluster (0), by kind.
@@ -171,6 +182,13 @@ pub fn global() -> &'static Metrics {
             dashboard_watches.clone(),
         );
         registry.register("dashboard_viewers", "Open live dashboard pages", dashboard_viewers.clone());
+        let (cluster_up, cluster_instances) = (Family::default(), Family::default());
+        registry.register(
+            "cluster_up",
+            "Whether each cluster answered its last check (1) or not (0)",
+            cluster_up.clone(),
+        );
+        registry.register("cluster_instances", "Service instances on each cluster", cluster_instances.clone());
         let (cache_objects, cache_synced) = (Family::default(), Family::default());
         let cache_watch_restarts = Family::<CacheLabels, Counter>::default();
         registry.register(
@@ -228,6 +246,8 @@ pub fn global() -> &'static Metrics {
             instances,
             dashboard_watches,
             dashboard_viewers,
+            cluster_up,
+            cluster_instances,
             cache_objects,
             cache_synced,
             cache_watch_restarts,
@@ -246,6 +266,17 @@ impl Metrics {
         for ((service, plan), count) in counts {
             self.instances.get_or_create(&PlanLabels { service: service.clone(), plan: plan.clone() }).set(*count);
         }
+    }
+
+    /// Sets the figures of the copy of the broker's records, kind by kind.
+    /// Sets whether `cluster` answered its last check.
+    pub fn set_cluster_up(&self, cluster: &str, up: bool) {
+        self.cluster_up.get_or_create(&ClusterLabels { cluster: cluster.to_owned() }).set(i64::from(up));
+    }
+
+    /// Sets how many instances `cluster` holds.
+    pub fn set_cluster_instances(&self, cluster: &str, instances: i64) {
+        self.cluster_instances.get_or_create(&ClusterLabels { cluster: cluster.to_owned() }).set(instances);
     }
 
     /// Sets the figures of the copy of the broker's records, kind by kind.

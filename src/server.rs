@@ -15,6 +15,8 @@ use kube::Client;
 use crate::catalog::Catalog;
 use crate::config::{LimitSettings, Settings};
 use crate::k8s::ClusterEndpoint;
+use crate::lifecycle::fleet::health::Health;
+use crate::lifecycle::fleet::{Fleet, Member};
 use crate::lifecycle::parameters::SchemaError;
 use crate::lifecycle::tenant_guard::Verdict;
 use crate::lifecycle::{Broker, BrokerOptions};
@@ -31,7 +33,19 @@ pub fn broker(
     client: Client,
     endpoint: ClusterEndpoint,
 ) -> Result<Arc<Broker>, SchemaError> {
-    let options = BrokerOptions::from_settings(settings);
+    broker_on(settings, settings.home_cluster_name(), catalog, client, endpoint)
+}
+
+/// The broker of the cluster called `cluster_name`, which `client` reaches.
+fn broker_on(
+    settings: &Settings,
+    cluster_name: &str,
+    catalog: Catalog,
+    client: Client,
+    endpoint: ClusterEndpoint,
+) -> Result<Arc<Broker>, SchemaError> {
+    let mut options = BrokerOptions::from_settings(settings);
+    options.cluster_name = cluster_name.to_owned();
     let secret = settings.dashboard.cf_sso.as_ref().map(|cf| cf.client_secret.as_str());
     let catalog = catalog.for_dashboard(secret, options.dashboard_base_url.as_deref());
     let broker = Arc::new(Broker::new(catalog, client, endpoint, options)?);
@@ -41,6 +55,122 @@ pub fn broker(
     broker.stop_idle_sessions();
     broker.account_usage();
     Ok(broker)
+}
+
+/// Every cluster of the settings (`clusters`), each with its own client and broker, the home connected as
+/// `kubernetes` says; one cluster when the list is empty.
+pub async fn fleet(settings: &Settings, catalog: Catalog) -> anyhow::Result<Arc<Fleet>> {
+    let (client, endpoint, config) = kube_client(settings).await.map_err(anyhow::Error::msg)?;
+    let home = settings.clusters.iter().find(|cluster| cluster.home);
+    let mut members = vec![Member {
+        name: settings.home_cluster_name().to_owned(),
+        home: true,
+        labels: home.map(|home| home.labels.clone()).unwrap_or_default(),
+        weight: home.map_or(1, |home| home.weight),
+        cordoned: home.is_some_and(|home| home.cordoned),
+        broker: broker(settings, catalog.clone(), client, endpoint).map_err(anyhow::Error::msg)?,
+        config,
+        health: Health::default(),
+    }];
+    for cluster in settings.clusters.iter().filter(|cluster| !cluster.home) {
+        let connection = Connection {
+            kubeconfig: cluster.kubeconfig.as_deref(),
+            context: cluster.context.as_deref(),
+            public_server: cluster.public_server.as_deref(),
+            public_ca_file: cluster.public_ca_file.as_deref(),
+        };
+        let (client, endpoint, config) = connection
+            .client(settings.kubernetes.request_timeout_seconds)
+            .await
+            .map_err(|error| anyhow::anyhow!("clusters: {}: {error}", cluster.name))?;
+        let broker =
+            broker_on(settings, &cluster.name, catalog.clone(), client, endpoint).map_err(anyhow::Error::msg)?;
+        members.push(Member {
+            name: cluster.name.clone(),
+            home: false,
+            labels: cluster.labels.clone(),
+            weight: cluster.weight,
+            cordoned: cluster.cordoned,
+            broker,
+            config,
+            health: Health::default(),
+        });
+    }
+    let fleet = Arc::new(Fleet::new(members));
+    fleet.start();
+    Ok(fleet)
+}
+
+/// The OSB API, the probes and (see [`osb_app`]) `/metrics` over every cluster of `fleet`: [`osb_app`] itself with
+/// one cluster.
+pub fn osb_fleet_app(settings: &Settings, fleet: Arc<Fleet>) -> Router {
+    if fleet.is_single() {
+        return osb_app(settings, fleet.home().broker.clone());
+    }
+    let credentials = || Arc::new(Credentials::new(&settings.auth.username, &settings.auth.password));
+    let routes = fleet
+        .members()
+        .iter()
+        .map(|member| {
+            let credentials = Credentials::new(&settings.auth.username, &settings.auth.password);
+            (member.name.clone(), osb::router(member.broker.clone(), credentials, settings.limits.body_bytes))
+        })
+        .collect();
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(fleet_readyz))
+        .with_state(fleet.clone());
+    let brokers = fleet.members().iter().map(|member| member.broker.clone()).collect();
+    let usage = osb::usage::router(brokers, credentials());
+    let mut app =
+        osb::fleet::router(fleet.clone(), routes, credentials(), settings.limits.body_bytes).merge(probes).merge(usage);
+    if settings.metrics.listen.is_none() {
+        let authenticated = axum::middleware::from_fn_with_state(credentials(), osb::middleware::authenticate);
+        app = app.merge(metrics_fleet_app(fleet).layer(authenticated));
+    }
+    app.layer(body_timeout(settings)).layer(axum::middleware::from_fn(osb::middleware::request_context))
+}
+
+/// The tenant dashboard over every cluster of `fleet` (see [`dashboard_app`]).
+pub fn dashboard_fleet_app(settings: &Settings, fleet: Arc<Fleet>, bound: SocketAddr) -> Router {
+    if fleet.is_single() {
+        let home = fleet.home();
+        return dashboard_app(settings, home.broker.clone(), home.config.clone(), bound);
+    }
+    crate::dashboard::fleet::router(fleet, crate::dashboard::DashboardOptions::from_settings(settings, bound))
+        .layer(body_timeout(settings))
+        .layer(axum::middleware::from_fn(osb::middleware::request_context))
+}
+
+/// `/metrics` over every cluster of `fleet` (see [`metrics_app`]).
+pub fn metrics_fleet_app(fleet: Arc<Fleet>) -> Router {
+    if fleet.is_single() {
+        return metrics_app(fleet.home().broker.clone());
+    }
+    Router::new().route("/metrics", get(fleet_metrics)).with_state(fleet)
+}
+
+/// Ready while the home cluster is (see [`readyz`]): the body lists the other clusters that cannot be used now,
+/// whose instances answer 503 while provisions go elsewhere.
+async fn fleet_readyz(State(fleet): State<Arc<Fleet>>) -> (StatusCode, String) {
+    let (status, home) = readyz(State(fleet.home().broker.clone())).await;
+    let mut lines = vec![home];
+    lines.extend(fleet.troubles());
+    (status, lines.join("\n"))
+}
+
+/// Prometheus metrics over every cluster: instances summed, each cluster's gauges, the home's copy of the records.
+async fn fleet_metrics(State(fleet): State<Arc<Fleet>>) -> impl axum::response::IntoResponse {
+    let metrics = crate::metrics::global();
+    match fleet.count_instances().await {
+        Ok(counts) => metrics.set_instances(&counts),
+        Err(error) => tracing::warn!(%error, "could not count instances for /metrics"),
+    }
+    metrics.set_cache(&fleet.home().broker.cache_figures());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
 }
 
 /// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose
@@ -59,7 +189,7 @@ pub fn osb_app(settings: &Settings, broker: Arc<Broker>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(broker.clone());
-    let usage = osb::usage::router(broker.clone(), Arc::new(credentials()));
+    let usage = osb::usage::router(vec![broker.clone()], Arc::new(credentials()));
     let mut app = osb::router(broker.clone(), credentials(), settings.limits.body_bytes).merge(probes).merge(usage);
     if settings.metrics.listen.is_none() {
         let authenticated =
@@ -139,36 +269,63 @@ pub enum ClusterClientError {
 /// endpoint bound applications are given (`kubernetes.public_server` / `public_ca_file`, or the client's own), and the
 /// client's configuration (the dashboard's users reach the same apiserver with it, with their own tokens).
 pub async fn kube_client(settings: &Settings) -> Result<(Client, ClusterEndpoint, kube::Config), ClusterClientError> {
-    let options =
-        kube::config::KubeConfigOptions { context: settings.kubernetes.context.clone(), ..Default::default() };
-    let mut config = match &settings.kubernetes.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|source| ClusterClientError::ReadKubeconfig { path: path.clone(), source })?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(ClusterClientError::Kubeconfig)?
-        }
-        None if settings.kubernetes.context.is_some() => {
-            kube::Config::from_kubeconfig(&options).await.map_err(ClusterClientError::Context)?
-        }
-        None => kube::Config::infer().await.map_err(ClusterClientError::NoConfiguration)?,
+    let kubernetes = &settings.kubernetes;
+    let connection = Connection {
+        kubeconfig: kubernetes.kubeconfig.as_deref(),
+        context: kubernetes.context.as_deref(),
+        public_server: kubernetes.public_server.as_deref(),
+        public_ca_file: kubernetes.public_ca_file.as_deref(),
     };
-    let timeout = Duration::from_secs(settings.kubernetes.request_timeout_seconds);
-    config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
-    let mut endpoint = ClusterEndpoint::from_config(&config);
-    if let Some(server) = &settings.kubernetes.public_server {
-        endpoint.server = server.trim_end_matches('/').to_owned();
+    connection.client(kubernetes.request_timeout_seconds).await
+}
+
+/// How the broker reaches one cluster, and what bound applications are told of it.
+struct Connection<'a> {
+    kubeconfig: Option<&'a std::path::Path>,
+    context: Option<&'a str>,
+    public_server: Option<&'a str>,
+    public_ca_file: Option<&'a std::path::Path>,
+}
+
+impl Connection<'_> {
+    /// The client, the endpoint bound applications are given and the client's configuration (see [`kube_client`]).
+    async fn client(
+        &self,
+        request_timeout_seconds: u64,
+    ) -> Result<(Client, ClusterEndpoint, kube::Config), ClusterClientError> {
+        let options =
+            kube::config::KubeConfigOptions { context: self.context.map(str::to_owned), ..Default::default() };
+        let mut config = match self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|source| ClusterClientError::ReadKubeconfig { path: path.to_owned(), source })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(ClusterClientError::Kubeconfig)?
+            }
+            None if self.context.is_some() => {
+                kube::Config::from_kubeconfig(&options).await.map_err(ClusterClientError::Context)?
+            }
+            None => kube::Config::infer().await.map_err(ClusterClientError::NoConfiguration)?,
+        };
+        let timeout = Duration::from_secs(request_timeout_seconds);
+        config.connect_timeout = Some(Duration::from_secs(5).min(timeout));
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+        let mut endpoint = ClusterEndpoint::from_config(&config);
+        if let Some(server) = self.public_server {
+            endpoint.server = server.trim_end_matches('/').to_owned();
+        }
+        if let Some(path) = self.public_ca_file {
+            let pem = std::fs::read_to_string(path).map_err(ClusterClientError::PublicCa)?;
+            endpoint.ca_pem = Some(pem);
+        }
+        let client = kube::client::ClientBuilder::try_from(config.clone())
+            .map_err(ClusterClientError::Client)?
+            .with_layer(&crate::metrics::ApiserverTiming)
+            .build();
+        Ok((client, endpoint, config))
     }
-    if let Some(path) = &settings.kubernetes.public_ca_file {
-        let pem = std::fs::read_to_string(path).map_err(ClusterClientError::PublicCa)?;
-        endpoint.ca_pem = Some(pem);
-    }
-    let client = kube::client::ClientBuilder::try_from(config.clone())
-        .map_err(ClusterClientError::Client)?
-        .with_layer(&crate::metrics::ApiserverTiming)
-        .build();
-    Ok((client, endpoint, config))
 }
 
 /// Binds the dashboard's listener before anything is built, so that a `dashboard.listen` with port 0 (tests) is

@@ -213,6 +213,10 @@ pub struct PlanSettings {
     /// Size of a workload plan's pods.
     #[serde(default)]
     pub workload: Option<WorkloadSize>,
+    /// Labels a cluster must carry for a virtual cluster of this plan to be placed on it (`gpu: "true"`), where the
+    /// broker serves several (docs/operations.md, "Several clusters").
+    #[serde(default)]
+    pub cluster_labels: BTreeMap<String, String>,
 }
 
 /// What each pod of a workload plan gets.
@@ -335,6 +339,11 @@ impl Service {
     /// The plan of this service with this id.
     pub fn plan(&self, plan_id: &str) -> Option<&Plan> {
         self.plans.iter().find(|plan| plan.id == plan_id)
+    }
+
+    /// The plan called `name` (as instances' labels name it).
+    pub fn plan_named(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.name == name)
     }
 
     /// Whether plans of this service can be changed, as the plan overrides it.

@@ -14,6 +14,7 @@ mod edit;
 mod endpoint;
 mod events;
 mod expiring;
+pub mod fleet;
 mod guard;
 mod i18n;
 mod limit;

@@ -10,6 +10,7 @@ mod credentials;
 mod dashboard_watch;
 mod drift_repair;
 mod error;
+pub mod fleet;
 pub mod for_tenants;
 mod identities;
 mod idle_stop;
@@ -56,6 +57,9 @@ pub type InstanceCounts = std::collections::BTreeMap<(String, String), i64>;
 /// How the broker lays out and paces its work, from the configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
+    /// The name of the cluster this broker acts on (`clusters[].name`; `home` with one cluster), which a provision's
+    /// `cluster` parameter must name.
+    pub cluster_name: String,
     /// Prefix of tenant namespace names.
     pub namespace_prefix: String,
     /// Base URL of the dashboard, if one is served.
@@ -95,6 +99,7 @@ impl BrokerOptions {
     /// The options the settings describe.
     pub fn from_settings(settings: &Settings) -> BrokerOptions {
         BrokerOptions {
+            cluster_name: settings.home_cluster_name().to_owned(),
             namespace_prefix: settings.kubernetes.namespace_prefix.clone(),
             dashboard_base_url: settings.published_dashboard_url(settings.dashboard.listen),
             sync_timeout: Duration::from_secs(settings.limits.sync_timeout_seconds),

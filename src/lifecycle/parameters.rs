@@ -116,6 +116,8 @@ pub struct ClusterParameters {
     pub pod_security: Option<PodSecurityLevel>,
     /// Namespaces (an ingress controller's) whose pods may connect to this virtual cluster's pods.
     pub allow_ingress_from_namespaces: Vec<String>,
+    /// The cluster it is placed on, when the provision chose one (see [`crate::lifecycle::fleet`]).
+    pub cluster: Option<String>,
 }
 
 /// A binding's parameters, after their schema.

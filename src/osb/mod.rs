@@ -5,6 +5,7 @@
 pub mod api;
 mod error;
 pub mod extract;
+pub mod fleet;
 mod handlers;
 pub mod identity;
 pub mod middleware;

@@ -21,10 +21,10 @@ use crate::lifecycle::usage::UsageTotals;
 use crate::lifecycle::usage::report::{InstanceUsage, UsageRange};
 
 /// `/usage`, behind `credentials`.
-pub fn router(broker: BrokerState, credentials: Arc<Credentials>) -> axum::Router {
+pub fn router(brokers: Vec<BrokerState>, credentials: Arc<Credentials>) -> axum::Router {
     axum::Router::new()
         .route("/usage", get(usage))
-        .with_state(broker)
+        .with_state(Arc::new(brokers))
         .layer(axum::middleware::from_fn_with_state(credentials, middleware::authenticate))
 }
 
@@ -66,7 +66,7 @@ impl Format {
 
 /// `GET /usage`.
 async fn usage(
-    State(broker): State<BrokerState>,
+    State(brokers): State<Arc<Vec<BrokerState>>>,
     headers: HeaderMap,
     OsbQuery(query): OsbQuery<UsageQuery>,
 ) -> OsbResult<Response> {
@@ -82,7 +82,11 @@ async fn usage(
     {
         return Err(OsbError::Malformed("instance_id must be 1 to 256 characters".to_owned()));
     }
-    let report = broker.usage_report(&range, query.instance_id.as_deref()).await?;
+    // Each cluster keeps the usage of its own instances.
+    let mut report = Vec::new();
+    for broker in brokers.iter() {
+        report.extend(broker.usage_report(&range, query.instance_id.as_deref()).await?);
+    }
     Ok(match format {
         Format::Json => Json(serde_json::json!({
             "from": range.from().to_string(),

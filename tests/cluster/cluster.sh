@@ -198,7 +198,11 @@ cmd_up() {
     source "$STATE_DIR/ports.env"
   else
     cmd_down_locked quiet
-    choose_ports ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT METRICS_PORT
+    # Started again after `down`, the cluster keeps its address (as a restarted control plane does, and as clients
+    # holding its kubeconfig expect) while its ports are still free; otherwise it gets new ones.
+    if ! ports_still_free ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT METRICS_PORT; then
+      choose_ports ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT METRICS_PORT
+    fi
     # shellcheck source=/dev/null
     source "$STATE_DIR/ports.env"
   fi
@@ -295,6 +299,16 @@ spec: {ports: [{port: 80}], externalIPs: [10.96.0.1]}
 EOF
 )" && return 1
   grep -q "external IPs" <<<"$out" || { echo "$out"; return 1; }
+}
+
+# ports_still_free NAME...: whether STATE_DIR/ports.env records a port for each NAME and every one is free.
+ports_still_free() {
+  local name port
+  [[ -s "$STATE_DIR/ports.env" ]] || return 1
+  for name in "$@"; do
+    port="$(sed -n "s/^$name=\([0-9]*\)\$/\1/p" "$STATE_DIR/ports.env")"
+    [[ -n "$port" ]] && port_free "$port" || return 1
+  done
 }
 
 # add_port NAME: a free loopback port for NAME, added to STATE_DIR/ports.env (see choose_ports).

@@ -18,6 +18,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// The kubectl built from the same Kubernetes release as the apiserver.
     pub kubectl: PathBuf,
+    /// Its state folder, when not the script's default.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The repository root, so tests find the cluster script wherever cargo runs them from.
@@ -28,11 +30,34 @@ pub fn repo_root() -> &'static Path {
 /// Brings the control plane up once per test process and says where it is.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let script = repo_root().join("tests/cluster/cluster.sh");
-        let up = Command::new("bash").arg(&script).arg("up").status().expect("run cluster.sh up");
+    CLUSTER.get_or_init(|| Cluster::up(None))
+}
+
+/// A second control plane, for tests of several clusters: its state beside the first one's (`cluster-b`), brought up
+/// once per test process; [`Cluster::down`] stops it and [`Cluster::up`] starts it again with the same ports.
+pub fn second_cluster() -> &'static Cluster {
+    static SECOND: OnceLock<Cluster> = OnceLock::new();
+    SECOND.get_or_init(|| {
+        let cache = cluster().kubeconfig.parent().and_then(Path::parent).expect("the cache folder");
+        Cluster::up(Some(&cache.join("cluster-b")))
+    })
+}
+
+impl Cluster {
+    /// Starts the control plane whose state is in `state_dir` (the script's default when `None`; idempotent) and
+    /// says where it is.
+    pub fn up(state_dir: Option<&Path>) -> Cluster {
+        let run = |command: &str| {
+            let mut script = Command::new("bash");
+            script.arg(repo_root().join("tests/cluster/cluster.sh")).arg(command);
+            if let Some(dir) = state_dir {
+                script.env("CAAS_CLUSTER_DIR", dir);
+            }
+            script
+        };
+        let up = run("up").status().expect("run cluster.sh up");
         assert!(up.success(), "cluster.sh up failed: see the message above");
-        let env = Command::new("bash").arg(&script).arg("env").output().expect("run cluster.sh env");
+        let env = run("env").output().expect("run cluster.sh env");
         assert!(env.status.success(), "cluster.sh env failed");
         let env = String::from_utf8(env.stdout).expect("cluster.sh env prints UTF-8");
         let value = |key: &str| {
@@ -42,8 +67,28 @@ pub fn cluster() -> &'static Cluster {
                 .to_owned()
         };
         let bin_dir = value("PATH").split(':').next().expect("PATH has a first entry").to_owned();
-        Cluster { kubeconfig: PathBuf::from(value("KUBECONFIG")), kubectl: Path::new(&bin_dir).join("kubectl") }
-    })
+        Cluster {
+            kubeconfig: PathBuf::from(value("KUBECONFIG")),
+            kubectl: Path::new(&bin_dir).join("kubectl"),
+            state_dir: state_dir.map(Path::to_owned),
+        }
+    }
+
+    /// Starts this control plane again after [`Cluster::down`], with the same state and ports.
+    pub fn start_again(&self) {
+        let again = Cluster::up(self.state_dir.as_deref());
+        assert_eq!(again.kubeconfig, self.kubeconfig, "the same control plane");
+    }
+
+    /// Stops this control plane's processes, its state kept (`cluster.sh down`).
+    pub fn down(&self) {
+        let mut script = Command::new("bash");
+        script.arg(repo_root().join("tests/cluster/cluster.sh")).arg("down");
+        if let Some(dir) = &self.state_dir {
+            script.env("CAAS_CLUSTER_DIR", dir);
+        }
+        assert!(script.status().expect("run cluster.sh down").success(), "cluster.sh down failed: see above");
+    }
 }
 
 impl Cluster {

@@ -228,6 +228,12 @@ impl Broker {
         answer(self.recorded(instance_id).await?).await
     }
 
+    /// Whether an instance of this id is recorded here (being made, made or being deleted), read from the cluster:
+    /// where the fleet sends a repeated provision.
+    pub async fn holds(&self, instance_id: &str) -> Result<bool> {
+        Ok(!matches!(self.recorded(instance_id).await?, Recorded::Nothing))
+    }
+
     /// GET /v2/service_instances/:instance_id
     pub async fn fetch(&self, instance_id: &str) -> Result<FetchedInstance> {
         // "Not found" from the copy may be a moment old (made ready, or made at all, by another replica): confirm it.

@@ -52,6 +52,27 @@ impl Broker {
             .map(|stored| (namespace, stored)))
     }
 
+    /// 400 when the `cluster` parameter names another cluster than this broker's: the fleet sends each provision to
+    /// the cluster it names, and a virtual cluster does not move between clusters on an update (`updating`;
+    /// docs/operations.md, "Moving a virtual cluster").
+    fn check_cluster_parameter(
+        &self,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+        updating: bool,
+    ) -> Result<()> {
+        let wanted: ClusterParameters = parameters::parse(parameters)?;
+        match wanted.cluster {
+            Some(cluster) if cluster != self.options.cluster_name && updating => Err(Error::BadRequest(format!(
+                "parameters.cluster: a virtual cluster cannot move to another cluster ({cluster:?}); make a new \
+                 instance there and move the workloads (docs/operations.md, \"Moving a virtual cluster\")"
+            ))),
+            Some(cluster) if cluster != self.options.cluster_name => {
+                Err(Error::BadRequest(format!("parameters.cluster: there is no cluster named {cluster:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Provisions a virtual cluster: claims its namespace, applies every object and waits (briefly, or up to the
     /// synchronous timeout) until the cluster has set it up.
     pub(super) async fn provision_virtual_cluster(
@@ -62,6 +83,7 @@ impl Broker {
         accepts_incomplete: bool,
     ) -> Result<Provisioned> {
         let dashboard_url = self.dashboard_url(instance_id);
+        self.check_cluster_parameter(&wanted.attributes.parameters, false)?;
 
         let stored = self.find_or_claim(&wanted, service).await?;
         let created_now = stored.is_none();
@@ -303,6 +325,7 @@ impl Broker {
         if let Some(changes) = request.parameters {
             self.schemas.validate(&target.id, SchemaKind::Update, &without_nulls(&changes))?;
             updated.attributes.parameters = merge(&stored.attributes.parameters, changes);
+            self.check_cluster_parameter(&updated.attributes.parameters, true)?;
             self.schemas.validate(&target.id, SchemaKind::Update, &updated.attributes.parameters)?;
         }
         if request.context.is_some() {

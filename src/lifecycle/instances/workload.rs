@@ -356,6 +356,27 @@ impl Broker {
             }
             return Ok((cluster.to_owned(), namespace.metadata.name.unwrap_or_default()));
         }
+        let candidates = self.organization_virtual_clusters(organization).await?;
+        match candidates.as_slice() {
+            [(namespace, stored)] => Ok((stored.instance_id.clone(), namespace.clone())),
+            [] => Err(Error::BadRequest(format!(
+                "organization {organization} has no virtual cluster to run this in: create one first \
+                 (cf create-service caas small my-cluster), or name one with parameters.cluster_instance_id"
+            ))),
+            several => Err(Error::BadRequest(format!(
+                "organization {organization} has {} virtual clusters: choose one with parameters.cluster_instance_id ({})",
+                several.len(),
+                several.iter().map(|(_, s)| s.instance_id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// The organization's virtual clusters here that are made and not being deleted, as (namespace, record): where a
+    /// workload without `cluster_instance_id` goes, and how the fleet finds the cluster that holds them.
+    pub(in crate::lifecycle) async fn organization_virtual_clusters(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<(String, StoredInstance)>> {
         let cluster_services: Vec<String> = self
             .catalog
             .services
@@ -378,18 +399,7 @@ impl Broker {
             .filter_map(|ns| Some((ns.metadata.name.clone()?, StoredInstance::from_namespace(ns)?)))
             .filter(|(_, s)| s.attributes.organization_guid == *organization && s.provisioned && !s.terminating)
             .collect();
-        match candidates.as_slice() {
-            [(namespace, stored)] => Ok((stored.instance_id.clone(), namespace.clone())),
-            [] => Err(Error::BadRequest(format!(
-                "organization {organization} has no virtual cluster to run this in: create one first \
-                 (cf create-service caas small my-cluster), or name one with parameters.cluster_instance_id"
-            ))),
-            several => Err(Error::BadRequest(format!(
-                "organization {organization} has {} virtual clusters: choose one with parameters.cluster_instance_id ({})",
-                several.len(),
-                several.iter().map(|(_, s)| s.instance_id.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
-        }
+        Ok(candidates)
     }
 
     fn build(&self, service: &Service, record: &WorkloadRecord) -> Result<PlannedWorkload> {
