@@ -333,6 +333,16 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The rendered pre-start of the job rendered into `out`, its job paths moved there.
+fn moved_pre_start(out: &Path) -> PathBuf {
+    let pre_start = out.join("bin/pre-start");
+    let script = std::fs::read_to_string(&pre_start)
+        .expect("pre-start")
+        .replace("/var/vcap/jobs/caas-broker", out.to_str().expect("utf-8 path"));
+    std::fs::write(&pre_start, script).expect("write pre-start");
+    pre_start
+}
+
 /// With `tenant_guard.kubeconfig` (an operator's credentials), the rendered pre-start installs the guard the
 /// configuration names, with the identity namespace in its conditions, into the real cluster, and the broker's own
 /// check then finds it in force; without it, pre-start applies nothing and says the guard must already be there.
@@ -399,7 +409,7 @@ fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
     // Without the property nothing is applied.
     let plain = dir.join("plain");
     render_broker_config(json!({ "auth": { "password": "a-long-test-password" } }), &plain);
-    let said = text(&run(Command::new("bash").arg(plain.join("bin/pre-start")), "pre-start without kubeconfig").stdout);
+    let said = text(&run(Command::new("bash").arg(moved_pre_start(&plain)), "pre-start without kubeconfig").stdout);
     assert!(said.contains("must already be installed"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -435,12 +445,8 @@ fn several_clusters_render_into_the_configuration_and_private_files() {
     let text_of_config = std::fs::read_to_string(&config).expect("read");
     assert!(!text_of_config.contains("not-a-real-ca") && !text_of_config.contains("current-context"));
 
-    // pre-start (its job paths moved to where the test rendered) writes the files, 0600 in a 0700 folder.
-    let pre_start = out.join("bin/pre-start");
-    let script = std::fs::read_to_string(&pre_start)
-        .expect("pre-start")
-        .replace("/var/vcap/jobs/caas-broker", out.to_str().expect("utf-8 path"));
-    std::fs::write(&pre_start, script).expect("write pre-start");
+    // pre-start writes the files, 0600 in a 0700 folder.
+    let pre_start = moved_pre_start(&out);
     run(Command::new("bash").arg("-n").arg(&pre_start), "bash -n pre-start");
     run(Command::new("bash").arg(&pre_start), "pre-start");
     use std::os::unix::fs::PermissionsExt;
