@@ -1,9 +1,10 @@
 //! The BOSH release in `bosh-release/`: it builds (blobs prepared, `bosh create-release` with the BOSH CLI built from
 //! its Go module), and its job templates render to files the real broker accepts, or refuses with exit code 78 naming
-//! the key when a property is wrong. Templates are rendered by `bosh-release/scripts/render-template.rb`, which
-//! implements the part of the director's template API the jobs use; it needs Debian's `ruby`
-//! (`bosh-release/scripts/install-deps.sh`). The first run builds the BOSH and cf CLIs and packs the blobs (a few
-//! minutes); later runs find them in `$CAAS_CACHE_DIR` (default `.cache/`).
+//! the key when a property is wrong; several clusters render into the configuration, their kubeconfigs into files
+//! only their owner reads. Templates are rendered by `bosh-release/scripts/render-template.rb`, which implements the
+//! part of the director's template API the jobs use; it needs Debian's `ruby` (`bosh-release/scripts/install-deps.sh`).
+//! The first run builds the BOSH and cf CLIs and packs the blobs (a few minutes); later runs find them in
+//! `$CAAS_CACHE_DIR` (default `.cache/`).
 
 mod support;
 
@@ -332,6 +333,16 @@ fn every_property_renders_a_configuration_the_broker_serves_with() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The rendered pre-start of the job rendered into `out`, its job paths moved there.
+fn moved_pre_start(out: &Path) -> PathBuf {
+    let pre_start = out.join("bin/pre-start");
+    let script = std::fs::read_to_string(&pre_start)
+        .expect("pre-start")
+        .replace("/var/vcap/jobs/caas-broker", out.to_str().expect("utf-8 path"));
+    std::fs::write(&pre_start, script).expect("write pre-start");
+    pre_start
+}
+
 /// With `tenant_guard.kubeconfig` (an operator's credentials), the rendered pre-start installs the guard the
 /// configuration names, with the identity namespace in its conditions, into the real cluster, and the broker's own
 /// check then finds it in force; without it, pre-start applies nothing and says the guard must already be there.
@@ -398,8 +409,77 @@ fn pre_start_installs_the_tenant_guard_with_the_operators_kubeconfig() {
     // Without the property nothing is applied.
     let plain = dir.join("plain");
     render_broker_config(json!({ "auth": { "password": "a-long-test-password" } }), &plain);
-    let said = text(&run(Command::new("bash").arg(plain.join("bin/pre-start")), "pre-start without kubeconfig").stdout);
+    let said = text(&run(Command::new("bash").arg(moved_pre_start(&plain)), "pre-start without kubeconfig").stdout);
     assert!(said.contains("must already be installed"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Several clusters: the clusters property goes into config.yml in the broker's keys, and the rendered pre-start
+/// writes each other cluster's kubeconfig and CA where config.yml names them, readable by their owner alone.
+#[test]
+fn several_clusters_render_into_the_configuration_and_private_files() {
+    let dir = scratch("clusters");
+    let kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: gpu-east\n";
+    let ca = "-----BEGIN CERTIFICATE-----\nnot-a-real-ca\n-----END CERTIFICATE-----\n";
+    let properties = json!({
+        "auth": { "password": "a-long-test-password" },
+        "clusters": [
+            { "name": "home", "home": true, "labels": { "region": "kr-central" } },
+            { "name": "gpu-east", "kubeconfig": kubeconfig, "context": "admin@gpu-east",
+              "labels": { "region": "kr-east", "gpu": true }, "weight": 2, "cordoned": true,
+              "public_server": "https://gpu-east.example.com:6443", "public_ca": ca },
+        ],
+    });
+    let out = dir.join("job");
+    let config = render_broker_config(properties, &out);
+    let rendered: Value = serde_norway::from_str(&std::fs::read_to_string(&config).expect("read")).expect("YAML");
+    let file = |name: &str| out.join("config/clusters").join(name).to_str().expect("utf-8").to_owned();
+    let expected = json!([
+        { "name": "home", "home": true, "labels": { "region": "kr-central" } },
+        { "name": "gpu-east", "kubeconfig": file("gpu-east/kubeconfig"), "context": "admin@gpu-east",
+          "labels": { "region": "kr-east", "gpu": "true" }, "weight": 2, "cordoned": true,
+          "public_server": "https://gpu-east.example.com:6443", "public_ca_file": file("gpu-east/public-ca.pem") },
+    ]);
+    assert_eq!(rendered["clusters"], expected, "the clusters of config.yml");
+    // The texts are not in config.yml, which names files only.
+    let text_of_config = std::fs::read_to_string(&config).expect("read");
+    assert!(!text_of_config.contains("not-a-real-ca") && !text_of_config.contains("current-context"));
+
+    // pre-start writes the files, 0600 in a 0700 folder.
+    let pre_start = moved_pre_start(&out);
+    run(Command::new("bash").arg("-n").arg(&pre_start), "bash -n pre-start");
+    run(Command::new("bash").arg(&pre_start), "pre-start");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &str| std::fs::metadata(path).expect(path).permissions().mode() & 0o777;
+    assert_eq!(std::fs::read_to_string(file("gpu-east/kubeconfig")).expect("kubeconfig"), kubeconfig);
+    assert_eq!(std::fs::read_to_string(file("gpu-east/public-ca.pem")).expect("CA"), ca);
+    assert_eq!(mode(&file("gpu-east/kubeconfig")), 0o600);
+    assert_eq!(mode(&file("gpu-east/public-ca.pem")), 0o600);
+    assert_eq!(mode(&file("gpu-east")), 0o700);
+    assert!(!Path::new(&file("home")).exists(), "the home's credentials are kubernetes.kubeconfig");
+    // The next deploy writes them afresh: a cluster taken out of the list leaves nothing behind.
+    std::fs::write(out.join("config/cluster-files"), "").expect("empty the list");
+    run(Command::new("bash").arg(&pre_start), "pre-start with no clusters");
+    assert!(!Path::new(&file("gpu-east")).exists(), "a removed cluster's credentials stayed");
+
+    // Without the property: no clusters key, no files.
+    let plain = dir.join("plain");
+    let config = render_broker_config(json!({ "auth": { "password": "a-long-test-password" } }), &plain);
+    let rendered: Value = serde_norway::from_str(&std::fs::read_to_string(&config).expect("read")).expect("YAML");
+    assert!(rendered.get("clusters").is_none(), "{rendered}");
+    assert_eq!(std::fs::read_to_string(plain.join("config/cluster-files")).expect("cluster-files"), "");
+
+    // A name that cannot name a folder stops rendering, naming the property; pre-start refuses a forged line.
+    for name in ["../etc", "Gpu", ""] {
+        let properties = json!({ "auth": { "password": "a-long-test-password" },
+                                 "clusters": [{ "name": name, "kubeconfig": kubeconfig }] });
+        let rendered = render("caas-broker", &json!({ "properties": properties }), &dir.join("bad"));
+        let stderr = text(&rendered.stderr);
+        assert!(!rendered.status.success() && stderr.contains("clusters: name"), "name {name:?}: {stderr}");
+    }
+    std::fs::write(out.join("config/cluster-files"), "x/../../kubeconfig YQ==\n").expect("forge a line");
+    let forged = Command::new("bash").arg(&pre_start).output().expect("run pre-start");
+    assert!(!forged.status.success() && text(&forged.stderr).contains("not a cluster's file"), "{forged:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

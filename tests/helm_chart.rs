@@ -6,7 +6,8 @@
 //! configuration the broker itself accepts (the rendered environment goes through `caas-broker config check`); it must
 //! apply (server-side dry run, then a real install into a fresh namespace under Pod Security `restricted`) with the
 //! pods Ready, keep its generated password on upgrade, and leave nothing behind on uninstall; values must show in the
-//! render.
+//! render. A list of several clusters must render into the broker's configuration file, with each other cluster's
+//! kubeconfig Secret mounted where that file says, and a list the broker would refuse must stop the render.
 
 mod support;
 
@@ -543,6 +544,144 @@ fn values_show_in_the_render() {
     ] {
         let (ok, _, err) = helm(&["template", "caas-broker", CHART, "--set", set]);
         assert!(!ok && err.contains(key), "--set {set} should fail naming {key}: {err}");
+    }
+}
+
+// --- (e) several clusters ---------------------------------------------------------------------------------------------
+
+/// Two clusters as docs/operations.md ("Several clusters") sets them up: the home (the cluster the chart is installed
+/// on) and one reached through a kubeconfig Secret, with its own public apiserver and CA.
+const TWO_CLUSTERS: &str = r#"
+clusters:
+  - name: home
+    home: true
+    labels: { region: kr-central }
+  - name: gpu-east
+    kubeconfigSecret: gpu-east-kubeconfig
+    context: admin@gpu-east
+    labels: { region: kr-east, gpu: true }
+    weight: 2
+    cordoned: false
+    publicServer: https://gpu-east.example.com:6443
+    caSecret: gpu-east-ca
+"#;
+
+/// `helm template` of the chart as release "caas-broker" in "brokers" with `values` as a values file, then `sets`.
+fn render_with_values(name: &str, values: &str, sets: &[&str]) -> (bool, String, String) {
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("helm-values-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&file, values).expect("write a values file");
+    let mut args = vec!["template", "caas-broker", CHART, "--namespace", "brokers", "-f", file.to_str().expect("path")];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let result = helm(&args);
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
+#[test]
+fn several_clusters_render_into_the_configuration_file_and_mounts() {
+    let (ok, out, err) = render_with_values("two", TWO_CLUSTERS, &[]);
+    assert!(ok, "rendering two clusters failed:\n{err}");
+    let objects = documents(&out);
+
+    // The list goes into the broker's configuration file, in the broker's keys; label values as strings, a non-home
+    // cluster's kubeconfig and CA at the paths their Secrets are mounted on.
+    let config_map = named(&objects, "ConfigMap", "caas-broker-config");
+    assert_eq!(config_map["metadata"]["namespace"], "brokers");
+    let file: Value = serde_norway::from_str(config_map["data"]["config.yaml"].as_str().expect("data.config.yaml"))
+        .expect("the configuration file is YAML");
+    let expected = json!({ "clusters": [
+        { "name": "home", "home": true, "labels": { "region": "kr-central" } },
+        { "name": "gpu-east", "kubeconfig": "/etc/caas-broker/clusters/gpu-east/kubeconfig", "context": "admin@gpu-east",
+          "labels": { "region": "kr-east", "gpu": "true" }, "weight": 2, "cordoned": false,
+          "public_server": "https://gpu-east.example.com:6443",
+          "public_ca_file": "/etc/caas-broker/clusters/gpu-east/ca.crt" },
+    ] });
+    assert_eq!(file, expected, "the rendered configuration file");
+
+    // The broker reads that file, mounted read-only, and each Secret's key where the file says.
+    let deployment = only(&objects, "Deployment");
+    let broker = broker_container(deployment);
+    let env = literal_env(broker);
+    assert_eq!(env.get("CAAS_BROKER_CONFIG").map(String::as_str), Some("/etc/caas-broker/config.yaml"));
+    let mounts = broker["volumeMounts"].as_array().expect("volumeMounts");
+    assert_eq!(mounts.len(), 2, "the file and one Secret volume (none for the home): {mounts:?}");
+    assert_eq!(
+        mounts[0],
+        json!({ "name": "config", "mountPath": "/etc/caas-broker/config.yaml", "subPath": "config.yaml", "readOnly": true })
+    );
+    assert_eq!(
+        mounts[1],
+        json!({ "name": "cluster-gpu-east", "mountPath": "/etc/caas-broker/clusters/gpu-east", "readOnly": true })
+    );
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes[0], json!({ "name": "config", "configMap": { "name": "caas-broker-config" } }));
+    let sources = &volumes[1]["projected"]["sources"];
+    assert_eq!(volumes[1]["name"], "cluster-gpu-east");
+    assert_eq!(
+        sources,
+        &json!([
+            { "secret": { "name": "gpu-east-kubeconfig", "items": [{ "key": "kubeconfig", "path": "kubeconfig" }] } },
+            { "secret": { "name": "gpu-east-ca", "items": [{ "key": "ca.crt", "path": "ca.crt" }] } },
+        ])
+    );
+    for (source, key) in [(0, "kubeconfig"), (1, "public_ca_file")] {
+        let mounted = format!(
+            "{}/{}",
+            mounts[1]["mountPath"].as_str().expect("path"),
+            sources[source]["secret"]["items"][0]["path"].as_str().expect("path")
+        );
+        assert_eq!(file["clusters"][1][key], mounted.as_str(), "{key} is where its Secret is mounted");
+    }
+    // A cordon (or any other change to the list) rolls the pods, which read the file when they start.
+    let annotation = |objects: &[Value]| {
+        only(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/clusters"].clone()
+    };
+    let (ok, cordoned, err) = render_with_values("cordoned", TWO_CLUSTERS, &["clusters[1].cordoned=true"]);
+    assert!(ok, "{err}");
+    let cordoned = documents(&cordoned);
+    assert!(annotation(&objects).is_string(), "no checksum/clusters annotation");
+    assert_ne!(annotation(&objects), annotation(&cordoned), "a cordon must roll the broker");
+    let (ok, out, err) = helm(&["lint", "--strict", CHART, "--set", "clusters[0].name=home,clusters[0].home=true"]);
+    assert!(ok && out.contains("0 chart(s) failed"), "helm lint with clusters failed:\n{out}\n{err}");
+
+    // Without clusters: no file, no mounts, as before (default_render_is_the_manifests checks the whole render).
+    let plain = documents(&render("caas-broker", "brokers", &[]));
+    assert!(!plain.iter().any(|o| o["kind"] == "ConfigMap"), "a ConfigMap without clusters");
+    let broker = broker_container(only(&plain, "Deployment"));
+    assert!(broker["volumeMounts"].is_null() && !literal_env(broker).contains_key("CAAS_BROKER_CONFIG"));
+}
+
+#[test]
+fn a_list_of_clusters_the_broker_would_refuse_stops_the_render() {
+    let other = "kubeconfigSecret: east-kubeconfig";
+    for (values, says) in [
+        (
+            format!("clusters:\n- {{ name: a, {other} }}\n- {{ name: b, {other} }}"),
+            "exactly one entry must have home: true",
+        ),
+        (
+            "clusters:\n- { name: a, home: true }\n- { name: b, home: true }".into(),
+            "exactly one entry must have home: true",
+        ),
+        (
+            "clusters:\n- { name: a, home: true }\n- { name: b }".into(),
+            "clusters[1] (b) is not the home: it needs kubeconfigSecret",
+        ),
+        (
+            format!("clusters:\n- {{ name: a, home: true }}\n- {{ name: a, {other} }}"),
+            "clusters[1].name \"a\" is used twice",
+        ),
+        ("clusters:\n- { name: Home, home: true }".into(), "clusters[0].name must be 1 to 40 of [a-z0-9-]"),
+        (format!("clusters:\n- {{ name: a, home: true, {other} }}"), "clusters[0] (a) is the home"),
+        (
+            format!("clusters:\n- {{ name: a, home: true }}\n- {{ name: b, {other}, publicServer: 'http://b' }}"),
+            "clusters[1].publicServer must be an https:// URL",
+        ),
+    ] {
+        let (ok, _, err) = render_with_values("bad", &values, &[]);
+        assert!(!ok && err.contains(says), "{values}\nshould fail saying {says:?}, got: {err}");
     }
 }
 

@@ -96,3 +96,60 @@ The broker expects at least this version (src/broker/tenant_guard.rs GUARD_VERSI
 {{- define "caas-broker.guardVersion" -}}
 2
 {{- end }}
+
+{{/*
+The broker's configuration file when clusters is not empty: the clusters key of docs/configuration.md, with each other
+cluster's kubeconfig (and CA) at the path its Secret is mounted on (see templates/deployment.yaml). Fails, naming the
+entry, where the list cannot be what the broker accepts: exactly one home, names unique, every other cluster with its
+kubeconfig Secret. The broker checks the rest (weights, labels) when it starts.
+*/}}
+{{- define "caas-broker.clustersConfig" -}}
+{{- $clusters := list }}
+{{- $homes := 0 }}
+{{- $names := dict }}
+{{- range $i, $c := .Values.clusters }}
+{{- $name := toString ($c.name | default "") }}
+{{- if not (regexMatch "^[a-z0-9-]{1,40}$" $name) }}
+{{- fail (printf "clusters[%d].name must be 1 to 40 of [a-z0-9-], not %q" $i $name) }}
+{{- end }}
+{{- if hasKey $names $name }}
+{{- fail (printf "clusters[%d].name %q is used twice: names must be unique" $i $name) }}
+{{- end }}
+{{- $_ := set $names $name true }}
+{{- $cluster := dict "name" $name }}
+{{- if $c.home }}
+{{- $homes = add1 $homes }}
+{{- if or $c.kubeconfigSecret $c.context }}
+{{- fail (printf "clusters[%d] (%s) is the home: the cluster the chart is installed on, reached in-cluster; it takes no kubeconfigSecret or context" $i $name) }}
+{{- end }}
+{{- $_ := set $cluster "home" true }}
+{{- else }}
+{{- if not $c.kubeconfigSecret }}
+{{- fail (printf "clusters[%d] (%s) is not the home: it needs kubeconfigSecret, a Secret with the key \"kubeconfig\" for the broker's credentials there" $i $name) }}
+{{- end }}
+{{- $_ := set $cluster "kubeconfig" (printf "/etc/caas-broker/clusters/%s/kubeconfig" $name) }}
+{{- with $c.context }}{{ $_ := set $cluster "context" . }}{{ end }}
+{{- end }}
+{{- with $c.labels }}
+{{- $labels := dict }}
+{{- range $key, $value := . }}{{ $_ := set $labels $key (toString $value) }}{{ end }}
+{{- $_ := set $cluster "labels" $labels }}
+{{- end }}
+{{- if hasKey $c "weight" }}{{ $_ := set $cluster "weight" $c.weight }}{{ end }}
+{{- if hasKey $c "cordoned" }}{{ $_ := set $cluster "cordoned" $c.cordoned }}{{ end }}
+{{- with $c.publicServer }}
+{{- if not (hasPrefix "https://" .) }}
+{{- fail (printf "clusters[%d].publicServer must be an https:// URL, not %q" $i .) }}
+{{- end }}
+{{- $_ := set $cluster "public_server" . }}
+{{- end }}
+{{- if $c.caSecret }}
+{{- $_ := set $cluster "public_ca_file" (printf "/etc/caas-broker/clusters/%s/ca.crt" $name) }}
+{{- end }}
+{{- $clusters = append $clusters $cluster }}
+{{- end }}
+{{- if ne $homes 1 }}
+{{- fail (printf "clusters: exactly one entry must have home: true (the cluster the chart is installed on), not %d" $homes) }}
+{{- end }}
+{{- toYaml (dict "clusters" $clusters) }}
+{{- end }}
