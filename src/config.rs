@@ -902,6 +902,41 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_list_needs_one_home_unique_names_and_a_kubeconfig_for_each_other() {
+        let dir = std::env::temp_dir().join(format!("caas-config-clusters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let kubeconfig = dir.join("b.kubeconfig");
+        std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").expect("write");
+        let load = |clusters: &str| {
+            let file = dir.join("clusters.yaml");
+            std::fs::write(&file, format!("clusters:\n{clusters}")).expect("write");
+            Settings::load(Some(&file)).map_err(|error| error.to_string())
+        };
+        let b = format!(
+            "  - {{ name: b, kubeconfig: {}, labels: {{ gpu: \"true\" }}, weight: 0 }}\n",
+            kubeconfig.display()
+        );
+        let settings = load(&format!("  - {{ name: seoul, home: true }}\n{b}")).expect("valid");
+        assert_eq!(settings.home_cluster_name(), "seoul");
+        assert_eq!((settings.clusters[1].weight, settings.clusters[0].weight), (0, 1), "weight 1 unless given");
+        assert_eq!(settings.clusters[1].labels.get("gpu").map(String::as_str), Some("true"));
+        assert_eq!(Settings::load(None).expect("defaults").home_cluster_name(), "home");
+        let refused = [
+            (b.clone(), "clusters: exactly one must be home: true (0 are)"),
+            (format!("  - {{ name: a, home: true }}\n  - {{ name: a2, home: true }}\n{b}"), "(2 are)"),
+            (format!("  - {{ name: b, home: true }}\n{b}"), "clusters[1].name: b is named twice"),
+            ("  - { name: a, home: true }\n  - { name: c }\n".to_owned(), "clusters[1].kubeconfig: is required"),
+            ("  - { name: a, home: true, kubeconfig: /x }\n".to_owned(), "clusters[0].kubeconfig: the home cluster"),
+            ("  - { name: A_b, home: true }\n".to_owned(), "clusters[0].name: must be at most 40 of [a-z0-9-]"),
+            ("  - { name: a, home: true }\n  - { name: c, kubeconfig: /nowhere }\n".to_owned(), "is not a file"),
+        ];
+        for (clusters, expected) in refused {
+            let error = load(&clusters).expect_err(&clusters);
+            assert!(error.contains(expected), "{clusters}: {error}");
+        }
+    }
+
+    #[test]
     fn a_deployed_broker_links_a_dashboard_only_where_tenants_reach_it() {
         let mut settings = Settings::load(None).expect("defaults are valid");
         settings.listen = "0.0.0.0:8080".parse().expect("address");

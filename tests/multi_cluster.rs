@@ -1,7 +1,8 @@
 //! One broker over two real control planes (the shared one as the home, a second one started by `cluster.sh` with its
 //! own state): placement by parameter, by a plan's labels and by free capacity; bindings' kubeconfigs reaching the
-//! right cluster and only their namespace; a cluster stopped answering 503 for its instances only while provisions go
-//! to the other and nothing is lost when it is back; a restarted broker finding every instance.
+//! right cluster and only their namespace, and the dashboard reading it there; a cluster stopped answering 503 for its
+//! instances only while provisions go to the other and nothing is lost when it is back; a restarted broker finding
+//! every instance.
 
 mod support;
 
@@ -122,6 +123,7 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
     // By parameter: on b, recorded in the home, nothing of it on the home.
     let (status, body) = osb.provision(&id("named"), SMALL, json!({ "cluster": "b" })).await;
     assert_eq!(status, 201, "{body}");
+    let dashboard_url = body["dashboard_url"].as_str().expect("a dashboard_url").to_owned();
     assert!(namespace_exists(&b_client, &namespace("named")).await, "the namespace is on b");
     assert!(!namespace_exists(&home_client, &namespace("named")).await, "and not on the home");
     let records = Api::<ConfigMap>::namespaced(home_client.clone(), "caas-broker-system");
@@ -160,6 +162,18 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
     let elsewhere = Api::<Pod>::namespaced(tenant, "kube-system").list(&ListParams::default()).await;
     assert!(matches!(&elsewhere, Err(kube::Error::Api(s)) if s.code == 403), "{elsewhere:?}");
 
+    // Its dashboard: signed in with the binding's token, its pages read from b as the binding.
+    let (origin, page) = dashboard_url.split_at(dashboard_url.find("/instances/").expect("a dashboard path"));
+    let dashboard: SocketAddr = origin.trim_start_matches("http://").parse().expect("the dashboard's address");
+    let token = bound["credentials"]["token"].as_str().expect("a token");
+    let form = [("content-type", "application/x-www-form-urlencoded"), ("origin", origin)];
+    let signed = send(dashboard, "POST", &format!("{page}/login"), &form, &format!("token={token}")).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let cookie = signed.header("set-cookie").and_then(|c| c.split(';').next()).expect("a session cookie").to_owned();
+    let overview = send(dashboard, "GET", page, &[("cookie", &cookie)], "").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(overview.body.contains(&namespace("named")), "the overview of b's namespace: {}", overview.body);
+
     // b stops: its instances answer 503 naming it, the home's answer, new provisions go to the home.
     second.down();
     let down = eventually(Duration::from_secs(30), "b seen down", || async {
@@ -177,9 +191,15 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
     assert!(namespace_exists(&home_client, &namespace("while-down")).await);
     let (status, body) = osb.provision(&id("gpu-down"), LARGE, json!({})).await;
     assert_eq!((status, body["error"].as_str()), (422, Some("NoClusterFits")), "{body}");
+    let unreachable = send(dashboard, "GET", page, &[("cookie", &cookie)], "").await;
+    assert_eq!(unreachable.status, 503, "{}", unreachable.body);
+    assert!(unreachable.body.contains("lives on cluster b"), "{}", unreachable.body);
     let ready = send(osb.address, "GET", "/readyz", &[], "").await;
     assert_eq!(ready.status, 200, "the home is up: {}", ready.body);
     assert!(ready.body.contains("cluster b: unreachable"), "{}", ready.body);
+    let metrics = send(osb.address, "GET", "/metrics", &[AUTH], "").await;
+    assert!(metrics.body.contains("caas_broker_cluster_up{cluster=\"b\"} 0"), "{}", metrics.body);
+    assert!(metrics.body.contains("caas_broker_cluster_up{cluster=\"home\"} 1"), "{}", metrics.body);
 
     // b is back: nothing lost; a restarted broker finds every instance where it is.
     second.start_again();

@@ -31,7 +31,15 @@ if [[ "$(bash "$cf_api" status)" != *" running "* ]]; then cf_started_here=true;
 oidc=tests/oidc/dex.sh
 oidc_started_here=false
 if [[ "$(bash "$oidc" status)" != *"dex running"* ]]; then oidc_started_here=true; fi
+# tests/multi_cluster.rs starts a second control plane (state in cluster-b beside the first) and stops it at its end:
+# stopped here too when the test stopped before, unless it ran before the tests.
+second_dir="${CAAS_CACHE_DIR:-$PWD/.cache}/cluster-b"
+second_started_here=false
+if [[ "$(CAAS_CLUSTER_DIR="$second_dir" bash "$cluster" status)" != *"kube-apiserver running"* ]]; then
+  second_started_here=true
+fi
 stop() {
+  if $second_started_here; then CAAS_CLUSTER_DIR="$second_dir" bash "$cluster" down; fi
   if $oidc_started_here; then bash "$oidc" down; fi
   if $cf_started_here; then bash "$cf_api" down; fi
   if $node_started_here; then bash "$real_node" down; fi
