@@ -24,6 +24,17 @@ const LARGE: &str = "722b322b-49e9-40bf-8391-b0022aae6b51";
 const AUTH: (&str, &str) = ("authorization", "Basic YnJva2VyOmJyb2tlci1kZXYtcGFzc3dvcmQ=");
 const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
+/// The broker process, stopped when the test ends, also when it fails: a broker left running would go on acting on
+/// the shared control plane (idle stops, drift repair) under the next tests.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 struct Osb {
     address: SocketAddr,
 }
@@ -86,8 +97,11 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
     let config = write_config(&dir, &second.kubeconfig);
     let prefix = format!("mc{:04x}-", rand::random::<u16>());
     cordon_all(&b_client, true).await;
-    let start = || start_broker(&prefix, &[("CAAS_BROKER_CONFIG", config.to_str().expect("path"))]);
-    let (mut broker, port) = start();
+    let start = || {
+        let (process, port) = start_broker(&prefix, &[("CAAS_BROKER_CONFIG", config.to_str().expect("path"))]);
+        (Running(process), port)
+    };
+    let (broker, port) = start();
     let osb = Osb { address: ([127, 0, 0, 1], port).into() };
     let id = |name: &str| format!("{prefix}{name}");
     let namespace = |name: &str| caas_broker::k8s::names::namespace(&prefix, &id(name));
@@ -207,9 +221,8 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
         (osb.fetch(&id("named")).await.0 == 200).then_some(())
     })
     .await;
-    broker.kill().expect("stop the broker");
-    broker.wait().expect("reap the broker");
-    let (mut broker, port) = start();
+    drop(broker);
+    let (broker, port) = start();
     let osb = Osb { address: ([127, 0, 0, 1], port).into() };
     for name in ["named", "gpu", "roomy", "while-down"] {
         let (status, body) = eventually(Duration::from_secs(30), "the restarted broker answering", || async {
@@ -235,7 +248,6 @@ async fn instances_are_placed_across_two_control_planes_and_one_going_down_stays
         .filter(|instance| instance.starts_with(&prefix))
         .collect();
     assert!(ours.is_empty(), "placement records left: {ours:?}");
-    broker.kill().ok();
-    broker.wait().ok();
+    drop(broker);
     second.down();
 }
