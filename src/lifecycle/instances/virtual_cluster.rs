@@ -152,10 +152,10 @@ impl Broker {
     /// check must not count the instance's own namespace as another), reads the cluster before.
     async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> Result<Claim> {
         let known = self.namespaces().present(&self.namespace_of(&wanted.instance_id)).is_some();
-        if known || self.options.one_instance_per_organization {
-            if let Some((_, stored)) = self.find(&wanted.instance_id).await? {
-                return Ok(Claim::Found(stored));
-            }
+        if (known || self.options.one_instance_per_organization)
+            && let Some((_, stored)) = self.find(&wanted.instance_id).await?
+        {
+            return Ok(Claim::Found(stored));
         }
         if self.options.one_instance_per_organization {
             self.check_organization_has_no_instance(wanted, service).await?;
