@@ -9,10 +9,14 @@
 //!   (wrk), the catalog also from brokerapi v13 serving the same services and from a bare static server of the same
 //!   bytes (the floor), both in `benches/peers`; the instance reads against their floor, 64 direct apiserver GETs of
 //!   the instance's namespace at once;
-//! - memory: the broker's resident set idle, and with many instances in its copy of the records while serving.
+//! - memory: the broker's resident set idle, and with many instances in its copy of the records while serving;
+//! - scale: many virtual clusters provisioned through the broker binary on one control plane at a fixed concurrency,
+//!   against the floor at the same concurrency, with the broker's resident set and `last_operation` latency sampled
+//!   throughout, and what the apiserver, etcd and the controller manager spent (CPU, memory) meanwhile.
 //!
-//! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N). It prints a
-//! Markdown report; docs/benchmarks.md keeps the latest one.
+//! Run with `cargo bench --bench broker` (sizes from BENCH_LATENCY_N, BENCH_THROUGHPUT_N, BENCH_MEMORY_N,
+//! BENCH_SCALE_N; BENCH_ONLY=scale runs the scale section alone). It prints a Markdown report; docs/benchmarks.md
+//! keeps the latest one.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -26,11 +30,13 @@ use axum::http::{Method, StatusCode};
 use caas_broker::catalog::{Catalog, PodSecurityLevel};
 use caas_broker::k8s::virtual_cluster::VirtualCluster;
 use caas_broker::k8s::{apply, names};
+use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
 use support::broker::*;
@@ -87,6 +93,23 @@ async fn minimal_client_provision(client: &Client, cluster: &VirtualCluster) {
         .await
         .expect("sa");
     apply(&Api::<RoleBinding>::namespaced(client.clone(), ns), &cluster.owner_role_binding()).await.expect("rb");
+}
+
+/// [`minimal_client_provision`], then what the broker waits for before it answers that a virtual cluster is usable:
+/// the quota computed by its controller and the default ServiceAccount made by its controller (pods are refused until
+/// both), each watched.
+async fn minimal_client_usable(client: &Client, cluster: &VirtualCluster) {
+    minimal_client_provision(client, cluster).await;
+    let ns = &cluster.namespace;
+    let computed = |quota: Option<&ResourceQuota>| {
+        quota.and_then(|q| q.status.as_ref()?.hard.as_ref()).is_some_and(|hard| !hard.is_empty())
+    };
+    let quota = await_condition(Api::<ResourceQuota>::namespaced(client.clone(), ns), names::QUOTA_NAME, computed);
+    let made = |account: Option<&ServiceAccount>| account.is_some();
+    let account = await_condition(Api::<ServiceAccount>::namespaced(client.clone(), ns), "default", made);
+    let (quota, account) = tokio::join!(quota, account);
+    quota.expect("the quota computed");
+    account.expect("the default ServiceAccount");
 }
 
 fn kubectl_apply(cluster: &VirtualCluster) {
@@ -251,9 +274,16 @@ fn peer(mode: &str, catalog: &std::path::Path) -> (std::process::Child, String) 
 
 #[tokio::main]
 async fn main() {
+    // BENCH_LOG=caas_broker=debug says where each provision's time goes (on stderr).
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let latency_n = size("BENCH_LATENCY_N", 200);
     let throughput_n = size("BENCH_THROUGHPUT_N", 1000);
     let memory_n = size("BENCH_MEMORY_N", 10_000);
+    let scale_n = size("BENCH_SCALE_N", 200);
+    let only_scale = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "scale");
     let admin = cluster().admin().await;
     let run = format!("{:04x}", rand::random::<u16>());
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -268,18 +298,22 @@ async fn main() {
         num_cpus(),
         admin.apiserver_version().await.map(|v| v.git_version).unwrap_or_default()
     );
+    if only_scale {
+        scale(&admin, &run, scale_n).await;
+        return;
+    }
 
     // Provision latency.
     let broker = TestBroker::start(|_| {}).await;
+    // One of each path in turn, so that every path meets the cluster's controllers as busy as the others do.
     let mut by_broker = Vec::new();
+    let mut by_kubectl = Vec::new();
+    let mut by_client = Vec::new();
+    let mut usable_by_client = Vec::new();
     for i in 0..latency_n {
         let started = Instant::now();
         provision_now(&broker, &format!("lat-{i}"), SMALL).await;
         by_broker.push(started.elapsed());
-    }
-    let mut by_kubectl = Vec::new();
-    let mut by_client = Vec::new();
-    for i in 0..latency_n {
         let cluster = objects(&format!("bk{run}-{i}"));
         let started = Instant::now();
         tokio::task::block_in_place(|| kubectl_apply(&cluster));
@@ -288,6 +322,10 @@ async fn main() {
         let started = Instant::now();
         minimal_client_provision(&admin, &cluster).await;
         by_client.push(started.elapsed());
+        let cluster = objects(&format!("bu{run}-{i}"));
+        let started = Instant::now();
+        minimal_client_usable(&admin, &cluster).await;
+        usable_by_client.push(started.elapsed());
     }
     println!("## Virtual-cluster provision latency ({latency_n} instances, sequential)\n");
     println!("| path | median | p99 |\n|---|---|---|");
@@ -296,7 +334,12 @@ async fn main() {
         summary(by_broker)
     );
     println!("| kubectl apply --server-side of the same 6 objects | {} |", summary(by_kubectl));
-    println!("| minimal client: the same 6 server-side applies | {} |\n", summary(by_client));
+    println!("| minimal client: the same 6 server-side applies (the floor) | {} |", summary(by_client));
+    println!(
+        "| minimal client: the same 6 applies, then watching until the quota and ServiceAccount controllers are done | \
+         {} |\n",
+        summary(usable_by_client)
+    );
 
     // Bind latency.
     let mut bind_broker = Vec::new();
@@ -353,15 +396,17 @@ async fn main() {
     println!("| minimal client: the same 2 applies and the TokenRequest | {} |\n", summary(bind_client));
     delete_namespaces(&admin, &format!("bk{run}-")).await;
     delete_namespaces(&admin, &format!("bc{run}-")).await;
+    delete_namespaces(&admin, &format!("bu{run}-")).await;
     // Gone before the throughput, whose synchronous deprovisions wait for the same namespace controller.
     wait_until_no_namespace(&admin, &format!("bk{run}-")).await;
     wait_until_no_namespace(&admin, &format!("bc{run}-")).await;
+    wait_until_no_namespace(&admin, &format!("bu{run}-")).await;
 
     // Throughput.
     println!("## Throughput ({throughput_n} virtual clusters provisioned, then deprovisioned)\n");
     println!(
-        "| concurrency | provisions/s | floor: the same 6 applies per instance, as many at once | deprovisions/s |\n\
-         |---|---|---|---|"
+        "| concurrency | provisions/s | floor: the same 6 applies per instance, as many at once | the same, then \
+         watching until the quota and ServiceAccount controllers are done | deprovisions/s |\n|---|---|---|---|---|"
     );
     for concurrency in [1usize, 8, 32] {
         let ids: Vec<String> = (0..throughput_n).map(|i| format!("tp{concurrency}-{i}")).collect();
@@ -373,6 +418,10 @@ async fn main() {
         let started = Instant::now();
         in_chunks(&raw_ids, concurrency, |ns| async { minimal_client_provision(&admin, &objects(ns)).await }).await;
         let raw = rate(started.elapsed());
+        let usable_ids: Vec<String> = (0..throughput_n).map(|i| format!("bw{run}-{concurrency}-{i}")).collect();
+        let started = Instant::now();
+        in_chunks(&usable_ids, concurrency, |ns| async { minimal_client_usable(&admin, &objects(ns)).await }).await;
+        let usable = rate(started.elapsed());
         let started = Instant::now();
         in_chunks(&ids, concurrency, |id| async {
             let answer = deprovision(&broker, id, MICRO, false).await;
@@ -380,13 +429,16 @@ async fn main() {
         })
         .await;
         println!(
-            "| {concurrency} | {provisions:.1} | {raw:.1}: caas-broker {:.2}x | {:.1} |",
+            "| {concurrency} | {provisions:.1} | {raw:.1}: caas-broker {:.2}x | {usable:.1}: caas-broker {:.2}x | {:.1} |",
             provisions / raw.max(0.001),
+            provisions / usable.max(0.001),
             rate(started.elapsed())
         );
         // The baseline's namespaces go before the next round, whose deprovisions wait for the namespace controller.
         delete_namespaces(&admin, &format!("bt{run}-{concurrency}-")).await;
+        delete_namespaces(&admin, &format!("bw{run}-{concurrency}-")).await;
         wait_until_no_namespace(&admin, &format!("bt{run}-{concurrency}-")).await;
+        wait_until_no_namespace(&admin, &format!("bw{run}-{concurrency}-")).await;
     }
     println!();
 
@@ -522,6 +574,232 @@ async fn main() {
     for i in 0..latency_n {
         deprovision(&broker, &format!("lat-{i}"), SMALL, true).await;
     }
+    scale(&admin, &run, scale_n).await;
+}
+
+/// Concurrency of the scale section: as many provisions at once as the throughput section's highest.
+const SCALE_CONCURRENCY: usize = 32;
+
+/// The scale section: `n` virtual clusters provisioned (synchronous PUTs, answered 201 once usable) through the broker
+/// binary, [`SCALE_CONCURRENCY`] at a time, with the floor (the same applies by a minimal client, as many at once)
+/// measured on up to 500 namespaces before and after; meanwhile a poller asks `last_operation` of instances already
+/// made, and a sampler reads the resident set of the broker and the CPU time and resident set of the apiserver, etcd
+/// and the controller manager from /proc. Everything made is deleted at the end (the namespace controller finishes
+/// the deletions after the run).
+async fn scale(admin: &Client, run: &str, n: usize) {
+    let concurrency = SCALE_CONCURRENCY;
+    let floor_n = n.min(500);
+    let prefix = format!("sc{run}-");
+    let (mut process, port) = tokio::task::block_in_place(|| start_broker(&prefix, &[]));
+    let broker_pid = process.id();
+    let state = cluster().kubeconfig.parent().expect("the cluster's state folder").to_owned();
+    let pid_of = |component: &str| {
+        let file = state.join(format!("pids/{component}.pid"));
+        std::fs::read_to_string(&file).ok().and_then(|pid| pid.trim().parse::<u32>().ok())
+    };
+    let components: Vec<(&str, Option<u32>)> =
+        ["kube-apiserver", "etcd", "kube-controller-manager"].into_iter().map(|c| (c, pid_of(c))).collect();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let osb = |request: reqwest::RequestBuilder| {
+        request.basic_auth("broker", Some("broker-dev-password")).header("X-Broker-API-Version", "2.17")
+    };
+
+    // The floors, on `floor_n` namespaces each: the writes alone, and the writes and the controllers' work.
+    let floor = |label: &'static str| {
+        let names: Vec<String> = (0..floor_n).map(|i| format!("bs{run}-{label}-{i}")).collect();
+        async move {
+            let started = Instant::now();
+            futures::stream::iter(&names)
+                .map(|ns| async move {
+                    match label {
+                        "a" | "b" => minimal_client_provision(admin, &objects(ns)).await,
+                        _ => minimal_client_usable(admin, &objects(ns)).await,
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect::<Vec<()>>()
+                .await;
+            floor_n as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    let floor_before = floor("a").await;
+    let usable_before = floor("c").await;
+
+    let usage_before: Vec<(u64, u64)> = components.iter().map(|(_, pid)| usage(*pid)).collect();
+    let made = std::sync::Mutex::new(Vec::<String>::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let rss_start = rss_kib(broker_pid);
+    // The provisions, a window of `concurrency` at a time.
+    let provisions = async {
+        let latencies: Vec<Duration> = futures::stream::iter(0..n)
+            .map(|i| {
+                let (id, http, made, base) = (format!("sc-{i}"), &http, &made, &base);
+                async move {
+                    let body = provision_body(MICRO, "bench", json!({}));
+                    let begun = Instant::now();
+                    let answer = osb(http.put(format!("{base}/{id}"))).json(&body).send().await.expect("PUT");
+                    assert_eq!(answer.status(), reqwest::StatusCode::CREATED, "{:?}", answer.text().await);
+                    let took = begun.elapsed();
+                    made.lock().expect("made").push(id);
+                    took
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        latencies
+    };
+    // The poller: one `last_operation` at a time, of an instance already made, every 5 ms; each sample with how far
+    // the provisions had got.
+    let poller = async {
+        let mut samples: Vec<(usize, Duration)> = Vec::new();
+        let mut k = 0usize;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let (count, id) = {
+                let made = made.lock().expect("made");
+                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (made.len(), made.get((k >> 33) % made.len().max(1)).cloned())
+            };
+            let Some(id) = id else { continue };
+            let begun = Instant::now();
+            let answer = osb(http.get(format!("{base}/{id}/last_operation"))).send().await.expect("last_operation");
+            assert_eq!(answer.status(), reqwest::StatusCode::OK, "{:?}", answer.text().await);
+            answer.bytes().await.expect("body");
+            samples.push((count, begun.elapsed()));
+        }
+        samples
+    };
+    // The sampler: the broker's resident set every second (and its peak), progress on stderr every 10 s.
+    let sampler = async {
+        let mut peak = 0;
+        let mut tick = 0u64;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let rss = rss_kib(broker_pid);
+            peak = peak.max(rss);
+            tick += 1;
+            if tick.is_multiple_of(10) {
+                let count = made.lock().expect("made").len();
+                let rate = count as f64 / started.elapsed().as_secs_f64();
+                eprintln!("scale: {count}/{n} made, {rate:.1}/s, broker RSS {:.1} MiB", rss as f64 / 1024.0);
+            }
+        }
+        peak
+    };
+    let (latencies, polls, peak) = tokio::join!(provisions, poller, sampler);
+    let elapsed = started.elapsed();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    let usage_after: Vec<(u64, u64)> = components.iter().map(|(_, pid)| usage(*pid)).collect();
+    let rss_end = rss_kib(broker_pid);
+    let floor_after = floor("b").await;
+    let usable_after = floor("d").await;
+
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let mut sorted: Vec<Duration> = latencies;
+    sorted.sort();
+    println!("## Scale ({n} virtual clusters on one control plane, {concurrency} provisions at once)\n");
+    println!("| figure | value |\n|---|---|");
+    println!(
+        "| caas-broker binary: synchronous PUTs (201 once usable) | {rate:.1} provisions/s ({n} in {elapsed:.0?}); \
+         latency p50 {}, p99 {} |",
+        ms(percentile(&sorted, 0.5)),
+        ms(percentile(&sorted, 0.99))
+    );
+    println!(
+        "| floor: the same 6 applies per instance, {concurrency} at once, {floor_n} namespaces before / after | \
+         {floor_before:.1} / {floor_after:.1} provisions/s: caas-broker {:.2}x / {:.2}x |",
+        rate / floor_before.max(0.001),
+        rate / floor_after.max(0.001)
+    );
+    println!(
+        "| the same, then watching until the quota and ServiceAccount controllers are done, before / after | \
+         {usable_before:.1} / {usable_after:.1} provisions/s: caas-broker {:.2}x / {:.2}x |",
+        rate / usable_before.max(0.001),
+        rate / usable_after.max(0.001)
+    );
+    let mut all: Vec<Duration> = polls.iter().map(|(_, d)| *d).collect();
+    all.sort();
+    let mut worst = Duration::ZERO;
+    let mut worst_at = 0;
+    for tenth in 0..10 {
+        let (from, to) = (n * tenth / 10, n * (tenth + 1) / 10);
+        let mut slice: Vec<Duration> = polls.iter().filter(|(c, _)| (from..to).contains(c)).map(|(_, d)| *d).collect();
+        if slice.is_empty() {
+            continue;
+        }
+        slice.sort();
+        if percentile(&slice, 0.99) > worst {
+            (worst, worst_at) = (percentile(&slice, 0.99), tenth);
+        }
+    }
+    if !all.is_empty() {
+        println!(
+            "| GET last_operation of instances already made, one at a time every 5 ms while they are provisioned \
+             ({} polls) | p50 {}, p99 {}; worst tenth of the run (instances {}..{}): p99 {} |",
+            all.len(),
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.99)),
+            n * worst_at / 10,
+            n * (worst_at + 1) / 10,
+            ms(worst)
+        );
+    }
+    println!(
+        "| broker resident set: at start / peak during / at the end | {} / {} / {} |",
+        mib(rss_start),
+        mib(peak),
+        mib(rss_end)
+    );
+    for (((name, pid), before), after) in components.iter().zip(&usage_before).zip(&usage_after) {
+        let cpu = (after.0 - before.0) as f64 / 100.0;
+        println!(
+            "| {name} (pid {}): CPU during the provisions, resident set before / after | {cpu:.0} s ({:.0}% of one \
+             core); {} / {} |",
+            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".to_owned()),
+            cpu / elapsed.as_secs_f64() * 100.0,
+            mib(before.1),
+            mib(after.1)
+        );
+    }
+    process.kill().ok();
+    process.wait().ok();
+    // Clean up: the namespaces go with one request each (the identities in the identity namespace are owned by them);
+    // the namespace controller empties and removes them after the run.
+    let started = Instant::now();
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    let names: Vec<String> = (0..n)
+        .map(|i| names::namespace(&prefix, &format!("sc-{i}")))
+        .chain((0..floor_n).flat_map(|i| ["a", "b", "c", "d"].map(|label| format!("bs{run}-{label}-{i}"))))
+        .collect();
+    futures::stream::iter(&names)
+        .map(|name| {
+            let namespaces = namespaces.clone();
+            async move { namespaces.delete(name, &DeleteParams::background()).await.map(drop).ok() }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "| clean-up: the {} namespaces made deleted (requests) | in {:.0?}; the namespace controller removes them after |\n",
+        names.len(),
+        started.elapsed()
+    );
+}
+
+/// The CPU time (in clock ticks of 1/100 s: user and system) and the resident set (KiB) of process `pid`; zeros
+/// when it cannot be read.
+fn usage(pid: Option<u32>) -> (u64, u64) {
+    let Some(pid) = pid else { return (0, 0) };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12), rss_kib(pid))
 }
 
 /// A synchronous provision, as this benchmark measures it: answered 201 once the virtual cluster is usable.

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy, WatchEvent, WatchParams};
 
 use super::stored::{StoredInstance, context_names};
 use super::{Deprovisioned, OPERATION_DEPROVISION, OPERATION_PROVISION, Provisioned, Updated, merge, without_nulls};
@@ -27,10 +28,39 @@ use crate::lifecycle::{Error, Result};
 
 /// Whether the cluster has finished setting up a virtual cluster: quota usage computed (until then quota admission
 /// refuses pods) and the default ServiceAccount made (until then pods are refused too).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Readiness {
     Ready,
     Waiting(&'static str),
+}
+
+/// What claiming an instance id found.
+enum Claim {
+    /// This request made the namespace: here as the apiserver returned it.
+    Made(Namespace),
+    /// The namespace exists and records this instance.
+    Found(StoredInstance),
+}
+
+/// What the cluster answered to the writes of a virtual cluster that readiness is judged from.
+struct Applied {
+    /// The namespace, marked provisioned.
+    namespace: Namespace,
+    /// The ResourceQuota, with the status its controller had computed by then.
+    quota: ResourceQuota,
+}
+
+/// Whether the quota controller has computed `quota` as it is specified (until then quota admission refuses pods).
+fn quota_computed(quota: Option<&ResourceQuota>) -> bool {
+    quota.is_some_and(|quota| {
+        let wanted = quota.spec.as_ref().and_then(|spec| spec.hard.as_ref());
+        let seen = quota.status.as_ref().and_then(|status| status.hard.as_ref());
+        let (wanted, seen) = (wanted.cloned().unwrap_or_default(), seen.cloned().unwrap_or_default());
+        wanted.len() == seen.len()
+            && wanted
+                .iter()
+                .all(|(key, value)| seen.get(key).and_then(|s| quantity::parse(&s.0)) == quantity::parse(&value.0))
+    })
 }
 
 impl Broker {
@@ -84,8 +114,11 @@ impl Broker {
     ) -> Result<Provisioned> {
         let dashboard_url = self.dashboard_url(instance_id);
         self.check_cluster_parameter(&wanted.attributes.parameters, false)?;
-
-        let stored = self.find_or_claim(&wanted, service).await?;
+        let started = std::time::Instant::now();
+        let (stored, made) = match self.find_or_claim(&wanted, service).await? {
+            Claim::Made(namespace) => (None, Some(namespace)),
+            Claim::Found(stored) => (Some(stored), None),
+        };
         let created_now = stored.is_none();
         if let Some(stored) = &stored {
             let differences = stored.attributes.differences(&wanted.attributes);
@@ -102,16 +135,30 @@ impl Broker {
                 return Ok(Provisioned::AlreadyExists(InstanceResponse { dashboard_url, operation: None }));
             }
         }
+        let claimed = started.elapsed();
         // Converge: a first request, or a retry of one that was interrupted, applies every object.
         let record = stored.unwrap_or(wanted);
-        if let Err(error) = self.apply_virtual_cluster(service, &record).await {
-            if created_now {
-                self.delete_namespace_quietly(instance_id).await;
+        let applied = match self.apply_virtual_cluster(service, &record, made).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                if created_now {
+                    self.delete_namespace_quietly(instance_id).await;
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        };
+        let written = started.elapsed();
         let response = InstanceResponse { dashboard_url, operation: None };
-        match self.wait_until_ready(&record, accepts_incomplete).await? {
+        let readiness = self.wait_until_ready(&record, &applied, accepts_incomplete).await?;
+        // Where a provision's time goes (the wait is the cluster's controllers': see docs/benchmarks.md, "Scale").
+        tracing::debug!(
+            instance = instance_id,
+            claim_ms = claimed.as_millis() as u64,
+            writes_ms = (written - claimed).as_millis() as u64,
+            controllers_ms = (started.elapsed() - written).as_millis() as u64,
+            "provision timed"
+        );
+        match readiness {
             Readiness::Ready if created_now => Ok(Provisioned::Created(response)),
             Readiness::Ready => Ok(Provisioned::AlreadyExists(response)),
             Readiness::Waiting(_) => Ok(Provisioned::InProgress(InstanceResponse {
@@ -121,22 +168,26 @@ impl Broker {
         }
     }
 
-    /// Claims the instance id by creating its namespace (atomic: two concurrent provisions cannot both create it) and
-    /// returns `None`, or returns what the existing namespace records.
-    async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> Result<Option<StoredInstance>> {
-        if let Some((_, stored)) = self.find(&wanted.instance_id).await? {
-            return Ok(Some(stored));
+    /// Claims the instance id by creating its namespace (atomic: two concurrent provisions cannot both create it), or
+    /// finds what the existing namespace records. The create goes first, so that a new instance (the usual case) costs
+    /// no read: only a retry the copy of the records knows, or a broker allowing one instance per organization (whose
+    /// check must not count the instance's own namespace as another), reads the cluster before.
+    async fn find_or_claim(&self, wanted: &StoredInstance, service: &Service) -> Result<Claim> {
+        let known = self.namespaces().present(&self.namespace_of(&wanted.instance_id)).is_some();
+        if (known || self.options.one_instance_per_organization)
+            && let Some((_, stored)) = self.find(&wanted.instance_id).await?
+        {
+            return Ok(Claim::Found(stored));
         }
-        // No namespace of this instance yet: the create below decides between concurrent requests for the same id.
         if self.options.one_instance_per_organization {
             self.check_organization_has_no_instance(wanted, service).await?;
         }
         let namespace = self.virtual_cluster(service, wanted)?.namespace();
         let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
         match self.namespaces().create(&params, &namespace).await {
-            Ok(_) => Ok(None),
+            Ok(made) => Ok(Claim::Made(made)),
             Err(error) if is_conflict(&error) => match self.find(&wanted.instance_id).await? {
-                Some((_, stored)) => Ok(Some(stored)),
+                Some((_, stored)) => Ok(Claim::Found(stored)),
                 None => Err(Error::Conflict(format!(
                     "namespace {} exists but does not belong to instance {}",
                     self.namespace_of(&wanted.instance_id),
@@ -212,20 +263,37 @@ impl Broker {
         }
     }
 
-    /// Applies every object of the virtual cluster in the current layout, then marks the namespace provisioned.
-    async fn apply_virtual_cluster(&self, service: &Service, record: &StoredInstance) -> Result<()> {
+    /// Applies every object of the virtual cluster in the current layout, then marks the namespace provisioned: the
+    /// namespace first (unless `made` is it, just created by this request from the same record), then everything in
+    /// it and its owner at once (none of them depends on another), then the mark, which so still comes last.
+    async fn apply_virtual_cluster(
+        &self,
+        service: &Service,
+        record: &StoredInstance,
+        made: Option<Namespace>,
+    ) -> Result<Applied> {
         let legacy_owner = record.identity_namespace.is_none().then(|| record.owner.clone());
         let record = &self.in_current_layout(record);
         let mut cluster = self.virtual_cluster(service, record)?;
         let namespace = cluster.namespace.clone();
         let client = self.client.clone();
-        let applied = self.namespaces().apply(&cluster.namespace()).await?;
-        apply(&Api::<ResourceQuota>::namespaced(client.clone(), &namespace), &cluster.resource_quota()).await?;
-        apply(&Api::<LimitRange>::namespaced(client.clone(), &namespace), &cluster.limit_range()).await?;
-        apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &namespace), &cluster.network_policy()).await?;
-        self.apply_identity(&cluster.owner_service_account(owned_by(&applied))).await?;
-        apply(&Api::<RoleBinding>::namespaced(client.clone(), &namespace), &cluster.owner_role_binding()).await?;
-        self.apply_dashboard_watch(&namespace, &record.instance_id).await?;
+        let applied = match made {
+            Some(made) => made,
+            None => self.namespaces().apply(&cluster.namespace()).await?,
+        };
+        let quotas = Api::<ResourceQuota>::namespaced(client.clone(), &namespace);
+        let limits = Api::<LimitRange>::namespaced(client.clone(), &namespace);
+        let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &namespace);
+        let role_bindings = Api::<RoleBinding>::namespaced(client.clone(), &namespace);
+        let owner = cluster.owner_service_account(owned_by(&applied));
+        let (quota, ..) = tokio::try_join!(
+            async { Ok::<_, Error>(apply(&quotas, &cluster.resource_quota()).await?) },
+            async { Ok(apply(&limits, &cluster.limit_range()).await?) },
+            async { Ok(apply(&policies, &cluster.network_policy()).await?) },
+            async { Ok(apply(&role_bindings, &cluster.owner_role_binding()).await?) },
+            self.apply_identity(&owner),
+            self.apply_dashboard_watch(&namespace, &record.instance_id),
+        )?;
         if let Some(legacy_owner) = legacy_owner {
             // The owner's old ServiceAccount, which the tenant could mint tokens for: deleting it revokes them.
             let accounts = Api::<ServiceAccount>::namespaced(client, &namespace);
@@ -234,8 +302,8 @@ impl Broker {
             }
         }
         cluster.annotations = record.annotations(true);
-        self.namespaces().apply(&cluster.namespace()).await?;
-        Ok(())
+        let namespace = self.namespaces().apply(&cluster.namespace()).await?;
+        Ok(Applied { namespace, quota })
     }
 
     async fn readiness(&self, record: &StoredInstance) -> Result<Readiness> {
@@ -243,15 +311,7 @@ impl Broker {
         let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace);
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
         let (quota, default_account) = tokio::try_join!(quotas.get_opt(QUOTA_NAME), accounts.get_opt("default"))?;
-        let computed = quota.is_some_and(|quota| {
-            let wanted = quota.spec.and_then(|spec| spec.hard).unwrap_or_default();
-            let seen = quota.status.and_then(|status| status.hard).unwrap_or_default();
-            wanted.len() == seen.len()
-                && wanted
-                    .iter()
-                    .all(|(key, value)| seen.get(key).and_then(|s| quantity::parse(&s.0)) == quantity::parse(&value.0))
-        });
-        if !computed {
+        if !quota_computed(quota.as_ref()) {
             return Ok(Readiness::Waiting("the quota controller is computing the namespace's quota"));
         }
         if default_account.is_none() {
@@ -260,23 +320,86 @@ impl Broker {
         Ok(Readiness::Ready)
     }
 
-    /// Asynchronous requests get the state right away; synchronous ones wait up to the configured timeout.
-    async fn wait_until_ready(&self, record: &StoredInstance, accepts_incomplete: bool) -> Result<Readiness> {
-        let deadline = tokio::time::Instant::now() + self.options.sync_timeout;
-        // Even an asynchronous request waits a moment: the controllers usually finish within it, and a 201 saves the
-        // platform a round of polling.
+    /// Asynchronous requests get the state after a moment (the controllers usually finish within it, and a 201 saves
+    /// the platform a round of polling); synchronous ones wait up to the configured timeout. The quota is watched,
+    /// not polled (as its apply returned it, then its changes), so that the answer comes as soon as its controller is
+    /// done; the default ServiceAccount is read after it. A virtual cluster seen ready is remembered for
+    /// `last_operation` (see [`crate::lifecycle::seen_ready`]).
+    async fn wait_until_ready(
+        &self,
+        record: &StoredInstance,
+        applied: &Applied,
+        accepts_incomplete: bool,
+    ) -> Result<Readiness> {
         let patience = if accepts_incomplete { Duration::from_secs(2) } else { self.options.sync_timeout };
-        let give_up = tokio::time::Instant::now() + patience;
-        loop {
-            let readiness = self.readiness(record).await?;
-            if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up.min(deadline) {
-                if let (Readiness::Waiting(what), false) = (&readiness, accepts_incomplete) {
-                    return Err(Error::unavailable(format!("the cluster did not finish in time: {what}")));
-                }
-                return Ok(readiness);
+        let give_up = tokio::time::Instant::now() + patience.min(self.options.sync_timeout);
+        let namespace = self.namespace_of(&record.instance_id);
+        let quota_computed_now = async {
+            if quota_computed(Some(&applied.quota)) {
+                return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // From the version the apply returned: no list first, whose consistent read could wait for the
+            // apiserver's cache to catch up with writes of other kinds.
+            let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), &namespace);
+            let version = applied.quota.metadata.resource_version.clone().unwrap_or_default();
+            let params = WatchParams::default().fields(&format!("metadata.name={QUOTA_NAME}"));
+            let mut events = std::pin::pin!(quotas.watch(&params, &version).await?);
+            while let Some(event) = events.try_next().await? {
+                match event {
+                    WatchEvent::Added(quota) | WatchEvent::Modified(quota) if quota_computed(Some(&quota)) => {
+                        return Ok(());
+                    }
+                    WatchEvent::Error(status) => return Err(kube::Error::Api(status)),
+                    _ => {}
+                }
+            }
+            Err(kube::Error::Service("the watch of the quota ended".into()))
+        };
+        // Read once the quota is (the broker may not watch ServiceAccounts): made by its controller as the namespace
+        // appeared, it is almost always there by then.
+        let account_made = async {
+            let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
+            let mut pause = Duration::from_millis(10);
+            while accounts.get_opt("default").await?.is_none() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Ok::<(), kube::Error>(())
+        };
+        let watched = tokio::time::timeout_at(give_up, async {
+            match quota_computed_now.await {
+                Ok(()) => (Ok(()), account_made.await),
+                Err(error) => (Err(error), Ok(())),
+            }
+        });
+        let readiness = match watched.await {
+            Ok((Ok(()), Ok(()))) => Readiness::Ready,
+            Ok((quota, account)) => {
+                if let Err(error) = quota {
+                    tracing::warn!(%namespace, %error, "cannot watch the virtual cluster's quota: polling it");
+                }
+                if let Err(error) = account {
+                    tracing::warn!(%namespace, %error, "cannot read the virtual cluster's default ServiceAccount");
+                }
+                loop {
+                    let readiness = self.readiness(record).await?;
+                    if readiness == Readiness::Ready || tokio::time::Instant::now() >= give_up {
+                        break readiness;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            // A last look, to say what is missing.
+            Err(_) => self.readiness(record).await?,
+        };
+        match readiness {
+            Readiness::Ready => self.seen_ready.insert(&applied.namespace.metadata),
+            Readiness::Waiting(what) if !accepts_incomplete => {
+                return Err(Error::unavailable(format!("the cluster did not finish in time: {what}")));
+            }
+            Readiness::Waiting(_) => {}
         }
+        Ok(readiness)
     }
 
     async fn delete_namespace_quietly(&self, instance_id: &str) {
@@ -339,7 +462,7 @@ impl Broker {
         if target.id != stored.attributes.plan_id {
             self.check_usage_fits(instance_id, &target.name, &target.broker.quota).await?;
         }
-        self.apply_virtual_cluster(service, &updated).await?;
+        self.apply_virtual_cluster(service, &updated, None).await?;
         Ok(Updated::Done(InstanceResponse { dashboard_url: self.dashboard_url(instance_id), operation: None }))
     }
 
