@@ -167,10 +167,7 @@ async fn fleet_metrics(State(fleet): State<Arc<Fleet>>) -> impl axum::response::
         Err(error) => tracing::warn!(%error, "could not count instances for /metrics"),
     }
     metrics.set_cache(&fleet.home().broker.cache_figures());
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        metrics.encode(),
-    )
+    exposition()
 }
 
 /// The tenant dashboard over `broker`, bound to `bound`; `cluster` is the broker's client configuration, whose
@@ -230,9 +227,14 @@ async fn metrics(State(broker): State<osb::BrokerState>) -> impl axum::response:
         Err(error) => tracing::warn!(%error, "could not count instances for /metrics"),
     }
     metrics.set_cache(&broker.cache_figures());
+    exposition()
+}
+
+/// Every metric of the process, in the OpenMetrics text format.
+fn exposition() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        metrics.encode(),
+        crate::metrics::global().encode(),
     )
 }
 
